@@ -1,0 +1,325 @@
+"""The asset bundle: a manifest as COSE_Mac0 (AES-CMAC under K_AUTH) and the sealed chunks.
+
+Manifest payload (canonical CBOR map)::
+
+    "v"           1
+    "family"      bstr .8       chip family id
+    "bundle-id"   bstr .16      random, names this bundle
+    "epoch"       uint          chips refuse an update whose epoch is not above the installed one
+    "min-svn"     uint          lowest software security version allowed to install it
+    "aead"        3 | 31        A256GCM | AES-CCM-16-128-256
+    "chunk-size"  uint          plaintext bytes per chunk (the last may be shorter)
+    "assets"      [+ asset]
+
+    asset = {
+      "name": tstr, "kind": "key" | "certificate" | "firmware" | "config",
+      ? "key-type": tstr,  ; keys: "aes-256" | "ec-p256" | "ec-p384" | "ed25519" | "raw"
+      ? "slot": uint,              ; keys: key slot
+      ? "region": tstr,            ; everything else: flash region
+      "length": uint,              ; plaintext bytes
+      "chunks": uint,
+      "nonce": bstr,               ; STREAM nonce prefix, AEAD nonce length - 5 bytes
+      "digest": bstr .32           ; head of the ciphertext hash chain (trustprov.crypto.digest)
+    }
+
+COSE_Mac0 protected header: {1: -65537 (AES-CMAC-256/128, private use), 3:
+"application/vnd.trustprov.manifest+cbor", "tp-family": family id}.
+
+Chunk i (0-based) of asset a is AEAD(K, nonce = prefix || [i]_32 || [last]_8, plaintext chunk,
+aad = CBOR ["tp-chunk", bundle-id, a]) with K = K_ENCK for keys and K_ENCD for the rest.
+
+Bundle file: canonical CBOR array ["trustprov-bundle", 1, manifest COSE_Mac0 bytes, [[+ bstr]]].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from trustprov.crypto.aead import AEAD_BY_ID, CMAC_ALG_ID, TAG_LEN, Aead
+from trustprov.crypto.digest import CHAIN_END, DIGEST_LEN, chain_link
+from trustprov.crypto.schedule import FAMILY_ID_LEN
+from trustprov.errors import FormatError
+from trustprov.formats import cbor, cose
+from trustprov.formats.limits import LIMITS
+
+MANIFEST_CONTENT_TYPE = "application/vnd.trustprov.manifest+cbor"
+BUNDLE_MAGIC = "trustprov-bundle"
+FORMAT = 1
+BUNDLE_ID_LEN = 16
+MIN_CHUNK = 256
+AssetKind = Literal["key", "certificate", "firmware", "config"]
+ASSET_KINDS: tuple[str, ...] = ("key", "certificate", "firmware", "config")
+KEY_TYPES = {
+    "aes-256": (32,),
+    "ec-p256": (32,),
+    "ec-p384": (48,),
+    "ed25519": (32,),
+    "raw": (16, 24, 32, 48, 64),
+}
+MAX_KEY_LEN = 64
+MAX_SLOT = 255
+MAX_ASSET_LEN = 2**40
+
+
+@dataclass(frozen=True)
+class AssetEntry:
+    name: str
+    kind: str
+    length: int
+    chunks: int
+    nonce: bytes
+    digest: bytes
+    key_type: str | None = None
+    slot: int | None = None
+    region: str | None = None
+
+    @property
+    def is_key(self) -> bool:
+        return self.kind == "key"
+
+    @property
+    def target(self) -> str:
+        return f"slot {self.slot}" if self.is_key else f"region {self.region}"
+
+    def to_map(self) -> dict[str, Any]:
+        m: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "length": self.length,
+            "chunks": self.chunks,
+            "nonce": self.nonce,
+            "digest": self.digest,
+        }
+        if self.is_key:
+            m["key-type"] = self.key_type
+            m["slot"] = self.slot
+        else:
+            m["region"] = self.region
+        return m
+
+    @classmethod
+    def from_map(cls, value: Any, aead: Aead, chunk_size: int, i: int) -> AssetEntry:
+        what = f"manifest asset {i}"
+        base = {"name", "kind", "length", "chunks", "nonce", "digest"}
+        kind = cbor.expect(cbor.expect(value, dict, what).get("kind"), str, f"{what}: kind")
+        if kind not in ASSET_KINDS:
+            raise FormatError(f"{what}: unknown kind")
+        extra = {"key-type", "slot"} if kind == "key" else {"region"}
+        m = cbor.expect_map(value, what, base | extra)
+        entry = cls(
+            name=cbor.expect_name(m["name"], f"{what}: name", LIMITS.name),
+            kind=kind,
+            length=cbor.expect_uint(m["length"], f"{what}: length", MAX_ASSET_LEN),
+            chunks=cbor.expect_uint(m["chunks"], f"{what}: chunks", MAX_ASSET_LEN),
+            nonce=cbor.expect_bstr(m["nonce"], f"{what}: nonce", aead.nonce_len - 5),
+            digest=cbor.expect_bstr(m["digest"], f"{what}: digest", DIGEST_LEN),
+            key_type=cbor.expect(m["key-type"], str, f"{what}: key type")
+            if kind == "key"
+            else None,
+            slot=cbor.expect_uint(m["slot"], f"{what}: slot", MAX_SLOT) if kind == "key" else None,
+            region=cbor.expect_name(m["region"], f"{what}: region", LIMITS.name)
+            if kind != "key"
+            else None,
+        )
+        entry.validate(chunk_size)
+        return entry
+
+    def validate(self, chunk_size: int) -> None:
+        what = f"asset {self.name!r}"
+        if self.length < 1:
+            raise FormatError(f"{what}: empty")
+        if self.chunks != chunk_count(self.length, chunk_size):
+            raise FormatError(f"{what}: chunk count does not match its length")
+        if self.is_key:
+            if self.key_type not in KEY_TYPES:
+                raise FormatError(f"{what}: unknown key type")
+            if self.length not in KEY_TYPES[self.key_type]:
+                raise FormatError(f"{what}: wrong length for a {self.key_type} key")
+
+
+def chunk_count(length: int, chunk_size: int) -> int:
+    return max(1, -(-length // chunk_size))
+
+
+def chunk_nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    return prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+
+
+def chunk_aad(bundle_id: bytes, asset_index: int) -> bytes:
+    return cbor.encode(["tp-chunk", bundle_id, asset_index])
+
+
+@dataclass(frozen=True)
+class Manifest:
+    family_id: bytes
+    bundle_id: bytes
+    epoch: int
+    min_security_version: int
+    aead: Aead
+    chunk_size: int
+    assets: tuple[AssetEntry, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.family_id) != FAMILY_ID_LEN or len(self.bundle_id) != BUNDLE_ID_LEN:
+            raise FormatError("manifest: bad family or bundle id length")
+        if not MIN_CHUNK <= self.chunk_size <= min(LIMITS.chunk, self.aead.max_message):
+            top = min(LIMITS.chunk, self.aead.max_message)
+            raise FormatError(f"manifest: chunk size must be {MIN_CHUNK}..{top} ({self.aead.name})")
+        if not 1 <= len(self.assets) <= LIMITS.assets_per_bundle:
+            raise FormatError(f"manifest: 1..{LIMITS.assets_per_bundle} assets")
+        for what, values in (
+            ("name", [a.name for a in self.assets]),
+            ("slot", [a.slot for a in self.assets if a.is_key]),
+            ("region", [a.region for a in self.assets if not a.is_key]),
+        ):
+            if len(set(values)) != len(values):
+                raise FormatError(f"manifest: duplicate asset {what}")
+        for a in self.assets:
+            a.validate(self.chunk_size)
+            if a.is_key and a.chunks != 1:
+                raise FormatError(f"manifest: key asset {a.name!r} must be one chunk")
+
+    def to_payload(self) -> bytes:
+        return cbor.encode(
+            {
+                "v": FORMAT,
+                "family": self.family_id,
+                "bundle-id": self.bundle_id,
+                "epoch": self.epoch,
+                "min-svn": self.min_security_version,
+                "aead": self.aead.cose_id,
+                "chunk-size": self.chunk_size,
+                "assets": [a.to_map() for a in self.assets],
+            }
+        )
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> Manifest:
+        what = "manifest"
+        m = cbor.expect_map(
+            cbor.decode(payload, limit=LIMITS.manifest, what=what),
+            what,
+            {"v", "family", "bundle-id", "epoch", "min-svn", "aead", "chunk-size", "assets"},
+        )
+        if m["v"] != FORMAT or isinstance(m["v"], bool):
+            raise FormatError(f"{what}: unsupported format version")
+        aead_id = cbor.expect(m["aead"], int, f"{what}: aead")
+        if aead_id not in AEAD_BY_ID:
+            raise FormatError(f"{what}: unsupported AEAD {aead_id}")
+        aead = AEAD_BY_ID[aead_id]
+        chunk_size = cbor.expect_uint(m["chunk-size"], f"{what}: chunk size", LIMITS.chunk)
+        assets = cbor.expect(m["assets"], list, f"{what}: assets")
+        if len(assets) > LIMITS.assets_per_bundle:
+            raise FormatError(f"{what}: more than {LIMITS.assets_per_bundle} assets")
+        if chunk_size < MIN_CHUNK:
+            raise FormatError(f"{what}: chunk size below {MIN_CHUNK}")
+        return cls(
+            family_id=cbor.expect_bstr(m["family"], f"{what}: family", FAMILY_ID_LEN),
+            bundle_id=cbor.expect_bstr(m["bundle-id"], f"{what}: bundle id", BUNDLE_ID_LEN),
+            epoch=cbor.expect_uint(m["epoch"], f"{what}: epoch", 2**32 - 1),
+            min_security_version=cbor.expect_uint(m["min-svn"], f"{what}: min-svn", 2**32 - 1),
+            aead=aead,
+            chunk_size=chunk_size,
+            assets=tuple(AssetEntry.from_map(a, aead, chunk_size, i) for i, a in enumerate(assets)),
+        )
+
+
+@dataclass(frozen=True)
+class SignedManifest:
+    """The manifest inside its COSE_Mac0. Parsing does not verify: only a chip can (K_AUTH)."""
+
+    manifest: Manifest
+    message: cose.CoseMessage = field(repr=False)
+
+    @staticmethod
+    def protected_header(family_id: bytes) -> dict[Any, Any]:
+        return {
+            cose.ALG: CMAC_ALG_ID,
+            cose.CONTENT_TYPE: MANIFEST_CONTENT_TYPE,
+            "tp-family": family_id,
+        }
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignedManifest:
+        what = "manifest"
+        m = cose.decode(data, cose.TAG_MAC0, limit=LIMITS.manifest, what=what)
+        h = cbor.expect_map(
+            m.protected, f"{what}: protected header", {cose.ALG, cose.CONTENT_TYPE, "tp-family"}
+        )
+        if h[cose.ALG] != CMAC_ALG_ID or h[cose.CONTENT_TYPE] != MANIFEST_CONTENT_TYPE:
+            raise FormatError(f"{what}: not a trustprov manifest (AES-CMAC COSE_Mac0)")
+        if m.unprotected:
+            raise FormatError(f"{what}: unexpected unprotected header")
+        if len(m.auth) != TAG_LEN:
+            raise FormatError(f"{what}: CMAC tag must be {TAG_LEN} bytes")
+        manifest = Manifest.from_payload(m.body)
+        if h["tp-family"] != manifest.family_id:
+            raise FormatError(f"{what}: header and payload name different families")
+        return cls(manifest, m)
+
+    def to_bytes(self) -> bytes:
+        return self.message.to_bytes()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A manifest and, per asset, its ciphertext chunks, checked against each other's shape."""
+
+    signed: SignedManifest
+    chunks: tuple[tuple[bytes, ...], ...] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        manifest = self.signed.manifest
+        if len(self.chunks) != len(manifest.assets):
+            raise FormatError("bundle: asset count does not match the manifest")
+        for entry, chunks in zip(manifest.assets, self.chunks, strict=True):
+            if len(chunks) != entry.chunks:
+                raise FormatError(f"bundle: asset {entry.name!r} has the wrong number of chunks")
+            for i, c in enumerate(chunks):
+                if len(c) != chunk_plain_len(entry, manifest.chunk_size, i) + TAG_LEN:
+                    raise FormatError(
+                        f"bundle: asset {entry.name!r} chunk {i} has the wrong length"
+                    )
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.signed.manifest
+
+    def chain_links(self, asset_index: int) -> list[bytes]:
+        """h_2..h_{n+1} for the chunks of one asset: what a chip needs beside each chunk."""
+        chunks = self.chunks[asset_index]
+        links = [CHAIN_END]
+        for c in reversed(chunks[1:]):
+            links.append(chain_link(c, links[-1]))
+        return links[::-1]
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Bundle:
+        what = "bundle"
+        v = cbor.expect(cbor.decode(data, limit=LIMITS.bundle, what=what), list, what)
+        if len(v) != 4 or v[0] != BUNDLE_MAGIC or v[1] != FORMAT or isinstance(v[1], bool):
+            raise FormatError(f"{what}: not a trustprov bundle (format {FORMAT})")
+        signed = SignedManifest.from_bytes(cbor.expect_bstr(v[2], f"{what}: manifest"))
+        assets = cbor.expect(v[3], list, f"{what}: assets")
+        if len(assets) > LIMITS.assets_per_bundle:
+            raise FormatError(f"{what}: too many assets")
+        chunks = tuple(
+            tuple(
+                cbor.expect_bstr(c, f"{what}: chunk", max_len=LIMITS.chunk + TAG_LEN)
+                for c in cbor.expect(a, list, f"{what}: asset chunks")
+            )
+            for a in assets
+        )
+        return cls(signed, chunks)
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode(
+            [BUNDLE_MAGIC, FORMAT, self.signed.to_bytes(), [list(c) for c in self.chunks]]
+        )
+
+
+def chunk_plain_len(entry: AssetEntry, chunk_size: int, index: int) -> int:
+    if index < entry.chunks - 1:
+        return chunk_size
+    return entry.length - chunk_size * (entry.chunks - 1)

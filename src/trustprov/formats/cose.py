@@ -1,0 +1,96 @@
+"""COSE single-recipient structures (RFC 9052): Sign1 (tag 18), Encrypt0 (tag 16), Mac0 (tag 17).
+
+Only the layout lives here: the protected header as a bstr-wrapped map, the unprotected map, the
+payload, and the ToBeSigned / Enc_structure / MAC_structure that the cryptography runs over.
+Artifact classes (software, sealed values, manifest) give the header fields their meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+
+from trustprov.errors import FormatError
+from trustprov.formats import cbor
+
+TAG_SIGN1 = 18
+TAG_ENCRYPT0 = 16
+TAG_MAC0 = 17
+_NAMES = {TAG_SIGN1: "COSE_Sign1", TAG_ENCRYPT0: "COSE_Encrypt0", TAG_MAC0: "COSE_Mac0"}
+
+# header labels (RFC 9052 section 3.1)
+ALG = 1
+CONTENT_TYPE = 3
+IV = 5
+
+
+@dataclass(frozen=True)
+class CoseMessage:
+    """A decoded COSE message. ``protected_bytes`` are kept exactly as received (they are what
+    the signature, MAC or AEAD covers); ``body`` is the payload or ciphertext."""
+
+    tag: int
+    protected_bytes: bytes
+    protected: dict[Any, Any]
+    unprotected: dict[Any, Any]
+    body: bytes = field(repr=False)
+    auth: bytes = b""  # signature or MAC tag; empty for Encrypt0
+
+    @property
+    def kind(self) -> str:
+        return _NAMES[self.tag]
+
+    def to_bytes(self) -> bytes:
+        items: list[Any] = [self.protected_bytes, self.unprotected, self.body]
+        if self.tag != TAG_ENCRYPT0:
+            items.append(self.auth)
+        return cbor.encode(cbor2.CBORTag(self.tag, items))
+
+    # the structures the cryptography runs over (external_aad is always empty here)
+    def to_be_signed(self) -> bytes:
+        return sig_structure(self.protected_bytes, self.body)
+
+    def enc_structure(self) -> bytes:
+        return cbor.encode(["Encrypt0", self.protected_bytes, b""])
+
+    def mac_structure(self) -> bytes:
+        return mac_structure(self.protected_bytes, self.body)
+
+
+def sig_structure(protected_bytes: bytes, payload: bytes) -> bytes:
+    return cbor.encode(["Signature1", protected_bytes, b"", payload])
+
+
+def mac_structure(protected_bytes: bytes, payload: bytes) -> bytes:
+    return cbor.encode(["MAC0", protected_bytes, b"", payload])
+
+
+def encode_protected(header: dict[Any, Any]) -> bytes:
+    return cbor.encode(header)
+
+
+def decode(data: bytes, tag: int, *, limit: int, what: str) -> CoseMessage:
+    """Parse a tagged COSE message of kind ``tag``; anything else is a `FormatError`."""
+    value = cbor.decode(data, limit=limit, what=what)
+    if not isinstance(value, cbor2.CBORTag) or value.tag != tag:
+        raise FormatError(f"{what}: not a {_NAMES[tag]} (CBOR tag {tag})")
+    items = value.value
+    size = 3 if tag == TAG_ENCRYPT0 else 4
+    if not isinstance(items, list) or len(items) != size:
+        raise FormatError(f"{what}: {_NAMES[tag]} must be an array of {size}")
+    protected_bytes = cbor.expect_bstr(items[0], f"{what}: protected header")
+    if not protected_bytes:
+        raise FormatError(f"{what}: empty protected header")
+    protected = cbor.expect(
+        cbor.decode(protected_bytes, limit=limit, what=f"{what}: protected header"),
+        dict,
+        f"{what}: protected header",
+    )
+    unprotected = cbor.expect(items[1], dict, f"{what}: unprotected header")
+    if protected.keys() & unprotected.keys():
+        raise FormatError(f"{what}: a header label is both protected and unprotected")
+    body = cbor.expect_bstr(items[2], f"{what}: payload")
+    auth = cbor.expect_bstr(items[3], f"{what}: tag") if tag != TAG_ENCRYPT0 else b""
+    return CoseMessage(tag, protected_bytes, protected, unprotected, body, auth)
