@@ -18,7 +18,7 @@ class Limits:
     assets_per_bundle: int = 64
     chunk: int = 64 * KiB
     name: int = 64
-    link_message: int = 80 * KiB
+    link_message: int = 4 * MiB + 64 * KiB  # the largest request carries the software image
     lot_manifest: int = 2 * GiB
     asset_list: int = 1 * MiB
     certificate: int = 4 * KiB

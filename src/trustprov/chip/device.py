@@ -1,0 +1,252 @@
+"""One chip: its state, its boot ROM, and the `Hardware` handle the ROM gives verified software.
+
+The boot ROM (`Chip.boot`) is the only way to obtain a `Hardware`: it runs software only if
+1. the image parses as signed provisioning software,
+2. its signature verifies under the immutable K_PUK_ICM_PROV,
+3. the code it signs is the code the chip is about to run, and
+4. its security version is not below the OTP counter (which then advances to it).
+
+ROM services that need no software: manufacturing (burn immutable memory once, make the identity
+key, store the certificate), status and identity.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from trustprov.chip.farm import Farm
+from trustprov.chip.model import ChipState, ImmutableMemory, Installed, KeySlot, Lifecycle
+from trustprov.chip.ram import DEFAULT_RAM, Ram
+from trustprov.chip.trng import SystemTrng, Trng
+from trustprov.crypto.digest import sha256
+from trustprov.crypto.keys import (
+    MATERIAL_LEN,
+    PublicKey,
+    load_public_key,
+    private_key_bytes,
+    private_key_from_material,
+    public_key_der,
+)
+from trustprov.errors import ArtifactError, ChipRefused
+from trustprov.formats.software import SignedSoftware, code_archive
+
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
+
+
+@functools.cache
+def measured_code_digest(directory: Path = FIRMWARE_DIR) -> bytes:
+    """SHA-256 of the code archive of the firmware this chip model executes."""
+    return sha256(code_archive(directory))
+
+
+@functools.lru_cache(maxsize=16)
+def _rom_public_key(spki_der: bytes) -> PublicKey:
+    return load_public_key(spki_der)
+
+
+@dataclass(frozen=True)
+class FlashWrite:
+    region: str
+    asset: str
+    content_id: bytes  # names the content for the farm's de-duplication
+    data: bytes = field(repr=False)
+
+
+class Chip:
+    def __init__(
+        self,
+        farm: Farm,
+        state: ChipState,
+        *,
+        trng: Trng | None = None,
+        ram_budget: int = DEFAULT_RAM,
+        code_dir: Path = FIRMWARE_DIR,
+    ) -> None:
+        self._farm = farm
+        self._state = state
+        self.trng: Trng = trng or SystemTrng()
+        self.ram = Ram(ram_budget)
+        self._code_dir = code_dir
+
+    @property
+    def uid(self) -> bytes:
+        return self._state.uid
+
+    @property
+    def lot(self) -> str:
+        return self._state.lot
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return self._state.lifecycle
+
+    @property
+    def security_counter(self) -> int:
+        return self._state.security_counter
+
+    @property
+    def family_id(self) -> bytes | None:
+        return self._state.immutable.family_id if self._state.immutable else None
+
+    @property
+    def certificate(self) -> bytes | None:
+        return self._state.certificate
+
+    @property
+    def installed(self) -> Installed | None:
+        return self._state.installed
+
+    def _commit(self, state: ChipState, blobs: dict[bytes, bytes] | None = None) -> None:
+        self._farm.save(state, blobs)
+        self._state = state
+
+    def _copy(self) -> ChipState:
+        s = self._state
+        return ChipState(
+            uid=s.uid,
+            lot=s.lot,
+            lifecycle=s.lifecycle,
+            security_counter=s.security_counter,
+            immutable=s.immutable,
+            identity_key=s.identity_key,
+            certificate=s.certificate,
+            installed=s.installed,
+        )
+
+    # -- ROM: manufacturing -----------------------------------------------------------------
+    def burn_immutable(self, image: ImmutableMemory) -> None:
+        if self._state.immutable is not None:
+            raise ChipRefused("immutable memory is already written", code="immutable-written")
+        state = self._copy()
+        state.immutable = image
+        self._commit(state)
+
+    def make_identity(self) -> bytes:
+        """Make the chip's P-256 identity key from its TRNG; return the public key (SPKI DER)."""
+        if self._state.immutable is None:
+            raise ChipRefused("chip is blank: immutable memory not written", code="lifecycle")
+        if self._state.identity_key is not None:
+            raise ChipRefused("identity key already made", code="identity-exists")
+        key = private_key_from_material("ec-p256", self.trng.random(MATERIAL_LEN["ec-p256"]))
+        state = self._copy()
+        state.identity_key = private_key_bytes(key)
+        self._commit(state)
+        return public_key_der(key)
+
+    def store_certificate(self, der: bytes) -> None:
+        if self._state.identity_key is None or self._state.certificate is not None:
+            raise ChipRefused(
+                "certificate can be stored once, after the identity key", code="lifecycle"
+            )
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError as e:
+            raise ChipRefused("not an X.509 certificate", code="bad-certificate") from e
+        own = _identity_public_der(self._state.identity_key)
+        if public_key_der(cert.public_key()) != own:  # type: ignore[arg-type]  # any key type compares
+            raise ChipRefused("certificate is not for this chip's key", code="bad-certificate")
+        state = self._copy()
+        state.certificate = der
+        state.lifecycle = Lifecycle.MANUFACTURED
+        self._commit(state)
+
+    # -- ROM: secure boot -------------------------------------------------------------------
+    def boot(self, image: bytes) -> Hardware:
+        mem = self._state.immutable
+        if mem is None or self._state.lifecycle < Lifecycle.MANUFACTURED:
+            raise ChipRefused("chip is not manufactured", code="lifecycle")
+        try:  # 1.
+            software = SignedSoftware.from_bytes(image)
+        except ArtifactError as e:
+            raise ChipRefused(f"boot refused: {e.message}", code="bad-software") from e
+        try:  # 2.
+            software.verify(_rom_public_key(mem.k_puk_icm_prov))
+        except ArtifactError as e:
+            raise ChipRefused("boot refused: software signature", code="bad-signature") from e
+        if software.code_digest != measured_code_digest(self._code_dir):  # 3.
+            raise ChipRefused(
+                "boot refused: code does not match the signed image", code="code-mismatch"
+            )
+        if software.security_version < self._state.security_counter:  # 4.
+            raise ChipRefused(
+                f"boot refused: security version {software.security_version} is below the "
+                f"chip's counter {self._state.security_counter}",
+                code="rollback",
+            )
+        if software.security_version > self._state.security_counter:
+            state = self._copy()
+            state.security_counter = software.security_version
+            self._commit(state)
+        return Hardware(self, software, mem)
+
+
+def _identity_public_der(scalar: bytes) -> bytes:
+    """SPKI DER of the P-256 identity key with private scalar ``scalar``."""
+    return public_key_der(ec.derive_private_key(int.from_bytes(scalar), ec.SECP256R1()))
+
+
+class Hardware:
+    """What verified software may touch. Key slots are write-only: there is no read method."""
+
+    def __init__(self, chip: Chip, software: SignedSoftware, immutable: ImmutableMemory) -> None:
+        self._chip = chip
+        self.software = software
+        self._immutable = immutable
+        self.trng = chip.trng
+        self.ram = chip.ram
+
+    def __repr__(self) -> str:
+        return f"Hardware(uid={self.uid.hex()}, software={self.software.name!r})"
+
+    @property
+    def uid(self) -> bytes:
+        return self._chip.uid
+
+    @property
+    def family_id(self) -> bytes:
+        return self._immutable.family_id
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return self._chip.lifecycle
+
+    @property
+    def installed(self) -> Installed | None:
+        return self._chip.installed
+
+    def immutable(self) -> ImmutableMemory:
+        return self._immutable
+
+    def install(
+        self,
+        *,
+        domain_id: bytes,
+        bundle_id: bytes,
+        epoch: int,
+        slots: dict[int, KeySlot],
+        flash: list[FlashWrite],
+    ) -> None:
+        """Write slots and flash and advance the lifecycle to PROVISIONED in one atomic commit."""
+        chip = self._chip
+        state = chip._copy()
+        previous = state.installed
+        installed = Installed(domain_id=domain_id, bundle_id=bundle_id, epoch=epoch)
+        if previous is not None:  # an update keeps what the new bundle does not replace
+            installed.slots.update(previous.slots)
+            installed.regions.update(previous.regions)
+        installed.slots.update(slots)
+        for w in flash:
+            installed.regions[w.region] = (w.asset, len(w.data), w.content_id)
+        state.installed = installed
+        state.lifecycle = Lifecycle.PROVISIONED
+        chip._commit(state, {w.content_id: w.data for w in flash})
+
+    def lock(self) -> None:
+        state = self._chip._copy()
+        state.lifecycle = Lifecycle.LOCKED
+        self._chip._commit(state)

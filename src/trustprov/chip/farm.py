@@ -1,0 +1,190 @@
+"""A lot of chips in one SQLite file (the chip farm).
+
+Layout: one row per chip; the immutable memory image once per family (every chip of a family
+holds the same one); flash contents once per distinct blob, so a firmware image installed on a
+million chips is stored once. Every chip write is one transaction: a chip's persistent state
+moves from one consistent state to the next or not at all, as flash with an atomic commit would.
+
+Reading this file is reading silicon: it holds every chip's immutable memory and key slots, and
+stands in for the physical chips at the CM. See docs/threat-model.md.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from trustprov.chip.model import ChipState, ImmutableMemory, Installed, Lifecycle
+from trustprov.errors import InputError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS farm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS families (family_id BLOB PRIMARY KEY, immutable BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (blob_id BLOB PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chips (
+    uid BLOB PRIMARY KEY,
+    lot TEXT NOT NULL,
+    family_id BLOB REFERENCES families(family_id),
+    lifecycle INTEGER NOT NULL,
+    security_counter INTEGER NOT NULL,
+    identity_key BLOB,
+    certificate BLOB,
+    installed BLOB
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chips_by_lot ON chips (lot, uid);
+"""
+FARM_FORMAT = "trustprov-farm-1"
+
+
+class Farm:
+    """The farm file. One instance per process; chips load from and commit to it."""
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise InputError(f"no chip farm at {self.path}")
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            if create:
+                self._db.executescript(SCHEMA)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO farm_meta VALUES ('format', ?)", (FARM_FORMAT,)
+                )
+            row = self._db.execute("SELECT value FROM farm_meta WHERE key='format'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise InputError(f"{self.path} is not a chip farm ({e})") from e
+        if row is None or row[0] != FARM_FORMAT:
+            raise InputError(f"{self.path} is not a chip farm of format {FARM_FORMAT}")
+        self._lock = threading.RLock()
+        self._in_batch = False
+        self._families: dict[bytes, ImmutableMemory] = {}
+        self._known_blobs: set[bytes] = set()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- transactions -----------------------------------------------------------------------
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group many chip writes in one transaction (manufacturing). Nested writes join it."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_batch = True
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._in_batch = False
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._in_batch:
+                yield self._db
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- chips ------------------------------------------------------------------------------
+    def add_blank(self, uid: bytes, lot: str) -> ChipState:
+        state = ChipState(uid=uid, lot=lot)
+        with self._write() as db:
+            try:
+                db.execute(
+                    "INSERT INTO chips (uid, lot, lifecycle, security_counter) VALUES (?, ?, ?, 0)",
+                    (uid, lot, int(Lifecycle.BLANK)),
+                )
+            except sqlite3.IntegrityError as e:
+                raise InputError(f"chip {uid.hex()} already exists in the farm") from e
+        return state
+
+    def load(self, uid: bytes) -> ChipState:
+        row = self._db.execute(
+            "SELECT lot, family_id, lifecycle, security_counter, identity_key, certificate, "
+            "installed FROM chips WHERE uid = ?",
+            (uid,),
+        ).fetchone()
+        if row is None:
+            raise InputError(f"no chip {uid.hex()} in {self.path}")
+        lot, family_id, lifecycle, counter, identity_key, certificate, installed = row
+        return ChipState(
+            uid=uid,
+            lot=lot,
+            lifecycle=Lifecycle(lifecycle),
+            security_counter=counter,
+            immutable=self._family(family_id) if family_id is not None else None,
+            identity_key=identity_key,
+            certificate=certificate,
+            installed=Installed.from_bytes(installed) if installed is not None else None,
+        )
+
+    def _family(self, family_id: bytes) -> ImmutableMemory:
+        if family_id not in self._families:
+            row = self._db.execute(
+                "SELECT immutable FROM families WHERE family_id = ?", (family_id,)
+            ).fetchone()
+            self._families[family_id] = ImmutableMemory.from_bytes(row[0])
+        return self._families[family_id]
+
+    def save(self, state: ChipState, blobs: dict[bytes, bytes] | None = None) -> None:
+        """Write one chip's whole persistent state (and new flash blobs) atomically."""
+        with self._write() as db:
+            if state.immutable is not None:
+                fam = state.immutable.family_id
+                if fam not in self._families:
+                    image = state.immutable.to_bytes()
+                    db.execute("INSERT OR IGNORE INTO families VALUES (?, ?)", (fam, image))
+                    stored = db.execute(
+                        "SELECT immutable FROM families WHERE family_id = ?", (fam,)
+                    ).fetchone()[0]
+                    if stored != image:
+                        raise InputError("this farm holds another immutable image for the family")
+                    self._families[fam] = state.immutable
+            for blob_id, data in (blobs or {}).items():
+                if blob_id not in self._known_blobs:
+                    db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (blob_id, data))
+            db.execute(
+                "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "
+                "identity_key = ?, certificate = ?, installed = ? WHERE uid = ?",
+                (
+                    state.immutable.family_id if state.immutable else None,
+                    int(state.lifecycle),
+                    state.security_counter,
+                    state.identity_key,
+                    state.certificate,
+                    state.installed.to_bytes() if state.installed else None,
+                    state.uid,
+                ),
+            )
+        self._known_blobs.update((blobs or {}).keys())
+
+    def blob(self, blob_id: bytes) -> bytes:
+        row = self._db.execute("SELECT data FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone()
+        if row is None:
+            raise InputError("flash blob missing from the farm")
+        return bytes(row[0])
+
+    # -- inventory (what is physically in the trays) ----------------------------------------
+    def lots(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT DISTINCT lot FROM chips ORDER BY lot")]
+
+    def uids(self, lot: str | None = None) -> list[bytes]:
+        if lot is None:
+            rows = self._db.execute("SELECT uid FROM chips ORDER BY uid")
+        else:
+            rows = self._db.execute("SELECT uid FROM chips WHERE lot = ? ORDER BY uid", (lot,))
+        return [bytes(r[0]) for r in rows]

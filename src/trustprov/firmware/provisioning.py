@@ -1,0 +1,200 @@
+"""FIG. 3: CM provisioning on every chip.
+
+Steps, numbered as in the figure and in docs/protocol.md:
+ 1. (boot ROM) the software is verified before this code runs at all.
+ 2. Unseal ENC(OEM_SHARE) with K_OEM_SHARE: its kind must be "oem-share", its family the chip's.
+ 3. K_MK = G(OEM_SHARE, HW_SHARE, ROM_SHARE).
+ 4. K_ENCK, K_ENCD, K_AUTH = KDF(K_MK, ...).
+ 5. Verify the manifest's CMAC under K_AUTH, before anything of it is used or decrypted.
+ 6. Check the manifest against the chip: family, minimum security version, lifecycle, one OEM
+    domain per chip, epoch above the installed one, RAM budget.
+ 7. Per chunk, in order: check it against the hash chain whose head the manifest carries, then
+    decrypt it with K_ENCK (keys) or K_ENCD (data) into staging.
+ 8. Verify every asset: complete, right length, a valid key of its type.
+ 9. Install keys into their slots and data into flash in one atomic commit.
+10. Advance the lifecycle to PROVISIONED (part of the same commit).
+Any failure ends the session: keys and staging are dropped and nothing is installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from trustprov.chip.device import FlashWrite, Hardware
+from trustprov.chip.model import KeySlot, Lifecycle
+from trustprov.crypto.aead import cmac_verify
+from trustprov.crypto.digest import CHAIN_END, chain_link, sha256
+from trustprov.crypto.keys import CURVES
+from trustprov.errors import ArtifactError, ChipRefused
+from trustprov.firmware.sealing import SESSION_RAM, oem_keys
+from trustprov.formats import cose
+from trustprov.formats.bundle import (
+    AssetEntry,
+    Manifest,
+    SignedManifest,
+    chunk_aad,
+    chunk_nonce,
+    chunk_plain_len,
+)
+from trustprov.formats.limits import LIMITS
+from trustprov.formats.sealed import SealedValue
+
+
+@dataclass
+class _Staged:
+    index: int = 0  # asset being received
+    chunk: int = 0  # next chunk of it
+    link: bytes = field(default=b"", repr=False)
+    data: bytearray = field(default_factory=bytearray, repr=False)  # flash staging, not RAM
+
+
+class ProvisioningSession:
+    def __init__(self, hw: Hardware, enc_oem_share: bytes, manifest_bytes: bytes) -> None:
+        self._hw = hw
+        if hw.lifecycle == Lifecycle.LOCKED:
+            raise ChipRefused("chip is locked", code="lifecycle")
+        hw.ram.reserve(SESSION_RAM + len(manifest_bytes))
+        self._ram = SESSION_RAM + len(manifest_bytes)
+        try:
+            self._begin(enc_oem_share, manifest_bytes)
+        except BaseException:
+            self.close()
+            raise
+
+    def _begin(self, enc_oem_share: bytes, manifest_bytes: bytes) -> None:
+        hw = self._hw
+        # 2. ENC(OEM_SHARE): only K_OEM_SHARE opens it; kind and family are authenticated.
+        try:
+            sealed = SealedValue.from_bytes(enc_oem_share, "oem-share")
+        except ArtifactError as e:
+            raise ChipRefused(e.message, code="bad-share") from e
+        if sealed.family_id != hw.family_id:
+            raise ChipRefused("ENC(OEM_SHARE) is for another chip family", code="wrong-family")
+        try:
+            oem_share = sealed.open(hw.immutable().k_oem_share)
+        except ArtifactError as e:
+            raise ChipRefused("ENC(OEM_SHARE) does not open on this chip", code="bad-share") from e
+        # 3.-4.
+        keys = oem_keys(hw, oem_share)
+        # 5. CMAC first: nothing of the payload is trusted before it verifies.
+        try:
+            message = cose.decode(
+                manifest_bytes, cose.TAG_MAC0, limit=LIMITS.manifest, what="manifest"
+            )
+            cmac_verify(keys.auth, message.mac_structure(), message.auth)
+            manifest = SignedManifest.from_bytes(manifest_bytes).manifest
+        except ArtifactError as e:
+            raise ChipRefused(f"manifest refused: {e.message}", code="bad-manifest") from e
+        # 6.
+        if manifest.family_id != hw.family_id:
+            raise ChipRefused("bundle is for another chip family", code="wrong-family")
+        svn = hw.software.security_version
+        if svn < manifest.min_security_version:
+            raise ChipRefused(
+                f"bundle needs software security version {manifest.min_security_version}, "
+                f"running {svn}",
+                code="software-too-old",
+            )
+        installed = hw.installed
+        if installed is not None:
+            if installed.domain_id != keys.domain_id:
+                raise ChipRefused("chip holds another OEM domain's assets", code="domain-mismatch")
+            if manifest.epoch <= installed.epoch:
+                raise ChipRefused(
+                    f"bundle epoch {manifest.epoch} is not above the installed {installed.epoch}",
+                    code="stale-epoch",
+                )
+        hw.ram.reserve(2 * manifest.chunk_size + 32)
+        self._ram += 2 * manifest.chunk_size + 32
+        self._keys = keys
+        self._manifest = manifest
+        self._staged = _Staged(link=manifest.assets[0].digest)
+        self._slots: dict[int, KeySlot] = {}
+        self._flash: list[FlashWrite] = []
+
+    def __repr__(self) -> str:
+        return "ProvisioningSession()"
+
+    def close(self) -> None:
+        self._hw.ram.release(self._ram)
+        self._ram = 0
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    def chunk(self, asset: int, index: int, ciphertext: bytes, next_link: bytes) -> None:
+        s, m = self._staged, self._manifest
+        if asset != s.index or index != s.chunk or asset >= len(m.assets):
+            raise ChipRefused("chunks must come in order, first to last", code="bad-sequence")
+        entry = m.assets[asset]
+        last = index == entry.chunks - 1
+        # 7. authenticate the ciphertext by the CMAC-verified manifest, then decrypt
+        if chain_link(ciphertext, next_link) != s.link or (last and next_link != CHAIN_END):
+            raise ChipRefused(
+                f"chunk {index} of {entry.name!r} does not match the manifest", code="bad-chunk"
+            )
+        key = self._keys.enck if entry.is_key else self._keys.encd
+        nonce = chunk_nonce(entry.nonce, index, last)
+        try:
+            plaintext = m.aead.open(key, nonce, ciphertext, chunk_aad(m.bundle_id, asset))
+        except ArtifactError as e:
+            raise ChipRefused(
+                f"chunk {index} of {entry.name!r} fails to decrypt", code="bad-chunk"
+            ) from e
+        if len(plaintext) != chunk_plain_len(entry, m.chunk_size, index):
+            raise ChipRefused(
+                f"chunk {index} of {entry.name!r} has the wrong length", code="bad-chunk"
+            )
+        s.link = next_link
+        s.data += plaintext
+        s.chunk += 1
+        if last:  # 8. the asset is complete: verify it and stage it for installation
+            self._stage(entry, bytes(s.data))
+            s.index, s.chunk, s.data = asset + 1, 0, bytearray()
+            if s.index < len(m.assets):
+                s.link = m.assets[s.index].digest
+
+    def _stage(self, entry: AssetEntry, value: bytes) -> None:
+        name = entry.name
+        if entry.is_key:
+            assert entry.slot is not None  # noqa: S101 - Manifest validated it
+            assert entry.key_type is not None  # noqa: S101 - Manifest validated it
+            _check_key(entry.key_type, value, name)
+            self._slots[entry.slot] = KeySlot(name, entry.key_type, value)
+        else:
+            assert entry.region is not None  # noqa: S101 - validated by Manifest
+            content_id = sha256(self._keys.domain_id, entry.digest)
+            self._flash.append(FlashWrite(entry.region, name, content_id, value))
+
+    def finish(self) -> dict[str, object]:
+        m = self._manifest
+        if self._staged.index != len(m.assets):
+            raise ChipRefused("bundle incomplete: not every asset was received", code="incomplete")
+        # 9.-10. one atomic commit
+        self._hw.install(
+            domain_id=self._keys.domain_id,
+            bundle_id=m.bundle_id,
+            epoch=m.epoch,
+            slots=self._slots,
+            flash=self._flash,
+        )
+        return {
+            "bundle-id": m.bundle_id,
+            "domain-id": self._keys.domain_id,
+            "epoch": m.epoch,
+            "assets": len(m.assets),
+        }
+
+
+def _check_key(key_type: str, value: bytes, name: str) -> None:
+    if key_type in CURVES:
+        d = int.from_bytes(value)
+        try:
+            ec.derive_private_key(d, CURVES[key_type])
+        except ValueError as e:
+            raise ChipRefused(
+                f"asset {name!r} is not a valid {key_type} key", code="bad-asset"
+            ) from e

@@ -1,0 +1,56 @@
+"""Wire format of the link: canonical CBOR maps, size-limited.
+
+request  = {"op": tstr, "args": {* tstr => any}}
+response = {"ok": {* tstr => any}} / {"error": tstr, "message": tstr}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trustprov.errors import ChipRefused, FormatError, TransportError
+from trustprov.formats import cbor
+from trustprov.formats.limits import LIMITS
+
+MAX_OP = 32
+MAX_MESSAGE_TEXT = 300
+
+
+def encode_request(op: str, args: dict[str, Any]) -> bytes:
+    return cbor.encode({"op": op, "args": args})
+
+
+def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
+    m = cbor.expect_map(
+        cbor.decode(data, limit=LIMITS.link_message, what="request"), "request", {"op", "args"}
+    )
+    op = cbor.expect_name(m["op"], "request op", MAX_OP)
+    args = cbor.expect(m["args"], dict, "request args")
+    if not all(isinstance(k, str) for k in args):
+        raise FormatError("request args: keys must be text")
+    return op, args
+
+
+def encode_ok(result: dict[str, Any]) -> bytes:
+    return cbor.encode({"ok": result})
+
+
+def encode_error(code: str, message: str) -> bytes:
+    return cbor.encode({"error": code, "message": message[:MAX_MESSAGE_TEXT]})
+
+
+def decode_response(data: bytes) -> dict[str, Any]:
+    """The result map, or raise `ChipRefused` with the chip's code and message."""
+    try:
+        m = cbor.expect(
+            cbor.decode(data, limit=LIMITS.link_message, what="response"), dict, "response"
+        )
+        if m.keys() == {"ok"}:
+            result: dict[str, Any] = cbor.expect(m["ok"], dict, "response result")
+            return result
+        m = cbor.expect_map(m, "response", {"error", "message"})
+        code = cbor.expect_name(m["error"], "response error", MAX_OP)
+        message = cbor.expect(m["message"], str, "response message")[:MAX_MESSAGE_TEXT]
+    except FormatError as e:
+        raise TransportError(f"malformed response from chip: {e.message}") from e
+    raise ChipRefused(message, code=code)

@@ -1,0 +1,107 @@
+"""The chip's I/O port: requests in, responses out. Chip side of the link.
+
+Before boot the port serves the boot ROM: status, identity, the manufacturing steps, and boot.
+After a successful boot it also serves the provisioning software's commands. A refusal is
+answered with its code and fixed message; an unexpected fault is answered as "internal" with no
+detail, so nothing of the chip's memory can ride out on an exception text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from trustprov.chip.device import Chip
+from trustprov.chip.model import ImmutableMemory
+from trustprov.errors import FormatError, TrustprovError
+from trustprov.firmware.commands import ProvisioningSoftware
+from trustprov.formats import cbor
+from trustprov.link import messages
+
+log = logging.getLogger(__name__)
+
+
+class ChipPort:
+    def __init__(self, chip: Chip) -> None:
+        self._chip = chip
+        self._software: ProvisioningSoftware | None = None
+
+    def __repr__(self) -> str:
+        return f"ChipPort(uid={self._chip.uid.hex()})"
+
+    def handle(self, request: bytes) -> bytes:
+        try:
+            op, args = messages.decode_request(request)
+            return messages.encode_ok(self._dispatch(op, args))
+        except TrustprovError as e:
+            return messages.encode_error(e.code, e.message)
+        except Exception as e:  # noqa: BLE001 - a fault must never take chip memory out in its text
+            log.warning("chip %s: internal fault %s", self._chip.uid.hex(), type(e).__name__)
+            return messages.encode_error("internal", f"internal fault ({type(e).__name__})")
+
+    def _dispatch(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        rom = {
+            "rom.status": self._status,
+            "rom.identity": self._identity,
+            "rom.burn": self._burn,
+            "rom.make-identity": self._make_identity,
+            "rom.store-certificate": self._store_certificate,
+            "rom.boot": self._boot,
+        }
+        if op in rom:
+            return rom[op](args)
+        if self._software is None:
+            raise FormatError(f"unknown command {op!r} (no software booted)")
+        return self._software.handle(op, args)
+
+    def _identity(self, args: dict[str, Any]) -> dict[str, Any]:
+        cbor.expect_map(args, "identity", set())
+        return {"certificate": self._chip.certificate}
+
+    def _burn(self, args: dict[str, Any]) -> dict[str, Any]:
+        m = cbor.expect_map(args, "burn", {"image"})
+        self._chip.burn_immutable(ImmutableMemory.from_bytes(cbor.expect_bstr(m["image"], "image")))
+        return {}
+
+    def _make_identity(self, args: dict[str, Any]) -> dict[str, Any]:
+        cbor.expect_map(args, "make-identity", set())
+        return {"public-key": self._chip.make_identity()}
+
+    def _store_certificate(self, args: dict[str, Any]) -> dict[str, Any]:
+        m = cbor.expect_map(args, "store-certificate", {"certificate"})
+        self._chip.store_certificate(
+            cbor.expect_bstr(m["certificate"], "certificate", max_len=4096)
+        )
+        return {}
+
+    def _boot(self, args: dict[str, Any]) -> dict[str, Any]:
+        m = cbor.expect_map(args, "boot", {"image"})
+        self._software = None  # a failed boot leaves no software running
+        self._software = ProvisioningSoftware(
+            self._chip.boot(cbor.expect_bstr(m["image"], "image"))
+        )
+        return {"security-counter": self._chip.security_counter}
+
+    def _status(self, args: dict[str, Any]) -> dict[str, Any]:
+        cbor.expect_map(args, "status", set())
+        chip = self._chip
+        status: dict[str, Any] = {
+            "uid": chip.uid,
+            "lot": chip.lot,
+            "family": chip.family_id,
+            "lifecycle": chip.lifecycle.name,
+            "security-counter": chip.security_counter,
+            "installed": None,
+        }
+        if chip.installed is not None:
+            i = chip.installed
+            status["installed"] = {
+                "domain-id": i.domain_id,
+                "bundle-id": i.bundle_id,
+                "epoch": i.epoch,
+                "slots": {
+                    n: {"asset": s.asset, "key-type": s.key_type} for n, s in i.slots.items()
+                },
+                "regions": {n: {"asset": r[0], "length": r[1]} for n, r in i.regions.items()},
+            }
+        return status
