@@ -33,9 +33,7 @@ from trustprov.crypto.keys import (
     public_key_der,
 )
 from trustprov.errors import ArtifactError, ChipRefused
-from trustprov.formats.software import SignedSoftware, code_archive
-
-FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
+from trustprov.formats.software import FIRMWARE_DIR, SignedSoftware, code_archive
 
 
 @functools.cache

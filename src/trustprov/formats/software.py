@@ -34,6 +34,8 @@ from trustprov.formats import cbor, cose
 from trustprov.formats.limits import LIMITS
 
 CONTENT_TYPE = "application/vnd.trustprov.software+cbor"
+#: the provisioning software's code, as installed: what the ICM signs and the chip runs
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
 H_NAME, H_VERSION, H_SVN, H_CODE = "tp-name", "tp-version", "tp-svn", "tp-code"
 MAX_SVN = 2**32 - 1
 

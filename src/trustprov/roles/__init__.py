@@ -1,0 +1,1 @@
+"""Host tools of the three parties. They reach chips only through `trustprov.link`."""

@@ -1,0 +1,250 @@
+"""The OEM's asset list (ASSETS_TOML): what goes into a bundle, and where on the chip.
+
+    [bundle]                      # all optional
+    epoch = 1                     # chips refuse an update whose epoch is not above theirs
+    aead = "AES-GCM"              # or "AES-CCM" (claim 6)
+    chunk-size = 16384            # plaintext bytes per chunk, 256..65536 (CCM: ..65535)
+    min-security-version = 1      # default: the signing software's security version
+
+    [[asset]]
+    name = "app-key"              # unique in the bundle
+    kind = "key"                  # key | certificate | firmware | config | generate
+    key-type = "aes-256"          # key: aes-256 | ec-p256 | ec-p384 | ed25519 | raw
+    slot = 1                      # key, generate: key slot 0..255
+    hex = "00112233..."           # key, config: the value in hex, or
+    file = "app-key.bin"          # any kind but generate: a file, relative to this list
+    value = "text"                # config: UTF-8 text
+
+    [[asset]]
+    name = "app"
+    kind = "firmware"
+    region = "app"                # certificate, firmware, config: flash region
+    file = "app.bin"
+
+A generated asset (kind = "generate", key-type ec-p256 | ec-p384 | ed25519 | aes-256) is made on
+the chip from the seed H; only its public key leaves. Certificates may be PEM or DER and are
+installed as DER.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from trustprov.crypto.aead import AEAD_ALIASES, Aead
+from trustprov.crypto.keys import MATERIAL_LEN
+from trustprov.errors import FormatError, InputError
+from trustprov.formats.bundle import KEY_TYPES, MAX_SLOT, MIN_CHUNK
+from trustprov.formats.limits import LIMITS, GiB
+from trustprov.roles.files import read_bytes
+
+KINDS = ("key", "certificate", "firmware", "config", "generate")
+MAX_FILE = 4 * GiB
+DEFAULT_CHUNK = 16 * 1024
+
+
+@dataclass(frozen=True)
+class AssetSpec:
+    name: str
+    kind: str
+    key_type: str | None = None
+    slot: int | None = None
+    region: str | None = None
+    value: bytes | None = field(default=None, repr=False)
+    path: Path | None = None
+
+    @property
+    def length(self) -> int:
+        if self.value is not None:
+            return len(self.value)
+        assert self.path is not None  # noqa: S101 - every non-generated asset has one source
+        return self.path.stat().st_size
+
+    def read(self, offset: int, size: int) -> bytes:
+        if self.value is not None:
+            return self.value[offset : offset + size]
+        assert self.path is not None  # noqa: S101 - every non-generated asset has one source
+        with self.path.open("rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+        if len(data) != size:
+            raise InputError(f"asset {self.name!r}: {self.path} changed while being read")
+        return data
+
+
+@dataclass(frozen=True)
+class AssetList:
+    epoch: int
+    aead: Aead
+    chunk_size: int
+    min_security_version: int | None
+    assets: tuple[AssetSpec, ...]
+
+
+def load(path: Path) -> AssetList:
+    path = Path(path)
+    data = read_bytes(path, limit=LIMITS.asset_list, what="asset list")
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise InputError(f"asset list {path}: not valid TOML ({e})") from e
+    try:
+        return parse(doc, path.parent)
+    except FormatError as e:
+        raise InputError(f"asset list {path}: {e.message}") from e
+
+
+def parse(doc: dict[str, Any], base: Path) -> AssetList:
+    _keys(doc, "the list", set(), {"bundle", "asset"})
+    bundle = doc.get("bundle", {})
+    if not isinstance(bundle, dict):
+        raise FormatError("[bundle] must be a table")
+    _keys(bundle, "[bundle]", set(), {"epoch", "aead", "chunk-size", "min-security-version"})
+    aead_name = _typed(bundle.get("aead", "AES-GCM"), str, "[bundle] aead")
+    if aead_name not in AEAD_ALIASES:
+        raise FormatError(f"[bundle] aead must be one of {', '.join(AEAD_ALIASES)}")
+    aead = AEAD_ALIASES[aead_name]
+    chunk_size = _int(
+        bundle.get("chunk-size", DEFAULT_CHUNK),
+        "[bundle] chunk-size",
+        MIN_CHUNK,
+        min(LIMITS.chunk, aead.max_message),
+    )
+    epoch = _int(bundle.get("epoch", 1), "[bundle] epoch", 0, 2**32 - 1)
+    min_svn = bundle.get("min-security-version")
+    if min_svn is not None:
+        min_svn = _int(min_svn, "[bundle] min-security-version", 0, 2**32 - 1)
+    items = doc.get("asset", [])
+    if not isinstance(items, list) or not items:
+        raise FormatError("needs at least one [[asset]]")
+    if len(items) > LIMITS.assets_per_bundle:
+        raise FormatError(f"at most {LIMITS.assets_per_bundle} assets")
+    assets = tuple(_asset(item, base, i) for i, item in enumerate(items))
+    for what, values in (
+        ("name", [a.name for a in assets]),
+        ("slot", [str(a.slot) for a in assets if a.slot is not None]),
+        ("region", [str(a.region) for a in assets if a.region is not None]),
+    ):
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise FormatError(f"duplicate asset {what}: {', '.join(dupes)}")
+    return AssetList(epoch, aead, chunk_size, min_svn, assets)
+
+
+def _asset(item: Any, base: Path, i: int) -> AssetSpec:
+    if not isinstance(item, dict):
+        raise FormatError(f"asset {i} must be a table")
+    name = _name(item.get("name"), f"asset {i} name")
+    what = f"asset {name!r}"
+    kind = _typed(item.get("kind"), str, f"{what} kind")
+    if kind not in KINDS:
+        raise FormatError(f"{what}: kind must be one of {', '.join(KINDS)}")
+    if kind in ("key", "generate"):
+        return _key_asset(item, base, name, kind)
+    text = kind == "config"
+    _keys(
+        item,
+        what,
+        {"name", "kind", "region"},
+        {"hex", "file", "value"} if text else {"hex", "file"},
+    )
+    region = _name(item["region"], f"{what} region")
+    value, path = _source(item, base, what, allow_text=text)
+    if kind == "certificate":
+        data = value if value is not None else read_bytes(path, limit=LIMITS.chunk, what=what)  # type: ignore[arg-type]  # _source gives one of the two
+        try:
+            if data.lstrip().startswith(b"-----BEGIN"):
+                cert = x509.load_pem_x509_certificate(data)
+            else:
+                cert = x509.load_der_x509_certificate(data)
+        except ValueError as e:
+            raise FormatError(f"{what}: not an X.509 certificate (PEM or DER)") from e
+        value, path = cert.public_bytes(serialization.Encoding.DER), None
+    return AssetSpec(name, kind, region=region, value=value, path=path)
+
+
+def _key_asset(item: dict[str, Any], base: Path, name: str, kind: str) -> AssetSpec:
+    what = f"asset {name!r}"
+    _keys(
+        item,
+        what,
+        {"name", "kind", "key-type", "slot"},
+        {"hex", "file"} if kind == "key" else set(),
+    )
+    key_type = _typed(item["key-type"], str, f"{what} key-type")
+    allowed = set(KEY_TYPES) if kind == "key" else set(MATERIAL_LEN)
+    if key_type not in allowed:
+        raise FormatError(f"{what}: key-type must be one of {', '.join(sorted(allowed))}")
+    slot = _int(item["slot"], f"{what} slot", 0, MAX_SLOT)
+    if kind == "generate":
+        return AssetSpec(name, kind, key_type=key_type, slot=slot)
+    value, path = _source(item, base, what, allow_text=False)
+    if value is None:  # keys are small: read and check them now
+        value = read_bytes(path, limit=64, what=f"{what} file")  # type: ignore[arg-type]  # _source gives one of the two
+    if len(value) not in KEY_TYPES[key_type]:
+        sizes = " or ".join(map(str, KEY_TYPES[key_type]))
+        raise FormatError(f"{what}: a {key_type} key is {sizes} bytes, not {len(value)}")
+    return AssetSpec(name, kind, key_type=key_type, slot=slot, value=value)
+
+
+def _source(
+    item: dict[str, Any], base: Path, what: str, *, allow_text: bool
+) -> tuple[bytes | None, Path | None]:
+    """Exactly one of (value, path)."""
+    sources = [k for k in ("hex", "file", "value") if k in item]
+    if len(sources) != 1:
+        options = "hex, file or value" if allow_text else "hex or file"
+        raise FormatError(f"{what}: give exactly one of {options}")
+    src = sources[0]
+    if src == "file":
+        path = base / _typed(item["file"], str, f"{what} file")
+        if not path.is_file():
+            raise FormatError(f"{what}: no such file {path}")
+        if not 0 < path.stat().st_size <= MAX_FILE:
+            raise FormatError(f"{what}: {path} must be 1 byte to 4 GiB")
+        return None, path
+    text = _typed(item[src], str, f"{what} {src}")
+    if src == "value":
+        value = text.encode("utf-8")
+    else:
+        try:
+            value = bytes.fromhex(text)
+        except ValueError as e:
+            raise FormatError(f"{what}: hex is not valid hex") from e
+    if not value:
+        raise FormatError(f"{what}: empty")
+    return value, None
+
+
+def _name(value: Any, what: str) -> str:
+    name: str = _typed(value, str, what)
+    if not name or len(name) > LIMITS.name or not name.isprintable():
+        raise FormatError(f"{what} must be 1..{LIMITS.name} printable characters")
+    return name
+
+
+def _keys(table: dict[str, Any], what: str, required: set[str], optional: set[str]) -> None:
+    missing = required - table.keys()
+    if missing:
+        raise FormatError(f"{what}: missing {', '.join(sorted(missing))}")
+    unknown = table.keys() - required - optional
+    if unknown:
+        raise FormatError(f"{what}: unknown {', '.join(sorted(unknown))}")
+
+
+def _typed(value: Any, typ: type, what: str) -> Any:
+    if not isinstance(value, typ) or isinstance(value, bool):
+        raise FormatError(f"{what} must be a {typ.__name__}")
+    return value
+
+
+def _int(value: Any, what: str, lo: int, hi: int) -> int:
+    v: int = _typed(value, int, what)
+    if not lo <= v <= hi:
+        raise FormatError(f"{what} must be {lo}..{hi}")
+    return v

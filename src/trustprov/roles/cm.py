@@ -1,0 +1,84 @@
+"""The contract manufacturer: check what it was sent, then run FIG. 3 on each chip.
+
+The CM is not trusted and holds no key: these checks are for a clear error before a chip is
+touched. Every chip checks everything again itself.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trustprov.errors import FormatError, InputError, TrustprovError
+from trustprov.formats.bundle import Bundle
+from trustprov.formats.limits import LIMITS
+from trustprov.formats.sealed import SealedValue
+from trustprov.formats.software import SignedSoftware
+from trustprov.link.client import ChipClient, PreparedBundle
+from trustprov.roles.files import read_bytes
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every chip of a lot receives: the software image and the prepared bundle requests."""
+
+    image: bytes
+    software: SignedSoftware
+    prepared: PreparedBundle
+    family_id: bytes
+
+    @classmethod
+    def load(cls, software: Path, share: Path, bundle: Path) -> Job:
+        image = read_bytes(software, limit=LIMITS.software, what="software")
+        enc_share = read_bytes(share, limit=LIMITS.sealed_value, what="ENC(OEM_SHARE)")
+        bundle_bytes = read_bytes(bundle, limit=LIMITS.bundle, what="bundle")
+        return cls.from_bytes(image, enc_share, bundle_bytes)
+
+    @classmethod
+    def from_bytes(cls, image: bytes, enc_share: bytes, bundle_bytes: bytes) -> Job:
+        parsed_software = SignedSoftware.from_bytes(image)
+        sealed = SealedValue.from_bytes(enc_share, "oem-share")
+        parsed = Bundle.from_bytes(bundle_bytes)
+        if sealed.family_id != parsed.manifest.family_id:
+            raise FormatError("ENC(OEM_SHARE) and the bundle are for different chip families")
+        if parsed_software.security_version < parsed.manifest.min_security_version:
+            needed = parsed.manifest.min_security_version
+            raise InputError(
+                f"the bundle needs software security version {needed};"
+                f" this software is {parsed_software.security_version}"
+            )
+        return cls(
+            image, parsed_software, PreparedBundle.prepare(parsed, enc_share), sealed.family_id
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    uid: bytes
+    result: str  # "provisioned" | "already-provisioned" | "failed"
+    error_code: str | None
+    error: str | None
+    duration_us: int
+    finished_at: float
+
+    @property
+    def ok(self) -> bool:
+        return self.result != "failed"
+
+
+def provision_chip(chip: ChipClient, uid: bytes, job: Job) -> Outcome:
+    """FIG. 3 on one chip. A chip that already holds this bundle is settled by its own status."""
+    start = time.perf_counter()
+    result, code, error = "provisioned", None, None
+    try:
+        status = chip.status()
+        installed = status.get("installed")
+        if isinstance(installed, dict) and installed.get("bundle-id") == job.prepared.bundle_id:
+            result = "already-provisioned"
+        else:
+            chip.boot(job.image)
+            chip.provision(job.prepared)
+    except TrustprovError as e:
+        result, code, error = "failed", e.code, e.message
+    return Outcome(uid, result, code, error, int((time.perf_counter() - start) * 1e6), time.time())

@@ -1,0 +1,82 @@
+"""File I/O of the host tools: bounded reads, atomic writes, private files at 0600.
+
+Invariant: a command either writes all of its outputs or none of them. Single files are written
+to a temporary sibling and renamed into place; a directory of outputs is built beside its final
+name and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from trustprov.errors import InputError
+
+PRIVATE = 0o600
+PUBLIC = 0o644
+
+
+def read_bytes(path: Path, *, limit: int, what: str) -> bytes:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise InputError(f"{what} {path}: {size} bytes exceeds the limit of {limit}")
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError as e:
+        raise InputError(f"{what} {path}: no such file") from e
+    except IsADirectoryError as e:
+        raise InputError(f"{what} {path}: is a directory") from e
+    except OSError as e:
+        raise InputError(f"{what} {path}: cannot read ({e.strerror})") from e
+    if len(data) > limit:
+        raise InputError(f"{what} {path}: exceeds the limit of {limit} bytes")
+    return data
+
+
+def write_file(path: Path, data: bytes, *, mode: int = PUBLIC) -> None:
+    """Write ``data`` to ``path`` atomically, created with ``mode`` (never wider for a moment)."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror}") from e
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def new_directory(final: Path) -> Iterator[Path]:
+    """Yield a staging directory that becomes ``final`` when the block succeeds.
+
+    ``final`` must not exist or be an empty directory: the tools never overwrite a party's state
+    (losing ENC(RND_SHARE) would lose the OEM's ability to regenerate).
+    """
+    final = Path(final)
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        raise InputError(f"{final} exists and is not empty; refusing to overwrite it")
+    parent = final.resolve().parent
+    if not parent.is_dir():
+        raise InputError(f"cannot create {final}: {parent} does not exist")
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.", suffix=".partial"))
+    try:
+        yield staging
+        if final.exists():
+            final.rmdir()
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,304 @@
+"""The IC manufacturer: family secrets, the software signing key, the device CA, manufacturing.
+
+ICM_DIR layout (private files 0600)::
+
+    icm.json               family id, signing algorithm            (public)
+    prov-signing.pub.pem   K_PUK_ICM_PROV, SubjectPublicKeyInfo    (public)
+    device-ca.pem          the device identity CA certificate      (public)
+    prov-signing.key.pem   K_PRK_ICM_PROV, PKCS#8                  (0600)
+    device-ca.key.pem      the device CA's private key, PKCS#8     (0600)
+    family-secrets.cbor    HW_SHARE, ROM_SHARE, K_OEM_SHARE, K_OEM_MASTER_SHARE (0600)
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+
+from trustprov import __version__
+from trustprov.chip.model import ImmutableMemory
+from trustprov.crypto.keys import (
+    SIGNATURE_ALGORITHMS,
+    PrivateKey,
+    key_type_of,
+    public_key_der,
+    public_key_pem,
+)
+from trustprov.crypto.schedule import FAMILY_ID_LEN
+from trustprov.errors import FormatError, InputError
+from trustprov.formats import cbor
+from trustprov.formats.lot import LotChip, LotManifest
+from trustprov.formats.software import FIRMWARE_DIR, SignedSoftware, code_archive
+from trustprov.link.farm import FarmLink
+from trustprov.roles.files import PRIVATE, new_directory, read_bytes, write_file
+
+Random = Callable[[int], bytes]
+Clock = Callable[[], datetime.datetime]
+UID_LEN = 16
+SOFTWARE_NAME = "trustprov-provisioning"
+BATCH = 500
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _new_signing_key(alg: str) -> PrivateKey:
+    key_type = SIGNATURE_ALGORITHMS[alg].key_type
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    return ec.generate_private_key(ec.SECP384R1() if key_type == "ec-p384" else ec.SECP256R1())
+
+
+def _pkcs8(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _load_private(path: Path) -> PrivateKey:
+    data = read_bytes(path, limit=16 * 1024, what="private key")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{path}: not an unencrypted PEM private key") from e
+    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        raise InputError(f"{path}: unsupported key type")
+    return key
+
+
+@dataclass(frozen=True)
+class Icm:
+    path: Path
+    family_id: bytes
+    alg: str
+    signing_key: PrivateKey = field(repr=False)
+    ca_key: ec.EllipticCurvePrivateKey = field(repr=False)
+    ca_cert: x509.Certificate
+    immutable: ImmutableMemory = field(repr=False)
+
+    @classmethod
+    def load(cls, path: Path) -> Icm:
+        path = Path(path)
+        if not (path / "icm.json").is_file():
+            raise InputError(
+                f"{path} is not an ICM directory (no icm.json; run 'trustprov icm init')"
+            )
+        try:
+            meta = json.loads(read_bytes(path / "icm.json", limit=4096, what="ICM metadata"))
+            family_id = bytes.fromhex(meta["family"])
+            alg = meta["alg"]
+            secrets = cbor.expect_map(
+                cbor.decode(
+                    read_bytes(path / "family-secrets.cbor", limit=4096, what="family secrets"),
+                    limit=4096,
+                    what="family secrets",
+                ),
+                "family secrets",
+                {"hw-share", "rom-share", "k-oem-share", "k-oem-master-share"},
+            )
+        except (ValueError, KeyError, TypeError, FormatError) as e:
+            raise InputError(f"{path}: ICM directory is damaged ({type(e).__name__})") from e
+        signing_key = _load_private(path / "prov-signing.key.pem")
+        ca_key = _load_private(path / "device-ca.key.pem")
+        if not isinstance(ca_key, ec.EllipticCurvePrivateKey) or alg not in SIGNATURE_ALGORITHMS:
+            raise InputError(f"{path}: ICM directory is damaged (keys)")
+        try:
+            ca_cert = x509.load_pem_x509_certificate(
+                read_bytes(path / "device-ca.pem", limit=16 * 1024, what="device CA")
+            )
+        except ValueError as e:
+            raise InputError(f"{path}/device-ca.pem: not a PEM certificate") from e
+        immutable = ImmutableMemory(
+            family_id=family_id,
+            hw_share=secrets["hw-share"],
+            rom_share=secrets["rom-share"],
+            k_oem_share=secrets["k-oem-share"],
+            k_oem_master_share=secrets["k-oem-master-share"],
+            k_puk_icm_prov=public_key_der(signing_key),
+        )
+        return cls(path, family_id, alg, signing_key, ca_key, ca_cert, immutable)
+
+
+def init(path: Path, *, alg: str = "ES256", rng: Random = os.urandom, now: Clock = utc_now) -> Icm:
+    """Create a chip family: its secrets, the software signing key and the device CA."""
+    if alg not in SIGNATURE_ALGORITHMS:
+        raise InputError(f"unknown signature algorithm {alg!r} (ES256, ES384, EdDSA)")
+    family_id = rng(FAMILY_ID_LEN)
+    signing_key = _new_signing_key(alg)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "trustprov ICM"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"trustprov device CA {family_id.hex()}"),
+        ]
+    )
+    t = now()
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(t - datetime.timedelta(minutes=5))
+        .not_valid_after(t + datetime.timedelta(days=365 * 25))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    secrets = {
+        "hw-share": rng(32),
+        "rom-share": rng(32),
+        "k-oem-share": rng(32),
+        "k-oem-master-share": rng(32),
+    }
+    with new_directory(path) as d:
+        write_file(d / "family-secrets.cbor", cbor.encode(secrets), mode=PRIVATE)
+        write_file(d / "prov-signing.key.pem", _pkcs8(signing_key), mode=PRIVATE)
+        write_file(d / "device-ca.key.pem", _pkcs8(ca_key), mode=PRIVATE)
+        write_file(d / "prov-signing.pub.pem", public_key_pem(signing_key))
+        write_file(d / "device-ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
+        meta = {"family": family_id.hex(), "alg": alg, "created-by": f"trustprov {__version__}"}
+        write_file(d / "icm.json", json.dumps(meta, indent=2).encode() + b"\n")
+    return Icm.load(path)
+
+
+def sign_software(
+    icm: Icm,
+    out: Path,
+    *,
+    version: str = __version__,
+    security_version: int = 1,
+    alg: str | None = None,
+    code_dir: Path = FIRMWARE_DIR,
+) -> SignedSoftware:
+    """Sign the provisioning software's code with K_PRK_ICM_PROV."""
+    alg = alg or icm.alg
+    if alg not in SIGNATURE_ALGORITHMS:
+        raise InputError(f"unknown signature algorithm {alg!r} (ES256, ES384, EdDSA)")
+    needed = SIGNATURE_ALGORITHMS[alg].key_type
+    if key_type_of(icm.signing_key) != needed:
+        raise InputError(
+            f"{alg} needs a {needed} signing key; this ICM's is {key_type_of(icm.signing_key)} "
+            f"(made by 'icm init --alg {icm.alg}')"
+        )
+    if not 0 <= security_version < 2**32:
+        raise InputError("security version must be 0..2^32-1")
+    software = SignedSoftware.sign(
+        icm.signing_key,
+        alg=alg,
+        name=SOFTWARE_NAME,
+        version=version,
+        security_version=security_version,
+        code=code_archive(code_dir),
+    )
+    write_file(out, software.to_bytes())
+    return software
+
+
+def issue_certificate(icm: Icm, uid: bytes, public_der: bytes, now: Clock = utc_now) -> bytes:
+    """The chip's identity certificate (DER): CN = UID in hex, no expiry (RFC 5280 4.1.2.5)."""
+    public = serialization.load_der_public_key(public_der)
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise FormatError("chip identity key must be EC P-256")
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "trustprov chip"),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, uid.hex()),
+            x509.NameAttribute(NameOID.COMMON_NAME, uid.hex()),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(icm.ca_cert.subject)
+        .public_key(public)
+        .serial_number(int.from_bytes(uid) >> 1 or 1)
+        .not_valid_before(now() - datetime.timedelta(minutes=5))
+        .not_valid_after(datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(icm.ca_key.public_key()),
+            critical=False,
+        )
+        .sign(icm.ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def manufacture(
+    icm: Icm,
+    farm_path: Path,
+    lot: str,
+    count: int,
+    manifest_path: Path,
+    *,
+    rng: Random = os.urandom,
+    now: Clock = utc_now,
+) -> LotManifest:
+    """Make ``count`` chips of the family into lot ``lot``: burn, identity, certificate.
+
+    The whole lot is one farm transaction, so a failure leaves no partial lot behind.
+    """
+    if count < 1:
+        raise InputError("count must be at least 1")
+    try:
+        LotChip.check_lot_name(lot)
+    except FormatError as e:
+        raise InputError(e.message) from e
+    image = icm.immutable.to_bytes()
+    chips: list[LotChip] = []
+    with FarmLink(farm_path, create=True) as farm:
+        if lot in farm.lots():
+            raise InputError(f"lot {lot!r} already exists in {farm_path}")
+        with farm.batch():
+            for _ in range(count):
+                uid = rng(UID_LEN)
+                farm.add_blank(uid, lot)
+                with farm.connect(uid) as chip:
+                    chip.burn(image)
+                    der = issue_certificate(icm, uid, chip.make_identity(), now)
+                    chip.store_certificate(der)
+                chips.append(LotChip(uid, der))
+    manifest = LotManifest(lot=lot, family_id=icm.family_id, chips=tuple(chips))
+    write_file(manifest_path, manifest.to_json())
+    return manifest

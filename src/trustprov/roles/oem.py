@@ -1,0 +1,193 @@
+"""The OEM: verify the signed software, run FIG. 2 (keygen) and FIG. 4 (regen) on its chip.
+
+OEM_DIR written by keygen::
+
+    enc-oem-rnd-input.cose   ENC(OEM_RND_INPUT)  keep: with ENC(RND_SHARE), regenerates everything
+    enc-rnd-share.cose       ENC(RND_SHARE)      keep
+    enc-oem-share.cose       ENC(OEM_SHARE)      send to the CM
+    bundle.cbor              the sealed assets   send to the CM
+    generated/NAME.pub.pem   public keys of the assets generated on the chip
+    oem.json                 what was made: family, bundle id, epoch, assets (no secrets)
+
+regen writes the same but for the two files the OEM already keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trustprov.crypto.keys import load_public_key
+from trustprov.errors import ArtifactError, FormatError, InputError
+from trustprov.formats.bundle import Bundle, SignedManifest
+from trustprov.formats.limits import LIMITS
+from trustprov.formats.sealed import SealedValue
+from trustprov.formats.software import SignedSoftware
+from trustprov.link.client import BundleParams, ChipClient
+from trustprov.link.farm import FarmLink
+from trustprov.roles.assets import AssetList, AssetSpec
+from trustprov.roles.files import PRIVATE, new_directory, read_bytes, write_file
+
+Random = Callable[[int], bytes]
+OEM_RND_INPUT_LEN = 32
+
+
+def load_software(path: Path) -> SignedSoftware:
+    return SignedSoftware.from_bytes(read_bytes(path, limit=LIMITS.software, what="software"))
+
+
+def verify_software(path: Path, public_key_path: Path) -> SignedSoftware:
+    """The OEM's check of the ICM's software (FIG. 1, step 18). Raises unless it verifies."""
+    software = load_software(path)
+    key = load_public_key(read_bytes(public_key_path, limit=16 * 1024, what="public key"))
+    software.verify(key)
+    return software
+
+
+@dataclass(frozen=True)
+class SealResult:
+    bundle: Bundle
+    public_keys: dict[str, bytes]
+
+
+def _params(assets: AssetList, software: SignedSoftware) -> BundleParams:
+    min_svn = assets.min_security_version
+    if min_svn is None:
+        min_svn = software.security_version
+    if min_svn > software.security_version:
+        raise InputError(
+            f"min-security-version {min_svn} is above the software's {software.security_version}:"
+            " no chip could install the bundle"
+        )
+    return BundleParams(assets.epoch, min_svn, assets.aead.cose_id, assets.chunk_size)
+
+
+def _seal_assets(chip: ChipClient, assets: AssetList) -> SealResult:
+    """FIG. 2 step 54 / FIG. 4 step 94: each asset sealed on the chip, then the MACed manifest."""
+    all_chunks: list[tuple[bytes, ...]] = []
+    public_keys: dict[str, bytes] = {}
+    for spec in assets.assets:
+        if spec.kind == "generate":
+            assert spec.key_type is not None  # noqa: S101 - the asset list parser checked it
+            assert spec.slot is not None  # noqa: S101 - the asset list parser checked it
+            chunk, public = chip.seal_generate(spec.name, spec.key_type, spec.slot)
+            all_chunks.append((chunk,))
+            if public is not None:
+                public_keys[spec.name] = public
+            continue
+        all_chunks.append(_seal_one(chip, spec, assets.chunk_size))
+    manifest = chip.seal_finish()
+    try:
+        bundle = Bundle(SignedManifest.from_bytes(manifest), tuple(all_chunks))
+    except FormatError as e:
+        raise ArtifactError(f"the chip produced a bundle that does not parse: {e.message}") from e
+    return SealResult(bundle, public_keys)
+
+
+def _seal_one(chip: ChipClient, spec: AssetSpec, chunk_size: int) -> tuple[bytes, ...]:
+    length = spec.length
+    target: dict[str, Any] = (
+        {"key-type": spec.key_type, "slot": spec.slot}
+        if spec.kind == "key"
+        else {"region": spec.region}
+    )
+    chip.seal_asset(spec.name, spec.kind, length, target)
+    n = max(1, -(-length // chunk_size))
+    sealed: list[bytes] = []
+    for i in reversed(range(n)):  # last to first: the chip builds the hash chain as it goes
+        size = chunk_size if i < n - 1 else length - chunk_size * (n - 1)
+        sealed.append(chip.seal_chunk(i, spec.read(i * chunk_size, size)))
+    return tuple(reversed(sealed))
+
+
+def _write_common(d: Path, result: SealResult, enc_oem_share: bytes, meta: dict[str, Any]) -> None:
+    write_file(d / "enc-oem-share.cose", enc_oem_share)
+    write_file(d / "bundle.cbor", result.bundle.to_bytes())
+    if result.public_keys:
+        (d / "generated").mkdir()
+        for name, pem in result.public_keys.items():
+            write_file(d / "generated" / f"{_file_name(name)}.pub.pem", pem)
+    m = result.bundle.manifest
+    meta |= {
+        "family": m.family_id.hex(),
+        "bundle-id": m.bundle_id.hex(),
+        "epoch": m.epoch,
+        "min-security-version": m.min_security_version,
+        "aead": m.aead.name,
+        "assets": [
+            {"name": a.name, "kind": a.kind, "target": a.target, "length": a.length}
+            for a in m.assets
+        ],
+        "generated-public-keys": sorted(result.public_keys),
+    }
+    write_file(d / "oem.json", json.dumps(meta, indent=2).encode() + b"\n")
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _check_manufactured(chip: ChipClient, what: str) -> None:
+    status = chip.status()
+    if status.get("lifecycle") in ("BLANK", None):
+        raise InputError(f"{what}: chip is not manufactured")
+
+
+def keygen(
+    farm_path: Path,
+    uid: bytes,
+    *,
+    software_path: Path,
+    assets: AssetList,
+    out: Path,
+    rng: Random = os.urandom,
+) -> SealResult:
+    """FIG. 2 on the OEM's provisioning chip; writes OEM_DIR (see module docstring)."""
+    image = read_bytes(software_path, limit=LIMITS.software, what="software")
+    software = SignedSoftware.from_bytes(image)
+    params = _params(assets, software)
+    oem_rnd_input = rng(OEM_RND_INPUT_LEN)  # the OEM's random contribution
+    with new_directory(out) as d, FarmLink(farm_path) as farm, farm.connect(uid) as chip:
+        _check_manufactured(chip, f"chip {uid.hex()}")
+        chip.boot(image)
+        sealed = chip.keygen(oem_rnd_input, params)
+        result = _seal_assets(chip, assets)
+        write_file(d / "enc-oem-rnd-input.cose", sealed["enc-oem-rnd-input"], mode=PRIVATE)
+        write_file(d / "enc-rnd-share.cose", sealed["enc-rnd-share"], mode=PRIVATE)
+        _write_common(d, result, sealed["enc-oem-share"], {"software-version": software.version})
+    return result
+
+
+def regen(
+    farm_path: Path,
+    uid: bytes,
+    *,
+    software_path: Path,
+    state: Path,
+    assets: AssetList,
+    out: Path,
+) -> SealResult:
+    """FIG. 4: the same K_MK from the kept ENC(OEM_RND_INPUT) and ENC(RND_SHARE)."""
+    image = read_bytes(software_path, limit=LIMITS.software, what="software")
+    software = SignedSoftware.from_bytes(image)
+    params = _params(assets, software)
+    enc_input = read_bytes(
+        state / "enc-oem-rnd-input.cose", limit=LIMITS.sealed_value, what="ENC(OEM_RND_INPUT)"
+    )
+    enc_rnd = read_bytes(
+        state / "enc-rnd-share.cose", limit=LIMITS.sealed_value, what="ENC(RND_SHARE)"
+    )
+    # parse here for a clear error before a chip is touched; the chip checks them again
+    SealedValue.from_bytes(enc_input, "oem-rnd-input")
+    SealedValue.from_bytes(enc_rnd, "rnd-share")
+    with new_directory(out) as d, FarmLink(farm_path) as farm, farm.connect(uid) as chip:
+        _check_manufactured(chip, f"chip {uid.hex()}")
+        chip.boot(image)
+        enc_oem_share = chip.regen(enc_input, enc_rnd, params)
+        result = _seal_assets(chip, assets)
+        _write_common(d, result, enc_oem_share, {"software-version": software.version})
+    return result
