@@ -1,0 +1,46 @@
+# Two commands set everything up on a fresh machine with Python >= 3.11 and make:
+#   make demo   the whole flow on virtual chips (SQLite)
+#   make test   ruff, mypy (strict on src/) and the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo-out
+CHIPS ?= 1000
+
+.PHONY: all venv demo test lint typecheck unit bench vectors clean
+
+all: test
+
+$(BIN)/trustprov: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "trustprov needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/trustprov
+
+demo: venv
+	rm -rf $(DEMO_DIR)
+	$(BIN)/trustprov demo --chips $(CHIPS) --out $(DEMO_DIR)
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+bench: venv
+	$(BIN)/python bench/provision.py
+
+vectors: venv
+	$(BIN)/python tests/vectors/generate.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The click front end: parses, calls roles/line, renders. No logic lives here."""

@@ -1,0 +1,63 @@
+"""`trustprov icm`: the chip maker's commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trustprov import __version__
+from trustprov.cli.options import path_option
+from trustprov.crypto.keys import SIGNATURE_ALGORITHMS
+from trustprov.roles import icm as role
+
+ALGS = click.Choice(sorted(SIGNATURE_ALGORITHMS))
+
+
+@click.group()
+def icm() -> None:
+    """The IC manufacturer: family secrets, software signing, manufacturing."""
+
+
+@icm.command()
+@click.argument("icm_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--alg", type=ALGS, default="ES256", show_default=True, help="Software signature algorithm."
+)
+def init(icm_dir: Path, alg: str) -> None:
+    """Create a chip family in ICM_DIR (a new or empty directory)."""
+    made = role.init(icm_dir, alg=alg)
+    click.echo(f"family {made.family_id.hex()}: wrote {icm_dir} ({alg} signing key, device CA)")
+
+
+@icm.command("sign-software")
+@path_option("--icm", "icm_dir", help="The ICM directory.")
+@path_option("--out", help="Where to write the signed software (COSE_Sign1).")
+@click.option("--version", default=__version__, show_default=True, help="Version string.")
+@click.option("--security-version", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
+@click.option("--alg", type=ALGS, default=None, help="Signature algorithm [default: the ICM's].")
+def sign_software(
+    icm_dir: Path, out: Path, version: str, security_version: int, alg: str | None
+) -> None:
+    """Sign the provisioning software with K_PRK_ICM_PROV."""
+    sw = role.sign_software(
+        role.Icm.load(icm_dir), out, version=version, security_version=security_version, alg=alg
+    )
+    click.echo(
+        f"signed {sw.name} {sw.version} (security version {sw.security_version}, {sw.alg}, "
+        f"code {sw.code_digest.hex()[:16]}): {out}"
+    )
+
+
+@icm.command()
+@path_option("--icm", "icm_dir", help="The ICM directory.")
+@path_option("--farm", help="Chip farm file (created if missing).")
+@click.option("--lot", required=True, help="Lot name.")
+@click.option("--count", type=click.IntRange(1, 10_000_000), required=True, help="Chips to make.")
+@path_option("--manifest", help="Where to write the lot manifest (JSON).")
+def manufacture(icm_dir: Path, farm: Path, lot: str, count: int, manifest: Path) -> None:
+    """Make COUNT chips: burn immutable memory, make identities, issue certificates."""
+    made = role.manufacture(role.Icm.load(icm_dir), farm, lot, count, manifest)
+    click.echo(
+        f"lot {made.lot}: {len(made.chips)} chips of family {made.family_id.hex()} in {farm}"
+    )

@@ -1,0 +1,67 @@
+"""`trustprov oem`: the product owner's commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trustprov.cli.options import parse_uid, path_option
+from trustprov.roles import assets as asset_list
+from trustprov.roles import oem as role
+
+
+@click.group()
+def oem() -> None:
+    """The OEM: verify the software, seal assets on the provisioning chip."""
+
+
+@oem.command("verify-software")
+@click.argument("software", type=click.Path(path_type=Path))
+@path_option("--key", help="K_PUK_ICM_PROV (prov-signing.pub.pem from the ICM).")
+def verify_software(software: Path, key: Path) -> None:
+    """Verify the ICM's signature on SOFTWARE; exit non-zero unless it verifies."""
+    sw = role.verify_software(software, key)
+    click.echo(
+        f"OK: {sw.name} {sw.version}, security version {sw.security_version}, {sw.alg}, "
+        f"code sha256 {sw.code_digest.hex()}"
+    )
+
+
+@oem.command()
+@path_option("--farm", help="Farm holding the OEM's provisioning chip.")
+@click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
+@path_option("--software", help="The signed provisioning software.")
+@path_option("--assets", help="The asset list (TOML).")
+@path_option("--out", help="OEM_DIR to create (new or empty).")
+def keygen(farm: Path, uid: str, software: Path, assets: Path, out: Path) -> None:
+    """FIG. 2: make the OEM's keys on its chip and seal the assets into a bundle."""
+    result = role.keygen(
+        farm, parse_uid(uid), software_path=software, assets=asset_list.load(assets), out=out
+    )
+    _report(result, out)
+
+
+@oem.command()
+@path_option("--farm", help="Farm holding the OEM's provisioning chip.")
+@click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
+@path_option("--software", help="The signed provisioning software.")
+@path_option("--state", help="OEM_DIR of keygen (ENC(OEM_RND_INPUT), ENC(RND_SHARE)).")
+@path_option("--assets", help="The asset list (TOML).")
+@path_option("--out", help="Directory to create (new or empty).")
+def regen(farm: Path, uid: str, software: Path, state: Path, assets: Path, out: Path) -> None:
+    """FIG. 4: rebuild the same keys and seal new or regenerated assets."""
+    result = role.regen(
+        farm,
+        parse_uid(uid),
+        software_path=software,
+        state=state,
+        assets=asset_list.load(assets),
+        out=out,
+    )
+    _report(result, out)
+
+
+def _report(result: role.SealResult, out: Path) -> None:
+    m = result.bundle.manifest
+    click.echo(f"bundle {m.bundle_id.hex()} (epoch {m.epoch}, {len(m.assets)} assets): {out}")

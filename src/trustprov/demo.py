@@ -1,0 +1,226 @@
+"""The whole flow on the embedded default: virtual chips, SQLite, a sample asset set.
+
+ICM init and signing -> an OEM provisioning chip -> OEM keygen (FIG. 2) -> a CM lot of N chips
+provisioned (FIG. 3) -> every chip checked through the test-only probe to hold exactly the OEM's
+assets. DIR keeps what the parties exchanged, so each step can be repeated by hand with the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from trustprov.chip.model import Lifecycle
+from trustprov.chip.probe import Probe
+from trustprov.crypto.keys import private_key_from_material, public_key_pem
+from trustprov.errors import InputError
+from trustprov.line.station import LotSummary, provision_lot
+from trustprov.link.farm import FarmLink
+from trustprov.roles import assets as asset_list
+from trustprov.roles import icm, oem
+from trustprov.roles.cm import Job, Outcome
+from trustprov.roles.files import PRIVATE, write_file
+
+FIRMWARE_SIZE = 256 * 1024
+CM_LOT = "LOT-0001"
+OEM_LOT = "OEM-PROV"
+Random = Callable[[int], bytes]
+
+ASSETS_TOML = """\
+# The demo's sample asset set: what an OEM seals on its provisioning chip.
+[bundle]
+epoch = 1
+aead = "AES-GCM"
+chunk-size = 16384
+
+[[asset]]
+name = "app-aes-key"
+kind = "key"
+key-type = "aes-256"
+slot = 1
+file = "app-aes-key.bin"
+
+[[asset]]
+name = "storage-aes-key"
+kind = "key"
+key-type = "aes-256"
+slot = 2
+file = "storage-aes-key.bin"
+
+[[asset]]
+name = "device-common-cert"
+kind = "certificate"
+region = "cert"
+file = "device-common.pem"
+
+[[asset]]
+name = "application"
+kind = "firmware"
+region = "app"
+file = "firmware.bin"
+
+[[asset]]
+name = "settings"
+kind = "config"
+region = "config"
+file = "config.bin"
+
+[[asset]]
+name = "oem-signing-key"
+kind = "generate"
+key-type = "ec-p256"
+slot = 8
+"""
+
+
+def _device_common_cert(rng: Random) -> bytes:
+    key = private_key_from_material("ec-p256", rng(40))
+    assert isinstance(key, ec.EllipticCurvePrivateKey)  # noqa: S101 - ec-p256 gives an EC key
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Example OEM device-common")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def write_sample_assets(d: Path, rng: Random = os.urandom) -> Path:
+    d.mkdir(parents=True)
+    write_file(d / "app-aes-key.bin", rng(32), mode=PRIVATE)
+    write_file(d / "storage-aes-key.bin", rng(32), mode=PRIVATE)
+    write_file(d / "device-common.pem", _device_common_cert(rng))
+    write_file(d / "firmware.bin", rng(FIRMWARE_SIZE))
+    config = {"product": "example-sensor", "telemetry-interval-s": 60, "region": "eu"}
+    write_file(d / "config.bin", json.dumps(config, sort_keys=True).encode())
+    write_file(d / "assets.toml", ASSETS_TOML.encode())
+    return d / "assets.toml"
+
+
+@dataclass
+class DemoResult:
+    summary: LotSummary
+    verified: int
+    mismatched: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.summary.to_json(),
+            "verified": self.verified,
+            "mismatched": len(self.mismatched),
+            "mismatched_chips": self.mismatched[:20],
+        }
+
+
+def _expected(assets: asset_list.AssetList, public_keys: dict[str, bytes]) -> dict[str, Any]:
+    slots: dict[int, bytes | tuple[str, bytes]] = {}
+    regions: dict[str, bytes] = {}
+    for a in assets.assets:
+        if a.kind == "generate":
+            assert a.slot is not None  # noqa: S101 - parse checked
+            slots[a.slot] = (a.key_type or "", public_keys[a.name])
+        elif a.kind == "key":
+            assert a.slot is not None  # noqa: S101 - parse checked
+            slots[a.slot] = a.read(0, a.length)
+        else:
+            assert a.region is not None  # noqa: S101 - parse checked
+            regions[a.region] = a.read(0, a.length)
+    return {"slots": slots, "regions": regions}
+
+
+def _holds_exactly(probe: Probe, uid: bytes, expected: dict[str, Any]) -> bool:
+    r = probe.read(uid)
+    if r.lifecycle != Lifecycle.PROVISIONED or r.slots.keys() != expected["slots"].keys():
+        return False
+    for n, want in expected["slots"].items():
+        got = r.slots[n].value
+        if isinstance(want, tuple):  # generated: the slot's private key must match the public key
+            key_type, pem = want
+            scalar = int.from_bytes(got)
+            if key_type != "ec-p256":
+                return False
+            if public_key_pem(ec.derive_private_key(scalar, ec.SECP256R1())) != pem:
+                return False
+        elif got != want:
+            return False
+    return bool(r.regions == expected["regions"])
+
+
+def run(
+    out: Path,
+    *,
+    chips: int = 1000,
+    jobs: int = 1,
+    on_start: Callable[[int], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> DemoResult:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out} exists and is not empty; give a new directory")
+    if chips < 1:
+        raise InputError("--chips must be at least 1")
+    out.mkdir(parents=True, exist_ok=True)
+    toml = write_sample_assets(out / "assets")
+    assets = asset_list.load(toml)
+
+    # ICM: the family, the signed software, one chip for the OEM, a lot for the CM
+    made = icm.init(out / "icm")
+    software = out / "icm" / "provisioning-software.cose"
+    icm.sign_software(made, software)
+    (out / "oem-chip").mkdir()
+    oem_lot = icm.manufacture(
+        made, out / "oem-chip" / "chip.farm", OEM_LOT, 1, out / "oem-chip" / "lot.json"
+    )
+    (out / "cm").mkdir()
+    icm.manufacture(made, out / "cm" / "chips.farm", CM_LOT, chips, out / "cm" / "lot.json")
+
+    # OEM: verify the software, then FIG. 2 on its provisioning chip
+    oem.verify_software(software, out / "icm" / "prov-signing.pub.pem")
+    sealed = oem.keygen(
+        out / "oem-chip" / "chip.farm",
+        oem_lot.chips[0].uid,
+        software_path=software,
+        assets=assets,
+        out=out / "oem",
+    )
+
+    # CM: FIG. 3 on every chip of the lot
+    job = Job.load(software, out / "oem" / "enc-oem-share.cose", out / "oem" / "bundle.cbor")
+    summary = provision_lot(
+        farm_path=out / "cm" / "chips.farm",
+        lot=CM_LOT,
+        job=job,
+        records_url=f"sqlite:///{out / 'cm' / 'records.sqlite'}",
+        jobs=jobs,
+        station="demo",
+        on_start=on_start,
+        on_outcome=on_outcome,
+    )
+
+    # Check, through the test-only probe, that every chip holds exactly the OEM's assets
+    expected = _expected(assets, sealed.public_keys)
+    mismatched = []
+    with FarmLink(out / "cm" / "chips.farm") as farm:
+        uids = farm.uids(CM_LOT)
+    with Probe(out / "cm" / "chips.farm") as probe:
+        for uid in uids:
+            if not _holds_exactly(probe, uid, expected):
+                mismatched.append(uid.hex())
+    result = DemoResult(summary, len(uids) - len(mismatched), mismatched)
+    write_file(out / "cm" / "report.json", json.dumps(result.to_json(), indent=2).encode() + b"\n")
+    return result
