@@ -29,19 +29,26 @@ class Aead:
     nonce_len: int
     max_message: int
 
-    def _cipher(self, key: bytes) -> AESGCM | AESCCM:
+    def cipher(self, key: bytes) -> AESGCM | AESCCM:
+        """The keyed cipher, to reuse over the chunks of one session."""
         return AESGCM(key) if self.cose_id == 3 else AESCCM(key, tag_length=TAG_LEN)
 
-    def seal(self, key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    def seal(
+        self, key: bytes | AESGCM | AESCCM, nonce: bytes, plaintext: bytes, aad: bytes
+    ) -> bytes:
         if len(plaintext) > self.max_message:
             raise ValueError(f"{self.name} seals at most {self.max_message} bytes at once")
-        return self._cipher(key).encrypt(nonce, plaintext, aad)
+        cipher = self.cipher(key) if isinstance(key, bytes) else key
+        return cipher.encrypt(nonce, plaintext, aad)
 
-    def open(self, key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    def open(
+        self, key: bytes | AESGCM | AESCCM, nonce: bytes, ciphertext: bytes, aad: bytes
+    ) -> bytes:
         if len(nonce) != self.nonce_len or len(ciphertext) < TAG_LEN:
             raise VerificationError(f"{self.name}: bad nonce or ciphertext length", code="bad-aead")
+        cipher = self.cipher(key) if isinstance(key, bytes) else key
         try:
-            return self._cipher(key).decrypt(nonce, ciphertext, aad)
+            return cipher.decrypt(nonce, ciphertext, aad)
         except InvalidTag as e:
             raise VerificationError(f"{self.name}: authentication failed", code="bad-aead") from e
 

@@ -46,6 +46,13 @@ def private_key_from_material(key_type: str, material: bytes) -> PrivateKey:
     return ec.derive_private_key(d, CURVES[key_type])
 
 
+def check_private_scalar(key_type: str, value: bytes) -> None:
+    """Raise ValueError unless ``value`` is a valid private scalar 1 <= d < n of the curve."""
+    size = (CURVES[key_type].key_size + 7) // 8
+    if len(value) != size or not 1 <= int.from_bytes(value) < _ORDERS[key_type]:
+        raise ValueError(f"not a {key_type} private key")
+
+
 def private_key_bytes(key: PrivateKey) -> bytes:
     """The raw private value: the scalar d (big-endian, curve size) or the Ed25519 secret."""
     if isinstance(key, ed25519.Ed25519PrivateKey):

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from trustprov.chip.device import FlashWrite, Hardware
 from trustprov.chip.model import KeySlot, Lifecycle
 from trustprov.crypto.aead import cmac_verify
 from trustprov.crypto.digest import CHAIN_END, chain_link, sha256
-from trustprov.crypto.keys import CURVES
+from trustprov.crypto.keys import CURVES, check_private_scalar
 from trustprov.errors import ArtifactError, ChipRefused
 from trustprov.firmware.sealing import SESSION_RAM, oem_keys
 from trustprov.formats import cose
@@ -47,6 +45,7 @@ class _Staged:
     index: int = 0  # asset being received
     chunk: int = 0  # next chunk of it
     link: bytes = field(default=b"", repr=False)
+    aad: bytes = b""
     data: bytearray = field(default_factory=bytearray, repr=False)  # flash staging, not RAM
 
 
@@ -109,8 +108,9 @@ class ProvisioningSession:
         hw.ram.reserve(2 * manifest.chunk_size + 32)
         self._ram += 2 * manifest.chunk_size + 32
         self._keys = keys
+        self._ciphers = (manifest.aead.cipher(keys.enck), manifest.aead.cipher(keys.encd))
         self._manifest = manifest
-        self._staged = _Staged(link=manifest.assets[0].digest)
+        self._staged = _Staged(link=manifest.assets[0].digest, aad=chunk_aad(manifest.bundle_id, 0))
         self._slots: dict[int, KeySlot] = {}
         self._flash: list[FlashWrite] = []
 
@@ -136,10 +136,10 @@ class ProvisioningSession:
             raise ChipRefused(
                 f"chunk {index} of {entry.name!r} does not match the manifest", code="bad-chunk"
             )
-        key = self._keys.enck if entry.is_key else self._keys.encd
+        cipher = self._ciphers[0] if entry.is_key else self._ciphers[1]
         nonce = chunk_nonce(entry.nonce, index, last)
         try:
-            plaintext = m.aead.open(key, nonce, ciphertext, chunk_aad(m.bundle_id, asset))
+            plaintext = m.aead.open(cipher, nonce, ciphertext, s.aad)
         except ArtifactError as e:
             raise ChipRefused(
                 f"chunk {index} of {entry.name!r} fails to decrypt", code="bad-chunk"
@@ -156,6 +156,7 @@ class ProvisioningSession:
             s.index, s.chunk, s.data = asset + 1, 0, bytearray()
             if s.index < len(m.assets):
                 s.link = m.assets[s.index].digest
+                s.aad = chunk_aad(m.bundle_id, s.index)
 
     def _stage(self, entry: AssetEntry, value: bytes) -> None:
         name = entry.name
@@ -191,9 +192,8 @@ class ProvisioningSession:
 
 def _check_key(key_type: str, value: bytes, name: str) -> None:
     if key_type in CURVES:
-        d = int.from_bytes(value)
         try:
-            ec.derive_private_key(d, CURVES[key_type])
+            check_private_scalar(key_type, value)
         except ValueError as e:
             raise ChipRefused(
                 f"asset {name!r} is not a valid {key_type} key", code="bad-asset"

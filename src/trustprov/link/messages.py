@@ -31,8 +31,11 @@ def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
     return op, args
 
 
+_EMPTY_OK = cbor.encode({"ok": {}})
+
+
 def encode_ok(result: dict[str, Any]) -> bytes:
-    return cbor.encode({"ok": result})
+    return cbor.encode({"ok": result}) if result else _EMPTY_OK
 
 
 def encode_error(code: str, message: str) -> bytes:

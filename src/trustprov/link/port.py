@@ -25,6 +25,14 @@ class ChipPort:
     def __init__(self, chip: Chip) -> None:
         self._chip = chip
         self._software: ProvisioningSoftware | None = None
+        self._rom = {
+            "rom.status": self._status,
+            "rom.identity": self._identity,
+            "rom.burn": self._burn,
+            "rom.make-identity": self._make_identity,
+            "rom.store-certificate": self._store_certificate,
+            "rom.boot": self._boot,
+        }
 
     def __repr__(self) -> str:
         return f"ChipPort(uid={self._chip.uid.hex()})"
@@ -40,16 +48,9 @@ class ChipPort:
             return messages.encode_error("internal", f"internal fault ({type(e).__name__})")
 
     def _dispatch(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        rom = {
-            "rom.status": self._status,
-            "rom.identity": self._identity,
-            "rom.burn": self._burn,
-            "rom.make-identity": self._make_identity,
-            "rom.store-certificate": self._store_certificate,
-            "rom.boot": self._boot,
-        }
-        if op in rom:
-            return rom[op](args)
+        rom = self._rom.get(op)
+        if rom is not None:
+            return rom(args)
         if self._software is None:
             raise FormatError(f"unknown command {op!r} (no software booted)")
         return self._software.handle(op, args)
