@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from trustprov.crypto.aead import AEAD_ALIASES, Aead
 from trustprov.crypto.keys import MATERIAL_LEN
 from trustprov.errors import FormatError, InputError
+from trustprov.formats import cbor
 from trustprov.formats.bundle import KEY_TYPES, MAX_SLOT, MIN_CHUNK
 from trustprov.formats.limits import LIMITS, GiB
 from trustprov.roles.files import read_bytes
@@ -229,12 +230,7 @@ def _name(value: Any, what: str) -> str:
 
 
 def _keys(table: dict[str, Any], what: str, required: set[str], optional: set[str]) -> None:
-    missing = required - table.keys()
-    if missing:
-        raise FormatError(f"{what}: missing {', '.join(sorted(missing))}")
-    unknown = table.keys() - required - optional
-    if unknown:
-        raise FormatError(f"{what}: unknown {', '.join(sorted(unknown))}")
+    cbor.expect_map(table, what, required, optional)
 
 
 def _typed(value: Any, typ: type, what: str) -> Any:
