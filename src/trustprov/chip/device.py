@@ -33,13 +33,13 @@ from trustprov.crypto.keys import (
     public_key_der,
 )
 from trustprov.errors import ArtifactError, ChipRefused
-from trustprov.formats.software import FIRMWARE_DIR, SignedSoftware, code_archive
+from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 
 
 @functools.cache
-def measured_code_digest(directory: Path = FIRMWARE_DIR) -> bytes:
-    """SHA-256 of the code archive of the firmware this chip model executes."""
-    return sha256(code_archive(directory))
+def measured_code_digest(root: Path = CODE_ROOT) -> bytes:
+    """SHA-256 of the code archive of the software this chip model executes."""
+    return sha256(code_archive(root))
 
 
 @functools.lru_cache(maxsize=16)
@@ -63,13 +63,13 @@ class Chip:
         *,
         trng: Trng | None = None,
         ram_budget: int = DEFAULT_RAM,
-        code_dir: Path = FIRMWARE_DIR,
+        code_root: Path = CODE_ROOT,
     ) -> None:
         self._farm = farm
         self._state = state
         self.trng: Trng = trng or SystemTrng()
         self.ram = Ram(ram_budget)
-        self._code_dir = code_dir
+        self._code_root = code_root
 
     @property
     def uid(self) -> bytes:
@@ -166,7 +166,7 @@ class Chip:
             software.verify(_rom_public_key(mem.k_puk_icm_prov))
         except ArtifactError as e:
             raise ChipRefused("boot refused: software signature", code="bad-signature") from e
-        if software.code_digest != measured_code_digest(self._code_dir):  # 3.
+        if software.code_digest != measured_code_digest(self._code_root):  # 3.
             raise ChipRefused(
                 "boot refused: code does not match the signed image", code="code-mismatch"
             )

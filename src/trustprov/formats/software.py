@@ -10,9 +10,10 @@ Protected header::
     "tp-code"          bstr .32   SHA-256 of the payload, the firmware code archive
 
 Payload: the code archive, a canonical CBOR map {relative path (tstr): file bytes (bstr)} of the
-firmware sources. The chip's boot ROM refuses the image unless the signature verifies under its
-immutable K_PUK_ICM_PROV, "tp-code" equals the digest of the code it is about to run, and
-"tp-svn" is not below its counter.
+software's sources: the firmware and the libraries it is linked with (`CODE_PARTS`). The chip's
+boot ROM refuses the image unless the signature verifies under its immutable K_PUK_ICM_PROV,
+"tp-code" equals the digest of the code it is about to run, and "tp-svn" is not below its
+counter.
 """
 
 from __future__ import annotations
@@ -34,19 +35,24 @@ from trustprov.formats import cbor, cose
 from trustprov.formats.limits import LIMITS
 
 CONTENT_TYPE = "application/vnd.trustprov.software+cbor"
-#: the provisioning software's code, as installed: what the ICM signs and the chip runs
-FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
+#: the package that holds the provisioning software's code, as installed
+CODE_ROOT = Path(__file__).resolve().parent.parent
+#: what the software is made of: the firmware and every library it is linked with on silicon
+CODE_PARTS = ("errors.py", "crypto", "formats", "firmware")
 H_NAME, H_VERSION, H_SVN, H_CODE = "tp-name", "tp-version", "tp-svn", "tp-code"
 MAX_SVN = 2**32 - 1
 
 
-def code_archive(directory: Path) -> bytes:
-    """The canonical archive of the ``*.py`` files under ``directory`` (sorted by path)."""
-    files = {
-        p.relative_to(directory).as_posix(): p.read_bytes()
-        for p in sorted(directory.rglob("*.py"))
-        if "__pycache__" not in p.parts
-    }
+def code_archive(root: Path = CODE_ROOT) -> bytes:
+    """The canonical archive of the software's ``*.py`` files (`CODE_PARTS` under ``root``)."""
+    files: dict[str, bytes] = {}
+    for part in CODE_PARTS:
+        path = root / part
+        for p in [path] if path.is_file() else sorted(path.rglob("*.py")):
+            if "__pycache__" not in p.parts:
+                files[p.relative_to(root).as_posix()] = p.read_bytes()
+    if not files:
+        raise FormatError(f"no provisioning software code under {root}")
     return cbor.encode(files)
 
 

@@ -37,7 +37,7 @@ from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError, InputError
 from trustprov.formats import cbor
 from trustprov.formats.lot import LotChip, LotManifest
-from trustprov.formats.software import FIRMWARE_DIR, SignedSoftware, code_archive
+from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 from trustprov.link.farm import FarmLink
 from trustprov.roles.files import PRIVATE, new_directory, read_bytes, write_file
 
@@ -197,7 +197,7 @@ def sign_software(
     version: str = __version__,
     security_version: int = 1,
     alg: str | None = None,
-    code_dir: Path = FIRMWARE_DIR,
+    code_root: Path = CODE_ROOT,
 ) -> SignedSoftware:
     """Sign the provisioning software's code with K_PRK_ICM_PROV."""
     alg = alg or icm.alg
@@ -217,7 +217,7 @@ def sign_software(
         name=SOFTWARE_NAME,
         version=version,
         security_version=security_version,
-        code=code_archive(code_dir),
+        code=code_archive(code_root),
     )
     write_file(out, software.to_bytes())
     return software
