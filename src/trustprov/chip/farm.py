@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,6 +64,9 @@ class Farm:
         self._in_batch = False
         self._families: dict[bytes, ImmutableMemory] = {}
         self._known_blobs: set[bytes] = set()
+        #: test-only fault injection: called before each commit; raising there is a power cut
+        #: at that persistent write (the transaction never lands)
+        self.before_commit: Callable[[], None] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -94,6 +97,8 @@ class Farm:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                if self.before_commit is not None:
+                    self.before_commit()
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -153,7 +158,6 @@ class Farm:
                     ).fetchone()[0]
                     if stored != image:
                         raise InputError("this farm holds another immutable image for the family")
-                    self._families[fam] = state.immutable
             for blob_id, data in (blobs or {}).items():
                 if blob_id not in self._known_blobs:
                     db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (blob_id, data))
@@ -170,6 +174,9 @@ class Farm:
                     state.uid,
                 ),
             )
+        # caches only learn what a committed transaction wrote
+        if state.immutable is not None:
+            self._families[state.immutable.family_id] = state.immutable
         self._known_blobs.update((blobs or {}).keys())
 
     def blob(self, blob_id: bytes) -> bytes:
