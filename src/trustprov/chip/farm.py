@@ -46,20 +46,22 @@ class Farm:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise InputError(f"no chip farm at {self.path}")
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
         try:
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            if create:
+            if create and new_file:  # never turn another database into a farm
                 self._db.executescript(SCHEMA)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO farm_meta VALUES ('format', ?)", (FARM_FORMAT,)
-                )
+                self._db.execute("INSERT INTO farm_meta VALUES ('format', ?)", (FARM_FORMAT,))
             row = self._db.execute("SELECT value FROM farm_meta WHERE key='format'").fetchone()
         except sqlite3.DatabaseError as e:
-            raise InputError(f"{self.path} is not a chip farm ({e})") from e
+            self._db.close()
+            raise InputError(f"{self.path} is not a chip farm") from e
         if row is None or row[0] != FARM_FORMAT:
+            self._db.close()
             raise InputError(f"{self.path} is not a chip farm of format {FARM_FORMAT}")
+        # only now, on a file known to be a farm, change its journal mode
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.RLock()
         self._in_batch = False
         self._families: dict[bytes, ImmutableMemory] = {}

@@ -68,7 +68,7 @@ def provision(
             f"{summary.already_provisioned} already provisioned, {summary.failed} failed "
             f"in {summary.seconds:.1f} s; records: {url}"
         )
-        for code, n in sorted(summary.failures.items()):
-            click.echo(f"  failed with {code}: {n}", err=True)
     if summary.failed:
+        causes = ", ".join(f"{code}: {n}" for code, n in sorted(summary.failures.items()))
+        click.echo(f"error: {summary.failed} of {summary.chips} chips failed ({causes})", err=True)
         sys.exit(EXIT_FAILED)

@@ -112,6 +112,8 @@ class Icm:
             meta = json.loads(read_bytes(path / "icm.json", limit=4096, what="ICM metadata"))
             family_id = bytes.fromhex(meta["family"])
             alg = meta["alg"]
+            if len(family_id) != FAMILY_ID_LEN:
+                raise ValueError("family id length")
             secrets = cbor.expect_map(
                 cbor.decode(
                     read_bytes(path / "family-secrets.cbor", limit=4096, what="family secrets"),
@@ -274,6 +276,8 @@ def manufacture(
         LotChip.check_lot_name(lot)
     except FormatError as e:
         raise InputError(e.message) from e
+    if not Path(manifest_path).resolve().parent.is_dir():
+        raise InputError(f"cannot write {manifest_path}: its directory does not exist")
     image = icm.immutable.to_bytes()
     chips: list[LotChip] = []
     with FarmLink(farm_path, create=True) as farm:
@@ -288,6 +292,7 @@ def manufacture(
                     der = issue_certificate(icm, uid, chip.make_identity(), now)
                     chip.store_certificate(der)
                 chips.append(LotChip(uid, der))
-    manifest = LotManifest(lot=lot, family_id=icm.family_id, chips=tuple(chips))
-    write_file(manifest_path, manifest.to_json())
+            manifest = LotManifest(lot=lot, family_id=icm.family_id, chips=tuple(chips))
+            # inside the transaction: if the manifest cannot be written, no chip is made
+            write_file(manifest_path, manifest.to_json())
     return manifest

@@ -1,0 +1,97 @@
+"""`trustprov demo`: the whole flow, and artifacts each party's command can pick up again."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from .helpers import assert_error, assert_no_crash, describe, ok, run, snapshot
+
+CHIPS = 5
+LAYOUT = (
+    "icm/prov-signing.pub.pem",
+    "icm/device-ca.pem",
+    "icm/provisioning-software.cose",
+    "oem/enc-oem-share.cose",
+    "oem/bundle.cbor",
+    "cm/chips.farm",
+    "cm/lot.json",
+    "cm/records.sqlite",
+    "cm/report.json",
+    "assets/assets.toml",
+)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    return out, run("demo", "--chips", str(CHIPS), "--out", out, "--json")
+
+
+def test_demo_json(demo: tuple[Path, Result]) -> None:
+    out, result = demo
+    assert result.exit_code == 0, describe(result)
+    assert result.exception is None
+    assert result.stderr == ""
+    s = json.loads(result.stdout)
+    assert (s["chips"], s["provisioned"], s["failed"]) == (CHIPS, CHIPS, 0)
+    for rel in LAYOUT:
+        assert (out / rel).is_file(), rel
+    assert (out / "oem").is_dir()
+    report = json.loads((out / "cm" / "report.json").read_text())
+    assert (report["chips"], report["provisioned"], report["failed"]) == (CHIPS, CHIPS, 0)
+    lot = json.loads((out / "cm" / "lot.json").read_text())
+    assert len(lot["chips"]) == CHIPS
+    with sqlite3.connect(out / "cm" / "records.sqlite") as c:
+        rows = list(c.execute("SELECT uid, result FROM records"))
+    assert sorted(u for u, _ in rows) == sorted(ch["uid"] for ch in lot["chips"])
+    assert {r for _, r in rows} == {"provisioned"}
+
+
+def test_demo_artifacts_drive_the_cli(demo: tuple[Path, Result]) -> None:
+    out, _ = demo
+    software = out / "icm" / "provisioning-software.cose"
+    ok("oem", "verify-software", software, "--key", out / "icm" / "prov-signing.pub.pem")
+    uid = json.loads((out / "cm" / "lot.json").read_text())["chips"][0]["uid"]
+    view = json.loads(
+        ok("chip", "show", "--farm", out / "cm" / "chips.farm", "--chip", uid, "--json").stdout
+    )
+    assert view["lifecycle"] == "PROVISIONED"
+    assert view["installed"]["key_slots"]
+
+
+def test_demo_text(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = ok("demo", "--chips", "2", "--out", out)
+    assert str(out) in result.stdout
+    assert "2 provisioned" in result.stdout
+    assert (out / "cm" / "report.json").is_file()
+
+
+def test_demo_into_an_empty_directory(tmp_path: Path) -> None:
+    ok("demo", "--chips", "1", "--out", tmp_path, "--json")
+    assert (tmp_path / "cm" / "report.json").is_file()
+
+
+@pytest.mark.parametrize("existing", ["non-empty-dir", "file"])
+def test_demo_never_overwrites(tmp_path: Path, existing: str) -> None:
+    out = tmp_path / "run"
+    if existing == "file":
+        out.write_text("keep me")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("keep me")
+    before = snapshot(tmp_path)
+    assert_error(run("demo", "--chips", "2", "--out", out, "--json"), exit_code=2)
+    assert snapshot(tmp_path) == before
+
+
+def test_demo_zero_chips_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("demo", "--chips", "0", "--out", tmp_path / "run")
+    assert_no_crash(result)
+    assert result.exit_code == 2
+    assert not (tmp_path / "run").exists()
