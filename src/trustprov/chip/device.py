@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from trustprov.chip.farm import Farm
-from trustprov.chip.model import ChipState, ImmutableMemory, Installed, KeySlot, Lifecycle
+from trustprov.chip.model import ChipState, Installed, KeySlot, Lifecycle
 from trustprov.chip.ram import DEFAULT_RAM, Ram
 from trustprov.chip.trng import SystemTrng, Trng
 from trustprov.crypto.digest import sha256
@@ -33,6 +33,7 @@ from trustprov.crypto.keys import (
     public_key_der,
 )
 from trustprov.errors import ArtifactError, ChipRefused
+from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 
 

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from trustprov.chip.model import ChipState, ImmutableMemory, Installed, Lifecycle
+from trustprov.chip.model import ChipState, Installed, Lifecycle
 from trustprov.errors import InputError
+from trustprov.formats.immutable import ImmutableMemory
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS farm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +67,8 @@ class Farm:
         self._in_batch = False
         self._families: dict[bytes, ImmutableMemory] = {}
         self._known_blobs: set[bytes] = set()
+        self._pending_families: dict[bytes, ImmutableMemory] = {}
+        self._pending_blobs: set[bytes] = set()
         #: test-only fault injection: called before each commit; raising there is a power cut
         #: at that persistent write (the transaction never lands)
         self.before_commit: Callable[[], None] | None = None
@@ -77,16 +80,10 @@ class Farm:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group many chip writes in one transaction (manufacturing). Nested writes join it."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock, self._transaction():
             self._in_batch = True
             try:
                 yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
             finally:
                 self._in_batch = False
 
@@ -96,15 +93,25 @@ class Farm:
             if self._in_batch:
                 yield self._db
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 yield self._db
-                if self.before_commit is not None:
-                    self.before_commit()
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT; the caches learn what it wrote only once COMMIT has returned."""
+        self._pending_families.clear()
+        self._pending_blobs.clear()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            if self.before_commit is not None:
+                self.before_commit()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        self._families.update(self._pending_families)
+        self._known_blobs.update(self._pending_blobs)
 
     # -- chips ------------------------------------------------------------------------------
     def add_blank(self, uid: bytes, lot: str) -> ChipState:
@@ -152,7 +159,7 @@ class Farm:
         with self._write() as db:
             if state.immutable is not None:
                 fam = state.immutable.family_id
-                if fam not in self._families:
+                if fam not in self._families and fam not in self._pending_families:
                     image = state.immutable.to_bytes()
                     db.execute("INSERT OR IGNORE INTO families VALUES (?, ?)", (fam, image))
                     stored = db.execute(
@@ -160,9 +167,11 @@ class Farm:
                     ).fetchone()[0]
                     if stored != image:
                         raise InputError("this farm holds another immutable image for the family")
+                    self._pending_families[fam] = state.immutable
             for blob_id, data in (blobs or {}).items():
-                if blob_id not in self._known_blobs:
+                if blob_id not in self._known_blobs and blob_id not in self._pending_blobs:
                     db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (blob_id, data))
+                    self._pending_blobs.add(blob_id)
             db.execute(
                 "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "
                 "identity_key = ?, certificate = ?, installed = ? WHERE uid = ?",
@@ -176,10 +185,6 @@ class Farm:
                     state.uid,
                 ),
             )
-        # caches only learn what a committed transaction wrote
-        if state.immutable is not None:
-            self._families[state.immutable.family_id] = state.immutable
-        self._known_blobs.update((blobs or {}).keys())
 
     def blob(self, blob_id: bytes) -> bytes:
         row = self._db.execute("SELECT data FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone()

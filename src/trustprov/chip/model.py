@@ -6,10 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from trustprov.errors import FormatError
 from trustprov.formats import cbor
-
-SHARE_LEN = 32
+from trustprov.formats.immutable import ImmutableMemory
 
 
 class Lifecycle(enum.IntEnum):
@@ -19,42 +17,6 @@ class Lifecycle(enum.IntEnum):
     MANUFACTURED = 1
     PROVISIONED = 2
     LOCKED = 3
-
-
-@dataclass(frozen=True)
-class ImmutableMemory:
-    """What the ICM burns into every chip of a family (the same for all of them)."""
-
-    family_id: bytes
-    hw_share: bytes = field(repr=False)
-    rom_share: bytes = field(repr=False)
-    k_oem_share: bytes = field(repr=False)
-    k_oem_master_share: bytes = field(repr=False)
-    k_puk_icm_prov: bytes  # SubjectPublicKeyInfo DER of the software signing key (public)
-
-    def __post_init__(self) -> None:
-        for name in ("hw_share", "rom_share", "k_oem_share", "k_oem_master_share"):
-            if len(getattr(self, name)) != SHARE_LEN:
-                raise FormatError(f"immutable memory: {name} must be {SHARE_LEN} bytes")
-
-    def to_bytes(self) -> bytes:
-        return cbor.encode(
-            [
-                self.family_id,
-                self.hw_share,
-                self.rom_share,
-                self.k_oem_share,
-                self.k_oem_master_share,
-                self.k_puk_icm_prov,
-            ]
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> ImmutableMemory:
-        v = cbor.expect(cbor.decode(data, limit=4096, what="immutable memory"), list, "immutable")
-        if len(v) != 6:
-            raise FormatError("immutable memory: wrong layout")
-        return cls(*(cbor.expect_bstr(x, "immutable memory") for x in v))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trustprov.chip.farm import Farm
-from trustprov.chip.model import ImmutableMemory, KeySlot, Lifecycle
+from trustprov.chip.model import KeySlot, Lifecycle
+from trustprov.formats.immutable import ImmutableMemory
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ class ProvisioningSoftware:
         m = _field(cbor.expect_map, value, "bundle", {"epoch", "min-svn", "aead", "chunk-size"})
         aead_id = _field(cbor.expect, m["aead"], int, "aead")
         if aead_id not in AEAD_BY_ID:
-            raise ChipRefused(f"unsupported AEAD {aead_id}", code="bad-request")
+            raise ChipRefused(f"unsupported AEAD {cbor.show(aead_id)}", code="bad-request")
         aead = AEAD_BY_ID[aead_id]
         chunk_size = _field(cbor.expect_uint, m["chunk-size"], "chunk size", LIMITS.chunk)
         if not 256 <= chunk_size <= aead.max_message:

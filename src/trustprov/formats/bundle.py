@@ -127,6 +127,8 @@ class AssetEntry:
 
     def validate(self, chunk_size: int) -> None:
         what = f"asset {self.name!r}"
+        if self.kind not in ASSET_KINDS:
+            raise FormatError(f"{what}: kind must be one of {', '.join(ASSET_KINDS)}")
         if self.length < 1:
             raise FormatError(f"{what}: empty")
         if self.chunks != chunk_count(self.length, chunk_size):
@@ -206,7 +208,7 @@ class Manifest:
             raise FormatError(f"{what}: unsupported format version")
         aead_id = cbor.expect(m["aead"], int, f"{what}: aead")
         if aead_id not in AEAD_BY_ID:
-            raise FormatError(f"{what}: unsupported AEAD {aead_id}")
+            raise FormatError(f"{what}: unsupported AEAD {cbor.show(aead_id)}")
         aead = AEAD_BY_ID[aead_id]
         chunk_size = cbor.expect_uint(m["chunk-size"], f"{what}: chunk size", LIMITS.chunk)
         assets = cbor.expect(m["assets"], list, f"{what}: assets")

@@ -35,7 +35,35 @@ def decode(data: bytes, *, limit: int, what: str) -> Any:
         raise FormatError(f"{what}: not valid CBOR") from e
     if fp.tell() != len(data):
         raise FormatError(f"{what}: trailing bytes after the CBOR item")
+    _check_types(value, what)
     return value
+
+
+_INT_MIN, _INT_MAX = -(2**64), 2**64 - 1
+
+
+def _check_types(value: Any, what: str) -> None:
+    """Refuse everything trustprov's formats never use, wherever it is nested: floats (3.0
+    equals 3 in Python), bignums beyond CBOR's 64-bit integers, stray break codes, undefined,
+    and the objects cbor2 builds from semantic tags (dates, sets, shared references...)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is bytes or t is str or t is bool or v is None:
+            continue
+        if t is int:
+            if not _INT_MIN <= v <= _INT_MAX:
+                raise FormatError(f"{what}: integer outside CBOR's 64-bit range")
+        elif t is list:
+            stack.extend(v)
+        elif t is dict:
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif t is cbor2.CBORTag:  # a tag cbor2 has no meaning for: the format decides
+            stack.append(v.value)
+        else:
+            raise FormatError(f"{what}: CBOR item of a kind trustprov does not use ({t.__name__})")
 
 
 def expect(value: Any, typ: type | tuple[type, ...], what: str) -> Any:
@@ -56,11 +84,21 @@ def expect_map(
     m: dict[Any, Any] = expect(value, dict, what)
     missing = required - m.keys()
     if missing:
-        raise FormatError(f"{what}: missing {sorted(map(str, missing))}")
+        raise FormatError(f"{what}: missing {', '.join(sorted(map(show, missing)))}")
     unknown = m.keys() - required - optional
     if unknown:
-        raise FormatError(f"{what}: unknown fields {sorted(map(str, unknown))}")
+        raise FormatError(f"{what}: unknown fields {', '.join(sorted(map(show, unknown)))}")
     return m
+
+
+def show(key: Any) -> str:
+    """A map key for an error message: short, printable, and never costly to render."""
+    if isinstance(key, str):
+        text = key if key.isprintable() else repr(key)
+        return text[:32]
+    if isinstance(key, int) and not isinstance(key, bool) and key.bit_length() <= 64:
+        return str(key)
+    return f"<{type(key).__name__}>"
 
 
 def expect_uint(value: Any, what: str, maximum: int = 2**64 - 1) -> int:

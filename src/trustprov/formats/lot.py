@@ -19,7 +19,7 @@ from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError
 from trustprov.formats.limits import LIMITS
 
-_LOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_LOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 UID_LEN = 16
 
 
@@ -30,7 +30,7 @@ class LotChip:
 
     @staticmethod
     def check_lot_name(name: str) -> None:
-        if not _LOT_NAME.match(name):
+        if not _LOT_NAME.fullmatch(name):
             raise FormatError(
                 f"lot name {name!r}: 1-64 of letters, digits, '.', '_', '-', starting alnum"
             )

@@ -112,7 +112,7 @@ class SignedSoftware:
         )
         alg_id = cbor.expect(h[cose.ALG], int, f"{what}: alg")
         if alg_id not in SIGNATURE_BY_ID:
-            raise FormatError(f"{what}: unsupported signature algorithm {alg_id}")
+            raise FormatError(f"{what}: unsupported signature algorithm {cbor.show(alg_id)}")
         if h[cose.CONTENT_TYPE] != CONTENT_TYPE:
             raise FormatError(f"{what}: not trustprov provisioning software")
         digest = cbor.expect_bstr(h[H_CODE], f"{what}: code digest", DIGEST_LEN)

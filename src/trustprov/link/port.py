@@ -12,10 +12,10 @@ import logging
 from typing import Any
 
 from trustprov.chip.device import Chip
-from trustprov.chip.model import ImmutableMemory
-from trustprov.errors import FormatError, TrustprovError
+from trustprov.errors import ChipRefused, TrustprovError
 from trustprov.firmware.commands import ProvisioningSoftware
 from trustprov.formats import cbor
+from trustprov.formats.immutable import ImmutableMemory
 from trustprov.link import messages
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,9 @@ class ChipPort:
         if rom is not None:
             return rom(args)
         if self._software is None:
-            raise FormatError(f"unknown command {op!r} (no software booted)")
+            raise ChipRefused(
+                f"unknown command {op!r} (no software booted)", code="unknown-command"
+            )
         return self._software.handle(op, args)
 
     def _identity(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
     [bundle]                      # all optional
     epoch = 1                     # chips refuse an update whose epoch is not above theirs
     aead = "AES-GCM"              # or "AES-CCM" (claim 6)
-    chunk-size = 16384            # plaintext bytes per chunk, 256..65536 (CCM: ..65535)
+    chunk-size = 16384            # plaintext bytes per chunk, 256..24576 (fits 64 KiB of RAM)
     min-security-version = 1      # default: the signing software's security version
 
     [[asset]]
@@ -37,7 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from trustprov.crypto.aead import AEAD_ALIASES, Aead
-from trustprov.crypto.keys import MATERIAL_LEN
+from trustprov.crypto.keys import CURVES, MATERIAL_LEN, check_private_scalar
 from trustprov.errors import FormatError, InputError
 from trustprov.formats import cbor
 from trustprov.formats.bundle import KEY_TYPES, MAX_SLOT, MIN_CHUNK
@@ -47,6 +47,9 @@ from trustprov.roles.files import read_bytes
 KINDS = ("key", "certificate", "firmware", "config", "generate")
 MAX_FILE = 4 * GiB
 DEFAULT_CHUNK = 16 * 1024
+#: a chip holds a chunk's ciphertext and plaintext at once, beside the manifest and its keys:
+#: 24 KiB chunks keep that within the default 64 KiB of RAM (the format itself allows 64 KiB)
+MAX_CHUNK = 24 * 1024
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,7 @@ def parse(doc: dict[str, Any], base: Path) -> AssetList:
         raise FormatError(f"[bundle] aead must be one of {', '.join(AEAD_ALIASES)}")
     aead = AEAD_ALIASES[aead_name]
     chunk_size = _int(
-        bundle.get("chunk-size", DEFAULT_CHUNK),
-        "[bundle] chunk-size",
-        MIN_CHUNK,
-        min(LIMITS.chunk, aead.max_message),
+        bundle.get("chunk-size", DEFAULT_CHUNK), "[bundle] chunk-size", MIN_CHUNK, MAX_CHUNK
     )
     epoch = _int(bundle.get("epoch", 1), "[bundle] epoch", 0, 2**32 - 1)
     min_svn = bundle.get("min-security-version")
@@ -190,6 +190,11 @@ def _key_asset(item: dict[str, Any], base: Path, name: str, kind: str) -> AssetS
     if len(value) not in KEY_TYPES[key_type]:
         sizes = " or ".join(map(str, KEY_TYPES[key_type]))
         raise FormatError(f"{what}: a {key_type} key is {sizes} bytes, not {len(value)}")
+    if key_type in CURVES:
+        try:
+            check_private_scalar(key_type, value)
+        except ValueError as e:
+            raise FormatError(f"{what}: not a valid {key_type} private key (0 < d < n)") from e
     return AssetSpec(name, kind, key_type=key_type, slot=slot, value=value)
 
 

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from trustprov import __version__
-from trustprov.chip.model import ImmutableMemory
 from trustprov.crypto.keys import (
     SIGNATURE_ALGORITHMS,
     PrivateKey,
@@ -36,6 +35,7 @@ from trustprov.crypto.keys import (
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError, InputError
 from trustprov.formats import cbor
+from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.lot import LotChip, LotManifest
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 from trustprov.link.farm import FarmLink

@@ -1,0 +1,147 @@
+"""Imports run downward only (DESIGN.md, "Architecture").
+
+Host code (roles, line, cli) reaches chips only through `trustprov.link`: what a host learns
+from a chip is what crosses the link, exactly as with silicon. The firmware and the link never
+reach the test-only probe. The pure core (crypto, formats) depends on nothing above it.
+`trustprov/demo.py` is the demo's test harness and may use the probe.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "trustprov"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module the file ``path`` (under src/trustprov) imports."""
+    return imports_in(
+        path.read_text(encoding="utf-8"), _module_name(path), is_package=path.name == "__init__.py"
+    )
+
+
+def imports_in(source: str, module: str, *, is_package: bool = False) -> set[str]:
+    """Every module ``source`` (module ``module``) imports, made absolute, with each
+    ``from M import n`` also as ``M.n`` (n may be a submodule)."""
+    tree = ast.parse(source)
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and node.args:  # importlib.import_module("...")
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+                if name in ("import_module", "__import__"):
+                    found.add(first.value)
+    return found
+
+
+def _files(*packages: str) -> list[Path]:
+    files: list[Path] = []
+    for package in packages:
+        target = SRC / package
+        files.extend(sorted(target.rglob("*.py")) if target.is_dir() else [target])
+    assert files, packages
+    return files
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _violations(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(
+        f"{f.relative_to(SRC)}: {name}"
+        for f in files
+        for name in imports_of(f)
+        if any(_under(name, p) for p in forbidden)
+    )
+
+
+def test_the_import_parser_sees_every_form() -> None:
+    source = (
+        "import trustprov.chip.device\n"
+        "from trustprov.firmware import commands\n"
+        "from ..chip.model import Lifecycle\n"
+        "from . import files\n"
+        "import importlib\n"
+        "importlib.import_module('trustprov.chip.probe')\n"
+        "def f():\n"
+        "    from trustprov.link import farm\n"
+    )
+    found = imports_in(source, "trustprov.roles.sample")
+    for name in (
+        "trustprov.chip.device",
+        "trustprov.firmware.commands",
+        "trustprov.chip.model.Lifecycle",
+        "trustprov.roles.files",
+        "trustprov.chip.probe",
+        "trustprov.link.farm",
+    ):
+        assert name in found, name
+    assert "trustprov.crypto" in imports_in(
+        "from .. import crypto", "trustprov.roles", is_package=True
+    )
+    assert imports_of(SRC / "roles" / "cm.py") >= {"trustprov.link.client"}
+
+
+@pytest.mark.parametrize("package", ["roles", "line", "cli"])
+def test_host_code_reaches_chips_only_through_the_link(package: str) -> None:
+    bad = _violations(_files(package), ("trustprov.chip", "trustprov.firmware"))
+    assert not bad, f"host code imports chip internals or firmware: {bad}"
+
+
+@pytest.mark.parametrize("package", ["roles", "line", "cli"])
+def test_host_code_names_no_chip_module_in_strings(package: str) -> None:
+    """No ``importlib`` detour: host code does not even spell a chip or firmware module name."""
+    bad = []
+    for f in _files(package):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and ("trustprov.chip" in text or "trustprov.firmware" in text):
+                bad.append(f"{f.relative_to(SRC)}: {text!r}")
+    assert not bad
+
+
+@pytest.mark.parametrize("package", ["firmware", "link"])
+def test_firmware_and_link_never_use_the_probe(package: str) -> None:
+    bad = _violations(_files(package), ("trustprov.chip.probe",))
+    assert not bad, f"the test-only probe is reachable from {package}: {bad}"
+
+
+@pytest.mark.parametrize("package", ["crypto", "formats"])
+def test_the_pure_core_imports_nothing_above_it(package: str) -> None:
+    above = tuple(
+        f"trustprov.{p}" for p in ("chip", "firmware", "link", "roles", "line", "cli", "demo")
+    )
+    bad = _violations(_files(package), above)
+    assert not bad, f"{package} imports from above: {bad}"
+
+
+def test_only_tests_and_the_demo_use_the_probe() -> None:
+    users = sorted(
+        str(f.relative_to(SRC))
+        for f in SRC.rglob("*.py")
+        if any(_under(n, "trustprov.chip.probe") for n in imports_of(f))
+    )
+    assert set(users) <= {"demo.py"}, users
