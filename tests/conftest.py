@@ -7,7 +7,6 @@ it (tmp_path copies). Tests run from any working directory: every path is absolu
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,5 +139,5 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 @pytest.fixture
-def cm_farm(world: World, tmp_path: Path) -> Iterator[Path]:
-    yield world.fresh_cm_farm(tmp_path)
+def cm_farm(world: World, tmp_path: Path) -> Path:
+    return world.fresh_cm_farm(tmp_path)
