@@ -83,7 +83,7 @@ class ProvisioningSession:
                 manifest_bytes, cose.TAG_MAC0, limit=LIMITS.manifest, what="manifest"
             )
             cmac_verify(keys.auth, message.mac_structure(), message.auth)
-            manifest = SignedManifest.from_bytes(manifest_bytes).manifest
+            manifest = SignedManifest.from_message(message).manifest
         except ArtifactError as e:
             raise ChipRefused(f"manifest refused: {e.message}", code="bad-manifest") from e
         # 6.

@@ -244,8 +244,13 @@ class SignedManifest:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SignedManifest:
+        return cls.from_message(
+            cose.decode(data, cose.TAG_MAC0, limit=LIMITS.manifest, what="manifest")
+        )
+
+    @classmethod
+    def from_message(cls, m: cose.CoseMessage) -> SignedManifest:
         what = "manifest"
-        m = cose.decode(data, cose.TAG_MAC0, limit=LIMITS.manifest, what=what)
         h = cbor.expect_map(
             m.protected, f"{what}: protected header", {cose.ALG, cose.CONTENT_TYPE, "tp-family"}
         )

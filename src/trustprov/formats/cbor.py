@@ -45,25 +45,35 @@ _INT_MIN, _INT_MAX = -(2**64), 2**64 - 1
 def _check_types(value: Any, what: str) -> None:
     """Refuse everything trustprov's formats never use, wherever it is nested: floats (3.0
     equals 3 in Python), bignums beyond CBOR's 64-bit integers, stray break codes, undefined,
-    and the objects cbor2 builds from semantic tags (dates, sets, shared references...)."""
+    the objects cbor2 builds from semantic tags (dates, sets...), and shared references (tags
+    28/29), which can make a structure contain itself: no container may be reached twice."""
     stack = [value]
+    seen: set[int] = set()
+    pop, extend, leaves = stack.pop, stack.extend, _LEAVES
     while stack:
-        v = stack.pop()
+        v = pop()
         t = type(v)
-        if t is bytes or t is str or t is bool or v is None:
+        if t in leaves:
             continue
         if t is int:
             if not _INT_MIN <= v <= _INT_MAX:
                 raise FormatError(f"{what}: integer outside CBOR's 64-bit range")
-        elif t is list:
-            stack.extend(v)
-        elif t is dict:
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        elif t is cbor2.CBORTag:  # a tag cbor2 has no meaning for: the format decides
-            stack.append(v.value)
-        else:
+            continue
+        if t is not list and t is not dict and t is not cbor2.CBORTag:
             raise FormatError(f"{what}: CBOR item of a kind trustprov does not use ({t.__name__})")
+        if id(v) in seen:
+            raise FormatError(f"{what}: shared or self-referencing CBOR structure")
+        seen.add(id(v))
+        if t is list:
+            extend(v)
+        elif t is dict:
+            extend(v.keys())
+            extend(v.values())
+        else:  # a tag cbor2 has no meaning for: the format decides
+            stack.append(v.value)
+
+
+_LEAVES = frozenset({bytes, str, bool, type(None)})
 
 
 def expect(value: Any, typ: type | tuple[type, ...], what: str) -> Any:

@@ -44,6 +44,8 @@ def encode_error(code: str, message: str) -> bytes:
 
 def decode_response(data: bytes) -> dict[str, Any]:
     """The result map, or raise `ChipRefused` with the chip's code and message."""
+    if data == _EMPTY_OK:  # most answers of a provisioning run
+        return {}
     try:
         m = cbor.expect(
             cbor.decode(data, limit=LIMITS.link_message, what="response"), dict, "response"

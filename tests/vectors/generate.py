@@ -1,0 +1,338 @@
+"""Known-answer vectors of trustprov's reference cryptographic construction.
+
+Every input below is fixed (hard-coded hex); every output is computed with trustprov's own code
+and written to ``vectors.json`` beside this file, which is checked in. ``test_vectors.py``
+recomputes each output from the inputs recorded in the JSON, so any change of a byte format (a
+label, a header, an encoding, a nonce layout) fails the tests until the vectors are regenerated on
+purpose and the change is documented in docs/protocol.md.
+
+Run from any directory::
+
+    python tests/vectors/generate.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from trustprov.crypto.aead import AEADS, cmac_tag
+from trustprov.crypto.digest import chain_head
+from trustprov.crypto.kdf import kdf
+from trustprov.crypto.keys import (
+    MATERIAL_LEN,
+    private_key_bytes,
+    private_key_from_material,
+    public_key_der,
+)
+from trustprov.crypto.schedule import (
+    asset_material,
+    derive_keys,
+    f_oem_share,
+    g_master_key,
+    h_seed,
+)
+from trustprov.formats import cose
+from trustprov.formats.bundle import (
+    AssetEntry,
+    Bundle,
+    Manifest,
+    SignedManifest,
+    chunk_aad,
+    chunk_count,
+    chunk_nonce,
+    chunk_plain_len,
+)
+from trustprov.formats.sealed import SealedValue
+
+OUT = Path(__file__).resolve().parent / "vectors.json"
+
+
+def h(text: str) -> bytes:
+    return bytes.fromhex(text)
+
+
+# -- fixed inputs ----------------------------------------------------------------------------
+# the AES-256 key of NIST SP 800-38B's CMAC examples, as a KDF key
+KDF_KEY = h("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
+KDF_KEY_2 = h("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+OEM_RND_INPUT_16 = h("cf37a53b17c92be276df97690dee6553")
+OEM_RND_INPUT_32 = h("e6329ac0f2d7dacd493f2e3ee5102a7c5fb0095ba5b7b487d27bb76dcfa13614")
+RND_SHARE = h("c3ddfc6fdb422bf6a8f5cfff514d808ccca491a18ddb7b834169cf8b605554bd")
+HW_SHARE = h("d2df7e41c0bc259a8958541678c0515b2f9fd6442b80a3352bdd3d709780d3bf")
+ROM_SHARE = h("471af325ef663485fa061d27fbdad54f76d01d090e1c61ca5ac0ddd8b4988b5e")
+FAMILY_ID = h("175db4c7f73cd8ff")
+SEAL_KEY = h("5c4b8a3e1f0d2c6b7a9e8d0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445")
+SEAL_NONCE = h("b45265ddd3d0376f9d346d12")
+BUNDLE_ID = h("b45265ddd3d0376f9d346d121154ea7c")
+AES_KEY_ASSET = h("8f1e2d3c4b5a69788796a5b4c3d2e1f0f0e1d2c3b4a5968778695a4b3c2d1e0f")
+CONFIG_ASSET = b"mode=production\nregion=eu\n"
+
+KDF_CASES: list[tuple[bytes, str, bytes, int]] = [
+    (KDF_KEY, "F/oem-share", OEM_RND_INPUT_16, 32),
+    (KDF_KEY, "F/oem-share", OEM_RND_INPUT_16, 16),  # L is in the fixed input: not a prefix
+    (KDF_KEY, "K/domain", FAMILY_ID + b"\x01", 16),
+    (KDF_KEY, "H/asset", b"ec-p256\x00signer", 40),
+    (KDF_KEY, "H/asset", b"ec-p384\x00attest", 56),
+    (KDF_KEY_2, "test/empty-context", b"", 32),
+    (KDF_KEY_2, "test/one-byte", h("00"), 1),
+    (KDF_KEY_2, "test/multi-block", bytes(range(40)), 100),  # 7 PRF blocks
+    (KDF_KEY_2, "test/max", h("ff"), 1024),
+]
+
+GENERATED_KEYS = [
+    ("ec-p256", "signer"),
+    ("ec-p384", "attest"),
+    ("ed25519", "update"),
+    ("aes-256", "storage"),
+]
+
+
+def firmware_plaintext(n: int) -> bytes:
+    return bytes((i * 7 + 3) % 251 for i in range(n))
+
+
+# -- vectors ----------------------------------------------------------------------------------
+def kdf_vectors() -> list[dict[str, Any]]:
+    return [
+        {
+            "key": key.hex(),
+            "label": label,
+            "context": context.hex(),
+            "length": length,
+            "output": kdf(key, label, context, length).hex(),
+        }
+        for key, label, context, length in KDF_CASES
+    ]
+
+
+def schedule_vectors() -> dict[str, Any]:
+    f, hs = [], []
+    for oem_rnd_input in (OEM_RND_INPUT_16, OEM_RND_INPUT_32):
+        common = {"oem_rnd_input": oem_rnd_input.hex(), "rnd_share": RND_SHARE.hex()}
+        f.append({**common, "oem_share": f_oem_share(oem_rnd_input, RND_SHARE).hex()})
+        hs.append({**common, "seed": h_seed(oem_rnd_input, RND_SHARE).hex()})
+    g = []
+    for entry in f:
+        oem_share = h(entry["oem_share"])
+        g.append(
+            {
+                "oem_share": oem_share.hex(),
+                "hw_share": HW_SHARE.hex(),
+                "rom_share": ROM_SHARE.hex(),
+                "k_mk": g_master_key(oem_share, HW_SHARE, ROM_SHARE).hex(),
+            }
+        )
+    keys = []
+    for entry in g:
+        k = derive_keys(h(entry["k_mk"]), FAMILY_ID)
+        keys.append(
+            {
+                "k_mk": entry["k_mk"],
+                "family_id": FAMILY_ID.hex(),
+                "enck": k.enck.hex(),
+                "encd": k.encd.hex(),
+                "auth": k.auth.hex(),
+                "domain_id": k.domain_id.hex(),
+            }
+        )
+    return {"f_oem_share": f, "g_master_key": g, "h_seed": hs, "derive_keys": keys}
+
+
+def generated_key_vectors(seed: bytes) -> list[dict[str, Any]]:
+    out = []
+    for key_type, name in GENERATED_KEYS:
+        length = MATERIAL_LEN[key_type]
+        material = asset_material(seed, key_type, name, length)
+        entry: dict[str, Any] = {
+            "seed": seed.hex(),
+            "key_type": key_type,
+            "name": name,
+            "length": length,
+            "material": material.hex(),
+        }
+        if key_type == "aes-256":
+            entry["private"] = material.hex()
+            entry["public_spki_der"] = None
+        else:
+            private = private_key_from_material(key_type, material)
+            entry["private"] = private_key_bytes(private).hex()
+            entry["public_spki_der"] = public_key_der(private).hex()
+        out.append(entry)
+    return out
+
+
+def sealed_vectors() -> list[dict[str, Any]]:
+    cases = [
+        ("oem-share", h("00" * 32)),
+        ("oem-rnd-input", OEM_RND_INPUT_16),
+        ("rnd-share", RND_SHARE),
+    ]
+    return [
+        {
+            "key": SEAL_KEY.hex(),
+            "kind": kind,
+            "family_id": FAMILY_ID.hex(),
+            "nonce": SEAL_NONCE.hex(),
+            "plaintext": plaintext.hex(),
+            "cose": SealedValue.seal(SEAL_KEY, kind, FAMILY_ID, SEAL_NONCE, plaintext)
+            .to_bytes()
+            .hex(),
+        }
+        for kind, plaintext in cases
+    ]
+
+
+def chunk_vectors() -> dict[str, Any]:
+    nonces = [
+        (h("0102030405060708"), 0, True),  # CCM prefix, single chunk
+        (h("a1a2a3a4a5a6a7"), 0, False),  # GCM prefix, first of several
+        (h("a1a2a3a4a5a6a7"), 2, True),
+        (h("a1a2a3a4a5a6a7"), 2**32 - 1, True),
+    ]
+    return {
+        "chunk_nonce": [
+            {
+                "prefix": p.hex(),
+                "index": i,
+                "last": last,
+                "nonce": chunk_nonce(p, i, last).hex(),
+            }
+            for p, i, last in nonces
+        ],
+        "chunk_aad": [
+            {"bundle_id": BUNDLE_ID.hex(), "asset_index": i, "aad": chunk_aad(BUNDLE_ID, i).hex()}
+            for i in (0, 1, 23, 64)
+        ],
+        "chain_head": [
+            {"chunks": [c.hex() for c in chunks], "head": chain_head(chunks).hex()}
+            for chunks in (
+                [],
+                [b"\x00" * 48],
+                [firmware_plaintext(272), firmware_plaintext(272)[::-1], b"tail" * 10],
+            )
+        ],
+    }
+
+
+def bundle_vector(aead_name: str, keys: dict[str, Any], signer: dict[str, Any]) -> dict[str, Any]:
+    """A whole bundle sealed as the firmware's SealingSession does, with fixed nonce prefixes."""
+    aead = AEADS[aead_name]
+    enck, encd, auth = h(keys["enck"]), h(keys["encd"]), h(keys["auth"])
+    chunk_size = 256
+    prefix_len = aead.nonce_len - 5
+    assets: list[dict[str, Any]] = [
+        {
+            "name": "aes-1",
+            "kind": "key",
+            "key_type": "aes-256",
+            "slot": 1,
+            "plaintext": AES_KEY_ASSET.hex(),
+        },
+        {
+            "name": "fw",
+            "kind": "firmware",
+            "region": "app",
+            "plaintext": firmware_plaintext(600).hex(),
+        },
+        {"name": "cfg", "kind": "config", "region": "config", "plaintext": CONFIG_ASSET.hex()},
+        {
+            "name": signer["name"],
+            "kind": "key",
+            "key_type": signer["key_type"],
+            "slot": 8,
+            "plaintext": signer["private"],
+        },
+    ]
+    entries, all_chunks = [], []
+    for index, a in enumerate(assets):
+        a["nonce"] = bytes([0xA0 + index] * prefix_len).hex()
+        plaintext = h(a["plaintext"])
+        entry = AssetEntry(
+            name=a["name"],
+            kind=a["kind"],
+            length=len(plaintext),
+            chunks=chunk_count(len(plaintext), chunk_size),
+            nonce=h(a["nonce"]),
+            digest=b"",
+            key_type=a.get("key_type"),
+            slot=a.get("slot"),
+            region=a.get("region"),
+        )
+        key = enck if entry.is_key else encd
+        chunks, offset = [], 0
+        for i in range(entry.chunks):
+            n = chunk_plain_len(entry, chunk_size, i)
+            nonce = chunk_nonce(entry.nonce, i, i == entry.chunks - 1)
+            chunks.append(
+                aead.seal(key, nonce, plaintext[offset : offset + n], chunk_aad(BUNDLE_ID, index))
+            )
+            offset += n
+        entries.append(dataclasses.replace(entry, digest=chain_head(chunks)))
+        all_chunks.append(chunks)
+    manifest = Manifest(
+        family_id=FAMILY_ID,
+        bundle_id=BUNDLE_ID,
+        epoch=7,
+        min_security_version=2,
+        aead=aead,
+        chunk_size=chunk_size,
+        assets=tuple(entries),
+    )
+    # exactly as trustprov.firmware.sealing.SealingSession.finish
+    header = SignedManifest.protected_header(FAMILY_ID)
+    protected = cose.encode_protected(header)
+    payload = manifest.to_payload()
+    tag = cmac_tag(auth, cose.mac_structure(protected, payload))
+    mac0 = cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
+    bundle = Bundle(SignedManifest.from_bytes(mac0), tuple(tuple(c) for c in all_chunks))
+    return {
+        "aead": aead.name,
+        "keys": {"enck": enck.hex(), "encd": encd.hex(), "auth": auth.hex()},
+        "family_id": FAMILY_ID.hex(),
+        "bundle_id": BUNDLE_ID.hex(),
+        "epoch": manifest.epoch,
+        "min_svn": manifest.min_security_version,
+        "chunk_size": chunk_size,
+        "assets": assets,
+        "chunks": [[c.hex() for c in chunks] for chunks in all_chunks],
+        "digests": [e.digest.hex() for e in entries],
+        "manifest_payload": payload.hex(),
+        "manifest_mac0": mac0.hex(),
+        "bundle": bundle.to_bytes().hex(),
+    }
+
+
+def compute() -> dict[str, Any]:
+    schedule = schedule_vectors()
+    seed = h(schedule["h_seed"][1]["seed"])
+    generated = generated_key_vectors(seed)
+    keys = schedule["derive_keys"][0]
+    signer = next(g for g in generated if g["key_type"] == "ec-p256")
+    return {
+        "about": (
+            "trustprov known-answer vectors (docs/protocol.md); all byte strings are hex. "
+            "Regenerate with: python tests/vectors/generate.py"
+        ),
+        "kdf": kdf_vectors(),
+        **schedule,
+        "generated_keys": generated,
+        "sealed_value": sealed_vectors(),
+        **chunk_vectors(),
+        "bundle": [bundle_vector(name, keys, signer) for name in ("A256GCM", "AES-CCM-16-128-256")],
+    }
+
+
+def render(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    OUT.write_text(render(compute()), encoding="ascii")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,450 @@
+"""Recompute every known-answer vector of vectors.json with trustprov's code, and check the
+construction byte for byte against independent re-implementations built here from
+pyca/cryptography's raw primitives (AES-CMAC, SHA-256) and hashlib.
+
+A failure here means a byte format changed. If the change is deliberate, regenerate with
+``python tests/vectors/generate.py`` and document it in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import pytest
+from cryptography.hazmat.primitives import cmac
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from trustprov.crypto.aead import AEADS, cmac_tag, cmac_verify
+from trustprov.crypto.digest import chain_head
+from trustprov.crypto.kdf import kdf
+from trustprov.crypto.keys import private_key_bytes, private_key_from_material, public_key_der
+from trustprov.crypto.schedule import (
+    asset_material,
+    derive_keys,
+    f_oem_share,
+    g_master_key,
+    h_seed,
+)
+from trustprov.formats import cose
+from trustprov.formats.bundle import (
+    AssetEntry,
+    Bundle,
+    Manifest,
+    SignedManifest,
+    chunk_aad,
+    chunk_count,
+    chunk_nonce,
+    chunk_plain_len,
+)
+from trustprov.formats.sealed import SealedValue
+
+VECTORS_PATH = Path(__file__).resolve().parent / "vectors.json"
+VECTORS: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="ascii"))
+SECTIONS = {
+    "kdf",
+    "f_oem_share",
+    "g_master_key",
+    "h_seed",
+    "derive_keys",
+    "generated_keys",
+    "sealed_value",
+    "chunk_nonce",
+    "chunk_aad",
+    "chain_head",
+    "bundle",
+}
+ORDERS = {
+    "ec-p256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "ec-p384": int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973",
+        16,
+    ),
+}
+
+
+def h(text: str) -> bytes:
+    return bytes.fromhex(text)
+
+
+def cases(section: str) -> list[Any]:
+    return [pytest.param(v, id=f"{section}-{i}") for i, v in enumerate(VECTORS[section])]
+
+
+# -- an independent SP 800-108r1 counter-mode KDF, from the spec --------------------------------
+def aes_cmac(key: bytes, message: bytes) -> bytes:
+    c = cmac.CMAC(algorithms.AES(key))
+    c.update(message)
+    return c.finalize()
+
+
+def reference_kdf(key: bytes, label: str, context: bytes, length: int) -> bytes:
+    """K(i) = PRF(K_IN, [i]_32 || Label || 0x00 || Context || [L]_32), L in bits, i from 1."""
+    out = b""
+    i = 1
+    while len(out) < length:
+        fixed = (
+            i.to_bytes(4, "big")
+            + label.encode("ascii")
+            + b"\x00"
+            + context
+            + (length * 8).to_bytes(4, "big")
+        )
+        out += aes_cmac(key, fixed)
+        i += 1
+    return out[:length]
+
+
+def xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def test_every_section_is_present_and_non_empty() -> None:
+    assert VECTORS.keys() >= SECTIONS
+    for section in SECTIONS:
+        assert VECTORS[section], section
+
+
+def test_vectors_file_is_what_the_generator_writes() -> None:
+    """vectors.json is stable: sorted keys, two-space indent, a final newline."""
+    text = VECTORS_PATH.read_text(encoding="ascii")
+    assert text == json.dumps(VECTORS, indent=2, sort_keys=True) + "\n"
+
+
+def test_generator_reproduces_the_checked_in_file() -> None:
+    """generate.py run now writes exactly vectors.json: nothing drifted, nothing was dropped."""
+    spec = importlib.util.spec_from_file_location(
+        "_trustprov_vectors_generate", VECTORS_PATH.with_name("generate.py")
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    assert generate.render(generate.compute()) == VECTORS_PATH.read_text(encoding="ascii")
+
+
+# -- recomputation with the project's code ----------------------------------------------------
+@pytest.mark.parametrize("v", cases("kdf"))
+def test_kdf(v: dict[str, Any]) -> None:
+    out = kdf(h(v["key"]), v["label"], h(v["context"]), v["length"])
+    assert out.hex() == v["output"]
+    assert len(out) == v["length"]
+
+
+@pytest.mark.parametrize("v", cases("f_oem_share"))
+def test_f_oem_share(v: dict[str, Any]) -> None:
+    assert f_oem_share(h(v["oem_rnd_input"]), h(v["rnd_share"])).hex() == v["oem_share"]
+
+
+def test_f_vectors_cover_both_oem_rnd_input_lengths() -> None:
+    assert {len(h(v["oem_rnd_input"])) for v in VECTORS["f_oem_share"]} == {16, 32}
+
+
+@pytest.mark.parametrize("v", cases("g_master_key"))
+def test_g_master_key(v: dict[str, Any]) -> None:
+    k_mk = g_master_key(h(v["oem_share"]), h(v["hw_share"]), h(v["rom_share"]))
+    assert k_mk.hex() == v["k_mk"]
+
+
+@pytest.mark.parametrize("v", cases("h_seed"))
+def test_h_seed(v: dict[str, Any]) -> None:
+    assert h_seed(h(v["oem_rnd_input"]), h(v["rnd_share"])).hex() == v["seed"]
+
+
+@pytest.mark.parametrize("v", cases("derive_keys"))
+def test_derive_keys(v: dict[str, Any]) -> None:
+    keys = derive_keys(h(v["k_mk"]), h(v["family_id"]))
+    got = {
+        "enck": keys.enck.hex(),
+        "encd": keys.encd.hex(),
+        "auth": keys.auth.hex(),
+        "domain_id": keys.domain_id.hex(),
+    }
+    assert got == {k: v[k] for k in got}
+
+
+@pytest.mark.parametrize("v", cases("generated_keys"))
+def test_generated_keys(v: dict[str, Any]) -> None:
+    material = asset_material(h(v["seed"]), v["key_type"], v["name"], v["length"])
+    assert material.hex() == v["material"]
+    if v["key_type"] == "aes-256":
+        assert v["private"] == v["material"]
+        assert v["public_spki_der"] is None
+        return
+    key = private_key_from_material(v["key_type"], material)
+    assert private_key_bytes(key).hex() == v["private"]
+    assert public_key_der(key).hex() == v["public_spki_der"]
+
+
+def test_generated_keys_cover_every_asymmetric_type() -> None:
+    types = {v["key_type"] for v in VECTORS["generated_keys"]}
+    assert {"ec-p256", "ec-p384", "ed25519"} <= types
+
+
+@pytest.mark.parametrize("v", cases("sealed_value"))
+def test_sealed_value(v: dict[str, Any]) -> None:
+    sealed = SealedValue.seal(
+        h(v["key"]), v["kind"], h(v["family_id"]), h(v["nonce"]), h(v["plaintext"])
+    )
+    assert sealed.to_bytes().hex() == v["cose"]
+    parsed = SealedValue.from_bytes(h(v["cose"]), v["kind"])
+    assert parsed.open(h(v["key"])).hex() == v["plaintext"]
+
+
+@pytest.mark.parametrize("v", cases("chunk_nonce"))
+def test_chunk_nonce(v: dict[str, Any]) -> None:
+    assert chunk_nonce(h(v["prefix"]), v["index"], v["last"]).hex() == v["nonce"]
+
+
+@pytest.mark.parametrize("v", cases("chunk_aad"))
+def test_chunk_aad(v: dict[str, Any]) -> None:
+    assert chunk_aad(h(v["bundle_id"]), v["asset_index"]).hex() == v["aad"]
+
+
+@pytest.mark.parametrize("v", cases("chain_head"))
+def test_chain_head(v: dict[str, Any]) -> None:
+    assert chain_head([h(c) for c in v["chunks"]]).hex() == v["head"]
+
+
+def _entry(a: dict[str, Any], chunk_size: int, digest: bytes) -> AssetEntry:
+    length = len(h(a["plaintext"]))
+    return AssetEntry(
+        name=a["name"],
+        kind=a["kind"],
+        length=length,
+        chunks=chunk_count(length, chunk_size),
+        nonce=h(a["nonce"]),
+        digest=digest,
+        key_type=a.get("key_type"),
+        slot=a.get("slot"),
+        region=a.get("region"),
+    )
+
+
+@pytest.mark.parametrize("v", cases("bundle"))
+def test_bundle_chunks_and_digests(v: dict[str, Any]) -> None:
+    aead = AEADS[v["aead"]]
+    keys = {k: h(x) for k, x in v["keys"].items()}
+    bundle_id = h(v["bundle_id"])
+    for index, a in enumerate(v["assets"]):
+        entry = _entry(a, v["chunk_size"], b"")
+        key = keys["enck"] if entry.is_key else keys["encd"]
+        plaintext = h(a["plaintext"])
+        chunks, offset = [], 0
+        for i in range(entry.chunks):
+            n = chunk_plain_len(entry, v["chunk_size"], i)
+            nonce = chunk_nonce(entry.nonce, i, i == entry.chunks - 1)
+            aad = chunk_aad(bundle_id, index)
+            chunks.append(aead.seal(key, nonce, plaintext[offset : offset + n], aad))
+            offset += n
+        assert [c.hex() for c in chunks] == v["chunks"][index]
+        assert chain_head(chunks).hex() == v["digests"][index]
+
+
+@pytest.mark.parametrize("v", cases("bundle"))
+def test_bundle_manifest_mac0_and_file(v: dict[str, Any]) -> None:
+    aead = AEADS[v["aead"]]
+    family = h(v["family_id"])
+    manifest = Manifest(
+        family_id=family,
+        bundle_id=h(v["bundle_id"]),
+        epoch=v["epoch"],
+        min_security_version=v["min_svn"],
+        aead=aead,
+        chunk_size=v["chunk_size"],
+        assets=tuple(
+            _entry(a, v["chunk_size"], h(d)) for a, d in zip(v["assets"], v["digests"], strict=True)
+        ),
+    )
+    payload = manifest.to_payload()
+    assert payload.hex() == v["manifest_payload"]
+    header = SignedManifest.protected_header(family)
+    protected = cose.encode_protected(header)
+    tag = cmac_tag(h(v["keys"]["auth"]), cose.mac_structure(protected, payload))
+    mac0 = cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
+    assert mac0.hex() == v["manifest_mac0"]
+    chunks = tuple(tuple(h(c) for c in asset) for asset in v["chunks"])
+    bundle = Bundle(SignedManifest.from_bytes(mac0), chunks)
+    assert bundle.to_bytes().hex() == v["bundle"]
+
+
+@pytest.mark.parametrize("v", cases("bundle"))
+def test_bundle_vector_parses_verifies_and_opens(v: dict[str, Any]) -> None:
+    """What a chip does with the bundle: CMAC first, then each chunk against the chain, then
+    the AEAD, giving back the recorded plaintexts."""
+    bundle = Bundle.from_bytes(h(v["bundle"]))
+    m = bundle.signed.message
+    cmac_verify(h(v["keys"]["auth"]), m.mac_structure(), m.auth)
+    manifest = bundle.manifest
+    assert manifest.aead.name == v["aead"]
+    for index, (entry, chunks) in enumerate(zip(manifest.assets, bundle.chunks, strict=True)):
+        links = bundle.chain_links(index)
+        expected = entry.digest
+        plaintext = b""
+        key = h(v["keys"]["enck" if entry.is_key else "encd"])
+        for i, (c, link) in enumerate(zip(chunks, links, strict=True)):
+            assert hashlib.sha256(c + link).digest() == expected
+            expected = link
+            nonce = chunk_nonce(entry.nonce, i, i == entry.chunks - 1)
+            plaintext += manifest.aead.open(key, nonce, c, chunk_aad(manifest.bundle_id, index))
+        assert plaintext.hex() == v["assets"][index]["plaintext"]
+
+
+def test_bundle_vectors_cover_gcm_and_ccm() -> None:
+    assert {v["aead"] for v in VECTORS["bundle"]} == {"A256GCM", "AES-CCM-16-128-256"}
+
+
+# -- independent checks of the byte formats ---------------------------------------------------
+KDF_PARAMS = [
+    (bytes(range(32)), "F/oem-share", bytes(16), 32),
+    (bytes(range(32)), "K/domain", b"family!!\x01", 16),
+    (bytes(range(1, 33)), "H/asset", b"ec-p384\x00name", 56),
+    (bytes([0xFF] * 32), "x", b"", 1),
+    (bytes([0x5A] * 32), "multi", b"ctx", 100),
+    (bytes([0x00] * 32), "max", b"\x00\x01", 1024),
+]
+
+
+@pytest.mark.parametrize(("key", "label", "context", "length"), KDF_PARAMS)
+def test_kdf_matches_hand_built_sp800_108_counter_mode(
+    key: bytes, label: str, context: bytes, length: int
+) -> None:
+    assert kdf(key, label, context, length) == reference_kdf(key, label, context, length)
+
+
+@pytest.mark.parametrize("v", cases("kdf"))
+def test_kdf_vectors_match_hand_built_counter_mode(v: dict[str, Any]) -> None:
+    expected = reference_kdf(h(v["key"]), v["label"], h(v["context"]), v["length"])
+    assert expected.hex() == v["output"]
+
+
+def test_kdf_single_block_is_one_cmac_over_the_fixed_input() -> None:
+    key, label, context = bytes(range(32)), "G/master-key", bytes(range(100, 132))
+    fixed = b"\x00\x00\x00\x01" + b"G/master-key" + b"\x00" + context + b"\x00\x00\x00\x80"
+    assert kdf(key, label, context, 16) == aes_cmac(key, fixed)
+
+
+@pytest.mark.parametrize("v", cases("f_oem_share"))
+def test_f_is_kdf_of_rnd_share_over_oem_rnd_input(v: dict[str, Any]) -> None:
+    expected = reference_kdf(h(v["rnd_share"]), "F/oem-share", h(v["oem_rnd_input"]), 32)
+    assert expected.hex() == v["oem_share"]
+
+
+@pytest.mark.parametrize("v", cases("g_master_key"))
+def test_g_is_kdf_of_hw_xor_rom_over_oem_share(v: dict[str, Any]) -> None:
+    family_key = xor(h(v["hw_share"]), h(v["rom_share"]))
+    expected = reference_kdf(family_key, "G/master-key", h(v["oem_share"]), 32)
+    assert expected.hex() == v["k_mk"]
+    got = g_master_key(h(v["oem_share"]), h(v["hw_share"]), h(v["rom_share"]))
+    assert got == expected
+
+
+def test_g_composition_by_hand_on_fresh_inputs() -> None:
+    oem_share, hw, rom = bytes(range(32)), bytes([0xA5] * 32), bytes(range(64, 96))
+    expected = reference_kdf(xor(hw, rom), "G/master-key", oem_share, 32)
+    assert g_master_key(oem_share, hw, rom) == expected
+    # only HW_SHARE xor ROM_SHARE matters: moving bits between the shares changes nothing
+    mask = bytes(range(7, 39))
+    assert g_master_key(oem_share, xor(hw, mask), xor(rom, mask)) == expected
+
+
+@pytest.mark.parametrize("v", cases("h_seed"))
+def test_h_is_kdf_of_rnd_share_over_oem_rnd_input(v: dict[str, Any]) -> None:
+    expected = reference_kdf(h(v["rnd_share"]), "H/seed", h(v["oem_rnd_input"]), 32)
+    assert expected.hex() == v["seed"]
+
+
+@pytest.mark.parametrize("v", cases("derive_keys"))
+def test_derived_keys_by_hand(v: dict[str, Any]) -> None:
+    k_mk, context = h(v["k_mk"]), h(v["family_id"]) + b"\x01"
+    assert reference_kdf(k_mk, "K/enck", context, 32).hex() == v["enck"]
+    assert reference_kdf(k_mk, "K/encd", context, 32).hex() == v["encd"]
+    assert reference_kdf(k_mk, "K/auth", context, 32).hex() == v["auth"]
+    assert reference_kdf(k_mk, "K/domain", context, 16).hex() == v["domain_id"]
+
+
+@pytest.mark.parametrize("v", cases("generated_keys"))
+def test_generated_keys_by_hand(v: dict[str, Any]) -> None:
+    """asset = KDF(seed, "H/asset", TYPE || 0x00 || NAME, L); EC: d = (c mod (n-1)) + 1."""
+    context = v["key_type"].encode("ascii") + b"\x00" + v["name"].encode("utf-8")
+    material = reference_kdf(h(v["seed"]), "H/asset", context, v["length"])
+    assert material.hex() == v["material"]
+    if v["key_type"] in ORDERS:
+        n = ORDERS[v["key_type"]]
+        d = int.from_bytes(material, "big") % (n - 1) + 1
+        assert d == int(v["private"], 16)
+        curve = ec.SECP256R1() if v["key_type"] == "ec-p256" else ec.SECP384R1()
+        public = ec.derive_private_key(d, curve).public_key()
+        assert public_key_der(public).hex() == v["public_spki_der"]
+    elif v["key_type"] == "ed25519":
+        public = ed25519.Ed25519PrivateKey.from_private_bytes(material).public_key()
+        assert public_key_der(public).hex() == v["public_spki_der"]
+
+
+@pytest.mark.parametrize("v", cases("chunk_nonce"))
+def test_chunk_nonce_layout_by_hand(v: dict[str, Any]) -> None:
+    nonce = h(v["nonce"])
+    prefix = h(v["prefix"])
+    assert nonce[: len(prefix)] == prefix
+    assert int.from_bytes(nonce[len(prefix) : len(prefix) + 4], "big") == v["index"]
+    assert nonce[len(prefix) + 4 :] == (b"\x01" if v["last"] else b"\x00")
+
+
+@pytest.mark.parametrize("v", cases("chunk_aad"))
+def test_chunk_aad_is_the_cbor_array(v: dict[str, Any]) -> None:
+    assert cbor2.loads(h(v["aad"])) == ["tp-chunk", h(v["bundle_id"]), v["asset_index"]]
+
+
+@pytest.mark.parametrize("v", cases("chain_head"))
+def test_chain_head_by_hand(v: dict[str, Any]) -> None:
+    link = bytes(32)
+    for c in reversed(v["chunks"]):
+        link = hashlib.sha256(h(c) + link).digest()
+    assert link.hex() == v["head"]
+
+
+@pytest.mark.parametrize("v", cases("sealed_value"))
+def test_sealed_value_layout_by_hand(v: dict[str, Any]) -> None:
+    """COSE_Encrypt0 = 16([protected bstr, {5: iv}, ciphertext]); AAD = Enc_structure."""
+    value = cbor2.loads(h(v["cose"]))
+    assert isinstance(value, cbor2.CBORTag)
+    assert value.tag == 16
+    protected, unprotected, ciphertext = value.value
+    assert cbor2.loads(protected) == {
+        1: 3,
+        "tp-value": v["kind"],
+        "tp-family": h(v["family_id"]),
+    }
+    assert unprotected == {5: h(v["nonce"])}
+    aad = cbor2.dumps(["Encrypt0", protected, b""])
+    assert AESGCM(h(v["key"])).decrypt(h(v["nonce"]), ciphertext, aad).hex() == v["plaintext"]
+
+
+@pytest.mark.parametrize("v", cases("bundle"))
+def test_manifest_mac0_layout_by_hand(v: dict[str, Any]) -> None:
+    """COSE_Mac0 = 17([protected, {}, payload, tag]); tag = AES-CMAC(K_AUTH, MAC_structure)."""
+    value = cbor2.loads(h(v["manifest_mac0"]))
+    assert value.tag == 17
+    protected, unprotected, payload, tag = value.value
+    assert cbor2.loads(protected) == {
+        1: -65537,
+        3: "application/vnd.trustprov.manifest+cbor",
+        "tp-family": h(v["family_id"]),
+    }
+    assert unprotected == {}
+    assert payload.hex() == v["manifest_payload"]
+    mac_structure = cbor2.dumps(["MAC0", protected, b"", payload])
+    assert aes_cmac(h(v["keys"]["auth"]), mac_structure) == tag
+    fields = cbor2.loads(payload)
+    assert fields["v"] == 1
+    assert fields["aead"] == AEADS[v["aead"]].cose_id
+    assert [a["digest"].hex() for a in fields["assets"]] == v["digests"]
+    bundle = cbor2.loads(h(v["bundle"]))
+    assert bundle[:3] == ["trustprov-bundle", 1, h(v["manifest_mac0"])]
+    assert [[c.hex() for c in a] for a in bundle[3]] == v["chunks"]
