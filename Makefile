@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= demo-out
 CHIPS ?= 1000
 
-.PHONY: all venv demo test lint typecheck unit bench vectors clean
+.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean
 
 all: test
 
@@ -38,6 +38,14 @@ test: lint typecheck unit
 
 bench: venv
 	$(BIN)/python bench/provision.py
+
+# the attack suite at full strength: every byte flip, >= 10,000 random flips per large artifact
+attacks: venv
+	TRUSTPROV_ATTACKS_FULL=1 $(BIN)/pytest tests/attacks -q -s -p no:randomly
+
+# >= 100,000 inputs per parser of untrusted bytes, outside make test's time budget
+fuzz: venv
+	$(BIN)/python fuzz/run.py
 
 vectors: venv
 	$(BIN)/python tests/vectors/generate.py
