@@ -34,7 +34,7 @@ from trustprov.formats.bundle import (
     chunk_plain_len,
 )
 from trustprov.formats.immutable import ImmutableMemory
-from trustprov.formats.lot import LotChip, LotManifest
+from trustprov.formats.lot import LotChip, LotManifest, device_ca_common_name
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link import messages
@@ -165,27 +165,37 @@ def seal_bundle(
     return Bundle(SignedManifest.from_bytes(mac0(m)), tuple(all_chunks))
 
 
-def certificate(common_name: str = "chip") -> bytes:
-    """A self-signed P-256 X.509 certificate (DER)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+_CHIP_KEY = ec.generate_private_key(ec.SECP256R1())
+_CA_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def certificate(uid: bytes, family: bytes = FAMILY) -> bytes:
+    """A chip certificate (DER) bound as a lot manifest requires: subject serialNumber and CN
+    are the UID in hex, the issuer is the family's device CA (protocol.md section 7)."""
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, uid.hex()),
+            x509.NameAttribute(NameOID.COMMON_NAME, uid.hex()),
+        ]
+    )
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_ca_common_name(family))])
     now = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(_CHIP_KEY.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
         .not_valid_after(now + datetime.timedelta(days=365))
-        .sign(key, hashes.SHA256())
+        .sign(_CA_KEY, hashes.SHA256())
     )
     return cert.public_bytes(Encoding.DER)
 
 
 def lot(n_chips: int = 2, name: str = "LOT-1") -> LotManifest:
-    chips = tuple(LotChip(bytes([i]) * 16, certificate(f"chip-{i}")) for i in range(n_chips))
-    return LotManifest(name, FAMILY, chips)
+    uids = [bytes([i]) * 16 for i in range(n_chips)]
+    return LotManifest(name, FAMILY, tuple(LotChip(uid, certificate(uid)) for uid in uids))
 
 
 @pytest.fixture(scope="session")

@@ -78,6 +78,10 @@ class ProvisioningSoftware:
             self._end_sessions()  # any failure drops keys and staging: nothing is installed
             raise
 
+    def close(self) -> None:
+        """The software stops (re-boot, power-off): every session's keys and RAM are dropped."""
+        self._end_sessions()
+
     def _end_sessions(self) -> None:
         for s in (self._sealing, self._provisioning):
             if s is not None:

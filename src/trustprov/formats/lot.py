@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError
@@ -71,6 +72,7 @@ class LotManifest:
         family = _hex(doc["family"], FAMILY_ID_LEN, f"{what}: family")
         chips = []
         seen: set[bytes] = set()
+        seen_certs: set[bytes] = set()
         for i, c in enumerate(doc["chips"]):
             if not isinstance(c, dict) or set(c) != {"uid", "certificate"}:
                 raise FormatError(f"{what}: chip {i} needs exactly uid and certificate")
@@ -82,13 +84,37 @@ class LotManifest:
             if not isinstance(pem, str) or len(pem) > LIMITS.certificate:
                 raise FormatError(f"{what}: chip {i} certificate")
             try:
-                der = x509.load_pem_x509_certificate(pem.encode("ascii")).public_bytes(
-                    serialization.Encoding.DER
-                )
+                cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
             except (ValueError, UnicodeEncodeError) as e:
                 raise FormatError(f"{what}: chip {uid.hex()} certificate is not PEM X.509") from e
+            _check_binding(cert, uid, family, what)
+            der = cert.public_bytes(serialization.Encoding.DER)
+            if der in seen_certs:
+                raise FormatError(f"{what}: chip {uid.hex()} repeats another chip's certificate")
+            seen_certs.add(der)
             chips.append(LotChip(uid, der))
         return cls(doc["lot"], family, tuple(chips))
+
+
+def device_ca_common_name(family_id: bytes) -> str:
+    """The device CA's subject CN, which names the family it certifies chips of."""
+    return f"trustprov device CA {family_id.hex()}"
+
+
+def _check_binding(cert: x509.Certificate, uid: bytes, family: bytes, what: str) -> None:
+    """A chip's certificate names its UID (subject serialNumber and CN) and its family's CA."""
+
+    def attr(name: x509.Name, oid: x509.ObjectIdentifier) -> list[str]:
+        return [str(a.value) for a in name.get_attributes_for_oid(oid)]
+
+    uid_hex = uid.hex()
+    subject = cert.subject
+    if attr(subject, NameOID.SERIAL_NUMBER) != [uid_hex] or attr(subject, NameOID.COMMON_NAME) != [
+        uid_hex
+    ]:
+        raise FormatError(f"{what}: chip {uid_hex}: certificate is not for this UID")
+    if attr(cert.issuer, NameOID.COMMON_NAME) != [device_ca_common_name(family)]:
+        raise FormatError(f"{what}: chip {uid_hex}: certificate is from another family's CA")
 
 
 def _hex(value: Any, length: int, what: str) -> bytes:

@@ -79,6 +79,8 @@ class ChipPort:
 
     def _boot(self, args: dict[str, Any]) -> dict[str, Any]:
         m = cbor.expect_map(args, "boot", {"image"})
+        if self._software is not None:  # the running software stops and frees its RAM
+            self._software.close()
         self._software = None  # a failed boot leaves no software running
         self._software = ProvisioningSoftware(
             self._chip.boot(cbor.expect_bstr(m["image"], "image"))

@@ -36,7 +36,7 @@ from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError, InputError
 from trustprov.formats import cbor
 from trustprov.formats.immutable import ImmutableMemory
-from trustprov.formats.lot import LotChip, LotManifest
+from trustprov.formats.lot import LotChip, LotManifest, device_ca_common_name
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 from trustprov.link.farm import FarmLink
 from trustprov.roles.files import PRIVATE, new_directory, read_bytes, write_file
@@ -156,7 +156,7 @@ def init(path: Path, *, alg: str = "ES256", rng: Random = os.urandom, now: Clock
     ca_name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "trustprov ICM"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"trustprov device CA {family_id.hex()}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, device_ca_common_name(family_id)),
         ]
     )
     t = now()

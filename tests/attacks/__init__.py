@@ -1,0 +1,1 @@
+"""The untrusted CM as the adversary: one named test per attack, each failing if it succeeds."""
