@@ -25,8 +25,8 @@ demo: venv
 	$(BIN)/trustprov demo --chips $(CHIPS) --out $(DEMO_DIR)
 
 lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 
 typecheck: venv
 	$(BIN)/mypy

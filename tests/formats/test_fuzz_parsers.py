@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trustprov.crypto.aead import A256GCM, AES_CCM_16_128_256
-from trustprov.errors import ChipRefused, TransportError, TrustprovError
+from trustprov.errors import ChipRefused, FormatError, TransportError, TrustprovError
 from trustprov.formats import cbor, cose
 from trustprov.formats.bundle import (
     ASSET_KINDS,
@@ -38,7 +38,7 @@ from trustprov.formats.bundle import (
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import LotChip, LotManifest
-from trustprov.formats.sealed import SEALED_KINDS, SealedValue
+from trustprov.formats.sealed import PLAINTEXT_LENS, SEALED_KINDS, SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link import messages
 
@@ -571,7 +571,11 @@ def test_sealed_value_round_trip(
     data = SealedValue.seal(key, kind, family, nonce, plaintext).to_bytes()
     parsed = SealedValue.from_bytes(data, kind)
     assert (parsed.kind, parsed.family_id) == (kind, family)
-    assert parsed.open(key) == plaintext
+    if len(plaintext) in PLAINTEXT_LENS[kind]:
+        assert parsed.open(key) == plaintext
+    else:
+        with pytest.raises(FormatError):
+            parsed.open(key)
     assert parsed.to_bytes() == data
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from trustprov.chip.farm import Farm
@@ -144,10 +145,12 @@ class Chip:
             )
         try:
             cert = x509.load_der_x509_certificate(der)
-        except ValueError as e:
-            raise ChipRefused("not an X.509 certificate", code="bad-certificate") from e
-        own = _identity_public_der(self._state.identity_key)
-        if public_key_der(cert.public_key()) != own:  # type: ignore[arg-type]  # any key type compares
+            certified = public_key_der(cert.public_key())  # type: ignore[arg-type]  # any key type compares
+        except (ValueError, UnsupportedAlgorithm) as e:
+            raise ChipRefused(
+                "not an X.509 certificate of a usable key", code="bad-certificate"
+            ) from e
+        if certified != _identity_public_der(self._state.identity_key):
             raise ChipRefused("certificate is not for this chip's key", code="bad-certificate")
         state = self._copy()
         state.certificate = der

@@ -85,10 +85,10 @@ class LotManifest:
                 raise FormatError(f"{what}: chip {i} certificate")
             try:
                 cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
-            except (ValueError, UnicodeEncodeError) as e:
+                _check_binding(cert, uid, family, what)
+                der = cert.public_bytes(serialization.Encoding.DER)
+            except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as e:
                 raise FormatError(f"{what}: chip {uid.hex()} certificate is not PEM X.509") from e
-            _check_binding(cert, uid, family, what)
-            der = cert.public_bytes(serialization.Encoding.DER)
             if der in seen_certs:
                 raise FormatError(f"{what}: chip {uid.hex()} repeats another chip's certificate")
             seen_certs.add(der)

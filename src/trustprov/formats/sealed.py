@@ -27,6 +27,12 @@ SealedKind = Literal["oem-share", "oem-rnd-input", "rnd-share"]
 SEALED_KINDS: tuple[SealedKind, ...] = ("oem-share", "oem-rnd-input", "rnd-share")
 H_VALUE, H_FAMILY = "tp-value", "tp-family"
 MAX_PLAINTEXT = 64
+#: what each kind holds: 32-byte secrets, and OEM_RND_INPUT of 128 or 256 bits
+PLAINTEXT_LENS: dict[str, tuple[int, ...]] = {
+    "oem-share": (32,),
+    "oem-rnd-input": (16, 32),
+    "rnd-share": (32,),
+}
 
 
 @dataclass(frozen=True)
@@ -74,9 +80,13 @@ class SealedValue:
         return cls(kind=h[H_VALUE], family_id=family, message=m)
 
     def open(self, key: bytes) -> bytes:
-        """The plaintext; raises `VerificationError` if the key or any byte is wrong."""
+        """The plaintext; raises `VerificationError` if the key or any byte is wrong, and
+        `FormatError` if what was sealed has the wrong length for its kind."""
         m = self.message
-        return A256GCM.open(key, m.unprotected[cose.IV], m.body, m.enc_structure())
+        plaintext = A256GCM.open(key, m.unprotected[cose.IV], m.body, m.enc_structure())
+        if len(plaintext) not in PLAINTEXT_LENS[self.kind]:
+            raise FormatError(f"sealed {self.kind}: wrong length")
+        return plaintext
 
     def to_bytes(self) -> bytes:
         return self.message.to_bytes()

@@ -97,6 +97,8 @@ def load(path: Path) -> AssetList:
         doc = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise InputError(f"asset list {path}: not valid TOML ({e})") from e
+    except ValueError as e:  # e.g. an integer beyond Python's conversion limit
+        raise InputError(f"asset list {path}: not valid TOML (a value out of range)") from e
     try:
         return parse(doc, path.parent)
     except FormatError as e:
@@ -209,9 +211,13 @@ def _source(
     src = sources[0]
     if src == "file":
         path = base / _typed(item["file"], str, f"{what} file")
-        if not path.is_file():
-            raise FormatError(f"{what}: no such file {path}")
-        if not 0 < path.stat().st_size <= MAX_FILE:
+        try:
+            if not path.is_file():
+                raise FormatError(f"{what}: no such file {path}")
+            size = path.stat().st_size
+        except OSError as e:
+            raise FormatError(f"{what}: cannot use file {str(path)[:80]!r} ({e.strerror})") from e
+        if not 0 < size <= MAX_FILE:
             raise FormatError(f"{what}: {path} must be 1 byte to 4 GiB")
         return None, path
     text = _typed(item[src], str, f"{what} {src}")

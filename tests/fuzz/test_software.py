@@ -1,0 +1,32 @@
+"""``SignedSoftware.from_bytes``: the signed provisioning software (COSE_Sign1; ES256, ES384,
+EdDSA; the real code archive and small ones)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from . import properties
+from .engine import Fuzzer, fuzz_settings
+
+NAMES = ["SignedSoftware.from_bytes"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@fuzz_settings()
+@given(data=st.binary(max_size=properties.MAX_RANDOM))
+def test_random_bytes(fuzzers: dict[str, Fuzzer], name: str, data: bytes) -> None:
+    properties.random_bytes(fuzzers[name], data)
+
+
+@pytest.mark.parametrize("strategy", properties.STRATEGIES)
+@pytest.mark.parametrize("name", NAMES)
+@fuzz_settings()
+@given(rng=st.randoms(use_true_random=False))
+def test_generated(
+    fuzzers: dict[str, Fuzzer], name: str, strategy: str, rng: random.Random
+) -> None:
+    properties.generated(fuzzers[name], rng, strategy)
