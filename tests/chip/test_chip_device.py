@@ -109,6 +109,11 @@ def test_certificate_must_be_for_the_chips_own_key(world: Any, blank: Farm) -> N
         state = blank.load(UID)
         assert (state.lifecycle, state.certificate) == (Lifecycle.BLANK, None)
     good = icm.issue_certificate(world.icm, UID, spki)
+    v3 = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2: X.509 v3
+    assert good.count(v3) == 1
+    with pytest.raises(ChipRefused) as e:  # a version X.509 does not define (found by fuzzing)
+        _power_on(blank).store_certificate(good.replace(v3, bytes.fromhex("a003020103")))
+    assert e.value.code == "bad-certificate"
     _power_on(blank).store_certificate(good)
     state = blank.load(UID)
     assert (state.lifecycle, state.certificate) == (Lifecycle.MANUFACTURED, good)

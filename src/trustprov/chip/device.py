@@ -146,7 +146,7 @@ class Chip:
         try:
             cert = x509.load_der_x509_certificate(der)
             certified = public_key_der(cert.public_key())  # type: ignore[arg-type]  # any key type compares
-        except (ValueError, UnsupportedAlgorithm) as e:
+        except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as e:
             raise ChipRefused(
                 "not an X.509 certificate of a usable key", code="bad-certificate"
             ) from e
