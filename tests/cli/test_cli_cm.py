@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -312,7 +313,15 @@ BAD_JOBS: dict[str, tuple[Callable[[CliWorld, Path], Args], int | None]] = {
     "kept-state-as-share": (lambda cw, _t: {"--share": cw.a.oem_dir / "enc-rnd-share.cose"}, 1),
     "share-and-bundle-of-two-families": (lambda cw, _t: {"--share": cw.b.share}, 1),
     "software-below-the-bundle-minimum": (_old_software, 2),
-    "records-not-sqlite-url": (lambda _cw, _t: {"--records": "postgresql://line/records"}, 2),
+    "records-unsupported-database": (lambda _cw, _t: {"--records": "mysql://line/records"}, 2),
+    "records-server-unreachable": (
+        lambda _cw, _t: {"--records": "postgresql://line:secret-pw@127.0.0.1:1/records"},
+        2,
+    ),
+    "records-is-another-database": (
+        lambda cw, t: {"--records": f"sqlite:///{copy_farm(cw.a.cm_farm, t / 'other')}"},
+        2,
+    ),
     "records-in-missing-directory": (
         lambda _cw, t: {"--records": f"sqlite:///{t}/no/records.sqlite"},
         2,
@@ -329,7 +338,9 @@ def test_bad_jobs_touch_no_chip(cw: CliWorld, tmp_path: Path, case: str) -> None
     args = make(cw, work)
     target = Path(args.pop("--farm", farm))
     argv = _job(cw, target, **{k[2:]: v for k, v in args.items()})
-    assert_error(run(*argv), exit_code=code)
+    result = run(*argv)
+    assert_error(result, exit_code=code)
+    assert "secret-pw" not in result.output
     assert lifecycles(farm, cw.a.cm_lot) == dict.fromkeys(cw.a.cm_uids, "MANUFACTURED")
     assert listing(tmp_path) == ["cm.farm", "work"]  # in particular, no records.sqlite
     assert not (work / "no").exists()
@@ -344,11 +355,116 @@ def test_jobs_out_of_range_is_a_usage_error(cw: CliWorld, tmp_path: Path) -> Non
     assert listing(tmp_path) == ["cm.farm"]
 
 
-def test_records_of_another_farm_are_kept(cw: CliWorld, tmp_path: Path) -> None:
-    """Two lots, one records file: rows accumulate, nothing is overwritten."""
+def test_records_of_two_lots_accumulate(cw: CliWorld, tmp_path: Path) -> None:
+    """Two lots (two bundles), one records file: rows accumulate, nothing is overwritten."""
     farm = cw.fresh_farm(tmp_path)
-    other = copy_farm(cw.a.cm_farm, tmp_path / "second")
+    other = cw.fresh_farm(tmp_path / "second", "b")
     db = tmp_path / "records.sqlite"
     ok(*_job(cw, farm), "--json")
-    ok(*_job(cw, other), "--records", f"sqlite:///{db}", "--json")
-    assert len(_records(db)) == 8
+    b = {"software": cw.b.software, "share": cw.b.share, "bundle": cw.b.bundle}
+    ok(*_job(cw, other, **b), "--records", f"sqlite:///{db}", "--json")
+    assert len(_records(db)) == 4 + 2
+
+
+# -- resume ----------------------------------------------------------------------------------
+def test_provision_again_resumes_and_touches_nothing(cw: CliWorld, tmp_path: Path) -> None:
+    farm = cw.fresh_farm(tmp_path)
+    ok(*_job(cw, farm), "--station", "line-1")
+    again = ok(*_job(cw, farm), "--station", "line-1")
+    assert "0 provisioned" in again.stdout
+    assert "4 settled before" in again.stdout
+    assert "line-1" in again.stdout
+    s = _summary(ok(*_job(cw, farm), "--json").stdout)
+    assert (s["provisioned"], s["settled_before"], s["pending"]) == (0, 4, 0)
+    assert len(_records(tmp_path / "records.sqlite")) == 4  # one attempt per chip, no more
+
+
+def test_a_bad_station_name_is_a_usage_error(cw: CliWorld, tmp_path: Path) -> None:
+    farm = cw.fresh_farm(tmp_path)
+    assert_error(run(*_job(cw, farm), "--station", "x" * 65), exit_code=2)
+    assert lifecycles(farm, cw.a.cm_lot) == dict.fromkeys(cw.a.cm_uids, "MANUFACTURED")
+
+
+# -- report ----------------------------------------------------------------------------------
+def _report(url: str, *extra: str | Path) -> dict[str, object]:
+    doc = json.loads(ok("cm", "report", "--records", url, "--json", *extra).stdout)
+    assert isinstance(doc, dict)
+    assert doc.keys() >= {"lot", "chips", "provisioned", "failed", "pending", "stations"}
+    return doc
+
+
+def test_report(cw: CliWorld, tmp_path: Path) -> None:
+    farm = cw.fresh_farm(tmp_path)
+    blank = bytes(range(16))
+    with FarmLink(farm) as f:
+        f.add_blank(blank, cw.a.cm_lot)
+    assert run(*_job(cw, farm), "--station", "line-1", "--json").exit_code == 1
+    url = f"sqlite:///{tmp_path / 'records.sqlite'}"
+    doc = _report(url)
+    assert (doc["lot"], doc["chips"], doc["provisioned"], doc["failed"], doc["pending"]) == (
+        cw.a.cm_lot,
+        5,
+        4,
+        1,
+        0,
+    )
+    assert doc["stations"] == {
+        "line-1": {"chips": 5, "provisioned": 4, "already_provisioned": 0, "failed": 1}
+    }
+    failures = doc["failures"]
+    assert isinstance(failures, dict)
+    assert sum(failures.values()) == 1
+    assert doc["yield_percent"] == 80.0
+    assert _report(url, "--lot", cw.a.cm_lot) == doc
+
+    csv_file = tmp_path / "lot.csv"
+    text = ok("cm", "report", "--records", url, "--lot", cw.a.cm_lot, "--csv", csv_file)
+    assert text.stderr == ""
+    for needle in (cw.a.cm_lot, "yield 80.0 %", "station line-1", "throughput", "lot.csv"):
+        assert needle in text.stdout
+    lines = csv_file.read_text().splitlines()
+    assert len(lines) == 1 + 5
+    assert sum(line.startswith(blank.hex()) and ",failed," in line for line in lines) == 1
+
+
+def test_chips_new_to_a_lot_join_its_records(cw: CliWorld, tmp_path: Path) -> None:
+    """Chips added to a lot's tray after its first run are provisioned by the next one."""
+    farm = cw.fresh_farm(tmp_path)
+    ok(*_job(cw, farm), "--json")
+    url = f"sqlite:///{tmp_path / 'records.sqlite'}"
+    with FarmLink(farm) as f:  # two more chips arrive in the tray
+        f.add_blank(bytes(16), cw.a.cm_lot)
+        f.add_blank(bytes([1] * 16), cw.a.cm_lot)
+    # the records learn of them when a station next opens the lot
+    assert run(*_job(cw, farm), "--station", "late", "--json").exit_code == 1
+    doc = _report(url)
+    assert (doc["chips"], doc["provisioned"], doc["failed"], doc["pending"]) == (6, 4, 2, 0)
+    stations = doc["stations"]
+    assert isinstance(stations, dict)
+    assert set(stations) == {os.uname().nodename, "late"}
+
+
+@pytest.mark.parametrize(
+    "records",
+    ["missing", "postgresql://line:secret-pw@127.0.0.1:1/records", "mysql://x/y", "farm"],
+)
+def test_report_refuses_a_store_that_is_not_there(
+    cw: CliWorld, tmp_path: Path, records: str
+) -> None:
+    if records == "missing":
+        records = f"sqlite:///{tmp_path / 'records.sqlite'}"
+    elif records == "farm":
+        records = f"sqlite:///{cw.fresh_farm(tmp_path)}"
+    result = run("cm", "report", "--records", records)
+    assert_error(result, exit_code=2)
+    assert "secret-pw" not in result.output
+    assert not (tmp_path / "records.sqlite").exists()
+
+
+def test_report_of_an_unknown_lot(cw: CliWorld, tmp_path: Path) -> None:
+    farm = cw.fresh_farm(tmp_path)
+    ok(*_job(cw, farm), "--json")
+    url = f"sqlite:///{tmp_path / 'records.sqlite'}"
+    assert_error(run("cm", "report", "--records", url, "--lot", "LOT-Z"), exit_code=2)
+    missing_dir = tmp_path / "no" / "lot.csv"
+    assert_error(run("cm", "report", "--records", url, "--csv", missing_dir), exit_code=2)

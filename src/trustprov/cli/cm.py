@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -10,13 +9,15 @@ import click
 
 from trustprov.cli.options import EXIT_FAILED, emit_json, path_option
 from trustprov.cli.progress import LineProgress
-from trustprov.line.station import provision_lot
+from trustprov.line.records import RecordStore
+from trustprov.line.report import lot_report, write_csv
+from trustprov.line.station import default_jobs, provision_lot
 from trustprov.roles.cm import Job
 
 
 @click.group()
 def cm() -> None:
-    """The contract manufacturer: provision lots of chips."""
+    """The contract manufacturer: provision lots of chips, report on them."""
 
 
 @cm.command()
@@ -28,13 +29,23 @@ def cm() -> None:
 @click.option(
     "--records",
     default=None,
-    help="Records database URL [default: sqlite:///FARM_DIR/records.sqlite].",
+    help="Records store: sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB "
+    "[default: sqlite:///FARM_DIR/records.sqlite].",
 )
 @click.option(
-    "--jobs", type=click.IntRange(1, 256), default=1, show_default=True, help="Worker processes."
+    "--jobs",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes, at most; one per 256 chips still to provision "
+    "[default: the number of cores].",
 )
-@click.option("--station", default=None, help="Station name in the records [default: host name].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
+@click.option(
+    "--station",
+    default=None,
+    help="This station's name in the records; stations sharing a lot need distinct names "
+    "[default: host name].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print this run's summary as JSON.")
 def provision(
     farm: Path,
     lot: str,
@@ -42,11 +53,12 @@ def provision(
     share: Path,
     bundle: Path,
     records: str | None,
-    jobs: int,
+    jobs: int | None,
     station: str | None,
     as_json: bool,
 ) -> None:
-    """FIG. 3: run the signed software on every chip of LOT; record every result."""
+    """FIG. 3: run the signed software on every chip of LOT that has no final record; record
+    every result. Rerun the same command to resume a stopped or crashed line."""
     job = Job.load(software, share, bundle)
     url = records or f"sqlite:///{(farm.resolve().parent / 'records.sqlite')}"
     with LineProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
@@ -55,20 +67,76 @@ def provision(
             lot=lot,
             job=job,
             records_url=url,
-            jobs=jobs,
-            station=station or os.uname().nodename,
+            jobs=jobs or min(default_jobs(), 256),
+            station=station,
             on_start=progress.start,
             on_outcome=progress.advance,
         )
     if as_json:
         emit_json(summary.to_json())
     else:
+        extra = "".join(
+            f", {n} {what}"
+            for n, what in (
+                (summary.settled_before, "settled before"),
+                (summary.recovered, "recovered from an interrupted run"),
+                (summary.pending, "still pending"),
+            )
+            if n
+        )
         click.echo(
             f"lot {summary.lot}: {summary.chips} chips, {summary.provisioned} provisioned, "
-            f"{summary.already_provisioned} already provisioned, {summary.failed} failed "
-            f"in {summary.seconds:.1f} s; records: {url}"
+            f"{summary.already_provisioned} already provisioned, {summary.failed} failed"
+            f"{extra} in {summary.seconds:.1f} s by station {summary.station}; "
+            f"records: {summary.records}"
         )
     if summary.failed:
         causes = ", ".join(f"{code}: {n}" for code, n in sorted(summary.failures.items()))
         click.echo(f"error: {summary.failed} of {summary.chips} chips failed ({causes})", err=True)
         sys.exit(EXIT_FAILED)
+
+
+@cm.command()
+@click.option("--records", required=True, help="Records store: sqlite:///PATH or postgresql://...")
+@click.option("--lot", default=None, help="Lot to report [default: the only lot].")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write one row per chip (its final record, or its state) to this CSV file.",
+)
+def report(records: str, lot: str | None, as_json: bool, csv_path: Path | None) -> None:
+    """A lot from its records: yield, failures by cause, stations, throughput, pending chips."""
+    with RecordStore(records, create=False) as store:
+        r = lot_report(store, lot)
+        rows = write_csv(store, r.lot, csv_path) if csv_path is not None else None
+    if as_json:
+        emit_json(r.to_json())
+        return
+    y = f"{r.yield_percent} %" if r.yield_percent is not None else "-"
+    t = r.total
+    click.echo(f"lot {r.lot}, bundle {r.bundle_id}: {r.chips} chips")
+    click.echo(
+        f"  {t.provisioned} provisioned, {t.already_provisioned} already provisioned, "
+        f"{t.failed} failed, {r.pending} pending ({r.in_progress} in progress); yield {y}"
+    )
+    if r.failures:
+        click.echo("  failures: " + ", ".join(f"{c} {n}" for c, n in sorted(r.failures.items())))
+    for name, s in sorted(r.stations.items()):
+        click.echo(
+            f"  station {name}: {s.chips} chips ({s.provisioned} provisioned, "
+            f"{s.already_provisioned} already provisioned, {s.failed} failed)"
+        )
+    if r.throughput:
+        click.echo("  throughput:")
+        for b in r.throughput:
+            click.echo(
+                f"    {b.start:%Y-%m-%d %H:%M:%S}Z  {b.seconds:>5} s  {b.chips:>8} chips  "
+                f"{b.chips / b.seconds:>8.1f} chips/s"
+            )
+    if r.other_bundles:
+        click.echo(f"  earlier bundles of this lot: {', '.join(r.other_bundles)}")
+    if rows is not None:
+        click.echo(f"  {rows} chips written to {csv_path}")

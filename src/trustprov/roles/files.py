@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from trustprov.errors import InputError
 
@@ -41,6 +42,13 @@ def read_bytes(path: Path, *, limit: int, what: str) -> bytes:
 
 def write_file(path: Path, data: bytes, *, mode: int = PUBLIC) -> None:
     """Write ``data`` to ``path`` atomically, created with ``mode`` (never wider for a moment)."""
+    with atomic_file(path, mode=mode) as f:
+        f.write(data)
+
+
+@contextmanager
+def atomic_file(path: Path, *, mode: int = PUBLIC) -> Iterator[BinaryIO]:
+    """A file to write that appears at ``path`` whole, and only if the block succeeds."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -49,7 +57,7 @@ def write_file(path: Path, data: bytes, *, mode: int = PUBLIC) -> None:
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -1,0 +1,251 @@
+"""A lot as the records store sees it: yield, failures by cause, stations, throughput, pending.
+
+Read-only. Counts come from the final records (`results`) and the chips' states (`lot_chips`),
+never from the attempt log, so a resumed or shared lot counts every chip exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from trustprov.errors import InputError
+from trustprov.line.records import JobRef, RecordStore, as_utc, lot_chips, results
+from trustprov.roles.files import atomic_file
+
+# bucket widths for the throughput table, in seconds; the smallest giving <= MAX_BUCKETS rows
+_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+MAX_BUCKETS = 24
+CSV_COLUMNS = (
+    "uid",
+    "lot",
+    "bundle_id",
+    "state",
+    "station",
+    "software_version",
+    "result",
+    "error_code",
+    "error",
+    "duration_us",
+    "time",
+)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime.datetime
+    seconds: int
+    chips: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "seconds": self.seconds,
+            "chips": self.chips,
+            "chips_per_s": round(self.chips / self.seconds, 1),
+        }
+
+
+@dataclass
+class StationCounts:
+    provisioned: int = 0
+    already_provisioned: int = 0
+    failed: int = 0
+
+    @property
+    def chips(self) -> int:
+        return self.provisioned + self.already_provisioned + self.failed
+
+    def add(self, result: str, n: int) -> None:
+        if result == "provisioned":
+            self.provisioned += n
+        elif result == "already-provisioned":
+            self.already_provisioned += n
+        else:
+            self.failed += n
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "chips": self.chips,
+            "provisioned": self.provisioned,
+            "already_provisioned": self.already_provisioned,
+            "failed": self.failed,
+        }
+
+
+@dataclass
+class LotReport:
+    lot: str
+    bundle_id: str
+    chips: int
+    pending: int = 0  # no final record: waiting, or claimed (in progress)
+    in_progress: int = 0  # of which claimed by a station
+    total: StationCounts = field(default_factory=StationCounts)
+    failures: dict[str, int] = field(default_factory=dict)
+    stations: dict[str, StationCounts] = field(default_factory=dict)
+    throughput: list[Bucket] = field(default_factory=list)
+    other_bundles: list[str] = field(default_factory=list)
+
+    @property
+    def good(self) -> int:
+        """Chips holding the bundle according to their final records."""
+        return self.total.provisioned + self.total.already_provisioned
+
+    @property
+    def yield_percent(self) -> float | None:
+        settled = self.total.chips
+        return round(100 * self.good / settled, 2) if settled else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lot": self.lot,
+            "bundle_id": self.bundle_id,
+            "chips": self.chips,
+            "provisioned": self.total.provisioned,
+            "already_provisioned": self.total.already_provisioned,
+            "failed": self.total.failed,
+            "pending": self.pending,
+            "in_progress": self.in_progress,
+            "yield_percent": self.yield_percent,
+            "failures": dict(sorted(self.failures.items())),
+            "stations": {name: s.to_json() for name, s in sorted(self.stations.items())},
+            "throughput": [b.to_json() for b in self.throughput],
+            "other_bundles": self.other_bundles,
+        }
+
+
+def find_job(store: RecordStore, lot: str | None) -> tuple[JobRef, list[str]]:
+    """The latest job of ``lot`` (or of the only lot of the store), and the other bundles."""
+    found = store.find_jobs(lot)
+    if not found:
+        where = f"no lot {lot!r}" if lot is not None else "no lot"
+        raise InputError(f"{where} in the records at {store.url}")
+    lots = sorted({j.lot for j in found})
+    if len(lots) > 1:
+        shown = ", ".join(lots[:10]) + (", ..." if len(lots) > 10 else "")
+        raise InputError(f"the records hold {len(lots)} lots ({shown}); choose one with --lot")
+    return found[-1], [j.bundle_id for j in found[:-1]]
+
+
+def lot_report(store: RecordStore, lot: str | None = None) -> LotReport:
+    ref, others = find_job(store, lot)
+    report = LotReport(ref.lot, ref.bundle_id, ref.chips, other_bundles=others)
+    mine = results.c.job_id == ref.id
+    if store.dialect == "postgresql":
+        second = sa.cast(sa.func.floor(sa.extract("epoch", results.c.time)), sa.BigInteger)
+    else:
+        second = sa.cast(sa.func.strftime("%s", results.c.time), sa.Integer)
+    with store.transaction() as c:
+        for state, n in c.execute(
+            sa.select(lot_chips.c.state, sa.func.count())
+            .where(lot_chips.c.job_id == ref.id)
+            .group_by(lot_chips.c.state)
+        ):
+            if state != "done":
+                report.pending += n
+            if state == "claimed":
+                report.in_progress = n
+        for station, result, n in c.execute(
+            sa.select(results.c.station, results.c.result, sa.func.count())
+            .where(mine)
+            .group_by(results.c.station, results.c.result)
+        ):
+            report.stations.setdefault(station, StationCounts()).add(result, n)
+            report.total.add(result, n)
+        for code, n in c.execute(
+            sa.select(results.c.error_code, sa.func.count())
+            .where(mine, results.c.result == "failed")
+            .group_by(results.c.error_code)
+        ):
+            report.failures[code or "unknown"] = n
+        per_second = [
+            (int(s), n)
+            for s, n in c.execute(
+                sa.select(second, sa.func.count()).where(mine).group_by(second).order_by(second)
+            )
+        ]
+    report.throughput = buckets(per_second)
+    return report
+
+
+def buckets(per_second: list[tuple[int, int]]) -> list[Bucket]:
+    """Chips settled per second (unix time) -> at most MAX_BUCKETS even buckets, gaps included
+    (a gap is a stopped line)."""
+    if not per_second:
+        return []
+    first, last = per_second[0][0], per_second[-1][0]
+    span = last - first + 1
+    width = next((w for w in _WIDTHS if math.ceil(span / w) <= MAX_BUCKETS), _WIDTHS[-1])
+    counts = [0] * math.ceil(span / width)
+    for second, n in per_second:
+        counts[(second - first) // width] += n
+    out = []
+    for i, n in enumerate(counts):
+        start = first + i * width
+        seconds = min(width, last + 1 - start)
+        out.append(Bucket(datetime.datetime.fromtimestamp(start, datetime.UTC), seconds, n))
+    return out
+
+
+def write_csv(store: RecordStore, lot: str | None, path: Path) -> int:
+    """One row per chip of the lot: its final record, or its state if it has none. Written
+    atomically; returns the rows written."""
+    ref, _ = find_job(store, lot)
+    path = Path(path)
+    if not path.resolve().parent.is_dir():
+        raise InputError(f"cannot write {path}: {path.resolve().parent} does not exist")
+    q = (
+        sa.select(
+            lot_chips.c.uid,
+            lot_chips.c.state,
+            sa.func.coalesce(results.c.station, lot_chips.c.station),
+            results.c.software_version,
+            results.c.result,
+            results.c.error_code,
+            results.c.error,
+            results.c.duration_us,
+            results.c.time,
+        )
+        .select_from(
+            lot_chips.outerjoin(
+                results,
+                sa.and_(results.c.job_id == lot_chips.c.job_id, results.c.uid == lot_chips.c.uid),
+            )
+        )
+        .where(lot_chips.c.job_id == ref.id)
+        .order_by(lot_chips.c.uid)
+        .execution_options(yield_per=5000)
+    )
+    n = 0
+    with atomic_file(path) as raw:
+        f = io.TextIOWrapper(raw, newline="", encoding="utf-8")
+        out = csv.writer(f)
+        out.writerow(CSV_COLUMNS)
+        with store.transaction() as c:
+            for uid, state, station, version, result, code, error, us, at in c.execute(q):
+                out.writerow(
+                    [
+                        uid,
+                        ref.lot,
+                        ref.bundle_id,
+                        state,
+                        station or "",
+                        version or "",
+                        result or "",
+                        code or "",
+                        error or "",
+                        "" if us is None else us,
+                        as_utc(at).isoformat() if at is not None else "",
+                    ]
+                )
+                n += 1
+        f.flush()
+        f.detach()  # atomic_file syncs, closes and renames the file itself
+    return n
