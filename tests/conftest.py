@@ -53,10 +53,7 @@ class World:
         return target
 
 
-ASSETS = """
-[bundle]
-epoch = 1
-
+ASSET_ENTRIES = """
 [[asset]]
 name = "aes-1"
 kind = "key"
@@ -89,6 +86,7 @@ kind = "generate"
 key-type = "ec-p256"
 slot = 8
 """
+ASSETS = "\n[bundle]\nepoch = 1\n\n" + ASSET_ENTRIES
 
 KEY1 = bytes(range(32))
 KEY2 = bytes(range(32, 64))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from click.testing import CliRunner, Result
+from helpers import ASSET_ENTRIES  # tests/helpers.py: the conftest asset list
 
 from trustprov.cli.main import cli
 from trustprov.link.farm import FarmLink
@@ -23,42 +24,7 @@ KEY1 = bytes(range(32))
 KEY2 = bytes(range(32, 64))
 FIRMWARE_LEN = 40_000  # three chunks of 16 KiB
 
-ASSETS_TOML = """\
-[bundle]
-epoch = {epoch}
-
-[[asset]]
-name = "aes-1"
-kind = "key"
-key-type = "aes-256"
-slot = 1
-hex = "{key1}"
-
-[[asset]]
-name = "aes-2"
-kind = "key"
-key-type = "aes-256"
-slot = 2
-file = "key2.bin"
-
-[[asset]]
-name = "fw"
-kind = "firmware"
-region = "app"
-file = "fw.bin"
-
-[[asset]]
-name = "cfg"
-kind = "config"
-region = "config"
-value = "mode=production"
-
-[[asset]]
-name = "signer"
-kind = "generate"
-key-type = "ec-p256"
-slot = 8
-"""
+ASSETS_TOML = "[bundle]\nepoch = {epoch}\n" + ASSET_ENTRIES
 
 HELP_FLAGS = frozenset({"--help", "-h"})
 INVOKED: set[tuple[str, ...]] = set()  # leaf command paths the tests invoked

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
+from helpers import ASSET_ENTRIES  # tests/helpers.py: the conftest asset list
 
 from trustprov.crypto.keys import PrivateKey
 from trustprov.formats import cbor
@@ -34,43 +35,7 @@ KEY2 = bytes(range(32, 64))
 P384_KEY = bytes([0x42] * 48)
 FIRMWARE = bytes((i * 7 + 3) % 251 for i in range(700))
 
-ASSETS_GCM = """\
-[bundle]
-epoch = 1
-chunk-size = 256
-
-[[asset]]
-name = "aes-1"
-kind = "key"
-key-type = "aes-256"
-slot = 1
-hex = "{key1}"
-
-[[asset]]
-name = "aes-2"
-kind = "key"
-key-type = "aes-256"
-slot = 2
-file = "key2.bin"
-
-[[asset]]
-name = "fw"
-kind = "firmware"
-region = "app"
-file = "fw.bin"
-
-[[asset]]
-name = "cfg"
-kind = "config"
-region = "config"
-value = "mode=production"
-
-[[asset]]
-name = "signer"
-kind = "generate"
-key-type = "ec-p256"
-slot = 8
-"""
+ASSETS_GCM = "[bundle]\nepoch = 1\nchunk-size = 256\n" + ASSET_ENTRIES
 
 ASSETS_CCM = """\
 [bundle]
