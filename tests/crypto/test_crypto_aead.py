@@ -154,3 +154,10 @@ def test_cmac_verify_wrong_message_key_or_length_raises() -> None:
         cmac_verify(KEY, b"message", tag + b"\x00")
     with pytest.raises(VerificationError):
         cmac_verify(KEY, b"message", b"")
+
+
+@pytest.mark.parametrize("aead", [A256GCM, AES_CCM_16_128_256])
+def test_seal_refuses_a_nonce_of_the_wrong_length(aead: Aead) -> None:
+    for n in (aead.nonce_len - 1, aead.nonce_len + 1):
+        with pytest.raises(ValueError, match="nonce"):
+            aead.seal(bytes(32), bytes(n), b"x", b"")

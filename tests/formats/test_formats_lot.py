@@ -74,7 +74,18 @@ def test_duplicate_uid_in_other_case(lot: LotManifest) -> None:
 
 @pytest.mark.parametrize(
     "uid",
-    ["zz" * 16, "0" * 31, "00" * 15, "00" * 17, "", 1234, None, ["00"] * 16, "é" * 32],
+    [
+        "zz" * 16,
+        "0" * 31,
+        "00" * 15,
+        "00" * 17,
+        "",
+        1234,
+        None,
+        ["00"] * 16,
+        "é" * 32,
+        " ".join(["00"] * 16),  # bytes.fromhex takes spaces; a UID in a lot does not
+    ],
 )
 def test_bad_uid(lot: LotManifest, uid: Any) -> None:
     doc = doc_of(lot)

@@ -19,6 +19,8 @@ EXIT_INTERRUPTED = 130
 
 
 def parse_uid(text: str) -> bytes:
+    if len(text) != UID_HEX_LEN:  # bytes.fromhex would also take spaces
+        raise InputError(f"chip UID must be {UID_HEX_LEN} hex digits")
     try:
         uid = bytes.fromhex(text)
     except ValueError as e:

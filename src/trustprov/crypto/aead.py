@@ -36,6 +36,8 @@ class Aead:
     def seal(
         self, key: bytes | AESGCM | AESCCM, nonce: bytes, plaintext: bytes, aad: bytes
     ) -> bytes:
+        if len(nonce) != self.nonce_len:
+            raise ValueError(f"{self.name} takes a {self.nonce_len}-byte nonce")
         if len(plaintext) > self.max_message:
             raise ValueError(f"{self.name} seals at most {self.max_message} bytes at once")
         cipher = self.cipher(key) if isinstance(key, bytes) else key

@@ -120,6 +120,8 @@ def _check_binding(cert: x509.Certificate, uid: bytes, family: bytes, what: str)
 def _hex(value: Any, length: int, what: str) -> bytes:
     if not isinstance(value, str):
         raise FormatError(f"{what}: must be hex text")
+    if len(value) != 2 * length:  # bytes.fromhex would also take spaces
+        raise FormatError(f"{what}: must be {2 * length} hex digits")
     try:
         raw = bytes.fromhex(value)
     except ValueError as e:
