@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -199,3 +200,11 @@ def test_certificate_pem_round_trip(lot: LotManifest) -> None:
     chip = lot.chips[0]
     cert = x509.load_pem_x509_certificate(chip.certificate_pem().encode())
     assert cert.public_bytes(Encoding.DER) == chip.certificate
+
+
+def test_a_certificate_name_with_a_bitstring_attribute_is_a_format_error() -> None:
+    """Found by make fuzz: a mutated subject made cryptography raise TypeError from
+    ``cert.subject``; it must be refused as a malformed lot manifest like any other damage."""
+    data = (Path(__file__).parent / "data" / "lot-subject-bitstring.json").read_bytes()
+    with pytest.raises(FormatError):
+        LotManifest.from_json(data)

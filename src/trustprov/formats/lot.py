@@ -87,7 +87,8 @@ class LotManifest:
                 cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
                 _check_binding(cert, uid, family, what)
                 der = cert.public_bytes(serialization.Encoding.DER)
-            except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as e:
+            # malformed names surface as ValueError or TypeError from the X.509 accessors
+            except (ValueError, TypeError, UnicodeEncodeError, x509.InvalidVersion) as e:
                 raise FormatError(f"{what}: chip {uid.hex()} certificate is not PEM X.509") from e
             if der in seen_certs:
                 raise FormatError(f"{what}: chip {uid.hex()} repeats another chip's certificate")
