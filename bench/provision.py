@@ -8,13 +8,15 @@ on shared machines are noisy.
 
     python bench/provision.py [--chips 10000] [--jobs 1] [--firmware-kib 256]
 
-The last line printed is one JSON object.
+The last line printed is one JSON object. per_chip_us is wall time x workers / chips: the cost
+of one chip on one worker, pool start-up included.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -127,9 +129,10 @@ def main() -> int:
         floor_us, parts = crypto_floor_us(root, made)
         farm_bytes = farm.stat().st_size + sum(p.stat().st_size for p in root.glob("chips.farm-*"))
     sys.stderr.flush()
-    per_chip_us = summary.seconds / args.chips * 1e6 * args.jobs
+    workers = summary.jobs  # the workers the line started (at most --jobs)
+    per_chip_us = summary.seconds / args.chips * 1e6 * workers
     print(
-        f"provisioned {args.chips} chips in {summary.seconds:.2f} s with {args.jobs} worker(s): "
+        f"provisioned {args.chips} chips in {summary.seconds:.2f} s with {workers} worker(s): "
         f"{args.chips / summary.seconds:.0f} chips/s, {per_chip_us:.0f} us per chip per worker",
         file=sys.stderr,
     )
@@ -139,11 +142,16 @@ def main() -> int:
         + f" = {floor_us:.0f} us; ratio {per_chip_us / floor_us:.2f}",
         file=sys.stderr,
     )
+    # ru_maxrss is KiB on Linux; children are the line's worker processes
+    peak_kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
     print(
         json.dumps(
             {
                 "chips": args.chips,
-                "jobs": args.jobs,
+                "jobs": workers,
                 "seconds": round(summary.seconds, 3),
                 "chips_per_s": round(args.chips / summary.seconds, 1),
                 "per_chip_us": round(per_chip_us, 1),
@@ -151,6 +159,7 @@ def main() -> int:
                 "ratio": round(per_chip_us / floor_us, 2),
                 "manufacture_seconds": round(manufacture_s, 2),
                 "farm_bytes_per_chip": round(farm_bytes / args.chips),
+                "peak_rss_mb": round(peak_kib / 1024, 1),
             }
         )
     )
