@@ -34,7 +34,7 @@ Bundle file: canonical CBOR array ["trustprov-bundle", 1, manifest COSE_Mac0 byt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from trustprov.crypto.aead import AEAD_BY_ID, CMAC_ALG_ID, TAG_LEN, Aead
 from trustprov.crypto.digest import CHAIN_END, DIGEST_LEN, chain_link
@@ -48,7 +48,6 @@ BUNDLE_MAGIC = "trustprov-bundle"
 FORMAT = 1
 BUNDLE_ID_LEN = 16
 MIN_CHUNK = 256
-AssetKind = Literal["key", "certificate", "firmware", "config"]
 ASSET_KINDS: tuple[str, ...] = ("key", "certificate", "firmware", "config")
 KEY_TYPES = {
     "aes-256": (32,),

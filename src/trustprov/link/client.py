@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +134,3 @@ class ChipClient:
 
     def lock(self) -> None:
         self.call("lock")
-
-    def run(self, requests: Iterable[bytes]) -> list[dict[str, Any]]:
-        return [self.send(r) for r in requests]
