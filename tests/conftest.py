@@ -112,7 +112,7 @@ def build_world(root: Path, cm_chips: int = 8) -> World:
     toml.write_text(ASSETS.format(key1=KEY1.hex()))
     result = oem.keygen(
         oem_farm,
-        oem_lot.chips[0].uid,
+        oem_lot.uids[0],
         software_path=software,
         assets=asset_list.load(toml),
         out=root / "oem",
@@ -122,7 +122,7 @@ def build_world(root: Path, cm_chips: int = 8) -> World:
         icm=made,
         software=software,
         oem_farm=oem_farm,
-        oem_uid=oem_lot.chips[0].uid,
+        oem_uid=oem_lot.uids[0],
         cm_farm=cm_farm,
         cm_lot="LOT-A",
         assets_toml=toml,

@@ -295,5 +295,5 @@ def second_family(root: Path) -> Family:
     icm.sign_software(made, software)
     farm = root / "family2.farm"
     lot = icm.manufacture(made, farm, "F2", 2, root / "family2-lot.json")
-    run = keygen_on(farm, lot.chips[0].uid, software, root, "oem2")
-    return Family(made, software, farm, lot.chips[1].uid, root / "family2-lot.json", run)
+    run = keygen_on(farm, lot.uids[0], software, root, "oem2")
+    return Family(made, software, farm, lot.uids[1], root / "family2-lot.json", run)

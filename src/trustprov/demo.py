@@ -193,7 +193,7 @@ def run(
     oem.verify_software(software, out / "icm" / "prov-signing.pub.pem")
     sealed = oem.keygen(
         out / "oem-chip" / "chip.farm",
-        oem_lot.chips[0].uid,
+        oem_lot.uids[0],
         software_path=software,
         assets=assets,
         out=out / "oem",

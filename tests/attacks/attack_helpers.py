@@ -741,4 +741,4 @@ def manufacture_lot(world: Any, root: Path, lot: str, count: int) -> tuple[Path,
     """A farm of fresh chips of the world's family (MANUFACTURED, counter 0)."""
     farm = root / f"{lot}.farm"
     made = manufacture(world.icm, farm, lot, count, root / f"{lot}.json")
-    return farm, [c.uid for c in made.chips]
+    return farm, list(made.uids)

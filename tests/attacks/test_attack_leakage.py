@@ -130,9 +130,9 @@ class _Run:
         self.svn = {n: p.read_bytes() for n, p in software_svn.items()}
         self.oem_farm, self.cm_farm = tmp / "oem.farm", tmp / "cm.farm"
         lot = icm.manufacture(world.icm, self.oem_farm, "OEM-L", 3, tmp / "oem-lot.json")
-        self.oem_uids = [c.uid for c in lot.chips]
+        self.oem_uids = list(lot.uids)
         lot = icm.manufacture(world.icm, self.cm_farm, "CM-L", 12, tmp / "cm-lot.json")
-        self.cm_uids = [c.uid for c in lot.chips]
+        self.cm_uids = list(lot.uids)
 
     def keygen(self, name: str, farm: Path, uid: bytes, **options: Any) -> Artifacts:
         """FIG. 2 (by the OEM, or by the CM as its own OEM) into ``tmp/name``."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +14,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from trustprov.errors import FormatError
-from trustprov.formats.lot import LotChip, LotManifest
+from trustprov.formats import lot as lot_format
+from trustprov.formats.limits import LIMITS
+from trustprov.formats.lot import LotChip, LotManifest, LotManifestWriter
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +51,67 @@ def test_layout(lot: LotManifest) -> None:
         assert cert.public_bytes(Encoding.DER) == chip.certificate
 
 
+def _written(lot: LotManifest) -> bytes:
+    out = io.BytesIO()
+    writer = LotManifestWriter(out, lot.lot, lot.family_id)
+    for chip in lot.chips:
+        writer.add(chip.uid, x509.load_der_x509_certificate(chip.certificate))
+    assert writer.count == len(lot.chips)
+    writer.finish()
+    return out.getvalue()
+
+
+def test_the_writer_is_the_serializer(lot: LotManifest) -> None:
+    assert _written(lot) == lot.to_json()
+
+
+def test_the_writer_puts_one_chip_on_each_line(lot: LotManifest) -> None:
+    """A reader can stream the file a line at a time; the document is still one JSON object."""
+    lines = lot.to_json().splitlines()
+    assert len(lines) == len(lot.chips) + 2
+    assert json.loads(lines[0] + b"]}") == {
+        "lot": lot.lot,
+        "family": lot.family_id.hex(),
+        "chips": [],
+    }
+    for chip, line in zip(lot.chips, lines[1:-1], strict=True):
+        entry = json.loads(line.removesuffix(b","))
+        assert entry["uid"] == chip.uid.hex()
+        assert entry["certificate"] == chip.certificate_pem()
+    assert lines[-1] == b"]}"
+
+
+def test_the_writer_refuses_what_the_parser_would(lot: LotManifest) -> None:
+    cert = x509.load_der_x509_certificate(lot.chips[0].certificate)
+    with pytest.raises(FormatError, match="lot name"):
+        LotManifestWriter(io.BytesIO(), "bad name", lot.family_id)
+    with pytest.raises(FormatError, match="family"):
+        LotManifestWriter(io.BytesIO(), lot.lot, lot.family_id[:-1])
+    writer = LotManifestWriter(io.BytesIO(), lot.lot, lot.family_id)
+    with pytest.raises(FormatError, match="UID"):
+        writer.add(lot.chips[0].uid[:-1], cert)
+    writer.finish()
+    with pytest.raises(ValueError, match="finished"):
+        writer.add(lot.chips[0].uid, cert)
+    with pytest.raises(ValueError, match="finished"):
+        writer.finish()
+
+
+def test_the_writer_stops_at_the_size_limit_readers_enforce(
+    lot: LotManifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = len(lot.to_json())
+    monkeypatch.setattr(lot_format, "LIMITS", dataclasses.replace(LIMITS, lot_manifest=whole))
+    assert LotManifest.from_json(_written(lot)) == lot  # exactly at the limit
+    monkeypatch.setattr(lot_format, "LIMITS", dataclasses.replace(LIMITS, lot_manifest=whole - 1))
+    with pytest.raises(FormatError, match="limit"):
+        _written(lot)
+
+
 def test_empty_lot(builders: SimpleNamespace) -> None:
     empty = builders.lot(0)
     assert LotManifest.from_json(empty.to_json()) == empty
+    assert empty.to_json() == b'{"lot": "LOT-1", "family": "0102030405060708", "chips": []}\n'
 
 
 def test_uppercase_hex_is_the_same_chip(lot: LotManifest) -> None:

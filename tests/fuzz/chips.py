@@ -22,6 +22,7 @@ from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from trustprov.chip.device import Chip
 from trustprov.chip.farm import Farm
@@ -161,7 +162,8 @@ def build_chip_lab(root: Path, made: icm.Icm, image: bytes, oem_uid: bytes) -> C
 
     states["burned"], _ = run("blank", "cm", burn)
     states["identity"], answers = run("burned", "cm", make_identity)
-    certificate = icm.issue_certificate(made, blank_uid, answers[0]["public-key"])
+    cert = icm.issue_certificate(made, blank_uid, answers[0]["public-key"])
+    certificate = cert.public_bytes(Encoding.DER)
     store = request("rom.store-certificate", {"certificate": certificate})
 
     # the OEM's keygen, and a bundle sealed by it, for the CM chip's scenarios

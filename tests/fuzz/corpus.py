@@ -152,14 +152,14 @@ def build_corpus(root: Path) -> Corpus:
         path.write_bytes(text)
         result = oem.keygen(
             root / "oem.farm",
-            oem_lot.chips[0].uid,
+            oem_lot.uids[0],
             software_path=software_path,
             assets=asset_list.load(path),
             out=root / f"oem-{name}",
         )
         bundles[name] = result.bundle
 
-    lab = build_chip_lab(root, made, software_path.read_bytes(), oem_lot.chips[0].uid)
+    lab = build_chip_lab(root, made, software_path.read_bytes(), oem_lot.uids[0])
 
     sealed = [
         (root / f"oem-{n}" / f).read_bytes()

@@ -110,14 +110,14 @@ def line_world(tmp_path_factory: pytest.TempPathFactory) -> LineWorld:
     (root / "assets" / "assets.toml").write_text(TINY_ASSETS)
     oem.keygen(
         root / "oem.farm",
-        oem_lot.chips[0].uid,
+        oem_lot.uids[0],
         software_path=software,
         assets=asset_list.load(root / "assets" / "assets.toml"),
         out=root / "oem",
     )
     share, bundle = root / "oem" / "enc-oem-share.cose", root / "oem" / "bundle.cbor"
     job = Job.load(software, share, bundle)
-    uids = tuple(c.uid for c in lot.chips)
+    uids = lot.uids
     return LineWorld(software, share, bundle, farm, job.prepared.bundle_id, uids)
 
 

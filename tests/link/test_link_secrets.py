@@ -82,14 +82,14 @@ def test_no_response_of_any_command_carries_a_secret(
 
     # ICM: an OEM provisioning farm and a CM lot, made through the recording link
     oem_farm, cm_farm = tmp_path / "oem.farm", tmp_path / "cm.farm"
-    oem_chips = icm.manufacture(world.icm, oem_farm, "OEM-S", 2, tmp_path / "oem.json").chips
+    oem_uids = icm.manufacture(world.icm, oem_farm, "OEM-S", 2, tmp_path / "oem.json").uids
     icm.manufacture(world.icm, cm_farm, "CM-S", 3, tmp_path / "cm.json")
 
     # OEM: FIG. 2 with a known OEM_RND_INPUT, then FIG. 4 (epoch 2) on its other chip
     assets = asset_list.load(write_assets(tmp_path / "a1", extra=MORE_GENERATED))
     first = oem.keygen(
         oem_farm,
-        oem_chips[0].uid,
+        oem_uids[0],
         software_path=world.software,
         assets=assets,
         out=tmp_path / "oem1",
@@ -97,7 +97,7 @@ def test_no_response_of_any_command_carries_a_secret(
     )
     oem.regen(
         oem_farm,
-        oem_chips[1].uid,
+        oem_uids[1],
         software_path=world.software,
         state=tmp_path / "oem1",
         assets=asset_list.load(write_assets(tmp_path / "a2", epoch=2, extra=MORE_GENERATED)),
@@ -186,7 +186,7 @@ def test_no_response_of_any_command_carries_a_secret(
     ops = {messages.decode_request(request)[0] for request, _ in log}
     farm_db = Farm(oem_farm)
     try:
-        chip = Chip(farm_db, farm_db.load(oem_chips[0].uid))
+        chip = Chip(farm_db, farm_db.load(oem_uids[0]))
         commands = set(ProvisioningSoftware(chip.boot(job1.image)).commands)
     finally:
         farm_db.close()

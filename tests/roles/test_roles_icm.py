@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
 import shutil
+import sqlite3
 import stat
 import subprocess
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,7 @@ from trustprov.chip.model import Lifecycle
 from trustprov.crypto.keys import public_key_der
 from trustprov.errors import InputError
 from trustprov.formats.lot import LotManifest
+from trustprov.link.farm import FarmLink
 from trustprov.roles import icm
 
 PRIVATE_ICM_FILES = ("family-secrets.cbor", "prov-signing.key.pem", "device-ca.key.pem")
@@ -77,7 +85,7 @@ def test_other_signature_algorithms_sign_software_chips_boot(tmp_path: Path, alg
     farm = tmp_path / "chips.farm"
     lot = icm.manufacture(made, farm, "L", 1, tmp_path / "lot.json")
     with Bench(farm) as bench:
-        client = bench.client(lot.chips[0].uid)
+        client = bench.client(lot.uids[0])
         assert client.call("rom.boot", {"image": software.read_bytes()}) == {"security-counter": 1}
     with pytest.raises(InputError):  # the key decides the algorithm
         icm.sign_software(made, tmp_path / "es256.cose", alg="ES256")
@@ -93,9 +101,14 @@ def test_sign_software_refuses_a_bad_security_version(world: Any, tmp_path: Path
 # -- manufacturing -------------------------------------------------------------------------------
 def test_manufacture_makes_a_lot_of_manufactured_chips(world: Any, tmp_path: Path) -> None:
     farm = tmp_path / "lot.farm"
-    lot = icm.manufacture(world.icm, farm, "L-1", 5, tmp_path / "lot.json")
+    made = icm.manufacture(world.icm, farm, "L-1", 5, tmp_path / "lot.json")
+    assert (made.lot, made.family_id, made.count) == ("L-1", world.icm.family_id, 5)
+    assert made.manifest == tmp_path / "lot.json"
+    lot = made.load_manifest()
     assert LotManifest.from_json((tmp_path / "lot.json").read_bytes()) == lot
-    assert len({c.uid for c in lot.chips}) == 5
+    assert (lot.lot, lot.family_id) == (made.lot, made.family_id)
+    assert tuple(c.uid for c in lot.chips) == made.uids
+    assert len(set(made.uids)) == 5
     with Bench(farm) as bench:
         assert sorted(bench.uids("L-1")) == sorted(c.uid for c in lot.chips)
         for chip in lot.chips:
@@ -114,6 +127,105 @@ def test_manufacture_refuses_bad_requests(world: Any, tmp_path: Path, lot: str, 
     assert not (tmp_path / "second.json").exists()
     with Bench(farm) as bench:
         assert len(bench.uids()) == 2
+
+
+def _lots(farm: Path) -> list[str]:
+    with FarmLink(farm) as f:
+        return f.lots()
+
+
+def _peak_traced_bytes(world: Any, root: Path, lot: str, count: int) -> int:
+    tracemalloc.start()
+    try:
+        icm.manufacture(world.icm, root / f"{lot}.farm", lot, count, root / f"{lot}.json")
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_manufacture_memory_does_not_grow_with_the_certificates(world: Any, tmp_path: Path) -> None:
+    """A lot of a million chips must fit in memory: manufacturing keeps each chip's UID (about
+    60 bytes with its share of the list) and writes its certificate (some 500 bytes of DER, 800
+    of PEM) to the manifest as soon as it is issued. Cyclic garbage the collector has not yet
+    reached adds a little; holding the certificates would add well over 500 bytes a chip (the
+    whole lot in memory cost 3,900)."""
+    _peak_traced_bytes(world, tmp_path, "WARM-UP", 3)  # lazy imports and caches
+    small = _peak_traced_bytes(world, tmp_path, "SMALL", 200)
+    large = _peak_traced_bytes(world, tmp_path, "LARGE", 2000)
+    per_chip = (large - small) / 1800
+    assert per_chip < 400, f"{per_chip:.0f} bytes of memory per chip"
+    made = icm.manufacture(world.icm, tmp_path / "x.farm", "X", 2, tmp_path / "x.json")
+    assert set(vars(made)) == {"lot", "family_id", "uids", "manifest"}
+    assert len(repr(made)) < 200  # a million UIDs are not printed
+
+
+def _disk_full_after(room: int) -> type[io.FileIO]:
+    class DiskFull(io.FileIO):
+        taken = 0
+
+        def write(self, data: Any, /) -> int:
+            if DiskFull.taken + len(data) > room:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            DiskFull.taken += len(data)
+            return super().write(data)
+
+    return DiskFull
+
+
+def test_a_manifest_that_cannot_be_written_makes_no_chip(
+    world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up after some chips of the lot are in the manifest: no chip is made, and
+    neither the manifest nor its temporary file is left behind."""
+    farm, manifest = tmp_path / "lot.farm", tmp_path / "lot.json"
+    monkeypatch.setattr(io, "FileIO", _disk_full_after(50_000))  # the writes of ~60 chips
+    with pytest.raises(InputError, match=f"cannot write {manifest}: No space left"):
+        icm.manufacture(world.icm, farm, "L-1", 200, manifest)
+    monkeypatch.undo()
+    assert _lots(farm) == []
+    assert not [p for p in tmp_path.iterdir() if "json" in p.name]
+
+
+def test_a_manifest_that_cannot_be_put_in_place_makes_no_chip(world: Any, tmp_path: Path) -> None:
+    manifest = tmp_path / "lot.json"
+    manifest.mkdir()  # the whole manifest is written, then cannot replace a directory
+    with pytest.raises(InputError, match=f"cannot write {manifest}"):
+        icm.manufacture(world.icm, tmp_path / "lot.farm", "L-1", 3, manifest)
+    assert _lots(tmp_path / "lot.farm") == []
+    assert manifest.is_dir()
+    assert [p.name for p in tmp_path.iterdir() if "json" in p.name] == ["lot.json"]
+
+
+def test_a_lot_that_does_not_commit_leaves_no_manifest(
+    world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest is in place before the farm commits; if the commit fails, it is withdrawn."""
+    batch = FarmLink.batch
+
+    @contextmanager
+    def commit_fails(self: FarmLink) -> Iterator[None]:
+        with batch(self):
+            yield
+            assert (tmp_path / "lot.json").is_file()  # the manifest is already whole
+            raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(FarmLink, "batch", commit_fails)
+    with pytest.raises(sqlite3.OperationalError):
+        icm.manufacture(world.icm, tmp_path / "lot.farm", "L-1", 3, tmp_path / "lot.json")
+    assert _lots(tmp_path / "lot.farm") == []
+    assert not [p for p in tmp_path.iterdir() if "json" in p.name]
+
+
+def test_load_manifest_notices_a_replaced_manifest(world: Any, tmp_path: Path) -> None:
+    first = icm.manufacture(world.icm, tmp_path / "a.farm", "A", 2, tmp_path / "a.json")
+    second = icm.manufacture(world.icm, tmp_path / "b.farm", "A", 2, tmp_path / "b.json")
+    shutil.copyfile(second.manifest, first.manifest)  # same lot name and family, other chips
+    with pytest.raises(InputError, match="no longer the manifest"):
+        first.load_manifest()
+    first.manifest.write_bytes(b"{")
+    with pytest.raises(InputError, match="not valid JSON"):
+        first.load_manifest()
+    assert second.load_manifest().lot == "A"
 
 
 # -- chip identity -------------------------------------------------------------------------------

@@ -58,6 +58,4 @@ def sign_software(
 def manufacture(icm_dir: Path, farm: Path, lot: str, count: int, manifest: Path) -> None:
     """Make COUNT chips: burn immutable memory, make identities, issue certificates."""
     made = role.manufacture(role.Icm.load(icm_dir), farm, lot, count, manifest)
-    click.echo(
-        f"lot {made.lot}: {len(made.chips)} chips of family {made.family_id.hex()} in {farm}"
-    )
+    click.echo(f"lot {made.lot}: {made.count} chips of family {made.family_id.hex()} in {farm}")

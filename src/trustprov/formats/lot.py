@@ -3,14 +3,19 @@
 JSON, as the CM and the OEM read it::
 
     {"lot": "LOT-1", "family": "<16 hex>", "chips": [{"uid": "<32 hex>", "certificate": "<PEM>"}]}
+
+`LotManifestWriter` is the one serializer: it writes a manifest chip by chip, one chip per line,
+so a lot of a million chips is written in constant memory; `LotManifest.to_json` uses it too.
+The parser accepts any JSON layout of the same document.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -48,12 +53,12 @@ class LotManifest:
     chips: tuple[LotChip, ...]
 
     def to_json(self) -> bytes:
-        doc = {
-            "lot": self.lot,
-            "family": self.family_id.hex(),
-            "chips": [{"uid": c.uid.hex(), "certificate": c.certificate_pem()} for c in self.chips],
-        }
-        return json.dumps(doc, indent=1).encode("ascii") + b"\n"
+        out = io.BytesIO()
+        writer = LotManifestWriter(out, self.lot, self.family_id)
+        for c in self.chips:
+            writer.add(c.uid, x509.load_der_x509_certificate(c.certificate))
+        writer.finish()
+        return out.getvalue()
 
     @classmethod
     def from_json(cls, data: bytes) -> LotManifest:
@@ -95,6 +100,56 @@ class LotManifest:
             seen_certs.add(der)
             chips.append(LotChip(uid, der))
         return cls(doc["lot"], family, tuple(chips))
+
+
+class LotManifestWriter:
+    """Writes a lot manifest to ``out`` (a binary file) as its chips are made.
+
+    Call `add` per chip, then `finish` once; until then what ``out`` holds is not a manifest,
+    so write into a file that appears only when complete (`roles.files.atomic_file`). Refuses a
+    manifest larger than ``LIMITS.lot_manifest``, which no reader would accept.
+    """
+
+    def __init__(self, out: BinaryIO, lot: str, family_id: bytes) -> None:
+        LotChip.check_lot_name(lot)
+        if len(family_id) != FAMILY_ID_LEN:
+            raise FormatError(f"lot manifest: family id must be {FAMILY_ID_LEN} bytes")
+        self._out = out
+        self._count = 0
+        self._size = 0
+        self._finished = False
+        head = f'{{"lot": {json.dumps(lot)}, "family": "{family_id.hex()}", "chips": ['
+        self._write(head.encode("ascii"))
+
+    @property
+    def count(self) -> int:
+        """The chips written so far."""
+        return self._count
+
+    def add(self, uid: bytes, certificate: x509.Certificate) -> None:
+        if self._finished:
+            raise ValueError("lot manifest already finished")
+        if len(uid) != UID_LEN:
+            raise FormatError(f"lot manifest: a UID must be {UID_LEN} bytes")
+        pem = certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        entry = f'{{"uid": "{uid.hex()}", "certificate": {json.dumps(pem)}}}'
+        self._write((b",\n" if self._count else b"\n") + entry.encode("ascii"))
+        self._count += 1
+
+    def finish(self) -> None:
+        if self._finished:
+            raise ValueError("lot manifest already finished")
+        self._write(b"\n]}\n" if self._count else b"]}\n")
+        self._finished = True
+
+    def _write(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > LIMITS.lot_manifest:
+            raise FormatError(
+                f"lot manifest: larger than the limit of {LIMITS.lot_manifest} bytes "
+                f"at chip {self._count}; make smaller lots"
+            )
+        self._out.write(data)
 
 
 def device_ca_common_name(family_id: bytes) -> str:

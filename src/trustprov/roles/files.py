@@ -7,15 +7,19 @@ name and renamed into place only when complete.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from trustprov.errors import InputError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 PRIVATE = 0o600
 PUBLIC = 0o644
@@ -48,25 +52,55 @@ def write_file(path: Path, data: bytes, *, mode: int = PUBLIC) -> None:
 
 @contextmanager
 def atomic_file(path: Path, *, mode: int = PUBLIC) -> Iterator[BinaryIO]:
-    """A file to write that appears at ``path`` whole, and only if the block succeeds."""
+    """A file to write that appears at ``path`` whole, and only if the block succeeds.
+
+    An OSError in creating, writing, syncing or placing the file is an `InputError` that names
+    ``path``. Any other exception of the block passes through as it is, an OSError of the
+    block's own included: a block may do more than write (manufacturing writes a lot's manifest
+    chip by chip), and a failing TRNG is not a failed write.
+    """
     path = Path(path)
-    try:
+    with _cannot_write(path):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror}") from e
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
+        with _Output(fd, path) as f:
+            with _cannot_write(path):
+                os.fchmod(fd, mode)
             yield f
             f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+            with _cannot_write(path):
+                os.fsync(f.fileno())
+        with _cannot_write(path):
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _cannot_write(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+
+
+class _Output(io.BufferedWriter):
+    """The file `atomic_file` yields: its own write errors name the file."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        super().__init__(io.FileIO(fd, "wb"))
+        self._path = path
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        try:  # not `with _cannot_write`: this runs once per chip of a lot
+            return super().write(data)
+        except OSError as e:
+            raise InputError(f"cannot write {self._path}: {e.strerror or e}") from e
+
+    def flush(self) -> None:  # close() flushes through this too
+        with _cannot_write(self._path):
+            super().flush()
 
 
 @contextmanager

@@ -13,6 +13,7 @@ ICM_DIR layout (private files 0600)::
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -36,10 +37,11 @@ from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError, InputError
 from trustprov.formats import cbor
 from trustprov.formats.immutable import ImmutableMemory
-from trustprov.formats.lot import LotChip, LotManifest, device_ca_common_name
+from trustprov.formats.limits import LIMITS
+from trustprov.formats.lot import LotChip, LotManifest, LotManifestWriter, device_ca_common_name
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 from trustprov.link.farm import FarmLink
-from trustprov.roles.files import PRIVATE, new_directory, read_bytes, write_file
+from trustprov.roles.files import PRIVATE, atomic_file, new_directory, read_bytes, write_file
 
 Random = Callable[[int], bytes]
 Clock = Callable[[], datetime.datetime]
@@ -145,6 +147,22 @@ class Icm:
         )
         return cls(path, family_id, alg, signing_key, ca_key, ca_cert, immutable)
 
+    @functools.cached_property
+    def chip_certificate_template(self) -> x509.CertificateBuilder:
+        """What every chip certificate of the family shares, built once rather than per chip:
+        issuer, no expiry (RFC 5280 4.1.2.5), and the extensions of an end entity that signs."""
+        return (
+            x509.CertificateBuilder()
+            .issuer_name(self.ca_cert.subject)
+            .not_valid_after(datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(ca=False), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()),
+                critical=False,
+            )
+        )
+
 
 def init(path: Path, *, alg: str = "ES256", rng: Random = os.urandom, now: Clock = utc_now) -> Icm:
     """Create a chip family: its secrets, the software signing key and the device CA."""
@@ -225,35 +243,66 @@ def sign_software(
     return software
 
 
-def issue_certificate(icm: Icm, uid: bytes, public_der: bytes, now: Clock = utc_now) -> bytes:
-    """The chip's identity certificate (DER): CN = UID in hex, no expiry (RFC 5280 4.1.2.5)."""
+_CHIP_ORGANIZATION = x509.NameAttribute(NameOID.ORGANIZATION_NAME, "trustprov chip")
+
+
+def issue_certificate(
+    icm: Icm, uid: bytes, public_der: bytes, now: Clock = utc_now
+) -> x509.Certificate:
+    """The chip's identity certificate: CN = UID in hex, no expiry (RFC 5280 4.1.2.5).
+
+    Returned as the certificate object, so its DER (for the chip) and PEM (for the lot manifest)
+    are both encoded from it without parsing it again.
+    """
     public = serialization.load_der_public_key(public_der)
-    if not isinstance(public, ec.EllipticCurvePublicKey):
+    if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(
+        public.curve, ec.SECP256R1
+    ):
         raise FormatError("chip identity key must be EC P-256")
     name = x509.Name(
         [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "trustprov chip"),
+            _CHIP_ORGANIZATION,
             x509.NameAttribute(NameOID.SERIAL_NUMBER, uid.hex()),
             x509.NameAttribute(NameOID.COMMON_NAME, uid.hex()),
         ]
     )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(icm.ca_cert.subject)
+    return (
+        icm.chip_certificate_template.subject_name(name)
         .public_key(public)
         .serial_number(int.from_bytes(uid) >> 1 or 1)
         .not_valid_before(now() - datetime.timedelta(minutes=5))
-        .not_valid_after(datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(ca=False), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(icm.ca_key.public_key()),
-            critical=False,
-        )
         .sign(icm.ca_key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@dataclass(frozen=True)
+class MadeLot:
+    """What `manufacture` made: the lot's UIDs, in manifest order, and where its manifest is.
+
+    Holds no certificates, so a lot of any size fits in memory; `load_manifest` reads them back.
+    """
+
+    lot: str
+    family_id: bytes
+    uids: tuple[bytes, ...] = field(repr=False)
+    manifest: Path
+
+    @property
+    def count(self) -> int:
+        return len(self.uids)
+
+    def load_manifest(self) -> LotManifest:
+        """The manifest as written, with every chip's certificate (memory grows with the lot)."""
+        data = read_bytes(self.manifest, limit=LIMITS.lot_manifest, what="lot manifest")
+        try:
+            parsed = LotManifest.from_json(data)
+        except FormatError as e:
+            raise InputError(f"{self.manifest}: {e.message}") from e
+        if (parsed.lot, parsed.family_id) != (self.lot, self.family_id) or tuple(
+            c.uid for c in parsed.chips
+        ) != self.uids:
+            raise InputError(f"{self.manifest} is no longer the manifest of lot {self.lot}")
+        return parsed
 
 
 def manufacture(
@@ -265,10 +314,13 @@ def manufacture(
     *,
     rng: Random = os.urandom,
     now: Clock = utc_now,
-) -> LotManifest:
+) -> MadeLot:
     """Make ``count`` chips of the family into lot ``lot``: burn, identity, certificate.
 
-    The whole lot is one farm transaction, so a failure leaves no partial lot behind.
+    The whole lot is one farm transaction, and its manifest is written chip by chip into a file
+    that appears at ``manifest_path`` only when complete, before the transaction commits: a
+    failure leaves no partial lot and no partial manifest behind, and if the manifest cannot be
+    written no chip is made. Memory does not grow with the certificates (only with the UIDs).
     """
     if count < 1:
         raise InputError("count must be at least 1")
@@ -279,20 +331,29 @@ def manufacture(
     if not Path(manifest_path).resolve().parent.is_dir():
         raise InputError(f"cannot write {manifest_path}: its directory does not exist")
     image = icm.immutable.to_bytes()
-    chips: list[LotChip] = []
+    uids: list[bytes] = []
+    placed = False
     with FarmLink(farm_path, create=True) as farm:
         if lot in farm.lots():
             raise InputError(f"lot {lot!r} already exists in {farm_path}")
-        with farm.batch():
-            for _ in range(count):
-                uid = rng(UID_LEN)
-                farm.add_blank(uid, lot)
-                with farm.connect(uid) as chip:
-                    chip.burn(image)
-                    der = issue_certificate(icm, uid, chip.make_identity(), now)
-                    chip.store_certificate(der)
-                chips.append(LotChip(uid, der))
-            manifest = LotManifest(lot=lot, family_id=icm.family_id, chips=tuple(chips))
-            # inside the transaction: if the manifest cannot be written, no chip is made
-            write_file(manifest_path, manifest.to_json())
-    return manifest
+        try:
+            with farm.batch():
+                # inside the transaction: if the manifest cannot be written, no chip is made
+                with atomic_file(manifest_path) as out:
+                    manifest = LotManifestWriter(out, lot, icm.family_id)
+                    for _ in range(count):
+                        uid = rng(UID_LEN)
+                        farm.add_blank(uid, lot)
+                        with farm.connect(uid) as chip:
+                            chip.burn(image)
+                            cert = issue_certificate(icm, uid, chip.make_identity(), now)
+                            chip.store_certificate(cert.public_bytes(serialization.Encoding.DER))
+                        manifest.add(uid, cert)
+                        uids.append(uid)
+                    manifest.finish()
+                placed = True
+        except BaseException:
+            if placed:  # the lot did not commit: withdraw the manifest of chips never made
+                Path(manifest_path).unlink(missing_ok=True)
+            raise
+    return MadeLot(lot, icm.family_id, tuple(uids), Path(manifest_path))
