@@ -22,7 +22,7 @@ from helpers import (
 )
 
 from trustprov.chip.device import Chip
-from trustprov.chip.farm import Farm
+from trustprov.chip.farm import STATE_CACHE, Farm
 from trustprov.chip.model import ChipState, Installed, KeySlot, Lifecycle
 from trustprov.chip.probe import Probe
 from trustprov.chip.ram import DEFAULT_RAM, Ram
@@ -367,6 +367,40 @@ def test_farm_stores_each_flash_blob_and_family_image_once(world: Any, tmp_path:
     assert farm_rows(path, "SELECT COUNT(*) FROM blobs") == [(2,)]
     sizes = sorted(r[0] for r in farm_rows(path, "SELECT length(data) FROM blobs"))
     assert sizes == sorted([len(firmware_bytes()), len(b"mode=production")])
+    # one bundle, one installed state: each chip's row holds only its 32-byte id
+    assert farm_rows(path, "SELECT COUNT(*) FROM installed_states") == [(1,)]
+    assert farm_rows(path, "SELECT DISTINCT length(installed_id) FROM chips") == [(32,)]
+
+
+def test_farm_keeps_each_chips_own_installed_state(world: Any, tmp_path: Path) -> None:
+    """States are shared by content, never by chip: more distinct states than the farm caches,
+    each read back by the chip that holds it, from this farm and from a fresh one."""
+    path = tmp_path / "states.farm"
+    farm = Farm(path, create=True)
+    uids = [bytes([i]) * 16 for i in range(1, STATE_CACHE + 11)]
+
+    def state(uid: bytes, epoch: int) -> ChipState:
+        slot = KeySlot("k", "ec-p256", bytes([epoch]) * 32)
+        return ChipState(
+            uid=uid,
+            lot="L",
+            lifecycle=Lifecycle.PROVISIONED,
+            immutable=world.icm.immutable,
+            installed=Installed(b"D" * 16, b"B" * 16, epoch, slots={0: slot}),
+        )
+
+    for i, uid in enumerate(uids):
+        farm.add_blank(uid, "L")
+        farm.save(state(uid, 1 + i % (STATE_CACHE + 5)))
+    try:
+        for again in (farm, Farm(path)):
+            for i, uid in enumerate(uids):
+                assert again.load(uid) == state(uid, 1 + i % (STATE_CACHE + 5))
+            if again is not farm:
+                again.close()
+    finally:
+        farm.close()
+    assert farm_rows(path, "SELECT COUNT(*) FROM installed_states") == [(STATE_CACHE + 5,)]
 
 
 def test_a_failed_batch_leaves_no_trace_in_the_farm_or_its_caches(

@@ -63,7 +63,7 @@ def _states(records: str, lot: str) -> dict[str, int]:
 def _chip_rows(farm: Path) -> list[tuple[Any, ...]]:
     return farm_rows(
         farm,
-        "SELECT uid, lifecycle, security_counter, installed FROM chips ORDER BY uid",
+        "SELECT uid, lifecycle, security_counter, installed_id FROM chips ORDER BY uid",
     )
 
 

@@ -2,8 +2,10 @@
 
 Layout: one row per chip; the immutable memory image once per family (every chip of a family
 holds the same one); flash contents once per distinct blob, so a firmware image installed on a
-million chips is stored once. Every chip write is one transaction: a chip's persistent state
-moves from one consistent state to the next or not at all, as flash with an atomic commit would.
+million chips is stored once; and the installed state (slots, regions) once per distinct state,
+which every chip provisioned with the same bundle shares, so a chip's own row is little more
+than its identity. Every chip write is one transaction: a chip's persistent state moves from one
+consistent state to the next or not at all, as flash with an atomic commit would.
 
 Reading this file is reading silicon: it holds every chip's immutable memory and key slots, and
 stands in for the physical chips at the CM. See docs/threat-model.md.
@@ -18,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from trustprov.chip.model import ChipState, Installed, Lifecycle
+from trustprov.crypto.digest import sha256
 from trustprov.errors import InputError
 from trustprov.formats.immutable import ImmutableMemory
 
@@ -25,6 +28,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS farm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS families (family_id BLOB PRIMARY KEY, immutable BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (blob_id BLOB PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS installed_states (state_id BLOB PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS chips (
     uid BLOB PRIMARY KEY,
     lot TEXT NOT NULL,
@@ -33,11 +37,12 @@ CREATE TABLE IF NOT EXISTS chips (
     security_counter INTEGER NOT NULL,
     identity_key BLOB,
     certificate BLOB,
-    installed BLOB
+    installed_id BLOB REFERENCES installed_states(state_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chips_by_lot ON chips (lot, uid);
 """
-FARM_FORMAT = "trustprov-farm-1"
+FARM_FORMAT = "trustprov-farm-2"
+STATE_CACHE = 64  # decoded installed states kept per process (a lot shares a handful)
 
 
 class Farm:
@@ -67,8 +72,10 @@ class Farm:
         self._in_batch = False
         self._families: dict[bytes, ImmutableMemory] = {}
         self._known_blobs: set[bytes] = set()
+        self._states: dict[bytes, bytes] = {}  # state id -> encoded installed state
         self._pending_families: dict[bytes, ImmutableMemory] = {}
         self._pending_blobs: set[bytes] = set()
+        self._pending_states: dict[bytes, bytes] = {}
         #: test-only fault injection: called before each commit; raising there is a power cut
         #: at that persistent write (the transaction never lands)
         self.before_commit: Callable[[], None] | None = None
@@ -101,6 +108,7 @@ class Farm:
         """BEGIN ... COMMIT; the caches learn what it wrote only once COMMIT has returned."""
         self._pending_families.clear()
         self._pending_blobs.clear()
+        self._pending_states.clear()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -112,6 +120,8 @@ class Farm:
         self._db.execute("COMMIT")
         self._families.update(self._pending_families)
         self._known_blobs.update(self._pending_blobs)
+        for state_id, data in self._pending_states.items():
+            self._remember_state(state_id, data)
 
     # -- chips ------------------------------------------------------------------------------
     def add_blank(self, uid: bytes, lot: str) -> ChipState:
@@ -129,12 +139,12 @@ class Farm:
     def load(self, uid: bytes) -> ChipState:
         row = self._db.execute(
             "SELECT lot, family_id, lifecycle, security_counter, identity_key, certificate, "
-            "installed FROM chips WHERE uid = ?",
+            "installed_id FROM chips WHERE uid = ?",
             (uid,),
         ).fetchone()
         if row is None:
             raise InputError(f"no chip {uid.hex()} in {self.path}")
-        lot, family_id, lifecycle, counter, identity_key, certificate, installed = row
+        lot, family_id, lifecycle, counter, identity_key, certificate, installed_id = row
         return ChipState(
             uid=uid,
             lot=lot,
@@ -143,8 +153,23 @@ class Farm:
             immutable=self._family(family_id) if family_id is not None else None,
             identity_key=identity_key,
             certificate=certificate,
-            installed=Installed.from_bytes(installed) if installed is not None else None,
+            installed=self._installed(installed_id) if installed_id is not None else None,
         )
+
+    def _installed(self, state_id: bytes) -> Installed:
+        data = self._states.get(state_id)
+        if data is None:
+            row = self._db.execute(
+                "SELECT data FROM installed_states WHERE state_id = ?", (state_id,)
+            ).fetchone()
+            data = bytes(row[0])
+            self._remember_state(state_id, data)
+        return Installed.from_bytes(data)  # a fresh object per chip: nothing shared to mutate
+
+    def _remember_state(self, state_id: bytes, data: bytes) -> None:
+        if len(self._states) >= STATE_CACHE:
+            self._states.pop(next(iter(self._states)))
+        self._states[state_id] = data
 
     def _family(self, family_id: bytes) -> ImmutableMemory:
         if family_id not in self._families:
@@ -172,16 +197,26 @@ class Farm:
                 if blob_id not in self._known_blobs and blob_id not in self._pending_blobs:
                     db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (blob_id, data))
                     self._pending_blobs.add(blob_id)
+            state_id = None
+            if state.installed is not None:
+                installed = state.installed.to_bytes()
+                state_id = sha256(installed)
+                if state_id not in self._states and state_id not in self._pending_states:
+                    db.execute(
+                        "INSERT OR IGNORE INTO installed_states VALUES (?, ?)",
+                        (state_id, installed),
+                    )
+                    self._pending_states[state_id] = installed
             db.execute(
                 "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "
-                "identity_key = ?, certificate = ?, installed = ? WHERE uid = ?",
+                "identity_key = ?, certificate = ?, installed_id = ? WHERE uid = ?",
                 (
                     state.immutable.family_id if state.immutable else None,
                     int(state.lifecycle),
                     state.security_counter,
                     state.identity_key,
                     state.certificate,
-                    state.installed.to_bytes() if state.installed else None,
+                    state_id,
                     state.uid,
                 ),
             )
