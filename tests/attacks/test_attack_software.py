@@ -164,8 +164,9 @@ def test_attack_software_payload_byte_flips_never_boot(world: Any, cm_farm: Path
     with timed() as elapsed:
         seen = _refuse_all(cm_farm, uid, images(), BOOT_REFUSALS)
     rehashed_count = len(range(0, len(flipped), rehashed_every))
-    assert seen["bad-software"] == len(flipped)  # the digest binds every payload byte
-    assert seen["bad-signature"] == rehashed_count  # and the signature binds the digest
+    # the boot ROM does not hash the payload on its own: the signature, over header and payload,
+    # is what refuses a flipped byte, whether or not the header's digest was recomputed
+    assert dict(seen) == {"bad-signature": len(flipped) + rehashed_count}
     report(
         "software payload flips",
         payload_bytes=len(payload),
