@@ -20,7 +20,7 @@ Invariants, each kept by one transaction:
    transaction that moves the chip from ``claimed`` (by this station) to ``done``.
 3. A claim whose station is gone (its lease is free) is never guessed at: the chip goes back
    through FIG. 3, which reads the chip's own status first and settles a chip that already holds
-   the bundle as ``already-provisioned`` without touching it.
+   the bundle as ``already-provisioned`` without touching it (`roles.cm.provision_chip`).
 4. A ``failed`` final record stands until a later run of the job retries the chip; that run
    deletes it and makes the chip ``pending`` in one transaction (the attempt log keeps it).
 

@@ -126,26 +126,27 @@ def _init_worker(farm_path: Path, job: Job) -> None:
     _worker = (FarmLink(farm_path), job, os.getppid())
 
 
-def _provision_one(farm: FarmLink, job: Job, uid: bytes) -> Outcome:
+def _provision_one(farm: FarmLink, job: Job, uid: bytes, recovered: bool = False) -> Outcome:
     start = time.perf_counter()
     try:
         with farm.connect(uid) as chip:
-            return provision_chip(chip, uid, job)
+            return provision_chip(chip, uid, job, status_first=recovered)
     except TrustprovError as e:  # the chip could not even be powered on (e.g. not in the farm)
         duration = int((time.perf_counter() - start) * 1e6)
         return Outcome(uid, "failed", e.code, e.message, duration, time.time())
 
 
-def _work(uids: list[bytes]) -> list[Outcome]:
+def _work(chips: list[tuple[bytes, bool]]) -> list[Outcome]:
+    """Provision (uid, recovered) pairs in order."""
     assert _worker is not None  # noqa: S101 - set by the pool initializer
     farm, job, parent = _worker
     outcomes = []
-    for uid in uids:
+    for uid, recovered in chips:
         if os.getppid() != parent:
             # the station died: stop before the next chip, so whoever settles its claims
             # next is the only one touching them
             os._exit(1)
-        outcomes.append(_provision_one(farm, job, uid))
+        outcomes.append(_provision_one(farm, job, uid, recovered))
     return outcomes
 
 
@@ -226,7 +227,8 @@ class _Line:
         done: list[Outcome] = []
         try:
             for claim in batch:
-                done.append(_provision_one(farm, self.job, bytes.fromhex(claim.uid)))
+                uid = bytes.fromhex(claim.uid)
+                done.append(_provision_one(farm, self.job, uid, claim.recovered))
         except BaseException:
             # the chip in hand may or may not have committed: given back, it is re-read
             self._stop(lambda: self.settle(batch, done, more=False), [batch[len(done) :]])
@@ -243,8 +245,8 @@ class _Line:
         try:
             while True:
                 while len(in_flight) < IN_FLIGHT * workers and (batch := self.next_batch()):
-                    uids = [bytes.fromhex(c.uid) for c in batch]
-                    in_flight[pool.submit(_work, uids)] = batch
+                    chips = [(bytes.fromhex(c.uid), c.recovered) for c in batch]
+                    in_flight[pool.submit(_work, chips)] = batch
                 if not in_flight:
                     break
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)

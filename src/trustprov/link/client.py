@@ -91,7 +91,12 @@ class ChipClient:
         self.call("rom.store-certificate", {"certificate": der})
 
     def boot(self, image: bytes) -> None:
-        self.call("rom.boot", {"image": image})
+        self.send(self.boot_request(image))
+
+    @staticmethod
+    def boot_request(image: bytes) -> bytes:
+        """The "rom.boot" request for ``image``: encode once, send to every chip of a lot."""
+        return messages.encode_request("rom.boot", {"image": image})
 
     # -- provisioning software ----------------------------------------------------------------
     def keygen(self, oem_rnd_input: bytes, params: BundleParams) -> dict[str, bytes]:

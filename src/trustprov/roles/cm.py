@@ -7,7 +7,7 @@ touched. Every chip checks everything again itself.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trustprov.errors import FormatError, InputError, TrustprovError
@@ -27,6 +27,7 @@ class Job:
     software: SignedSoftware
     prepared: PreparedBundle
     family_id: bytes
+    boot_request: bytes = field(repr=False)  # "rom.boot" with the image, encoded once per lot
 
     @classmethod
     def load(cls, software: Path, share: Path, bundle: Path) -> Job:
@@ -49,7 +50,11 @@ class Job:
                 f" this software is {parsed_software.security_version}"
             )
         return cls(
-            image, parsed_software, PreparedBundle.prepare(parsed, enc_share), sealed.family_id
+            image,
+            parsed_software,
+            PreparedBundle.prepare(parsed, enc_share),
+            sealed.family_id,
+            ChipClient.boot_request(image),
         )
 
 
@@ -67,18 +72,38 @@ class Outcome:
         return self.result != "failed"
 
 
-def provision_chip(chip: ChipClient, uid: bytes, job: Job) -> Outcome:
-    """FIG. 3 on one chip. A chip that already holds this bundle is settled by its own status."""
+def provision_chip(
+    chip: ChipClient, uid: bytes, job: Job, *, status_first: bool = False
+) -> Outcome:
+    """FIG. 3 on one chip. A chip that already holds this bundle is settled by its own status.
+
+    A chip fresh from the lot goes straight to boot and FIG. 3; its status is read only if it
+    refuses (a chip holding the bundle refuses it as a stale epoch, writing nothing). With
+    ``status_first`` (a claim a dead station left: the chip may hold the bundle) the status is
+    read before anything is sent, and a chip that holds the bundle is not booted at all.
+    """
     start = time.perf_counter()
     result, code, error = "provisioned", None, None
     try:
-        status = chip.status()
-        installed = status.get("installed")
-        if isinstance(installed, dict) and installed.get("bundle-id") == job.prepared.bundle_id:
+        if status_first and _holds(chip, job):
             result = "already-provisioned"
         else:
-            chip.boot(job.image)
+            chip.send(job.boot_request)
             chip.provision(job.prepared)
     except TrustprovError as e:
         result, code, error = "failed", e.code, e.message
+        if not status_first and _holds_after_refusal(chip, job):
+            result, code, error = "already-provisioned", None, None
     return Outcome(uid, result, code, error, int((time.perf_counter() - start) * 1e6), time.time())
+
+
+def _holds(chip: ChipClient, job: Job) -> bool:
+    installed = chip.status().get("installed")
+    return isinstance(installed, dict) and installed.get("bundle-id") == job.prepared.bundle_id
+
+
+def _holds_after_refusal(chip: ChipClient, job: Job) -> bool:
+    try:
+        return _holds(chip, job)
+    except TrustprovError:  # the refusal stands as the chip's answer
+        return False

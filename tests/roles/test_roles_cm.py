@@ -1,0 +1,88 @@
+"""roles.cm: FIG. 3 on one chip, as a station runs it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import Bench, farm_rows, world_job
+
+from trustprov.link import messages
+from trustprov.roles.cm import provision_chip
+
+
+def _ops(bench: Bench) -> list[str]:
+    return [messages.decode_request(request)[0] for request, _ in bench.log]
+
+
+@pytest.fixture
+def farm(cm_farm: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "chips.farm"
+    shutil.copyfile(cm_farm, path)
+    return path
+
+
+def test_a_fresh_chip_is_provisioned_without_a_status_round_trip(world: Any, farm: Path) -> None:
+    job = world_job(world)
+    with Bench(farm) as b:
+        uid = b.uids()[0]
+        assert provision_chip(b.client(uid), uid, job).result == "provisioned"
+        chunks = ["cm.chunk"] * len(job.prepared.chunks)
+        assert _ops(b) == ["rom.boot", "cm.begin", *chunks, "cm.finish"]
+        assert b.read(uid).bundle_id == job.prepared.bundle_id
+
+
+def test_a_chip_holding_the_bundle_refuses_it_and_is_settled_by_its_status(
+    world: Any, farm: Path
+) -> None:
+    job = world_job(world)
+    with Bench(farm) as b:
+        uid = b.uids()[0]
+        assert b.provision(uid, job).result == "provisioned"
+    rows = farm_rows(farm, "SELECT * FROM chips")
+    with Bench(farm) as b:
+        outcome = provision_chip(b.client(uid), uid, job)
+        assert (outcome.result, outcome.error_code, outcome.error) == (
+            "already-provisioned",
+            None,
+            None,
+        )
+        assert _ops(b) == ["rom.boot", "cm.begin", "rom.status"]  # begin refused: stale epoch
+    assert farm_rows(farm, "SELECT * FROM chips") == rows  # nothing written
+
+
+def test_a_recovered_claim_reads_the_status_first_and_never_boots_a_provisioned_chip(
+    world: Any, farm: Path
+) -> None:
+    job = world_job(world)
+    with Bench(farm) as b:
+        done, fresh = b.uids()[:2]
+        assert b.provision(done, job).result == "provisioned"
+        b.log.clear()
+        assert provision_chip(b.client(done), done, job, status_first=True).result == (
+            "already-provisioned"
+        )
+        assert _ops(b) == ["rom.status"]
+        b.log.clear()
+        outcome = provision_chip(b.client(fresh), fresh, job, status_first=True)
+        assert outcome.result == "provisioned"
+        assert _ops(b)[:2] == ["rom.status", "rom.boot"]
+
+
+def test_a_refusal_stands_when_the_chip_does_not_hold_the_bundle(world: Any, farm: Path) -> None:
+    job = world_job(world)
+    broken = type(job)(
+        job.image,
+        job.software,
+        job.prepared,
+        job.family_id,
+        job.boot_request[:-1] + bytes([job.boot_request[-1] ^ 1]),  # the signature's last byte
+    )
+    with Bench(farm) as b:
+        uid = b.uids()[0]
+        outcome = provision_chip(b.client(uid), uid, broken)
+        assert (outcome.result, outcome.error_code) == ("failed", "bad-signature")
+        assert _ops(b) == ["rom.boot", "rom.status"]
+        assert b.read(uid).bundle_id is None
