@@ -706,11 +706,10 @@ def sign_other_code(icm_: Icm, root: Path) -> tuple[Path, Path]:
     shutil.copytree(CODE_ROOT, tree, ignore=shutil.ignore_patterns("__pycache__"))
     commands = tree / "firmware" / "commands.py"
     text = commands.read_text()
-    assert '"lock": self.lock,' in text
+    entry = '"lock": ProvisioningSoftware.lock,'
+    assert entry in text
     commands.write_text(
-        text.replace(
-            '"lock": self.lock,', '"lock": self.lock,\n            "debug.dump": self.lock,'
-        )
+        text.replace(entry, f'{entry}\n    "debug.dump": ProvisioningSoftware.lock,')
     )
     out = root / "debug-build.cose"
     sign_software(icm_, out, security_version=7, code_root=tree)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +11,13 @@ import pytest
 from helpers import Bench, world_job
 
 from trustprov.errors import ChipRefused, TransportError
+from trustprov.firmware import commands
 from trustprov.firmware.commands import ProvisioningSoftware
 from trustprov.formats import cbor
 from trustprov.formats.limits import LIMITS
 from trustprov.link import messages
 from trustprov.link.client import ChipClient
+from trustprov.link.farm import FarmLink
 
 MALFORMED = {
     "empty": b"",
@@ -112,7 +116,7 @@ def test_an_internal_fault_is_answered_without_detail(
     def fault(self: ProvisioningSoftware, args: Any) -> Any:
         raise ValueError(f"memory dump {secret.hex()} {secret!r}")
 
-    monkeypatch.setattr(ProvisioningSoftware, "lock", fault)
+    monkeypatch.setitem(commands._COMMANDS, "lock", fault)
     uid = bench.uids()[0]
     client = bench.client(uid)
     client.boot(world.software.read_bytes())
@@ -178,3 +182,29 @@ def test_a_client_without_the_expected_answer_raises_transport_error(world: Any)
     with pytest.raises(TransportError):
         client.seal_finish()
     assert client.provision(job.prepared) == {}  # provisioning needs no field of the answers
+
+
+def test_a_chip_powered_off_leaves_no_reference_cycle(
+    world: Any, cm_farm: Path, tmp_path: Path
+) -> None:
+    """A line powers a million chips on and off: each must be freed when its socket closes,
+    not left to the cyclic garbage collector (ports and software hold no bound-method tables)."""
+    farm = tmp_path / "chips.farm"
+    shutil.copyfile(cm_farm, farm)
+    job = world_job(world)
+
+    def provision(link: FarmLink, uid: bytes) -> None:
+        with link.connect(uid) as chip:
+            chip.send(job.boot_request)
+            chip.provision(job.prepared)
+            chip.status()
+
+    with FarmLink(farm) as link:
+        uid = link.uids()[0]
+        gc.collect()
+        gc.disable()
+        try:
+            provision(link, uid)
+            assert gc.collect() == 0
+        finally:
+            gc.enable()

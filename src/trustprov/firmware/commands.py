@@ -48,32 +48,20 @@ class ProvisioningSoftware:
         self._hw = hw
         self._sealing: SealingSession | None = None
         self._provisioning: ProvisioningSession | None = None
-        self._commands: dict[str, Callable[[Args], Args]] = {
-            "oem.keygen": self.oem_keygen,
-            "oem.regen": self.oem_regen,
-            "seal.asset": self.seal_asset,
-            "seal.chunk": self.seal_chunk,
-            "seal.generate": self.seal_generate,
-            "seal.finish": self.seal_finish,
-            "cm.begin": self.cm_begin,
-            "cm.chunk": self.cm_chunk,
-            "cm.finish": self.cm_finish,
-            "lock": self.lock,
-        }
 
     def __repr__(self) -> str:
         return f"ProvisioningSoftware({self._hw!r})"
 
     @property
     def commands(self) -> tuple[str, ...]:
-        return tuple(self._commands)
+        return tuple(_COMMANDS)
 
     def handle(self, op: str, args: Args) -> Args:
-        command = self._commands.get(op)
+        command = _COMMANDS.get(op)
         if command is None:
             raise ChipRefused(f"unknown command {op!r}", code="unknown-command")
         try:
-            return command(args)
+            return command(self, args)
         except BaseException:
             self._end_sessions()  # any failure drops keys and staging: nothing is installed
             raise
@@ -255,3 +243,18 @@ class ProvisioningSoftware:
             )
         self._hw.lock()
         return {"lifecycle": Lifecycle.LOCKED.name}
+
+
+# the whole command interface, by op (functions, not bound methods: no cycle per boot)
+_COMMANDS: dict[str, Callable[[ProvisioningSoftware, Args], Args]] = {
+    "oem.keygen": ProvisioningSoftware.oem_keygen,
+    "oem.regen": ProvisioningSoftware.oem_regen,
+    "seal.asset": ProvisioningSoftware.seal_asset,
+    "seal.chunk": ProvisioningSoftware.seal_chunk,
+    "seal.generate": ProvisioningSoftware.seal_generate,
+    "seal.finish": ProvisioningSoftware.seal_finish,
+    "cm.begin": ProvisioningSoftware.cm_begin,
+    "cm.chunk": ProvisioningSoftware.cm_chunk,
+    "cm.finish": ProvisioningSoftware.cm_finish,
+    "lock": ProvisioningSoftware.lock,
+}

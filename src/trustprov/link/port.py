@@ -9,6 +9,7 @@ detail, so nothing of the chip's memory can ride out on an exception text.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from trustprov.chip.device import Chip
@@ -25,14 +26,6 @@ class ChipPort:
     def __init__(self, chip: Chip) -> None:
         self._chip = chip
         self._software: ProvisioningSoftware | None = None
-        self._rom = {
-            "rom.status": self._status,
-            "rom.identity": self._identity,
-            "rom.burn": self._burn,
-            "rom.make-identity": self._make_identity,
-            "rom.store-certificate": self._store_certificate,
-            "rom.boot": self._boot,
-        }
 
     def __repr__(self) -> str:
         return f"ChipPort(uid={self._chip.uid.hex()})"
@@ -48,9 +41,9 @@ class ChipPort:
             return messages.encode_error("internal", f"internal fault ({type(e).__name__})")
 
     def _dispatch(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        rom = self._rom.get(op)
+        rom = _ROM.get(op)
         if rom is not None:
-            return rom(args)
+            return rom(self, args)
         if self._software is None:
             raise ChipRefused(
                 f"unknown command {op!r} (no software booted)", code="unknown-command"
@@ -110,3 +103,14 @@ class ChipPort:
                 "regions": {n: {"asset": r[0], "length": r[1]} for n, r in i.regions.items()},
             }
         return status
+
+
+# the boot ROM's commands, by op (functions, not bound methods: a port holds no cycle to itself)
+_ROM: dict[str, Callable[[ChipPort, dict[str, Any]], dict[str, Any]]] = {
+    "rom.status": ChipPort._status,
+    "rom.identity": ChipPort._identity,
+    "rom.burn": ChipPort._burn,
+    "rom.make-identity": ChipPort._make_identity,
+    "rom.store-certificate": ChipPort._store_certificate,
+    "rom.boot": ChipPort._boot,
+}
