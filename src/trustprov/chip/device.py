@@ -72,6 +72,7 @@ class Chip:
         self.trng: Trng = trng or SystemTrng()
         self.ram = Ram(ram_budget)
         self._code_root = code_root
+        self._identity_public: bytes | None = None  # SPKI DER, once made in this power-on
 
     @property
     def uid(self) -> bytes:
@@ -136,7 +137,8 @@ class Chip:
         state = self._copy()
         state.identity_key = private_key_bytes(key)
         self._commit(state)
-        return public_key_der(key)
+        self._identity_public = public_key_der(key)  # in RAM until power-off
+        return self._identity_public
 
     def store_certificate(self, der: bytes) -> None:
         if self._state.identity_key is None or self._state.certificate is not None:
@@ -150,7 +152,8 @@ class Chip:
             raise ChipRefused(
                 "not an X.509 certificate of a usable key", code="bad-certificate"
             ) from e
-        if certified != _identity_public_der(self._state.identity_key):
+        mine = self._identity_public or _identity_public_der(self._state.identity_key)
+        if certified != mine:
             raise ChipRefused("certificate is not for this chip's key", code="bad-certificate")
         state = self._copy()
         state.certificate = der
