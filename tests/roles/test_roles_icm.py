@@ -118,7 +118,10 @@ def test_manufacture_makes_a_lot_of_manufactured_chips(world: Any, tmp_path: Pat
             assert bench.client(chip.uid).certificate() == chip.certificate
 
 
-@pytest.mark.parametrize(("lot", "count"), [("L-1", 1), ("bad lot name", 1), ("-x", 1), ("L-2", 0)])
+@pytest.mark.parametrize(
+    ("lot", "count"),
+    [("L-1", 1), ("bad lot name", 1), ("-x", 1), ("L-2", 0), ("L-3", icm.MAX_LOT + 1)],
+)
 def test_manufacture_refuses_bad_requests(world: Any, tmp_path: Path, lot: str, count: int) -> None:
     farm = tmp_path / "lot.farm"
     icm.manufacture(world.icm, farm, "L-1", 2, tmp_path / "first.json")

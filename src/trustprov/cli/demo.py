@@ -10,10 +10,11 @@ import click
 from trustprov import demo as flow
 from trustprov.cli.options import EXIT_FAILED, emit_json
 from trustprov.cli.progress import LineProgress
+from trustprov.roles.icm import MAX_LOT
 
 
 @click.command()
-@click.option("--chips", type=click.IntRange(1, 10_000_000), default=1000, show_default=True)
+@click.option("--chips", type=click.IntRange(1, MAX_LOT), default=1000, show_default=True)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

@@ -53,7 +53,7 @@ def sign_software(
 @path_option("--icm", "icm_dir", help="The ICM directory.")
 @path_option("--farm", help="Chip farm file (created if missing).")
 @click.option("--lot", required=True, help="Lot name.")
-@click.option("--count", type=click.IntRange(1, 10_000_000), required=True, help="Chips to make.")
+@click.option("--count", type=click.IntRange(1, role.MAX_LOT), required=True, help="Chips to make.")
 @path_option("--manifest", help="Where to write the lot manifest (JSON).")
 def manufacture(icm_dir: Path, farm: Path, lot: str, count: int, manifest: Path) -> None:
     """Make COUNT chips: burn immutable memory, make identities, issue certificates."""

@@ -44,6 +44,8 @@ from trustprov.link.farm import FarmLink
 from trustprov.roles.files import PRIVATE, atomic_file, new_directory, read_bytes, write_file
 
 Random = Callable[[int], bytes]
+#: chips per lot: each takes ~820 bytes of lot manifest, which LIMITS.lot_manifest caps at 2 GiB
+MAX_LOT = 2_000_000
 Clock = Callable[[], datetime.datetime]
 UID_LEN = 16
 SOFTWARE_NAME = "trustprov-provisioning"
@@ -322,8 +324,8 @@ def manufacture(
     failure leaves no partial lot and no partial manifest behind, and if the manifest cannot be
     written no chip is made. Memory does not grow with the certificates (only with the UIDs).
     """
-    if count < 1:
-        raise InputError("count must be at least 1")
+    if not 1 <= count <= MAX_LOT:
+        raise InputError(f"count must be 1..{MAX_LOT:,} (a lot's manifest stays under 2 GiB)")
     try:
         LotChip.check_lot_name(lot)
     except FormatError as e:
