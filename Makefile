@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-out
 CHIPS ?= 1000
+BENCH_CHIPS ?= 1000000
 
 .PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean
 
@@ -36,8 +37,10 @@ unit: venv
 
 test: lint typecheck unit
 
+# a lot of a million chips, manufactured once, provisioned with 1 and then 2 workers (~30 min);
+# BENCH_CHIPS=10000 for a quick look
 bench: venv
-	$(BIN)/python bench/provision.py
+	$(BIN)/python bench/provision.py --chips $(BENCH_CHIPS) --workers 1,2
 
 # the attack suite at full strength: every byte flip, >= 10,000 random flips per large artifact
 attacks: venv

@@ -6,10 +6,14 @@ G and the key derivation, one CMAC over the manifest, and per chunk one SHA-256 
 and one AEAD open), timed in a loop. The ratio achieved / floor is what to watch: absolute times
 on shared machines are noisy.
 
-    python bench/provision.py [--chips 10000] [--jobs 1] [--firmware-kib 256]
+    python bench/provision.py [--chips 10000] [--workers 1,2] [--dir DIR]
 
-The last line printed is one JSON object. per_chip_us is wall time x workers / chips: the cost
-of one chip on one worker, pool start-up included.
+The lot is manufactured once (timed), then provisioned afresh with each worker count, with the
+demo assets (a 256 KiB firmware among them). Progress goes to stderr; the last line printed is
+one JSON object: the figures of the run with the most workers (seconds, chips_per_s,
+per_chip_us, ratio), every run under "runs", the floor, manufacturing time, farm bytes per
+provisioned chip and peak RSS (the bench process or any one worker). per_chip_us is wall time
+x workers / chips: the cost of one chip on one worker, pool start-up included.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -85,14 +91,44 @@ def crypto_floor_us(root: Path, made: icm.Icm, rounds: int = 300) -> tuple[float
     return sum(result.values()), result
 
 
+def _peak_rss_mb() -> float:
+    """Peak resident set of this process or any one worker the line started (KiB on Linux)."""
+    peak_kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    return peak_kib / 1024
+
+
+def _farm_bytes(farm: Path) -> int:
+    with sqlite3.connect(farm) as db:  # fold the write-ahead log into the file first
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return sum(p.stat().st_size for p in farm.parent.glob(farm.name + "*"))
+
+
+def _workers(text: str) -> list[int]:
+    try:
+        counts = [int(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("a list of worker counts, e.g. 1,2") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("worker counts must be at least 1")
+    return counts
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--chips", type=int, default=10_000)
-    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument(
+        "--workers", type=_workers, default=[1, 2], help="worker counts to run, e.g. 1,2"
+    )
+    ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="trustprov-bench-") as tmp:
+    if args.chips < 1:
+        ap.error("--chips must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="trustprov-bench-", dir=args.dir) as tmp:
         root = Path(tmp)
         toml = write_sample_assets(root / "assets")
         made = icm.init(root / "icm")
@@ -102,68 +138,104 @@ def main() -> int:
         oem_lot = icm.manufacture(
             made, root / "oem-chip" / "chip.farm", OEM_LOT, 1, root / "oem-chip" / "lot.json"
         )
-        farm = root / "chips.farm"
+        made_farm = root / "made.farm"
         t = time.perf_counter()
-        icm.manufacture(made, farm, CM_LOT, args.chips, root / "lot.json")
+        icm.manufacture(made, made_farm, CM_LOT, args.chips, root / "lot.json")
         manufacture_s = time.perf_counter() - t
-        print(f"manufactured {args.chips} chips in {manufacture_s:.1f} s", file=sys.stderr)
+        made_bytes = _farm_bytes(made_farm)
+        _say(
+            f"manufactured {args.chips} chips in {manufacture_s:.1f} s "
+            f"({manufacture_s / args.chips * 1e6:.0f} us per chip, "
+            f"{made_bytes / args.chips:.0f} farm bytes per chip)"
+        )
         oem.keygen(
             root / "oem-chip" / "chip.farm",
-            oem_lot.chips[0].uid,
+            oem_lot.uids[0],
             software_path=software,
             assets=asset_list.load(toml),
             out=root / "oem",
         )
         job = Job.load(software, root / "oem" / "enc-oem-share.cose", root / "oem" / "bundle.cbor")
-        summary = provision_lot(
-            farm_path=farm,
-            lot=CM_LOT,
-            job=job,
-            records_url=f"sqlite:///{root / 'records.sqlite'}",
-            jobs=args.jobs,
-            station="bench",
-        )
-        if summary.failed or summary.provisioned != args.chips:
-            print(f"FAILED: {summary.to_json()}", file=sys.stderr)
-            return 1
         floor_us, parts = crypto_floor_us(root, made)
-        farm_bytes = farm.stat().st_size + sum(p.stat().st_size for p in root.glob("chips.farm-*"))
-    sys.stderr.flush()
-    workers = summary.jobs  # the workers the line started (at most --jobs)
-    per_chip_us = summary.seconds / args.chips * 1e6 * workers
-    print(
-        f"provisioned {args.chips} chips in {summary.seconds:.2f} s with {workers} worker(s): "
-        f"{args.chips / summary.seconds:.0f} chips/s, {per_chip_us:.0f} us per chip per worker",
-        file=sys.stderr,
-    )
-    print(
-        "crypto floor per chip: "
-        + ", ".join(f"{k} {v:.0f} us" for k, v in parts.items())
-        + f" = {floor_us:.0f} us; ratio {per_chip_us / floor_us:.2f}",
-        file=sys.stderr,
-    )
-    # ru_maxrss is KiB on Linux; children are the line's worker processes
-    peak_kib = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    )
+        _say(
+            "crypto floor per chip: "
+            + ", ".join(f"{k} {v:.0f} us" for k, v in parts.items())
+            + f" = {floor_us:.0f} us"
+        )
+        runs = []
+        farm_bytes = 0
+        for n in args.workers:
+            farm = root / f"chips-{n}.farm"  # the same lot, fresh from manufacturing, per run
+            shutil.copyfile(made_farm, farm)
+            summary = provision_lot(
+                farm_path=farm,
+                lot=CM_LOT,
+                job=job,
+                records_url=f"sqlite:///{root / f'records-{n}.sqlite'}",
+                jobs=n,
+                station="bench",
+                on_outcome=_Ticker(args.chips),
+            )
+            if summary.failed or summary.provisioned != args.chips:
+                _say(f"FAILED: {summary.to_json()}")
+                return 1
+            workers = summary.jobs  # the workers the line started (at most n)
+            per_chip_us = summary.seconds / args.chips * 1e6 * workers
+            run = {
+                "workers": workers,
+                "seconds": round(summary.seconds, 3),
+                "chips_per_s": round(args.chips / summary.seconds, 1),
+                "per_chip_us": round(per_chip_us, 1),
+                "ratio": round(per_chip_us / floor_us, 2),
+            }
+            runs.append(run)
+            _say(
+                f"provisioned {args.chips} chips in {summary.seconds:.1f} s with {workers} "
+                f"worker(s): {run['chips_per_s']:.0f} chips/s, {per_chip_us:.0f} us per chip per "
+                f"worker, ratio {run['ratio']:.2f} to the floor"
+            )
+            farm_bytes = _farm_bytes(farm)
+            farm.unlink()  # keep at most two farms of a large lot on disk
+    last = runs[-1]  # the run with the most workers
+    peak = _peak_rss_mb()
+    _say(f"farm {farm_bytes / args.chips:.0f} bytes per provisioned chip; peak RSS {peak:.0f} MB")
     print(
         json.dumps(
             {
                 "chips": args.chips,
-                "jobs": workers,
-                "seconds": round(summary.seconds, 3),
-                "chips_per_s": round(args.chips / summary.seconds, 1),
-                "per_chip_us": round(per_chip_us, 1),
+                "jobs": last["workers"],
+                "seconds": last["seconds"],
+                "chips_per_s": last["chips_per_s"],
+                "per_chip_us": last["per_chip_us"],
                 "floor_us": round(floor_us, 1),
-                "ratio": round(per_chip_us / floor_us, 2),
+                "ratio": last["ratio"],
+                "peak_rss_mb": round(peak, 1),
                 "manufacture_seconds": round(manufacture_s, 2),
                 "farm_bytes_per_chip": round(farm_bytes / args.chips),
-                "peak_rss_mb": round(peak_kib / 1024, 1),
+                "runs": runs,
+                "floor_parts_us": {k: round(v, 1) for k, v in parts.items()},
             }
         )
     )
     return 0
+
+
+class _Ticker:
+    """A line on stderr every tenth of the lot, so a long run shows it is alive."""
+
+    def __init__(self, chips: int) -> None:
+        self.chips, self.done, self.start = chips, 0, time.perf_counter()
+        self.every = max(1, chips // 10)
+
+    def __call__(self, _outcome: object) -> None:
+        self.done += 1
+        if self.done % self.every == 0 and self.done < self.chips:
+            rate = self.done / (time.perf_counter() - self.start)
+            _say(f"  {self.done} of {self.chips} chips, {rate:.0f} chips/s")
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
