@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime
 from pathlib import Path
 from typing import Any
@@ -462,6 +463,33 @@ def test_the_report_counts_every_chip_once(
     assert len(lines) == 9
     assert lines[0].startswith("uid,lot,bundle_id,state,station")
     assert sum(",failed,domain-mismatch," in line for line in lines) == 1
+
+
+def test_the_csv_shows_formula_like_text_as_text(tmp_path: Path) -> None:
+    """A station name, software version or error text that a spreadsheet would run as a
+    formula is written with a leading apostrophe; the rest of the row is untouched."""
+    records = f"sqlite:///{tmp_path / 'records.sqlite'}"
+    uids = [bytes([i]) * 16 for i in (1, 2)]
+    station = "=HYPERLINK(1)"
+    with RecordStore(records) as store:
+        ref = store.open_job("LOT-CSV", "ab" * 16, [u.hex() for u in uids])
+        with store.lease(station):
+            assert len(store.claim(ref, station, 2)) == 2
+            outcomes = [
+                Outcome(uids[0], "provisioned", None, None, 10, 1.0),
+                Outcome(uids[1], "failed", "@bad", "-1+1 refused", 20, 2.0),
+            ]
+            store.settle(ref, station, outcomes, "+1.0")
+        write_csv(store, "LOT-CSV", tmp_path / "lot.csv")
+    with (tmp_path / "lot.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["station"] for r in rows] == ["'=HYPERLINK(1)"] * 2
+    assert [r["software_version"] for r in rows] == ["'+1.0"] * 2
+    assert [(r["result"], r["error_code"], r["error"]) for r in rows] == [
+        ("provisioned", "", ""),
+        ("failed", "'@bad", "'-1+1 refused"),
+    ]
+    assert [r["uid"] for r in rows] == [u.hex() for u in uids]
 
 
 def test_the_report_needs_a_lot_when_there_are_several(world: Any, tmp_path: Path) -> None:

@@ -236,11 +236,11 @@ def write_csv(store: RecordStore, lot: str | None, path: Path) -> int:
                         ref.lot,
                         ref.bundle_id,
                         state,
-                        station or "",
-                        version or "",
+                        _cell(station or ""),
+                        _cell(version or ""),
                         result or "",
-                        code or "",
-                        error or "",
+                        _cell(code or ""),
+                        _cell(error or ""),
                         "" if us is None else us,
                         as_utc(at).isoformat() if at is not None else "",
                     ]
@@ -249,3 +249,13 @@ def write_csv(store: RecordStore, lot: str | None, path: Path) -> int:
         f.flush()
         f.detach()  # atomic_file syncs, closes and renames the file itself
     return n
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    """A text cell that a spreadsheet shows as text: one that would start a formula (a station
+    name, a software version or a chip's message is not ours to trust) gets a leading
+    apostrophe, as OWASP advises against CSV injection."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
