@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -401,6 +402,30 @@ def test_farm_keeps_each_chips_own_installed_state(world: Any, tmp_path: Path) -
     finally:
         farm.close()
     assert farm_rows(path, "SELECT COUNT(*) FROM installed_states") == [(STATE_CACHE + 5,)]
+
+
+def test_a_farm_missing_an_installed_state_is_refused_as_input(world: Any, tmp_path: Path) -> None:
+    path = tmp_path / "broken.farm"
+    farm = Farm(path, create=True)
+    farm.add_blank(UID, "L")
+    farm.save(
+        ChipState(
+            uid=UID,
+            lot="L",
+            lifecycle=Lifecycle.PROVISIONED,
+            immutable=world.icm.immutable,
+            installed=Installed(b"D" * 16, b"B" * 16, 1),
+        )
+    )
+    farm.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM installed_states")
+    again = Farm(path)
+    try:
+        with pytest.raises(InputError, match="installed state missing"):
+            again.load(UID)
+    finally:
+        again.close()
 
 
 def test_a_failed_batch_leaves_no_trace_in_the_farm_or_its_caches(

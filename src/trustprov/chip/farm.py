@@ -162,6 +162,8 @@ class Farm:
             row = self._db.execute(
                 "SELECT data FROM installed_states WHERE state_id = ?", (state_id,)
             ).fetchone()
+            if row is None:
+                raise InputError("installed state missing from the farm")
             data = bytes(row[0])
             self._remember_state(state_id, data)
         return Installed.from_bytes(data)  # a fresh object per chip: nothing shared to mutate

@@ -44,10 +44,10 @@ from trustprov.link.farm import FarmLink
 from trustprov.roles.files import PRIVATE, atomic_file, new_directory, read_bytes, write_file
 
 Random = Callable[[int], bytes]
-#: chips per lot: each takes ~820 bytes of lot manifest, which LIMITS.lot_manifest caps at 2 GiB
-MAX_LOT = 2_000_000
 Clock = Callable[[], datetime.datetime]
 UID_LEN = 16
+#: chips per lot: each takes ~820 bytes of lot manifest, which LIMITS.lot_manifest caps at 2 GiB
+MAX_LOT = 2_000_000
 SOFTWARE_NAME = "trustprov-provisioning"
 BATCH = 500
 
