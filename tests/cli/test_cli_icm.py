@@ -24,6 +24,24 @@ PRIVATE_FILES = ("prov-signing.key.pem", "device-ca.key.pem", "family-secrets.cb
 PUBLIC_FILES = ("prov-signing.pub.pem", "device-ca.pem", "icm.json")
 
 
+def _manufacture(icm: Path, farm: Path, lot: str, count: int, manifest: Path) -> list[str | Path]:
+    """The arguments of `icm manufacture` with every option given."""
+    return [
+        "icm",
+        "manufacture",
+        "--icm",
+        icm,
+        "--farm",
+        farm,
+        "--lot",
+        lot,
+        "--count",
+        str(count),
+        "--manifest",
+        manifest,
+    ]
+
+
 def _mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 
@@ -194,20 +212,7 @@ def test_sign_software_onto_a_directory_names_the_output(cw: CliWorld, tmp_path:
 # -- manufacture -----------------------------------------------------------------------------
 def test_manufacture_writes_the_lot(cw: CliWorld, tmp_path: Path) -> None:
     farm, manifest = tmp_path / "chips.farm", tmp_path / "lot.json"
-    result = ok(
-        "icm",
-        "manufacture",
-        "--icm",
-        cw.a.icm,
-        "--farm",
-        farm,
-        "--lot",
-        "LOT-7",
-        "--count",
-        "3",
-        "--manifest",
-        manifest,
-    )
+    result = ok(*_manufacture(cw.a.icm, farm, "LOT-7", 3, manifest))
     assert "LOT-7" in result.stdout
     doc = json.loads(manifest.read_text())
     assert set(doc) == {"lot", "family", "chips"}
@@ -235,20 +240,7 @@ def test_manufacture_writes_the_lot(cw: CliWorld, tmp_path: Path) -> None:
 def test_manufacture_adds_a_lot_to_a_farm(cw: CliWorld, tmp_path: Path) -> None:
     farm = tmp_path / "chips.farm"
     for lot in ("L1", "L2"):
-        ok(
-            "icm",
-            "manufacture",
-            "--icm",
-            cw.a.icm,
-            "--farm",
-            farm,
-            "--lot",
-            lot,
-            "--count",
-            "1",
-            "--manifest",
-            tmp_path / f"{lot}.json",
-        )
+        ok(*_manufacture(cw.a.icm, farm, lot, 1, tmp_path / f"{lot}.json"))
     with FarmLink(farm) as f:
         assert sorted(f.lots()) == ["L1", "L2"]
 
@@ -285,20 +277,7 @@ def test_manufacture_manifest_in_a_missing_directory_writes_no_farm(
 ) -> None:
     """All or nothing: when the lot manifest cannot be written, no lot may be left in the farm."""
     farm, manifest = tmp_path / "chips.farm", tmp_path / "no" / "lot.json"
-    result = run(
-        "icm",
-        "manufacture",
-        "--icm",
-        cw.a.icm,
-        "--farm",
-        farm,
-        "--lot",
-        "L",
-        "--count",
-        "2",
-        "--manifest",
-        manifest,
-    )
+    result = run(*_manufacture(cw.a.icm, farm, "L", 2, manifest))
     assert_error(result, exit_code=2)
     assert not manifest.parent.exists()
     if farm.exists():
@@ -309,20 +288,7 @@ def test_manufacture_manifest_in_a_missing_directory_writes_no_farm(
 def test_manufacture_manifest_failure_keeps_an_existing_farm(cw: CliWorld, tmp_path: Path) -> None:
     farm = cw.fresh_farm(tmp_path)
     manifest = tmp_path / "no" / "lot.json"
-    result = run(
-        "icm",
-        "manufacture",
-        "--icm",
-        cw.a.icm,
-        "--farm",
-        farm,
-        "--lot",
-        "NEW",
-        "--count",
-        "2",
-        "--manifest",
-        manifest,
-    )
+    result = run(*_manufacture(cw.a.icm, farm, "NEW", 2, manifest))
     assert_error(result, exit_code=2)
     with FarmLink(farm) as f:
         assert f.lots() == [cw.a.cm_lot], "the lot is in the farm without its manifest"
@@ -332,20 +298,7 @@ def test_manufacture_refuses_an_existing_lot(cw: CliWorld, tmp_path: Path) -> No
     farm = cw.fresh_farm(tmp_path)
     manifest = tmp_path / "lot.json"
     before = lifecycles(farm, cw.a.cm_lot)
-    result = run(
-        "icm",
-        "manufacture",
-        "--icm",
-        cw.a.icm,
-        "--farm",
-        farm,
-        "--lot",
-        cw.a.cm_lot,
-        "--count",
-        "2",
-        "--manifest",
-        manifest,
-    )
+    result = run(*_manufacture(cw.a.icm, farm, cw.a.cm_lot, 2, manifest))
     assert_error(result, exit_code=2, match="already exists")
     assert not manifest.exists()
     assert lifecycles(farm, cw.a.cm_lot) == before
@@ -355,20 +308,7 @@ def test_manufacture_refuses_a_file_that_is_not_a_farm(cw: CliWorld, tmp_path: P
     farm = tmp_path / "notes.farm"
     farm.write_text("not a farm\n" * 100)
     manifest = tmp_path / "lot.json"
-    result = run(
-        "icm",
-        "manufacture",
-        "--icm",
-        cw.a.icm,
-        "--farm",
-        farm,
-        "--lot",
-        "L",
-        "--count",
-        "1",
-        "--manifest",
-        manifest,
-    )
+    result = run(*_manufacture(cw.a.icm, farm, "L", 1, manifest))
     assert_error(result, exit_code=2, match="not a chip farm")
     assert farm.read_text() == "not a farm\n" * 100
     assert not manifest.exists()
@@ -379,20 +319,7 @@ def test_manufacture_refuses_a_sqlite_file_that_is_not_a_farm(cw: CliWorld, tmp_
     db = _sqlite_file(tmp_path)
     before = db.read_bytes()
     manifest = tmp_path / "lot.json"
-    result = run(
-        "icm",
-        "manufacture",
-        "--icm",
-        cw.a.icm,
-        "--farm",
-        db,
-        "--lot",
-        "L",
-        "--count",
-        "1",
-        "--manifest",
-        manifest,
-    )
+    result = run(*_manufacture(cw.a.icm, db, "L", 1, manifest))
     assert_error(result, exit_code=2, match="not a chip farm")
     assert db.read_bytes() == before
     assert not manifest.exists()
@@ -405,20 +332,7 @@ def test_manufacture_refuses_a_damaged_family_id(cw: CliWorld, tmp_path: Path) -
     meta = json.loads((d / "icm.json").read_text())
     (d / "icm.json").write_text(json.dumps(meta | {"family": "abcd"}))
     farm, manifest = tmp_path / "chips.farm", tmp_path / "lot.json"
-    result = run(
-        "icm",
-        "manufacture",
-        "--icm",
-        d,
-        "--farm",
-        farm,
-        "--lot",
-        "L",
-        "--count",
-        "1",
-        "--manifest",
-        manifest,
-    )
+    result = run(*_manufacture(d, farm, "L", 1, manifest))
     assert_error(result, exit_code=2, match="damaged")
     assert not farm.exists()
     assert not manifest.exists()
@@ -426,20 +340,7 @@ def test_manufacture_refuses_a_damaged_family_id(cw: CliWorld, tmp_path: Path) -
 
 def test_manufacture_zero_chips_is_a_usage_error(cw: CliWorld, tmp_path: Path) -> None:
     farm, manifest = tmp_path / "chips.farm", tmp_path / "lot.json"
-    result = run(
-        "icm",
-        "manufacture",
-        "--icm",
-        cw.a.icm,
-        "--farm",
-        farm,
-        "--lot",
-        "L",
-        "--count",
-        "0",
-        "--manifest",
-        manifest,
-    )
+    result = run(*_manufacture(cw.a.icm, farm, "L", 0, manifest))
     assert_no_crash(result)
     assert result.exit_code == 2
     assert not farm.exists()
