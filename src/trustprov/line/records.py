@@ -590,11 +590,7 @@ class RecordStore:
             rows = list(
                 c.execute(
                     sa.select(lot_chips.c.uid, lot_chips.c.claimed_at)
-                    .where(
-                        lot_chips.c.job_id == job.id,
-                        lot_chips.c.state == "claimed",
-                        lot_chips.c.station == dead,
-                    )
+                    .where(_claimed_by(job, dead))
                     .order_by(lot_chips.c.uid)
                     .with_for_update()
                 )
@@ -622,11 +618,7 @@ class RecordStore:
             )
             c.execute(
                 sa.update(lot_chips)
-                .where(
-                    lot_chips.c.job_id == job.id,
-                    lot_chips.c.state == "claimed",
-                    lot_chips.c.station == dead,
-                )
+                .where(_claimed_by(job, dead))
                 .values(station=station, claimed_at=now)
             )
         return [Claim(uid, recovered=True) for uid, _ in rows]
@@ -639,12 +631,7 @@ class RecordStore:
         with self.transaction() as c:
             c.execute(
                 sa.update(lot_chips)
-                .where(
-                    lot_chips.c.job_id == job.id,
-                    lot_chips.c.uid.in_(wanted),
-                    lot_chips.c.state == "claimed",
-                    lot_chips.c.station == station,
-                )
+                .where(_claimed_by(job, station), lot_chips.c.uid.in_(wanted))
                 .values(state="pending", station=None, claimed_at=None)
             )
 
@@ -667,12 +654,7 @@ class RecordStore:
             held = set(
                 c.execute(
                     sa.update(lot_chips)
-                    .where(
-                        lot_chips.c.job_id == job.id,
-                        lot_chips.c.uid.in_(uids),
-                        lot_chips.c.state == "claimed",
-                        lot_chips.c.station == station,
-                    )
+                    .where(_claimed_by(job, station), lot_chips.c.uid.in_(uids))
                     .values(state="done")
                     .returning(lot_chips.c.uid)
                 ).scalars()
@@ -726,6 +708,15 @@ class RecordStore:
         )
         with self.transaction() as c:
             return [(u, r, e) for u, r, e in c.execute(q)]
+
+
+def _claimed_by(job: JobRef, station: str) -> sa.ColumnElement[bool]:
+    """The chips of ``job`` that ``station`` holds claimed."""
+    return sa.and_(
+        lot_chips.c.job_id == job.id,
+        lot_chips.c.state == "claimed",
+        lot_chips.c.station == station,
+    )
 
 
 def _sqlite_engine(url: URL) -> Engine:
