@@ -33,13 +33,13 @@ from trustprov.crypto.aead import cmac_verify
 from trustprov.crypto.digest import chain_link
 from trustprov.crypto.keys import load_public_key
 from trustprov.crypto.schedule import derive_keys, g_master_key
-from trustprov.demo import CM_LOT, OEM_LOT, write_sample_assets
+from trustprov.demo import CM_LOT, make_family, seal_bundle, write_sample_assets
 from trustprov.formats.bundle import Bundle, chunk_aad, chunk_nonce
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.line.station import provision_lot
 from trustprov.roles import assets as asset_list
-from trustprov.roles import icm, oem
+from trustprov.roles import icm
 from trustprov.roles.cm import Job
 
 
@@ -131,16 +131,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="trustprov-bench-", dir=args.dir) as tmp:
         root = Path(tmp)
         toml = write_sample_assets(root / "assets")
-        made = icm.init(root / "icm")
-        software = root / "icm" / "provisioning-software.cose"
-        icm.sign_software(made, software)
-        (root / "oem-chip").mkdir()
-        oem_lot = icm.manufacture(
-            made, root / "oem-chip" / "chip.farm", OEM_LOT, 1, root / "oem-chip" / "lot.json"
-        )
+        family = make_family(root)
         made_farm = root / "made.farm"
         t = time.perf_counter()
-        icm.manufacture(made, made_farm, CM_LOT, args.chips, root / "lot.json")
+        icm.manufacture(family.icm, made_farm, CM_LOT, args.chips, root / "lot.json")
         manufacture_s = time.perf_counter() - t
         made_bytes = _farm_bytes(made_farm)
         _say(
@@ -148,15 +142,10 @@ def main() -> int:
             f"({manufacture_s / args.chips * 1e6:.0f} us per chip, "
             f"{made_bytes / args.chips:.0f} farm bytes per chip)"
         )
-        oem.keygen(
-            root / "oem-chip" / "chip.farm",
-            oem_lot.uids[0],
-            software_path=software,
-            assets=asset_list.load(toml),
-            out=root / "oem",
-        )
-        job = Job.load(software, root / "oem" / "enc-oem-share.cose", root / "oem" / "bundle.cbor")
-        floor_us, parts = crypto_floor_us(root, made)
+        seal_bundle(root, family, asset_list.load(toml))
+        oem_dir = root / "oem"
+        job = Job.load(family.software, oem_dir / "enc-oem-share.cose", oem_dir / "bundle.cbor")
+        floor_us, parts = crypto_floor_us(root, family.icm)
         _say(
             "crypto floor per chip: "
             + ", ".join(f"{k} {v:.0f} us" for k, v in parts.items())

@@ -162,6 +162,38 @@ def _holds_exactly(probe: Probe, uid: bytes, expected: dict[str, Any]) -> bool:
     return bool(r.regions == expected["regions"])
 
 
+@dataclass(frozen=True)
+class Family:
+    """What the ICM hands on: its family, the signed software, and the OEM's chip."""
+
+    icm: icm.Icm
+    software: Path
+    oem_farm: Path
+    oem_uid: bytes
+
+
+def make_family(out: Path) -> Family:
+    """ICM: a family in OUT/icm, its signed software, one chip for the OEM in OUT/oem-chip."""
+    made = icm.init(out / "icm")
+    software = out / "icm" / "provisioning-software.cose"
+    icm.sign_software(made, software)
+    (out / "oem-chip").mkdir()
+    farm = out / "oem-chip" / "chip.farm"
+    oem_lot = icm.manufacture(made, farm, OEM_LOT, 1, out / "oem-chip" / "lot.json")
+    return Family(made, software, farm, oem_lot.uids[0])
+
+
+def seal_bundle(out: Path, family: Family, assets: asset_list.AssetList) -> oem.SealResult:
+    """OEM: FIG. 2 on its chip, sealing ``assets`` into OUT/oem."""
+    return oem.keygen(
+        family.oem_farm,
+        family.oem_uid,
+        software_path=family.software,
+        assets=assets,
+        out=out / "oem",
+    )
+
+
 def run(
     out: Path,
     *,
@@ -179,28 +211,16 @@ def run(
     assets = asset_list.load(toml)
 
     # ICM: the family, the signed software, one chip for the OEM, a lot for the CM
-    made = icm.init(out / "icm")
-    software = out / "icm" / "provisioning-software.cose"
-    icm.sign_software(made, software)
-    (out / "oem-chip").mkdir()
-    oem_lot = icm.manufacture(
-        made, out / "oem-chip" / "chip.farm", OEM_LOT, 1, out / "oem-chip" / "lot.json"
-    )
+    family = make_family(out)
     (out / "cm").mkdir()
-    icm.manufacture(made, out / "cm" / "chips.farm", CM_LOT, chips, out / "cm" / "lot.json")
+    icm.manufacture(family.icm, out / "cm" / "chips.farm", CM_LOT, chips, out / "cm" / "lot.json")
 
     # OEM: verify the software, then FIG. 2 on its provisioning chip
-    oem.verify_software(software, out / "icm" / "prov-signing.pub.pem")
-    sealed = oem.keygen(
-        out / "oem-chip" / "chip.farm",
-        oem_lot.uids[0],
-        software_path=software,
-        assets=assets,
-        out=out / "oem",
-    )
+    oem.verify_software(family.software, out / "icm" / "prov-signing.pub.pem")
+    sealed = seal_bundle(out, family, assets)
 
     # CM: FIG. 3 on every chip of the lot
-    job = Job.load(software, out / "oem" / "enc-oem-share.cose", out / "oem" / "bundle.cbor")
+    job = Job.load(family.software, out / "oem" / "enc-oem-share.cose", out / "oem" / "bundle.cbor")
     summary = provision_lot(
         farm_path=out / "cm" / "chips.farm",
         lot=CM_LOT,
