@@ -96,8 +96,7 @@ def chunk_request(asset: int, index: int, data: bytes, next_link: bytes) -> byte
     )
 
 
-def boot_request(image: bytes) -> bytes:
-    return messages.encode_request("rom.boot", {"image": image})
+boot_request = ChipClient.boot_request
 
 
 def chained(parts: Sequence[tuple[int, int, bytes]]) -> list[bytes]:

@@ -22,7 +22,6 @@ import trustprov.roles.oem as oem_role
 from trustprov.chip.model import Lifecycle
 from trustprov.chip.probe import Reading
 from trustprov.errors import TrustprovError
-from trustprov.link import messages
 from trustprov.link.farm import FarmLink
 from trustprov.roles import assets as asset_list
 from trustprov.roles.cm import Job, provision_chip
@@ -31,14 +30,11 @@ from .attack_helpers import (
     Artifacts,
     PowerCut,
     assert_same_holding,
-    boot_request,
     manufacture_lot,
     read,
     report,
     run,
 )
-
-STATUS = messages.encode_request("rom.status", {})
 
 
 def _holds_bundle_b(r: Reading, b: Artifacts) -> None:
@@ -120,8 +116,8 @@ def test_attack_power_cut_after_every_link_message_of_cm_provisioning(
     chips = iter(uids)
     cuts: dict[str, int] = {}
     for name, (first, job, finished) in _cm_scenarios(world, b_job, b).items():
-        p = job.prepared  # what provision_chip sends: status, boot, begin, every chunk, finish
-        sent = [STATUS, boot_request(job.image), p.begin, *p.chunks, p.finish]
+        p = job.prepared  # what provision_chip sends: boot, begin, every chunk, finish
+        sent = [job.boot_request, p.begin, *p.chunks, p.finish]
         for cut in range(len(sent) + 1):
             uid = next(chips)
             before = _prepare(farm, uid, first)
