@@ -50,14 +50,22 @@ FUZZ = settings(
 ROUND_TRIP = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 PARSERS: dict[str, Callable[[bytes], Any]] = {
-    "cbor.decode": lambda d: cbor.decode(d, limit=LIMITS.manifest, what="fuzz"),
+    "cbor.decode": lambda d: cbor.decode(
+        d, limit=LIMITS.manifest, what="fuzz", tags=cose.COSE_TAGS
+    ),
     "cose.decode-sign1": lambda d: cose.decode(
-        d, cose.TAG_SIGN1, limit=LIMITS.software, what="fuzz"
+        d, cose.TAG_SIGN1, limit=LIMITS.software, what="fuzz", shape=LIMITS.software_shape
     ),
     "cose.decode-encrypt0": lambda d: cose.decode(
-        d, cose.TAG_ENCRYPT0, limit=LIMITS.sealed_value, what="fuzz"
+        d,
+        cose.TAG_ENCRYPT0,
+        limit=LIMITS.sealed_value,
+        what="fuzz",
+        shape=LIMITS.sealed_value_shape,
     ),
-    "cose.decode-mac0": lambda d: cose.decode(d, cose.TAG_MAC0, limit=LIMITS.manifest, what="fuzz"),
+    "cose.decode-mac0": lambda d: cose.decode(
+        d, cose.TAG_MAC0, limit=LIMITS.manifest, what="fuzz", shape=LIMITS.manifest_shape
+    ),
     "SignedSoftware.from_bytes": SignedSoftware.from_bytes,
     "SealedValue.from_bytes": SealedValue.from_bytes,
     "SealedValue.from_bytes-expected": lambda d: SealedValue.from_bytes(d, "oem-share"),

@@ -36,9 +36,19 @@ from .engine import Fuzzer, Target, Unexpected
 CBOR_KINDS = ("software", "sealed", "manifest", "payload", "bundle", "immutable", "request")
 
 
-def _cose(tag: int, limit: int) -> Any:
+#: the bytes and shape limits of the artifact each COSE message is
+_COSE_LIMITS = {
+    cose.TAG_ENCRYPT0: (LIMITS.sealed_value, LIMITS.sealed_value_shape),
+    cose.TAG_MAC0: (LIMITS.manifest, LIMITS.manifest_shape),
+    cose.TAG_SIGN1: (LIMITS.software, LIMITS.software_shape),
+}
+
+
+def _cose(tag: int) -> Any:
+    limit, shape = _COSE_LIMITS[tag]
+
     def parse(data: bytes) -> cose.CoseMessage:
-        m = cose.decode(data, tag, limit=limit, what="fuzz")
+        m = cose.decode(data, tag, limit=limit, what="fuzz", shape=shape)
         assert m.tag == tag
         return m
 
@@ -132,13 +142,14 @@ def build_targets(c: Corpus) -> dict[str, Target]:
     every_cbor = [x for k in CBOR_KINDS for x in a[k]]
     lab = c.lab
     targets = [
-        Target("cbor.decode", lambda d: cbor.decode(d, limit=LIMITS.link_message, what="fuzz"),
+        Target("cbor.decode", lambda d: cbor.decode(d, limit=LIMITS.link_message, what="fuzz",
+                                                     tags=cose.COSE_TAGS),
                every_cbor, allowed=(TrustprovError,)),
-        Target("cose.decode[16]", _cose(cose.TAG_ENCRYPT0, LIMITS.sealed_value), a["sealed"],
+        Target("cose.decode[16]", _cose(cose.TAG_ENCRYPT0), a["sealed"],
                allowed=(TrustprovError,), result_type=cose.CoseMessage),
-        Target("cose.decode[17]", _cose(cose.TAG_MAC0, LIMITS.manifest), a["manifest"],
+        Target("cose.decode[17]", _cose(cose.TAG_MAC0), a["manifest"],
                allowed=(TrustprovError,), result_type=cose.CoseMessage),
-        Target("cose.decode[18]", _cose(cose.TAG_SIGN1, LIMITS.software), a["software"],
+        Target("cose.decode[18]", _cose(cose.TAG_SIGN1), a["software"],
                allowed=(TrustprovError,), result_type=cose.CoseMessage),
         Target("SignedSoftware.from_bytes", SignedSoftware.from_bytes, a["software"],
                allowed=(TrustprovError,), result_type=SignedSoftware),

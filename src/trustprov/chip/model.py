@@ -8,6 +8,7 @@ from typing import Any
 
 from trustprov.formats import cbor
 from trustprov.formats.immutable import ImmutableMemory
+from trustprov.formats.limits import LIMITS
 
 
 class Lifecycle(enum.IntEnum):
@@ -51,7 +52,9 @@ class Installed:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Installed:
-        m: dict[str, Any] = cbor.decode(data, limit=1 << 20, what="installed state")
+        m: dict[str, Any] = cbor.decode(
+            data, limit=1 << 20, what="installed state", shape=LIMITS.installed_state_shape
+        )
         return cls(
             domain_id=m["domain"],
             bundle_id=m["bundle"],

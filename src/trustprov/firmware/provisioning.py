@@ -80,7 +80,11 @@ class ProvisioningSession:
         # 5. CMAC first: nothing of the payload is trusted before it verifies.
         try:
             message = cose.decode(
-                manifest_bytes, cose.TAG_MAC0, limit=LIMITS.manifest, what="manifest"
+                manifest_bytes,
+                cose.TAG_MAC0,
+                limit=LIMITS.manifest,
+                what="manifest",
+                shape=LIMITS.manifest_shape,
             )
             cmac_verify(keys.auth, message.mac_structure(), message.auth)
             manifest = SignedManifest.from_message(message).manifest

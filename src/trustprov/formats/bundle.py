@@ -41,7 +41,7 @@ from trustprov.crypto.digest import CHAIN_END, DIGEST_LEN, chain_link
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError
 from trustprov.formats import cbor, cose
-from trustprov.formats.limits import LIMITS
+from trustprov.formats.limits import LIMITS, Shape
 
 MANIFEST_CONTENT_TYPE = "application/vnd.trustprov.manifest+cbor"
 BUNDLE_MAGIC = "trustprov-bundle"
@@ -199,7 +199,7 @@ class Manifest:
     def from_payload(cls, payload: bytes) -> Manifest:
         what = "manifest"
         m = cbor.expect_map(
-            cbor.decode(payload, limit=LIMITS.manifest, what=what),
+            cbor.decode(payload, limit=LIMITS.manifest, what=what, shape=LIMITS.manifest_shape),
             what,
             {"v", "family", "bundle-id", "epoch", "min-svn", "aead", "chunk-size", "assets"},
         )
@@ -244,7 +244,13 @@ class SignedManifest:
     @classmethod
     def from_bytes(cls, data: bytes) -> SignedManifest:
         return cls.from_message(
-            cose.decode(data, cose.TAG_MAC0, limit=LIMITS.manifest, what="manifest")
+            cose.decode(
+                data,
+                cose.TAG_MAC0,
+                limit=LIMITS.manifest,
+                what="manifest",
+                shape=LIMITS.manifest_shape,
+            )
         )
 
     @classmethod
@@ -303,7 +309,11 @@ class Bundle:
     @classmethod
     def from_bytes(cls, data: bytes) -> Bundle:
         what = "bundle"
-        v = cbor.expect(cbor.decode(data, limit=LIMITS.bundle, what=what), list, what)
+        # a genuine bundle is chunks of >= MIN_CHUNK bytes (but the last of each asset) and a
+        # few header items: more items than that is a flood of small ones, refused unbuilt
+        most = LIMITS.bundle_shape
+        shape = Shape(min(most.items, len(data) // MIN_CHUNK + 1024), most.depth)
+        v = cbor.expect(cbor.decode(data, limit=LIMITS.bundle, what=what, shape=shape), list, what)
         if len(v) != 4 or v[0] != BUNDLE_MAGIC or v[1] != FORMAT or isinstance(v[1], bool):
             raise FormatError(f"{what}: not a trustprov bundle (format {FORMAT})")
         signed = SignedManifest.from_bytes(cbor.expect_bstr(v[2], f"{what}: manifest"))

@@ -3,6 +3,13 @@
 Encoding is RFC 8949 section 4.2.1 core deterministic encoding (cbor2 ``canonical=True``), so the
 bytes that are signed or MACed are reproducible by any implementation. Decoding refuses oversized
 input and trailing bytes and turns every decoder failure into `FormatError`.
+
+Before cbor2 builds a single object, `_scan` walks the item heads of the input (skipping string
+contents) and refuses more items or deeper nesting than the artifact's `Shape`, indefinite
+lengths, tags other than the caller's outermost one, and lengths beyond the end of the input.
+So decoding n bytes costs O(n + shape.items) memory and work whatever the bytes are: a 4 MiB
+request of empty maps is refused after ``shape.items`` heads, having built nothing. The type
+walk after decoding counts the items it reaches; fewer than scanned means a map repeated a key.
 """
 
 from __future__ import annotations
@@ -13,45 +20,138 @@ from typing import Any
 import cbor2
 
 from trustprov.errors import FormatError
+from trustprov.formats.limits import LIMITS, Shape
 
 
 def encode(value: Any) -> bytes:
     return bytes(cbor2.dumps(value, canonical=True))
 
 
-def decode(data: bytes, *, limit: int, what: str) -> Any:
+def decode(
+    data: bytes,
+    *,
+    limit: int,
+    what: str,
+    shape: Shape = LIMITS.cbor_default_shape,
+    tags: frozenset[int] = frozenset(),
+) -> Any:
+    """The one CBOR item of ``data``: at most ``limit`` bytes and ``shape``'s items and depth;
+    the outermost item may carry one of ``tags``, no other item may carry any tag."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise FormatError(f"{what}: expected bytes")
     if len(data) > limit:
         raise FormatError(f"{what}: {len(data)} bytes exceeds the limit of {limit}")
     if not data:
         raise FormatError(f"{what}: empty")
+    data = bytes(data)  # one immutable copy: what is scanned is what is decoded
+    items = _scan(data, shape, tags, what)
     fp = io.BytesIO(data)
     try:
-        value = cbor2.CBORDecoder(fp).decode()
+        # cbor2's own depth limit too (it counts the leaf inside the deepest container as one
+        # more level), should the scan and cbor2 ever disagree on depth
+        value = cbor2.CBORDecoder(fp, max_depth=shape.depth + 1).decode()
     # hostile input makes the decoder raise many types (ValueError, RecursionError, MemoryError,
     # CBORDecodeError...): each is malformed input to us
     except Exception as e:
         raise FormatError(f"{what}: not valid CBOR") from e
     if fp.tell() != len(data):
         raise FormatError(f"{what}: trailing bytes after the CBOR item")
-    _check_types(value, what)
+    if _check_types(value, what) != items:
+        # cbor2 keeps the last of equal keys: the built value holds fewer items than the input
+        raise FormatError(f"{what}: a CBOR map repeats a key")
     return value
+
+
+def _scan(  # noqa: PLR0912, PLR0915 - one lean loop: a call per item would double its cost
+    data: bytes, shape: Shape, tags: frozenset[int], what: str
+) -> int:
+    """The number of items in ``data``, one well-formed CBOR item of ``shape`` at most, found
+    from the heads alone (RFC 8949 section 3): nothing is built, string contents are skipped,
+    and the work is O(items). Refuses what trustprov never encodes (indefinite lengths,
+    reserved additional information, nested tags) and what cannot be there: a length or count
+    beyond the end of the input. Runs on every link message: keep the loop lean."""
+    n = len(data)
+    max_items, max_depth = shape.items, shape.depth
+    pos = items = 0
+    todo = 1  # items still to read in the innermost open container (the top level: one)
+    stack: list[int] = []  # the same for each enclosing container
+    while True:
+        if not todo:
+            if not stack:
+                break
+            todo = stack.pop()
+            continue
+        todo -= 1
+        if pos >= n:
+            raise FormatError(f"{what}: truncated CBOR")
+        head = data[pos]
+        major, info = head >> 5, head & 31
+        if info < 24:
+            arg = info
+            pos += 1
+        elif info < 28:
+            end = pos + 1 + (1 << (info - 24))
+            if end > n:
+                raise FormatError(f"{what}: truncated CBOR")
+            arg = int.from_bytes(data[pos + 1 : end], "big")
+            pos = end
+        elif info == 31:
+            raise FormatError(f"{what}: indefinite-length CBOR item")
+        else:
+            raise FormatError(f"{what}: reserved CBOR additional information {info}")
+        items += 1
+        if items > max_items:
+            raise FormatError(f"{what}: more than {max_items} CBOR items")
+        if major < 2 or major == 7:  # integers, simple values and floats: the head is all
+            continue
+        if major < 4:  # byte and text strings
+            if arg > n - pos:
+                raise FormatError(f"{what}: a CBOR string claims {arg} bytes, more than remain")
+            pos += arg
+            continue
+        if major == 6:
+            if stack or todo or arg not in tags:
+                raise FormatError(f"{what}: CBOR tag {arg} where trustprov uses none")
+            count = 1
+        else:
+            count = arg if major == 4 else 2 * arg
+            # every item takes at least one byte, and the item budget is known: refuse a
+            # container that announces more now, before reading any of it
+            if count > n - pos:
+                raise FormatError(
+                    f"{what}: a CBOR {_CONTAINER[major]} claims {arg} entries, more than remain"
+                )
+            if count > max_items - items:
+                raise FormatError(f"{what}: more than {max_items} CBOR items")
+        if len(stack) >= max_depth:
+            raise FormatError(f"{what}: CBOR nested deeper than {max_depth}")
+        stack.append(todo)
+        todo = count
+    if pos != n:
+        raise FormatError(f"{what}: trailing bytes after the CBOR item")
+    return items
+
+
+_CONTAINER = {4: "array", 5: "map"}
 
 
 _INT_MIN, _INT_MAX = -(2**64), 2**64 - 1
 
 
-def _check_types(value: Any, what: str) -> None:
+def _check_types(value: Any, what: str) -> int:
     """Refuse everything trustprov's formats never use, wherever it is nested: floats (3.0
     equals 3 in Python), bignums beyond CBOR's 64-bit integers, stray break codes, undefined,
     the objects cbor2 builds from semantic tags (dates, sets...), and shared references (tags
-    28/29), which can make a structure contain itself: no container may be reached twice."""
+    28/29), which can make a structure contain itself: no container may be reached twice.
+    Returns the number of items reached (a map's key and value are two, a tag and its content
+    two), which is the number of heads in the input unless a map repeated a key."""
     stack = [value]
     seen: set[int] = set()
     pop, extend, leaves = stack.pop, stack.extend, _LEAVES
+    count = 0
     while stack:
         v = pop()
+        count += 1
         t = type(v)
         if t in leaves:
             continue
@@ -71,6 +171,7 @@ def _check_types(value: Any, what: str) -> None:
             extend(v.values())
         else:  # a tag cbor2 has no meaning for: the format decides
             stack.append(v.value)
+    return count
 
 
 _LEAVES = frozenset({bytes, str, bool, type(None)})

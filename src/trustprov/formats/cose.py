@@ -14,11 +14,13 @@ import cbor2
 
 from trustprov.errors import FormatError
 from trustprov.formats import cbor
+from trustprov.formats.limits import LIMITS, Shape
 
 TAG_SIGN1 = 18
 TAG_ENCRYPT0 = 16
 TAG_MAC0 = 17
 _NAMES = {TAG_SIGN1: "COSE_Sign1", TAG_ENCRYPT0: "COSE_Encrypt0", TAG_MAC0: "COSE_Mac0"}
+COSE_TAGS = frozenset(_NAMES)
 
 # header labels (RFC 9052 section 3.1)
 ALG = 1
@@ -71,9 +73,13 @@ def encode_protected(header: dict[Any, Any]) -> bytes:
     return cbor.encode(header)
 
 
-def decode(data: bytes, tag: int, *, limit: int, what: str) -> CoseMessage:
-    """Parse a tagged COSE message of kind ``tag``; anything else is a `FormatError`."""
-    value = cbor.decode(data, limit=limit, what=what)
+def decode(
+    data: bytes, tag: int, *, limit: int, what: str, shape: Shape = LIMITS.cbor_default_shape
+) -> CoseMessage:
+    """Parse a tagged COSE message of kind ``tag``, of at most ``limit`` bytes and ``shape``;
+    anything else is a `FormatError`."""
+    # any COSE tag passes the scan, so that the wrong one is named as such below
+    value = cbor.decode(data, limit=limit, what=what, shape=shape, tags=COSE_TAGS)
     if not isinstance(value, cbor2.CBORTag) or value.tag != tag:
         raise FormatError(f"{what}: not a {_NAMES[tag]} (CBOR tag {tag})")
     items = value.value
@@ -84,7 +90,12 @@ def decode(data: bytes, tag: int, *, limit: int, what: str) -> CoseMessage:
     if not protected_bytes:
         raise FormatError(f"{what}: empty protected header")
     protected = cbor.expect(
-        cbor.decode(protected_bytes, limit=limit, what=f"{what}: protected header"),
+        cbor.decode(
+            protected_bytes,
+            limit=limit,
+            what=f"{what}: protected header",
+            shape=LIMITS.protected_header_shape,
+        ),
         dict,
         f"{what}: protected header",
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError
 from trustprov.formats import cbor
+from trustprov.formats.limits import LIMITS
 
 SHARE_LEN = 32
 MAX_IMAGE = 4096
@@ -50,7 +51,11 @@ class ImmutableMemory:
     @classmethod
     def from_bytes(cls, data: bytes) -> ImmutableMemory:
         v = cbor.expect(
-            cbor.decode(data, limit=MAX_IMAGE, what="immutable memory"), list, "immutable"
+            cbor.decode(
+                data, limit=MAX_IMAGE, what="immutable memory", shape=LIMITS.immutable_shape
+            ),
+            list,
+            "immutable",
         )
         if len(v) != 6:
             raise FormatError("immutable memory: wrong layout")

@@ -1,4 +1,9 @@
-"""Size limits on every untrusted input, in one place (as python-tuf's ngclient config)."""
+"""Size limits on every untrusted input, in one place (as python-tuf's ngclient config).
+
+Bytes alone do not bound what a message costs: one byte of CBOR (an empty map) becomes a Python
+object of some 64 bytes, so each decoded artifact also has a `Shape`, checked on the encoded
+bytes before anything is built. With both, decoding n bytes costs O(n + items) memory and work.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,17 @@ from dataclasses import dataclass
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
+Mi = 1024 * 1024  # a count, not a size
+
+
+@dataclass(frozen=True)
+class Shape:
+    """At most ``items`` CBOR data items (every head: array, map, tag, string, number, simple
+    value; a map of n pairs is 1 + 2n items, a tag and its content 2) nested at most ``depth``
+    containers or tags deep (a bare item has depth 0, ``[[1]]`` has depth 2)."""
+
+    items: int
+    depth: int
 
 
 @dataclass(frozen=True)
@@ -22,6 +38,22 @@ class Limits:
     lot_manifest: int = 2 * GiB
     asset_list: int = 1 * MiB
     certificate: int = 4 * KiB
+    # structure of each decoded artifact; the largest genuine one of each is far below
+    software_shape: Shape = Shape(items=64, depth=4)
+    sealed_value_shape: Shape = Shape(items=64, depth=4)
+    protected_header_shape: Shape = Shape(items=32, depth=2)
+    manifest_shape: Shape = Shape(items=2048, depth=6)  # 64 assets of ~16 items each
+    # 1 GiB of the smallest (256-byte) chunks, plus the header; a smaller bundle may hold only
+    # one item per 256 bytes (+ 1024), so a genuine bundle costs little more than its bytes
+    bundle_shape: Shape = Shape(items=4 * Mi + 1024, depth=4)
+    link_message_shape: Shape = Shape(items=4096, depth=8)
+    installed_state_shape: Shape = Shape(items=65536, depth=6)
+    immutable_shape: Shape = Shape(items=8, depth=1)
+    cbor_default_shape: Shape = Shape(items=1024, depth=8)  # any other CBOR input
+    # JSON and TOML: items are counted on the text before parsing (an upper bound)
+    lot_manifest_items_per_kib: int = 16  # a chip's entry is ~1 KiB and 5 items
+    asset_list_items: int = 8192
+    text_depth: int = 8
 
 
 LIMITS = Limits()

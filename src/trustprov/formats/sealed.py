@@ -58,7 +58,13 @@ class SealedValue:
     def from_bytes(cls, data: bytes, expected: SealedKind | None = None) -> SealedValue:
         what = f"sealed value{f' ({expected})' if expected else ''}"
         value = cls.from_message(
-            cose.decode(data, cose.TAG_ENCRYPT0, limit=LIMITS.sealed_value, what=what)
+            cose.decode(
+                data,
+                cose.TAG_ENCRYPT0,
+                limit=LIMITS.sealed_value,
+                what=what,
+                shape=LIMITS.sealed_value_shape,
+            )
         )
         if expected is not None and value.kind != expected:
             raise FormatError(f"{what}: this is a sealed {value.kind}, not a {expected}")

@@ -109,7 +109,9 @@ class SignedSoftware:
         the whole image per chip).
         """
         what = "provisioning software"
-        message = cose.decode(data, cose.TAG_SIGN1, limit=LIMITS.software, what=what)
+        message = cose.decode(
+            data, cose.TAG_SIGN1, limit=LIMITS.software, what=what, shape=LIMITS.software_shape
+        )
         return cls.from_message(message, check_code=check_code)
 
     @classmethod

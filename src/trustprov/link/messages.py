@@ -22,7 +22,11 @@ def encode_request(op: str, args: dict[str, Any]) -> bytes:
 
 def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
     m = cbor.expect_map(
-        cbor.decode(data, limit=LIMITS.link_message, what="request"), "request", {"op", "args"}
+        cbor.decode(
+            data, limit=LIMITS.link_message, what="request", shape=LIMITS.link_message_shape
+        ),
+        "request",
+        {"op", "args"},
     )
     op = cbor.expect_name(m["op"], "request op", MAX_OP)
     args = cbor.expect(m["args"], dict, "request args")
@@ -48,7 +52,14 @@ def decode_response(data: bytes) -> dict[str, Any]:
         return {}
     try:
         m = cbor.expect(
-            cbor.decode(data, limit=LIMITS.link_message, what="response"), dict, "response"
+            cbor.decode(
+                data,
+                limit=LIMITS.link_message,
+                what="response",
+                shape=LIMITS.link_message_shape,
+            ),
+            dict,
+            "response",
         )
         if m.keys() == {"ok"}:
             result: dict[str, Any] = cbor.expect(m["ok"], dict, "response result")
