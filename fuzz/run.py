@@ -13,7 +13,10 @@ One target per worker process (``--jobs``, default: every core), each with its o
 of chips and artifacts in a temporary directory. Prints one line per target, the totals and a
 final JSON line; exits 1 if any input raised anything but the target's typed errors (then the
 target, the exception and a hex prefix of the input are printed, and the whole input is saved to
-``--crash-dir`` for ``--replay``). About 80 s on two cores.
+``--crash-dir`` for ``--replay``). Reports the memory each parser cost: the peak traced by
+tracemalloc over one input in ``TRACE_EVERY`` (tracing slows an input several times, so not
+all), and how far the target raised its worker's peak RSS (ru_maxrss) beyond what the worker
+had reached before it. About 80 s on two cores.
 
     .venv/bin/python fuzz/run.py                          # 100,000 inputs per target
     .venv/bin/python fuzz/run.py --inputs 2000 --only cbor.decode Bundle.from_bytes
@@ -34,6 +37,7 @@ import sys
 import tempfile
 import time
 import traceback
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -63,6 +67,7 @@ ORDER = (
 )
 KEEP = 3  # failing inputs kept (printed and saved) per target and kind of failure
 MEMORY_LIMIT = 4 << 30  # per worker: a parser that allocates without bound fails, not the host
+TRACE_EVERY = 50  # inputs run under tracemalloc: one in this many
 
 _fuzzers: dict[str, engine.Fuzzer] = {}
 
@@ -112,6 +117,8 @@ def fuzz_target(task: tuple[str, int, int, float, str]) -> dict[str, Any]:
     outcomes: Counter[str] = Counter()
     failures: Counter[str] = Counter()
     kept: list[dict[str, Any]] = []
+    traced_peak = 0
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     start = time.perf_counter()
     with engine.watchdog_installed():
         for i in range(inputs):
@@ -123,6 +130,9 @@ def fuzz_target(task: tuple[str, int, int, float, str]) -> dict[str, Any]:
                 if len(kept) < 20:
                     kept.append(_example(f"harness error {type(e).__name__}", strategy, b"", e))
                 continue
+            traced = i % TRACE_EVERY == 0
+            if traced:
+                tracemalloc.start()
             try:
                 outcomes[engine.run_one(fuzzer.target, data, time_limit)] += 1
             except engine.Unexpected as e:
@@ -133,6 +143,11 @@ def fuzz_target(task: tuple[str, int, int, float, str]) -> dict[str, Any]:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(data)
                     kept.append(_example(e.kind, strategy, data, e, detail=e.detail, path=path))
+            finally:
+                if traced:
+                    traced_peak = max(traced_peak, tracemalloc.get_traced_memory()[1])
+                    tracemalloc.stop()
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "target": name,
         "inputs": inputs,
@@ -142,13 +157,16 @@ def fuzz_target(task: tuple[str, int, int, float, str]) -> dict[str, Any]:
         "failures": dict(failures),
         "examples": kept,
         "seconds": round(time.perf_counter() - start, 1),
+        "peak_traced_kib": round(traced_peak / 1024),
+        "peak_rss_rise_mib": round((rss_after - rss_before) / 1024, 1),
     }
 
 
 def _report(r: dict[str, Any]) -> None:
     print(
         f"{r['target']}: {r['inputs']} inputs, {r['unexpected']} unexpected exceptions, "
-        f"{r['seconds']} s (accepted {r['accepted']}, refused {r['refused']})",
+        f"{r['seconds']} s (accepted {r['accepted']}, refused {r['refused']}), "
+        f"peak memory {r['peak_traced_kib']} KiB traced, worker RSS +{r['peak_rss_rise_mib']} MiB",
         flush=True,
     )
     for ex in r["examples"]:
@@ -227,7 +245,16 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {
             r["target"]: {
                 k: r[k]
-                for k in ("inputs", "accepted", "refused", "unexpected", "failures", "seconds")
+                for k in (
+                    "inputs",
+                    "accepted",
+                    "refused",
+                    "unexpected",
+                    "failures",
+                    "seconds",
+                    "peak_traced_kib",
+                    "peak_rss_rise_mib",
+                )
             }
             for r in results
         },

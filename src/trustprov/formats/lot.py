@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError
+from trustprov.formats import text
 from trustprov.formats.limits import LIMITS
 
 _LOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -65,10 +66,15 @@ class LotManifest:
         what = "lot manifest"
         if len(data) > LIMITS.lot_manifest:
             raise FormatError(f"{what}: too large")
+        # a chip's entry is ~830 bytes and 5 items: more items per byte is a flood of small ones
+        text.check_items(data, LIMITS.lot_manifest_items_per_kib * (len(data) // 1024 + 1), what)
         try:
             doc: Any = json.loads(data)
-        except (ValueError, RecursionError) as e:
+        except RecursionError as e:
+            raise FormatError(f"{what}: nested too deeply") from e
+        except ValueError as e:
             raise FormatError(f"{what}: not valid JSON") from e
+        text.check_depth(doc, LIMITS.text_depth, what)
         if not isinstance(doc, dict) or set(doc) != {"lot", "family", "chips"}:
             raise FormatError(f"{what}: needs exactly the keys lot, family, chips")
         if not isinstance(doc["lot"], str) or not isinstance(doc["chips"], list):

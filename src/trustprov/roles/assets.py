@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from trustprov.crypto.aead import AEAD_ALIASES, Aead
 from trustprov.crypto.keys import CURVES, MATERIAL_LEN, check_private_scalar
 from trustprov.errors import FormatError, InputError
-from trustprov.formats import cbor
+from trustprov.formats import cbor, text
 from trustprov.formats.bundle import KEY_TYPES, MAX_SLOT, MIN_CHUNK
 from trustprov.formats.limits import LIMITS, GiB
 from trustprov.roles.files import read_bytes
@@ -94,11 +94,17 @@ def load(path: Path) -> AssetList:
     path = Path(path)
     data = read_bytes(path, limit=LIMITS.asset_list, what="asset list")
     try:
+        text.check_items(data, LIMITS.asset_list_items, "the list", toml=True)
         doc = tomllib.loads(data.decode("utf-8"))
+        text.check_depth(doc, LIMITS.text_depth, "the list")
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise InputError(f"asset list {path}: not valid TOML ({e})") from e
     except ValueError as e:  # e.g. an integer beyond Python's conversion limit
         raise InputError(f"asset list {path}: not valid TOML (a value out of range)") from e
+    except RecursionError as e:
+        raise InputError(f"asset list {path}: nested too deeply") from e
+    except FormatError as e:
+        raise InputError(f"asset list {path}: {e.message}") from e
     try:
         return parse(doc, path.parent)
     except FormatError as e:
