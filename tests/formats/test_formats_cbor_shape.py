@@ -181,3 +181,38 @@ def test_every_artifact_parser_refuses_item_floods_in_bounded_memory(
     finally:
         tracemalloc.stop()
     assert peak < PEAK_BOUND + len(data), f"{parser}: {peak / MiB:.1f} MiB to refuse {kind}"
+
+
+# -- the largest genuine artifacts fit their shapes --------------------------------------------
+def test_the_largest_manifest_fits_its_shape(builders: Any) -> None:
+    """64 assets, half keys and half data, names and regions of the longest, every field."""
+    n = LIMITS.assets_per_bundle
+    entries = tuple(
+        builders.entry(f"{i:02}".ljust(LIMITS.name, "k"), "key", 32, key_type="aes-256", slot=i)
+        if i % 2
+        else builders.entry(
+            f"{i:02}".ljust(LIMITS.name, "d"), "firmware", 2**40, region=f"{i:02}".ljust(64, "r")
+        )
+        for i in range(n)
+    )
+    m = builders.manifest(entries)
+    payload = m.to_payload()
+    items = cbor._scan(payload, LIMITS.manifest_shape, frozenset(), "t")
+    assert items < LIMITS.manifest_shape.items // 2  # with room to grow
+    assert Manifest.from_payload(payload) == m
+    assert SignedManifest.from_bytes(builders.mac0(m)).manifest == m
+
+
+def test_a_bundle_of_the_smallest_chunks_fits_its_shape(builders: Any) -> None:
+    """Every chunk of the smallest size: the most items a bundle of its size may hold."""
+    assets = tuple((f"fw{i}", "firmware", 256 * 40, None, None, f"app{i}") for i in range(8))
+    data = builders.seal_bundle(assets, chunk_size=256).to_bytes()
+    assert Bundle.from_bytes(data).manifest.assets[0].chunks == 40
+
+
+def test_a_bundle_flooded_with_small_items_is_refused_for_its_size() -> None:
+    """Far below the 4 Mi items a 1 GiB bundle may hold, yet more than one per 256 bytes."""
+    n = 1 << 20
+    data = b"\x84" + b"\x00" * 3 + b"\x9a" + n.to_bytes(4, "big") + b"\x40" * n
+    with pytest.raises(FormatError, match="CBOR items"):
+        Bundle.from_bytes(data)

@@ -42,11 +42,11 @@ class Limits:
     software_shape: Shape = Shape(items=64, depth=4)
     sealed_value_shape: Shape = Shape(items=64, depth=4)
     protected_header_shape: Shape = Shape(items=32, depth=2)
-    manifest_shape: Shape = Shape(items=2048, depth=6)  # 64 assets of ~16 items each
+    manifest_shape: Shape = Shape(items=4096, depth=6)  # 64 assets of ~16 items: ~1,050
     # 1 GiB of the smallest (256-byte) chunks, plus the header; a smaller bundle may hold only
     # one item per 256 bytes (+ 1024), so a genuine bundle costs little more than its bytes
     bundle_shape: Shape = Shape(items=4 * Mi + 1024, depth=4)
-    link_message_shape: Shape = Shape(items=4096, depth=8)
+    link_message_shape: Shape = Shape(items=16384, depth=8)  # ~150 in the largest seen
     installed_state_shape: Shape = Shape(items=65536, depth=6)
     immutable_shape: Shape = Shape(items=8, depth=1)
     cbor_default_shape: Shape = Shape(items=1024, depth=8)  # any other CBOR input
