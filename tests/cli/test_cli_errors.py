@@ -200,6 +200,10 @@ READERS: dict[str, tuple[Case, int]] = {
     ),
     "oem keygen --assets": (lambda cw, t, d: _keygen(cw, t, assets=_put(t, "a.toml", d)), 2),
     "oem keygen --farm": (lambda cw, t, d: _keygen(cw, t, farm=_put(t, "f.farm", d)), 2),
+    "oem regen --state oem.json": (
+        lambda cw, t, d: _regen(cw, t, _oem_state(cw, t, "oem.json", d)),
+        2,
+    ),
     "cm provision --farm": (lambda cw, t, d: _provision(cw, t, farm=_put(t, "f.farm", d)), 2),
     "cm report --records": (
         lambda _cw, t, d: ["cm", "report", "--records", f"sqlite:///{_put(t, 'r.sqlite', d)}"],

@@ -22,6 +22,7 @@ from trustprov.crypto.keys import (
 from trustprov.crypto.schedule import OemKeys, asset_material, derive_keys, g_master_key
 from trustprov.errors import ChipRefused, FormatError
 from trustprov.formats import cose
+from trustprov.formats.budget import ENTRY_RAM, SEAL_OVERHEAD, SESSION_RAM
 from trustprov.formats.bundle import (
     BUNDLE_ID_LEN,
     AssetEntry,
@@ -32,9 +33,6 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
-
-SESSION_RAM = 512  # keys, seed, counters
-ENTRY_RAM = 160  # one manifest entry
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,7 @@ class SealingSession:
             raise ChipRefused(
                 f"chunk {index} of {e.name!r} has the wrong length", code="bad-request"
             )
-        with self._hw.ram.hold(2 * len(plaintext) + 16):
+        with self._hw.ram.hold(2 * len(plaintext) + SEAL_OVERHEAD):
             key = self._keys.enck if e.is_key else self._keys.encd
             nonce = chunk_nonce(e.nonce, index, index == e.chunks - 1)
             ciphertext = p.aead.seal(
