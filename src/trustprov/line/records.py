@@ -731,9 +731,14 @@ def _claimed_by(job: JobRef, station: str) -> sa.ColumnElement[bool]:
 
 
 def _read_only_uri(path: Path) -> str:
+    """``mode=ro``; and ``immutable`` where nothing can write (SQLite could not create the WAL's
+    shared-memory file there) unless a WAL holds records not yet in the file: immutable would
+    not read them, so SQLite is left to read the WAL (it can if its -shm file is there too)."""
     writable = os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
+    wal = path.with_name(path.name + "-wal")
+    pending = wal.exists() and wal.stat().st_size > 0
     return f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro" + (
-        "" if writable else "&immutable=1"
+        "" if writable or pending else "&immutable=1"
     )
 
 

@@ -2,12 +2,13 @@
 
     [bundle]                      # all optional
     epoch = 1                     # chips refuse an update whose epoch is not above theirs
+                                  # (regen: above the epoch of the state it starts from)
     aead = "AES-GCM"              # or "AES-CCM" (claim 6)
     chunk-size = 16384            # plaintext bytes per chunk, 256..24576 (fits 64 KiB of RAM)
     min-security-version = 1      # default: the signing software's security version
 
     [[asset]]
-    name = "app-key"              # unique in the bundle
+    name = "app-key"              # unique in the bundle; names, regions: 1..64 bytes of UTF-8
     kind = "key"                  # key | certificate | firmware | config | generate
     key-type = "aes-256"          # key: aes-256 | ec-p256 | ec-p384 | ed25519 | raw
     slot = 1                      # key, generate: key slot 0..255
