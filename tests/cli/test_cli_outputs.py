@@ -105,6 +105,13 @@ def test_report_csv_dash_writes_the_csv_to_stdout(cw: CliWorld) -> None:
     assert not Path("-").exists()
 
 
+def test_report_csv_dash_and_json_are_refused_together(cw: CliWorld) -> None:
+    records = cw.provisioned_farm.parent / "records.sqlite"
+    result = run("cm", "report", "--records", f"sqlite:///{records}", "--csv", "-", "--json")
+    assert_error(result, exit_code=2, match="standard output")
+    assert result.stdout == ""
+
+
 def test_a_new_farm_is_private(cw: CliWorld, tmp_path: Path) -> None:
     """The farm holds every chip's immutable memory: 0600 from its first byte."""
     farm = tmp_path / "new.farm"

@@ -9,6 +9,7 @@ import click
 
 from trustprov.cli.options import EXIT_FAILED, emit_json, force_option, path_option
 from trustprov.cli.progress import LineProgress
+from trustprov.errors import InputError
 from trustprov.line.records import RecordStore
 from trustprov.line.report import lot_report, write_csv
 from trustprov.line.station import default_jobs, provision_lot
@@ -113,6 +114,8 @@ def report(
     records: str, lot: str | None, as_json: bool, csv_path: Path | None, force: bool
 ) -> None:
     """A lot from its records: yield, failures by cause, stations, throughput, pending chips."""
+    if as_json and csv_path is not None and str(csv_path) == "-":
+        raise InputError("--json and --csv - both write to standard output; give one")
     with RecordStore(records, create=False, read_only=True) as store:
         r = lot_report(store, lot)
         rows = write_csv(store, r.lot, csv_path, force=force) if csv_path is not None else None
