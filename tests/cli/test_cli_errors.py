@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from trustprov.roles import icm as icm_role
+
 from .conftest import CliWorld
 from .helpers import assert_error, copy_farm, ok, run
 
@@ -131,6 +133,20 @@ def test_report_into_a_closed_pipe_exits_quietly(cw: CliWorld) -> None:
         os.close(write)
     assert proc.stderr == b"", proc.stderr.decode()
     assert proc.returncode == 141
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_reported(
+    cw: CliWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the end of standard output's reader is quiet; a pipe of the tool's own (a worker's,
+    a link's) that breaks is a failure to report."""
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(icm_role, "sign_software", broken)
+    result = run("icm", "sign-software", "--icm", cw.a.icm, "--out", tmp_path / "sw")
+    assert_error(result, exit_code=2, match="broken pipe")
 
 
 # -- empty and garbage artifacts: the README's exit codes --------------------------------------

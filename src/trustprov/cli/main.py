@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import sys
 from typing import Any
 
@@ -33,10 +34,10 @@ class TrustprovGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        except BrokenPipeError:
-            _silence_stdout()
-            ctx.exit(EXIT_BROKEN_PIPE)
         except OSError as e:
+            if isinstance(e, BrokenPipeError) and _stdout_closed():
+                _silence_stdout()
+                ctx.exit(EXIT_BROKEN_PIPE)
             click.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
             ctx.exit(EXIT_USAGE)
 
@@ -61,6 +62,18 @@ for command in (icm.icm, oem.oem, cm.cm, chip.chip, demo.demo):
     cli.add_command(command)
 
 
+def _stdout_closed() -> bool:
+    """Whether the reader of standard output is gone: only then is a broken pipe the quiet end
+    of `| head`, not a failure (a worker's pipe, a link) that must be reported."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. under a test runner)
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
 def _silence_stdout() -> None:
     """The reader of stdout is gone: point stdout at /dev/null so that the interpreter's final
     flush does not fail again (the Python docs' advice for SIGPIPE)."""
@@ -77,5 +90,7 @@ def main() -> None:
     try:
         cli(prog_name="trustprov")
     except BrokenPipeError:  # raised by click outside a command (e.g. while printing --help)
+        if not _stdout_closed():
+            raise
         _silence_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
