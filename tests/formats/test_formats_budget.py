@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Bench, world_job
+from helpers import Bench, copy_farm, world_job
 
-from trustprov.errors import FormatError
+from trustprov.crypto.aead import AEAD_ALIASES
+from trustprov.errors import ChipRefused, FormatError
 from trustprov.formats import budget
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.limits import LIMITS
+from trustprov.link.client import BundleParams
 from trustprov.roles import assets as asset_list
 from trustprov.roles.cm import provision_chip
 
@@ -67,3 +69,20 @@ def test_the_planned_sizes_are_those_of_the_sealed_bundle(world: Any) -> None:
     bundle = Bundle.from_bytes(world.bundle.read_bytes())
     planned = asset_list.planned_sizes(assets, bundle.manifest.min_security_version)
     assert planned == (len(bundle.signed.to_bytes()), world.bundle.stat().st_size)
+
+
+def test_the_sealing_chip_refuses_a_bundle_no_chip_could_install(
+    world: Any, tmp_path: Path
+) -> None:
+    """A host tool other than the OEM's may ask for chunks of 32 KiB: a small asset seals, but
+    every chip would refuse the bundle for its RAM. The sealing chip refuses to MAC it."""
+    farm = copy_farm(world.oem_farm, tmp_path / "oem.farm")
+    with Bench(farm) as bench:
+        chip = bench.client(world.oem_uid)
+        chip.boot(world.software.read_bytes())
+        chip.keygen(bytes(32), BundleParams(1, 1, AEAD_ALIASES["AES-GCM"].cose_id, 32 * 1024))
+        chip.seal_asset("cfg", "config", 100, {"region": "config"})
+        chip.seal_chunk(0, bytes(100))
+        with pytest.raises(ChipRefused) as e:
+            chip.seal_finish()
+    assert e.value.code == "ram-budget"

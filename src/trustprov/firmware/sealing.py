@@ -22,7 +22,13 @@ from trustprov.crypto.keys import (
 from trustprov.crypto.schedule import OemKeys, asset_material, derive_keys, g_master_key
 from trustprov.errors import ChipRefused, FormatError
 from trustprov.formats import cose
-from trustprov.formats.budget import ENTRY_RAM, SEAL_OVERHEAD, SESSION_RAM
+from trustprov.formats.budget import (
+    CHIP_RAM,
+    ENTRY_RAM,
+    SEAL_OVERHEAD,
+    SESSION_RAM,
+    provisioning_ram,
+)
 from trustprov.formats.bundle import (
     BUNDLE_ID_LEN,
     AssetEntry,
@@ -177,4 +183,13 @@ class SealingSession:
         protected = cose.encode_protected(header)
         payload = manifest.to_payload()
         tag = cmac_tag(self._keys.auth, cose.mac_structure(protected, payload))
-        return cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
+        signed = cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
+        # a bundle that no chip of the family has the RAM to install is refused here, by the
+        # numbers those chips reserve, rather than by every chip at the CM
+        if provisioning_ram(len(signed), p.chunk_size) > CHIP_RAM:
+            raise ChipRefused(
+                f"no chip of the family could install this bundle: it needs "
+                f"{provisioning_ram(len(signed), p.chunk_size)} bytes of RAM, above {CHIP_RAM}",
+                code="ram-budget",
+            )
+        return signed
