@@ -253,6 +253,7 @@ def regen(
         farm = copy_farm(world.oem_farm, tmp / f"{name}-oem.farm")
         uid = world.oem_uid
     assert uid is not None
+    asset_options.setdefault("epoch", 2)  # an update: above the epoch of the kept state's bundle
     assets = asset_list.load(write_assets(tmp / f"{name}-assets", **asset_options))
     out = tmp / name
     result = oem.regen(

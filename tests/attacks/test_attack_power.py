@@ -169,9 +169,11 @@ def test_attack_power_cut_at_every_persistent_write_of_oem_keygen_and_regen(
     def keygen(uid: bytes, out: Path) -> Any:
         return oem_role.keygen(farm, uid, software_path=world.software, assets=assets, out=out)
 
+    update = asset_list.load(write_assets(tmp_path / "update", epoch=2))  # above the state's
+
     def regen(uid: bytes, out: Path) -> Any:
         return oem_role.regen(
-            farm, uid, software_path=world.software, state=world.oem_dir, assets=assets, out=out
+            farm, uid, software_path=world.software, state=world.oem_dir, assets=update, out=out
         )
 
     for name, tool in (("keygen", keygen), ("regen", regen)):

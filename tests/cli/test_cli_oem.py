@@ -262,6 +262,88 @@ def test_keygen_errors_write_nothing(cw: CliWorld, tmp_path: Path, case: str) ->
     assert listing(tmp_path) == ["work"]  # no staging directory left behind
 
 
+# -- one set of limits: what a chip or cm provision would refuse, keygen refuses first -------
+def _sparse(path: Path, size: int) -> str:
+    with path.open("wb") as f:
+        f.truncate(size)  # a hole: the size without the disk space
+    return path.name
+
+
+def _unicode_names(_cw: CliWorld, t: Path) -> Args:
+    """Names of 64 characters but 256 bytes: chips limit names in bytes."""
+    name = "\U0001d518" * 64
+    return _assets(t, KEY_ASSET.replace('name = "k"', f'name = "{name}"'))
+
+
+def _bundle_over_the_cm_limit(_cw: CliWorld, t: Path) -> Args:
+    """Two assets of 600 MiB: each is fine, the bundle (1.2 GB) is over cm provision's 1 GiB."""
+    d = t / "bad-assets"  # where _assets writes the list: files are relative to it
+    d.mkdir()
+    a, b = _sparse(d / "a.bin", 600 * 2**20), _sparse(d / "b.bin", 600 * 2**20)
+    toml = FW_ASSET.replace("fw.bin", a) + FW_ASSET.replace('"fw"', '"fw2"').replace(
+        '"app"', '"app2"'
+    ).replace("fw.bin", b)
+    return _assets(t, toml)
+
+
+def _asset_over_the_bundle_limit(_cw: CliWorld, t: Path) -> Args:
+    (t / "bad-assets").mkdir()
+    return _assets(t, FW_ASSET.replace("fw.bin", _sparse(t / "bad-assets" / "a.bin", 2**30 + 1)))
+
+
+LIMIT_CASES: dict[str, tuple[Callable[[CliWorld, Path], Args], str]] = {
+    "unicode-names-over-64-bytes": (_unicode_names, "bytes"),
+    "bundle-over-the-cm-limit": (_bundle_over_the_cm_limit, "cm provision"),
+    "asset-over-the-bundle-limit": (_asset_over_the_bundle_limit, "1 GiB"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LIMIT_CASES))
+def test_keygen_refuses_up_front_what_chips_or_the_cm_would_refuse(
+    cw: CliWorld, tmp_path: Path, case: str
+) -> None:
+    make, reason = LIMIT_CASES[case]
+    work = tmp_path / "work"
+    work.mkdir()
+    farm = copy_farm(cw.a.oem_farm, work / "a")
+    before = snapshot(farm)
+    args: Args = {"--farm": farm, "--chip": cw.a.oem_uid, "--software": cw.a.software}
+    args.update(make(cw, work))
+    out = tmp_path / "oem"
+    result = run("oem", "keygen", *_argv(args), "--out", out)
+    assert_error(result, exit_code=2, match=reason)
+    assert not out.exists()
+    assert snapshot(farm) == before  # refused before the chip was touched
+
+
+def test_regen_refuses_an_epoch_every_chip_would_refuse_as_stale(
+    cw: CliWorld, tmp_path: Path
+) -> None:
+    """The state's bundle is epoch 1: an asset list that keeps epoch 1 (the default) would make
+    a bundle every chip holding the first one refuses."""
+    farm = copy_farm(cw.a.oem_farm, tmp_path / "farm")
+    before = snapshot(farm)
+    result = run(
+        "oem",
+        "regen",
+        "--farm",
+        farm,
+        "--chip",
+        cw.a.oem_uid,
+        "--software",
+        cw.a.software,
+        "--state",
+        cw.a.oem_dir,
+        "--assets",
+        cw.assets_toml,
+        "--out",
+        tmp_path / "out",
+    )
+    assert_error(result, exit_code=2, match="epoch 1 is not above the epoch 1")
+    assert snapshot(farm) == before
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("existing", ["non-empty-dir", "file"])
 def test_keygen_never_overwrites(cw: CliWorld, tmp_path: Path, existing: str) -> None:
     farm = copy_farm(cw.a.oem_farm, tmp_path / "farm")
@@ -327,7 +409,7 @@ def test_regen_rebuilds_the_same_keys(cw: CliWorld, tmp_path: Path) -> None:
         "--state",
         cw.a.oem_dir,
         "--assets",
-        cw.assets_toml,
+        write_assets(tmp_path / "update", epoch=2),
         "--out",
         out,
     )
@@ -426,6 +508,12 @@ REGEN_ERRORS: dict[str, tuple[Callable[[CliWorld, Path], Args], int | None]] = {
     ),
     "uid-not-hex": (lambda _cw, _t: {"--chip": "xyz"}, 2),
     "blank-chip": (_blank_chip, None),
+    # the state's bundle has epoch 1: every chip holding it refuses another epoch 1 as stale
+    "stale-epoch": (lambda cw, _t: {"--assets": cw.assets_toml}, 2),
+    "state-without-oem-json": (
+        lambda cw, t: _state(cw, t, lambda d: (d / "oem.json").unlink()),
+        2,
+    ),
     "missing-assets": (lambda _cw, t: {"--assets": t / "none.toml"}, 2),
     "assets-duplicate-slot": (lambda _cw, t: _assets(t, BAD_ASSETS["duplicate-slot"]), 2),
     "assets-unknown-key": (lambda _cw, t: _assets(t, BAD_ASSETS["unknown-asset-key"]), 2),
@@ -446,7 +534,7 @@ def test_regen_errors_write_nothing(cw: CliWorld, tmp_path: Path, case: str) -> 
         "--chip": cw.a.oem_uid,
         "--software": cw.a.software,
         "--state": cw.a.oem_dir,
-        "--assets": cw.assets_toml,
+        "--assets": write_assets(work / "update", epoch=2),
     }
     args.update(make(cw, work))
     out = tmp_path / "regen"
@@ -472,9 +560,9 @@ def test_regen_never_overwrites(cw: CliWorld, tmp_path: Path) -> None:
         "--state",
         out,
         "--assets",
-        cw.assets_toml,
+        write_assets(tmp_path / "update", epoch=2),
         "--out",
         out,
     )
-    assert_error(result, exit_code=2)
+    assert_error(result, exit_code=2, match="not empty")
     assert snapshot(out) == before

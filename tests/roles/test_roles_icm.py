@@ -28,7 +28,7 @@ from trustprov.crypto.keys import public_key_der
 from trustprov.errors import InputError
 from trustprov.formats.lot import LotManifest
 from trustprov.link.farm import FarmLink
-from trustprov.roles import icm
+from trustprov.roles import files, icm
 
 PRIVATE_ICM_FILES = ("family-secrets.cbor", "prov-signing.key.pem", "device-ca.key.pem")
 PUBLIC_ICM_FILES = ("icm.json", "prov-signing.pub.pem", "device-ca.pem")
@@ -189,14 +189,28 @@ def test_a_manifest_that_cannot_be_written_makes_no_chip(
     assert not [p for p in tmp_path.iterdir() if "json" in p.name]
 
 
-def test_a_manifest_that_cannot_be_put_in_place_makes_no_chip(world: Any, tmp_path: Path) -> None:
+def test_a_manifest_that_cannot_be_put_in_place_makes_no_chip(
+    world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     manifest = tmp_path / "lot.json"
     manifest.mkdir()  # the whole manifest is written, then cannot replace a directory
-    with pytest.raises(InputError, match=f"cannot write {manifest}"):
+    # past the check before the work (which refuses a directory up front): the placing refuses
+    monkeypatch.setattr(icm, "check_output", lambda *_a, **_k: None)
+    monkeypatch.setattr(files, "check_output", lambda *_a, **_k: None)
+    with pytest.raises(InputError, match=f"{manifest} exists; refusing to replace it"):
         icm.manufacture(world.icm, tmp_path / "lot.farm", "L-1", 3, manifest)
     assert _lots(tmp_path / "lot.farm") == []
     assert manifest.is_dir()
     assert [p.name for p in tmp_path.iterdir() if "json" in p.name] == ["lot.json"]
+
+
+def test_a_manifest_path_that_is_a_directory_is_refused_before_any_chip(
+    world: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "lot.json").mkdir()
+    with pytest.raises(InputError, match="is a directory; refusing to replace it"):
+        icm.manufacture(world.icm, tmp_path / "lot.farm", "L-1", 3, tmp_path / "lot.json")
+    assert not (tmp_path / "lot.farm").exists()
 
 
 def test_a_lot_that_does_not_commit_leaves_no_manifest(

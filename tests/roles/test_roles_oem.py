@@ -139,7 +139,7 @@ def test_every_chunk_size_the_asset_list_accepts_seals_and_installs(
     """The asset list documents chunk-size 256..65536 (CCM: ..65535); a chip with the default
     64 KiB of RAM must seal and install every bundle made with one of them, or the list must
     refuse the size up front."""
-    toml = write_assets(tmp_path / "assets", aead=aead, chunk_size=chunk_size)
+    toml = write_assets(tmp_path / "assets", epoch=2, aead=aead, chunk_size=chunk_size)
     try:
         assets = asset_list.load(toml)
     except InputError:

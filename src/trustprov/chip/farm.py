@@ -45,29 +45,54 @@ FARM_FORMAT = "trustprov-farm-2"
 STATE_CACHE = 64  # decoded installed states kept per process (a lot shares a handful)
 
 
+_ACCESS_ERRORS = (
+    "SQLITE_CANTOPEN",
+    "SQLITE_READONLY",
+    "SQLITE_PERM",
+    "SQLITE_IOERR",
+    "SQLITE_BUSY",
+)
+
+
+def _cannot_access(e: sqlite3.Error) -> bool:
+    """An error of access (permissions, read-only media, locks), not of the file's contents."""
+    name = getattr(e, "sqlite_errorname", "") or ""
+    return name.startswith(_ACCESS_ERRORS)
+
+
 class Farm:
     """The farm file. One instance per process; chips load from and commit to it."""
 
     def __init__(self, path: Path, *, create: bool = False) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise InputError(f"{self.path} is a directory, not a chip farm")
         if not create and not self.path.is_file():
             raise InputError(f"no chip farm at {self.path}")
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         try:
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        except sqlite3.Error as e:  # e.g. a directory that cannot be written
+            raise InputError(f"cannot open chip farm {self.path}: {e}") from e
+        try:
             if create and new_file:  # never turn another database into a farm
                 self._db.executescript(SCHEMA)
                 self._db.execute("INSERT INTO farm_meta VALUES ('format', ?)", (FARM_FORMAT,))
             row = self._db.execute("SELECT value FROM farm_meta WHERE key='format'").fetchone()
         except sqlite3.DatabaseError as e:
             self._db.close()
+            if _cannot_access(e):  # could not read or write it: no verdict on what it is
+                raise InputError(f"cannot use chip farm {self.path}: {e}") from e
             raise InputError(f"{self.path} is not a chip farm") from e
         if row is None or row[0] != FARM_FORMAT:
             self._db.close()
             raise InputError(f"{self.path} is not a chip farm of format {FARM_FORMAT}")
-        # only now, on a file known to be a farm, change its journal mode
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:  # only now, on a file known to be a farm, change its journal mode
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError as e:  # read-only media: a farm, but not usable here
+            self._db.close()
+            raise InputError(f"cannot use chip farm {self.path}: {e}") from e
         self._lock = threading.RLock()
         self._in_batch = False
         self._families: dict[bytes, ImmutableMemory] = {}

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from trustprov.errors import ChipRefused
+from trustprov.formats.budget import CHIP_RAM
 
-DEFAULT_RAM = 64 * 1024
+DEFAULT_RAM = CHIP_RAM  # the number the OEM's tools check bundles against
 
 
 class Ram:

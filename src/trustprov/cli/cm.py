@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from trustprov.cli.options import EXIT_FAILED, emit_json, path_option
+from trustprov.cli.options import EXIT_FAILED, emit_json, force_option, path_option
 from trustprov.cli.progress import LineProgress
+from trustprov.errors import InputError
 from trustprov.line.records import RecordStore
 from trustprov.line.report import lot_report, write_csv
 from trustprov.line.station import default_jobs, provision_lot
@@ -103,15 +104,23 @@ def provision(
 @click.option(
     "--csv",
     "csv_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, allow_dash=True),
     default=None,
-    help="Also write one row per chip (its final record, or its state) to this CSV file.",
+    help="Also write one row per chip (its final record, or its state) to this CSV file; "
+    "'-' writes only the CSV, to standard output.",
 )
-def report(records: str, lot: str | None, as_json: bool, csv_path: Path | None) -> None:
+@force_option("--csv file")
+def report(
+    records: str, lot: str | None, as_json: bool, csv_path: Path | None, force: bool
+) -> None:
     """A lot from its records: yield, failures by cause, stations, throughput, pending chips."""
-    with RecordStore(records, create=False) as store:
+    if as_json and csv_path is not None and str(csv_path) == "-":
+        raise InputError("--json and --csv - both write to standard output; give one")
+    with RecordStore(records, create=False, read_only=True) as store:
         r = lot_report(store, lot)
-        rows = write_csv(store, r.lot, csv_path) if csv_path is not None else None
+        rows = write_csv(store, r.lot, csv_path, force=force) if csv_path is not None else None
+    if csv_path is not None and str(csv_path) == "-":
+        return  # standard output holds the CSV alone
     if as_json:
         emit_json(r.to_json())
         return

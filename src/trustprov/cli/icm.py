@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from trustprov import __version__
-from trustprov.cli.options import path_option
+from trustprov.cli.options import force_option, path_option
 from trustprov.crypto.keys import SIGNATURE_ALGORITHMS
 from trustprov.roles import icm as role
 
@@ -36,12 +36,18 @@ def init(icm_dir: Path, alg: str) -> None:
 @click.option("--version", default=__version__, show_default=True, help="Version string.")
 @click.option("--security-version", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
 @click.option("--alg", type=ALGS, default=None, help="Signature algorithm [default: the ICM's].")
+@force_option("--out file")
 def sign_software(
-    icm_dir: Path, out: Path, version: str, security_version: int, alg: str | None
+    icm_dir: Path, out: Path, version: str, security_version: int, alg: str | None, force: bool
 ) -> None:
     """Sign the provisioning software with K_PRK_ICM_PROV."""
     sw = role.sign_software(
-        role.Icm.load(icm_dir), out, version=version, security_version=security_version, alg=alg
+        role.Icm.load(icm_dir),
+        out,
+        version=version,
+        security_version=security_version,
+        alg=alg,
+        force=force,
     )
     click.echo(
         f"signed {sw.name} {sw.version} (security version {sw.security_version}, {sw.alg}, "
@@ -55,7 +61,10 @@ def sign_software(
 @click.option("--lot", required=True, help="Lot name.")
 @click.option("--count", type=click.IntRange(1, role.MAX_LOT), required=True, help="Chips to make.")
 @path_option("--manifest", help="Where to write the lot manifest (JSON).")
-def manufacture(icm_dir: Path, farm: Path, lot: str, count: int, manifest: Path) -> None:
+@force_option("--manifest file")
+def manufacture(
+    icm_dir: Path, farm: Path, lot: str, count: int, manifest: Path, force: bool
+) -> None:
     """Make COUNT chips: burn immutable memory, make identities, issue certificates."""
-    made = role.manufacture(role.Icm.load(icm_dir), farm, lot, count, manifest)
+    made = role.manufacture(role.Icm.load(icm_dir), farm, lot, count, manifest, force=force)
     click.echo(f"lot {made.lot}: {made.count} chips of family {made.family_id.hex()} in {farm}")

@@ -1,12 +1,16 @@
 """`trustprov`: the root command, error rendering and exit codes.
 
 Exit codes: 0 success; 1 a chip refused, an artifact failed to verify, or chips failed; 2 bad
-input or usage; 130 interrupted. Every error is one line on stderr; data goes to stdout.
+input or usage; 130 interrupted (SIGINT); 143 terminated (SIGTERM); 141 standard output closed
+early (a broken pipe, as in `trustprov cm report | head -1`: quietly, as a program killed by
+SIGPIPE would). Every error is one line on stderr; data goes to stdout.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import select
 import sys
 from typing import Any
 
@@ -14,7 +18,7 @@ import click
 
 from trustprov import __version__
 from trustprov.cli import chip, cm, demo, icm, oem
-from trustprov.cli.options import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from trustprov.cli.options import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from trustprov.errors import InputError, TrustprovError
 
 
@@ -31,6 +35,9 @@ class TrustprovGroup(click.Group):
             click.echo("error: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except OSError as e:
+            if isinstance(e, BrokenPipeError) and _stdout_closed():
+                _silence_stdout()
+                ctx.exit(EXIT_BROKEN_PIPE)
             click.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
             ctx.exit(EXIT_USAGE)
 
@@ -55,5 +62,35 @@ for command in (icm.icm, oem.oem, cm.cm, chip.chip, demo.demo):
     cli.add_command(command)
 
 
+def _stdout_closed() -> bool:
+    """Whether the reader of standard output is gone: only then is a broken pipe the quiet end
+    of `| head`, not a failure (a worker's pipe, a link) that must be reported."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. under a test runner)
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout is gone: point stdout at /dev/null so that the interpreter's final
+    flush does not fail again (the Python docs' advice for SIGPIPE)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. under a test runner)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def main() -> None:
-    cli(prog_name="trustprov")
+    try:
+        cli(prog_name="trustprov")
+    except BrokenPipeError:  # raised by click outside a command (e.g. while printing --help)
+        if not _stdout_closed():
+            raise
+        _silence_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)

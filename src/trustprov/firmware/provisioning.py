@@ -26,8 +26,9 @@ from trustprov.crypto.aead import cmac_verify
 from trustprov.crypto.digest import CHAIN_END, chain_link, sha256
 from trustprov.crypto.keys import CURVES, check_private_scalar
 from trustprov.errors import ArtifactError, ChipRefused
-from trustprov.firmware.sealing import SESSION_RAM, oem_keys
+from trustprov.firmware.sealing import oem_keys
 from trustprov.formats import cose
+from trustprov.formats.budget import begin_ram, chunk_ram
 from trustprov.formats.bundle import (
     AssetEntry,
     Manifest,
@@ -54,8 +55,9 @@ class ProvisioningSession:
         self._hw = hw
         if hw.lifecycle == Lifecycle.LOCKED:
             raise ChipRefused("chip is locked", code="lifecycle")
-        hw.ram.reserve(SESSION_RAM + len(manifest_bytes))
-        self._ram = SESSION_RAM + len(manifest_bytes)
+        # the numbers the OEM's tools check a bundle against (formats.budget)
+        hw.ram.reserve(begin_ram(len(manifest_bytes)))
+        self._ram = begin_ram(len(manifest_bytes))
         try:
             self._begin(enc_oem_share, manifest_bytes)
         except BaseException:
@@ -109,8 +111,8 @@ class ProvisioningSession:
                     f"bundle epoch {manifest.epoch} is not above the installed {installed.epoch}",
                     code="stale-epoch",
                 )
-        hw.ram.reserve(2 * manifest.chunk_size + 32)
-        self._ram += 2 * manifest.chunk_size + 32
+        hw.ram.reserve(chunk_ram(manifest.chunk_size))
+        self._ram += chunk_ram(manifest.chunk_size)
         self._keys = keys
         self._ciphers = (manifest.aead.cipher(keys.enck), manifest.aead.cipher(keys.encd))
         self._manifest = manifest

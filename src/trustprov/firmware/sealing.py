@@ -22,6 +22,13 @@ from trustprov.crypto.keys import (
 from trustprov.crypto.schedule import OemKeys, asset_material, derive_keys, g_master_key
 from trustprov.errors import ChipRefused, FormatError
 from trustprov.formats import cose
+from trustprov.formats.budget import (
+    CHIP_RAM,
+    ENTRY_RAM,
+    SEAL_OVERHEAD,
+    SESSION_RAM,
+    provisioning_ram,
+)
 from trustprov.formats.bundle import (
     BUNDLE_ID_LEN,
     AssetEntry,
@@ -32,9 +39,6 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
-
-SESSION_RAM = 512  # keys, seed, counters
-ENTRY_RAM = 160  # one manifest entry
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ class SealingSession:
             raise ChipRefused(
                 f"chunk {index} of {e.name!r} has the wrong length", code="bad-request"
             )
-        with self._hw.ram.hold(2 * len(plaintext) + 16):
+        with self._hw.ram.hold(2 * len(plaintext) + SEAL_OVERHEAD):
             key = self._keys.enck if e.is_key else self._keys.encd
             nonce = chunk_nonce(e.nonce, index, index == e.chunks - 1)
             ciphertext = p.aead.seal(
@@ -179,4 +183,13 @@ class SealingSession:
         protected = cose.encode_protected(header)
         payload = manifest.to_payload()
         tag = cmac_tag(self._keys.auth, cose.mac_structure(protected, payload))
-        return cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
+        signed = cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
+        # a bundle that no chip of the family has the RAM to install is refused here, by the
+        # numbers those chips reserve, rather than by every chip at the CM
+        if provisioning_ram(len(signed), p.chunk_size) > CHIP_RAM:
+            raise ChipRefused(
+                f"no chip of the family could install this bundle: it needs "
+                f"{provisioning_ram(len(signed), p.chunk_size)} bytes of RAM, above {CHIP_RAM}",
+                code="ram-budget",
+            )
+        return signed

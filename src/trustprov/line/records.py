@@ -36,7 +36,9 @@ import fcntl
 import hashlib
 import logging
 import os
+import sqlite3
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -304,14 +306,23 @@ class RecordStore:
     """The records store of a line. One per process; not shared between threads."""
 
     def __init__(
-        self, url: str, *, create: bool = True, clock: Callable[[], float] = time.time
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``read_only`` (a report): SQLite is opened with ``mode=ro``, and as ``immutable`` when
+        the file or its directory cannot be written (read-only media, where SQLite could not make
+        the WAL's shared-memory file); nothing is created or changed."""
         parsed = parse_url(url)
         self.url = parsed.render_as_string(hide_password=True)
         self._clock = clock
         self._leases: _Leases | None = None
         self._cursor: dict[int, str] = {}  # job id -> the last uid claimed
         self.dialect = parsed.get_backend_name()
+        self._read_only = read_only
         if self.dialect == "sqlite":
             assert parsed.database is not None  # noqa: S101 - parse_url checked
             path = Path(parsed.database)
@@ -320,7 +331,7 @@ class RecordStore:
             if not create and not path.is_file():
                 raise InputError(f"no records store at {path}")
             self._path: Path | None = path
-            self._engine = _sqlite_engine(parsed)
+            self._engine = _sqlite_engine(parsed, _read_only_uri(path) if read_only else None)
         else:
             self._path = None
             query = dict(parsed.query)
@@ -387,7 +398,7 @@ class RecordStore:
                 metadata.create_all(c)
                 c.execute(sa.insert(meta).values(key="format", value=FORMAT))
                 log.info("created the records store in %s", self.url)
-        if self.dialect == "sqlite":
+        if self.dialect == "sqlite" and not self._read_only:
             # only now, on a file known to be a records store, change its journal mode; outside
             # any transaction, so on the driver's connection (which is in autocommit mode)
             driver = self._conn.connection.driver_connection
@@ -719,8 +730,27 @@ def _claimed_by(job: JobRef, station: str) -> sa.ColumnElement[bool]:
     )
 
 
-def _sqlite_engine(url: URL) -> Engine:
-    engine = sa.create_engine(url, connect_args={"timeout": 60})
+def _read_only_uri(path: Path) -> str:
+    """``mode=ro``; and ``immutable`` where nothing can write (SQLite could not create the WAL's
+    shared-memory file there) unless a WAL holds records not yet in the file: immutable would
+    not read them, so SQLite is left to read the WAL (it can if its -shm file is there too)."""
+    writable = os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
+    wal = path.with_name(path.name + "-wal")
+    pending = wal.exists() and wal.stat().st_size > 0
+    return f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro" + (
+        "" if writable or pending else "&immutable=1"
+    )
+
+
+def _sqlite_engine(url: URL, read_only_uri: str | None = None) -> Engine:
+    if read_only_uri is None:
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+    else:
+        uri = read_only_uri
+        engine = sa.create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False),
+        )
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -731,7 +761,8 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        # take the write lock up front: a claim's SELECT and UPDATE see one state
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # take the write lock up front: a claim's SELECT and UPDATE see one state (a read-only
+        # store takes none: it could not, and it only reads)
+        conn.exec_driver_sql("BEGIN" if read_only_uri else "BEGIN IMMEDIATE")
 
     return engine

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from trustprov.errors import InputError
 from trustprov.line.records import JobRef, RecordStore, as_utc, lot_chips, results
-from trustprov.roles.files import atomic_file
+from trustprov.roles.files import STDOUT, check_output, output_file
 
 # bucket widths for the throughput table, in seconds; the smallest giving <= MAX_BUCKETS rows
 _WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
@@ -194,13 +194,16 @@ def buckets(per_second: list[tuple[int, int]]) -> list[Bucket]:
     return out
 
 
-def write_csv(store: RecordStore, lot: str | None, path: Path) -> int:
+def write_csv(store: RecordStore, lot: str | None, path: Path, *, force: bool = False) -> int:
     """One row per chip of the lot: its final record, or its state if it has none. Written
-    atomically; returns the rows written."""
+    atomically (``-``: to standard output); returns the rows written. An existing file is
+    replaced only with ``force``."""
     ref, _ = find_job(store, lot)
     path = Path(path)
-    if not path.resolve().parent.is_dir():
-        raise InputError(f"cannot write {path}: {path.resolve().parent} does not exist")
+    if str(path) != STDOUT:
+        if not path.resolve().parent.is_dir():
+            raise InputError(f"cannot write {path}: {path.resolve().parent} does not exist")
+        check_output(path, force=force)
     q = (
         sa.select(
             lot_chips.c.uid,
@@ -224,7 +227,7 @@ def write_csv(store: RecordStore, lot: str | None, path: Path) -> int:
         .execution_options(yield_per=5000)
     )
     n = 0
-    with atomic_file(path) as raw:
+    with output_file(path, force=force, stdout=True) as raw:
         f = io.TextIOWrapper(raw, newline="", encoding="utf-8")
         out = csv.writer(f)
         out.writerow(CSV_COLUMNS)

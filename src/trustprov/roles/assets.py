@@ -2,12 +2,13 @@
 
     [bundle]                      # all optional
     epoch = 1                     # chips refuse an update whose epoch is not above theirs
+                                  # (regen: above the epoch of the state it starts from)
     aead = "AES-GCM"              # or "AES-CCM" (claim 6)
     chunk-size = 16384            # plaintext bytes per chunk, 256..24576 (fits 64 KiB of RAM)
     min-security-version = 1      # default: the signing software's security version
 
     [[asset]]
-    name = "app-key"              # unique in the bundle
+    name = "app-key"              # unique in the bundle; names, regions: 1..64 bytes of UTF-8
     kind = "key"                  # key | certificate | firmware | config | generate
     key-type = "aes-256"          # key: aes-256 | ec-p256 | ec-p384 | ed25519 | raw
     slot = 1                      # key, generate: key slot 0..255
@@ -36,16 +37,29 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from trustprov.crypto.aead import AEAD_ALIASES, Aead
+from trustprov.crypto.aead import AEAD_ALIASES, TAG_LEN, Aead
+from trustprov.crypto.digest import CHAIN_END
 from trustprov.crypto.keys import CURVES, MATERIAL_LEN, check_private_scalar
+from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError, InputError
-from trustprov.formats import cbor, text
-from trustprov.formats.bundle import KEY_TYPES, MAX_SLOT, MIN_CHUNK
+from trustprov.formats import budget, cbor, cose, text
+from trustprov.formats.bundle import (
+    BUNDLE_ID_LEN,
+    BUNDLE_MAGIC,
+    FORMAT,
+    KEY_TYPES,
+    MAX_SLOT,
+    MIN_CHUNK,
+    AssetEntry,
+    Manifest,
+    SignedManifest,
+    chunk_count,
+)
 from trustprov.formats.limits import LIMITS, GiB
 from trustprov.roles.files import read_bytes
 
 KINDS = ("key", "certificate", "firmware", "config", "generate")
-MAX_FILE = 4 * GiB
+MAX_FILE = LIMITS.bundle  # a larger file cannot be in a bundle that cm provision reads
 DEFAULT_CHUNK = 16 * 1024
 #: a chip holds a chunk's ciphertext and plaintext at once, beside the manifest and its keys:
 #: 24 KiB chunks keep that within the default 64 KiB of RAM (the format itself allows 64 KiB)
@@ -88,6 +102,80 @@ class AssetList:
     chunk_size: int
     min_security_version: int | None
     assets: tuple[AssetSpec, ...]
+
+
+def _planned_entry(spec: AssetSpec, aead: Aead, chunk_size: int) -> AssetEntry:
+    """The manifest entry the chip will make for ``spec``, with placeholder nonce and digest
+    of their fixed lengths: its encoding is as long as the real one."""
+    if spec.kind == "generate":
+        assert spec.key_type is not None  # noqa: S101 - the parser checked it
+        length, kind = KEY_TYPES[spec.key_type][0], "key"
+    else:
+        length, kind = spec.length, spec.kind
+    return AssetEntry(
+        name=spec.name,
+        kind=kind,
+        length=length,
+        chunks=chunk_count(length, chunk_size),
+        nonce=bytes(aead.nonce_len - 5),
+        digest=CHAIN_END,
+        key_type=spec.key_type,
+        slot=spec.slot,
+        region=spec.region,
+    )
+
+
+def _head(n: int) -> int:
+    """Bytes of a CBOR item head carrying the number ``n`` (RFC 8949 3.1)."""
+    return 1 if n < 24 else 2 if n < 2**8 else 3 if n < 2**16 else 5 if n < 2**32 else 9
+
+
+def planned_sizes(assets: AssetList, min_security_version: int) -> tuple[int, int]:
+    """(manifest bytes, bundle bytes) of the bundle a chip seals from ``assets``: exact, as the
+    chip encodes the same structure with values of the same lengths."""
+    entries = tuple(_planned_entry(a, assets.aead, assets.chunk_size) for a in assets.assets)
+    manifest = Manifest(
+        family_id=bytes(FAMILY_ID_LEN),
+        bundle_id=bytes(BUNDLE_ID_LEN),
+        epoch=assets.epoch,
+        min_security_version=min_security_version,
+        aead=assets.aead,
+        chunk_size=assets.chunk_size,
+        assets=entries,
+    )
+    header = SignedManifest.protected_header(manifest.family_id)
+    message = cose.CoseMessage(
+        cose.TAG_MAC0,
+        cose.encode_protected(header),
+        header,
+        {},
+        manifest.to_payload(),
+        bytes(TAG_LEN),
+    )
+    manifest_len = len(message.to_bytes())
+    size = _head(4) + len(cbor.encode(BUNDLE_MAGIC)) + len(cbor.encode(FORMAT))
+    size += _head(manifest_len) + manifest_len + _head(len(entries))
+    for e in entries:
+        size += _head(e.chunks)
+        full, last = e.chunks - 1, e.length - assets.chunk_size * (e.chunks - 1)
+        size += full * (_head(assets.chunk_size + TAG_LEN) + assets.chunk_size + TAG_LEN)
+        size += _head(last + TAG_LEN) + last + TAG_LEN
+    return manifest_len, size
+
+
+def check_fits(assets: AssetList, min_security_version: int) -> None:
+    """Refuse, before a chip is touched, an asset list whose bundle a chip of the family or
+    `cm provision` would refuse (`trustprov.formats.budget`)."""
+    try:
+        manifest_len, bundle_len = planned_sizes(assets, min_security_version)
+        budget.check_bundle(
+            manifest_len=manifest_len,
+            chunk_size=assets.chunk_size,
+            assets=len(assets.assets),
+            bundle_len=bundle_len,
+        )
+    except FormatError as e:
+        raise InputError(f"asset list: {e.message}") from e
 
 
 def load(path: Path) -> AssetList:
@@ -224,7 +312,7 @@ def _source(
         except OSError as e:
             raise FormatError(f"{what}: cannot use file {str(path)[:80]!r} ({e.strerror})") from e
         if not 0 < size <= MAX_FILE:
-            raise FormatError(f"{what}: {path} must be 1 byte to 4 GiB")
+            raise FormatError(f"{what}: {path} must be 1 byte to {MAX_FILE // GiB} GiB")
         return None, path
     text = _typed(item[src], str, f"{what} {src}")
     if src == "value":
@@ -241,8 +329,11 @@ def _source(
 
 def _name(value: Any, what: str) -> str:
     name: str = _typed(value, str, what)
-    if not name or len(name) > LIMITS.name or not name.isprintable():
-        raise FormatError(f"{what} must be 1..{LIMITS.name} printable characters")
+    # in UTF-8 bytes, as the chip counts them: 64 characters may be 256 bytes
+    if not name or len(name.encode("utf-8", "surrogatepass")) > LIMITS.name:
+        raise FormatError(f"{what} must be 1..{LIMITS.name} bytes of UTF-8")
+    if not name.isprintable():
+        raise FormatError(f"{what} must be printable characters")
     return name
 
 

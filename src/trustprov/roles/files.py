@@ -3,13 +3,22 @@
 Invariant: a command either writes all of its outputs or none of them. Single files are written
 to a temporary sibling and renamed into place; a directory of outputs is built beside its final
 name and renamed into place only when complete.
+
+Every output goes through `output_file` (or `new_directory` for a directory of outputs), which
+never replaces an existing file unless the operator said ``--force``, and never replaces what is
+not a regular file (a symlink, a device, a directory, a FIFO) even then: a mistyped path must not
+destroy the ICM's secrets, nor turn /dev/stdout into a regular file. ``-`` is standard output for
+the outputs that allow it. Files that hold anything secret are created 0600, never wider.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +32,15 @@ if TYPE_CHECKING:
 
 PRIVATE = 0o600
 PUBLIC = 0o644
+STDOUT = "-"  # an output path that means standard output, where the command allows it
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def read_bytes(path: Path, *, limit: int, what: str) -> bytes:
@@ -44,15 +62,55 @@ def read_bytes(path: Path, *, limit: int, what: str) -> bytes:
     return data
 
 
-def write_file(path: Path, data: bytes, *, mode: int = PUBLIC) -> None:
+def write_file(path: Path, data: bytes, *, mode: int = PUBLIC, force: bool = False) -> None:
     """Write ``data`` to ``path`` atomically, created with ``mode`` (never wider for a moment)."""
-    with atomic_file(path, mode=mode) as f:
+    with output_file(path, mode=mode, force=force) as f:
         f.write(data)
 
 
+def check_output(path: Path, *, force: bool, existing_ok: bool = False) -> None:
+    """Refuse an output path that must not be replaced: anything but a regular file, always; an
+    existing regular file unless ``force`` (or ``existing_ok``: an output that is added to, such
+    as a chip farm)."""
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+    for test, kind in _KINDS:
+        if test(st.st_mode):
+            raise InputError(f"{path} is {kind}; refusing to replace it")
+    if not (force or existing_ok):
+        raise InputError(f"{path} exists; refusing to replace it without --force")
+
+
 @contextmanager
-def atomic_file(path: Path, *, mode: int = PUBLIC) -> Iterator[BinaryIO]:
+def output_file(
+    path: Path, *, mode: int = PUBLIC, force: bool = False, stdout: bool = False
+) -> Iterator[BinaryIO]:
+    """The one way an output file is written: checked by `check_output`, then `atomic_file`.
+
+    With ``stdout``, the path ``-`` is standard output (written in place: it cannot be atomic).
+    """
+    if stdout and str(path) == STDOUT:
+        out = sys.stdout.buffer
+        yield out
+        out.flush()
+        return
+    check_output(path, force=force)
+    with atomic_file(path, mode=mode, force=force) as f:
+        yield f
+
+
+@contextmanager
+def atomic_file(path: Path, *, mode: int = PUBLIC, force: bool = False) -> Iterator[BinaryIO]:
     """A file to write that appears at ``path`` whole, and only if the block succeeds.
+
+    Without ``force`` it never replaces a file that appeared at ``path`` meanwhile (the file is
+    placed by a hard link, which fails if the name exists); with ``force`` it replaces a regular
+    file only. Use it through `output_file`, which checks the path before any work is done.
 
     An OSError in creating, writing, syncing or placing the file is an `InputError` that names
     ``path``. Any other exception of the block passes through as it is, an OSError of the
@@ -71,10 +129,28 @@ def atomic_file(path: Path, *, mode: int = PUBLIC) -> Iterator[BinaryIO]:
             with _cannot_write(path):
                 os.fsync(f.fileno())
         with _cannot_write(path):
-            os.replace(tmp, path)
+            _place(tmp, path, force=force)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _place(tmp: str, path: Path, *, force: bool) -> None:
+    if force:
+        check_output(path, force=True)  # again: a symlink may have appeared since the check
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic, and fails if the name exists: never a silent replace
+    except FileExistsError as e:
+        raise InputError(f"{path} exists; refusing to replace it without --force") from e
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+        check_output(path, force=False)  # a file system without hard links
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 @contextmanager
@@ -111,6 +187,8 @@ def new_directory(final: Path) -> Iterator[Path]:
     (losing ENC(RND_SHARE) would lose the OEM's ability to regenerate).
     """
     final = Path(final)
+    if final.is_symlink():
+        raise InputError(f"{final} is a symbolic link; refusing to replace it")
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise InputError(f"{final} exists and is not empty; refusing to overwrite it")
     parent = final.resolve().parent

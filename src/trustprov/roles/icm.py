@@ -41,7 +41,14 @@ from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import LotChip, LotManifest, LotManifestWriter, device_ca_common_name
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 from trustprov.link.farm import FarmLink
-from trustprov.roles.files import PRIVATE, atomic_file, new_directory, read_bytes, write_file
+from trustprov.roles.files import (
+    PRIVATE,
+    check_output,
+    new_directory,
+    output_file,
+    read_bytes,
+    write_file,
+)
 
 Random = Callable[[int], bytes]
 Clock = Callable[[], datetime.datetime]
@@ -220,8 +227,11 @@ def sign_software(
     security_version: int = 1,
     alg: str | None = None,
     code_root: Path = CODE_ROOT,
+    force: bool = False,
 ) -> SignedSoftware:
-    """Sign the provisioning software's code with K_PRK_ICM_PROV."""
+    """Sign the provisioning software's code with K_PRK_ICM_PROV; ``out`` is replaced only with
+    ``force``, and only if it is a regular file."""
+    check_output(out, force=force)  # before the work, so a refusal costs nothing
     alg = alg or icm.alg
     if alg not in SIGNATURE_ALGORITHMS:
         raise InputError(f"unknown signature algorithm {alg!r} (ES256, ES384, EdDSA)")
@@ -241,7 +251,7 @@ def sign_software(
         security_version=security_version,
         code=code_archive(code_root),
     )
-    write_file(out, software.to_bytes())
+    write_file(out, software.to_bytes(), force=force)
     return software
 
 
@@ -307,6 +317,18 @@ class MadeLot:
         return parsed
 
 
+def _new_private_farm(path: Path) -> None:
+    """Create a missing farm file 0600 before SQLite does (0644): it holds every chip's
+    immutable memory and key slots. An existing file is left as it is."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE)
+    except FileExistsError:
+        return
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+    os.close(fd)
+
+
 def manufacture(
     icm: Icm,
     farm_path: Path,
@@ -316,6 +338,7 @@ def manufacture(
     *,
     rng: Random = os.urandom,
     now: Clock = utc_now,
+    force: bool = False,
 ) -> MadeLot:
     """Make ``count`` chips of the family into lot ``lot``: burn, identity, certificate.
 
@@ -332,6 +355,9 @@ def manufacture(
         raise InputError(e.message) from e
     if not Path(manifest_path).resolve().parent.is_dir():
         raise InputError(f"cannot write {manifest_path}: its directory does not exist")
+    check_output(manifest_path, force=force)
+    check_output(farm_path, force=False, existing_ok=True)  # a farm is added to, never replaced
+    _new_private_farm(Path(farm_path))
     image = icm.immutable.to_bytes()
     uids: list[bytes] = []
     placed = False
@@ -341,7 +367,7 @@ def manufacture(
         try:
             with farm.batch():
                 # inside the transaction: if the manifest cannot be written, no chip is made
-                with atomic_file(manifest_path) as out:
+                with output_file(manifest_path, force=force) as out:
                     manifest = LotManifestWriter(out, lot, icm.family_id)
                     for _ in range(count):
                         uid = rng(UID_LEN)

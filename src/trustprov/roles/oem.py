@@ -9,7 +9,10 @@ OEM_DIR written by keygen::
     generated/NAME.pub.pem   public keys of the assets generated on the chip
     oem.json                 what was made: family, bundle id, epoch, assets (no secrets)
 
-regen writes the same but for the two files the OEM already keeps.
+regen writes the same but for the two files the OEM already keeps. It refuses an asset list
+whose epoch is not above the epoch recorded in the state's oem.json: every chip holding the
+state's bundle would refuse the new one as stale. regen knows no other bundle: an OEM that
+regenerates again gives an epoch above every bundle it has sent (its own record).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link.client import BundleParams, ChipClient
 from trustprov.link.farm import FarmLink
-from trustprov.roles.assets import AssetList, AssetSpec
+from trustprov.roles.assets import AssetList, AssetSpec, check_fits
 from trustprov.roles.files import PRIVATE, new_directory, read_bytes, write_file
 
 Random = Callable[[int], bytes]
@@ -63,6 +66,7 @@ def _params(assets: AssetList, software: SignedSoftware) -> BundleParams:
             f"min-security-version {min_svn} is above the software's {software.security_version}:"
             " no chip could install the bundle"
         )
+    check_fits(assets, min_svn)
     return BundleParams(assets.epoch, min_svn, assets.aead.cose_id, assets.chunk_size)
 
 
@@ -162,6 +166,18 @@ def keygen(
     return result
 
 
+def _state_epoch(state: Path) -> int:
+    """The epoch of the bundle made with the state in ``state`` (its oem.json)."""
+    data = read_bytes(state / "oem.json", limit=LIMITS.asset_list, what="OEM state")
+    try:
+        epoch = json.loads(data)["epoch"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{state}/oem.json: not the oem.json of keygen or regen") from e
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise InputError(f"{state}/oem.json: epoch must be a non-negative integer")
+    return epoch
+
+
 def regen(
     farm_path: Path,
     uid: bytes,
@@ -184,6 +200,12 @@ def regen(
     # parse here for a clear error before a chip is touched; the chip checks them again
     SealedValue.from_bytes(enc_input, "oem-rnd-input")
     SealedValue.from_bytes(enc_rnd, "rnd-share")
+    state_epoch = _state_epoch(state)
+    if assets.epoch <= state_epoch:
+        raise InputError(
+            f"epoch {assets.epoch} is not above the epoch {state_epoch} of {state}: every chip "
+            f"holding that bundle would refuse it (set [bundle] epoch = {state_epoch + 1} or more)"
+        )
     with new_directory(out) as d, FarmLink(farm_path) as farm, farm.connect(uid) as chip:
         _check_manufactured(chip, f"chip {uid.hex()}")
         chip.boot(image)
