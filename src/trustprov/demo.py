@@ -231,6 +231,8 @@ def run(
         on_start=on_start,
         on_outcome=on_outcome,
     )
+    if summary.signum is not None:  # the line stopped cleanly at Ctrl-C: so does the demo
+        raise KeyboardInterrupt
 
     # Check, through the test-only probe, that every chip holds exactly the OEM's assets
     expected = _expected(assets, sealed.public_keys)

@@ -239,7 +239,19 @@ def _refused(
     return run(*argv, *extra), farm, before
 
 
-@pytest.mark.parametrize("case", sorted(REFUSALS))
+# refused by the host before any chip: the chips' status tells their family and software key
+CHECKED_FIRST = {
+    "other-family-chips",
+    "other-family-share-and-bundle",
+    "other-family-software",
+    "tampered-software-signature",
+}
+# refused by the first chip for a reason every chip would repeat: the lot stops there
+SYSTEMIC = {"tampered-bundle-chunk", "tampered-bundle-manifest-mac", "tampered-share"}
+PER_CHIP = set(REFUSALS) - CHECKED_FIRST - SYSTEMIC  # what each chip holds: every chip is tried
+
+
+@pytest.mark.parametrize("case", sorted(PER_CHIP))
 def test_refusing_chips_fail_the_lot_and_keep_their_state(
     cw: CliWorld, tmp_path: Path, case: str
 ) -> None:
@@ -255,6 +267,73 @@ def test_refusing_chips_fail_the_lot_and_keep_their_state(
     rows = _records(farm.parent / "records.sqlite")
     assert [r[1] for r in rows[-len(before) :]] == ["failed"] * len(before)
     assert all(r[2] for r in rows[-len(before) :])  # every failure has its error code
+
+
+@pytest.mark.parametrize("case", sorted(CHECKED_FIRST))
+def test_a_job_no_chip_of_the_lot_accepts_is_refused_before_any_chip(
+    cw: CliWorld, tmp_path: Path, case: str
+) -> None:
+    result, farm, before = _refused(cw, tmp_path, case, "--json")
+    line = assert_error(result, exit_code=1)
+    assert ("family" in line) or ("signed" in line), line
+    assert result.stdout == ""
+    with FarmLink(farm) as f:
+        lot = f.lots()[0]
+    assert lifecycles(farm, lot) == before
+    assert not (farm.parent / "records.sqlite").exists()  # no chip attempted, nothing recorded
+
+
+@pytest.mark.parametrize("case", sorted(SYSTEMIC))
+def test_a_job_the_first_chip_refuses_for_every_chip_stops_the_lot(
+    cw: CliWorld, tmp_path: Path, case: str
+) -> None:
+    result, farm, before = _refused(cw, tmp_path, case, "--json")
+    line = assert_error(result, exit_code=1, match="lot stopped")
+    assert "every chip" in line
+    s = _summary(result.stdout)
+    assert (s["provisioned"], s["failed"], s["pending"]) == (0, 1, len(before) - 1)
+    assert s["stopped"]
+    with FarmLink(farm) as f:
+        lot = f.lots()[0]
+    assert lifecycles(farm, lot) == before
+    rows = _records(farm.parent / "records.sqlite")
+    assert [r[1] for r in rows] == ["failed"]  # one failure record, for the one chip tried
+    # the right artifacts finish the lot
+    s = _summary(ok(*_job(cw, farm), "--json").stdout)
+    assert (s["provisioned"], s["failed"], s["pending"]) == (len(before), 0, 0)
+
+
+def test_stop_after_stops_a_lot_whose_chips_keep_failing(cw: CliWorld, tmp_path: Path) -> None:
+    """A lot whose chips (but the first) refuse for their own state: `--stop-after` ends it."""
+    farm = cw.provisioned_copy(tmp_path / "p")
+    uids = sorted(cw.a.cm_uids)
+    image = cw.a.software.read_bytes()
+    with FarmLink(farm) as f:
+        for uid in uids[1:]:  # locked: each refuses the update with lifecycle
+            with f.connect(bytes.fromhex(uid)) as chip:
+                chip.boot(image)
+                chip.lock()
+    update = {
+        "share": cw.epoch2_dir / "enc-oem-share.cose",
+        "bundle": cw.epoch2_dir / "bundle.cbor",
+    }
+    result = run(*_job(cw, farm, **update), "--json", "--stop-after", "2", "--jobs", "1")
+    line = assert_error(result, exit_code=1, match="2 chips in a row failed with lifecycle")
+    assert "--stop-after" in line
+    s = _summary(result.stdout)
+    assert (s["provisioned"], s["failed"], s["pending"]) == (1, 2, 1)
+    # --stop-after 0 never stops: every chip is tried and has its record
+    result = run(*_job(cw, farm, **update), "--json", "--stop-after", "0")
+    assert_error(result, exit_code=1, match="3 of 4 chips failed")
+    s = _summary(result.stdout)
+    assert (s["failed"], s["pending"], s["stopped"]) == (3, 0, None)
+
+
+def test_stop_after_must_be_a_count(cw: CliWorld, tmp_path: Path) -> None:
+    result = run(*_job(cw, cw.fresh_farm(tmp_path)), "--stop-after", "-1")
+    assert_no_crash(result)
+    assert result.exit_code == 2
+    assert listing(tmp_path) == ["cm.farm"]
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))

@@ -198,7 +198,7 @@ def test_failures_are_recorded_per_chip_and_the_rest_of_the_lot_goes_on(
     assert sorted(attempts) == sorted([u.hex() for u in uids] + [u.hex() for u in uids[:3]])
 
 
-def test_a_lot_with_a_tampered_bundle_fails_everywhere_and_installs_nothing(
+def test_a_lot_with_a_tampered_bundle_stops_at_its_first_chip_and_installs_nothing(
     world: Any, cm_farm: Path, tmp_path: Path
 ) -> None:
     bundle = world.bundle.read_bytes()
@@ -209,13 +209,18 @@ def test_a_lot_with_a_tampered_bundle_fails_everywhere_and_installs_nothing(
     summary = provision_lot(
         farm_path=cm_farm, lot=world.cm_lot, job=job, records_url=records, station="t"
     )
-    assert (summary.provisioned, summary.failed) == (0, 8)
-    assert summary.failures == {"bad-chunk": 8}
+    # the canary refuses it for a reason every chip would repeat: the rest stay pending
+    assert (summary.provisioned, summary.failed, summary.pending) == (0, 1, 7)
+    assert summary.failures == {"bad-chunk": 1}
+    assert "bad-chunk" in summary.stopped
+    assert summary.signum is None
+    assert len(_attempts(records, world.cm_lot)) == 1
+    assert _states(records, world.cm_lot) == {"pending": 7, "claimed": 0, "done": 1}
     with Bench(cm_farm) as bench:
         for uid in bench.uids():
             assert_untouched(bench.read(uid))
     good = _run(world, cm_farm, world.cm_lot, records)  # then the good one
-    assert (good.retried, good.provisioned) == (8, 8)
+    assert (good.retried, good.provisioned, good.stopped) == (1, 8, "")
     assert {r for _, r, _ in _results(records, world.cm_lot)} == {"provisioned"}
 
 

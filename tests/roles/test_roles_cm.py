@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import Bench, farm_rows, world_job
 
+from trustprov.crypto.keys import public_key_der
+from trustprov.errors import VerificationError
 from trustprov.link import messages
 from trustprov.roles.cm import provision_chip
 
@@ -86,3 +89,19 @@ def test_a_refusal_stands_when_the_chip_does_not_hold_the_bundle(world: Any, far
         assert (outcome.result, outcome.error_code) == ("failed", "bad-signature")
         assert _ops(b) == ["rom.boot", "rom.status"]
         assert b.read(uid).bundle_id is None
+
+
+def test_a_job_is_checked_against_the_status_the_lot_s_chips_report(world: Any, farm: Path) -> None:
+    job = world_job(world)
+    with Bench(farm) as b:
+        status = b.client(b.uids()[0]).status()
+    job.check_lot(status)  # the chips' own family and key: accepted
+    job.check_lot({**status, "family": None})  # a blank chip proves nothing
+    with pytest.raises(VerificationError) as e:
+        job.check_lot({**status, "family": bytes(len(job.family_id))})
+    assert e.value.code == "wrong-family"
+    other = public_key_der(ec.generate_private_key(ec.SECP256R1()))
+    with pytest.raises(VerificationError) as e:
+        job.check_lot({**status, "prov-key": other})
+    assert e.value.code == "bad-signature"
+    assert "another ICM" in e.value.message

@@ -95,6 +95,11 @@ class Chip:
         return self._state.immutable.family_id if self._state.immutable else None
 
     @property
+    def prov_key(self) -> bytes | None:
+        """K_PUK_ICM_PROV (SubjectPublicKeyInfo DER): public, reported by `rom.status`."""
+        return self._state.immutable.k_puk_icm_prov if self._state.immutable else None
+
+    @property
     def certificate(self) -> bytes | None:
         return self._state.certificate
 

@@ -13,6 +13,7 @@ from trustprov.errors import InputError
 from trustprov.line.records import RecordStore
 from trustprov.line.report import lot_report, write_csv
 from trustprov.line.station import default_jobs, provision_lot
+from trustprov.line.stopping import STOP_AFTER, LineAborted
 from trustprov.roles.cm import Job
 
 
@@ -46,6 +47,14 @@ def cm() -> None:
     help="This station's name in the records; stations sharing a lot need distinct names "
     "[default: host name].",
 )
+@click.option(
+    "--stop-after",
+    type=click.IntRange(0),
+    default=STOP_AFTER,
+    show_default=True,
+    help="Stop the lot when this many chips in a row fail with the same error (0: never); "
+    "the chips not attempted stay pending.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print this run's summary as JSON.")
 def provision(
     farm: Path,
@@ -56,23 +65,37 @@ def provision(
     records: str | None,
     jobs: int | None,
     station: str | None,
+    stop_after: int,
     as_json: bool,
 ) -> None:
     """FIG. 3: run the signed software on every chip of LOT that has no final record; record
-    every result. Rerun the same command to resume a stopped or crashed line."""
+    every result. Rerun the same command to resume a stopped or crashed line.
+
+    The job is checked against the lot's chips first, and one chip is provisioned alone: the
+    lot stops there if it refuses for a reason every chip would repeat. SIGINT or SIGTERM stops
+    the line cleanly (exit 130 or 143); a second one aborts at once."""
     job = Job.load(software, share, bundle)
     url = records or f"sqlite:///{(farm.resolve().parent / 'records.sqlite')}"
-    with LineProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
-        summary = provision_lot(
-            farm_path=farm,
-            lot=lot,
-            job=job,
-            records_url=url,
-            jobs=jobs or min(default_jobs(), 256),
-            station=station,
-            on_start=progress.start,
-            on_outcome=progress.advance,
+    try:
+        with LineProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
+            summary = provision_lot(
+                farm_path=farm,
+                lot=lot,
+                job=job,
+                records_url=url,
+                jobs=jobs or min(default_jobs(), 256),
+                station=station,
+                on_start=progress.start,
+                on_outcome=progress.advance,
+                stop_after=stop_after,
+            )
+    except LineAborted as e:
+        click.echo(
+            "error: aborted by a second signal; the chips in flight are settled from the "
+            "chips by the next run of the same command",
+            err=True,
         )
+        sys.exit(e.exit_code)
     if as_json:
         emit_json(summary.to_json())
     else:
@@ -91,6 +114,13 @@ def provision(
             f"{extra} in {summary.seconds:.1f} s by station {summary.station}; "
             f"records: {summary.records}"
         )
+    if summary.stopped:
+        pending = f"{summary.pending} chips left pending; rerun the same command to resume"
+        if summary.signum is not None:
+            click.echo(f"error: {summary.stopped}; {pending}", err=True)
+            sys.exit(128 + summary.signum)
+        click.echo(f"error: lot stopped: {summary.stopped}; {pending}", err=True)
+        sys.exit(EXIT_FAILED)
     if summary.failed:
         causes = ", ".join(f"{code}: {n}" for code, n in sorted(summary.failures.items()))
         click.echo(f"error: {summary.failed} of {summary.chips} chips failed ({causes})", err=True)

@@ -9,6 +9,12 @@ its next run, or another station, settles from the chips themselves (`line.recor
 
 A clean stop (Ctrl-C) lets the batches already running finish, records them, and gives the
 claims not yet started back to the lot.
+
+Fail fast: before any chip, the job is checked against a chip's public status
+(`roles.cm.Job.check_lot`); then one chip goes first, alone (the canary), and the lot stops if it
+refuses for a reason every chip would repeat, or when chips fail with one code ``stop_after``
+times in a row. A stop, by a signal or by those rules, stops claiming, lets each worker finish
+the chip in hand, records what finished and gives back the rest (`line.stopping`).
 """
 
 from __future__ import annotations
@@ -17,20 +23,30 @@ import logging
 import math
 import multiprocessing
 import os
-import signal
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from trustprov.errors import InputError, TrustprovError
 from trustprov.line.records import STATION_MAX, Claim, JobRef, RecordStore
+from trustprov.line.stopping import (
+    STOP_AFTER,
+    LineAborted,
+    RepeatGuard,
+    Stop,
+    catch_signals,
+    repeats,
+    signals_blocked,
+)
+from trustprov.line.summary import LotSummary
+from trustprov.line.worker import check_job, init_worker, provision_one, work
 from trustprov.link.farm import FarmLink
-from trustprov.roles.cm import Job, Outcome, provision_chip
+from trustprov.roles.cm import Job, Outcome
+
+__all__ = ["LotSummary", "StationError", "check_station", "default_jobs", "provision_lot"]
 
 log = logging.getLogger(__name__)
 
@@ -48,60 +64,6 @@ class StationError(TrustprovError):
     code = "station"
 
 
-@dataclass
-class LotSummary:
-    """What one run of one station did to a lot (the lot as a whole: `line.report`)."""
-
-    lot: str
-    station: str
-    chips: int = 0  # chips of the lot
-    provisioned: int = 0  # settled by this run, per result
-    already_provisioned: int = 0
-    failed: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
-    settled_before: int = 0  # had their final record before this run began: not touched
-    retried: int = 0  # failed final records of earlier runs put back to pending by this run
-    recovered: int = 0  # claims of a dead run that this run settled from the chips
-    pending: int = 0  # chips of the lot with no final record when this run ended
-    jobs: int = 1
-    bundle_id: str = ""
-    seconds: float = 0.0
-    records: str = ""
-
-    def add(self, outcome: Outcome) -> None:
-        if outcome.result == "provisioned":
-            self.provisioned += 1
-        elif outcome.result == "already-provisioned":
-            self.already_provisioned += 1
-        else:
-            self.failed += 1
-            self.failures[outcome.error_code or "unknown"] += 1
-
-    @property
-    def settled(self) -> int:
-        return self.provisioned + self.already_provisioned + self.failed
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "lot": self.lot,
-            "station": self.station,
-            "bundle_id": self.bundle_id,
-            "chips": self.chips,
-            "provisioned": self.provisioned,
-            "already_provisioned": self.already_provisioned,
-            "failed": self.failed,
-            "failures": dict(sorted(self.failures.items())),
-            "settled_before": self.settled_before,
-            "retried": self.retried,
-            "recovered": self.recovered,
-            "pending": self.pending,
-            "jobs": self.jobs,
-            "seconds": round(self.seconds, 3),
-            "chips_per_s": round(self.settled / self.seconds, 1) if self.seconds else None,
-            "records": self.records,
-        }
-
-
 def default_jobs() -> int:
     """The cores this process may run on."""
     try:
@@ -114,40 +76,6 @@ def check_station(name: str) -> str:
     if not 1 <= len(name) <= STATION_MAX or not name.isprintable():
         raise InputError(f"station name must be 1 to {STATION_MAX} printable characters")
     return name
-
-
-# -- worker side ---------------------------------------------------------------------------------
-_worker: tuple[FarmLink, Job, int] | None = None
-
-
-def _init_worker(farm_path: Path, job: Job) -> None:
-    global _worker  # noqa: PLW0603 - one farm connection per worker process
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the station stops its workers itself
-    _worker = (FarmLink(farm_path), job, os.getppid())
-
-
-def _provision_one(farm: FarmLink, job: Job, uid: bytes, recovered: bool = False) -> Outcome:
-    start = time.perf_counter()
-    try:
-        with farm.connect(uid) as chip:
-            return provision_chip(chip, uid, job, status_first=recovered)
-    except TrustprovError as e:  # the chip could not even be powered on (e.g. not in the farm)
-        duration = int((time.perf_counter() - start) * 1e6)
-        return Outcome(uid, "failed", e.code, e.message, duration, time.time())
-
-
-def _work(chips: list[tuple[bytes, bool]]) -> list[Outcome]:
-    """Provision (uid, recovered) pairs in order."""
-    assert _worker is not None  # noqa: S101 - set by the pool initializer
-    farm, job, parent = _worker
-    outcomes = []
-    for uid, recovered in chips:
-        if os.getppid() != parent:
-            # the station died: stop before the next chip, so whoever settles its claims
-            # next is the only one touching them
-            os._exit(1)
-        outcomes.append(_provision_one(farm, job, uid, recovered))
-    return outcomes
 
 
 # -- station side --------------------------------------------------------------------------------
@@ -164,6 +92,8 @@ class _Line:
         summary: LotSummary,
         on_outcome: Callable[[Outcome], None] | None,
         task_size: int,
+        stop: Stop,
+        stop_after: int,
     ) -> None:
         self.store = store
         self.ref = ref
@@ -173,13 +103,19 @@ class _Line:
         self.on_outcome = on_outcome
         self.task_size = task_size
         self.backlog: deque[list[Claim]] = deque()
+        self.stop = stop
+        self.stop_after = stop_after
+        self.guard = RepeatGuard(stop, stop_after)
 
     def queue(self, claims: list[Claim]) -> None:
         for i in range(0, len(claims), self.task_size):
             self.backlog.append(claims[i : i + self.task_size])
 
     def next_batch(self) -> list[Claim]:
-        """Recovered claims first, then pending chips, then the claims of dead stations."""
+        """Recovered claims first, then pending chips, then the claims of dead stations; none
+        once the line is stopping."""
+        if self.stop.requested:
+            return []
         if self.backlog:
             return self.backlog.popleft()
         batch = self.store.claim(self.ref, self.station, self.task_size)
@@ -189,20 +125,26 @@ class _Line:
         return self.backlog.popleft() if self.backlog else []
 
     def settle(self, batch: list[Claim], outcomes: list[Outcome], *, more: bool = True) -> None:
-        """Record a batch; with ``more``, claim the next one in the same transaction."""
+        """Record a batch's outcomes (in its order, possibly fewer: the rest go back to the
+        lot); with ``more``, claim the next batch in the same transaction."""
         self.store.check_lease()
+        more = more and not self.stop.requested
         n = self.task_size if more and not self.backlog else 0
         claims = self.store.settle(
             self.ref, self.station, outcomes, self.job.software.version, claim=n
         )
         if claims:
             self.backlog.append(claims)
+        rest = [c.uid for c in batch[len(outcomes) :]]
+        if rest:  # a worker stopped early: the chips it did not start go back to the lot
+            self.store.release(self.ref, self.station, rest)
         recovered = {c.uid for c in batch if c.recovered}
         for o in outcomes:
             self.summary.add(o)
             self.summary.recovered += o.uid.hex() in recovered
             if not o.ok:
                 log.info("chip %s failed: %s: %s", o.uid.hex(), o.error_code, o.error)
+            self.guard.see(o)
             if self.on_outcome:
                 self.on_outcome(o)
 
@@ -214,49 +156,77 @@ class _Line:
             log.info("gave %d claimed chips back to the lot", len(uids))
 
     # -- one process ---------------------------------------------------------------------------
+    def canary(self, farm_path: Path) -> None:
+        """One pending chip alone, before the others: if it refuses the job for a reason every
+        chip would repeat, the line stops having touched one chip (`RepeatGuard`)."""
+        if self.stop.requested or not (batch := self.store.claim(self.ref, self.station, 1)):
+            return
+        with FarmLink(farm_path) as farm:
+            self._run_batch(farm, batch, more=False)
+
     def run_inline(self, farm_path: Path) -> None:
         with FarmLink(farm_path) as farm:
             try:
                 while batch := self.next_batch():
                     self._run_batch(farm, batch)
+            except LineAborted:
+                raise  # record nothing more: the next run settles the claims from the chips
             except BaseException:
                 self._stop(lambda: None, [])  # the claims taken ahead go back to the lot
                 raise
+        self.give_back([])  # stopped: the claims taken ahead go back to the lot
 
-    def _run_batch(self, farm: FarmLink, batch: list[Claim]) -> None:
+    def _run_batch(self, farm: FarmLink, batch: list[Claim], *, more: bool = True) -> None:
         done: list[Outcome] = []
         try:
             for claim in batch:
+                if self.stop.requested or repeats(done, self.stop_after):
+                    break  # settle gives back the chips not started
                 uid = bytes.fromhex(claim.uid)
-                done.append(_provision_one(farm, self.job, uid, claim.recovered))
+                done.append(provision_one(farm, self.job, uid, claim.recovered))
+        except LineAborted:
+            raise
         except BaseException:
             # the chip in hand may or may not have committed: given back, it is re-read
             self._stop(lambda: self.settle(batch, done, more=False), [batch[len(done) :]])
             raise
-        self.settle(batch, done)
+        self.settle(batch, done, more=more)
 
     # -- worker processes ----------------------------------------------------------------------
     def run_pool(self, farm_path: Path, workers: int) -> None:
         ctx = multiprocessing.get_context("spawn")  # no inherited connections or threads
-        pool = ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(farm_path, self.job)
-        )
+        self.stop.flag = flag = ctx.RawValue("b", 0)
+        with signals_blocked():  # the pool's threads inherit the mask, and its processes
+            pool = ProcessPoolExecutor(
+                workers,
+                mp_context=ctx,
+                initializer=init_worker,
+                initargs=(farm_path, self.job, flag, self.stop_after),
+            )
         in_flight: dict[Future[list[Outcome]], list[Claim]] = {}
+        aborted = False
         try:
             while True:
                 while len(in_flight) < IN_FLIGHT * workers and (batch := self.next_batch()):
                     chips = [(bytes.fromhex(c.uid), c.recovered) for c in batch]
-                    in_flight[pool.submit(_work, chips)] = batch
+                    with signals_blocked():  # a submit may start a worker process
+                        in_flight[pool.submit(work, chips)] = batch
                 if not in_flight:
                     break
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for f in finished:
                     self.settle(in_flight.pop(f), _outcomes(f))
+        except LineAborted:
+            aborted = True  # record nothing more; the workers stop at their next chip
+            flag.value = 1
+            raise
         except BaseException:
+            flag.value = 1
             self._stop(lambda: self._drain(in_flight), [])
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not aborted, cancel_futures=True)
+        self.give_back([])
 
     def _drain(self, in_flight: dict[Future[list[Outcome]], list[Claim]]) -> None:
         """Cancel the batches not started, record the ones running, give back the rest."""
@@ -303,6 +273,7 @@ def provision_lot(
     on_outcome: Callable[[Outcome], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     lease_wait: float = LEASE_WAIT,
+    stop_after: int = STOP_AFTER,
 ) -> LotSummary:
     """Provision the chips of ``lot`` that have no final record yet, alongside any other
     stations on the same records store; record each result; return this run's summary.
@@ -311,16 +282,27 @@ def provision_lot(
     outcome once it is recorded. A station name held by a running process is refused after
     ``lease_wait`` seconds. A rerun of the same command resumes: it settles the claims an
     interrupted run left, retries the chips that failed, and skips the settled ones.
+
+    Before any chip is touched the job is checked against the lot's chips
+    (`line.worker.check_job`); the line then stops, with ``summary.stopped`` saying why, when
+    the first chip refuses for a systemic reason, when ``stop_after`` chips in a row (0: never)
+    fail with one code, or on SIGINT or SIGTERM (``summary.signum``); a second signal raises
+    `LineAborted`.
     """
     station = check_station(os.uname().nodename if station is None else station)
     if jobs < 1:
         raise InputError("jobs must be at least 1")
+    if stop_after < 0:
+        raise InputError("stop-after must be 0 (never) or more")
     with FarmLink(farm_path) as farm:
         if lot not in farm.lots():
             raise InputError(f"no lot {lot!r} in {farm_path}")
-        uids = [u.hex() for u in farm.uids(lot)]
+        lot_uids = farm.uids(lot)
+        check_job(farm, lot_uids, job)
+        uids = [u.hex() for u in lot_uids]
     start = time.perf_counter()
-    with RecordStore(records_url) as store:
+    stop = Stop()
+    with catch_signals(stop), RecordStore(records_url) as store:
         ref = store.open_job(lot, job.prepared.bundle_id.hex(), uids)
         summary = LotSummary(
             lot=lot, station=station, chips=ref.chips, bundle_id=ref.bundle_id, records=store.url
@@ -363,10 +345,15 @@ def provision_lot(
                 summary=summary,
                 on_outcome=on_outcome,
                 task_size=task_size,
+                stop=stop,
+                stop_after=stop_after,
             )
             line.queue(recovered)
             try:
-                if workers == 1:
+                line.canary(farm_path)
+                if stop.requested:
+                    line.give_back([])
+                elif workers == 1:
                     line.run_inline(farm_path)
                 else:
                     line.run_pool(farm_path, workers)
@@ -374,6 +361,7 @@ def provision_lot(
                 summary.seconds = time.perf_counter() - start
             states = store.states(ref)
             summary.pending = states["pending"] + states["claimed"]
+            summary.stopped, summary.signum = stop.reason, stop.signum
     log.info(
         "station %r: %d provisioned, %d already provisioned, %d failed in %.1f s; "
         "%d chips of the lot pending",

@@ -87,6 +87,8 @@ class ChipPort:
             "uid": chip.uid,
             "lot": chip.lot,
             "family": chip.family_id,
+            # public: lets a host check the software before a lot (docs/protocol.md section 8)
+            "prov-key": chip.prov_key,
             "lifecycle": chip.lifecycle.name,
             "security-counter": chip.security_counter,
             "installed": None,

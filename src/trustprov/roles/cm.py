@@ -2,6 +2,12 @@
 
 The CM is not trusted and holds no key: these checks are for a clear error before a chip is
 touched. Every chip checks everything again itself.
+
+Fail fast (docs/protocol.md section 9, "Stopping a lot"): `Job.check_lot` checks, before any chip
+is touched, what a chip's public status lets the host check: the family of the chips against the
+family of the share and bundle, and the software's signature under the K_PUK_ICM_PROV the chips
+report. `SYSTEMIC` names the refusals that depend only on the artifacts and the family, so that
+every chip of the lot would repeat them.
 """
 
 from __future__ import annotations
@@ -9,8 +15,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from trustprov.errors import FormatError, InputError, TrustprovError
+from trustprov.crypto.keys import load_public_key
+from trustprov.errors import FormatError, InputError, TrustprovError, VerificationError
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.sealed import SealedValue
@@ -56,6 +64,53 @@ class Job:
             sealed.family_id,
             ChipClient.boot_request(image),
         )
+
+    def check_lot(self, status: dict[str, Any]) -> None:
+        """Raise unless every chip reporting ``status`` (`rom.status` of a chip of the lot) can
+        accept this job as far as public data tells: the same family, and software signed by
+        the key the chips verify it with. A chip reporting no family (blank) proves nothing."""
+        family, key = status.get("family"), status.get("prov-key")
+        if not isinstance(family, bytes):
+            return
+        if family != self.family_id:
+            raise VerificationError(
+                f"the lot's chips are of family {family.hex()}; ENC(OEM_SHARE) and the bundle"
+                f" are for family {self.family_id.hex()}",
+                code="wrong-family",
+            )
+        if isinstance(key, bytes):
+            try:
+                self.software.verify(load_public_key(key))
+            except TrustprovError as e:
+                raise VerificationError(
+                    f"the software is not signed by the key of family {family.hex()}'s chips"
+                    " (another ICM's or another family's software?)",
+                    code="bad-signature",
+                ) from e
+
+
+#: refusals that depend only on the job and the family, never on one chip's own state: the
+#: first chip saying one of these stops the lot (`line.station`). Not here: ``wrong-family``
+#: (the host checked the family before the lot, so a chip saying it is a foreign chip),
+#: ``lifecycle``, ``rollback``, ``stale-epoch``, ``domain-mismatch`` (what the chip holds), and
+#: ``transport``, ``internal``, ``bad-sequence`` (one chip or its socket).
+SYSTEMIC = frozenset(
+    {
+        "bad-software",
+        "bad-signature",
+        "code-mismatch",
+        "bad-share",
+        "bad-sealed-value",
+        "bad-manifest",
+        "software-too-old",
+        "bad-chunk",
+        "bad-asset",
+        "incomplete",
+        "ram-budget",
+        "bad-request",
+        "unknown-command",
+    }
+)
 
 
 @dataclass(frozen=True)
