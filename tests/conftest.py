@@ -96,8 +96,8 @@ def firmware_bytes() -> bytes:
     return bytes((i * 7 + 3) % 251 for i in range(FIRMWARE_LEN))
 
 
-def build_world(root: Path, cm_chips: int = 8) -> World:
-    made = icm.init(root / "icm")
+def build_world(root: Path, cm_chips: int = 8, alg: str = "ES256") -> World:
+    made = icm.init(root / "icm", alg=alg)
     software = root / "software.cose"
     icm.sign_software(made, software)
     oem_farm = root / "oem.farm"
@@ -134,6 +134,18 @@ def build_world(root: Path, cm_chips: int = 8) -> World:
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return build_world(tmp_path_factory.mktemp("world"))
+
+
+#: the software signature suites the whole flow and the software attacks run with
+SUITE_WORLDS = ("ML-DSA-65", "ES256+ML-DSA-65")
+
+
+@pytest.fixture(scope="session", params=SUITE_WORLDS)
+def suite_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> World:
+    """A complete world (4 CM chips) of a family whose software is signed with ML-DSA-65 or the
+    ES256+ML-DSA-65 hybrid; ES256 is the shared ``world``."""
+    alg: str = request.param
+    return build_world(tmp_path_factory.mktemp(f"world-{alg}"), cm_chips=4, alg=alg)
 
 
 @pytest.fixture

@@ -247,7 +247,7 @@ def samples(signing_keys: dict[str, PrivateKey]) -> dict[str, bytes]:
                 bytes([2]) * 32,
                 bytes([3]) * 32,
                 bytes([4]) * 32,
-                public_key_der(signing_keys["ES256"]),
+                (public_key_der(signing_keys["ES256"]),),
             ).to_bytes(),
             "request": messages.encode_request("seal-chunk", {"index": 1, "data": b"abc"}),
             "response-ok": messages.encode_ok({"chunk": b"\x00" * 20, "n": 3}),

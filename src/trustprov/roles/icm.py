@@ -2,10 +2,12 @@
 
 ICM_DIR layout (private files 0600)::
 
-    icm.json               family id, signing algorithm            (public)
+    icm.json               family id, signing suite                (public)
     prov-signing.pub.pem   K_PUK_ICM_PROV, SubjectPublicKeyInfo    (public)
+    prov-signing-2.pub.pem a hybrid suite's second key (ML-DSA)    (public)
     device-ca.pem          the device identity CA certificate      (public)
     prov-signing.key.pem   K_PRK_ICM_PROV, PKCS#8                  (0600)
+    prov-signing-2.key.pem a hybrid suite's second private key     (0600)
     device-ca.key.pem      the device CA's private key, PKCS#8     (0600)
     family-secrets.cbor    HW_SHARE, ROM_SHARE, K_OEM_SHARE, K_OEM_MASTER_SHARE (0600)
 """
@@ -22,12 +24,13 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.x509.oid import NameOID
 
 from trustprov import __version__
 from trustprov.crypto.keys import (
     SIGNATURE_ALGORITHMS,
+    SUITES,
     PrivateKey,
     key_type_of,
     public_key_der,
@@ -60,7 +63,23 @@ def _new_signing_key(alg: str) -> PrivateKey:
     key_type = SIGNATURE_ALGORITHMS[alg].key_type
     if key_type == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
+    if key_type == "ml-dsa-65":
+        return mldsa.MLDSA65PrivateKey.generate()
+    if key_type == "ml-dsa-87":
+        return mldsa.MLDSA87PrivateKey.generate()
     return ec.generate_private_key(ec.SECP384R1() if key_type == "ec-p384" else ec.SECP256R1())
+
+
+def signing_key_files(alg: str) -> list[tuple[str, str]]:
+    """(private, public) file names of the suite's signing keys, in the suite's order."""
+    return [
+        (f"prov-signing{suffix}.key.pem", f"prov-signing{suffix}.pub.pem")
+        for suffix in ("", *(f"-{n}" for n in range(2, len(SUITES[alg]) + 1)))
+    ]
+
+
+def _unknown_alg(alg: str) -> InputError:
+    return InputError(f"unknown signature algorithm {alg!r} ({', '.join(SUITES)})")
 
 
 def _pkcs8(key: PrivateKey) -> bytes:
@@ -75,7 +94,7 @@ def _load_private(path: Path) -> PrivateKey:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as e:
         raise InputError(f"{path}: not an unencrypted PEM private key") from e
-    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+    if not isinstance(key, PrivateKey):
         raise InputError(f"{path}: unsupported key type")
     return key
 
@@ -99,11 +118,16 @@ def _key_usage(*, ca: bool) -> x509.KeyUsage:
 class Icm:
     path: Path
     family_id: bytes
-    alg: str
-    signing_key: PrivateKey = field(repr=False)
+    alg: str  # the signing suite: one algorithm or a hybrid
+    signing_keys: tuple[PrivateKey, ...] = field(repr=False)  # one per algorithm of the suite
     ca_key: ec.EllipticCurvePrivateKey = field(repr=False)
     ca_cert: x509.Certificate
     immutable: ImmutableMemory = field(repr=False)
+
+    @property
+    def signing_key(self) -> PrivateKey:
+        """The (first) software signing key."""
+        return self.signing_keys[0]
 
     @classmethod
     def load(cls, path: Path) -> Icm:
@@ -129,9 +153,11 @@ class Icm:
             )
         except (ValueError, KeyError, TypeError, FormatError) as e:
             raise InputError(f"{path}: ICM directory is damaged ({type(e).__name__})") from e
-        signing_key = _load_private(path / "prov-signing.key.pem")
+        if alg not in SUITES:
+            raise InputError(f"{path}: ICM directory is damaged (signing suite)")
+        signing_keys = tuple(_load_private(path / f) for f, _ in signing_key_files(alg))
         ca_key = _load_private(path / "device-ca.key.pem")
-        if not isinstance(ca_key, ec.EllipticCurvePrivateKey) or alg not in SIGNATURE_ALGORITHMS:
+        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
             raise InputError(f"{path}: ICM directory is damaged (keys)")
         try:
             ca_cert = x509.load_pem_x509_certificate(
@@ -145,9 +171,10 @@ class Icm:
             rom_share=secrets["rom-share"],
             k_oem_share=secrets["k-oem-share"],
             k_oem_master_share=secrets["k-oem-master-share"],
-            k_puk_icm_prov=public_key_der(signing_key),
+            software_keys=tuple(public_key_der(k) for k in signing_keys),
+            software_suite=alg,
         )
-        return cls(path, family_id, alg, signing_key, ca_key, ca_cert, immutable)
+        return cls(path, family_id, alg, signing_keys, ca_key, ca_cert, immutable)
 
     @functools.cached_property
     def chip_certificate_template(self) -> x509.CertificateBuilder:
@@ -167,11 +194,11 @@ class Icm:
 
 
 def init(path: Path, *, alg: str = "ES256", rng: Random = os.urandom, now: Clock = utc_now) -> Icm:
-    """Create a chip family: its secrets, the software signing key and the device CA."""
-    if alg not in SIGNATURE_ALGORITHMS:
-        raise InputError(f"unknown signature algorithm {alg!r} (ES256, ES384, EdDSA)")
+    """Create a chip family: its secrets, the software signing key(s) and the device CA."""
+    if alg not in SUITES:
+        raise _unknown_alg(alg)
     family_id = rng(FAMILY_ID_LEN)
-    signing_key = _new_signing_key(alg)
+    signing_keys = [_new_signing_key(a) for a in SUITES[alg]]
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name(
         [
@@ -203,9 +230,10 @@ def init(path: Path, *, alg: str = "ES256", rng: Random = os.urandom, now: Clock
     }
     with new_directory(path) as d:
         write_file(d / "family-secrets.cbor", cbor.encode(secrets), mode=PRIVATE)
-        write_file(d / "prov-signing.key.pem", _pkcs8(signing_key), mode=PRIVATE)
+        for key, (private, public) in zip(signing_keys, signing_key_files(alg), strict=True):
+            write_file(d / private, _pkcs8(key), mode=PRIVATE)
+            write_file(d / public, public_key_pem(key))
         write_file(d / "device-ca.key.pem", _pkcs8(ca_key), mode=PRIVATE)
-        write_file(d / "prov-signing.pub.pem", public_key_pem(signing_key))
         write_file(d / "device-ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
         meta = {"family": family_id.hex(), "alg": alg, "created-by": f"trustprov {__version__}"}
         write_file(d / "icm.json", json.dumps(meta, indent=2).encode() + b"\n")
@@ -221,20 +249,21 @@ def sign_software(
     alg: str | None = None,
     code_root: Path = CODE_ROOT,
 ) -> SignedSoftware:
-    """Sign the provisioning software's code with K_PRK_ICM_PROV."""
+    """Sign the provisioning software's code with K_PRK_ICM_PROV (every key of a hybrid)."""
     alg = alg or icm.alg
-    if alg not in SIGNATURE_ALGORITHMS:
-        raise InputError(f"unknown signature algorithm {alg!r} (ES256, ES384, EdDSA)")
-    needed = SIGNATURE_ALGORITHMS[alg].key_type
-    if key_type_of(icm.signing_key) != needed:
+    if alg not in SUITES:
+        raise _unknown_alg(alg)
+    if alg != icm.alg:  # its chips verify exactly the family's suite: nothing else would boot
+        needed = "+".join(SIGNATURE_ALGORITHMS[a].key_type for a in SUITES[alg])
+        have = "+".join(key_type_of(k) for k in icm.signing_keys)
         raise InputError(
-            f"{alg} needs a {needed} signing key; this ICM's is {key_type_of(icm.signing_key)} "
+            f"{alg} needs a {needed} signing key; this ICM's is {have} "
             f"(made by 'icm init --alg {icm.alg}')"
         )
     if not 0 <= security_version < 2**32:
         raise InputError("security version must be 0..2^32-1")
     software = SignedSoftware.sign(
-        icm.signing_key,
+        icm.signing_keys,
         alg=alg,
         name=SOFTWARE_NAME,
         version=version,
