@@ -28,10 +28,21 @@ def icm() -> None:
     show_default=True,
     help="Software signature algorithm; ES256+ML-DSA-65 signs with both (hybrid).",
 )
-def init(icm_dir: Path, alg: str) -> None:
+@click.option(
+    "--keys",
+    metavar="PKCS11_URI",
+    default=None,
+    help="Make the keys inside this PKCS#11 token (pkcs11:token=...?module-path=...; the PIN "
+    "from pin-source=file:..., TRUSTPROV_PKCS11_PIN or a prompt) [default: files in ICM_DIR].",
+)
+def init(icm_dir: Path, alg: str, keys: str | None) -> None:
     """Create a chip family in ICM_DIR (a new or empty directory)."""
-    made = role.init(icm_dir, alg=alg)
-    click.echo(f"family {made.family_id.hex()}: wrote {icm_dir} ({alg} signing key, device CA)")
+    made = role.init(icm_dir, alg=alg, keys=keys)
+    where = "the PKCS#11 token" if keys else "files"
+    click.echo(
+        f"family {made.family_id.hex()}: wrote {icm_dir} ({alg} signing key, device CA; "
+        f"keys in {where})"
+    )
 
 
 @icm.command("sign-software")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from trustprov import __version__
@@ -44,6 +44,7 @@ from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import LotChip, LotManifest, LotManifestWriter, device_ca_common_name
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 from trustprov.link.farm import FarmLink
+from trustprov.roles.custody import load_keys, make_keys, signing_key_files
 from trustprov.roles.files import PRIVATE, atomic_file, new_directory, read_bytes, write_file
 
 Random = Callable[[int], bytes]
@@ -59,44 +60,8 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _new_signing_key(alg: str) -> PrivateKey:
-    key_type = SIGNATURE_ALGORITHMS[alg].key_type
-    if key_type == "ed25519":
-        return ed25519.Ed25519PrivateKey.generate()
-    if key_type == "ml-dsa-65":
-        return mldsa.MLDSA65PrivateKey.generate()
-    if key_type == "ml-dsa-87":
-        return mldsa.MLDSA87PrivateKey.generate()
-    return ec.generate_private_key(ec.SECP384R1() if key_type == "ec-p384" else ec.SECP256R1())
-
-
-def signing_key_files(alg: str) -> list[tuple[str, str]]:
-    """(private, public) file names of the suite's signing keys, in the suite's order."""
-    return [
-        (f"prov-signing{suffix}.key.pem", f"prov-signing{suffix}.pub.pem")
-        for suffix in ("", *(f"-{n}" for n in range(2, len(SUITES[alg]) + 1)))
-    ]
-
-
 def _unknown_alg(alg: str) -> InputError:
     return InputError(f"unknown signature algorithm {alg!r} ({', '.join(SUITES)})")
-
-
-def _pkcs8(key: PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _load_private(path: Path) -> PrivateKey:
-    data = read_bytes(path, limit=16 * 1024, what="private key")
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as e:
-        raise InputError(f"{path}: not an unencrypted PEM private key") from e
-    if not isinstance(key, PrivateKey):
-        raise InputError(f"{path}: unsupported key type")
-    return key
 
 
 def _key_usage(*, ca: bool) -> x509.KeyUsage:
@@ -155,10 +120,8 @@ class Icm:
             raise InputError(f"{path}: ICM directory is damaged ({type(e).__name__})") from e
         if alg not in SUITES:
             raise InputError(f"{path}: ICM directory is damaged (signing suite)")
-        signing_keys = tuple(_load_private(path / f) for f, _ in signing_key_files(alg))
-        ca_key = _load_private(path / "device-ca.key.pem")
-        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-            raise InputError(f"{path}: ICM directory is damaged (keys)")
+        keys = load_keys(meta, alg, path)
+        signing_keys, ca_key = keys.signing, keys.ca
         try:
             ca_cert = x509.load_pem_x509_certificate(
                 read_bytes(path / "device-ca.pem", limit=16 * 1024, what="device CA")
@@ -193,13 +156,29 @@ class Icm:
         )
 
 
-def init(path: Path, *, alg: str = "ES256", rng: Random = os.urandom, now: Clock = utc_now) -> Icm:
-    """Create a chip family: its secrets, the software signing key(s) and the device CA."""
+def init(
+    path: Path,
+    *,
+    alg: str = "ES256",
+    keys: str | None = None,
+    rng: Random = os.urandom,
+    now: Clock = utc_now,
+) -> Icm:
+    """Create a chip family: its secrets, the software signing key(s) and the device CA, the
+    keys in files or, with ``keys`` a ``pkcs11:`` URI of a token, made inside that token."""
     if alg not in SUITES:
         raise _unknown_alg(alg)
     family_id = rng(FAMILY_ID_LEN)
-    signing_keys = [_new_signing_key(a) for a in SUITES[alg]]
-    ca_key = ec.generate_private_key(ec.SECP256R1())
+    with new_directory(path) as d:
+        _init_into(d, family_id, alg, keys, rng=rng, now=now)
+    return Icm.load(path)
+
+
+def _init_into(
+    d: Path, family_id: bytes, alg: str, keys: str | None, *, rng: Random, now: Clock
+) -> None:
+    made = make_keys(alg, family_id, keys)
+    signing_keys, ca_key = made.signing, made.ca
     ca_name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "trustprov ICM"),
@@ -228,16 +207,19 @@ def init(path: Path, *, alg: str = "ES256", rng: Random = os.urandom, now: Clock
         "k-oem-share": rng(32),
         "k-oem-master-share": rng(32),
     }
-    with new_directory(path) as d:
-        write_file(d / "family-secrets.cbor", cbor.encode(secrets), mode=PRIVATE)
-        for key, (private, public) in zip(signing_keys, signing_key_files(alg), strict=True):
-            write_file(d / private, _pkcs8(key), mode=PRIVATE)
-            write_file(d / public, public_key_pem(key))
-        write_file(d / "device-ca.key.pem", _pkcs8(ca_key), mode=PRIVATE)
-        write_file(d / "device-ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
-        meta = {"family": family_id.hex(), "alg": alg, "created-by": f"trustprov {__version__}"}
-        write_file(d / "icm.json", json.dumps(meta, indent=2).encode() + b"\n")
-    return Icm.load(path)
+    write_file(d / "family-secrets.cbor", cbor.encode(secrets), mode=PRIVATE)
+    for name, data in made.files.items():
+        write_file(d / name, data, mode=PRIVATE)
+    for key, (_, public) in zip(signing_keys, signing_key_files(alg), strict=True):
+        write_file(d / public, public_key_pem(key))
+    write_file(d / "device-ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
+    meta = {
+        "family": family_id.hex(),
+        "alg": alg,
+        "keys": made.refs,
+        "created-by": f"trustprov {__version__}",
+    }
+    write_file(d / "icm.json", json.dumps(meta, indent=2).encode() + b"\n")
 
 
 def sign_software(
