@@ -15,19 +15,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
 from conftest import World, build_world
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from helpers import Bench, assert_holds_world_assets, world_job
+from helpers import Bench, assert_holds_world_assets, windows, world_job
 from pkcs11 import Attribute, ObjectClass
 from softhsm import SoftHsm
 
 from trustprov.errors import InputError
 from trustprov.formats.lot import LotManifest
 from trustprov.link.farm import FarmLink
-from trustprov.roles import icm
+from trustprov.roles import custody, icm
 from trustprov.roles.cm import provision_chip
+from trustprov.roles.custody import WRAPPED_FILE
 from trustprov.roles.keyref import PIN_ENV, Pkcs11Uri, parse_pkcs11_uri, read_pin
 from trustprov.roles.signer import TokenEcKey, close_sessions, session
 
@@ -231,3 +233,54 @@ def test_a_damaged_key_reference_is_refused(token_world: World, tmp_path: Path) 
     (d / "icm.json").write_text(json.dumps({**meta, "keys": {**meta["keys"], "device-ca": ref}}))
     with pytest.raises(InputError, match="no single key pair"):
         icm.Icm.load(d)
+
+
+# -- the family secrets, wrapped under a key in the token ---------------------------------------
+def test_family_secrets_rest_wrapped_under_a_token_key(token_world: World) -> None:
+    made = token_world.icm
+    assert json.loads((made.path / "icm.json").read_text())["secrets"] == WRAPPED_FILE
+    assert not (made.path / "family-secrets.cbor").exists()
+    wrapped = (made.path / WRAPPED_FILE).read_bytes()
+    assert stat.S_IMODE((made.path / WRAPPED_FILE).stat().st_mode) == 0o600
+    image = made.immutable
+    for share in (image.hw_share, image.rom_share, image.k_oem_share, image.k_oem_master_share):
+        for window in windows(share, 8, 4):
+            assert window not in wrapped
+    uri = parse_pkcs11_uri(cbor2.loads(wrapped)["key"])
+    (key,) = session(uri).get_objects(
+        {Attribute.LABEL: uri.object, Attribute.CLASS: ObjectClass.SECRET_KEY}
+    )
+    assert key[Attribute.SENSITIVE] is True
+    assert key[Attribute.EXTRACTABLE] is False
+
+
+def test_family_secrets_are_unwrapped_only_while_a_lot_is_made(
+    token_world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[int] = []
+    real = custody.token_gcm_decrypt
+
+    def counting(*args: Any) -> bytes:
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(custody, "token_gcm_decrypt", counting)
+    made = icm.Icm.load(token_world.icm.path)
+    icm.sign_software(made, tmp_path / "s.cose")
+    assert calls == []
+    icm.manufacture(made, tmp_path / "f.farm", "W", 2, tmp_path / "lot.json")
+    assert calls == [1]  # once for the lot, not per chip, and not kept
+
+
+def test_tampered_wrapped_secrets_make_no_chip(token_world: World, tmp_path: Path) -> None:
+    d = tmp_path / "icm"
+    shutil.copytree(token_world.icm.path, d)
+    wrapped = cbor2.loads((d / WRAPPED_FILE).read_bytes())
+    ct = bytearray(wrapped["ciphertext"])
+    ct[3] ^= 0x01
+    (d / WRAPPED_FILE).write_bytes(cbor2.dumps({**wrapped, "ciphertext": bytes(ct)}))
+    made = icm.Icm.load(d)  # nothing is opened to load
+    with pytest.raises(InputError, match="do not open"):
+        icm.manufacture(made, tmp_path / "f.farm", "X", 1, tmp_path / "lot.json")
+    assert not (tmp_path / "lot.json").exists()
+    assert not (tmp_path / "f.farm").exists()  # refused before the farm is even opened

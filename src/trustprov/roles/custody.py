@@ -15,18 +15,34 @@ images) is made in a file of mode 0600 beside icm.json, and its reference says s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 
 from trustprov.crypto.keys import SIGNATURE_ALGORITHMS, SUITES, PrivateKey
-from trustprov.errors import InputError
+from trustprov.errors import FormatError, InputError
+from trustprov.formats import cbor
+from trustprov.roles.files import read_bytes
 from trustprov.roles.keyref import Pkcs11Uri, parse_pkcs11_uri
-from trustprov.roles.signer import TOKEN_CURVES, generate_token_key, load_private_key
+from trustprov.roles.signer import (
+    TOKEN_CURVES,
+    generate_token_aes_key,
+    generate_token_key,
+    load_private_key,
+    token_gcm_decrypt,
+    token_gcm_encrypt,
+)
 
 CA_FILE = "device-ca.key.pem"
+SECRETS_FILE = "family-secrets.cbor"
+WRAPPED_FILE = "family-secrets.wrapped.cbor"
+SECRET_NAMES = ("hw-share", "rom-share", "k-oem-share", "k-oem-master-share")
+GCM_NONCE_LEN = 12
+_WRAP_AAD = b"trustprov family secrets/"
 
 
 def signing_key_files(alg: str) -> list[tuple[str, str]]:
@@ -109,3 +125,75 @@ def load_keys(meta: dict[str, Any], alg: str, base: Any) -> IcmKeys:
     if not isinstance(ca, ec.EllipticCurvePrivateKey):
         raise InputError(f"{base}: ICM directory is damaged (keys)")
     return IcmKeys(signing, ca, refs, {})
+
+
+# -- the family secrets --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FamilySecrets:
+    """HW_SHARE, ROM_SHARE, K_OEM_SHARE and K_OEM_MASTER_SHARE, opened only when asked for.
+
+    In a file (``family-secrets.cbor``, 0600) they are read when the ICM directory is loaded;
+    wrapped (``family-secrets.wrapped.cbor``) they are decrypted inside the token by each
+    `open`, that is while a lot is being made, and never kept."""
+
+    _open: Callable[[], dict[str, bytes]] = field(repr=False)
+    wrapped: bool
+
+    def open(self) -> dict[str, bytes]:
+        return self._open()
+
+
+def _parse_secrets(data: bytes, what: str) -> dict[str, bytes]:
+    m = cbor.expect_map(cbor.decode(data, limit=4096, what=what), what, set(SECRET_NAMES))
+    return {n: cbor.expect_bstr(m[n], f"{what}: {n}", 32) for n in SECRET_NAMES}
+
+
+def store_secrets(
+    secrets: dict[str, bytes], family_id: bytes, keys: str | None, rng: Callable[[int], bytes]
+) -> tuple[dict[str, bytes], str]:
+    """The private file(s) that keep the secrets, and the name icm.json records: in clear in a
+    0600 file, or with a token encrypted under a new AES key made in it (CKM_AES_GCM, the AAD
+    naming the family, the nonce from ``rng``)::
+
+        family-secrets.wrapped.cbor = {"key": URI of the AES key, "nonce": bstr .size 12,
+                                       "ciphertext": bstr (GCM ciphertext || 16-byte tag)}
+    """
+    plain = cbor.encode(secrets)
+    if keys is None:
+        return {SECRETS_FILE: plain}, SECRETS_FILE
+    uri = parse_pkcs11_uri(keys).with_object(f"trustprov-{family_id.hex()}-family-wrap")
+    generate_token_aes_key(uri)
+    nonce = rng(GCM_NONCE_LEN)
+    ciphertext = token_gcm_encrypt(uri, nonce, plain, _WRAP_AAD + family_id)
+    wrapped = {"key": str(uri), "nonce": nonce, "ciphertext": ciphertext}
+    return {WRAPPED_FILE: cbor.encode(wrapped)}, WRAPPED_FILE
+
+
+def load_secrets(meta: dict[str, Any], family_id: bytes, base: Path) -> FamilySecrets:
+    """The family secrets icm.json names (``family-secrets.cbor`` if it names none)."""
+    name = meta.get("secrets", SECRETS_FILE)
+    if name not in (SECRETS_FILE, WRAPPED_FILE):
+        raise InputError(f"{base}: ICM directory is damaged (family secrets)")
+    what = "family secrets"
+    try:
+        data = read_bytes(base / name, limit=4096, what=what)
+        if name == SECRETS_FILE:
+            values = _parse_secrets(data, what)
+            return FamilySecrets(lambda: dict(values), wrapped=False)
+        w = cbor.expect_map(
+            cbor.decode(data, limit=4096, what=what), what, {"key", "nonce", "ciphertext"}
+        )
+        uri = parse_pkcs11_uri(cbor.expect(w["key"], str, f"{what}: key"))
+        nonce = cbor.expect_bstr(w["nonce"], f"{what}: nonce", GCM_NONCE_LEN)
+        ciphertext = cbor.expect_bstr(w["ciphertext"], f"{what}: ciphertext")
+    except FormatError as e:
+        raise InputError(f"{base}: ICM directory is damaged ({e.message})") from e
+
+    def unwrap() -> dict[str, bytes]:
+        plain = token_gcm_decrypt(uri, nonce, ciphertext, _WRAP_AAD + family_id)
+        try:
+            return _parse_secrets(plain, what)
+        except FormatError as e:
+            raise InputError(f"{base}: ICM directory is damaged (family secrets)") from e
+
+    return FamilySecrets(unwrap, wrapped=True)

@@ -10,6 +10,10 @@ ICM_DIR layout (private files 0600)::
     prov-signing-2.key.pem a hybrid suite's second private key     (0600)
     device-ca.key.pem      the device CA's private key, PKCS#8     (0600)
     family-secrets.cbor    HW_SHARE, ROM_SHARE, K_OEM_SHARE, K_OEM_MASTER_SHARE (0600)
+
+With ``init --keys pkcs11:...`` the EC private keys live in the token instead of their files, and
+the family secrets are ``family-secrets.wrapped.cbor``, encrypted under an AES key made in the
+token; icm.json names each (roles/custody.py).
 """
 
 from __future__ import annotations
@@ -38,13 +42,20 @@ from trustprov.crypto.keys import (
 )
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError, InputError
-from trustprov.formats import cbor
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import LotChip, LotManifest, LotManifestWriter, device_ca_common_name
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 from trustprov.link.farm import FarmLink
-from trustprov.roles.custody import load_keys, make_keys, signing_key_files
+from trustprov.roles.custody import (
+    SECRET_NAMES,
+    FamilySecrets,
+    load_keys,
+    load_secrets,
+    make_keys,
+    signing_key_files,
+    store_secrets,
+)
 from trustprov.roles.files import PRIVATE, atomic_file, new_directory, read_bytes, write_file
 
 Random = Callable[[int], bytes]
@@ -87,12 +98,27 @@ class Icm:
     signing_keys: tuple[PrivateKey, ...] = field(repr=False)  # one per algorithm of the suite
     ca_key: ec.EllipticCurvePrivateKey = field(repr=False)
     ca_cert: x509.Certificate
-    immutable: ImmutableMemory = field(repr=False)
+    secrets: FamilySecrets = field(repr=False, compare=False)
 
     @property
     def signing_key(self) -> PrivateKey:
         """The (first) software signing key."""
         return self.signing_keys[0]
+
+    @property
+    def immutable(self) -> ImmutableMemory:
+        """The image every chip of the family is burned with; wrapped family secrets are
+        unwrapped in the token for it, each time (roles/custody.py)."""
+        s = self.secrets.open()
+        return ImmutableMemory(
+            family_id=self.family_id,
+            hw_share=s["hw-share"],
+            rom_share=s["rom-share"],
+            k_oem_share=s["k-oem-share"],
+            k_oem_master_share=s["k-oem-master-share"],
+            software_keys=tuple(public_key_der(k) for k in self.signing_keys),
+            software_suite=self.alg,
+        )
 
     @classmethod
     def load(cls, path: Path) -> Icm:
@@ -107,19 +133,11 @@ class Icm:
             alg = meta["alg"]
             if len(family_id) != FAMILY_ID_LEN:
                 raise ValueError("family id length")
-            secrets = cbor.expect_map(
-                cbor.decode(
-                    read_bytes(path / "family-secrets.cbor", limit=4096, what="family secrets"),
-                    limit=4096,
-                    what="family secrets",
-                ),
-                "family secrets",
-                {"hw-share", "rom-share", "k-oem-share", "k-oem-master-share"},
-            )
-        except (ValueError, KeyError, TypeError, FormatError) as e:
+        except (ValueError, KeyError, TypeError) as e:
             raise InputError(f"{path}: ICM directory is damaged ({type(e).__name__})") from e
         if alg not in SUITES:
             raise InputError(f"{path}: ICM directory is damaged (signing suite)")
+        secrets = load_secrets(meta, family_id, path)
         keys = load_keys(meta, alg, path)
         signing_keys, ca_key = keys.signing, keys.ca
         try:
@@ -128,16 +146,7 @@ class Icm:
             )
         except ValueError as e:
             raise InputError(f"{path}/device-ca.pem: not a PEM certificate") from e
-        immutable = ImmutableMemory(
-            family_id=family_id,
-            hw_share=secrets["hw-share"],
-            rom_share=secrets["rom-share"],
-            k_oem_share=secrets["k-oem-share"],
-            k_oem_master_share=secrets["k-oem-master-share"],
-            software_keys=tuple(public_key_der(k) for k in signing_keys),
-            software_suite=alg,
-        )
-        return cls(path, family_id, alg, signing_keys, ca_key, ca_cert, immutable)
+        return cls(path, family_id, alg, signing_keys, ca_key, ca_cert, secrets)
 
     @functools.cached_property
     def chip_certificate_template(self) -> x509.CertificateBuilder:
@@ -201,14 +210,9 @@ def _init_into(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    secrets = {
-        "hw-share": rng(32),
-        "rom-share": rng(32),
-        "k-oem-share": rng(32),
-        "k-oem-master-share": rng(32),
-    }
-    write_file(d / "family-secrets.cbor", cbor.encode(secrets), mode=PRIVATE)
-    for name, data in made.files.items():
+    secrets = {name: rng(32) for name in SECRET_NAMES}
+    secret_files, secrets_name = store_secrets(secrets, family_id, keys, rng)
+    for name, data in {**secret_files, **made.files}.items():
         write_file(d / name, data, mode=PRIVATE)
     for key, (_, public) in zip(signing_keys, signing_key_files(alg), strict=True):
         write_file(d / public, public_key_pem(key))
@@ -217,6 +221,7 @@ def _init_into(
         "family": family_id.hex(),
         "alg": alg,
         "keys": made.refs,
+        "secrets": secrets_name,
         "created-by": f"trustprov {__version__}",
     }
     write_file(d / "icm.json", json.dumps(meta, indent=2).encode() + b"\n")

@@ -25,6 +25,7 @@ import pkcs11
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
 from trustprov.crypto.keys import PrivateKey
@@ -203,6 +204,66 @@ def generate_token_key(uri: Pkcs11Uri, key_type: str) -> TokenEcKey:
     except pkcs11.PKCS11Error as e:
         _fail(uri, f"cannot make {uri.object!r}", e)
     return TokenEcKey(uri, private, _public_of(uri, public))
+
+
+def _secret_key(uri: Pkcs11Uri) -> Any:
+    if uri.object is None:
+        raise InputError(f"PKCS#11 URI of token {uri.token!r} names no object (object=...)")
+    try:
+        return session(uri).get_key(object_class=ObjectClass.SECRET_KEY, label=uri.object)
+    except (pkcs11.NoSuchKey, pkcs11.MultipleObjectsReturned) as e:
+        _fail(uri, f"no single secret key labelled {uri.object!r}", e)
+    except pkcs11.PKCS11Error as e:
+        _fail(uri, f"cannot find {uri.object!r}", e)
+
+
+def generate_token_aes_key(uri: Pkcs11Uri) -> None:
+    """Make an AES-256 key labelled ``uri.object`` in the token: sensitive, not extractable,
+    for encrypting and decrypting only."""
+    if uri.object is None:
+        raise InputError("PKCS#11: a key to make needs a label (object=...)")
+    s = session(uri)
+    if list(s.get_objects({Attribute.LABEL: uri.object})):
+        raise InputError(f"PKCS#11 token {uri.token!r} already holds {uri.object!r}")
+    try:
+        s.generate_key(
+            KeyType.AES,
+            256,
+            label=uri.object,
+            store=True,
+            template={
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+                Attribute.ENCRYPT: True,
+                Attribute.DECRYPT: True,
+                Attribute.WRAP: False,
+                Attribute.UNWRAP: False,
+            },
+        )
+    except pkcs11.PKCS11Error as e:
+        _fail(uri, f"cannot make {uri.object!r}", e)
+
+
+def token_gcm_encrypt(uri: Pkcs11Uri, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM (CKM_AES_GCM, 128-bit tag) inside the token, under its key ``uri.object``."""
+    try:
+        out: bytes = _secret_key(uri).encrypt(
+            plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, aad, 128)
+        )
+    except pkcs11.PKCS11Error as e:
+        _fail(uri, "encryption failed", e)
+    return out
+
+
+def token_gcm_decrypt(uri: Pkcs11Uri, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    """The inverse of `token_gcm_encrypt`; a wrong tag is an `InputError` (a damaged file)."""
+    try:
+        out: bytes = _secret_key(uri).decrypt(
+            ciphertext, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, aad, 128)
+        )
+    except pkcs11.PKCS11Error as e:
+        _fail(uri, "the wrapped family secrets do not open (damaged or another key)", e)
+    return out
 
 
 def load_private_key(reference: str, base: Path) -> PrivateKey:
