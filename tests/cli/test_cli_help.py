@@ -35,7 +35,7 @@ INTERFACE: dict[tuple[str, ...], set[str]] = {
         "--json",
     },
     ("chip", "show"): {"--farm", "--chip", "--json"},
-    ("demo",): {"--chips", "--out", "--json"},
+    ("demo",): {"--chips", "--out", "--json", "--icm-keys"},
 }
 ARGUMENTS = {("icm", "init"): ["icm_dir"], ("oem", "verify-software"): ["software"]}
 

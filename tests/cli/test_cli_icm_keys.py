@@ -60,3 +60,15 @@ def test_no_pin_anywhere_is_one_line_of_bad_input(
     result = run("icm", "init", tmp_path / "icm", "--keys", softhsm.uri(pin_source=False))
     assert_error(result, exit_code=2, match=PIN_ENV)
     assert not (tmp_path / "icm").exists()
+
+
+def test_demo_runs_with_the_icm_keys_in_the_token(softhsm: SoftHsm, tmp_path: Path) -> None:
+    """`make demo ICM_KEYS=pkcs11` in small: the whole flow, no ICM private key in a file."""
+    out = tmp_path / "demo"
+    result = ok("demo", "--chips", "3", "--out", out, "--icm-keys", softhsm.uri(), "--json")
+    summary = json.loads(result.stdout)
+    assert (summary["provisioned"], summary["failed"]) == (3, 0)
+    names = {p.name for p in (out / "icm").iterdir()}
+    assert not names & {"prov-signing.key.pem", "device-ca.key.pem", "family-secrets.cbor"}
+    assert "family-secrets.wrapped.cbor" in names
+    close_sessions()

@@ -17,10 +17,9 @@ from typing import Any
 
 import cbor2
 import pytest
-from conftest import World, build_world
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from helpers import Bench, assert_holds_world_assets, windows, world_job
+from helpers import Bench, assert_holds_world_assets, build_world, windows, world_job
 from pkcs11 import Attribute, ObjectClass
 from softhsm import SoftHsm
 
@@ -90,12 +89,12 @@ def test_pin_comes_from_the_file_then_the_environment_then_a_prompt(tmp_path: Pa
 @pytest.fixture(scope="module", params=["ES256", "ES256+ML-DSA-65"])
 def token_world(
     request: pytest.FixtureRequest, softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory
-) -> World:
+) -> Any:
     alg: str = request.param
     return build_world(tmp_path_factory.mktemp(f"token-{alg}"), 3, alg, keys=softhsm.uri())
 
 
-def test_whole_flow_with_every_icm_key_in_the_token(token_world: World, tmp_path: Path) -> None:
+def test_whole_flow_with_every_icm_key_in_the_token(token_world: Any, tmp_path: Path) -> None:
     made = token_world.icm
     meta = json.loads((made.path / "icm.json").read_text())
     refs = [*meta["keys"]["prov-signing"], meta["keys"]["device-ca"]]
@@ -122,7 +121,7 @@ def test_whole_flow_with_every_icm_key_in_the_token(token_world: World, tmp_path
             assert_holds_world_assets(bench.read(uid), token_world.public_keys)
 
 
-def test_certificates_signed_in_the_token_verify(token_world: World) -> None:
+def test_certificates_signed_in_the_token_verify(token_world: Any) -> None:
     lot = LotManifest.from_json((token_world.root / "lot.json").read_bytes())
     ca = token_world.icm.ca_cert
     ca.verify_directly_issued_by(ca)
@@ -141,7 +140,7 @@ def test_certificates_signed_in_the_token_verify(token_world: World) -> None:
         assert result.returncode == 0, result.stderr
 
 
-def test_token_keys_are_sensitive_and_never_extractable(token_world: World) -> None:
+def test_token_keys_are_sensitive_and_never_extractable(token_world: Any) -> None:
     for key in (token_world.icm.ca_key, token_world.icm.signing_key):
         assert isinstance(key, TokenEcKey)
         s = session(key.uri)
@@ -175,7 +174,7 @@ class _Recorder:
 
 
 @pytest.fixture
-def recorded(token_world: World) -> Iterator[list[_Recorder]]:
+def recorded(token_world: Any) -> Iterator[list[_Recorder]]:
     keys = [token_world.icm.signing_key, token_world.icm.ca_key]
     recorders = []
     for k in keys:
@@ -189,7 +188,7 @@ def recorded(token_world: World) -> Iterator[list[_Recorder]]:
 
 
 def test_the_token_is_sent_digests_never_images(
-    token_world: World, recorded: list[_Recorder], tmp_path: Path
+    token_world: Any, recorded: list[_Recorder], tmp_path: Path
 ) -> None:
     software_signer, ca_signer = recorded
     sw = icm.sign_software(token_world.icm, tmp_path / "s.cose")
@@ -221,7 +220,7 @@ def test_a_wrong_pin_or_token_is_one_line_of_bad_input(softhsm: SoftHsm, tmp_pat
         close_sessions()
 
 
-def test_a_damaged_key_reference_is_refused(token_world: World, tmp_path: Path) -> None:
+def test_a_damaged_key_reference_is_refused(token_world: Any, tmp_path: Path) -> None:
     d = tmp_path / "icm"
     shutil.copytree(token_world.icm.path, d)
     meta = json.loads((d / "icm.json").read_text())
@@ -236,7 +235,7 @@ def test_a_damaged_key_reference_is_refused(token_world: World, tmp_path: Path) 
 
 
 # -- the family secrets, wrapped under a key in the token ---------------------------------------
-def test_family_secrets_rest_wrapped_under_a_token_key(token_world: World) -> None:
+def test_family_secrets_rest_wrapped_under_a_token_key(token_world: Any) -> None:
     made = token_world.icm
     assert json.loads((made.path / "icm.json").read_text())["secrets"] == WRAPPED_FILE
     assert not (made.path / "family-secrets.cbor").exists()
@@ -255,7 +254,7 @@ def test_family_secrets_rest_wrapped_under_a_token_key(token_world: World) -> No
 
 
 def test_family_secrets_are_unwrapped_only_while_a_lot_is_made(
-    token_world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    token_world: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     calls: list[int] = []
     real = custody.token_gcm_decrypt
@@ -272,7 +271,7 @@ def test_family_secrets_are_unwrapped_only_while_a_lot_is_made(
     assert calls == [1]  # once for the lot, not per chip, and not kept
 
 
-def test_tampered_wrapped_secrets_make_no_chip(token_world: World, tmp_path: Path) -> None:
+def test_tampered_wrapped_secrets_make_no_chip(token_world: Any, tmp_path: Path) -> None:
     d = tmp_path / "icm"
     shutil.copytree(token_world.icm.path, d)
     wrapped = cbor2.loads((d / WRAPPED_FILE).read_bytes())
