@@ -283,3 +283,31 @@ def test_tampered_wrapped_secrets_make_no_chip(token_world: Any, tmp_path: Path)
         icm.manufacture(made, tmp_path / "f.farm", "X", 1, tmp_path / "lot.json")
     assert not (tmp_path / "lot.json").exists()
     assert not (tmp_path / "f.farm").exists()  # refused before the farm is even opened
+
+
+def test_a_failed_init_leaves_no_key_in_the_token(
+    softhsm: SoftHsm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    family = bytes.fromhex("f00dfeedf00dfeed")
+    stream = iter([family])
+
+    def rng(n: int) -> bytes:
+        return next(stream, None) or bytes(n)
+
+    prefix = f"trustprov-{family.hex()}-"
+    uri = parse_pkcs11_uri(softhsm.uri())
+    made: list[str] = []
+
+    def labels() -> list[str]:
+        return [str(o[Attribute.LABEL]) for o in session(uri).get_objects()]
+
+    def broken(*_args: Any) -> None:
+        made.extend(x for x in labels() if x.startswith(prefix))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(icm, "store_secrets", broken)  # after the keys were made in the token
+    with pytest.raises(OSError, match="disk full"):
+        icm.init(tmp_path / "icm", keys=softhsm.uri(), rng=rng)
+    assert not (tmp_path / "icm").exists()
+    assert sorted(set(made)) == [prefix + "device-ca", prefix + "prov-signing"]  # made, then ...
+    assert not [x for x in labels() if x.startswith(prefix)]  # ... removed

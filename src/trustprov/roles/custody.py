@@ -30,6 +30,7 @@ from trustprov.roles.files import read_bytes
 from trustprov.roles.keyref import Pkcs11Uri, parse_pkcs11_uri
 from trustprov.roles.signer import (
     TOKEN_CURVES,
+    destroy_labelled,
     generate_token_aes_key,
     generate_token_key,
     load_private_key,
@@ -80,6 +81,16 @@ class IcmKeys:
     files: dict[str, bytes] = field(repr=False)
 
 
+def label_prefix(family_id: bytes) -> str:
+    """What the label of every token object of a family begins with."""
+    return f"trustprov-{family_id.hex()}-"
+
+
+def forget_family(family_id: bytes, keys: str) -> None:
+    """Remove from the token whatever a failed init of this family made there."""
+    destroy_labelled(parse_pkcs11_uri(keys), label_prefix(family_id))
+
+
 def make_keys(alg: str, family_id: bytes, keys: str | None) -> IcmKeys:
     """Make the suite's signing keys and the device CA key, in files or in the token ``keys``."""
     uri = parse_pkcs11_uri(keys) if keys is not None else None
@@ -89,7 +100,7 @@ def make_keys(alg: str, family_id: bytes, keys: str | None) -> IcmKeys:
 
     def make(key_type: str, file: str, role: str) -> tuple[PrivateKey, str]:
         if uri is not None and key_type in TOKEN_CURVES:
-            label = f"trustprov-{family_id.hex()}-{role}"
+            label = label_prefix(family_id) + role
             target: Pkcs11Uri = uri.with_object(label)
             return generate_token_key(target, key_type), str(target)
         key = new_file_key(key_type)
@@ -161,7 +172,7 @@ def store_secrets(
     plain = cbor.encode(secrets)
     if keys is None:
         return {SECRETS_FILE: plain}, SECRETS_FILE
-    uri = parse_pkcs11_uri(keys).with_object(f"trustprov-{family_id.hex()}-family-wrap")
+    uri = parse_pkcs11_uri(keys).with_object(label_prefix(family_id) + "family-wrap")
     generate_token_aes_key(uri)
     nonce = rng(GCM_NONCE_LEN)
     ciphertext = token_gcm_encrypt(uri, nonce, plain, _WRAP_AAD + family_id)

@@ -18,6 +18,7 @@ token; icm.json names each (roles/custody.py).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import json
@@ -50,6 +51,7 @@ from trustprov.link.farm import FarmLink
 from trustprov.roles.custody import (
     SECRET_NAMES,
     FamilySecrets,
+    forget_family,
     load_keys,
     load_secrets,
     make_keys,
@@ -57,6 +59,7 @@ from trustprov.roles.custody import (
     store_secrets,
 )
 from trustprov.roles.files import PRIVATE, atomic_file, new_directory, read_bytes, write_file
+from trustprov.roles.keyref import is_pkcs11
 
 Random = Callable[[int], bytes]
 Clock = Callable[[], datetime.datetime]
@@ -178,8 +181,14 @@ def init(
     if alg not in SUITES:
         raise _unknown_alg(alg)
     family_id = rng(FAMILY_ID_LEN)
-    with new_directory(path) as d:
-        _init_into(d, family_id, alg, keys, rng=rng, now=now)
+    try:
+        with new_directory(path) as d:
+            _init_into(d, family_id, alg, keys, rng=rng, now=now)
+    except BaseException:
+        if keys is not None and is_pkcs11(keys):  # no key of a family never made stays in it
+            with contextlib.suppress(InputError):  # the first error is the one to report
+                forget_family(family_id, keys)
+        raise
     return Icm.load(path)
 
 

@@ -266,6 +266,23 @@ def token_gcm_decrypt(uri: Pkcs11Uri, nonce: bytes, ciphertext: bytes, aad: byte
     return out
 
 
+def destroy_labelled(uri: Pkcs11Uri, prefix: str) -> int:
+    """Destroy every object of the token whose label starts with ``prefix`` (what a failed
+    `icm init` made there, so that no key of a family that was never made stays behind).
+    Without an open session nothing can have been made, and no PIN is asked for again."""
+    with _lock:
+        s = _sessions.get((uri.module_path, uri.token))
+    if s is None:
+        return 0
+    doomed = [o for o in s.get_objects() if str(o[Attribute.LABEL]).startswith(prefix)]
+    for o in doomed:
+        try:
+            o.destroy()
+        except pkcs11.PKCS11Error as e:
+            _fail(uri, "cannot remove a key of the failed init", e)
+    return len(doomed)
+
+
 def load_private_key(reference: str, base: Path) -> PrivateKey:
     """The private key a reference names: a PEM file (relative to ``base``) or a token key."""
     if is_pkcs11(reference):
