@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= demo-out
 CHIPS ?= 1000
 BENCH_CHIPS ?= 1000000
+# ICM_KEYS=pkcs11: the demo's ICM keys in a SoftHSM2 token made for it in $(DEMO_DIR).softhsm
+ICM_KEYS ?= files
+DEMO_HSM = $(abspath $(DEMO_DIR)).softhsm
+SOFTHSM_MODULE ?= /usr/lib/softhsm/libsofthsm2.so
 
 .PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean
 
@@ -23,7 +27,16 @@ venv: $(BIN)/trustprov
 
 demo: venv
 	rm -rf $(DEMO_DIR)
+ifeq ($(ICM_KEYS),pkcs11)
+	rm -rf $(DEMO_HSM) && mkdir -p $(DEMO_HSM)/tokens
+	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\n' $(DEMO_HSM) > $(DEMO_HSM)/softhsm2.conf
+	umask 077 && printf 'demo-pin' > $(DEMO_HSM)/pin
+	SOFTHSM2_CONF=$(DEMO_HSM)/softhsm2.conf softhsm2-util --init-token --free --label trustprov-demo --so-pin demo-so-pin --pin demo-pin >/dev/null
+	SOFTHSM2_CONF=$(DEMO_HSM)/softhsm2.conf $(BIN)/trustprov demo --chips $(CHIPS) --out $(DEMO_DIR) \
+	  --icm-keys 'pkcs11:token=trustprov-demo?module-path=$(SOFTHSM_MODULE)&pin-source=file:$(DEMO_HSM)/pin'
+else
 	$(BIN)/trustprov demo --chips $(CHIPS) --out $(DEMO_DIR)
+endif
 
 lint: venv
 	$(BIN)/ruff check src tests bench fuzz
@@ -54,4 +67,4 @@ vectors: venv
 	$(BIN)/python tests/vectors/generate.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_DIR) $(DEMO_HSM) .mypy_cache .ruff_cache .pytest_cache .hypothesis

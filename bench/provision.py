@@ -13,7 +13,10 @@ demo assets (a 256 KiB firmware among them). Progress goes to stderr; the last l
 one JSON object: the figures of the run with the most workers (seconds, chips_per_s,
 per_chip_us, ratio), every run under "runs", the floor, manufacturing time, farm bytes per
 provisioned chip and peak RSS (the bench process or any one worker). per_chip_us is wall time
-x workers / chips: the cost of one chip on one worker, pool start-up included.
+x workers / chips: the cost of one chip on one worker, pool start-up included. Under "custody":
+the ICM's signing with its keys in a SoftHSM2 token beside key files (bench/custody.py: a
+64 MiB software image, the certificates of a 100,000-chip lot manifest; --custody-chips 0 leaves
+it out).
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ from trustprov.line.station import provision_lot
 from trustprov.roles import assets as asset_list
 from trustprov.roles import icm
 from trustprov.roles.cm import Job
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
+import custody
 
 
 def crypto_floor_us(root: Path, made: icm.Icm, rounds: int = 300) -> tuple[float, dict[str, float]]:
@@ -125,6 +131,10 @@ def main() -> int:
         "--workers", type=_workers, default=[1, 2], help="worker counts to run, e.g. 1,2"
     )
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
+    ap.add_argument("--custody-image-mib", type=int, default=64, help="software image to sign")
+    ap.add_argument(
+        "--custody-chips", type=int, default=100_000, help="lot certificates to sign (0: none)"
+    )
     args = ap.parse_args()
     if args.chips < 1:
         ap.error("--chips must be at least 1")
@@ -185,6 +195,13 @@ def main() -> int:
             )
             farm_bytes = _farm_bytes(farm)
             farm.unlink()  # keep at most two farms of a large lot on disk
+        custody_figures = (
+            custody.run(
+                root / "custody", image_mib=args.custody_image_mib, chips=args.custody_chips
+            )
+            if args.custody_chips > 0
+            else {}
+        )
     last = runs[-1]  # the run with the most workers
     peak = _peak_rss_mb()
     _say(f"farm {farm_bytes / args.chips:.0f} bytes per provisioned chip; peak RSS {peak:.0f} MB")
@@ -203,6 +220,7 @@ def main() -> int:
                 "farm_bytes_per_chip": round(farm_bytes / args.chips),
                 "runs": runs,
                 "floor_parts_us": {k: round(v, 1) for k, v in parts.items()},
+                "custody": custody_figures,
             }
         )
     )

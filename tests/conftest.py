@@ -7,14 +7,18 @@ it (tmp_path copies). Tests run from any working directory: every path is absolu
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from softhsm import SoftHsm
+from softhsm import start as softhsm_start
 
 from trustprov.link.farm import FarmLink
 from trustprov.roles import assets as asset_list
 from trustprov.roles import icm, oem
+from trustprov.roles.signer import close_sessions
 
 FIRMWARE_LEN = 40_000  # three chunks of 16 KiB: enough to exercise chunking quickly
 
@@ -96,8 +100,10 @@ def firmware_bytes() -> bytes:
     return bytes((i * 7 + 3) % 251 for i in range(FIRMWARE_LEN))
 
 
-def build_world(root: Path, cm_chips: int = 8) -> World:
-    made = icm.init(root / "icm")
+def build_world(
+    root: Path, cm_chips: int = 8, alg: str = "ES256", keys: str | None = None
+) -> World:
+    made = icm.init(root / "icm", alg=alg, keys=keys)
     software = root / "software.cose"
     icm.sign_software(made, software)
     oem_farm = root / "oem.farm"
@@ -134,6 +140,26 @@ def build_world(root: Path, cm_chips: int = 8) -> World:
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return build_world(tmp_path_factory.mktemp("world"))
+
+
+#: the software signature suites the whole flow and the software attacks run with
+SUITE_WORLDS = ("ML-DSA-65", "ES256+ML-DSA-65")
+
+
+@pytest.fixture(scope="session", params=SUITE_WORLDS)
+def suite_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> World:
+    """A complete world (4 CM chips) of a family whose software is signed with ML-DSA-65 or the
+    ES256+ML-DSA-65 hybrid; ES256 is the shared ``world``."""
+    alg: str = request.param
+    return build_world(tmp_path_factory.mktemp(f"world-{alg}"), cm_chips=4, alg=alg)
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
+    """A fresh SoftHSM2 token for the session (tests/softhsm.py)."""
+    hsm = softhsm_start(tmp_path_factory.mktemp("softhsm"))
+    yield hsm
+    close_sessions()
 
 
 @pytest.fixture

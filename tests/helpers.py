@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -58,6 +59,8 @@ KEY2: bytes = _CONFTEST.KEY2
 ASSETS_TEMPLATE: str = _CONFTEST.ASSETS
 ASSET_ENTRIES: str = _CONFTEST.ASSET_ENTRIES
 CONFIG = b"mode=production"
+#: a whole ICM/OEM run in a directory (tests/conftest.py), e.g. with other signing suites or keys
+build_world: Callable[..., Any] = _CONFTEST.build_world
 SIGNER_SLOT = 8
 
 

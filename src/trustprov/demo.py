@@ -172,9 +172,10 @@ class Family:
     oem_uid: bytes
 
 
-def make_family(out: Path) -> Family:
-    """ICM: a family in OUT/icm, its signed software, one chip for the OEM in OUT/oem-chip."""
-    made = icm.init(out / "icm")
+def make_family(out: Path, keys: str | None = None) -> Family:
+    """ICM: a family in OUT/icm (its keys in the token ``keys`` names, if given), its signed
+    software, one chip for the OEM in OUT/oem-chip."""
+    made = icm.init(out / "icm", keys=keys)
     software = out / "icm" / "provisioning-software.cose"
     icm.sign_software(made, software)
     (out / "oem-chip").mkdir()
@@ -201,6 +202,7 @@ def run(
     jobs: int = 1,
     on_start: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    icm_keys: str | None = None,
 ) -> DemoResult:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out} exists and is not empty; give a new directory")
@@ -211,7 +213,7 @@ def run(
     assets = asset_list.load(toml)
 
     # ICM: the family, the signed software, one chip for the OEM, a lot for the CM
-    family = make_family(out)
+    family = make_family(out, icm_keys)
     (out / "cm").mkdir()
     icm.manufacture(family.icm, out / "cm" / "chips.farm", CM_LOT, chips, out / "cm" / "lot.json")
 

@@ -692,7 +692,7 @@ def cm_immutable_image(family_id: bytes) -> tuple[bytes, ec.EllipticCurvePrivate
         rom_share=os.urandom(32),
         k_oem_share=os.urandom(32),
         k_oem_master_share=os.urandom(32),
-        k_puk_icm_prov=public_key_der(signing_key),
+        software_keys=(public_key_der(signing_key),),
     ).to_bytes()
     return image, signing_key
 

@@ -275,3 +275,116 @@ def test_attack_software_rollback_after_the_counter_advanced_never_boots(
         refusals += 1
     assert read(cm_farm, uid).security_counter == 3
     report("software rollback", refused=refusals, counter=3)
+
+
+# -- ML-DSA and the hybrid: the chip verifies exactly the suite its immutable memory names ------
+def _hybrid_parts(image: bytes) -> tuple[cose.CoseMessage, list[cose.CoseSignature]]:
+    m = SignedSoftware.from_bytes(image).message
+    assert m.tag == cose.TAG_SIGN
+    return m, list(m.signatures)
+
+
+def _with_signatures(m: cose.CoseMessage, signatures: list[cose.CoseSignature]) -> bytes:
+    return cose.CoseMessage(
+        cose.TAG_SIGN, m.protected_bytes, m.protected, {}, m.body, b"", tuple(signatures)
+    ).to_bytes()
+
+
+def _sign1(software: SignedSoftware, key: Any, alg: str) -> bytes:
+    return SignedSoftware.sign(
+        key,
+        alg=alg,
+        name=software.name,
+        version=software.version,
+        security_version=software.security_version,
+        code=software.code,
+    ).to_bytes()
+
+
+@pytest.fixture(scope="module")
+def suite_others(tmp_path_factory: pytest.TempPathFactory) -> dict[str, icm.Icm]:
+    """Other ICMs (other keys) of every suite the attacks below need."""
+    root = tmp_path_factory.mktemp("suite-others")
+    return {
+        alg: icm.init(root / alg, alg=alg)
+        for alg in ("ES256", "ML-DSA-65", "ML-DSA-87", "ES256+ML-DSA-65")
+    }
+
+
+def test_attack_hybrid_software_stripped_swapped_downgraded_or_with_a_wrong_key_never_boots(
+    suite_world: Any, suite_others: dict[str, icm.Icm], tmp_path: Path
+) -> None:
+    """On a chip whose immutable memory names ML-DSA-65 or the ES256+ML-DSA-65 hybrid: the
+    genuine code signed with another suite (a downgrade to classical only, ML-DSA-87, the
+    hybrid on an ML-DSA-only chip), by other keys of the right suite, and for the hybrid every
+    one of its signatures stripped, reordered, duplicated, flipped, relabelled with another
+    algorithm or replaced by another key's signature over the same bytes. Every one is refused
+    as a bad signature, the chip stays as it was and the genuine software still provisions it."""
+    world = suite_world
+    image = world.software.read_bytes()
+    genuine = SignedSoftware.from_bytes(image)
+    assert genuine.alg == world.icm.alg
+    keys = dict(zip(genuine.algorithms, world.icm.signing_keys, strict=True))
+    images: list[tuple[str, bytes]] = []
+    # downgrades and swaps, signed with the ICM's own keys where it has one for the algorithm
+    for alg in ("ES256", "ML-DSA-65"):
+        if alg in keys and len(keys) > 1:
+            images.append(
+                (f"downgrade to {alg} alone, genuine key", _sign1(genuine, keys[alg], alg))
+            )
+    for alg, other in suite_others.items():
+        if alg != genuine.alg:
+            images.append((f"{alg} by another ICM", _sign1(genuine, other.signing_keys, alg)))
+    other_same = icm.init(tmp_path / "same-suite", alg=genuine.alg)
+    images.append(
+        ("right suite, other keys", _sign1(genuine, other_same.signing_keys, genuine.alg))
+    )
+    if genuine.message.tag == cose.TAG_SIGN:
+        m, sigs = _hybrid_parts(image)
+        forged_m, forged = _hybrid_parts(_sign1(genuine, other_same.signing_keys, genuine.alg))
+        assert forged_m.protected_bytes == m.protected_bytes  # the same bytes, other keys
+        for n, name in enumerate(genuine.algorithms):
+            rest = sigs[:n] + sigs[n + 1 :]
+            images.append((f"{name} signature stripped", _with_signatures(m, rest)))
+            images.append((f"{name} signature doubled", _with_signatures(m, [sigs[n]] * 2)))
+            replaced = [*sigs]
+            replaced[n] = forged[n]
+            images.append((f"{name} signature by another key", _with_signatures(m, replaced)))
+            flipped = [*sigs]
+            s = sigs[n]
+            bad = bytearray(s.signature)
+            bad[len(bad) // 2] ^= 0x01
+            flipped[n] = cose.CoseSignature(s.protected_bytes, s.protected, {}, bytes(bad))
+            images.append((f"{name} signature flipped", _with_signatures(m, flipped)))
+        images.append(("signatures reordered", _with_signatures(m, sigs[::-1])))
+        relabelled = [*sigs]
+        header = {cose.ALG: -50}  # ML-DSA-87 in place of ML-DSA-65
+        relabelled[1] = cose.CoseSignature(
+            cose.encode_protected(header), header, {}, sigs[1].signature
+        )
+        images.append(("ML-DSA-65 relabelled ML-DSA-87", _with_signatures(m, relabelled)))
+    uid = world.cm_uids(world.cm_farm)[0]
+    farm = world.fresh_cm_farm(tmp_path)
+    seen = _refuse_all(farm, uid, images, {"bad-signature"})
+    report(f"{genuine.alg} software attacks", images=len(images), refused=dict(seen))
+    retry_succeeds(world, farm, uid)
+
+
+def test_attack_classical_chip_refuses_hybrid_and_ml_dsa_software(
+    world: Any, cm_farm: Path, suite_others: dict[str, icm.Icm], tmp_path: Path
+) -> None:
+    """An ES256 chip takes no other suite, even one that carries a valid ES256 signature by its
+    own key beside another one (a hybrid made with the genuine ES256 key)."""
+    genuine = SignedSoftware.from_bytes(world.software.read_bytes())
+    pq = suite_others["ML-DSA-65"].signing_key
+    images = [
+        (
+            "hybrid with the genuine ES256 key",
+            _sign1(genuine, [world.icm.signing_key, pq], "ES256+ML-DSA-65"),
+        ),
+        ("ML-DSA-65 by another ICM", _sign1(genuine, pq, "ML-DSA-65")),
+    ]
+    uid = world.cm_uids(cm_farm)[6]
+    seen = _refuse_all(cm_farm, uid, images, {"bad-signature"})
+    report("suites on an ES256 chip", refused=dict(seen))
+    retry_succeeds(world, cm_farm, uid)

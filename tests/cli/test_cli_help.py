@@ -18,7 +18,7 @@ ALL_PATHS = [path for path, _ in walk()]
 
 # The fixed interface (other tests outside this repository drive it): options per command.
 INTERFACE: dict[tuple[str, ...], set[str]] = {
-    ("icm", "init"): {"--alg"},
+    ("icm", "init"): {"--alg", "--keys"},
     ("icm", "sign-software"): {"--icm", "--out", "--version", "--security-version", "--alg"},
     ("icm", "manufacture"): {"--icm", "--farm", "--lot", "--count", "--manifest"},
     ("oem", "verify-software"): {"--key"},
@@ -35,7 +35,7 @@ INTERFACE: dict[tuple[str, ...], set[str]] = {
         "--json",
     },
     ("chip", "show"): {"--farm", "--chip", "--json"},
-    ("demo",): {"--chips", "--out", "--json"},
+    ("demo",): {"--chips", "--out", "--json", "--icm-keys"},
 }
 ARGUMENTS = {("icm", "init"): ["icm_dir"], ("oem", "verify-software"): ["software"]}
 

@@ -101,6 +101,27 @@ def test_each_algorithm_signs_and_verifies(tmp_path: Path, alg: str, key_type: t
         assert alg in ok("oem", "verify-software", sw, "--key", pub).stdout
 
 
+@pytest.mark.parametrize("alg", ["ML-DSA-65", "ML-DSA-87", "ES256+ML-DSA-65"])
+def test_post_quantum_and_hybrid_algorithms_sign_and_verify(tmp_path: Path, alg: str) -> None:
+    d = tmp_path / "icm"
+    ok("icm", "init", d, "--alg", alg)
+    keys = [d / "prov-signing.pub.pem"]
+    if "+" in alg:
+        keys.append(d / "prov-signing-2.pub.pem")
+    assert [load_pem_public_key(k.read_bytes()).__class__.__name__ for k in keys][-1].startswith(
+        "MLDSA" + alg[-2:]
+    )
+    sw = tmp_path / "sw.cose"
+    assert alg in ok("icm", "sign-software", "--icm", d, "--out", sw, "--alg", alg).stdout
+    key_args = [a for k in keys for a in ("--key", k)]
+    assert alg in ok("oem", "verify-software", sw, *key_args).stdout
+    if len(keys) > 1:  # one key of a hybrid does not verify it; nor do the keys swapped
+        for args in (["--key", keys[0]], ["--key", keys[1], "--key", keys[0]]):
+            result = run("oem", "verify-software", sw, *args)
+            assert result.exit_code == 1, result.output
+            assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_init_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     d = tmp_path / "icm"
     d.mkdir()

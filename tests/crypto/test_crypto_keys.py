@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 
 from trustprov.crypto.keys import (
     MATERIAL_LEN,
     SIGNATURE_ALGORITHMS,
     SIGNATURE_BY_ID,
+    SUITES,
+    KeySigner,
     PrivateKey,
     SignatureAlgorithm,
     key_type_of,
@@ -23,20 +25,25 @@ from trustprov.errors import FormatError, VerificationError
 
 MESSAGE = b"the ToBeSigned bytes"
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-SIG_LEN = {"ES256": 64, "ES384": 96, "EdDSA": 64}
+SIG_LEN = {"ES256": 64, "ES384": 96, "EdDSA": 64, "ML-DSA-65": 3309, "ML-DSA-87": 4627}
+KEY_TYPES = ("ec-p256", "ec-p384", "ed25519", "ec-p521", "ml-dsa-65", "ml-dsa-87")
 ALG_NAMES = list(SIGNATURE_ALGORITHMS)
 
 
 def new_key(key_type: str) -> PrivateKey:
     if key_type == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
+    if key_type == "ml-dsa-65":
+        return mldsa.MLDSA65PrivateKey.generate()
+    if key_type == "ml-dsa-87":
+        return mldsa.MLDSA87PrivateKey.generate()
     curve = {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1(), "ec-p521": ec.SECP521R1()}
     return ec.generate_private_key(curve[key_type])
 
 
 @pytest.fixture(scope="module")
 def keys() -> dict[str, PrivateKey]:
-    return {t: new_key(t) for t in ("ec-p256", "ec-p384", "ed25519", "ec-p521")}
+    return {t: new_key(t) for t in KEY_TYPES}
 
 
 def flip(data: bytes, index: int) -> bytes:
@@ -50,12 +57,19 @@ def test_registry() -> None:
         "ES256": (-7, "ec-p256"),
         "ES384": (-35, "ec-p384"),
         "EdDSA": (-8, "ed25519"),
+        # RFC 9964 (draft-ietf-cose-dilithium-11)
+        "ML-DSA-65": (-49, "ml-dsa-65"),
+        "ML-DSA-87": (-50, "ml-dsa-87"),
     }
     assert {i: s.name for i, s in SIGNATURE_BY_ID.items()} == {
         -7: "ES256",
         -35: "ES384",
         -8: "EdDSA",
+        -49: "ML-DSA-65",
+        -50: "ML-DSA-87",
     }
+    assert SUITES["ES256+ML-DSA-65"] == ("ES256", "ML-DSA-65")
+    assert {n for n, algs in SUITES.items() if len(algs) > 1} == {"ES256+ML-DSA-65"}
 
 
 @pytest.mark.parametrize("name", ALG_NAMES)
@@ -100,12 +114,7 @@ def test_zero_ecdsa_signature_raises(keys: dict[str, PrivateKey]) -> None:
 
 @pytest.mark.parametrize(
     ("name", "other"),
-    [
-        (n, t)
-        for n in ALG_NAMES
-        for t in ("ec-p256", "ec-p384", "ed25519", "ec-p521")
-        if t != SIGNATURE_ALGORITHMS[n].key_type
-    ],
+    [(n, t) for n in ALG_NAMES for t in KEY_TYPES if t != SIGNATURE_ALGORITHMS[n].key_type],
 )
 def test_wrong_key_type_raises(name: str, other: str, keys: dict[str, PrivateKey]) -> None:
     alg: SignatureAlgorithm = SIGNATURE_ALGORITHMS[name]
@@ -119,7 +128,7 @@ def test_wrong_key_type_raises(name: str, other: str, keys: dict[str, PrivateKey
 
 
 def test_key_type_of(keys: dict[str, PrivateKey]) -> None:
-    for key_type in ("ec-p256", "ec-p384", "ed25519"):
+    for key_type in ("ec-p256", "ec-p384", "ed25519", "ml-dsa-65", "ml-dsa-87"):
         assert key_type_of(keys[key_type]) == key_type
         assert key_type_of(keys[key_type].public_key()) == key_type
     assert key_type_of(keys["ec-p521"]) == "ec-secp521r1"
@@ -181,7 +190,7 @@ def test_private_key_from_material_refuses(key_type: str, length: int) -> None:
         private_key_from_material(key_type, bytes(length))
 
 
-@pytest.mark.parametrize("key_type", ["ec-p256", "ec-p384", "ed25519"])
+@pytest.mark.parametrize("key_type", ["ec-p256", "ec-p384", "ed25519", "ml-dsa-65", "ml-dsa-87"])
 def test_load_public_key_pem_and_der(key_type: str, keys: dict[str, PrivateKey]) -> None:
     key = keys[key_type]
     for data in (public_key_pem(key), public_key_der(key), b"\n  " + public_key_pem(key)):
@@ -220,3 +229,24 @@ def test_load_public_key_refuses_a_private_key(keys: dict[str, PrivateKey]) -> N
     )
     with pytest.raises(FormatError):
         load_public_key(pem)
+
+
+@pytest.mark.parametrize("name", ["ML-DSA-65", "ML-DSA-87"])
+def test_ml_dsa_is_pure_with_an_empty_context(name: str, keys: dict[str, PrivateKey]) -> None:
+    """RFC 9964: pure ML-DSA over the whole message, context empty; a signature made with a
+    context (or over the pre-hashed message) does not verify."""
+    alg = SIGNATURE_ALGORITHMS[name]
+    key = keys[alg.key_type]
+    assert isinstance(key, mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey)
+    alg.verify(key.public_key(), key.sign(MESSAGE), MESSAGE)
+    with pytest.raises(VerificationError) as e:
+        alg.verify(key.public_key(), key.sign(MESSAGE, b"ctx"), MESSAGE)
+    assert e.value.code == "bad-signature"
+
+
+def test_key_signer_signs_like_the_algorithm(keys: dict[str, PrivateKey]) -> None:
+    signer = KeySigner(keys["ec-p256"])
+    assert signer.key_type == "ec-p256"
+    assert "PrivateKey" not in repr(signer)
+    alg = SIGNATURE_ALGORITHMS["ES256"]
+    alg.verify(signer.public_key(), signer.sign(alg, MESSAGE), MESSAGE)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
@@ -61,7 +61,7 @@ def signing_key(alg: str) -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1() if alg == "ES256" else ec.SECP384R1())
 
 
-def sign_software(key: PrivateKey, alg: str, **overrides: Any) -> SignedSoftware:
+def sign_software(key: PrivateKey | list[PrivateKey], alg: str, **overrides: Any) -> SignedSoftware:
     fields: dict[str, Any] = {
         "name": "trustprov-prov",
         "version": "1.2.3",
@@ -232,6 +232,16 @@ def samples(signing_keys: dict[str, PrivateKey]) -> dict[str, bytes]:
     out = {
         f"software-{alg}": sign_software(key, alg).to_bytes() for alg, key in signing_keys.items()
     }
+    pq = mldsa.MLDSA65PrivateKey.from_seed_bytes(bytes(range(32)))
+    out["software-hybrid"] = sign_software(
+        [signing_keys["ES256"], pq], "ES256+ML-DSA-65"
+    ).to_bytes()
+    out["immutable-hybrid"] = ImmutableMemory(
+        FAMILY,
+        *(bytes([n]) * 32 for n in (1, 2, 3, 4)),
+        software_keys=(public_key_der(signing_keys["ES256"]), public_key_der(pq)),
+        software_suite="ES256+ML-DSA-65",
+    ).to_bytes()
     out.update(
         {
             "sealed": SealedValue.seal(
@@ -247,7 +257,7 @@ def samples(signing_keys: dict[str, PrivateKey]) -> dict[str, bytes]:
                 bytes([2]) * 32,
                 bytes([3]) * 32,
                 bytes([4]) * 32,
-                public_key_der(signing_keys["ES256"]),
+                (public_key_der(signing_keys["ES256"]),),
             ).to_bytes(),
             "request": messages.encode_request("seal-chunk", {"index": 1, "data": b"abc"}),
             "response-ok": messages.encode_ok({"chunk": b"\x00" * 20, "n": 3}),

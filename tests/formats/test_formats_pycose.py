@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import cmac, serialization
+from cryptography.hazmat.primitives.asymmetric import mldsa
 from cryptography.hazmat.primitives.ciphers import algorithms as cipher_algorithms
 from pycose import algorithms, headers
 from pycose.algorithms import CoseAlgorithm
 from pycose.exceptions import CoseException
 from pycose.keys import CoseKey, SymmetricKey
-from pycose.messages import Enc0Message, Mac0Message, Sign1Message
+from pycose.messages import Enc0Message, Mac0Message, Sign1Message, SignMessage
 
 from trustprov.crypto.aead import cmac_verify
 from trustprov.crypto.digest import sha256
@@ -234,3 +235,50 @@ def test_we_verify_a_pycose_made_manifest_mac(
     signed = SignedManifest.from_bytes(msg.encode())
     assert signed.manifest == manifest
     assert cmac_verify(builders.AUTH, signed.message.mac_structure(), signed.message.auth) is None
+
+
+# -- COSE_Sign: the hybrid ES256+ML-DSA-65 software ---------------------------------------------
+class MlDsa65(CoseAlgorithm):
+    """Only a name for RFC 9964's -49, so that pycose parses the signer (it signs nothing)."""
+
+    identifier = -49
+    fullname = "ML_DSA_65"
+
+
+@pytest.fixture
+def ml_dsa_in_pycose() -> Any:
+    registry = CoseAlgorithm.get_registered_classes()
+    saved = {k: registry[k] for k in (MlDsa65.identifier, MlDsa65.fullname) if k in registry}
+    CoseAlgorithm.register_attribute()(MlDsa65)
+    yield MlDsa65
+    for k in (MlDsa65.identifier, MlDsa65.fullname.upper()):
+        registry.pop(k, None)
+    registry.update(saved)
+
+
+def test_pycose_reads_our_hybrid_software_and_verifies_its_es256_signature(
+    builders: SimpleNamespace, signing_keys: dict[str, PrivateKey], ml_dsa_in_pycose: Any
+) -> None:
+    """pycose 1.1 knows no ML-DSA (it refuses alg -49 even to parse, so the test registers the
+    name alone): it parses our COSE_Sign, verifies the ES256 signature itself, and builds the
+    ML-DSA signer's Sig_structure, which pyca/cryptography's ML-DSA then verifies."""
+    pq = mldsa.MLDSA65PrivateKey.generate()
+    sw = SignedSoftware.sign(
+        [signing_keys["ES256"], pq],
+        alg="ES256+ML-DSA-65",
+        name="trustprov-provisioning",
+        version="1.0",
+        security_version=1,
+        code=builders.CODE,
+    )
+    msg = SignMessage.decode(sw.to_bytes())
+    assert msg.payload == builders.CODE
+    assert msg.phdr["tp-code"] == sha256(msg.payload)
+    classical, post_quantum = msg.signers
+    assert classical.get_attr(headers.Algorithm) is algorithms.Es256
+    assert post_quantum.get_attr(headers.Algorithm) is ml_dsa_in_pycose
+    classical.key = pycose_public(signing_keys["ES256"])
+    assert classical.verify_signature() is True
+    tbs = post_quantum._create_sig_structure()
+    assert tbs == sw.message.to_be_signed_by(sw.message.signatures[1])
+    pq.public_key().verify(post_quantum.signature, tbs)

@@ -324,3 +324,55 @@ def test_installed_code_archive_holds_the_firmware_and_its_libraries() -> None:
     for part in ("crypto/", "formats/", "firmware/"):
         assert any(name.startswith(part) for name in files), part
     assert not any(name.startswith(("chip/", "roles/", "cli/", "link/")) for name in files)
+
+
+# -- COSE_Sign: the hybrid -------------------------------------------------------------------------
+def _hybrid_items(samples: dict[str, bytes]) -> list[Any]:
+    value = cbor2.loads(samples["software-hybrid"])
+    assert value.tag == cose.TAG_SIGN
+    return list(value.value)
+
+
+def _tagged(items: list[Any]) -> bytes:
+    return cbor2.dumps(cbor2.CBORTag(cose.TAG_SIGN, items))
+
+
+def test_hybrid_parses_with_both_algorithms(samples: dict[str, bytes]) -> None:
+    sw = SignedSoftware.from_bytes(samples["software-hybrid"])
+    assert (sw.alg, sw.algorithms) == ("ES256+ML-DSA-65", ("ES256", "ML-DSA-65"))
+    assert [s.protected for s in sw.message.signatures] == [{1: -7}, {1: -49}]
+    assert sw.to_bytes() == samples["software-hybrid"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda it: [*it[:3], []], "1..4 signatures"),
+        (lambda it: [*it[:3], [it[3][0]] * 5], "1..4 signatures"),
+        (lambda it: [*it[:3], it[3][0]], "array of 3"),  # a signature not in its array
+        (lambda it: [*it[:3], [it[3][0][:2], it[3][1]]], "array of 3"),
+        (lambda it: [*it[:3], [[b"", {}, it[3][0][2]], it[3][1]]], "empty protected"),
+        (lambda it: [*it[:3], [[it[3][0][0], {1: -7}, it[3][0][2]], it[3][1]]], "both"),
+        (lambda it: [*it[:3], [[it[3][0][0], {4: b"k"}, it[3][0][2]], it[3][1]]], "unprotected"),
+        (lambda it: [*it[:3], [[cbor2.dumps({1: -7, 4: b"k"}), {}, b""], it[3][1]]], "unknown"),
+        (lambda it: [*it[:3], [[cbor2.dumps({1: -999}), {}, b""], it[3][1]]], "unsupported"),
+        (lambda it: [cbor2.dumps({**cbor2.loads(it[0]), 1: -7}), *it[1:]], "unknown"),
+    ],
+)
+def test_malformed_hybrids_are_refused(samples: dict[str, bytes], mutate: Any, match: str) -> None:
+    with pytest.raises(FormatError, match=match):
+        SignedSoftware.from_bytes(_tagged(mutate(_hybrid_items(samples))))
+
+
+def test_non_canonical_suites_parse_but_never_verify(
+    samples: dict[str, bytes], builders: SimpleNamespace
+) -> None:
+    """One signature in a COSE_Sign, or the two reordered, parse (so that a chip refuses them as a
+    bad signature, like any other) but no verifier accepts them."""
+    items = _hybrid_items(samples)
+    keys = [builders.signing_key("ES256").public_key()]
+    for signatures in ([items[3][0]], [items[3][1], items[3][0]]):
+        sw = SignedSoftware.from_bytes(_tagged([*items[:3], signatures]))
+        with pytest.raises(VerificationError) as e:
+            sw.verify(keys * len(signatures))
+        assert e.value.code == "bad-signature"

@@ -113,7 +113,9 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "manifest-payload": (["manifest-payload"], ["cbor.decode", "Manifest.from_payload"]),
     "bundle": (["bundle"], ["cbor.decode", "Bundle.from_bytes"]),
     "lot": (["lot"], ["LotManifest.from_json"]),
-    "immutable": (["immutable"], ["cbor.decode", "ImmutableMemory.from_bytes"]),
+    "immutable": (["immutable", "immutable-hybrid"], ["cbor.decode", "ImmutableMemory.from_bytes"]),
+    # the ES256+ML-DSA-65 hybrid is a COSE_Sign (tag 98), not for the Sign1 decoder
+    "software-hybrid": (["software-hybrid"], ["cbor.decode", "SignedSoftware.from_bytes"]),
     "request": (["request"], ["cbor.decode", "decode_request"]),
     "response": (["response-ok", "response-error"], ["cbor.decode", "decode_response"]),
 }

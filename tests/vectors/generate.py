@@ -18,11 +18,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import mldsa
+
 from trustprov.crypto.aead import AEADS, cmac_tag
 from trustprov.crypto.digest import chain_head
 from trustprov.crypto.kdf import kdf
 from trustprov.crypto.keys import (
     MATERIAL_LEN,
+    SUITES,
+    PrivateKey,
     private_key_bytes,
     private_key_from_material,
     public_key_der,
@@ -34,7 +38,8 @@ from trustprov.crypto.schedule import (
     g_master_key,
     h_seed,
 )
-from trustprov.formats import cose
+from trustprov.errors import ArtifactError
+from trustprov.formats import cbor, cose
 from trustprov.formats.bundle import (
     AssetEntry,
     Bundle,
@@ -45,7 +50,9 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
+from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.sealed import SealedValue
+from trustprov.formats.software import SignedSoftware
 
 OUT = Path(__file__).resolve().parent / "vectors.json"
 
@@ -305,6 +312,79 @@ def bundle_vector(aead_name: str, keys: dict[str, Any], signer: dict[str, Any]) 
     }
 
 
+# the software signature vectors: keys from fixed seeds; ECDSA and ML-DSA signing are randomized
+# here, so these vectors are verify-only and a signature is made once and carried over for as
+# long as it still verifies over the same bytes under the same keys
+SOFTWARE_CODE = {"firmware/main.py": b"print('trustprov')\n"}
+SOFTWARE_KEY_SEEDS = {
+    "ES256": h("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677"),
+    "ML-DSA-65": h("8899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677"),
+}
+SOFTWARE_FAMILY = h("0102030405060708")
+
+
+def software_key(alg: str) -> PrivateKey:
+    seed = SOFTWARE_KEY_SEEDS[alg]
+    if alg == "ML-DSA-65":
+        return mldsa.MLDSA65PrivateKey.from_seed_bytes(seed)
+    return private_key_from_material("ec-p256", seed)
+
+
+def software_vectors(previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for suite in ("ML-DSA-65", "ES256+ML-DSA-65"):
+        keys = [software_key(a) for a in SUITES[suite]]
+        image = None
+        for old in previous:
+            if old.get("suite") != suite:
+                continue
+            try:
+                sw = SignedSoftware.from_bytes(h(old["image"]))
+                sw.verify([k.public_key() for k in keys], suite=suite)
+            except (ArtifactError, KeyError, ValueError):
+                break
+            if sw.code == cose_code() and sw.version == "1.0" and sw.security_version == 7:
+                image = sw
+        if image is None:
+            image = SignedSoftware.sign(
+                keys,
+                alg=suite,
+                name="trustprov-provisioning",
+                version="1.0",
+                security_version=7,
+                code=cose_code(),
+            )
+        spki = [public_key_der(k) for k in keys]
+        immutable = ImmutableMemory(
+            SOFTWARE_FAMILY,
+            *[bytes([n]) * 32 for n in (1, 2, 3, 4)],
+            software_keys=tuple(spki),
+            software_suite=suite,
+        )
+        m = image.message
+        out.append(
+            {
+                "suite": suite,
+                "key_seeds": [SOFTWARE_KEY_SEEDS[a].hex() for a in SUITES[suite]],
+                "public_keys_spki": [k.hex() for k in spki],
+                "payload": m.body.hex(),
+                "body_protected": m.protected_bytes.hex(),
+                "signature_protected": [s.protected_bytes.hex() for s in m.signatures],
+                "to_be_signed": [
+                    (m.to_be_signed_by(s) if m.signatures else m.to_be_signed()).hex()
+                    for s in (m.signatures or [None])  # type: ignore[list-item]
+                ],
+                "image": image.to_bytes().hex(),
+                "immutable": immutable.to_bytes().hex(),
+            }
+        )
+    return out
+
+
+def cose_code() -> bytes:
+    return cbor.encode(SOFTWARE_CODE)
+
+
 def compute() -> dict[str, Any]:
     schedule = schedule_vectors()
     seed = h(schedule["h_seed"][1]["seed"])
@@ -322,7 +402,15 @@ def compute() -> dict[str, Any]:
         "sealed_value": sealed_vectors(),
         **chunk_vectors(),
         "bundle": [bundle_vector(name, keys, signer) for name in ("A256GCM", "AES-CCM-16-128-256")],
+        "software": software_vectors(_previous("software")),
     }
+
+
+def _previous(section: str) -> list[dict[str, Any]]:
+    if not OUT.is_file():
+        return []
+    value: list[dict[str, Any]] = json.loads(OUT.read_text(encoding="ascii")).get(section, [])
+    return value
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -17,14 +17,20 @@ from typing import Any
 import cbor2
 import pytest
 from cryptography.hazmat.primitives import cmac
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from trustprov.crypto.aead import AEADS, cmac_tag, cmac_verify
 from trustprov.crypto.digest import chain_head
 from trustprov.crypto.kdf import kdf
-from trustprov.crypto.keys import private_key_bytes, private_key_from_material, public_key_der
+from trustprov.crypto.keys import (
+    SIGNATURE_ALGORITHMS,
+    SUITES,
+    private_key_bytes,
+    private_key_from_material,
+    public_key_der,
+)
 from trustprov.crypto.schedule import (
     asset_material,
     derive_keys,
@@ -32,6 +38,7 @@ from trustprov.crypto.schedule import (
     g_master_key,
     h_seed,
 )
+from trustprov.errors import VerificationError
 from trustprov.formats import cose
 from trustprov.formats.bundle import (
     AssetEntry,
@@ -43,11 +50,14 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
+from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.sealed import SealedValue
+from trustprov.formats.software import SignedSoftware
 
 VECTORS_PATH = Path(__file__).resolve().parent / "vectors.json"
 VECTORS: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="ascii"))
 SECTIONS = {
+    "software",
     "kdf",
     "f_oem_share",
     "g_master_key",
@@ -448,3 +458,64 @@ def test_manifest_mac0_layout_by_hand(v: dict[str, Any]) -> None:
     bundle = cbor2.loads(h(v["bundle"]))
     assert bundle[:3] == ["trustprov-bundle", 1, h(v["manifest_mac0"])]
     assert [[c.hex() for c in a] for a in bundle[3]] == v["chunks"]
+
+
+# -- software signatures (verify-only: ECDSA and ML-DSA signing are randomized) ------------------
+@pytest.mark.parametrize("v", VECTORS["software"], ids=lambda v: v["suite"])
+def test_software_signature_vectors(v: dict[str, Any]) -> None:
+    """The keys come from their seeds (ML-DSA: FIPS 204 seed; P-256: FIPS 186-5 A.2.1), the
+    image's layout is the documented one byte for byte, every signature verifies over its
+    ToBeSigned, and the immutable memory names exactly the suite and its keys."""
+    suite = v["suite"]
+    algs = SUITES[suite]
+    keys = [
+        mldsa.MLDSA65PrivateKey.from_seed_bytes(bytes.fromhex(seed)).public_key()
+        if alg == "ML-DSA-65"
+        else private_key_from_material("ec-p256", bytes.fromhex(seed)).public_key()
+        for alg, seed in zip(algs, v["key_seeds"], strict=True)
+    ]
+    assert [public_key_der(k).hex() for k in keys] == v["public_keys_spki"]
+    image = bytes.fromhex(v["image"])
+    sw = SignedSoftware.from_bytes(image)
+    assert sw.alg == suite
+    m = sw.message
+    assert m.protected_bytes.hex() == v["body_protected"]
+    assert m.body.hex() == v["payload"]
+    assert [s.protected_bytes.hex() for s in m.signatures] == v["signature_protected"]
+    tagged = cbor2.loads(image)
+    if len(algs) == 1:
+        assert tagged.tag == 18
+        assert cbor2.loads(m.protected_bytes)[1] == SIGNATURE_ALGORITHMS[suite].cose_id
+        tbs = [cbor2.dumps(["Signature1", m.protected_bytes, b"", m.body])]
+        sigs = [m.auth]
+    else:
+        assert tagged.tag == 98
+        assert 1 not in cbor2.loads(m.protected_bytes)  # the algorithms are per signature
+        assert [cbor2.loads(s.protected_bytes) for s in m.signatures] == [
+            {1: SIGNATURE_ALGORITHMS[a].cose_id} for a in algs
+        ]
+        tbs = [
+            cbor2.dumps(["Signature", m.protected_bytes, s.protected_bytes, b"", m.body])
+            for s in m.signatures
+        ]
+        sigs = [s.signature for s in m.signatures]
+    assert [t.hex() for t in tbs] == v["to_be_signed"]
+    for alg, key, sig, t in zip(algs, keys, sigs, tbs, strict=True):
+        SIGNATURE_ALGORITHMS[alg].verify(key, sig, t)
+    sw.verify(keys, suite=suite)
+    if len(keys) > 1:
+        with pytest.raises(VerificationError):
+            sw.verify(keys[::-1], suite=suite)
+    mem = ImmutableMemory.from_bytes(bytes.fromhex(v["immutable"]))
+    assert (mem.software_suite, [k.hex() for k in mem.software_keys]) == (
+        suite,
+        v["public_keys_spki"],
+    )
+    puk = cbor2.loads(bytes.fromhex(v["immutable"]))[5]
+    if len(algs) == 1:
+        assert puk == bytes.fromhex(v["public_keys_spki"][0])
+    else:
+        assert puk == [
+            [SIGNATURE_ALGORITHMS[a].cose_id, bytes.fromhex(k)]
+            for a, k in zip(algs, v["public_keys_spki"], strict=True)
+        ]

@@ -2,7 +2,9 @@
 
 The boot ROM (`Chip.boot`) is the only way to obtain a `Hardware`: it runs software only if
 1. the image parses as signed provisioning software,
-2. its signature verifies under the immutable K_PUK_ICM_PROV,
+2. it is signed with exactly the suite its immutable K_PUK_ICM_PROV names (one algorithm, or every
+   signature of a hybrid: a stripped, swapped or downgraded set is refused), and every signature
+   verifies under its immutable key,
 3. the code it signs is the code the chip is about to run, and
 4. its security version is not below the OTP counter (which then advances to it).
 
@@ -177,7 +179,8 @@ class Chip:
         except ArtifactError as e:
             raise ChipRefused(f"boot refused: {e.message}", code="bad-software") from e
         try:  # 2.
-            software.verify(_rom_public_key(mem.k_puk_icm_prov))
+            keys = [_rom_public_key(k) for k in mem.software_keys]
+            software.verify(keys, suite=mem.software_suite)
         except ArtifactError as e:
             raise ChipRefused("boot refused: software signature", code="bad-signature") from e
         if software.code_digest != measured_code_digest(self._code_root):  # 3.

@@ -25,11 +25,22 @@ from trustprov.roles.icm import MAX_LOT
     "--jobs", type=click.IntRange(1, 256), default=1, show_default=True, help="CM worker processes."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
-def demo(chips: int, out: Path, jobs: int, as_json: bool) -> None:
+@click.option(
+    "--icm-keys",
+    metavar="PKCS11_URI",
+    default=None,
+    help="Make the ICM's keys in this PKCS#11 token (as 'icm init --keys').",
+)
+def demo(chips: int, out: Path, jobs: int, as_json: bool, icm_keys: str | None) -> None:
     """Run ICM -> OEM -> CM on CHIPS virtual chips and check every chip's assets."""
     with LineProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
         result = flow.run(
-            out, chips=chips, jobs=jobs, on_start=progress.start, on_outcome=progress.advance
+            out,
+            chips=chips,
+            jobs=jobs,
+            on_start=progress.start,
+            on_outcome=progress.advance,
+            icm_keys=icm_keys,
         )
     s = result.summary
     if as_json:

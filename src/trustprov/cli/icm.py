@@ -8,10 +8,10 @@ import click
 
 from trustprov import __version__
 from trustprov.cli.options import force_option, path_option
-from trustprov.crypto.keys import SIGNATURE_ALGORITHMS
+from trustprov.crypto.keys import SUITES
 from trustprov.roles import icm as role
 
-ALGS = click.Choice(sorted(SIGNATURE_ALGORITHMS))
+ALGS = click.Choice(list(SUITES))
 
 
 @click.group()
@@ -22,17 +22,32 @@ def icm() -> None:
 @icm.command()
 @click.argument("icm_dir", type=click.Path(path_type=Path))
 @click.option(
-    "--alg", type=ALGS, default="ES256", show_default=True, help="Software signature algorithm."
+    "--alg",
+    type=ALGS,
+    default="ES256",
+    show_default=True,
+    help="Software signature algorithm; ES256+ML-DSA-65 signs with both (hybrid).",
 )
-def init(icm_dir: Path, alg: str) -> None:
+@click.option(
+    "--keys",
+    metavar="PKCS11_URI",
+    default=None,
+    help="Make the keys inside this PKCS#11 token (pkcs11:token=...?module-path=...; the PIN "
+    "from pin-source=file:..., TRUSTPROV_PKCS11_PIN or a prompt) [default: files in ICM_DIR].",
+)
+def init(icm_dir: Path, alg: str, keys: str | None) -> None:
     """Create a chip family in ICM_DIR (a new or empty directory)."""
-    made = role.init(icm_dir, alg=alg)
-    click.echo(f"family {made.family_id.hex()}: wrote {icm_dir} ({alg} signing key, device CA)")
+    made = role.init(icm_dir, alg=alg, keys=keys)
+    where = "the PKCS#11 token" if keys else "files"
+    click.echo(
+        f"family {made.family_id.hex()}: wrote {icm_dir} ({alg} signing key, device CA; "
+        f"keys in {where})"
+    )
 
 
 @icm.command("sign-software")
 @path_option("--icm", "icm_dir", help="The ICM directory.")
-@path_option("--out", help="Where to write the signed software (COSE_Sign1).")
+@path_option("--out", help="Where to write the signed software (COSE_Sign1; COSE_Sign if hybrid).")
 @click.option("--version", default=__version__, show_default=True, help="Version string.")
 @click.option("--security-version", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
 @click.option("--alg", type=ALGS, default=None, help="Signature algorithm [default: the ICM's].")

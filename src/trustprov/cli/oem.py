@@ -18,8 +18,14 @@ def oem() -> None:
 
 @oem.command("verify-software")
 @click.argument("software", type=click.Path(path_type=Path))
-@path_option("--key", help="K_PUK_ICM_PROV (prov-signing.pub.pem from the ICM).")
-def verify_software(software: Path, key: Path) -> None:
+@click.option(
+    "--key",
+    type=click.Path(path_type=Path),
+    required=True,
+    multiple=True,
+    help="K_PUK_ICM_PROV (prov-signing.pub.pem from the ICM); a hybrid takes each of its keys.",
+)
+def verify_software(software: Path, key: tuple[Path, ...]) -> None:
     """Verify the ICM's signature on SOFTWARE; exit non-zero unless it verifies."""
     sw = role.verify_software(software, key)
     click.echo(

@@ -2,17 +2,22 @@
 
 EC private keys are derived from KDF output by FIPS 186-5 Appendix A.2.1 ("extra random bits"):
 take N+64 bits c, then d = (c mod (n-1)) + 1. Ed25519 keys take 32 bytes as the RFC 8032 secret.
-Signatures use COSE's encodings (RFC 9053): ECDSA as the fixed-size r || s, EdDSA as is.
+Signatures use COSE's encodings (RFC 9053): ECDSA as the fixed-size r || s, EdDSA as is, ML-DSA
+(FIPS 204, pure mode, empty context) as RFC 9964 has it.
+
+A *suite* is what one signed image carries: one algorithm ("ES256") or a hybrid of several
+("ES256+ML-DSA-65"), every one of whose signatures is required. Where a private key lives is a
+`Signer`'s business: this module signs with in-memory keys only and does no I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
@@ -20,8 +25,20 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from trustprov.errors import FormatError, VerificationError
 
-PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+PrivateKey = (
+    ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | mldsa.MLDSA65PrivateKey
+    | mldsa.MLDSA87PrivateKey
+)
+PublicKey = (
+    ec.EllipticCurvePublicKey
+    | ed25519.Ed25519PublicKey
+    | mldsa.MLDSA65PublicKey
+    | mldsa.MLDSA87PublicKey
+)
+_MLDSA_PRIVATE = mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
+_MLDSA_PUBLIC = mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey
 
 CURVES: dict[str, ec.EllipticCurve] = {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1()}
 _ORDERS = {
@@ -54,8 +71,9 @@ def check_private_scalar(key_type: str, value: bytes) -> None:
 
 
 def private_key_bytes(key: PrivateKey) -> bytes:
-    """The raw private value: the scalar d (big-endian, curve size) or the Ed25519 secret."""
-    if isinstance(key, ed25519.Ed25519PrivateKey):
+    """The raw private value: the scalar d (big-endian, curve size), the Ed25519 secret or the
+    ML-DSA seed."""
+    if isinstance(key, ed25519.Ed25519PrivateKey | _MLDSA_PRIVATE):
         return key.private_bytes_raw()
     size = (key.curve.key_size + 7) // 8
     return key.private_numbers().private_value.to_bytes(size)
@@ -75,7 +93,7 @@ def public_key_der(key: PrivateKey | PublicKey) -> bytes:
     )
 
 
-SigAlg = Literal["ES256", "ES384", "EdDSA"]
+SigAlg = Literal["ES256", "ES384", "EdDSA", "ML-DSA-65", "ML-DSA-87"]
 
 
 @dataclass(frozen=True)
@@ -89,8 +107,8 @@ class SignatureAlgorithm:
 
     def sign(self, key: PrivateKey, message: bytes) -> bytes:
         self._check_key(key.public_key())
-        if isinstance(key, ed25519.Ed25519PrivateKey):
-            return key.sign(message)
+        if isinstance(key, ed25519.Ed25519PrivateKey | _MLDSA_PRIVATE):
+            return key.sign(message)  # ML-DSA: pure mode, empty context (RFC 9964)
         assert self.hash is not None  # noqa: S101 - ECDSA entries always carry a hash
         r, s = decode_dss_signature(key.sign(message, ec.ECDSA(self.hash)))
         size = (key.curve.key_size + 7) // 8
@@ -100,7 +118,7 @@ class SignatureAlgorithm:
         """Raise `VerificationError` unless ``signature`` is valid; never return a bool."""
         self._check_key(key)
         try:
-            if isinstance(key, ed25519.Ed25519PublicKey):
+            if isinstance(key, ed25519.Ed25519PublicKey | _MLDSA_PUBLIC):
                 key.verify(signature, message)
                 return
             assert self.hash is not None  # noqa: S101 - ECDSA entries always carry a hash
@@ -126,13 +144,63 @@ SIGNATURE_ALGORITHMS: dict[str, SignatureAlgorithm] = {
     "ES256": SignatureAlgorithm("ES256", -7, "ec-p256", hashes.SHA256()),
     "ES384": SignatureAlgorithm("ES384", -35, "ec-p384", hashes.SHA384()),
     "EdDSA": SignatureAlgorithm("EdDSA", -8, "ed25519", None),
+    # RFC 9964 (draft-ietf-cose-dilithium-11): ML-DSA-65 = -49, ML-DSA-87 = -50
+    "ML-DSA-65": SignatureAlgorithm("ML-DSA-65", -49, "ml-dsa-65", None),
+    "ML-DSA-87": SignatureAlgorithm("ML-DSA-87", -50, "ml-dsa-87", None),
 }
 SIGNATURE_BY_ID = {a.cose_id: a for a in SIGNATURE_ALGORITHMS.values()}
+
+#: what a signed image may carry: a single algorithm, or a hybrid whose every signature is
+#: required, classical first. Only these combinations exist, so no other can be negotiated.
+SUITES: dict[str, tuple[str, ...]] = {
+    **{name: (name,) for name in SIGNATURE_ALGORITHMS},
+    "ES256+ML-DSA-65": ("ES256", "ML-DSA-65"),
+}
+SUITE_BY_ALGS = {algs: name for name, algs in SUITES.items()}
+
+
+class Signer(Protocol):
+    """One private key, wherever it lives (memory, a file, a token), signing for one algorithm.
+
+    ``sign`` takes the whole ToBeSigned bytes; a signer whose key lives in a token hashes them
+    itself and sends the token only the digest (or ML-DSA's mu).
+    """
+
+    @property
+    def key_type(self) -> str: ...
+
+    def public_key(self) -> PublicKey: ...
+
+    def sign(self, algorithm: SignatureAlgorithm, message: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class KeySigner:
+    """A `Signer` over a private key held in memory."""
+
+    key: PrivateKey
+
+    def __repr__(self) -> str:
+        return f"KeySigner({key_type_of(self.key)})"
+
+    @property
+    def key_type(self) -> str:
+        return key_type_of(self.key)
+
+    def public_key(self) -> PublicKey:
+        return self.key.public_key()
+
+    def sign(self, algorithm: SignatureAlgorithm, message: bytes) -> bytes:
+        return algorithm.sign(self.key, message)
 
 
 def key_type_of(key: PublicKey | PrivateKey) -> str:
     if isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
         return "ed25519"
+    if isinstance(key, mldsa.MLDSA65PublicKey | mldsa.MLDSA65PrivateKey):
+        return "ml-dsa-65"
+    if isinstance(key, mldsa.MLDSA87PublicKey | mldsa.MLDSA87PrivateKey):
+        return "ml-dsa-87"
     if isinstance(key.curve, ec.SECP256R1):
         return "ec-p256"
     if isinstance(key.curve, ec.SECP384R1):
@@ -147,8 +215,10 @@ def load_public_key(data: bytes) -> PublicKey:
             key = serialization.load_pem_public_key(data)
         else:
             key = serialization.load_der_public_key(data)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         raise FormatError("not a public key (SubjectPublicKeyInfo PEM or DER)") from e
-    if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
-        raise FormatError("public key type not supported (need EC P-256/P-384 or Ed25519)")
+    if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | _MLDSA_PUBLIC):
+        raise FormatError(
+            "public key type not supported (need EC P-256/P-384, Ed25519 or ML-DSA-65/87)"
+        )
     return key

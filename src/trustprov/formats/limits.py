@@ -39,7 +39,7 @@ class Limits:
     asset_list: int = 1 * MiB
     certificate: int = 4 * KiB
     # structure of each decoded artifact; the largest genuine one of each is far below
-    software_shape: Shape = Shape(items=64, depth=4)
+    software_shape: Shape = Shape(items=64, depth=6)  # a COSE_Sign nests its signatures
     sealed_value_shape: Shape = Shape(items=64, depth=4)
     protected_header_shape: Shape = Shape(items=32, depth=2)
     manifest_shape: Shape = Shape(items=4096, depth=6)  # 64 assets of ~16 items: ~1,050
@@ -48,7 +48,7 @@ class Limits:
     bundle_shape: Shape = Shape(items=4 * Mi + 1024, depth=4)
     link_message_shape: Shape = Shape(items=16384, depth=8)  # ~150 in the largest seen
     installed_state_shape: Shape = Shape(items=65536, depth=6)
-    immutable_shape: Shape = Shape(items=8, depth=1)
+    immutable_shape: Shape = Shape(items=32, depth=3)  # a hybrid names [alg, key] pairs
     cbor_default_shape: Shape = Shape(items=1024, depth=8)  # any other CBOR input
     # JSON and TOML: items are counted on the text before parsing (an upper bound)
     lot_manifest_items_per_kib: int = 16  # a chip's entry is ~1 KiB and 5 items

@@ -1,8 +1,10 @@
-"""The signed provisioning software: COSE_Sign1 (ES256 by default; ES384, EdDSA selectable).
+"""The signed provisioning software: COSE_Sign1 (ES256 by default; ES384, EdDSA, ML-DSA-65,
+ML-DSA-87 selectable), or COSE_Sign with one signature per algorithm of a hybrid suite
+(ES256+ML-DSA-65), every one required.
 
-Protected header::
+Protected header (of the COSE_Sign1; of the COSE_Sign's body, without alg)::
 
-    1 (alg)            -7 | -35 | -8
+    1 (alg)            -7 | -35 | -8 | -49 | -50          (COSE_Sign1 only)
     3 (content type)   "application/vnd.trustprov.software+cbor"
     "tp-name"          tstr       name of the software
     "tp-version"       tstr       version, for people
@@ -13,11 +15,14 @@ Payload: the code archive, a canonical CBOR map {relative path (tstr): file byte
 software's sources: the firmware and the libraries it is linked with (`CODE_PARTS`). The chip's
 boot ROM refuses the image unless the signature verifies under its immutable K_PUK_ICM_PROV,
 "tp-code" equals the digest of the code it is about to run, and "tp-svn" is not below its
-counter.
+counter. A COSE_Sign's signatures each have the protected header {1: alg} alone and an empty
+unprotected header, in the suite's order (classical first); the suite they spell must be one of
+`SUITES`, and verification needs every one of them to verify under its own key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +31,11 @@ from trustprov.crypto.digest import DIGEST_LEN, sha256
 from trustprov.crypto.keys import (
     SIGNATURE_ALGORITHMS,
     SIGNATURE_BY_ID,
+    SUITES,
+    KeySigner,
     PrivateKey,
     PublicKey,
-    key_type_of,
+    Signer,
 )
 from trustprov.errors import FormatError, VerificationError
 from trustprov.formats import cbor, cose
@@ -56,12 +63,17 @@ def code_archive(root: Path = CODE_ROOT) -> bytes:
     return cbor.encode(files)
 
 
+def _signers(keys: PrivateKey | Signer | Sequence[PrivateKey | Signer]) -> list[Signer]:
+    many: Sequence[PrivateKey | Signer] = keys if isinstance(keys, Sequence) else [keys]
+    return [KeySigner(k) if isinstance(k, PrivateKey) else k for k in many]
+
+
 @dataclass(frozen=True)
 class SignedSoftware:
     name: str
     version: str
     security_version: int
-    alg: str
+    alg: str  # the suite: one algorithm, or a hybrid such as "ES256+ML-DSA-65"
     code: bytes = field(repr=False)
     message: cose.CoseMessage = field(repr=False)
 
@@ -69,10 +81,14 @@ class SignedSoftware:
     def code_digest(self) -> bytes:
         return bytes(self.message.protected[H_CODE])
 
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        return tuple(self.alg.split("+"))
+
     @classmethod
     def sign(
         cls,
-        key: PrivateKey,
+        key: PrivateKey | Signer | Sequence[PrivateKey | Signer],
         *,
         alg: str,
         name: str,
@@ -80,23 +96,46 @@ class SignedSoftware:
         security_version: int,
         code: bytes,
     ) -> SignedSoftware:
-        algorithm = SIGNATURE_ALGORITHMS[alg]
-        if key_type_of(key) != algorithm.key_type:
+        """Sign ``code`` with one key per algorithm of the suite ``alg``, in the suite's order."""
+        signers = _signers(key)
+        if alg not in SUITES or len(signers) != len(SUITES[alg]):
             raise VerificationError(
-                f"{alg} needs a {algorithm.key_type} signing key, this one is {key_type_of(key)}",
+                f"{alg} needs {len(SUITES.get(alg, ()))} signing keys, not {len(signers)}",
                 code="wrong-key-type",
             )
+        algorithms = [SIGNATURE_ALGORITHMS[a] for a in SUITES[alg]]
+        for algorithm, signer in zip(algorithms, signers, strict=True):
+            if signer.key_type != algorithm.key_type:
+                raise VerificationError(
+                    f"{algorithm.name} needs a {algorithm.key_type} signing key, "
+                    f"this one is {signer.key_type}",
+                    code="wrong-key-type",
+                )
         header: dict[Any, Any] = {
-            cose.ALG: algorithm.cose_id,
             cose.CONTENT_TYPE: CONTENT_TYPE,
             H_NAME: name,
             H_VERSION: version,
             H_SVN: security_version,
             H_CODE: sha256(code),
         }
+        if len(algorithms) == 1:
+            header = {cose.ALG: algorithms[0].cose_id, **header}
+            protected = cose.encode_protected(header)
+            signature = signers[0].sign(algorithms[0], cose.sig_structure(protected, code))
+            message = cose.CoseMessage(cose.TAG_SIGN1, protected, header, {}, code, signature)
+            return cls.from_message(message)
         protected = cose.encode_protected(header)
-        signature = algorithm.sign(key, cose.sig_structure(protected, code))
-        message = cose.CoseMessage(cose.TAG_SIGN1, protected, header, {}, code, signature)
+        signatures = []
+        for algorithm, signer in zip(algorithms, signers, strict=True):
+            sig_header = {cose.ALG: algorithm.cose_id}
+            sig_protected = cose.encode_protected(sig_header)
+            tbs = cose.sign_structure(protected, sig_protected, code)
+            signatures.append(
+                cose.CoseSignature(sig_protected, sig_header, {}, signer.sign(algorithm, tbs))
+            )
+        message = cose.CoseMessage(
+            cose.TAG_SIGN, protected, header, {}, code, b"", tuple(signatures)
+        )
         return cls.from_message(message)
 
     @classmethod
@@ -109,20 +148,29 @@ class SignedSoftware:
         the whole image per chip).
         """
         what = "provisioning software"
-        message = cose.decode(
-            data, cose.TAG_SIGN1, limit=LIMITS.software, what=what, shape=LIMITS.software_shape
+        message = cose.decode_signed(
+            data, limit=LIMITS.software, what=what, shape=LIMITS.software_shape
         )
         return cls.from_message(message, check_code=check_code)
 
     @classmethod
     def from_message(cls, m: cose.CoseMessage, *, check_code: bool = True) -> SignedSoftware:
         what = "provisioning software header"
-        h = cbor.expect_map(
-            m.protected, what, {cose.ALG, cose.CONTENT_TYPE, H_NAME, H_VERSION, H_SVN, H_CODE}
-        )
-        alg_id = cbor.expect(h[cose.ALG], int, f"{what}: alg")
-        if alg_id not in SIGNATURE_BY_ID:
-            raise FormatError(f"{what}: unsupported signature algorithm {cbor.show(alg_id)}")
+        fields = {cose.CONTENT_TYPE, H_NAME, H_VERSION, H_SVN, H_CODE}
+        if m.tag == cose.TAG_SIGN1:
+            h = cbor.expect_map(m.protected, what, {cose.ALG, *fields})
+            alg_ids = [cbor.expect(h[cose.ALG], int, f"{what}: alg")]
+        else:
+            h = cbor.expect_map(m.protected, what, fields)
+            alg_ids = [
+                _signature_alg(s, f"{what}: signature {n}") for n, s in enumerate(m.signatures)
+            ]
+        for alg_id in alg_ids:
+            if alg_id not in SIGNATURE_BY_ID:
+                raise FormatError(f"{what}: unsupported signature algorithm {cbor.show(alg_id)}")
+        # the suite is checked by `verify`, so that a stripped, reordered or downgraded set of
+        # signatures is refused as a bad signature, like any other signature a chip won't take
+        suite = "+".join(SIGNATURE_BY_ID[i].name for i in alg_ids)
         if h[cose.CONTENT_TYPE] != CONTENT_TYPE:
             raise FormatError(f"{what}: not trustprov provisioning software")
         digest = cbor.expect_bstr(h[H_CODE], f"{what}: code digest", DIGEST_LEN)
@@ -134,14 +182,47 @@ class SignedSoftware:
             name=cbor.expect_name(h[H_NAME], f"{what}: name", LIMITS.name),
             version=cbor.expect_name(h[H_VERSION], f"{what}: version", LIMITS.name),
             security_version=cbor.expect_uint(h[H_SVN], f"{what}: security version", MAX_SVN),
-            alg=SIGNATURE_BY_ID[alg_id].name,
+            alg=suite,
             code=m.body,
             message=m,
         )
 
-    def verify(self, key: PublicKey) -> None:
-        """Raise `VerificationError` unless signed by the private half of ``key``."""
-        SIGNATURE_ALGORITHMS[self.alg].verify(key, self.message.auth, self.message.to_be_signed())
+    def verify(self, key: PublicKey | Sequence[PublicKey], *, suite: str | None = None) -> None:
+        """Raise `VerificationError` unless signed by the private half of ``key`` (one key per
+        algorithm of the suite, in its order) and, when ``suite`` is given, with exactly that
+        suite: a verifier that names its suite refuses a swapped, stripped or downgraded one."""
+        keys: list[PublicKey] = list(key) if isinstance(key, Sequence) else [key]
+        if suite is not None and suite != self.alg:
+            raise VerificationError(
+                f"signed with {self.alg}, the verifier requires {suite}", code="bad-signature"
+            )
+        # a single algorithm is a COSE_Sign1, a hybrid a COSE_Sign: one form per suite
+        if self.alg not in SUITES or (self.message.tag == cose.TAG_SIGN) != (
+            len(self.algorithms) > 1
+        ):
+            raise VerificationError(
+                f"{self.alg} in a {self.message.kind} is not a signature suite",
+                code="bad-signature",
+            )
+        if len(keys) != len(self.algorithms):
+            raise VerificationError(
+                f"{self.alg} needs {len(self.algorithms)} keys, {len(keys)} given",
+                code="wrong-key-type",
+            )
+        m = self.message
+        if m.tag == cose.TAG_SIGN1:
+            SIGNATURE_ALGORITHMS[self.alg].verify(keys[0], m.auth, m.to_be_signed())
+            return
+        for name, k, signature in zip(self.algorithms, keys, m.signatures, strict=True):
+            SIGNATURE_ALGORITHMS[name].verify(k, signature.signature, m.to_be_signed_by(signature))
 
     def to_bytes(self) -> bytes:
         return self.message.to_bytes()
+
+
+def _signature_alg(signature: cose.CoseSignature, what: str) -> int:
+    h = cbor.expect_map(signature.protected, what, {cose.ALG})
+    if signature.unprotected:
+        raise FormatError(f"{what}: unexpected unprotected header")
+    alg_id: int = cbor.expect(h[cose.ALG], int, f"{what}: alg")
+    return alg_id

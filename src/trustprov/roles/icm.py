@@ -2,16 +2,23 @@
 
 ICM_DIR layout (private files 0600)::
 
-    icm.json               family id, signing algorithm            (public)
+    icm.json               family id, signing suite                (public)
     prov-signing.pub.pem   K_PUK_ICM_PROV, SubjectPublicKeyInfo    (public)
+    prov-signing-2.pub.pem a hybrid suite's second key (ML-DSA)    (public)
     device-ca.pem          the device identity CA certificate      (public)
     prov-signing.key.pem   K_PRK_ICM_PROV, PKCS#8                  (0600)
+    prov-signing-2.key.pem a hybrid suite's second private key     (0600)
     device-ca.key.pem      the device CA's private key, PKCS#8     (0600)
     family-secrets.cbor    HW_SHARE, ROM_SHARE, K_OEM_SHARE, K_OEM_MASTER_SHARE (0600)
+
+With ``init --keys pkcs11:...`` the EC private keys live in the token instead of their files, and
+the family secrets are ``family-secrets.wrapped.cbor``, encrypted under an AES key made in the
+token; icm.json names each (roles/custody.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import json
@@ -22,12 +29,13 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from trustprov import __version__
 from trustprov.crypto.keys import (
     SIGNATURE_ALGORITHMS,
+    SUITES,
     PrivateKey,
     key_type_of,
     public_key_der,
@@ -35,12 +43,21 @@ from trustprov.crypto.keys import (
 )
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError, InputError
-from trustprov.formats import cbor
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import LotChip, LotManifest, LotManifestWriter, device_ca_common_name
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 from trustprov.link.farm import FarmLink
+from trustprov.roles.custody import (
+    SECRET_NAMES,
+    FamilySecrets,
+    forget_family,
+    load_keys,
+    load_secrets,
+    make_keys,
+    signing_key_files,
+    store_secrets,
+)
 from trustprov.roles.files import (
     PRIVATE,
     check_output,
@@ -49,6 +66,7 @@ from trustprov.roles.files import (
     read_bytes,
     write_file,
 )
+from trustprov.roles.keyref import is_pkcs11
 
 Random = Callable[[int], bytes]
 Clock = Callable[[], datetime.datetime]
@@ -63,28 +81,8 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _new_signing_key(alg: str) -> PrivateKey:
-    key_type = SIGNATURE_ALGORITHMS[alg].key_type
-    if key_type == "ed25519":
-        return ed25519.Ed25519PrivateKey.generate()
-    return ec.generate_private_key(ec.SECP384R1() if key_type == "ec-p384" else ec.SECP256R1())
-
-
-def _pkcs8(key: PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _load_private(path: Path) -> PrivateKey:
-    data = read_bytes(path, limit=16 * 1024, what="private key")
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as e:
-        raise InputError(f"{path}: not an unencrypted PEM private key") from e
-    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
-        raise InputError(f"{path}: unsupported key type")
-    return key
+def _unknown_alg(alg: str) -> InputError:
+    return InputError(f"unknown signature algorithm {alg!r} ({', '.join(SUITES)})")
 
 
 def _key_usage(*, ca: bool) -> x509.KeyUsage:
@@ -106,11 +104,31 @@ def _key_usage(*, ca: bool) -> x509.KeyUsage:
 class Icm:
     path: Path
     family_id: bytes
-    alg: str
-    signing_key: PrivateKey = field(repr=False)
+    alg: str  # the signing suite: one algorithm or a hybrid
+    signing_keys: tuple[PrivateKey, ...] = field(repr=False)  # one per algorithm of the suite
     ca_key: ec.EllipticCurvePrivateKey = field(repr=False)
     ca_cert: x509.Certificate
-    immutable: ImmutableMemory = field(repr=False)
+    secrets: FamilySecrets = field(repr=False, compare=False)
+
+    @property
+    def signing_key(self) -> PrivateKey:
+        """The (first) software signing key."""
+        return self.signing_keys[0]
+
+    @property
+    def immutable(self) -> ImmutableMemory:
+        """The image every chip of the family is burned with; wrapped family secrets are
+        unwrapped in the token for it, each time (roles/custody.py)."""
+        s = self.secrets.open()
+        return ImmutableMemory(
+            family_id=self.family_id,
+            hw_share=s["hw-share"],
+            rom_share=s["rom-share"],
+            k_oem_share=s["k-oem-share"],
+            k_oem_master_share=s["k-oem-master-share"],
+            software_keys=tuple(public_key_der(k) for k in self.signing_keys),
+            software_suite=self.alg,
+        )
 
     @classmethod
     def load(cls, path: Path) -> Icm:
@@ -125,36 +143,20 @@ class Icm:
             alg = meta["alg"]
             if len(family_id) != FAMILY_ID_LEN:
                 raise ValueError("family id length")
-            secrets = cbor.expect_map(
-                cbor.decode(
-                    read_bytes(path / "family-secrets.cbor", limit=4096, what="family secrets"),
-                    limit=4096,
-                    what="family secrets",
-                ),
-                "family secrets",
-                {"hw-share", "rom-share", "k-oem-share", "k-oem-master-share"},
-            )
-        except (ValueError, KeyError, TypeError, FormatError) as e:
+        except (ValueError, KeyError, TypeError) as e:
             raise InputError(f"{path}: ICM directory is damaged ({type(e).__name__})") from e
-        signing_key = _load_private(path / "prov-signing.key.pem")
-        ca_key = _load_private(path / "device-ca.key.pem")
-        if not isinstance(ca_key, ec.EllipticCurvePrivateKey) or alg not in SIGNATURE_ALGORITHMS:
-            raise InputError(f"{path}: ICM directory is damaged (keys)")
+        if alg not in SUITES:
+            raise InputError(f"{path}: ICM directory is damaged (signing suite)")
+        secrets = load_secrets(meta, family_id, path)
+        keys = load_keys(meta, alg, path)
+        signing_keys, ca_key = keys.signing, keys.ca
         try:
             ca_cert = x509.load_pem_x509_certificate(
                 read_bytes(path / "device-ca.pem", limit=16 * 1024, what="device CA")
             )
         except ValueError as e:
             raise InputError(f"{path}/device-ca.pem: not a PEM certificate") from e
-        immutable = ImmutableMemory(
-            family_id=family_id,
-            hw_share=secrets["hw-share"],
-            rom_share=secrets["rom-share"],
-            k_oem_share=secrets["k-oem-share"],
-            k_oem_master_share=secrets["k-oem-master-share"],
-            k_puk_icm_prov=public_key_der(signing_key),
-        )
-        return cls(path, family_id, alg, signing_key, ca_key, ca_cert, immutable)
+        return cls(path, family_id, alg, signing_keys, ca_key, ca_cert, secrets)
 
     @functools.cached_property
     def chip_certificate_template(self) -> x509.CertificateBuilder:
@@ -173,13 +175,35 @@ class Icm:
         )
 
 
-def init(path: Path, *, alg: str = "ES256", rng: Random = os.urandom, now: Clock = utc_now) -> Icm:
-    """Create a chip family: its secrets, the software signing key and the device CA."""
-    if alg not in SIGNATURE_ALGORITHMS:
-        raise InputError(f"unknown signature algorithm {alg!r} (ES256, ES384, EdDSA)")
+def init(
+    path: Path,
+    *,
+    alg: str = "ES256",
+    keys: str | None = None,
+    rng: Random = os.urandom,
+    now: Clock = utc_now,
+) -> Icm:
+    """Create a chip family: its secrets, the software signing key(s) and the device CA, the
+    keys in files or, with ``keys`` a ``pkcs11:`` URI of a token, made inside that token."""
+    if alg not in SUITES:
+        raise _unknown_alg(alg)
     family_id = rng(FAMILY_ID_LEN)
-    signing_key = _new_signing_key(alg)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
+    try:
+        with new_directory(path) as d:
+            _init_into(d, family_id, alg, keys, rng=rng, now=now)
+    except BaseException:
+        if keys is not None and is_pkcs11(keys):  # no key of a family never made stays in it
+            with contextlib.suppress(InputError):  # the first error is the one to report
+                forget_family(family_id, keys)
+        raise
+    return Icm.load(path)
+
+
+def _init_into(
+    d: Path, family_id: bytes, alg: str, keys: str | None, *, rng: Random, now: Clock
+) -> None:
+    made = make_keys(alg, family_id, keys)
+    signing_keys, ca_key = made.signing, made.ca
     ca_name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "trustprov ICM"),
@@ -202,21 +226,21 @@ def init(path: Path, *, alg: str = "ES256", rng: Random = os.urandom, now: Clock
         )
         .sign(ca_key, hashes.SHA256())
     )
-    secrets = {
-        "hw-share": rng(32),
-        "rom-share": rng(32),
-        "k-oem-share": rng(32),
-        "k-oem-master-share": rng(32),
+    secrets = {name: rng(32) for name in SECRET_NAMES}
+    secret_files, secrets_name = store_secrets(secrets, family_id, keys, rng)
+    for name, data in {**secret_files, **made.files}.items():
+        write_file(d / name, data, mode=PRIVATE)
+    for key, (_, public) in zip(signing_keys, signing_key_files(alg), strict=True):
+        write_file(d / public, public_key_pem(key))
+    write_file(d / "device-ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
+    meta = {
+        "family": family_id.hex(),
+        "alg": alg,
+        "keys": made.refs,
+        "secrets": secrets_name,
+        "created-by": f"trustprov {__version__}",
     }
-    with new_directory(path) as d:
-        write_file(d / "family-secrets.cbor", cbor.encode(secrets), mode=PRIVATE)
-        write_file(d / "prov-signing.key.pem", _pkcs8(signing_key), mode=PRIVATE)
-        write_file(d / "device-ca.key.pem", _pkcs8(ca_key), mode=PRIVATE)
-        write_file(d / "prov-signing.pub.pem", public_key_pem(signing_key))
-        write_file(d / "device-ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
-        meta = {"family": family_id.hex(), "alg": alg, "created-by": f"trustprov {__version__}"}
-        write_file(d / "icm.json", json.dumps(meta, indent=2).encode() + b"\n")
-    return Icm.load(path)
+    write_file(d / "icm.json", json.dumps(meta, indent=2).encode() + b"\n")
 
 
 def sign_software(
@@ -229,22 +253,23 @@ def sign_software(
     code_root: Path = CODE_ROOT,
     force: bool = False,
 ) -> SignedSoftware:
-    """Sign the provisioning software's code with K_PRK_ICM_PROV; ``out`` is replaced only with
-    ``force``, and only if it is a regular file."""
+    """Sign the provisioning software's code with K_PRK_ICM_PROV (every key of a hybrid);
+    ``out`` is replaced only with ``force``, and only if it is a regular file."""
     check_output(out, force=force)  # before the work, so a refusal costs nothing
     alg = alg or icm.alg
-    if alg not in SIGNATURE_ALGORITHMS:
-        raise InputError(f"unknown signature algorithm {alg!r} (ES256, ES384, EdDSA)")
-    needed = SIGNATURE_ALGORITHMS[alg].key_type
-    if key_type_of(icm.signing_key) != needed:
+    if alg not in SUITES:
+        raise _unknown_alg(alg)
+    if alg != icm.alg:  # its chips verify exactly the family's suite: nothing else would boot
+        needed = "+".join(SIGNATURE_ALGORITHMS[a].key_type for a in SUITES[alg])
+        have = "+".join(key_type_of(k) for k in icm.signing_keys)
         raise InputError(
-            f"{alg} needs a {needed} signing key; this ICM's is {key_type_of(icm.signing_key)} "
+            f"{alg} needs a {needed} signing key; this ICM's is {have} "
             f"(made by 'icm init --alg {icm.alg}')"
         )
     if not 0 <= security_version < 2**32:
         raise InputError("security version must be 0..2^32-1")
     software = SignedSoftware.sign(
-        icm.signing_key,
+        icm.signing_keys,
         alg=alg,
         name=SOFTWARE_NAME,
         version=version,

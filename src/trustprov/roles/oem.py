@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,11 +43,15 @@ def load_software(path: Path) -> SignedSoftware:
     return SignedSoftware.from_bytes(read_bytes(path, limit=LIMITS.software, what="software"))
 
 
-def verify_software(path: Path, public_key_path: Path) -> SignedSoftware:
-    """The OEM's check of the ICM's software (FIG. 1, step 18). Raises unless it verifies."""
+def verify_software(path: Path, public_key_path: Path | Sequence[Path]) -> SignedSoftware:
+    """The OEM's check of the ICM's software (FIG. 1, step 18). Raises unless it verifies.
+
+    A hybrid suite takes one public key per algorithm, in the suite's order, and needs every
+    signature to verify."""
     software = load_software(path)
-    key = load_public_key(read_bytes(public_key_path, limit=16 * 1024, what="public key"))
-    software.verify(key)
+    paths = [public_key_path] if isinstance(public_key_path, Path) else list(public_key_path)
+    keys = [load_public_key(read_bytes(p, limit=16 * 1024, what="public key")) for p in paths]
+    software.verify(keys)
     return software
 
 
