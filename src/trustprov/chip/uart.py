@@ -38,6 +38,7 @@ from trustprov.formats.frame import (
     LinkInfo,
     decode_hello,
     encode_frame,
+    first_seq,
 )
 from trustprov.formats.limits import LIMITS
 
@@ -124,7 +125,7 @@ class ChipEndpoint:
             return b""
         if link_id != self._link_id:  # a new link; a repeated hello of this link changes nothing
             self._link_id = link_id
-            self._next_seq = 0
+            self._next_seq = first_seq(self.boot_id, link_id)
             self._rx.clear()
             self._expected_frag = 0
             self._nak_sent = False

@@ -203,6 +203,12 @@ class LinkInfo:
     boot_id: bytes  # 4 bytes, new at every power-on: a change means the chip was reset
     link_id: bytes  # 4 bytes, echoed from the host's hello
 
+    @property
+    def first_seq(self) -> int:
+        """The link's first sequence number: a hello replayed to a chip after a power cut gets
+        another (its boot id changed), so the host's requests cannot run there by accident."""
+        return first_seq(self.boot_id, self.link_id)
+
     def to_bytes(self) -> bytes:
         return HELLO_ANSWER.pack(
             self.version,
@@ -221,6 +227,10 @@ class LinkInfo:
         if window < 1 or not MIN_FRAME <= max_frame <= LIMITS.link_frame or max_message < 1:
             raise FormatError("hello answer: value out of range")
         return cls(version, window, max_frame, max_message, boot_id, link_id)
+
+
+def first_seq(boot_id: bytes, link_id: bytes) -> int:
+    return int.from_bytes(boot_id[:2], "big") ^ int.from_bytes(link_id[:2], "big")
 
 
 def encode_hello(link_id: bytes, version: int = PROTOCOL_VERSION) -> bytes:

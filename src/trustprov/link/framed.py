@@ -129,7 +129,7 @@ class FramedLink:
 
     def _linked(self, info: LinkInfo) -> LinkInfo:
         self.info = info
-        self._seq = 0
+        self._seq = info.first_seq
         self._fragment = min(self._max_frame, info.max_frame)
         bps = self._stream.bytes_per_second
         in_flight = self._window * encoded_size_bound(self._fragment)
