@@ -211,5 +211,5 @@ def test_frames_meant_for_the_host_are_ignored() -> None:
 
 @pytest.mark.parametrize("kw", [{"max_frame": 63}, {"window": 0}, {"max_message": 0}])
 def test_bad_limits_are_refused(kw: dict[str, int]) -> None:
-    with pytest.raises(ValueError, match="must|range"):
+    with pytest.raises(ValueError, match=r"must|range"):
         Chip(**kw)

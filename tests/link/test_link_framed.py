@@ -125,7 +125,8 @@ def test_a_lost_request_frame_is_resent_and_each_request_runs_once(lost: int) ->
     assert rig.calls == reqs
 
 
-@pytest.mark.parametrize("lost", [2, 4, 8, 10])  # frame 0 is the hello answer, then ACK, RESPONSE per request
+# frame 0 to the host is the hello answer, then an ACK and a RESPONSE per request
+@pytest.mark.parametrize("lost", [2, 4, 8, 10])
 def test_a_lost_response_is_answered_again_from_the_cache(lost: int) -> None:
     rig = Rig(to_host=drop_nth(lost))
     rig.link.hello()
@@ -165,7 +166,7 @@ def test_duplicated_frames_run_nothing_twice() -> None:
 def test_a_dead_chip_is_a_link_timeout_after_the_retry_budget() -> None:
     rig = Rig(max_retries=3)
     rig.link.hello()
-    rig.stream.to_chip = lambda d: b""
+    rig.stream.to_chip = lambda _: b""
     start = rig.clock.now
     with pytest.raises(TransportError) as e:
         rig.link.exchange(b"ping")
@@ -178,7 +179,7 @@ def test_a_dead_chip_is_a_link_timeout_after_the_retry_budget() -> None:
 
 
 def test_no_hello_answer_is_a_link_timeout() -> None:
-    rig = Rig(max_retries=2, to_chip=lambda d: b"")
+    rig = Rig(max_retries=2, to_chip=lambda _: b"")
     with pytest.raises(TransportError) as e:
         rig.link.hello()
     assert e.value.code == "link-timeout"

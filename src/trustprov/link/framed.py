@@ -132,9 +132,10 @@ class FramedLink:
         self._seq = info.first_seq
         self._fragment = min(self._max_frame, info.max_frame)
         bps = self._stream.bytes_per_second
-        in_flight = self._window * encoded_size_bound(self._fragment)
-        # twice the wire time of a full window each way, so a slow line is not taken for a loss
-        self._timeout = self._base_timeout + (4 * in_flight / bps if bps else 0.0)
+        # the timer restarts at every ACK: it waits for one more fragment and one response frame
+        # at worst-case stuffing, so a slow line is not taken for a loss
+        frame_time = encoded_size_bound(max(self._fragment, info.max_frame)) / bps if bps else 0.0
+        self._timeout = self._base_timeout + 2 * frame_time
         return info
 
     # -- requests ---------------------------------------------------------------------------
