@@ -476,16 +476,16 @@ def slip_by_hand(body: bytes) -> bytes:
 
 @pytest.mark.parametrize("v", cases("link_frames"))
 def test_link_frame_layout_by_hand(v: dict[str, Any]) -> None:
-    """type [1] || flags [1] || seq [2] || frag [2] || len [2] || payload || CRC-32 [4], SLIP."""
+    """header = type [1] || flags [1] || seq [2] || frag [2] || len [2];
+    body = header || payload || CRC-32(payload || header) [4]; SLIP-stuffed between 0xC0."""
     payload = h(v["payload"])
-    body = (
+    header = (
         bytes([v["type_byte"], 1 if v["more"] else 0])
         + v["seq"].to_bytes(2, "big")
         + v["frag"].to_bytes(2, "big")
         + len(payload).to_bytes(2, "big")
-        + payload
     )
-    body += (binascii.crc32(body) & 0xFFFFFFFF).to_bytes(4, "big")
+    body = header + payload + (binascii.crc32(payload + header) & 0xFFFFFFFF).to_bytes(4, "big")
     assert slip_by_hand(body).hex() == v["wire"]
 
 

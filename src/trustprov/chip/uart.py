@@ -4,7 +4,8 @@
 part of the chip model: it imports only `trustprov.formats` and the standard library.
 
 Invariants:
-- A frame is acknowledged only after its CRC checked; a frame that fails is never acknowledged
+- A frame is acknowledged (by an ACK, or for the last fragment of a request by the response)
+  only after its CRC checked; a frame that fails is never acknowledged
   (the endpoint answers a NAK for the fragment it expects instead, at most once per position).
 - Requests are executed strictly in sequence order, each exactly once: the handler runs when
   the last fragment of message ``next_seq`` arrives in order, and never for a duplicate. A
@@ -154,11 +155,10 @@ class ChipEndpoint:
                 return encode_frame(FrameType.ACK, frame.seq, frame.frag)
             return self._nak()  # a fragment in between was lost
         if distance >= SEQ_MOD - self.window:  # a message already executed
-            out = encode_frame(FrameType.ACK, frame.seq, frame.frag)
             cached = self._cache.get(frame.seq)
             if not frame.more and cached is not None:  # its response was lost: send it again
-                out += self._response_frames(frame.seq, cached)
-            return out
+                return self._response_frames(frame.seq, cached)
+            return encode_frame(FrameType.ACK, frame.seq, frame.frag)
         return self._nak()  # a later message: the rest of the current one was lost
 
     def _accept(self, frame: Frame) -> bytes:
@@ -170,10 +170,9 @@ class ChipEndpoint:
             self._rx += frame.payload
             self._expected_frag += 1
             self._nak_sent = False
-            out = encode_frame(FrameType.ACK, frame.seq, frame.frag)
             if frame.more:
-                return out
-            return out + self._execute(frame.seq)
+                return encode_frame(FrameType.ACK, frame.seq, frame.frag)
+            return self._execute(frame.seq)  # the response acknowledges the last fragment
         self._rx.clear()
         self._expected_frag = 0
         return encode_frame(FrameType.ERROR, frame.seq, frame.frag, bytes([reason]))
