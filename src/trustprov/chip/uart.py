@@ -154,12 +154,16 @@ class ChipEndpoint:
             if frame.frag < self._expected_frag:  # our ACK was lost: acknowledge again
                 return encode_frame(FrameType.ACK, frame.seq, frame.frag)
             return self._nak()  # a fragment in between was lost
-        if distance >= SEQ_MOD - self.window:  # a message already executed
-            cached = self._cache.get(frame.seq)
-            if not frame.more and cached is not None:  # its response was lost: send it again
-                return self._response_frames(frame.seq, cached)
-            return encode_frame(FrameType.ACK, frame.seq, frame.frag)
+        if distance >= SEQ_MOD - self.window:
+            return self._executed_before(frame)
         return self._nak()  # a later message: the rest of the current one was lost
+
+    def _executed_before(self, frame: Frame) -> bytes:
+        """A fragment of a message already run: never run again, answer from the cache."""
+        cached = self._cache.get(frame.seq)
+        if not frame.more and cached is not None:  # its response was lost: send it again
+            return self._response_frames(frame.seq, cached)
+        return encode_frame(FrameType.ACK, frame.seq, frame.frag)
 
     def _accept(self, frame: Frame) -> bytes:
         if len(self._rx) + len(frame.payload) > self.max_message:
