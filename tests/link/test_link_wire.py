@@ -126,7 +126,8 @@ def test_fig3_pipelined_through_faults_runs_each_request_once(
         messages.decode_response(response)  # every one is an answer, none a refusal
     assert socket.requests == requests  # in order, exactly once
     assert sum(faults.counts.values()) > 0, faults.counts
-    assert link.stats.resent > 0
+    if faults.counts.get("drop") or faults.counts.get("corrupt"):
+        assert link.stats.resent > 0
     assert_holds_world_assets(bench.read(uid), world.public_keys)
 
 
