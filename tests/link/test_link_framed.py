@@ -99,6 +99,7 @@ def test_a_request_above_the_chips_max_message_is_refused_before_sending() -> No
         rig.link.exchange(bytes(100_001))
     assert e.value.code == "too-large"
     assert rig.calls == []
+    assert rig.link.exchange(b"small") == b"re:small"  # nothing was sent: the link is up
 
 
 def test_many_requests_are_pipelined_in_order_exactly_once() -> None:

@@ -141,6 +141,7 @@ class FramedLink:
         self.info: LinkInfo | None = None
         self.stats = LinkStats()
         self._timeout = timeout
+        self._fragment = max_frame
 
     def __repr__(self) -> str:
         return f"FramedLink(linked={self.info is not None}, seq={self._seq})"
@@ -199,6 +200,15 @@ class FramedLink:
             raise TransportError("link not established: call hello()", code="link-down")
         if not requests:
             return []
+        for request in requests:  # refused before anything is sent: the link stays up
+            if len(request) > self.info.max_message:
+                raise TransportError(
+                    f"a request of {len(request)} bytes is above the chip's limit of "
+                    f"{self.info.max_message}",
+                    code="too-large",
+                )
+            if len(request) > self._fragment * MAX_FRAGMENTS:
+                raise TransportError("a request needs too many fragments", code="too-large")
         try:
             return _Exchange(self, self.info, requests).run()
         except TransportError:
@@ -221,14 +231,6 @@ class _Exchange:
         self.msg_first: list[int] = []
         size = link._fragment
         for i, request in enumerate(requests):
-            if len(request) > info.max_message:
-                raise TransportError(
-                    f"a request of {len(request)} bytes is above the chip's limit of "
-                    f"{info.max_message}",
-                    code="too-large",
-                )
-            if len(request) > size * MAX_FRAGMENTS:
-                raise TransportError("request needs too many fragments", code="too-large")
             pieces = link._cache.fragments(request, size)
             seq = (self.first_seq + i) % SEQ_MOD
             last = len(pieces) - 1
