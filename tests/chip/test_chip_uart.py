@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trustprov.chip.uart import ChipEndpoint
 from trustprov.formats.frame import (
@@ -213,3 +215,15 @@ def test_frames_meant_for_the_host_are_ignored() -> None:
 def test_bad_limits_are_refused(kw: dict[str, int]) -> None:
     with pytest.raises(ValueError, match=r"must|range"):
         Chip(**kw)
+
+
+@given(st.lists(st.binary(max_size=120), max_size=12), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_any_bytes_on_the_wire_never_crash_the_endpoint(chunks: list[bytes], linked: bool) -> None:
+    chip = Chip()
+    if linked:
+        chip.hello()
+    for chunk in chunks:
+        for frame in chip.send(chunk):
+            assert frame.kind in (FrameType.NAK, FrameType.RESET)  # garbage runs nothing
+    assert chip.calls == []

@@ -138,3 +138,13 @@ def test_hello_payloads() -> None:
 
 def test_frame_repr_shows_no_payload() -> None:
     assert "secret" not in repr(Frame(FrameType.REQUEST, 0, 0, b"secret"))
+
+
+@given(st.lists(st.binary(max_size=200), max_size=20))
+@settings(max_examples=300)
+def test_the_decoder_never_raises_and_stays_bounded(chunks: list[bytes]) -> None:
+    decoder = FrameDecoder(max_payload=64)
+    for chunk in chunks:
+        for frame in decoder.feed(chunk):
+            assert len(frame.payload) <= 64
+        assert len(decoder._buf) <= encoded_size_bound(64)
