@@ -102,7 +102,13 @@ class Chip:
     def installed(self) -> Installed | None:
         return self._state.installed
 
-    def _commit(self, state: ChipState, blobs: dict[bytes, bytes] | None = None) -> None:
+    def _commit(
+        self,
+        state: ChipState,
+        blobs: dict[bytes, bytes] | None = None,
+        *,
+        installed_bytes: bytes | None = None,
+    ) -> None:
         # OTP: the lifecycle and the security counter only advance, on every write path (the
         # farm checks it again against what is stored, for a chip object holding a stale view)
         if (
@@ -112,7 +118,7 @@ class Chip:
             raise ChipRefused(
                 "the lifecycle and the security counter only advance", code="lifecycle"
             )
-        self._farm.save(state, blobs)
+        self._farm.save(state, blobs, installed_bytes=installed_bytes)
         self._state = state
 
     def _copy(self) -> ChipState:
@@ -261,14 +267,15 @@ class Hardware:
         installed.slots.update(slots)
         for w in flash:
             installed.regions[w.region] = (w.asset, len(w.data), w.content_id)
+        encoded = installed.to_bytes()
         try:  # whatever is committed must load at the next power-on
-            installed.validate(len(installed.to_bytes()))
+            installed.validate(len(encoded))
         except FormatError as e:
             raise ChipRefused(f"install refused: {e.message}", code="capacity") from e
         state = chip._copy()
         state.installed = installed
         state.lifecycle = Lifecycle.PROVISIONED
-        chip._commit(state, {w.content_id: w.data for w in flash})
+        chip._commit(state, {w.content_id: w.data for w in flash}, installed_bytes=encoded)
 
     def lock(self) -> None:
         """PROVISIONED -> LOCKED, for good; any other state is refused."""

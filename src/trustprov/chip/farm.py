@@ -182,8 +182,15 @@ class Farm:
             self._families[family_id] = ImmutableMemory.from_bytes(row[0])
         return self._families[family_id]
 
-    def save(self, state: ChipState, blobs: dict[bytes, bytes] | None = None) -> None:
-        """Write one chip's whole persistent state (and new flash blobs) atomically."""
+    def save(
+        self,
+        state: ChipState,
+        blobs: dict[bytes, bytes] | None = None,
+        *,
+        installed_bytes: bytes | None = None,
+    ) -> None:
+        """Write one chip's whole persistent state (and new flash blobs) atomically.
+        ``installed_bytes``: ``state.installed.to_bytes()`` when the caller already has it."""
         with self._write() as db:
             if state.immutable is not None:
                 fam = state.immutable.family_id
@@ -202,7 +209,7 @@ class Farm:
                     self._pending_blobs.add(blob_id)
             state_id = None
             if state.installed is not None:
-                installed = state.installed.to_bytes()
+                installed = installed_bytes or state.installed.to_bytes()
                 state_id = sha256(installed)
                 if state_id not in self._states and state_id not in self._pending_states:
                     db.execute(
