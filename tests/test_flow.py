@@ -179,7 +179,9 @@ def test_every_flipped_bit_of_enc_oem_share_is_refused(world: Any, bench: Bench)
 
 
 def _with_chunks(prepared: PreparedBundle, chunks: list[bytes]) -> PreparedBundle:
-    return PreparedBundle(prepared.bundle_id, prepared.begin, tuple(chunks), prepared.finish)
+    return PreparedBundle(
+        prepared.bundle_id, prepared.begin, tuple(chunks), prepared.finish, prepared.manifest
+    )
 
 
 @pytest.mark.parametrize(

@@ -221,3 +221,60 @@ def test_attack_reboot_in_the_middle_of_a_session_leaves_no_session_and_no_lost_
             )
             assert_chip_untouched(cm_farm, uid)
     assert not outcomes, f"re-boots mid-session leave the chip unable to provision: {outcomes}"
+
+
+def test_attack_lock_in_the_middle_of_an_update_is_refused_and_cannot_be_undone(
+    world: Any, cm_farm: Path, artifacts: Artifacts, bundle_b: OemRun
+) -> None:
+    """A provisioned chip, in the middle of an update: ``lock`` is refused (``bad-sequence``)
+    and, as every refusal, ends the session, so the rest of the update installs nothing. Locked
+    afterwards, the chip stays LOCKED: the same update, sent whole, is refused."""
+    uid = world.cm_uids(cm_farm)[0]
+    retry_succeeds(world, cm_farm, uid)
+    held = read(cm_farm, uid)
+    b = Artifacts.load(world.software, bundle_b.share, bundle_b.bundle)
+    stream = b.stream()
+    lock = messages.encode_request("lock", {})
+    with powered(cm_farm, uid, artifacts.image) as client:
+        assert run(client, [b.begin(), *stream[:2]]).accepted
+        assert run(client, [lock]).code == "bad-sequence"
+        assert run(client, [*stream[2:], messages.encode_request("cm.finish", {})]).code == (
+            "bad-sequence"
+        )
+        assert read(cm_farm, uid) == held  # still PROVISIONED, still the first bundle
+        assert run(client, [lock]).accepted
+        assert run(client, b.flow()).code == "lifecycle"
+    after = read(cm_farm, uid)
+    assert after.lifecycle == Lifecycle.LOCKED
+    assert after.bundle_id == held.bundle_id
+    report("lock mid-update", refused_at=2)
+
+
+def test_attack_locking_after_a_session_sticks_on_every_write_path(
+    world: Any, cm_farm: Path, artifacts: Artifacts, bundle_b: OemRun
+) -> None:
+    """A chip locked right after a complete update stays LOCKED across power cycles, takes no
+    further update, and no write path lowers it: a second socket on the same chip, opened
+    before the lock and in the middle of an update (a stale view of the chip's state), cannot
+    commit that update, nor the lifecycle it read."""
+    uid = world.cm_uids(cm_farm)[0]
+    retry_succeeds(world, cm_farm, uid)
+    b = Artifacts.load(world.software, bundle_b.share, bundle_b.bundle)
+    stream = b.stream()
+    with FarmLink(cm_farm) as link:
+        with link.connect(uid) as stale, link.connect(uid) as locker:
+            stale.boot(artifacts.image)
+            assert run(stale, [b.begin(), *stream[:-1]]).accepted  # the update, all but the end
+            locker.boot(artifacts.image)
+            locker.lock()
+            result = run(stale, [*stream[-1:], messages.encode_request("cm.finish", {})])
+            assert result.code == "lifecycle", result
+        locked = read(cm_farm, uid)
+        assert locked.lifecycle == Lifecycle.LOCKED
+        for _ in range(3):  # power cycles: the lock is in OTP
+            with link.connect(uid) as client:
+                assert client.status()["lifecycle"] == "LOCKED"
+                client.boot(artifacts.image)
+                assert run(client, b.flow()).code == "lifecycle"
+    assert read(cm_farm, uid) == locked
+    report("lock after a session", power_cycles=3)

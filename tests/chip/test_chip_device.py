@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,7 +29,10 @@ from trustprov.chip.model import ChipState, Installed, KeySlot, Lifecycle
 from trustprov.chip.probe import Probe
 from trustprov.chip.ram import DEFAULT_RAM, Ram
 from trustprov.crypto.keys import public_key_der
-from trustprov.errors import ChipRefused, InputError
+from trustprov.errors import ChipRefused, FormatError, InputError
+from trustprov.formats import cbor
+from trustprov.formats.bundle import MAX_ASSET_LEN, MAX_KEY_LEN
+from trustprov.formats.limits import LIMITS
 from trustprov.formats.software import CODE_PARTS, CODE_ROOT
 from trustprov.link.client import ChipClient
 from trustprov.link.farm import FarmLink
@@ -293,8 +297,8 @@ def test_farm_save_load_round_trip(world: Any, tmp_path: Path) -> None:
         bundle_id=b"B" * 16,
         epoch=7,
         slots={
-            1: KeySlot("k", "aes-256", b"\x11" * 32),
-            200: KeySlot("e", "ec-p256", b"\x22" * 32),
+            1: KeySlot("k", "aes-256", b"\x11" * 32, b"\x55" * 32),
+            200: KeySlot("e", "ec-p256", b"\x22" * 32, b"\x66" * 32),
         },
         regions={"app": ("fw", 5, b"\x33" * 32)},
     )
@@ -381,7 +385,7 @@ def test_farm_keeps_each_chips_own_installed_state(world: Any, tmp_path: Path) -
     uids = [bytes([i]) * 16 for i in range(1, STATE_CACHE + 11)]
 
     def state(uid: bytes, epoch: int) -> ChipState:
-        slot = KeySlot("k", "ec-p256", bytes([epoch]) * 32)
+        slot = KeySlot("k", "ec-p256", bytes([epoch]) * 32, bytes(32))
         return ChipState(
             uid=uid,
             lot="L",
@@ -516,3 +520,107 @@ def test_probe_reads_what_a_chip_holds(world: Any, cm_farm: Path) -> None:
         assert SIGNER_SLOT in r.slots
         with pytest.raises(InputError):
             probe.read(b"\xff" * 16)
+
+
+# -- installed state: capacity, loading, the lifecycle on every write ------------------------------
+WIDE = "\U0001d52f"  # 4 bytes of UTF-8
+
+
+def _name(prefix: str, i: int) -> str:
+    """64 bytes of UTF-8: the longest a name may be."""
+    return f"{prefix}{i:02d}" + WIDE * ((LIMITS.name - 3) // 4) + "x" * ((LIMITS.name - 3) % 4)
+
+
+def _largest_state() -> Installed:
+    """More than any bundle can install: the full count of slots and of regions at once, every
+    name, key type and key at its longest, lengths at their largest."""
+    return Installed(
+        domain_id=b"D" * 16,
+        bundle_id=b"B" * 16,
+        epoch=2**32 - 1,
+        slots={
+            255 - n: KeySlot(_name("k", n), _name("t", n), b"\x11" * MAX_KEY_LEN, b"\x22" * 32)
+            for n in range(LIMITS.installed_slots)
+        },
+        regions={
+            _name("r", n): (_name("a", n), MAX_ASSET_LEN, b"\x33" * 32)
+            for n in range(LIMITS.installed_regions)
+        },
+    )
+
+
+def test_the_largest_installed_state_loads_at_power_on(world: Any, tmp_path: Path) -> None:
+    """The capacity is chosen so that any state a chip accepts loads again: the largest one
+    encodes within the limit (under the 28 KiB protocol.md names), and a chip holding it in a
+    farm loads and answers its status."""
+    state = _largest_state()
+    data = state.to_bytes()
+    assert all(len(n.encode()) == LIMITS.name for n in state.regions)
+    assert len(data) <= 28 * 1024 < LIMITS.installed_state
+    assert Installed.from_bytes(data) == state
+    path = tmp_path / "largest.farm"
+    farm = Farm(path, create=True)
+    farm.add_blank(UID, "L")
+    chip_state = ChipState(
+        UID, "L", Lifecycle.PROVISIONED, 1, world.icm.immutable, None, None, state
+    )
+    farm.save(chip_state)
+    farm.close()
+    with FarmLink(path) as link, link.connect(UID) as client:
+        status = client.status()
+    assert status["installed-digest"] == state.digest()
+    assert len(status["installed"]["regions"]) == LIMITS.installed_regions
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda m: m.pop("epoch"),
+        lambda m: m.update(slots={1: ["k", "aes-256", b"v" * 32]}),  # no digest
+        lambda m: m.update(slots={"1": ["k", "aes-256", b"v" * 32, b"d" * 32]}),
+        lambda m: m.update(regions={"r": ["a", 1]}),
+        lambda m: m.update(regions={"r" * 65: ["a", 1, b"c" * 32]}),
+        lambda m: m.update(regions={WIDE * 17: ["a", 1, b"c" * 32]}),
+        lambda m: m.update(regions={f"r{i}": ["a", 1, b"c" * 32] for i in range(65)}),
+        lambda m: m.update(domain=b"short"),
+        lambda m: m.update(slots=[]),
+    ],
+)
+def test_a_malformed_installed_state_is_a_format_error(mutate: Any) -> None:
+    m = cbor2.loads(_largest_state().to_bytes())
+    m["slots"] = {1: ["k", "aes-256", b"v" * 32, b"d" * 32]}
+    m["regions"] = {}
+    assert Installed.from_bytes(cbor.encode(m)).slots[1].asset == "k"
+    mutate(m)
+    with pytest.raises(FormatError):
+        Installed.from_bytes(cbor.encode(m))
+
+
+def test_no_write_lowers_the_lifecycle_or_the_security_counter(world: Any, cm_farm: Path) -> None:
+    """A locked chip installs nothing (Hardware.install), and neither a chip object nor the farm
+    writes a lower lifecycle or security counter than the one stored."""
+    uid = world.cm_uids(cm_farm)[0]
+    job = world_job(world)
+    with Bench(cm_farm) as b:
+        assert b.provision(uid, job).result == "provisioned"
+        stale = b.farm.load(uid)
+        chip = b.chip(uid)
+        hw = chip.boot(job.image)
+        hw.lock()
+        before = b.read(uid)
+        with pytest.raises(ChipRefused) as e:
+            hw.install(domain_id=bytes(16), bundle_id=bytes(16), epoch=9, slots={}, flash=[])
+        assert e.value.code == "lifecycle"
+        lowered = [
+            ChipState(**{**vars(stale), "lifecycle": Lifecycle.PROVISIONED}),
+            ChipState(**{**vars(b.farm.load(uid)), "security_counter": 0}),
+        ]
+        for state in lowered:
+            with pytest.raises(ChipRefused) as e:
+                chip._commit(state)  # the chip's own write path, under test
+            assert e.value.code == "lifecycle"
+            with pytest.raises(ChipRefused) as e:
+                b.farm.save(state)
+            assert e.value.code == "lifecycle"
+        assert b.read(uid) == before
+        assert before.lifecycle == Lifecycle.LOCKED

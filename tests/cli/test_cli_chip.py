@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from trustprov.formats.bundle import Bundle
+from trustprov.formats.installed import expected_installed_digest
 from trustprov.link.farm import FarmLink
 
 from .conftest import CliWorld
@@ -80,11 +82,15 @@ def test_show_a_provisioned_chip_redacts_secrets(cw: CliWorld) -> None:
         assert firmware_bytes()[:16].hex() not in result.output
         assert b"mode=production".hex() not in result.output
         # no long hex string but the public identifiers
+        domain_id = bytes.fromhex(view["installed"]["domain_id"])
+        bundle = Bundle.from_bytes(cw.a.bundle.read_bytes())
+        assert view["installed"]["digest"] == expected_installed_digest(bundle, domain_id).hex()
         public = {
             uid,
             view["family"],
             view["installed"]["bundle_id"],
             view["installed"]["domain_id"],
+            view["installed"]["digest"],
         }
         for value in _walk(view):
             if (

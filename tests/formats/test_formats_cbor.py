@@ -165,6 +165,15 @@ def test_expect_name_accepts() -> None:
     assert cbor.expect_name("clé 1", "n", 64) == "clé 1"
 
 
+def test_expect_name_counts_utf8_bytes_not_characters() -> None:
+    """16 four-byte characters fill 64 bytes; 17 (68 bytes, still under 64 characters) do not,
+    nor 33 two-byte ones; a lone surrogate (no UTF-8 at all) is refused as a format error."""
+    assert cbor.expect_name("\U0001d52f" * 16, "n", 64) == "\U0001d52f" * 16
+    for bad in ("\U0001d52f" * 17, "é" * 33, "\ud800"):
+        with pytest.raises(FormatError, match="bytes in UTF-8"):
+            cbor.expect_name(bad, "n", 64)
+
+
 def test_huge_bignum_key_is_a_format_error() -> None:
     """An unknown map key that is a bignum with more than 4300 decimal digits: refused as
     FormatError, never Python's int-to-str ValueError from building the error message."""

@@ -466,7 +466,7 @@ NAMES = st.text(
     st.characters(exclude_categories=("C", "Z"), include_characters=" ", max_codepoint=0x2FFFF),
     min_size=1,
     max_size=LIMITS.name,
-)
+).filter(lambda name: len(name.encode("utf-8")) <= LIMITS.name)  # the limit is in bytes
 
 
 @st.composite
@@ -604,7 +604,9 @@ def test_lot_manifest_round_trip(builders: SimpleNamespace, data: st.DataObject)
     assert LotManifest.from_json(encoded).to_json() == encoded
 
 
-OPS = st.text(st.characters(categories=("L", "N", "P")), min_size=1, max_size=32)
+OPS = st.text(st.characters(categories=("L", "N", "P")), min_size=1, max_size=32).filter(
+    lambda op: len(op.encode("utf-8")) <= messages.MAX_OP  # the limit is in bytes
+)
 ARGS = st.dictionaries(st.text(max_size=16), CBOR_DATA, max_size=6)
 
 

@@ -114,7 +114,14 @@ class ChipLab:
 
     def power_on(self, scenario: Scenario) -> tuple[Chip, ChipPort]:
         state = dataclasses.replace(self.states[scenario.state])
-        chip = Chip(self.farms[scenario.farm], state, trng=DeterministicTrng(7))
+        farm = self.farms[scenario.farm]
+        # a fresh chip in the snapshot's state goes into the socket: scenarios share a chip's
+        # row, and the farm never lowers a lifecycle or counter (OTP), so the lab puts them back
+        farm._db.execute(
+            "UPDATE chips SET lifecycle = ?, security_counter = ? WHERE uid = ?",
+            (int(state.lifecycle), state.security_counter, state.uid),
+        )
+        chip = Chip(farm, state, trng=DeterministicTrng(7))
         port = ChipPort(chip)
         for r in scenario.prefix:
             answer = messages.decode_response(port.handle(r))  # raises if the replay fails

@@ -18,6 +18,8 @@ from trustprov.formats.limits import LIMITS
 from trustprov.link import messages
 from trustprov.link.client import ChipClient
 from trustprov.link.farm import FarmLink
+from trustprov.link.port import ChipPort
+from trustprov.link.transport import InProcessLink
 
 MALFORMED = {
     "empty": b"",
@@ -208,3 +210,38 @@ def test_a_chip_powered_off_leaves_no_reference_cycle(
             assert gc.collect() == 0
         finally:
             gc.enable()
+
+
+class _StatusLink:
+    """A link in front of a real chip that rewrites one field of its status answer, as a chip
+    that holds more or less than it says would answer."""
+
+    def __init__(self, inner: Any, **patch: Any) -> None:
+        self._inner = inner
+        self._patch = patch
+
+    def exchange(self, request: bytes) -> bytes:
+        response = self._inner.exchange(request)
+        if messages.decode_request(request)[0] != "rom.status":
+            return response
+        return messages.encode_ok({**messages.decode_response(response), **self._patch})
+
+
+def test_a_host_tells_whether_a_chip_holds_exactly_a_bundle(world: Any, bench: Bench) -> None:
+    """`ChipClient.holds`: true for a chip that holds the bundle, false before it does, and
+    false for a chip that names the bundle but reports another installed digest (one holding
+    what an earlier bundle left, say), or none."""
+    job = world_job(world)
+    uid = bench.uids()[0]
+    chip = bench.chip(uid)
+    client = bench.client_for(chip)
+    assert not client.holds(job.prepared)
+    client.boot(job.image)
+    client.provision(job.prepared)
+    assert client.holds(job.prepared)
+    status = client.status()
+    domain_id = status["installed"]["domain-id"]
+    assert status["installed-digest"] == job.prepared.installed_digest(domain_id)
+    port_link = InProcessLink(ChipPort(chip))
+    for patch in ({"installed-digest": bytes(32)}, {"installed-digest": None}):
+        assert not ChipClient(_StatusLink(port_link, **patch)).holds(job.prepared), patch

@@ -179,7 +179,9 @@ def test_no_response_of_any_command_carries_a_secret(
             chunks[3] = messages.encode_request("cm.chunk", request)
             p = job2.prepared
             with pytest.raises(ChipRefused) as e:
-                chip.provision(PreparedBundle(p.bundle_id, p.begin, tuple(chunks), p.finish))
+                chip.provision(
+                    PreparedBundle(p.bundle_id, p.begin, tuple(chunks), p.finish, p.manifest)
+                )
             assert e.value.code == "bad-chunk"
 
     # every command of the interface was exercised over the link

@@ -14,10 +14,12 @@ Run from any directory::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+import cbor2
 from cryptography.hazmat.primitives.asymmetric import mldsa
 
 from trustprov.crypto.aead import AEADS, cmac_tag
@@ -296,6 +298,18 @@ def bundle_vector(aead_name: str, keys: dict[str, Any], signer: dict[str, Any]) 
     tag = cmac_tag(auth, cose.mac_structure(protected, payload))
     mac0 = cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
     bundle = Bundle(SignedManifest.from_bytes(mac0), tuple(tuple(c) for c in all_chunks))
+    # the installed digest of a chip holding this bundle (docs/protocol.md 6.7), built by hand
+    domain_id = h(keys["domain_id"])
+    slots = {e.slot: [e.name, e.key_type, e.digest] for e in entries if e.is_key}
+    regions = {
+        e.region: [e.name, e.length, hashlib.sha256(domain_id + e.digest).digest()]
+        for e in entries
+        if not e.is_key
+    }
+    installed = cbor2.dumps(
+        ["trustprov-installed", 1, domain_id, BUNDLE_ID, manifest.epoch, slots, regions],
+        canonical=True,
+    )
     return {
         "aead": aead.name,
         "keys": {"enck": enck.hex(), "encd": encd.hex(), "auth": auth.hex()},
@@ -310,6 +324,9 @@ def bundle_vector(aead_name: str, keys: dict[str, Any], signer: dict[str, Any]) 
         "manifest_payload": payload.hex(),
         "manifest_mac0": mac0.hex(),
         "bundle": bundle.to_bytes().hex(),
+        "domain_id": domain_id.hex(),
+        "installed_encoding": installed.hex(),
+        "installed_digest": hashlib.sha256(installed).digest().hex(),
     }
 
 

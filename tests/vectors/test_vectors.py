@@ -53,6 +53,7 @@ from trustprov.formats.bundle import (
 )
 from trustprov.formats.frame import Frame, FrameDecoder, FrameType, LinkInfo, encode_frame
 from trustprov.formats.immutable import ImmutableMemory
+from trustprov.formats.installed import expected_installed_digest
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link import messages
@@ -309,6 +310,16 @@ def test_bundle_vector_parses_verifies_and_opens(v: dict[str, Any]) -> None:
             nonce = chunk_nonce(entry.nonce, i, i == entry.chunks - 1)
             plaintext += manifest.aead.open(key, nonce, c, chunk_aad(manifest.bundle_id, index))
         assert plaintext.hex() == v["assets"][index]["plaintext"]
+
+
+@pytest.mark.parametrize("v", cases("bundle"))
+def test_installed_digest_of_a_chip_holding_the_bundle(v: dict[str, Any]) -> None:
+    """The host's expected digest (formats.installed) is SHA-256 of the recorded encoding."""
+    encoding = h(v["installed_encoding"])
+    assert hashlib.sha256(encoding).hexdigest() == v["installed_digest"]
+    bundle = Bundle.from_bytes(h(v["bundle"]))
+    digest = expected_installed_digest(bundle, h(v["domain_id"]))
+    assert digest.hex() == v["installed_digest"]
 
 
 def test_bundle_vectors_cover_gcm_and_ccm() -> None:

@@ -35,7 +35,7 @@ from trustprov.crypto.keys import (
     private_key_from_material,
     public_key_der,
 )
-from trustprov.errors import ArtifactError, ChipRefused
+from trustprov.errors import ArtifactError, ChipRefused, FormatError
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 
@@ -109,8 +109,23 @@ class Chip:
     def installed(self) -> Installed | None:
         return self._state.installed
 
-    def _commit(self, state: ChipState, blobs: dict[bytes, bytes] | None = None) -> None:
-        self._farm.save(state, blobs)
+    def _commit(
+        self,
+        state: ChipState,
+        blobs: dict[bytes, bytes] | None = None,
+        *,
+        installed_bytes: bytes | None = None,
+    ) -> None:
+        # OTP: the lifecycle and the security counter only advance, on every write path (the
+        # farm checks it again against what is stored, for a chip object holding a stale view)
+        if (
+            state.lifecycle < self._state.lifecycle
+            or state.security_counter < self._state.security_counter
+        ):
+            raise ChipRefused(
+                "the lifecycle and the security counter only advance", code="lifecycle"
+            )
+        self._farm.save(state, blobs, installed_bytes=installed_bytes)
         self._state = state
 
     def _copy(self) -> ChipState:
@@ -246,22 +261,37 @@ class Hardware:
         slots: dict[int, KeySlot],
         flash: list[FlashWrite],
     ) -> None:
-        """Write slots and flash and advance the lifecycle to PROVISIONED in one atomic commit."""
+        """Replace the whole installed state with these slots and regions, and advance the
+        lifecycle to PROVISIONED, in one atomic commit.
+
+        An update replaces: a slot or region the new bundle does not name is erased, so a chip
+        holds what its last bundle says and nothing an earlier one left (docs/protocol.md 6.6).
+        Refused, with nothing written: a chip not MANUFACTURED or PROVISIONED (a LOCKED chip
+        takes nothing), and a state beyond the chip's capacity (``capacity``)."""
         chip = self._chip
-        state = chip._copy()
-        previous = state.installed
+        if chip.lifecycle not in (Lifecycle.MANUFACTURED, Lifecycle.PROVISIONED):
+            raise ChipRefused(f"chip is {chip.lifecycle.name}: nothing installs", code="lifecycle")
         installed = Installed(domain_id=domain_id, bundle_id=bundle_id, epoch=epoch)
-        if previous is not None:  # an update keeps what the new bundle does not replace
-            installed.slots.update(previous.slots)
-            installed.regions.update(previous.regions)
         installed.slots.update(slots)
         for w in flash:
             installed.regions[w.region] = (w.asset, len(w.data), w.content_id)
+        encoded = installed.to_bytes()
+        try:  # whatever is committed must load at the next power-on
+            installed.validate(len(encoded))
+        except FormatError as e:
+            raise ChipRefused(f"install refused: {e.message}", code="capacity") from e
+        state = chip._copy()
         state.installed = installed
         state.lifecycle = Lifecycle.PROVISIONED
-        chip._commit(state, {w.content_id: w.data for w in flash})
+        chip._commit(state, {w.content_id: w.data for w in flash}, installed_bytes=encoded)
 
     def lock(self) -> None:
+        """PROVISIONED -> LOCKED, for good; any other state is refused."""
+        if self._chip.lifecycle != Lifecycle.PROVISIONED:
+            raise ChipRefused(
+                f"only a provisioned chip locks (this one is {self._chip.lifecycle.name})",
+                code="lifecycle",
+            )
         state = self._chip._copy()
         state.lifecycle = Lifecycle.LOCKED
         self._chip._commit(state)

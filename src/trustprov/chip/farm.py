@@ -5,7 +5,8 @@ holds the same one); flash contents once per distinct blob, so a firmware image 
 million chips is stored once; and the installed state (slots, regions) once per distinct state,
 which every chip provisioned with the same bundle shares, so a chip's own row is little more
 than its identity. Every chip write is one transaction: a chip's persistent state moves from one
-consistent state to the next or not at all, as flash with an atomic commit would.
+consistent state to the next or not at all, as flash with an atomic commit would. A chip's
+lifecycle and security counter are OTP: no write lowers them (`save` refuses it).
 
 Reading this file is reading silicon: it holds every chip's immutable memory and key slots, and
 stands in for the physical chips at the CM. See docs/threat-model.md.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from trustprov.chip.model import ChipState, Installed, Lifecycle
 from trustprov.crypto.digest import sha256
-from trustprov.errors import InputError
+from trustprov.errors import ChipRefused, InputError
 from trustprov.formats.immutable import ImmutableMemory
 
 SCHEMA = """
@@ -41,7 +42,7 @@ CREATE TABLE IF NOT EXISTS chips (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chips_by_lot ON chips (lot, uid);
 """
-FARM_FORMAT = "trustprov-farm-2"
+FARM_FORMAT = "trustprov-farm-3"  # 3: each key slot keeps its asset's manifest digest
 STATE_CACHE = 64  # decoded installed states kept per process (a lot shares a handful)
 
 
@@ -206,8 +207,15 @@ class Farm:
             self._families[family_id] = ImmutableMemory.from_bytes(row[0])
         return self._families[family_id]
 
-    def save(self, state: ChipState, blobs: dict[bytes, bytes] | None = None) -> None:
-        """Write one chip's whole persistent state (and new flash blobs) atomically."""
+    def save(
+        self,
+        state: ChipState,
+        blobs: dict[bytes, bytes] | None = None,
+        *,
+        installed_bytes: bytes | None = None,
+    ) -> None:
+        """Write one chip's whole persistent state (and new flash blobs) atomically.
+        ``installed_bytes``: ``state.installed.to_bytes()`` when the caller already has it."""
         with self._write() as db:
             if state.immutable is not None:
                 fam = state.immutable.family_id
@@ -226,7 +234,7 @@ class Farm:
                     self._pending_blobs.add(blob_id)
             state_id = None
             if state.installed is not None:
-                installed = state.installed.to_bytes()
+                installed = installed_bytes or state.installed.to_bytes()
                 state_id = sha256(installed)
                 if state_id not in self._states and state_id not in self._pending_states:
                     db.execute(
@@ -234,9 +242,12 @@ class Farm:
                         (state_id, installed),
                     )
                     self._pending_states[state_id] = installed
-            db.execute(
+            # OTP only advances: a write that would lower the stored lifecycle or security
+            # counter (a chip object holding a stale view of the chip) changes no row
+            updated = db.execute(
                 "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "
-                "identity_key = ?, certificate = ?, installed_id = ? WHERE uid = ?",
+                "identity_key = ?, certificate = ?, installed_id = ? "
+                "WHERE uid = ? AND lifecycle <= ? AND security_counter <= ?",
                 (
                     state.immutable.family_id if state.immutable else None,
                     int(state.lifecycle),
@@ -245,8 +256,16 @@ class Farm:
                     state.certificate,
                     state_id,
                     state.uid,
+                    int(state.lifecycle),
+                    state.security_counter,
                 ),
-            )
+            ).rowcount
+            if updated != 1:
+                if db.execute("SELECT 1 FROM chips WHERE uid = ?", (state.uid,)).fetchone():
+                    raise ChipRefused(
+                        "the lifecycle and the security counter only advance", code="lifecycle"
+                    )
+                raise InputError(f"no chip {state.uid.hex()} in {self.path}")
 
     def blob(self, blob_id: bytes) -> bytes:
         row = self._db.execute("SELECT data FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone()

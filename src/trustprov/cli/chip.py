@@ -38,6 +38,7 @@ def _view(status: dict[str, Any], certificate: bytes | None) -> dict[str, Any]:
             "domain_id": inst["domain-id"].hex(),
             "bundle_id": inst["bundle-id"].hex(),
             "epoch": inst["epoch"],
+            "digest": status["installed-digest"].hex(),  # public: tells two holdings apart
             "key_slots": {
                 str(n): {"asset": s["asset"], "key_type": s["key-type"], "value": "<redacted>"}
                 for n, s in sorted(inst["slots"].items())
@@ -68,6 +69,7 @@ def show(farm: Path, uid: str, as_json: bool) -> None:
         click.echo(
             f"OEM domain {inst['domain_id']}  bundle {inst['bundle_id']}  epoch {inst['epoch']}"
         )
+        click.echo(f"installed digest {inst['digest']}")
         for n, s in inst["key_slots"].items():
             click.echo(f"  slot {n}: {s['asset']} ({s['key_type']})")
         for n, r in inst["flash_regions"].items():

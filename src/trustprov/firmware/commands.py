@@ -236,12 +236,11 @@ class ProvisioningSoftware:
     # -- lifecycle --------------------------------------------------------------------------
     def lock(self, args: Args) -> Args:
         _args(args, set())
-        if self._hw.lifecycle != Lifecycle.PROVISIONED:
-            raise ChipRefused(
-                f"only a provisioned chip locks (this one is {self._hw.lifecycle.name})",
-                code="lifecycle",
-            )
-        self._hw.lock()
+        # never under an open session: its install would come after the lock. Refused, and as
+        # every refusal (handle) the refusal ends the session, so nothing of it installs
+        if self._sealing or self._provisioning:
+            raise ChipRefused("a session is open: lock after it ends", code="bad-sequence")
+        self._hw.lock()  # PROVISIONED only
         return {"lifecycle": Lifecycle.LOCKED.name}
 
 

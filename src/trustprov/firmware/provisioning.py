@@ -11,8 +11,10 @@ Steps, numbered as in the figure and in docs/protocol.md:
  7. Per chunk, in order: check it against the hash chain whose head the manifest carries, then
     decrypt it with K_ENCK (keys) or K_ENCD (data) into staging.
  8. Verify every asset: complete, right length, a valid key of its type.
- 9. Install keys into their slots and data into flash in one atomic commit.
-10. Advance the lifecycle to PROVISIONED (part of the same commit).
+ 9. Install keys into their slots and data into flash in one atomic commit that replaces the
+    whole installed state (an update leaves nothing of the bundle before it).
+10. Advance the lifecycle to PROVISIONED (part of the same commit); a LOCKED chip installs
+    nothing, and a state beyond the chip's capacity is refused before the commit.
 Any failure ends the session: keys and staging are dropped and nothing is installed.
 """
 
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from trustprov.chip.device import FlashWrite, Hardware
 from trustprov.chip.model import KeySlot, Lifecycle
 from trustprov.crypto.aead import cmac_verify
-from trustprov.crypto.digest import CHAIN_END, chain_link, sha256
+from trustprov.crypto.digest import CHAIN_END, chain_link
 from trustprov.crypto.keys import CURVES, check_private_scalar
 from trustprov.errors import ArtifactError, ChipRefused
 from trustprov.firmware.sealing import oem_keys
@@ -37,6 +39,7 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
+from trustprov.formats.installed import content_id
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.sealed import SealedValue
 
@@ -170,11 +173,11 @@ class ProvisioningSession:
             assert entry.slot is not None  # noqa: S101 - Manifest validated it
             assert entry.key_type is not None  # noqa: S101 - Manifest validated it
             _check_key(entry.key_type, value, name)
-            self._slots[entry.slot] = KeySlot(name, entry.key_type, value)
+            self._slots[entry.slot] = KeySlot(name, entry.key_type, value, entry.digest)
         else:
             assert entry.region is not None  # noqa: S101 - validated by Manifest
-            content_id = sha256(self._keys.domain_id, entry.digest)
-            self._flash.append(FlashWrite(entry.region, name, content_id, value))
+            blob = content_id(self._keys.domain_id, entry.digest)
+            self._flash.append(FlashWrite(entry.region, name, blob, value))
 
     def finish(self) -> dict[str, object]:
         m = self._manifest

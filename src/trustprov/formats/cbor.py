@@ -231,7 +231,10 @@ def expect_bstr(
 
 
 def expect_name(value: Any, what: str, max_len: int) -> str:
+    """A printable text string of 1..``max_len`` bytes in UTF-8: what a chip stores is bytes, so
+    a limit in characters would let a name of 4-byte characters take four times the room."""
     v: str = expect(value, str, what)
-    if not v or len(v) > max_len or not v.isprintable():
-        raise FormatError(f"{what}: must be 1..{max_len} printable characters")
+    # printable first: it refuses lone surrogates, which have no UTF-8 encoding
+    if not v or not v.isprintable() or len(v.encode("utf-8")) > max_len:
+        raise FormatError(f"{what}: must be printable, 1..{max_len} bytes in UTF-8")
     return v

@@ -33,7 +33,7 @@ class Limits:
     bundle: int = 1 * GiB
     assets_per_bundle: int = 64
     chunk: int = 64 * KiB
-    name: int = 64
+    name: int = 64  # UTF-8 bytes, not characters
     link_message: int = 4 * MiB + 64 * KiB  # the largest request carries the software image
     link_frame: int = 64 * KiB - 1  # largest frame payload: the frame's 16-bit length field
     lot_manifest: int = 2 * GiB
@@ -55,6 +55,12 @@ class Limits:
     lot_manifest_items_per_kib: int = 16  # a chip's entry is ~1 KiB and 5 items
     asset_list_items: int = 8192
     text_depth: int = 8
+    # a chip's installed state (docs/protocol.md 6.7): the chip refuses, before committing, an
+    # install beyond these, and loads any state within them at power-on. The largest state the
+    # formats allow (64 slots and 64 regions, 64-byte names, 64-byte keys) encodes in under 28 KiB.
+    installed_slots: int = 64
+    installed_regions: int = 64
+    installed_state: int = 32 * KiB
 
 
 LIMITS = Limits()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from trustprov.errors import TransportError
-from trustprov.formats.bundle import Bundle
+from trustprov.formats.bundle import Bundle, Manifest
+from trustprov.formats.installed import expected_installed_digest
 from trustprov.link import messages
 from trustprov.link.transport import Link
 
@@ -35,6 +36,11 @@ class PreparedBundle:
     begin: bytes
     chunks: tuple[bytes, ...]
     finish: bytes
+    manifest: Manifest = field(repr=False)
+
+    def installed_digest(self, domain_id: bytes) -> bytes:
+        """The installed digest of a chip of OEM domain ``domain_id`` holding this bundle."""
+        return expected_installed_digest(self.manifest, domain_id)
 
     @classmethod
     def prepare(cls, bundle: Bundle, enc_oem_share: bytes) -> PreparedBundle:
@@ -54,6 +60,7 @@ class PreparedBundle:
             begin,
             tuple(chunks),
             messages.encode_request("cm.finish", {}),
+            bundle.manifest,
         )
 
 
@@ -136,6 +143,19 @@ class ChipClient:
         for request in prepared.chunks:
             self.send(request)
         return self.send(prepared.finish)
+
+    def holds(self, prepared: PreparedBundle) -> bool:
+        """Whether this chip holds exactly ``prepared``'s bundle: its bundle id, and the
+        installed digest it reports equal to the one computed here for its domain. A chip that
+        holds anything more or less than the bundle (say, what an earlier one left) does not."""
+        status = self.status()
+        installed = status.get("installed")
+        if not isinstance(installed, dict) or installed.get("bundle-id") != prepared.bundle_id:
+            return False
+        domain_id = installed.get("domain-id")
+        if not isinstance(domain_id, bytes):
+            return False
+        return status.get("installed-digest") == prepared.installed_digest(domain_id)
 
     def lock(self) -> None:
         self.call("lock")

@@ -92,6 +92,7 @@ class ChipPort:
             "lifecycle": chip.lifecycle.name,
             "security-counter": chip.security_counter,
             "installed": None,
+            "installed-digest": None,
         }
         if chip.installed is not None:
             i = chip.installed
@@ -104,6 +105,7 @@ class ChipPort:
                 },
                 "regions": {n: {"asset": r[0], "length": r[1]} for n, r in i.regions.items()},
             }
+            status["installed-digest"] = i.digest()  # public values only (protocol.md 6.7)
         return status
 
 

@@ -329,11 +329,9 @@ def _source(
 
 def _name(value: Any, what: str) -> str:
     name: str = _typed(value, str, what)
-    # in UTF-8 bytes, as the chip counts them: 64 characters may be 256 bytes
-    if not name or len(name.encode("utf-8", "surrogatepass")) > LIMITS.name:
-        raise FormatError(f"{what} must be 1..{LIMITS.name} bytes of UTF-8")
-    if not name.isprintable():
-        raise FormatError(f"{what} must be printable characters")
+    # printable first (it refuses lone surrogates); the limit is in UTF-8 bytes, as on the chip
+    if not name or not name.isprintable() or len(name.encode("utf-8")) > LIMITS.name:
+        raise FormatError(f"{what} must be printable, 1..{LIMITS.name} bytes in UTF-8")
     return name
 
 

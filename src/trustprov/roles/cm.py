@@ -153,8 +153,7 @@ def provision_chip(
 
 
 def _holds(chip: ChipClient, job: Job) -> bool:
-    installed = chip.status().get("installed")
-    return isinstance(installed, dict) and installed.get("bundle-id") == job.prepared.bundle_id
+    return chip.holds(job.prepared)  # the bundle id and the installed digest
 
 
 def _holds_after_refusal(chip: ChipClient, job: Job) -> bool:
