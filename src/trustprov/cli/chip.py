@@ -6,11 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from trustprov.cli.options import emit_json, parse_uid, path_option
-from trustprov.link.farm import FarmLink
 
 
 @click.group()
@@ -19,6 +16,9 @@ def chip() -> None:
 
 
 def _view(status: dict[str, Any], certificate: bytes | None) -> dict[str, Any]:
+    from cryptography import x509  # noqa: PLC0415 - lazy: start-up
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - lazy: start-up
+
     view: dict[str, Any] = {
         "uid": status["uid"].hex(),
         "lot": status["lot"],
@@ -56,6 +56,8 @@ def _view(status: dict[str, Any], certificate: bytes | None) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(farm: Path, uid: str, as_json: bool) -> None:
     """Show a chip's lifecycle, identity and what it holds (secrets redacted)."""
+    from trustprov.link.farm import FarmLink  # noqa: PLC0415 - lazy: start-up
+
     with FarmLink(farm) as f, f.connect(parse_uid(uid)) as c:
         view = _view(c.status(), c.certificate())
     if as_json:

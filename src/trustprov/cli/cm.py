@@ -8,11 +8,9 @@ from pathlib import Path
 import click
 
 from trustprov.cli.options import EXIT_FAILED, emit_json, path_option
-from trustprov.cli.progress import LineProgress
-from trustprov.line.records import RecordStore
-from trustprov.line.report import lot_report, write_csv
-from trustprov.line.station import default_jobs, provision_lot
-from trustprov.roles.cm import Job
+
+# the production line (SQLAlchemy), the progress bar (rich) and the roles are imported by each
+# command when it runs, so that `trustprov cm --help` starts fast (issue 12)
 
 
 @click.group()
@@ -59,6 +57,10 @@ def provision(
 ) -> None:
     """FIG. 3: run the signed software on every chip of LOT that has no final record; record
     every result. Rerun the same command to resume a stopped or crashed line."""
+    from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
+    from trustprov.line.station import default_jobs, provision_lot  # noqa: PLC0415 - lazy
+    from trustprov.roles.cm import Job  # noqa: PLC0415 - lazy: start-up
+
     job = Job.load(software, share, bundle)
     url = records or f"sqlite:///{(farm.resolve().parent / 'records.sqlite')}"
     with LineProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
@@ -109,6 +111,9 @@ def provision(
 )
 def report(records: str, lot: str | None, as_json: bool, csv_path: Path | None) -> None:
     """A lot from its records: yield, failures by cause, stations, throughput, pending chips."""
+    from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
+    from trustprov.line.report import lot_report, write_csv  # noqa: PLC0415 - lazy: start-up
+
     with RecordStore(records, create=False) as store:
         r = lot_report(store, lot)
         rows = write_csv(store, r.lot, csv_path) if csv_path is not None else None

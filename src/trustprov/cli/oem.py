@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from trustprov.cli.options import parse_uid, path_option
-from trustprov.roles import assets as asset_list
-from trustprov.roles import oem as role
+
+if TYPE_CHECKING:
+    from trustprov.roles import oem as role
+
+# the roles (and the chip model behind their link) are imported by each command when it runs,
+# so that `trustprov oem --help` starts fast (issue 12)
 
 
 @click.group()
@@ -21,6 +26,7 @@ def oem() -> None:
 @path_option("--key", help="K_PUK_ICM_PROV (prov-signing.pub.pem from the ICM).")
 def verify_software(software: Path, key: Path) -> None:
     """Verify the ICM's signature on SOFTWARE; exit non-zero unless it verifies."""
+    from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
     sw = role.verify_software(software, key)
     click.echo(
         f"OK: {sw.name} {sw.version}, security version {sw.security_version}, {sw.alg}, "
@@ -36,6 +42,9 @@ def verify_software(software: Path, key: Path) -> None:
 @path_option("--out", help="OEM_DIR to create (new or empty).")
 def keygen(farm: Path, uid: str, software: Path, assets: Path, out: Path) -> None:
     """FIG. 2: make the OEM's keys on its chip and seal the assets into a bundle."""
+    from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
+
     result = role.keygen(
         farm, parse_uid(uid), software_path=software, assets=asset_list.load(assets), out=out
     )
@@ -51,6 +60,9 @@ def keygen(farm: Path, uid: str, software: Path, assets: Path, out: Path) -> Non
 @path_option("--out", help="Directory to create (new or empty).")
 def regen(farm: Path, uid: str, software: Path, state: Path, assets: Path, out: Path) -> None:
     """FIG. 4: rebuild the same keys and seal new or regenerated assets."""
+    from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
+
     result = role.regen(
         farm,
         parse_uid(uid),

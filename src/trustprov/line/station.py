@@ -17,7 +17,6 @@ import logging
 import math
 import multiprocessing
 import os
-import signal
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -29,8 +28,9 @@ from typing import Any
 
 from trustprov.errors import InputError, TrustprovError
 from trustprov.line.records import STATION_MAX, Claim, JobRef, RecordStore
+from trustprov.line.worker import init_worker, provision_one, work
 from trustprov.link.farm import FarmLink
-from trustprov.roles.cm import Job, Outcome, provision_chip
+from trustprov.roles.cm import Job, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -116,40 +116,6 @@ def check_station(name: str) -> str:
     return name
 
 
-# -- worker side ---------------------------------------------------------------------------------
-_worker: tuple[FarmLink, Job, int] | None = None
-
-
-def _init_worker(farm_path: Path, job: Job) -> None:
-    global _worker  # noqa: PLW0603 - one farm connection per worker process
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the station stops its workers itself
-    _worker = (FarmLink(farm_path), job, os.getppid())
-
-
-def _provision_one(farm: FarmLink, job: Job, uid: bytes, recovered: bool = False) -> Outcome:
-    start = time.perf_counter()
-    try:
-        with farm.connect(uid) as chip:
-            return provision_chip(chip, uid, job, status_first=recovered)
-    except TrustprovError as e:  # the chip could not even be powered on (e.g. not in the farm)
-        duration = int((time.perf_counter() - start) * 1e6)
-        return Outcome(uid, "failed", e.code, e.message, duration, time.time())
-
-
-def _work(chips: list[tuple[bytes, bool]]) -> list[Outcome]:
-    """Provision (uid, recovered) pairs in order."""
-    assert _worker is not None  # noqa: S101 - set by the pool initializer
-    farm, job, parent = _worker
-    outcomes = []
-    for uid, recovered in chips:
-        if os.getppid() != parent:
-            # the station died: stop before the next chip, so whoever settles its claims
-            # next is the only one touching them
-            os._exit(1)
-        outcomes.append(_provision_one(farm, job, uid, recovered))
-    return outcomes
-
-
 # -- station side --------------------------------------------------------------------------------
 class _Line:
     """One station's run over one job: claims, dispatch, settlement."""
@@ -228,7 +194,7 @@ class _Line:
         try:
             for claim in batch:
                 uid = bytes.fromhex(claim.uid)
-                done.append(_provision_one(farm, self.job, uid, claim.recovered))
+                done.append(provision_one(farm, self.job, uid, claim.recovered))
         except BaseException:
             # the chip in hand may or may not have committed: given back, it is re-read
             self._stop(lambda: self.settle(batch, done, more=False), [batch[len(done) :]])
@@ -239,14 +205,14 @@ class _Line:
     def run_pool(self, farm_path: Path, workers: int) -> None:
         ctx = multiprocessing.get_context("spawn")  # no inherited connections or threads
         pool = ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(farm_path, self.job)
+            workers, mp_context=ctx, initializer=init_worker, initargs=(farm_path, self.job)
         )
         in_flight: dict[Future[list[Outcome]], list[Claim]] = {}
         try:
             while True:
                 while len(in_flight) < IN_FLIGHT * workers and (batch := self.next_batch()):
                     chips = [(bytes.fromhex(c.uid), c.recovered) for c in batch]
-                    in_flight[pool.submit(_work, chips)] = batch
+                    in_flight[pool.submit(work, chips)] = batch
                 if not in_flight:
                     break
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
