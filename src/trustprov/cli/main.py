@@ -39,6 +39,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "The contract manufacturer: provision lots of chips, report on them.",
     ),
     "chip": ("trustprov.cli.chip", "chip", "Inspect chips."),
+    "inspect": (
+        "trustprov.cli.inspect",
+        "inspect",
+        "Say what FILE is and print what is public in it; never a secret.",
+    ),
     "demo": (
         "trustprov.cli.demo",
         "demo",

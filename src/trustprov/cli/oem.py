@@ -27,6 +27,7 @@ def oem() -> None:
 def verify_software(software: Path, key: Path) -> None:
     """Verify the ICM's signature on SOFTWARE; exit non-zero unless it verifies."""
     from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
+
     sw = role.verify_software(software, key)
     click.echo(
         f"OK: {sw.name} {sw.version}, security version {sw.security_version}, {sw.alg}, "
