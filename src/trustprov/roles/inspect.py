@@ -78,9 +78,9 @@ def describe(
         raise InputError(f"{path}: no such file")
     kind = _sniff(_head(path))
     if key is not None and kind != "software":
-        raise InputError(f"--key checks signed software; {path} is {_what(kind)}")
+        raise InputError(f"--key checks signed software; {path} is another file ({_what(kind)})")
     if ca is not None and kind != "json":
-        raise InputError(f"--verify checks a lot manifest; {path} is {_what(kind)}")
+        raise InputError(f"--verify checks a lot manifest; {path} is another file ({_what(kind)})")
     try:
         if kind == "sqlite":
             return _database(path, database)
@@ -137,9 +137,9 @@ def _sniff(head: bytes) -> str:
 
 
 _WHAT = {
-    "sqlite": "a database",
-    "pem": "a PEM file",
-    "json": "a JSON file",
+    "sqlite": "database",
+    "pem": "PEM file",
+    "json": "JSON file",
     "software": "signed provisioning software",
     "sealed-value": "sealed value",
     "manifest": "bundle manifest",
@@ -151,7 +151,7 @@ _WHAT = {
 
 
 def _what(kind: str) -> str:
-    return _WHAT.get(kind, "not a trustprov artifact")
+    return _WHAT.get(kind, "unknown content")
 
 
 # -- COSE and CBOR artifacts ----------------------------------------------------------------------
@@ -248,9 +248,10 @@ def _manifest(path: Path) -> Description:
 
 
 def _cbor_map(path: Path) -> Description:
-    value = cbor.decode(
-        read_bytes(path, limit=4 * KiB, what="CBOR file"), limit=4 * KiB, what="CBOR"
-    )
+    try:
+        value = cbor.decode(read_bytes(path, limit=4 * KiB, what="file"), limit=4 * KiB, what="-")
+    except (FormatError, InputError) as e:
+        raise InputError(f"{path}: not a trustprov artifact") from e
     is_secrets = isinstance(value, dict) and set(value) == FAMILY_SECRETS_KEYS
     del value  # the shares: never kept, never shown
     if not is_secrets:
@@ -284,7 +285,9 @@ def _json(path: Path, ca: Path | None) -> Description:
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError) as e:
-        raise FormatError("not valid JSON") from e
+        if data.lstrip().startswith(b'{"lot"'):  # how the ICM's writer starts a lot manifest
+            raise InputError(f"{path}: a damaged lot manifest (not valid JSON)") from e
+        raise InputError(f"{path}: not a trustprov artifact (JSON that does not parse)") from e
     keys = set(doc) if isinstance(doc, dict) else set()
     if keys == {"lot", "family", "chips"}:
         del doc  # parsed again, strictly, by the lot manifest's own parser
