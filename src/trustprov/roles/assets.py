@@ -13,6 +13,7 @@
     slot = 1                      # key, generate: key slot 0..255
     hex = "00112233..."           # key, config: the value in hex, or
     file = "app-key.bin"          # any kind but generate: a file, relative to this list
+                                  # (keys: PEM or DER, PKCS#8 or SEC1, or raw bytes)
     value = "text"                # config: UTF-8 text
 
     [[asset]]
@@ -43,6 +44,7 @@ from trustprov.formats import cbor
 from trustprov.formats.bundle import KEY_TYPES, MAX_SLOT, MIN_CHUNK
 from trustprov.formats.limits import LIMITS, GiB
 from trustprov.roles.files import read_bytes
+from trustprov.roles.keyfiles import read_key_file
 
 KINDS = ("key", "certificate", "firmware", "config", "generate")
 MAX_FILE = 4 * GiB
@@ -187,8 +189,8 @@ def _key_asset(item: dict[str, Any], base: Path, name: str, kind: str) -> AssetS
     if kind == "generate":
         return AssetSpec(name, kind, key_type=key_type, slot=slot)
     value, path = _source(item, base, what, allow_text=False)
-    if value is None:  # keys are small: read and check them now
-        value = read_bytes(path, limit=64, what=f"{what} file")  # type: ignore[arg-type]  # _source gives one of the two
+    if value is None:  # keys are small: read and check them now (PEM, DER or raw)
+        value = read_key_file(path, key_type, what)  # type: ignore[arg-type]  # _source gives one of the two
     if len(value) not in KEY_TYPES[key_type]:
         sizes = " or ".join(map(str, KEY_TYPES[key_type]))
         raise FormatError(f"{what}: a {key_type} key is {sizes} bytes, not {len(value)}")
