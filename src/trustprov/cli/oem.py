@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from trustprov.cli.options import parse_uid, path_option
+from trustprov.cli.template import template
 
 if TYPE_CHECKING:
     from trustprov.roles import oem as role
@@ -73,6 +74,10 @@ def regen(farm: Path, uid: str, software: Path, state: Path, assets: Path, out: 
         out=out,
     )
     _report(result, out)
+
+
+# `oem template` lives in its own module: it needs no role and no chip
+oem.add_command(template)
 
 
 def _report(result: role.SealResult, out: Path) -> None:
