@@ -18,7 +18,7 @@ def cm() -> None:
     """The contract manufacturer: provision lots of chips, report on them."""
 
 
-@cm.command()
+@cm.command(short_help="Provision every chip of a lot (FIG. 3); resumable.")
 @path_option("--farm", help="The chip farm.")
 @click.option("--lot", required=True, help="Lot to provision.")
 @path_option("--software", help="The signed provisioning software.")
@@ -98,7 +98,7 @@ def provision(
         sys.exit(EXIT_FAILED)
 
 
-@cm.command()
+@cm.command(short_help="Report a lot from its records: yield, failures, pending.")
 @click.option("--records", required=True, help="Records store: sqlite:///PATH or postgresql://...")
 @click.option("--lot", default=None, help="Lot to report [default: the only lot].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")

@@ -39,7 +39,16 @@ def init(icm_dir: Path, alg: str) -> None:
 def sign_software(
     icm_dir: Path, out: Path, version: str, security_version: int, alg: str | None
 ) -> None:
-    """Sign the provisioning software with K_PRK_ICM_PROV."""
+    """Sign the provisioning software with K_PRK_ICM_PROV.
+
+    What is signed (COSE_Sign1): the software's code, a canonical archive of the firmware and
+    the libraries it runs with on a chip (trustprov's errors, crypto, formats and firmware
+    sources, as installed here), with its name, --version, --security-version and the SHA-256
+    of that code in the protected header. A chip boots the image only if the signature verifies
+    under its immutable K_PUK_ICM_PROV, the code is the code it runs, and the security version
+    is not below its counter. Send the image to the OEM and the CM, and prov-signing.pub.pem to
+    the OEM so that it can check it (oem verify-software).
+    """
     sw = role.sign_software(
         role.Icm.load(icm_dir), out, version=version, security_version=security_version, alg=alg
     )
@@ -49,7 +58,7 @@ def sign_software(
     )
 
 
-@icm.command()
+@icm.command(short_help="Make COUNT chips of a lot, each with its identity.")
 @path_option("--icm", "icm_dir", help="The ICM directory.")
 @path_option("--farm", help="Chip farm file (created if missing).")
 @click.option("--lot", required=True, help="Lot name.")

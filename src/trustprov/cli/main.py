@@ -47,7 +47,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": (
         "trustprov.cli.demo",
         "demo",
-        "Run ICM -> OEM -> CM on CHIPS virtual chips and check every chip's assets.",
+        "Run the whole flow on virtual chips and check every chip.",
     ),
 }
 

@@ -22,7 +22,7 @@ def oem() -> None:
     """The OEM: verify the software, seal assets on the provisioning chip."""
 
 
-@oem.command("verify-software")
+@oem.command("verify-software", short_help="Verify the ICM's signature on the software.")
 @click.argument("software", type=click.Path(path_type=Path))
 @path_option("--key", help="K_PUK_ICM_PROV (prov-signing.pub.pem from the ICM).")
 def verify_software(software: Path, key: Path) -> None:
@@ -36,7 +36,7 @@ def verify_software(software: Path, key: Path) -> None:
     )
 
 
-@oem.command()
+@oem.command(short_help="Make the OEM's keys on its chip, seal a bundle (FIG. 2).")
 @path_option("--farm", help="Farm holding the OEM's provisioning chip.")
 @click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
 @path_option("--software", help="The signed provisioning software.")
@@ -53,7 +53,7 @@ def keygen(farm: Path, uid: str, software: Path, assets: Path, out: Path) -> Non
     _report(result, out)
 
 
-@oem.command()
+@oem.command(short_help="Rebuild the OEM's keys, seal new assets (FIG. 4).")
 @path_option("--farm", help="Farm holding the OEM's provisioning chip.")
 @click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
 @path_option("--software", help="The signed provisioning software.")
