@@ -14,7 +14,7 @@ from trustprov.roles import icm as role
 ALGS = click.Choice(sorted(SIGNATURE_ALGORITHMS))
 
 
-@click.group()
+@click.group(short_help="The IC manufacturer: family secrets, signing, chips.")
 def icm() -> None:
     """The IC manufacturer: family secrets, software signing, manufacturing."""
 

@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "icm": (
         "trustprov.cli.icm",
         "icm",
-        "The IC manufacturer: family secrets, software signing, manufacturing.",
+        "The IC manufacturer: family secrets, signing, chips.",
     ),
     "oem": (
         "trustprov.cli.oem",
