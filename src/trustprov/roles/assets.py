@@ -25,8 +25,8 @@
 A generated asset (kind = "generate", key-type ec-p256 | ec-p384 | ed25519 | aes-256) is made on
 the chip from the seed H; only its public key leaves. It is the same key on every chip that
 installs the bundle (the per-device key is the chip's identity key). The reference, with every
-field, is docs/assets.md; `trustprov oem template` prints a commented list to start from. Certificates may be PEM or DER and are
-installed as DER.
+field, is docs/assets.md; `trustprov oem template` prints a commented list to start from.
+Certificates may be PEM or DER and are installed as DER.
 """
 
 from __future__ import annotations
