@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KEY1, KEY2, World, firmware_bytes
 from cryptography.hazmat.primitives import serialization
-from helpers import Bench, world_job
+from helpers import KEY1, KEY2, Bench, firmware_bytes, world_job
 
 from trustprov.errors import ChipRefused
 
@@ -24,7 +23,7 @@ def bench(cm_farm: Path) -> Any:
         yield b
 
 
-def test_a_provisioned_chip_reports_digests_and_public_keys(bench: Bench, world: World) -> None:
+def test_a_provisioned_chip_reports_digests_and_public_keys(bench: Bench, world: Any) -> None:
     uid = bench.uids()[0]
     assert bench.provision(uid, world_job(world)).result == "provisioned"
     client = bench.client(uid)

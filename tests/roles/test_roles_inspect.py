@@ -7,13 +7,14 @@ import datetime
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import KEY1, World
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from helpers import KEY1
 
 from trustprov.errors import InputError, VerificationError
 from trustprov.formats import cbor
@@ -39,7 +40,7 @@ def _copy(src: Path, dest: Path) -> Path:
     return target
 
 
-def test_signed_software(world: World, tmp_path: Path) -> None:
+def test_signed_software(world: Any, tmp_path: Path) -> None:
     sw = SignedSoftware.from_bytes(world.software.read_bytes())
     d = describe(_copy(world.software, tmp_path))
     assert d.kind == "software"
@@ -51,7 +52,7 @@ def test_signed_software(world: World, tmp_path: Path) -> None:
     assert "not checked" in d.fields["signature"]
 
 
-def test_software_verdict_with_key(world: World, tmp_path: Path) -> None:
+def test_software_verdict_with_key(world: Any, tmp_path: Path) -> None:
     good = describe(world.software, key=world.icm.path / "prov-signing.pub.pem")
     assert good.fields["signature"].startswith("verified")
     other = icm.init(tmp_path / "other")
@@ -59,7 +60,7 @@ def test_software_verdict_with_key(world: World, tmp_path: Path) -> None:
         describe(world.software, key=other.path / "prov-signing.pub.pem")
 
 
-def test_bundle_lists_its_assets_and_says_they_are_sealed(world: World, tmp_path: Path) -> None:
+def test_bundle_lists_its_assets_and_says_they_are_sealed(world: Any, tmp_path: Path) -> None:
     m = Bundle.from_bytes(world.bundle.read_bytes()).manifest
     d = describe(_copy(world.bundle, tmp_path))
     assert d.kind == "bundle"
@@ -86,14 +87,14 @@ def test_bundle_lists_its_assets_and_says_they_are_sealed(world: World, tmp_path
         ("enc-rnd-share.cose", "rnd-share"),
     ],
 )
-def test_sealed_values(world: World, tmp_path: Path, name: str, kind: str) -> None:
+def test_sealed_values(world: Any, tmp_path: Path, name: str, kind: str) -> None:
     d = describe(_copy(world.oem_dir / name, tmp_path))
     assert d.kind == "sealed-value"
     assert d.fields["value"] == kind
     assert d.fields["family"] == world.icm.family_id.hex()
 
 
-def test_lot_manifest_and_its_certificates(world: World, tmp_path: Path) -> None:
+def test_lot_manifest_and_its_certificates(world: Any, tmp_path: Path) -> None:
     lot = world.root / "lot.json"
     d = describe(_copy(lot, tmp_path))
     assert d.kind == "lot-manifest"
@@ -104,7 +105,7 @@ def test_lot_manifest_and_its_certificates(world: World, tmp_path: Path) -> None
     assert checked.fields["certificates"].startswith("all 8")
 
 
-def test_lot_certificates_from_an_impostor_ca_fail(world: World, tmp_path: Path) -> None:
+def test_lot_certificates_from_an_impostor_ca_fail(world: Any, tmp_path: Path) -> None:
     """A CA with the family's name but another key issued none of the chips' certificates."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
@@ -130,7 +131,7 @@ def test_lot_certificates_from_an_impostor_ca_fail(world: World, tmp_path: Path)
         describe(world.root / "lot.json", ca=other.path / "device-ca.pem")
 
 
-def test_farm_through_the_link(world: World) -> None:
+def test_farm_through_the_link(world: Any) -> None:
     d = describe(world.cm_farm)
     assert d.kind == "farm"
     assert d.fields["chips"] == 8
@@ -140,7 +141,7 @@ def test_farm_through_the_link(world: World) -> None:
     assert lot["first_uids"] == [u.hex() for u in world.cm_uids()][:5]
 
 
-def test_secrets_are_named_never_shown(world: World) -> None:
+def test_secrets_are_named_never_shown(world: Any) -> None:
     secrets_file = world.icm.path / "family-secrets.cbor"
     d = describe(secrets_file)
     assert (d.kind, d.secret) == ("family-secrets", True)
@@ -156,7 +157,7 @@ def test_secrets_are_named_never_shown(world: World) -> None:
         assert body[:40] not in _dump(d, path)
 
 
-def test_public_key_certificate_and_metadata(world: World) -> None:
+def test_public_key_certificate_and_metadata(world: Any) -> None:
     pub = describe(world.icm.path / "prov-signing.pub.pem")
     assert (pub.kind, pub.fields["key_type"]) == ("public-key", "ec-p256")
     gen = describe(world.oem_dir / "generated" / "signer.pub.pem")
@@ -168,7 +169,7 @@ def test_public_key_certificate_and_metadata(world: World) -> None:
     assert describe(world.oem_dir / "oem.json").kind == "oem-metadata"
 
 
-def test_asset_list_shows_no_key(world: World) -> None:
+def test_asset_list_shows_no_key(world: Any) -> None:
     d = describe(world.assets_toml)
     assert d.kind == "asset-list"
     rows = {a["name"]: a for a in d.fields["assets"]}
@@ -194,9 +195,7 @@ def test_unknown_input_is_named(tmp_path: Path, content: bytes) -> None:
     ("source", "kind"),
     [("software", "signed provisioning software"), ("bundle", "bundle"), ("lot", "lot manifest")],
 )
-def test_damaged_input_says_what_it_was(
-    world: World, tmp_path: Path, source: str, kind: str
-) -> None:
+def test_damaged_input_says_what_it_was(world: Any, tmp_path: Path, source: str, kind: str) -> None:
     src = {"software": world.software, "bundle": world.bundle, "lot": world.root / "lot.json"}
     data = src[source].read_bytes()
     path = tmp_path / "damaged"
@@ -206,7 +205,7 @@ def test_damaged_input_says_what_it_was(
     assert str(path) in e.value.message
 
 
-def test_options_that_do_not_apply(world: World, tmp_path: Path) -> None:
+def test_options_that_do_not_apply(world: Any, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--key checks signed software"):
         describe(world.bundle, key=world.icm.path / "prov-signing.pub.pem")
     with pytest.raises(InputError, match="--verify checks a lot manifest"):
