@@ -12,7 +12,14 @@ import sys
 
 import pytest
 
-HEAVY = ("sqlalchemy", "rich", "psycopg", "trustprov.line.records", "trustprov.chip.device")
+HEAVY = (
+    "sqlalchemy",
+    "rich",
+    "psycopg",
+    "cryptography",
+    "trustprov.line.records",
+    "trustprov.chip.device",
+)
 
 
 def _imported_after(code: str) -> set[str]:
@@ -30,7 +37,17 @@ def _heavy(modules: set[str]) -> list[str]:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["oem", "--help"], ["cm", "--help"], ["chip", "show", "--help"], ["--version"]],
+    [
+        ["--help"],
+        ["--version"],
+        ["icm", "--help"],
+        ["oem", "--help"],
+        ["oem", "keygen", "--help"],
+        ["cm", "--help"],
+        ["cm", "provision", "--help"],
+        ["chip", "show", "--help"],
+        ["inspect", "--help"],
+    ],
     ids=" ".join,
 )
 def test_help_imports_nothing_heavy(argv: list[str]) -> None:

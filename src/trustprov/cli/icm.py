@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from trustprov import __version__
 from trustprov.cli.options import path_option
-from trustprov.crypto.keys import SIGNATURE_ALGORITHMS
-from trustprov.roles import icm as role
 
-ALGS = click.Choice(sorted(SIGNATURE_ALGORITHMS))
+# the roles and the crypto are imported when a command runs (or, for the algorithm names, when
+# --alg is parsed or its help shown), so that `trustprov icm --help` starts fast (issue 12)
+
+
+class _Algorithms(click.Choice):  # type: ignore[type-arg]  # click 8.2 made Choice generic
+    """The signature algorithms of crypto.keys, looked up on first use."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property  # type: ignore[override]  # a computed stand-in for Choice's attribute
+    def choices(self) -> Sequence[Any]:
+        from trustprov.crypto.keys import SIGNATURE_ALGORITHMS  # noqa: PLC0415 - lazy
+
+        return sorted(SIGNATURE_ALGORITHMS)
+
+    @choices.setter
+    def choices(self, _value: Sequence[Any]) -> None:
+        """Choice.__init__ assigns the list; the property computes it instead."""
+
+
+ALGS = _Algorithms()
 
 
 @click.group(short_help="The IC manufacturer: family secrets, signing, chips.")
@@ -26,6 +47,8 @@ def icm() -> None:
 )
 def init(icm_dir: Path, alg: str) -> None:
     """Create a chip family in ICM_DIR (a new or empty directory)."""
+    from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
+
     made = role.init(icm_dir, alg=alg)
     click.echo(f"family {made.family_id.hex()}: wrote {icm_dir} ({alg} signing key, device CA)")
 
@@ -49,6 +72,8 @@ def sign_software(
     is not below its counter. Send the image to the OEM and the CM, and prov-signing.pub.pem to
     the OEM so that it can check it (oem verify-software).
     """
+    from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
+
     sw = role.sign_software(
         role.Icm.load(icm_dir), out, version=version, security_version=security_version, alg=alg
     )
@@ -62,9 +87,12 @@ def sign_software(
 @path_option("--icm", "icm_dir", help="The ICM directory.")
 @path_option("--farm", help="Chip farm file (created if missing).")
 @click.option("--lot", required=True, help="Lot name.")
-@click.option("--count", type=click.IntRange(1, role.MAX_LOT), required=True, help="Chips to make.")
+@click.option("--count", type=click.IntRange(min=1), required=True, help="Chips to make.")
 @path_option("--manifest", help="Where to write the lot manifest (JSON).")
 def manufacture(icm_dir: Path, farm: Path, lot: str, count: int, manifest: Path) -> None:
     """Make COUNT chips: burn immutable memory, make identities, issue certificates."""
+    from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
+
+    # the role bounds COUNT (roles.icm.MAX_LOT) and says why
     made = role.manufacture(role.Icm.load(icm_dir), farm, lot, count, manifest)
     click.echo(f"lot {made.lot}: {made.count} chips of family {made.family_id.hex()} in {farm}")
