@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +82,9 @@ def describe(
         raise InputError(f"--verify checks a lot manifest; {path} is another file ({_what(kind)})")
     try:
         if kind == "sqlite":
-            return _database(path, database)
+            from trustprov.roles.inspect_farm import describe_database  # noqa: PLC0415 - lazy
+
+            return describe_database(path, database)
         if kind == "software":
             return _software(path, key)
         if kind == "json":
@@ -359,45 +360,6 @@ def _toml(path: Path) -> Description:
             "assets": rows,
         },
         note="the assets are the OEM's secrets: only their names, kinds and sizes are shown",
-    )
-
-
-# -- databases ----------------------------------------------------------------------------------
-def _database(path: Path, records: DatabaseReader | None) -> Description:
-    from trustprov.link.farm import FarmLink  # noqa: PLC0415 - lazy: start-up
-
-    try:
-        farm = FarmLink(path)
-    except InputError:
-        found = records(path) if records is not None else None
-        if found is None:
-            raise InputError(
-                f"{path}: an SQLite database that is neither a chip farm nor a records store"
-            ) from None
-        return found
-    with farm:
-        lots = []
-        totals: Counter[str] = Counter()
-        for lot in farm.lots():
-            uids = farm.uids(lot)
-            counts: Counter[str] = Counter()
-            for uid in uids:
-                with farm.connect(uid) as chip:
-                    counts[str(chip.status()["lifecycle"])] += 1
-            totals.update(counts)
-            lots.append(
-                {
-                    "lot": lot,
-                    "chips": len(uids),
-                    "lifecycles": dict(sorted(counts.items())),
-                    "first_uids": [u.hex() for u in uids[:FIRST_UIDS]],
-                }
-            )
-    return Description(
-        "farm",
-        "a farm of virtual chips",
-        {"chips": sum(totals.values()), "lifecycles": dict(sorted(totals.items())), "lots": lots},
-        note="read through each chip's link (rom.status), as any host sees the chips",
     )
 
 
