@@ -6,6 +6,7 @@ import base64
 import datetime
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from trustprov.formats import cbor
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.lot import LotManifest, device_ca_common_name
 from trustprov.formats.software import SignedSoftware
+from trustprov.line.inspect import describe_records
 from trustprov.roles import icm
 from trustprov.roles.inspect import Description, describe
 
@@ -214,3 +216,14 @@ def test_options_that_do_not_apply(world: Any, tmp_path: Path) -> None:
         describe(tmp_path)
     with pytest.raises(InputError, match="no such file"):
         describe(tmp_path / "missing")
+
+
+def test_another_sqlite_database_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (x)")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="neither a chip farm nor a records store"):
+        describe(path, database=describe_records)
+    assert path.read_bytes() == before  # inspecting changed nothing
