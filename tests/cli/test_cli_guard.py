@@ -16,7 +16,7 @@ import pytest
 
 from trustprov.cli.main import COMMANDS
 
-from .helpers import INVOKED, command_path, leaf_commands, walk
+from .helpers import INVOKED, command_path, leaf_commands, run, walk
 
 #: click's help width, less the indent and the gap its command list leaves around the names
 HELP_WIDTH = 80
@@ -94,3 +94,9 @@ def test_the_root_lists_each_commands_own_summary() -> None:
         command = root.get_command(ctx, name)
         assert command is not None
         assert command.get_short_help_str(limit=1000) == summary, name
+
+
+def test_sign_software_help_says_what_it_signs() -> None:
+    text = " ".join(run("icm", "sign-software", "--help").stdout.split())
+    for words in ("code", "firmware", "--security-version", "SHA-256", "K_PUK_ICM_PROV"):
+        assert words in text, words
