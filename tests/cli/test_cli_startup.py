@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,16 @@ def test_importing_main_module_runs_nothing() -> None:
     """A spawned worker imports __main__ as __mp_main__: that must not load the command line."""
     modules = _imported_after("import runpy\nrunpy.run_module('trustprov', run_name='__mp_main__')")
     assert "trustprov.cli.main" not in modules
+
+
+def test_inspecting_a_file_loads_no_records_store(tmp_path: Path) -> None:
+    """Only an SQLite file makes inspect load the records store's reader (SQLAlchemy)."""
+    path = tmp_path / "oem.json"
+    path.write_text('{"family": "00", "alg": "ES256", "created-by": "x"}')
+    modules = _imported_after(
+        "from trustprov.cli.main import cli\n"
+        f"try:\n    cli(['inspect', {str(path)!r}], prog_name='trustprov')\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code"
+    )
+    assert "trustprov.roles.inspect" in modules
+    assert _heavy(modules) == []

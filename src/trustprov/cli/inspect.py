@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from trustprov.cli.options import emit_json
+
+if TYPE_CHECKING:
+    from trustprov.roles.inspect import Description
 
 # what a file holds decides what to load: the roles are imported when the command runs
 
@@ -37,10 +40,9 @@ def inspect(file: Path, key: Path | None, ca: Path | None, as_json: bool) -> Non
     Unknown or damaged input exits 2; a signature or certificate that fails --key or --verify
     exits 1.
     """
-    from trustprov.line.inspect import describe_records  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles.inspect import describe  # noqa: PLC0415 - lazy: start-up
 
-    found = describe(file, key=key, ca=ca, database=describe_records)
+    found = describe(file, key=key, ca=ca, database=_records)
     if as_json:
         emit_json(found.to_json(file))
         return
@@ -49,6 +51,13 @@ def inspect(file: Path, key: Path | None, ca: Path | None, as_json: bool) -> Non
         _render(name, value)
     if found.note:
         click.echo(f"  ({found.note})")
+
+
+def _records(path: Path) -> Description | None:
+    """The records store reader, loaded (with SQLAlchemy) only for an SQLite file."""
+    from trustprov.line.inspect import describe_records  # noqa: PLC0415 - lazy: start-up
+
+    return describe_records(path)
 
 
 def _render(name: str, value: Any) -> None:
