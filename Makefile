@@ -53,6 +53,7 @@ test: lint typecheck unit
 # a lot of a million chips, manufactured once, provisioned with 1 and then 2 workers (~30 min);
 # BENCH_CHIPS=10000 for a quick look
 bench: venv
+	$(BIN)/python bench/startup.py --importtime
 	$(BIN)/python bench/provision.py --chips $(BENCH_CHIPS) --workers 1,2
 
 # the attack suite at full strength: every byte flip, >= 10,000 random flips per large artifact

@@ -71,7 +71,8 @@ def command_path(argv: Sequence[str]) -> tuple[str, ...]:
             break
         if arg.startswith("-"):
             continue
-        sub = command.commands.get(arg)
+        # get_command, not .commands: the root loads its subcommands lazily
+        sub = command.get_command(click.Context(command), arg)
         if sub is None:
             break
         command = sub

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tomllib
 from pathlib import Path
@@ -81,16 +82,28 @@ def test_show_a_provisioned_chip_redacts_secrets(cw: CliWorld) -> None:
         _assert_no_secret(result.output, secrets)
         assert firmware_bytes()[:16].hex() not in result.output
         assert b"mode=production".hex() not in result.output
-        # no long hex string but the public identifiers
         domain_id = bytes.fromhex(view["installed"]["domain_id"])
         bundle = Bundle.from_bytes(cw.a.bundle.read_bytes())
         assert view["installed"]["digest"] == expected_installed_digest(bundle, domain_id).hex()
+        # each region's content digest, as `sha256sum` of the OEM's file gives it, and the
+        # generated key's public half, as keygen wrote it
+        regions = view["installed"]["flash_regions"]
+        digests = {
+            "app": hashlib.sha256(firmware_bytes()).hexdigest(),
+            "config": hashlib.sha256(b"mode=production").hexdigest(),
+        }
+        assert {n: r["sha256"] for n, r in regions.items()} == digests
+        signer = next(s for s in slots.values() if s["asset"] == "signer")
+        assert signer["public_key"] == (cw.a.oem_dir / "generated/signer.pub.pem").read_text()
+        assert {s["public_key"] for s in slots.values() if s["asset"] != "signer"} == {None}
+        # no long hex string but the public identifiers and the region digests
         public = {
             uid,
             view["family"],
             view["installed"]["bundle_id"],
             view["installed"]["domain_id"],
             view["installed"]["digest"],
+            *digests.values(),
         }
         for value in _walk(view):
             if (
@@ -167,3 +180,22 @@ def test_show_errors(cw: CliWorld, tmp_path: Path, case: str, as_json: bool) -> 
     assert_error(result, exit_code=2)
     assert result.stdout == ""
     assert not (tmp_path / "none.farm").exists()  # looking never creates a farm
+
+
+def test_show_lists_the_chips_of_a_lot(cw: CliWorld) -> None:
+    doc = json.loads(
+        ok("chip", "show", "--farm", cw.provisioned_farm, "--lot", cw.a.cm_lot, "--json").stdout
+    )
+    assert doc["lot"] == cw.a.cm_lot
+    assert sorted(c["uid"] for c in doc["chips"]) == sorted(cw.a.cm_uids)
+    assert {c["lifecycle"] for c in doc["chips"]} == {"PROVISIONED"}
+    text = ok("chip", "show", "--farm", cw.provisioned_farm, "--lot", cw.a.cm_lot).stdout
+    assert text.startswith(f"lot {cw.a.cm_lot}: {len(cw.a.cm_uids)} chips")
+    assert_error(
+        run("chip", "show", "--farm", cw.provisioned_farm, "--lot", "NOPE"),
+        exit_code=2,
+        match="no lot",
+    )
+    assert_error(
+        run("chip", "show", "--farm", cw.provisioned_farm), exit_code=2, match="exactly one"
+    )

@@ -67,7 +67,8 @@ def test_a_job_for_another_family_or_icm_is_refused_before_any_chip(
 def test_the_chips_report_the_key_that_checks_their_software(world: Any, cm_farm: Path) -> None:
     with Bench(cm_farm) as bench:
         status = bench.client(bench.uids()[0]).status()
-    assert status["prov-key"] == world.icm.immutable.k_puk_icm_prov
+    assert status["prov-keys"] == list(world.icm.immutable.software_keys)
+    assert status["prov-suite"] == world.icm.immutable.software_suite
     world_job(world).check_lot(status)  # the world's own job passes
     world_job(world).check_lot({"family": None})  # a blank chip proves nothing
 

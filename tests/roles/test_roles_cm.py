@@ -102,6 +102,6 @@ def test_a_job_is_checked_against_the_status_the_lot_s_chips_report(world: Any, 
     assert e.value.code == "wrong-family"
     other = public_key_der(ec.generate_private_key(ec.SECP256R1()))
     with pytest.raises(VerificationError) as e:
-        job.check_lot({**status, "prov-key": other})
+        job.check_lot({**status, "prov-keys": [other]})
     assert e.value.code == "bad-signature"
     assert "another ICM" in e.value.message

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from trustprov.chip.farm import Farm
 from trustprov.chip.model import ChipState, Installed, KeySlot, Lifecycle
@@ -28,6 +28,7 @@ from trustprov.chip.ram import DEFAULT_RAM, Ram
 from trustprov.chip.trng import SystemTrng, Trng
 from trustprov.crypto.digest import sha256
 from trustprov.crypto.keys import (
+    CURVES,
     MATERIAL_LEN,
     PublicKey,
     load_public_key,
@@ -97,9 +98,15 @@ class Chip:
         return self._state.immutable.family_id if self._state.immutable else None
 
     @property
-    def prov_key(self) -> bytes | None:
-        """K_PUK_ICM_PROV (SubjectPublicKeyInfo DER): public, reported by `rom.status`."""
-        return self._state.immutable.k_puk_icm_prov if self._state.immutable else None
+    def prov_keys(self) -> tuple[bytes, ...] | None:
+        """K_PUK_ICM_PROV, every key of the suite (SubjectPublicKeyInfo DER, in the suite's
+        order): public, reported by `rom.status`."""
+        return self._state.immutable.software_keys if self._state.immutable else None
+
+    @property
+    def prov_suite(self) -> str | None:
+        """The signature suite the boot ROM verifies (e.g. ES256, ES256+ML-DSA-65): public."""
+        return self._state.immutable.software_suite if self._state.immutable else None
 
     @property
     def certificate(self) -> bytes | None:
@@ -213,6 +220,29 @@ class Chip:
             state.security_counter = software.security_version
             self._commit(state)
         return Hardware(self, software, mem)
+
+    # -- ROM: public views of what is installed (rom.status with "digests") --------------------
+    def region_digest(self, region: str) -> bytes:
+        """SHA-256 of a flash region's content, read from the chip's own flash. Public by
+        design (docs/threat-model.md, "Region digests"): it lets an OEM confirm an image."""
+        installed = self._state.installed
+        if installed is None or region not in installed.regions:
+            raise ChipRefused(f"no flash region {region!r}", code="bad-request")
+        return sha256(self._farm.blob(installed.regions[region][2]))
+
+    def slot_public_key(self, slot: int) -> bytes | None:
+        """SPKI DER of the public half of an asymmetric key slot; None for a symmetric key."""
+        installed = self._state.installed
+        if installed is None or slot not in installed.slots:
+            raise ChipRefused(f"no key slot {slot}", code="bad-request")
+        s = installed.slots[slot]
+        if s.key_type == "ed25519":
+            return public_key_der(ed25519.Ed25519PrivateKey.from_private_bytes(s.value))
+        if s.key_type in CURVES:
+            return public_key_der(
+                ec.derive_private_key(int.from_bytes(s.value), CURVES[s.key_type])
+            )
+        return None
 
 
 def _identity_public_der(scalar: bytes) -> bytes:

@@ -6,11 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from trustprov.cli.options import emit_json, parse_uid, path_option
-from trustprov.link.farm import FarmLink
 
 
 @click.group()
@@ -19,6 +16,9 @@ def chip() -> None:
 
 
 def _view(status: dict[str, Any], certificate: bytes | None) -> dict[str, Any]:
+    from cryptography import x509  # noqa: PLC0415 - lazy: start-up
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - lazy: start-up
+
     view: dict[str, Any] = {
         "uid": status["uid"].hex(),
         "lot": status["lot"],
@@ -40,25 +40,57 @@ def _view(status: dict[str, Any], certificate: bytes | None) -> dict[str, Any]:
             "epoch": inst["epoch"],
             "digest": status["installed-digest"].hex(),  # public: tells two holdings apart
             "key_slots": {
-                str(n): {"asset": s["asset"], "key_type": s["key-type"], "value": "<redacted>"}
+                str(n): {
+                    "asset": s["asset"],
+                    "key_type": s["key-type"],
+                    "value": "<redacted>",
+                    "public_key": _pem(s.get("public-key")),
+                }
                 for n, s in sorted(inst["slots"].items())
             },
             "flash_regions": {
-                n: {"asset": r["asset"], "length": r["length"], "content": "<redacted>"}
+                n: {
+                    "asset": r["asset"],
+                    "length": r["length"],
+                    "content": "<redacted>",
+                    "sha256": r["sha256"].hex() if r.get("sha256") else None,
+                }
                 for n, r in sorted(inst["regions"].items())
             },
         }
     return view
 
 
-@chip.command()
+def _pem(spki_der: bytes | None) -> str | None:
+    if spki_der is None:
+        return None
+    from trustprov.crypto.keys import load_public_key, public_key_pem  # noqa: PLC0415 - lazy
+
+    return public_key_pem(load_public_key(spki_der)).decode("ascii")
+
+
+@chip.command(short_help="Show a chip, or the chips of a lot (secrets redacted).")
 @path_option("--farm", help="The chip farm.")
-@click.option("--chip", "uid", required=True, help="Chip UID (hex).")
+@click.option("--chip", "uid", default=None, help="Chip UID (hex).")
+@click.option("--lot", default=None, help="List the chips of this lot instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show(farm: Path, uid: str, as_json: bool) -> None:
-    """Show a chip's lifecycle, identity and what it holds (secrets redacted)."""
-    with FarmLink(farm) as f, f.connect(parse_uid(uid)) as c:
-        view = _view(c.status(), c.certificate())
+def show(farm: Path, uid: str | None, lot: str | None, as_json: bool) -> None:
+    """Show a chip's lifecycle, identity and what it holds (secrets redacted), or with --lot
+    the chips of a lot and their lifecycles.
+
+    For a chip: each flash region's SHA-256 (compare it with `sha256sum` of your image) and the
+    public key of each asymmetric key slot, as the chip reports them; never a key or content.
+    """
+    from trustprov.errors import InputError  # noqa: PLC0415 - lazy: start-up
+    from trustprov.link.farm import FarmLink  # noqa: PLC0415 - lazy: start-up
+
+    if (uid is None) == (lot is None):
+        raise InputError("give exactly one of --chip UID and --lot LOT")
+    if lot is not None:
+        _show_lot(FarmLink, farm, lot, as_json)
+        return
+    with FarmLink(farm) as f, f.connect(parse_uid(uid)) as c:  # type: ignore[arg-type]  # checked above
+        view = _view(c.status(digests=True), c.certificate())
     if as_json:
         emit_json(view)
         return
@@ -72,7 +104,28 @@ def show(farm: Path, uid: str, as_json: bool) -> None:
         click.echo(f"installed digest {inst['digest']}")
         for n, s in inst["key_slots"].items():
             click.echo(f"  slot {n}: {s['asset']} ({s['key_type']})")
+            if s["public_key"]:
+                click.echo("    " + s["public_key"].rstrip().replace("\n", "\n    "))
         for n, r in inst["flash_regions"].items():
-            click.echo(f"  region {n}: {r['asset']} ({r['length']} bytes)")
+            digest = f", sha256 {r['sha256']}" if r["sha256"] else ""
+            click.echo(f"  region {n}: {r['asset']} ({r['length']} bytes{digest})")
     if view["certificate"]:
         click.echo(view["certificate"].rstrip())
+
+
+def _show_lot(farm_link: Any, farm: Path, lot: str, as_json: bool) -> None:
+    from trustprov.errors import InputError  # noqa: PLC0415 - lazy: start-up
+
+    with farm_link(farm) as f:
+        if lot not in f.lots():
+            raise InputError(f"no lot {lot!r} in {farm}")
+        chips = []
+        for uid in f.uids(lot):
+            with f.connect(uid) as c:
+                chips.append({"uid": uid.hex(), "lifecycle": c.status()["lifecycle"]})
+    if as_json:
+        emit_json({"lot": lot, "chips": chips})
+        return
+    click.echo(f"lot {lot}: {len(chips)} chips")
+    for c in chips:
+        click.echo(f"  {c['uid']}  {c['lifecycle']}")

@@ -8,13 +8,10 @@ from pathlib import Path
 import click
 
 from trustprov.cli.options import EXIT_FAILED, emit_json, force_option, path_option
-from trustprov.cli.progress import LineProgress
 from trustprov.errors import InputError
-from trustprov.line.records import RecordStore
-from trustprov.line.report import lot_report, write_csv
-from trustprov.line.station import default_jobs, provision_lot
-from trustprov.line.stopping import STOP_AFTER, LineAborted
-from trustprov.roles.cm import Job
+
+# the production line (SQLAlchemy), the progress bar (rich) and the roles are imported by each
+# command when it runs, so that `trustprov cm --help` starts fast
 
 
 @click.group()
@@ -22,7 +19,7 @@ def cm() -> None:
     """The contract manufacturer: provision lots of chips, report on them."""
 
 
-@cm.command()
+@cm.command(short_help="Provision every chip of a lot (FIG. 3); resumable.")
 @path_option("--farm", help="The chip farm.")
 @click.option("--lot", required=True, help="Lot to provision.")
 @path_option("--software", help="The signed provisioning software.")
@@ -50,10 +47,9 @@ def cm() -> None:
 @click.option(
     "--stop-after",
     type=click.IntRange(0),
-    default=STOP_AFTER,
-    show_default=True,
+    default=None,
     help="Stop the lot when this many chips in a row fail with the same error (0: never); "
-    "the chips not attempted stay pending.",
+    "the chips not attempted stay pending [default: 10].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print this run's summary as JSON.")
 def provision(
@@ -65,7 +61,7 @@ def provision(
     records: str | None,
     jobs: int | None,
     station: str | None,
-    stop_after: int,
+    stop_after: int | None,
     as_json: bool,
 ) -> None:
     """FIG. 3: run the signed software on every chip of LOT that has no final record; record
@@ -74,6 +70,11 @@ def provision(
     The job is checked against the lot's chips first, and one chip is provisioned alone: the
     lot stops there if it refuses for a reason every chip would repeat. SIGINT or SIGTERM stops
     the line cleanly (exit 130 or 143); a second one aborts at once."""
+    from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
+    from trustprov.line.station import default_jobs, provision_lot  # noqa: PLC0415 - lazy
+    from trustprov.line.stopping import STOP_AFTER, LineAborted  # noqa: PLC0415 - lazy
+    from trustprov.roles.cm import Job  # noqa: PLC0415 - lazy: start-up
+
     job = Job.load(software, share, bundle)
     url = records or f"sqlite:///{(farm.resolve().parent / 'records.sqlite')}"
     try:
@@ -87,7 +88,7 @@ def provision(
                 station=station,
                 on_start=progress.start,
                 on_outcome=progress.advance,
-                stop_after=stop_after,
+                stop_after=STOP_AFTER if stop_after is None else stop_after,
             )
     except LineAborted as e:
         click.echo(
@@ -127,7 +128,7 @@ def provision(
         sys.exit(EXIT_FAILED)
 
 
-@cm.command()
+@cm.command(short_help="Report a lot from its records: yield, failures, pending.")
 @click.option("--records", required=True, help="Records store: sqlite:///PATH or postgresql://...")
 @click.option("--lot", default=None, help="Lot to report [default: the only lot].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -144,6 +145,9 @@ def report(
     records: str, lot: str | None, as_json: bool, csv_path: Path | None, force: bool
 ) -> None:
     """A lot from its records: yield, failures by cause, stations, throughput, pending chips."""
+    from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
+    from trustprov.line.report import lot_report, write_csv  # noqa: PLC0415 - lazy: start-up
+
     if as_json and csv_path is not None and str(csv_path) == "-":
         raise InputError("--json and --csv - both write to standard output; give one")
     with RecordStore(records, create=False, read_only=True) as store:

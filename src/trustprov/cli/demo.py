@@ -13,7 +13,7 @@ from trustprov.cli.progress import LineProgress
 from trustprov.roles.icm import MAX_LOT
 
 
-@click.command()
+@click.command(short_help="Run the whole flow on virtual chips and check every chip.")
 @click.option("--chips", type=click.IntRange(1, MAX_LOT), default=1000, show_default=True)
 @click.option(
     "--out",

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from trustprov import __version__
 from trustprov.cli.options import force_option, path_option
-from trustprov.crypto.keys import SUITES
-from trustprov.roles import icm as role
 
-ALGS = click.Choice(list(SUITES))
+# the roles and the crypto are imported when a command runs (or, for the algorithm names, when
+# --alg is parsed or its help shown), so that `trustprov icm --help` starts fast
 
 
-@click.group()
+class _Algorithms(click.Choice):  # type: ignore[type-arg]  # click 8.2 made Choice generic
+    """The signature suites of crypto.keys, looked up on first use."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property  # type: ignore[override]  # a computed stand-in for Choice's attribute
+    def choices(self) -> Sequence[Any]:
+        from trustprov.crypto.keys import SUITES  # noqa: PLC0415 - lazy
+
+        return list(SUITES)
+
+    @choices.setter
+    def choices(self, _value: Sequence[Any]) -> None:
+        """Choice.__init__ assigns the list; the property computes it instead."""
+
+
+ALGS = _Algorithms()
+
+
+@click.group(short_help="The IC manufacturer: family secrets, signing, chips.")
 def icm() -> None:
     """The IC manufacturer: family secrets, software signing, manufacturing."""
 
@@ -37,6 +58,8 @@ def icm() -> None:
 )
 def init(icm_dir: Path, alg: str, keys: str | None) -> None:
     """Create a chip family in ICM_DIR (a new or empty directory)."""
+    from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
+
     made = role.init(icm_dir, alg=alg, keys=keys)
     where = "the PKCS#11 token" if keys else "files"
     click.echo(
@@ -55,7 +78,18 @@ def init(icm_dir: Path, alg: str, keys: str | None) -> None:
 def sign_software(
     icm_dir: Path, out: Path, version: str, security_version: int, alg: str | None, force: bool
 ) -> None:
-    """Sign the provisioning software with K_PRK_ICM_PROV."""
+    """Sign the provisioning software with K_PRK_ICM_PROV.
+
+    What is signed (COSE_Sign1): the software's code, a canonical archive of the firmware and
+    the libraries it runs with on a chip (trustprov's errors, crypto, formats and firmware
+    sources, as installed here), with its name, --version, --security-version and the SHA-256
+    of that code in the protected header. A chip boots the image only if the signature verifies
+    under its immutable K_PUK_ICM_PROV, the code is the code it runs, and the security version
+    is not below its counter. Send the image to the OEM and the CM, and prov-signing.pub.pem to
+    the OEM so that it can check it (oem verify-software).
+    """
+    from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
+
     sw = role.sign_software(
         role.Icm.load(icm_dir),
         out,
@@ -70,16 +104,19 @@ def sign_software(
     )
 
 
-@icm.command()
+@icm.command(short_help="Make COUNT chips of a lot, each with its identity.")
 @path_option("--icm", "icm_dir", help="The ICM directory.")
 @path_option("--farm", help="Chip farm file (created if missing).")
 @click.option("--lot", required=True, help="Lot name.")
-@click.option("--count", type=click.IntRange(1, role.MAX_LOT), required=True, help="Chips to make.")
+@click.option("--count", type=click.IntRange(min=1), required=True, help="Chips to make.")
 @path_option("--manifest", help="Where to write the lot manifest (JSON).")
 @force_option("--manifest file")
 def manufacture(
     icm_dir: Path, farm: Path, lot: str, count: int, manifest: Path, force: bool
 ) -> None:
     """Make COUNT chips: burn immutable memory, make identities, issue certificates."""
+    from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
+
+    # the role bounds COUNT (roles.icm.MAX_LOT) and says why
     made = role.manufacture(role.Icm.load(icm_dir), farm, lot, count, manifest, force=force)
     click.echo(f"lot {made.lot}: {made.count} chips of family {made.family_id.hex()} in {farm}")

@@ -8,6 +8,7 @@ SIGPIPE would). Every error is one line on stderr; data goes to stdout.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import select
@@ -17,13 +18,72 @@ from typing import Any
 import click
 
 from trustprov import __version__
-from trustprov.cli import chip, cm, demo, icm, oem
 from trustprov.cli.options import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from trustprov.errors import InputError, TrustprovError
 
+#: every subcommand: (module, attribute, one-line summary). A command's module is imported only
+#: when that command runs, so `trustprov --help` and the commands that open no records store
+#: never load SQLAlchemy, rich or the chip model (start-up; bench/startup.py measures it). The
+#: summaries are listed here so the root help imports nothing; tests/cli/test_cli_guard.py checks
+#: each against the command's own.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "icm": (
+        "trustprov.cli.icm",
+        "icm",
+        "The IC manufacturer: family secrets, signing, chips.",
+    ),
+    "oem": (
+        "trustprov.cli.oem",
+        "oem",
+        "The OEM: verify the software, seal assets on the provisioning chip.",
+    ),
+    "cm": (
+        "trustprov.cli.cm",
+        "cm",
+        "The contract manufacturer: provision lots of chips, report on them.",
+    ),
+    "chip": ("trustprov.cli.chip", "chip", "Inspect chips."),
+    "inspect": (
+        "trustprov.cli.inspect",
+        "inspect",
+        "Say what FILE is and print what is public in it; never a secret.",
+    ),
+    "demo": (
+        "trustprov.cli.demo",
+        "demo",
+        "Run the whole flow on virtual chips and check every chip.",
+    ),
+}
+
 
 class TrustprovGroup(click.Group):
-    """Renders every trustprov error as one line and a non-zero exit, never a traceback."""
+    """Renders every trustprov error as one line and a non-zero exit, never a traceback.
+
+    Subcommands load on first use from `COMMANDS` (a lazy group, as click's documentation shows).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        # the parties in the order of the flow, then anything added directly
+        added = super().list_commands(ctx)
+        return [*COMMANDS, *(n for n in added if n not in COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attr, _ = COMMANDS[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [
+            (
+                name,
+                COMMANDS[name][2] if name in COMMANDS else self.commands[name].get_short_help_str(),
+            )
+            for name in self.list_commands(ctx)
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -56,10 +116,6 @@ def cli(verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-
-
-for command in (icm.icm, oem.oem, cm.cm, chip.chip, demo.demo):
-    cli.add_command(command)
 
 
 def _stdout_closed() -> bool:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from trustprov.cli.options import parse_uid, path_option
-from trustprov.roles import assets as asset_list
-from trustprov.roles import oem as role
+from trustprov.cli.template import template
+
+if TYPE_CHECKING:
+    from trustprov.roles import oem as role
+
+# the roles (and the chip model behind their link) are imported by each command when it runs,
+# so that `trustprov oem --help` starts fast (issue 12)
 
 
 @click.group()
@@ -16,7 +22,7 @@ def oem() -> None:
     """The OEM: verify the software, seal assets on the provisioning chip."""
 
 
-@oem.command("verify-software")
+@oem.command("verify-software", short_help="Verify the ICM's signature on the software.")
 @click.argument("software", type=click.Path(path_type=Path))
 @click.option(
     "--key",
@@ -27,6 +33,8 @@ def oem() -> None:
 )
 def verify_software(software: Path, key: tuple[Path, ...]) -> None:
     """Verify the ICM's signature on SOFTWARE; exit non-zero unless it verifies."""
+    from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
+
     sw = role.verify_software(software, key)
     click.echo(
         f"OK: {sw.name} {sw.version}, security version {sw.security_version}, {sw.alg}, "
@@ -34,7 +42,7 @@ def verify_software(software: Path, key: tuple[Path, ...]) -> None:
     )
 
 
-@oem.command()
+@oem.command(short_help="Make the OEM's keys on its chip, seal a bundle (FIG. 2).")
 @path_option("--farm", help="Farm holding the OEM's provisioning chip.")
 @click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
 @path_option("--software", help="The signed provisioning software.")
@@ -42,13 +50,16 @@ def verify_software(software: Path, key: tuple[Path, ...]) -> None:
 @path_option("--out", help="OEM_DIR to create (new or empty).")
 def keygen(farm: Path, uid: str, software: Path, assets: Path, out: Path) -> None:
     """FIG. 2: make the OEM's keys on its chip and seal the assets into a bundle."""
+    from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
+
     result = role.keygen(
         farm, parse_uid(uid), software_path=software, assets=asset_list.load(assets), out=out
     )
     _report(result, out)
 
 
-@oem.command()
+@oem.command(short_help="Rebuild the OEM's keys, seal new assets (FIG. 4).")
 @path_option("--farm", help="Farm holding the OEM's provisioning chip.")
 @click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
 @path_option("--software", help="The signed provisioning software.")
@@ -57,6 +68,9 @@ def keygen(farm: Path, uid: str, software: Path, assets: Path, out: Path) -> Non
 @path_option("--out", help="Directory to create (new or empty).")
 def regen(farm: Path, uid: str, software: Path, state: Path, assets: Path, out: Path) -> None:
     """FIG. 4: rebuild the same keys and seal new or regenerated assets."""
+    from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
+
     result = role.regen(
         farm,
         parse_uid(uid),
@@ -66,6 +80,10 @@ def regen(farm: Path, uid: str, software: Path, state: Path, assets: Path, out: 
         out=out,
     )
     _report(result, out)
+
+
+# `oem template` lives in its own module: it needs no role and no chip
+oem.add_command(template)
 
 
 def _report(result: role.SealResult, out: Path) -> None:

@@ -6,6 +6,10 @@ that order, possibly fewer (it stops between two chips when the station's stop f
 sets it when the same refusal repeats ``stop_after`` times in its batch); it never acts on
 SIGINT or SIGTERM (`line.stopping`); it exits before its next chip once the station that
 started it is gone. `check_job` only reads chip status.
+
+A worker process is started with "spawn" and imports only this module's dependencies (the link
+and the CM role): never the records store (SQLAlchemy), the command line or rich, which only the
+station process needs.
 """
 
 from __future__ import annotations

@@ -81,8 +81,10 @@ class ChipClient:
         return value
 
     # -- ROM ---------------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
-        return self.call("rom.status")
+    def status(self, *, digests: bool = False) -> dict[str, Any]:
+        """Public state; with ``digests`` also each region's content SHA-256 and each asymmetric
+        key slot's public key (SPKI DER)."""
+        return self.call("rom.status", {"digests": True} if digests else {})
 
     def certificate(self) -> bytes | None:
         cert = self.call("rom.identity").get("certificate")

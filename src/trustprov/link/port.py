@@ -81,14 +81,16 @@ class ChipPort:
         return {"security-counter": self._chip.security_counter}
 
     def _status(self, args: dict[str, Any]) -> dict[str, Any]:
-        cbor.expect_map(args, "status", set())
+        # "digests": also each region's content SHA-256 and each asymmetric slot's public key
+        digests = cbor.expect_map(args, "status", set(), {"digests"}).get("digests") is True
         chip = self._chip
         status: dict[str, Any] = {
             "uid": chip.uid,
             "lot": chip.lot,
             "family": chip.family_id,
             # public: lets a host check the software before a lot (docs/protocol.md section 8)
-            "prov-key": chip.prov_key,
+            "prov-keys": list(keys) if (keys := chip.prov_keys) is not None else None,
+            "prov-suite": chip.prov_suite,
             "lifecycle": chip.lifecycle.name,
             "security-counter": chip.security_counter,
             "installed": None,
@@ -106,6 +108,11 @@ class ChipPort:
                 "regions": {n: {"asset": r[0], "length": r[1]} for n, r in i.regions.items()},
             }
             status["installed-digest"] = i.digest()  # public values only (protocol.md 6.7)
+            if digests:  # public by design: docs/threat-model.md, "Region digests"
+                for n, slot in status["installed"]["slots"].items():
+                    slot["public-key"] = chip.slot_public_key(n)
+                for n, region in status["installed"]["regions"].items():
+                    region["sha256"] = chip.region_digest(n)
         return status
 
 

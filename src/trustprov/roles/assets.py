@@ -14,6 +14,7 @@
     slot = 1                      # key, generate: key slot 0..255
     hex = "00112233..."           # key, config: the value in hex, or
     file = "app-key.bin"          # any kind but generate: a file, relative to this list
+                                  # (keys: PEM or DER, PKCS#8 or SEC1, or raw bytes)
     value = "text"                # config: UTF-8 text
 
     [[asset]]
@@ -23,8 +24,10 @@
     file = "app.bin"
 
 A generated asset (kind = "generate", key-type ec-p256 | ec-p384 | ed25519 | aes-256) is made on
-the chip from the seed H; only its public key leaves. Certificates may be PEM or DER and are
-installed as DER.
+the chip from the seed H; only its public key leaves. It is the same key on every chip that
+installs the bundle (the per-device key is the chip's identity key). The reference, with every
+field, is docs/assets.md; `trustprov oem template` prints a commented list to start from.
+Certificates may be PEM or DER and are installed as DER.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from trustprov.formats.bundle import (
 )
 from trustprov.formats.limits import LIMITS, GiB
 from trustprov.roles.files import read_bytes
+from trustprov.roles.keyfiles import read_key_file
 
 KINDS = ("key", "certificate", "firmware", "config", "generate")
 MAX_FILE = LIMITS.bundle  # a larger file cannot be in a bundle that cm provision reads
@@ -281,8 +285,8 @@ def _key_asset(item: dict[str, Any], base: Path, name: str, kind: str) -> AssetS
     if kind == "generate":
         return AssetSpec(name, kind, key_type=key_type, slot=slot)
     value, path = _source(item, base, what, allow_text=False)
-    if value is None:  # keys are small: read and check them now
-        value = read_bytes(path, limit=64, what=f"{what} file")  # type: ignore[arg-type]  # _source gives one of the two
+    if value is None:  # keys are small: read and check them now (PEM, DER or raw)
+        value = read_key_file(path, key_type, what)  # type: ignore[arg-type]  # _source gives one of the two
     if len(value) not in KEY_TYPES[key_type]:
         sizes = " or ".join(map(str, KEY_TYPES[key_type]))
         raise FormatError(f"{what}: a {key_type} key is {sizes} bytes, not {len(value)}")

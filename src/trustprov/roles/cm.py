@@ -69,7 +69,8 @@ class Job:
         """Raise unless every chip reporting ``status`` (`rom.status` of a chip of the lot) can
         accept this job as far as public data tells: the same family, and software signed by
         the key the chips verify it with. A chip reporting no family (blank) proves nothing."""
-        family, key = status.get("family"), status.get("prov-key")
+        family, keys = status.get("family"), status.get("prov-keys")
+        suite = status.get("prov-suite")
         if not isinstance(family, bytes):
             return
         if family != self.family_id:
@@ -78,9 +79,12 @@ class Job:
                 f" are for family {self.family_id.hex()}",
                 code="wrong-family",
             )
-        if isinstance(key, bytes):
+        if isinstance(keys, list) and keys and all(isinstance(k, bytes) for k in keys):
             try:
-                self.software.verify(load_public_key(key))
+                self.software.verify(
+                    [load_public_key(k) for k in keys],
+                    suite=suite if isinstance(suite, str) else None,
+                )
             except TrustprovError as e:
                 raise VerificationError(
                     f"the software is not signed by the key of family {family.hex()}'s chips"

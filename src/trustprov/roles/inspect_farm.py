@@ -1,0 +1,52 @@
+"""`inspect`'s databases: a chip farm, read as any host reads chips, or else a records store.
+
+Invariant: a farm is reached through `link.farm.FarmLink` and each chip's ``rom.status`` only,
+never the chip model's tables; a records store through the reader the caller passes (line/ sits
+above the roles). Lifecycles are counted chip by chip, one status request each.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from trustprov.errors import InputError
+from trustprov.link.farm import FarmLink
+from trustprov.roles.inspect import FIRST_UIDS, DatabaseReader, Description
+
+
+def describe_database(path: Path, records: DatabaseReader | None) -> Description:
+    """A chip farm, read through its chips' links; else what ``records`` makes of the file."""
+    try:
+        farm = FarmLink(path)
+    except InputError:
+        found = records(path) if records is not None else None
+        if found is None:
+            raise InputError(
+                f"{path}: an SQLite database that is neither a chip farm nor a records store"
+            ) from None
+        return found
+    with farm:
+        lots = []
+        totals: Counter[str] = Counter()
+        for lot in farm.lots():
+            uids = farm.uids(lot)
+            counts: Counter[str] = Counter()
+            for uid in uids:
+                with farm.connect(uid) as chip:
+                    counts[str(chip.status()["lifecycle"])] += 1
+            totals.update(counts)
+            lots.append(
+                {
+                    "lot": lot,
+                    "chips": len(uids),
+                    "lifecycles": dict(sorted(counts.items())),
+                    "first_uids": [u.hex() for u in uids[:FIRST_UIDS]],
+                }
+            )
+    return Description(
+        "farm",
+        "a farm of virtual chips",
+        {"chips": sum(totals.values()), "lifecycles": dict(sorted(totals.items())), "lots": lots},
+        note="read through each chip's link (rom.status), as any host sees the chips",
+    )

@@ -1,0 +1,98 @@
+"""Start-up (issue 12): what `trustprov --help` and a station's workers import.
+
+Timings are measured by bench/startup.py (`make bench`), never asserted here: machines are
+shared and noisy. What is asserted is the cause of a slow start: the heavy libraries a command
+does not use must not be imported at all.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = (
+    "sqlalchemy",
+    "rich",
+    "psycopg",
+    "cryptography",
+    "trustprov.line.records",
+    "trustprov.chip.device",
+)
+
+
+def _imported_after(code: str) -> set[str]:
+    """The modules in sys.modules after ``code`` ran in a fresh interpreter."""
+    probe = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    return set(proc.stdout.split())
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["--version"],
+        ["icm", "--help"],
+        ["oem", "--help"],
+        ["oem", "keygen", "--help"],
+        ["cm", "--help"],
+        ["cm", "provision", "--help"],
+        ["chip", "show", "--help"],
+        ["inspect", "--help"],
+    ],
+    ids=" ".join,
+)
+def test_help_imports_nothing_heavy(argv: list[str]) -> None:
+    modules = _imported_after(
+        "from trustprov.cli.main import cli\n"
+        f"try:\n    cli({argv!r}, prog_name='trustprov')\nexcept SystemExit:\n    pass"
+    )
+    assert "trustprov.cli.main" in modules  # the probe did run the command
+    assert _heavy(modules) == []
+
+
+def test_a_worker_imports_no_records_store() -> None:
+    """A station's worker process starts from line.worker: the chips, never SQLAlchemy."""
+    modules = _imported_after("import trustprov.line.worker")
+    assert "trustprov.roles.cm" in modules
+    assert [m for m in modules if m.split(".")[0] in ("sqlalchemy", "rich", "click")] == []
+
+
+def test_python_dash_m() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "trustprov", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("Usage: trustprov")
+
+
+def test_importing_main_module_runs_nothing() -> None:
+    """A spawned worker imports __main__ as __mp_main__: that must not load the command line."""
+    modules = _imported_after("import runpy\nrunpy.run_module('trustprov', run_name='__mp_main__')")
+    assert "trustprov.cli.main" not in modules
+
+
+def test_inspecting_a_file_loads_no_records_store(tmp_path: Path) -> None:
+    """Only an SQLite file makes inspect load the records store's reader (SQLAlchemy)."""
+    path = tmp_path / "oem.json"
+    path.write_text('{"family": "00", "alg": "ES256", "created-by": "x"}')
+    modules = _imported_after(
+        "from trustprov.cli.main import cli\n"
+        f"try:\n    cli(['inspect', {str(path)!r}], prog_name='trustprov')\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code"
+    )
+    assert "trustprov.roles.inspect" in modules
+    assert _heavy(modules) == []
