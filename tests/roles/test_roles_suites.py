@@ -38,6 +38,23 @@ def test_whole_flow_provisions_every_chip(suite_world: Any, tmp_path: Path) -> N
             assert_holds_world_assets(bench.read(uid), world.public_keys)
 
 
+def test_the_cm_checks_the_software_with_every_key_the_chips_report(suite_world: Any) -> None:
+    """`cm provision`'s pre-flight check: the chips' `prov-keys` and `prov-suite` accept the
+    family's software; one key of a hybrid alone, or another suite, does not."""
+    world = suite_world
+    job = world_job(world)
+    with FarmLink(world.cm_farm) as link, link.connect(world.cm_uids()[0]) as client:
+        status = client.status()
+    assert status["prov-suite"] == world.icm.alg
+    assert len(status["prov-keys"]) == len(SUITES[world.icm.alg])
+    job.check_lot(status)
+    with pytest.raises(VerificationError):
+        job.check_lot({**status, "prov-suite": "ES256"})
+    if len(status["prov-keys"]) > 1:
+        with pytest.raises(VerificationError):
+            job.check_lot({**status, "prov-keys": status["prov-keys"][:1]})
+
+
 def test_icm_files_and_immutable_memory_name_the_suite(suite_world: Any) -> None:
     made = suite_world.icm
     algs = SUITES[made.alg]
