@@ -382,8 +382,8 @@ def manufacture(
         raise InputError(f"cannot write {manifest_path}: its directory does not exist")
     check_output(manifest_path, force=force)
     check_output(farm_path, force=False, existing_ok=True)  # a farm is added to, never replaced
+    image = icm.immutable.to_bytes()  # unwraps the family secrets: refused before any file
     _new_private_farm(Path(farm_path))
-    image = icm.immutable.to_bytes()
     uids: list[bytes] = []
     placed = False
     with FarmLink(farm_path, create=True) as farm:

@@ -295,7 +295,7 @@ def _json(path: Path, ca: Path | None) -> Description:
         return _lot_manifest(path, data, ca)
     if ca is not None:
         raise InputError(f"--verify checks a lot manifest; {path} is another JSON file")
-    if keys == {"family", "alg", "created-by"}:
+    if {"family", "alg", "created-by"} <= keys:  # "keys", "secrets": where they live
         return Description("icm-metadata", "the ICM's family metadata (icm.json)", doc)
     if {"software-version", "family", "bundle-id", "assets"} <= keys:
         return Description("oem-metadata", "the OEM's record of a bundle it made (oem.json)", doc)
