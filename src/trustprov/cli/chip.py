@@ -10,12 +10,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from trustprov.cli.options import emit_json, parse_uid, path_option
+from trustprov.cli.serve import serve
 from trustprov.link.farm import FarmLink
 
 
 @click.group()
 def chip() -> None:
-    """Inspect chips."""
+    """Inspect chips; serve them on a board."""
+
+
+chip.add_command(serve)
 
 
 def _view(status: dict[str, Any], certificate: bytes | None) -> dict[str, Any]:

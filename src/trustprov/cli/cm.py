@@ -9,6 +9,7 @@ import click
 
 from trustprov.cli.options import EXIT_FAILED, emit_json, path_option
 from trustprov.cli.progress import LineProgress
+from trustprov.cli.wire import check_wire_options, provision_wire
 from trustprov.line.records import RecordStore
 from trustprov.line.report import lot_report, write_csv
 from trustprov.line.station import default_jobs, provision_lot
@@ -21,7 +22,19 @@ def cm() -> None:
 
 
 @cm.command()
-@path_option("--farm", help="The chip farm.")
+@click.option("--farm", type=click.Path(path_type=Path), help="The chip farm (in-process chips).")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="The ICM's lot manifest: the lot's chips, reached on --board or --port.",
+)
+@click.option(
+    "--board",
+    "boards",
+    multiple=True,
+    help="A chip board's handler, tcp://HOST:PORT (repeatable): every socket is driven at once.",
+)
+@click.option("--port", default=None, help="The one chip on a serial line, serial:///dev/X.")
 @click.option("--lot", required=True, help="Lot to provision.")
 @path_option("--software", help="The signed provisioning software.")
 @path_option("--share", help="ENC(OEM_SHARE) from the OEM.")
@@ -47,7 +60,10 @@ def cm() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print this run's summary as JSON.")
 def provision(
-    farm: Path,
+    farm: Path | None,
+    manifest: Path | None,
+    boards: tuple[str, ...],
+    port: str | None,
     lot: str,
     software: Path,
     share: Path,
@@ -58,19 +74,29 @@ def provision(
     as_json: bool,
 ) -> None:
     """FIG. 3: run the signed software on every chip of LOT that has no final record; record
-    every result. Rerun the same command to resume a stopped or crashed line."""
+    every result. Rerun the same command to resume a stopped or crashed line.
+
+    Over the wire: --manifest with --board (chip boards) or --port (one chip on a serial line)
+    instead of --farm."""
+    wire = check_wire_options(farm, manifest, boards, port)
     job = Job.load(software, share, bundle)
-    url = records or f"sqlite:///{(farm.resolve().parent / 'records.sqlite')}"
+    where = manifest if manifest is not None else farm
+    assert where is not None  # noqa: S101 - check_wire_options wants one of them
+    url = records or f"sqlite:///{(where.resolve().parent / 'records.sqlite')}"
     with LineProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
-        summary = provision_lot(
-            farm_path=farm,
-            lot=lot,
-            job=job,
-            records_url=url,
-            jobs=jobs or min(default_jobs(), 256),
-            station=station,
-            on_start=progress.start,
-            on_outcome=progress.advance,
+        summary = (
+            provision_wire(wire, lot, job, url, station, progress.start, progress.advance)
+            if wire is not None
+            else provision_lot(
+                farm_path=farm,
+                lot=lot,
+                job=job,
+                records_url=url,
+                jobs=jobs or min(default_jobs(), 256),
+                station=station,
+                on_start=progress.start,
+                on_outcome=progress.advance,
+            )
         )
     if as_json:
         emit_json(summary.to_json())

@@ -294,7 +294,7 @@ def _outcomes(f: Future[list[Outcome]]) -> list[Outcome]:
 
 def provision_lot(
     *,
-    farm_path: Path,
+    farm_path: Path | None,
     lot: str,
     job: Job,
     records_url: str,
@@ -303,6 +303,8 @@ def provision_lot(
     on_outcome: Callable[[Outcome], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     lease_wait: float = LEASE_WAIT,
+    lot_uids: list[bytes] | None = None,
+    runner: Callable[[_Line], None] | None = None,
 ) -> LotSummary:
     """Provision the chips of ``lot`` that have no final record yet, alongside any other
     stations on the same records store; record each result; return this run's summary.
@@ -310,15 +312,21 @@ def provision_lot(
     ``on_start`` receives the number of chips of the lot still to settle; ``on_outcome`` each
     outcome once it is recorded. A station name held by a running process is refused after
     ``lease_wait`` seconds. A rerun of the same command resumes: it settles the claims an
-    interrupted run left, retries the chips that failed, and skips the settled ones.
+    interrupted run left, retries the chips that failed, and skips the settled ones. With
+    ``lot_uids`` and ``runner`` (the line over the wire, `line.boards`) the chips come from the
+    lot manifest and ``runner`` drives them, not a farm.
     """
     station = check_station(os.uname().nodename if station is None else station)
     if jobs < 1:
         raise InputError("jobs must be at least 1")
-    with FarmLink(farm_path) as farm:
-        if lot not in farm.lots():
-            raise InputError(f"no lot {lot!r} in {farm_path}")
-        uids = [u.hex() for u in farm.uids(lot)]
+    if lot_uids is not None:
+        uids = sorted(u.hex() for u in lot_uids)
+    else:
+        assert farm_path is not None  # noqa: S101 - one of the two is given
+        with FarmLink(farm_path) as farm:
+            if lot not in farm.lots():
+                raise InputError(f"no lot {lot!r} in {farm_path}")
+            uids = [u.hex() for u in farm.uids(lot)]
     start = time.perf_counter()
     with RecordStore(records_url) as store:
         ref = store.open_job(lot, job.prepared.bundle_id.hex(), uids)
@@ -366,9 +374,13 @@ def provision_lot(
             )
             line.queue(recovered)
             try:
-                if workers == 1:
+                if runner is not None:
+                    runner(line)
+                elif workers == 1:
+                    assert farm_path is not None  # noqa: S101 - given without a runner
                     line.run_inline(farm_path)
                 else:
+                    assert farm_path is not None  # noqa: S101 - given without a runner
                     line.run_pool(farm_path, workers)
             finally:
                 summary.seconds = time.perf_counter() - start
