@@ -19,6 +19,7 @@ class Limits:
     chunk: int = 64 * KiB
     name: int = 64
     link_message: int = 4 * MiB + 64 * KiB  # the largest request carries the software image
+    link_frame: int = 64 * KiB - 1  # largest frame payload: the frame's 16-bit length field
     lot_manifest: int = 2 * GiB
     asset_list: int = 1 * MiB
     certificate: int = 4 * KiB

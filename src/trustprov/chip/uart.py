@@ -1,0 +1,211 @@
+"""The chip's side of the link layer (docs/protocol.md, section 12): wire bytes in, wire bytes out.
+
+`ChipEndpoint` sits between the chip's UART and its request handler (the chip's I/O port). It is
+part of the chip model: it imports only `trustprov.formats` and the standard library.
+
+Invariants:
+- A frame is acknowledged only after its CRC checked; a frame that fails is never acknowledged
+  (the endpoint answers a NAK for the fragment it expects instead, at most once per position).
+- Requests are executed strictly in sequence order, each exactly once: the handler runs when
+  the last fragment of message ``next_seq`` arrives in order, and never for a duplicate. A
+  duplicate of the last fragment of one of the last ``window`` messages is answered with the
+  cached response, without running the handler.
+- Before a hello, and after `reset` (a power cut), no request is executed: every request frame is
+  answered with RESET, so a host can never mistake a fresh chip for the one it was talking to.
+- Reassembly never holds more than ``max_message`` bytes; an oversized message is refused with
+  an ERROR frame and discarded.
+- ``on_idle`` fires once when ``idle_timeout`` seconds pass with no valid frame after a request
+  ran; it is armed again by the next request that runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from trustprov.errors import FormatError
+from trustprov.formats.frame import (
+    MAX_FRAGMENTS,
+    MIN_FRAME,
+    PROTOCOL_VERSION,
+    SEQ_MOD,
+    Frame,
+    FrameDecoder,
+    FrameType,
+    LinkErrorReason,
+    LinkInfo,
+    decode_hello,
+    encode_frame,
+)
+from trustprov.formats.limits import LIMITS
+
+DEFAULT_WINDOW = 8
+
+
+class ChipEndpoint:
+    def __init__(
+        self,
+        handler: Callable[[bytes], bytes],
+        *,
+        max_message: int = LIMITS.link_message,
+        max_frame: int = LIMITS.link_frame,
+        idle_timeout: float = 30.0,
+        on_idle: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        if not MIN_FRAME <= max_frame <= LIMITS.link_frame:
+            raise ValueError(f"max_frame must be in [{MIN_FRAME}, {LIMITS.link_frame}]")
+        if not 1 <= max_message <= LIMITS.link_message:
+            raise ValueError("max_message out of range")
+        if not 1 <= window <= 255:
+            raise ValueError("window must be in [1, 255]")
+        self._handler = handler
+        self.max_message = max_message
+        self.max_frame = max_frame
+        self.window = window
+        self._idle_timeout = idle_timeout
+        self._on_idle = on_idle
+        self._clock = clock
+        self.executed = 0  # requests handed to the handler since construction (for tests)
+        self.reset()
+
+    def __repr__(self) -> str:
+        return f"ChipEndpoint(linked={self._link_id is not None}, next_seq={self._next_seq})"
+
+    def reset(self) -> None:
+        """Power cut: forget the link, the partial message and every cached response."""
+        self._decoder = FrameDecoder(self.max_frame)
+        self.boot_id = os.urandom(4)
+        self._link_id: bytes | None = None
+        self._hello_answer = b""
+        self._next_seq = 0
+        self._rx = bytearray()
+        self._expected_frag = 0
+        self._nak_sent = False
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._last_rx = self._clock()
+        self._session_open = False
+
+    @property
+    def bad_frames(self) -> int:
+        return self._decoder.bad_frames
+
+    def poll(self) -> None:
+        """Fire ``on_idle`` once if the host went quiet with a session open."""
+        if self._session_open and self._clock() - self._last_rx >= self._idle_timeout:
+            self._session_open = False
+            self._on_idle()
+
+    def feed(self, data: bytes) -> bytes:
+        """Bytes from the wire in; the bytes to send back (acks, naks, responses) out."""
+        bad_before = self._decoder.bad_frames
+        frames = self._decoder.feed(data)
+        out = bytearray()
+        if frames:
+            self._last_rx = self._clock()
+        for frame in frames:
+            if frame.kind is FrameType.HELLO:
+                out += self._hello(frame)
+            elif frame.kind is FrameType.REQUEST:
+                out += self._request(frame)
+            # any other type is not the host's to send: ignored
+        if self._decoder.bad_frames != bad_before and self._link_id is not None:
+            out += self._nak()
+        return bytes(out)
+
+    # -- frames -----------------------------------------------------------------------------
+    def _hello(self, frame: Frame) -> bytes:
+        try:
+            _version, link_id = decode_hello(frame.payload)
+        except FormatError:
+            return b""
+        if link_id != self._link_id:  # a new link; a repeated hello of this link changes nothing
+            self._link_id = link_id
+            self._next_seq = 0
+            self._rx.clear()
+            self._expected_frag = 0
+            self._nak_sent = False
+            self._cache.clear()
+            self._hello_answer = encode_frame(
+                FrameType.HELLO_ANSWER,
+                payload=LinkInfo(
+                    PROTOCOL_VERSION,
+                    self.window,
+                    self.max_frame,
+                    self.max_message,
+                    self.boot_id,
+                    link_id,
+                ).to_bytes(),
+            )
+        return self._hello_answer
+
+    def _request(self, frame: Frame) -> bytes:
+        if self._link_id is None:
+            return encode_frame(FrameType.RESET, frame.seq, frame.frag)
+        distance = (frame.seq - self._next_seq) % SEQ_MOD
+        if distance == 0:
+            if frame.frag == self._expected_frag:
+                return self._accept(frame)
+            if frame.frag < self._expected_frag:  # our ACK was lost: acknowledge again
+                return encode_frame(FrameType.ACK, frame.seq, frame.frag)
+            return self._nak()  # a fragment in between was lost
+        if distance >= SEQ_MOD - self.window:  # a message already executed
+            out = encode_frame(FrameType.ACK, frame.seq, frame.frag)
+            cached = self._cache.get(frame.seq)
+            if not frame.more and cached is not None:  # its response was lost: send it again
+                out += self._response_frames(frame.seq, cached)
+            return out
+        return self._nak()  # a later message: the rest of the current one was lost
+
+    def _accept(self, frame: Frame) -> bytes:
+        if len(self._rx) + len(frame.payload) > self.max_message:
+            reason = LinkErrorReason.TOO_LARGE
+        elif frame.more and frame.frag == MAX_FRAGMENTS - 1:
+            reason = LinkErrorReason.TOO_MANY_FRAGMENTS
+        else:
+            self._rx += frame.payload
+            self._expected_frag += 1
+            self._nak_sent = False
+            out = encode_frame(FrameType.ACK, frame.seq, frame.frag)
+            if frame.more:
+                return out
+            return out + self._execute(frame.seq)
+        self._rx.clear()
+        self._expected_frag = 0
+        return encode_frame(FrameType.ERROR, frame.seq, frame.frag, bytes([reason]))
+
+    def _execute(self, seq: int) -> bytes:
+        request = bytes(self._rx)
+        self._rx.clear()
+        self._expected_frag = 0
+        self._next_seq = (seq + 1) % SEQ_MOD
+        self.executed += 1
+        self._session_open = True
+        response = self._handler(request)
+        self._cache[seq] = response
+        while len(self._cache) > self.window:
+            self._cache.popitem(last=False)
+        return self._response_frames(seq, response)
+
+    def _response_frames(self, seq: int, response: bytes) -> bytes:
+        size = self.max_frame
+        count = max(1, -(-len(response) // size))
+        return b"".join(
+            encode_frame(
+                FrameType.RESPONSE,
+                seq,
+                i,
+                response[i * size : (i + 1) * size],
+                more=i < count - 1,
+            )
+            for i in range(count)
+        )
+
+    def _nak(self) -> bytes:
+        if self._nak_sent:  # one NAK per position: the host's timeout covers a lost NAK
+            return b""
+        self._nak_sent = True
+        return encode_frame(FrameType.NAK, self._next_seq, self._expected_frag)

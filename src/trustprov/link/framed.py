@@ -1,0 +1,312 @@
+"""The host's side of the link layer (docs/protocol.md, section 12): a `Link` over a byte stream.
+
+`FramedLink` cuts each request into fragments no larger than the chip announced in its hello,
+keeps up to ``window`` fragments and the chip's window of messages in flight, and resends from
+the first unacknowledged fragment after a NAK (at once) or a timeout (scaled to the frame size and
+the stream's speed).
+
+Invariants:
+- Requests reach the chip in order; the chip executes each exactly once (it answers duplicates
+  from its cache), so resending is always safe.
+- A chip that lost its state (power cut) is reported as `TransportError` code "chip-reset",
+  never talked to as if nothing happened: its RESET frame, or a hello answer with a new boot id,
+  ends the exchange.
+- A chip that stays silent is reported as "link-timeout" after ``max_retries`` timeouts in a
+  row; a cut stream as "link-closed". After any error the link refuses to carry requests until
+  `hello` is called again, since the chip's sequence state is then unknown.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+
+from trustprov.errors import FormatError, TransportError
+from trustprov.formats.frame import (
+    MAX_FRAGMENTS,
+    PROTOCOL_VERSION,
+    SEQ_MOD,
+    Frame,
+    FrameDecoder,
+    FrameType,
+    LinkErrorReason,
+    LinkInfo,
+    encode_frame,
+    encode_hello,
+    encoded_size_bound,
+)
+from trustprov.formats.limits import LIMITS
+from trustprov.link.stream import ByteStream
+
+__all__ = ["FramedLink", "LinkInfo", "LinkStats"]
+
+READ_SIZE = 1 << 16
+_REASONS: dict[int, str] = {
+    LinkErrorReason.TOO_LARGE: "message too large",
+    LinkErrorReason.TOO_MANY_FRAGMENTS: "too many fragments",
+}
+
+
+class LinkStats:
+    """Counters for tests and benchmarks: what the wire cost beyond the first transmission."""
+
+    def __init__(self) -> None:
+        self.frames_sent = 0
+        self.resent = 0
+        self.naks = 0
+        self.timeouts = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"LinkStats(sent={self.frames_sent}, resent={self.resent}, "
+            f"naks={self.naks}, timeouts={self.timeouts})"
+        )
+
+
+class FramedLink:
+    def __init__(
+        self,
+        stream: ByteStream,
+        *,
+        max_frame: int = LIMITS.link_frame,
+        window: int = 16,
+        timeout: float = 1.0,
+        max_retries: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``timeout``: how long to wait for the chip's first reaction (round trip plus the
+        chip's processing time) before resending; the time the bytes in flight take at the
+        stream's speed is added to it. ``window``: fragments in flight without an ACK."""
+        if window < 1 or max_retries < 0 or timeout <= 0:
+            raise ValueError("window >= 1, max_retries >= 0, timeout > 0")
+        self._stream = stream
+        self._max_frame = max_frame
+        self._window = window
+        self._base_timeout = timeout
+        self._max_retries = max_retries
+        self._clock = clock
+        self._decoder = FrameDecoder()
+        self._seq = 0
+        self.info: LinkInfo | None = None
+        self.stats = LinkStats()
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"FramedLink(linked={self.info is not None}, seq={self._seq})"
+
+    def close(self) -> None:
+        self.info = None
+        self._stream.close()
+
+    # -- hello ------------------------------------------------------------------------------
+    def hello(self) -> LinkInfo:
+        """Start a new link with the chip: learn its limits; the sequence restarts at 0."""
+        self.info = None
+        link_id = os.urandom(4)
+        frame = encode_frame(FrameType.HELLO, payload=encode_hello(link_id))
+        for _ in range(self._max_retries + 1):
+            self._send(frame)
+            deadline = self._clock() + self._base_timeout
+            while (left := deadline - self._clock()) > 0:
+                for f in self._decoder.feed(self._stream.read(READ_SIZE, left)):
+                    if f.kind is not FrameType.HELLO_ANSWER:
+                        continue  # left over from an earlier link
+                    try:
+                        info = LinkInfo.from_bytes(f.payload)
+                    except FormatError as e:
+                        raise TransportError(f"bad hello answer: {e.message}") from e
+                    if info.link_id != link_id:
+                        continue
+                    if info.version != PROTOCOL_VERSION:
+                        raise TransportError(
+                            f"chip speaks link protocol {info.version}, not {PROTOCOL_VERSION}",
+                            code="link-version",
+                        )
+                    return self._linked(info)
+            self.stats.timeouts += 1
+        raise TransportError("no hello answer from the chip", code="link-timeout")
+
+    def _linked(self, info: LinkInfo) -> LinkInfo:
+        self.info = info
+        self._seq = 0
+        self._fragment = min(self._max_frame, info.max_frame)
+        bps = self._stream.bytes_per_second
+        in_flight = self._window * encoded_size_bound(self._fragment)
+        # twice the wire time of a full window each way, so a slow line is not taken for a loss
+        self._timeout = self._base_timeout + (4 * in_flight / bps if bps else 0.0)
+        return info
+
+    # -- requests ---------------------------------------------------------------------------
+    def exchange(self, request: bytes) -> bytes:
+        return self.exchange_many([request])[0]
+
+    def exchange_many(self, requests: Sequence[bytes]) -> list[bytes]:
+        """Every request executed once, in order; every response, in order. Refusals are
+        responses like any other: the caller decodes them (the chip has run every request)."""
+        if self.info is None:
+            raise TransportError("link not established: call hello()", code="link-down")
+        if not requests:
+            return []
+        try:
+            return _Exchange(self, self.info, requests).run()
+        except TransportError:
+            self.info = None  # the chip's sequence state is unknown now
+            raise
+
+    def _send(self, data: bytes) -> None:
+        self._stream.write(data)
+
+
+class _Exchange:
+    """One pipelined run of requests: go-back-N over fragments, a window over messages."""
+
+    def __init__(self, link: FramedLink, info: LinkInfo, requests: Sequence[bytes]) -> None:
+        self.link = link
+        self.info = info
+        self.first_seq = link._seq
+        self.frames: list[bytes] = []
+        self.msg_of: list[int] = []
+        self.msg_first: list[int] = []
+        size = link._fragment
+        for i, request in enumerate(requests):
+            if len(request) > info.max_message:
+                raise TransportError(
+                    f"a request of {len(request)} bytes is above the chip's limit of "
+                    f"{info.max_message}",
+                    code="too-large",
+                )
+            count = max(1, -(-len(request) // size))
+            if count > MAX_FRAGMENTS:
+                raise TransportError("request needs too many fragments", code="too-large")
+            seq = (self.first_seq + i) % SEQ_MOD
+            self.msg_first.append(len(self.frames))
+            for k in range(count):
+                self.frames.append(
+                    encode_frame(
+                        FrameType.REQUEST,
+                        seq,
+                        k,
+                        request[k * size : (k + 1) * size],
+                        more=k < count - 1,
+                    )
+                )
+                self.msg_of.append(i)
+        self.msg_first.append(len(self.frames))  # sentinel: one past the last message's frames
+        self.n = len(requests)
+        self.responses: list[bytes | None] = [None] * self.n
+        self.partial: dict[int, list[bytes]] = {}
+        self.base = 0  # first fragment not acknowledged
+        self.next = 0  # next fragment to send
+        self.answered = 0  # first message without its response
+        self.retries = 0
+        self.deadline = 0.0
+
+    def run(self) -> list[bytes]:
+        link = self.link
+        clock = link._clock
+        self.deadline = clock() + link._timeout
+        while self.answered < self.n:
+            self._send_window()
+            left = self.deadline - clock()
+            if left <= 0:
+                self._timed_out()
+                continue
+            data = link._stream.read(READ_SIZE, left)
+            for frame in link._decoder.feed(data):
+                self._on_frame(frame)
+        link._seq = (self.first_seq + self.n) % SEQ_MOD
+        return [r for r in self.responses if r is not None]
+
+    def _send_window(self) -> None:
+        limit = min(self.base + self.link._window, len(self.frames))
+        msg_limit = self.answered + self.info.window
+        start = self.next
+        while self.next < limit and self.msg_of[self.next] < msg_limit:
+            self.next += 1
+        if self.next > start:
+            self.link._send(b"".join(self.frames[start : self.next]))
+            self.link.stats.frames_sent += self.next - start
+
+    def _progress(self) -> None:
+        self.retries = 0
+        self.deadline = self.link._clock() + self.link._timeout
+
+    def _timed_out(self) -> None:
+        stats = self.link.stats
+        stats.timeouts += 1
+        self.retries += 1
+        if self.retries > self.link._max_retries:
+            raise TransportError(
+                f"chip stopped answering ({self.retries - 1} resends)", code="link-timeout"
+            )
+        if self.base < self.next:  # go back to the first fragment not acknowledged
+            stats.resent += self.next - self.base
+            self.next = self.base
+        last = self.msg_first[self.answered + 1] - 1
+        if last < self.base:  # all of it arrived but its response did not: ask again
+            stats.resent += 1
+            self.link._send(self.frames[last])
+        self.deadline = self.link._clock() + self.link._timeout
+
+    def _on_frame(self, frame: Frame) -> None:
+        kind = frame.kind
+        if kind is FrameType.RESET:
+            raise TransportError("the chip was reset (power cut?) mid-session", code="chip-reset")
+        if kind is FrameType.HELLO_ANSWER:
+            self._check_boot(frame)
+            return
+        msg = (frame.seq - self.first_seq) % SEQ_MOD
+        if msg >= self.n:
+            return  # about another exchange: nothing to do
+        if kind is FrameType.RESPONSE:
+            self._response(msg, frame)
+            return
+        if kind is FrameType.ERROR:
+            reason = frame.payload[0] if frame.payload else 0
+            text = _REASONS.get(reason, "unknown reason")
+            raise TransportError(f"the chip refused a request frame: {text}", code="link-refused")
+        index = self.msg_first[msg] + frame.frag  # the request fragment an ACK or NAK is about
+        if index >= self.msg_first[msg + 1]:
+            return
+        if kind is FrameType.ACK:
+            if self.base <= index < self.next:
+                self.base = index + 1
+                self._progress()
+        elif kind is FrameType.NAK:
+            self.link.stats.naks += 1
+            if self.base <= index < self.next:  # the chip has all before ``index``
+                self.link.stats.resent += self.next - index
+                self.base = index
+                self.next = index
+
+    def _check_boot(self, frame: Frame) -> None:
+        try:
+            info = LinkInfo.from_bytes(frame.payload)
+        except FormatError:
+            return
+        if info.boot_id != self.info.boot_id:
+            raise TransportError("the chip was reset (power cut?) mid-session", code="chip-reset")
+
+    def _response(self, msg: int, frame: Frame) -> None:
+        if msg < self.answered or self.responses[msg] is not None:
+            return  # a duplicate of an answer we have
+        pieces = self.partial.setdefault(msg, [])
+        if frame.frag != len(pieces):
+            if frame.frag > len(pieces):  # a fragment was lost: ask for all of it again
+                pieces.clear()
+                self.link.stats.resent += 1
+                self.link._send(self.frames[self.msg_first[msg + 1] - 1])
+            return
+        pieces.append(frame.payload)
+        if sum(len(p) for p in pieces) > LIMITS.link_message:
+            raise TransportError("response from chip too large", code="malformed")
+        if frame.more:
+            return
+        self.responses[msg] = b"".join(pieces)
+        del self.partial[msg]
+        self.base = max(self.base, self.msg_first[msg + 1])
+        self.next = max(self.next, self.base)
+        while self.answered < self.n and self.responses[self.answered] is not None:
+            self.answered += 1
+        self._progress()

@@ -1,0 +1,45 @@
+"""A byte stream over a serial line (a USB-UART to a programmer; a pseudo-terminal in tests).
+
+pyserial does the termios work (raw mode, baud rate) on Linux, macOS and Windows alike.
+Invariant: pyserial's errors surface as `TransportError` with code "link-closed"; a read that
+times out returns ``b""``. Timeouts scale with ``bytes_per_second`` (baud / 10: 8N1 framing).
+"""
+
+from __future__ import annotations
+
+import serial as pyserial
+
+from trustprov.errors import TransportError
+
+
+class SerialStream:
+    def __init__(self, path: str, baud: int = 115_200) -> None:
+        try:
+            self._port = pyserial.Serial(path, baudrate=baud, timeout=0)
+        except (pyserial.SerialException, OSError, ValueError) as e:
+            raise TransportError(f"cannot open serial port {path}", code="link-closed") from e
+        self.path = path
+        self.bytes_per_second: float | None = baud / 10
+
+    def __repr__(self) -> str:
+        return f"SerialStream({self.path!r})"
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._port.write(data)
+        except (pyserial.SerialException, OSError) as e:
+            raise TransportError("serial link cut while sending", code="link-closed") from e
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        try:
+            self._port.timeout = max(timeout, 0.0)
+            first = self._port.read(1)  # wait for the first byte, then take what is there
+            if not first:
+                return b""
+            waiting = min(self._port.in_waiting, max_bytes - 1)
+            return first + (self._port.read(waiting) if waiting > 0 else b"")
+        except (pyserial.SerialException, OSError) as e:
+            raise TransportError("serial link cut while receiving", code="link-closed") from e
+
+    def close(self) -> None:
+        self._port.close()
