@@ -143,7 +143,8 @@ def test_raw_lines(cm_farm: Path, start_board: BoardStarter) -> None:
         s.sendall(b"nonsense\n")
         assert json.loads(f.readline())["error"] == "bad-request"
         s.sendall(b'{"op":"status"}\n{"op":"status"}\n')  # two requests in one write
-        assert json.loads(f.readline())["ok"] and json.loads(f.readline())["ok"]
+        assert json.loads(f.readline())["ok"]
+        assert json.loads(f.readline())["ok"]
         s.sendall(b"x" * (MAX_REQUEST + 10))
         assert json.loads(f.readline())["error"] == "too-long"
         assert f.readline() == b""  # and the connection is closed

@@ -55,15 +55,16 @@ class Faults:
         if len(spec) > MAX_SPEC:
             raise InputError(f"--faults: at most {MAX_SPEC} characters")
         names = {f.name for f in fields(cls)} - {"delay_s", "seed"}
-        values: dict[str, float | int] = {}
+        values: dict[str, float] = {}
+        seed: int | None = None
         for item in spec.split(","):
             name, sep, value = item.strip().partition("=")
-            if not sep or name in values:
+            if not sep or name in values or (name == "seed" and seed is not None):
                 raise InputError(f"--faults: {item!r} is not NAME=VALUE (or is repeated)")
             if name == "seed":
                 if not value.isdigit() or len(value) > 18:
                     raise InputError("--faults: seed must be a non-negative integer")
-                values["seed"] = int(value)
+                seed = int(value)
                 continue
             if name not in names:
                 raise InputError(f"--faults: unknown fault {name!r} (one of {sorted(names)})")
@@ -76,7 +77,18 @@ class Faults:
                 if name != "delay" or m is None:
                     raise InputError(f"--faults: {item!r}: only delay takes a duration (20ms, 1s)")
                 values["delay_s"] = int(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
-        return cls(**values)  # type: ignore[arg-type] - names and types checked above
+        return cls(
+            drop=values.get("drop", 0.0),
+            corrupt=values.get("corrupt", 0.0),
+            dup=values.get("dup", 0.0),
+            delay=values.get("delay", 0.0),
+            delay_s=values.get("delay_s", DEFAULT_DELAY),
+            reorder=values.get("reorder", 0.0),
+            cut=values.get("cut", 0.0),
+            powercut=values.get("powercut", 0.0),
+            misplace=values.get("misplace", 0.0),
+            seed=seed,
+        )
 
     @property
     def any_frame_fault(self) -> bool:

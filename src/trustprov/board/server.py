@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import selectors
@@ -61,7 +62,7 @@ class Board:
         base = listeners[0].getsockname()[1]
         self._add_listener(listeners[0], self._accept_handler)
         for k, lsock in enumerate(listeners[1:]):
-            self._after_open.append(lambda farm, k=k, lsock=lsock: self._add_slot(farm, k, lsock))
+            self._after_open.append(functools.partial(self._add_slot, k=k, lsock=lsock))
         return {
             "handler": f"tcp://{host}:{base}",
             "sockets": [f"tcp://{host}:{base + 1 + k}" for k in range(sockets)],

@@ -12,6 +12,7 @@ that thread's), so a chip is never touched by two threads.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
@@ -90,7 +91,7 @@ class Slot:
 
     def poll(self) -> None:
         if self._endpoint is not None and not self.dead:
-            self._emit(self._endpoint.poll() or b"")
+            self._endpoint.poll()
 
     def _feed(self, data: bytes) -> None:
         if self._endpoint is None:
@@ -127,7 +128,7 @@ class Slot:
             return
         for unit in units:
             if v.delay:
-                self._timers.at(time.monotonic() + v.delay, lambda u=unit: deliver(u))
+                self._timers.at(time.monotonic() + v.delay, functools.partial(deliver, unit))
             else:
                 deliver(unit)
         self._release(way, deliver)
