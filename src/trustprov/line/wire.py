@@ -35,7 +35,8 @@ from trustprov.roles.cm import Job, Outcome, provision_chip
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 4  # transport failures of one chip on one socket before the socket is out of service
+ATTEMPTS = 8  # broken sessions of one chip on one socket before it is recorded failed
+SILENT_TRIES = 2  # attempts in a row without a hello answer before a socket is out of service
 AHEAD = 2  # chips queued per socket in service, so no socket waits for the store
 
 
@@ -269,29 +270,51 @@ class WireRunner:
                     raise
                 return Outcome(uid, "failed", "not-in-tray", e.message, 0, time.time()), link
         try:
-            for attempt in range(ATTEMPTS):
-                touched = item.touched or attempt > 0
-                try:
-                    if link is None:
-                        link = self.open_link(ref.address)  # says hello
-                    else:
-                        link.hello()  # a new chip in the socket: a new link, sequence from 0
-                    watched = _WatchedLink(link)
-                    outcome = self._provision(watched, uid, item.claim, touched)
-                    if watched.failure is None:
-                        return outcome, link
-                    raise watched.failure
-                except (TransportError, OSError) as e:
-                    log.info("socket %s, chip %s: %s; retrying", ref.address, uid.hex(), e)
-                    if link is not None:
-                        _close_quietly(link)
-                    link = None
-                    if board is not None and _state(board, ref) == "dead":
-                        raise _SocketLost from e
-            raise _SocketLost
+            return self._attempts(ref, board, link, item, uid)
         finally:
             if board is not None:
                 board.remove(ref.index)
+
+    def _attempts(
+        self,
+        ref: SocketRef,
+        board: BoardClient | None,
+        link: ChipLink | None,
+        item: _Item,
+        uid: bytes,
+    ) -> tuple[Outcome, ChipLink | None]:
+        """FIG. 3 on the chip in the socket, taken up again from its status after a failure of
+        the wire. A socket that will not even say hello, or that its board reports dead, is out
+        of service; a chip whose sessions keep breaking is recorded failed (a rerun retries it)."""
+        silent = 0
+        error: TransportError | OSError | None = None
+        for attempt in range(ATTEMPTS):
+            touched = item.touched or attempt > 0
+            linked = False
+            try:
+                if link is None:
+                    link = self.open_link(ref.address)  # says hello
+                else:
+                    link.hello()  # a new chip in the socket: a new link, sequence from 0
+                linked = True
+                watched = _WatchedLink(link)
+                outcome = self._provision(watched, uid, item.claim, touched)
+                if watched.failure is None:
+                    return outcome, link
+                raise watched.failure
+            except (TransportError, OSError) as e:
+                log.info("socket %s, chip %s: %s; retrying", ref.address, uid.hex(), e)
+                error = e
+                if link is not None:
+                    _close_quietly(link)
+                link = None
+                silent = 0 if linked else silent + 1
+                dead = board is not None and _state(board, ref) == "dead"
+                if dead or silent >= SILENT_TRIES:
+                    raise _SocketLost from e
+        code = error.code if isinstance(error, TransportError) else "transport"
+        message = f"the wire kept failing ({error}); the chip is left to a rerun"
+        return Outcome(uid, "failed", code, message[:300], 0, time.time()), None
 
     def _provision(self, link: _WatchedLink, uid: bytes, claim: Claim, touched: bool) -> Outcome:
         client = ChipClient(link)
