@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -32,7 +33,9 @@ from trustprov.roles.cm import Job, Outcome
 World = Any  # tests/conftest.py's World (that module is not importable by name from here)
 build_world = helpers._CONFTEST.build_world
 
-FAULT_CHIPS = 240
+# a few hundred in make test; make wire-faults runs the full 2,000
+MID_CHIPS = 60
+FAULT_CHIPS = int(os.environ.get("TRUSTPROV_WIRE_FAULT_CHIPS", "240"))
 # the link's timeouts for loopback: a lost frame costs a quarter second, not a second
 FAST_LINK = functools.partial(open_link, timeout=0.25, max_retries=6)
 
@@ -40,6 +43,11 @@ FAST_LINK = functools.partial(open_link, timeout=0.25, max_retries=6)
 @pytest.fixture(scope="module")
 def big_world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return build_world(tmp_path_factory.mktemp("wire"), cm_chips=FAULT_CHIPS)
+
+
+@pytest.fixture(scope="module")
+def mid_world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return build_world(tmp_path_factory.mktemp("wire-mid"), cm_chips=MID_CHIPS)
 
 
 def _farm(world: World, tmp_path: Path) -> Path:
@@ -104,9 +112,8 @@ def test_a_misplaced_chip_is_a_recorded_error(
 
 
 def test_a_dead_socket_is_taken_out_and_its_chip_retried_elsewhere(
-    big_world: World, tmp_path: Path, start_board: BoardStarter, caplog: pytest.LogCaptureFixture
+    world: World, tmp_path: Path, start_board: BoardStarter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    world = big_world
     farm = _farm(world, tmp_path)
     board = start_board(farm, sockets=3)
     killed: list[int] = []
@@ -121,27 +128,27 @@ def test_a_dead_socket_is_taken_out_and_its_chip_retried_elsewhere(
         summary = _run(world, tmp_path, [board.handler], on_outcome=kill_socket_0)
     assert killed
     assert "out of service" in caplog.text
-    assert (summary.provisioned, summary.failed) == (FAULT_CHIPS, 0)
+    assert (summary.provisioned, summary.failed) == (summary.chips, 0)
     assert_exactly_once(world, farm, tmp_path)
 
 
 def test_a_killed_board_stops_the_run_and_a_rerun_finishes_exactly_once(
-    big_world: World, tmp_path: Path, start_board: BoardStarter
+    mid_world: World, tmp_path: Path, start_board: BoardStarter
 ) -> None:
-    world = big_world
+    world = mid_world
     farm = _farm(world, tmp_path)
     board = start_board(farm, sockets=4)
     count = [0]
 
     def pull_the_plug(_o: Outcome) -> None:
         count[0] += 1
-        if count[0] == 30:
+        if count[0] == 10:
             board.kill()
 
     with pytest.raises(WireError, match=r"stopped answering.*rerun the same command"):
         _run(world, tmp_path, [board.handler], on_outcome=pull_the_plug)
     with RecordStore(f"sqlite:///{tmp_path / 'records.sqlite'}", create=False) as store:
-        assert 30 <= len(store.results(world.cm_lot)) < FAULT_CHIPS
+        assert 10 <= len(store.results(world.cm_lot)) < MID_CHIPS
     restarted = start_board(farm, sockets=4)
     summary = _run(world, tmp_path, [restarted.handler])
     assert summary.pending == 0
@@ -166,9 +173,9 @@ def test_faults_on_every_wire(
 
 
 def test_duplicated_delayed_reordered_frames_and_cut_cables(
-    big_world: World, tmp_path: Path, start_board: BoardStarter, caplog: pytest.LogCaptureFixture
+    mid_world: World, tmp_path: Path, start_board: BoardStarter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    world = big_world
+    world = mid_world
     farm = _farm(world, tmp_path)
     faults = "dup=0.02,delay=0.02:30ms,reorder=0.02,cut=0.005,seed=5"
     board = start_board(farm, sockets=4, faults=faults)
