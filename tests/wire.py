@@ -188,8 +188,9 @@ def serve_tcp(endpoint: ChipEndpoint) -> Iterator[Served]:
     stop = threading.Event()
     lock = threading.Lock()
 
+    server.settimeout(5)
+
     def run() -> None:
-        server.settimeout(5)
         try:
             conn, _ = server.accept()
         except OSError:

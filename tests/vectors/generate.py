@@ -45,6 +45,7 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
+from trustprov.formats.frame import FrameType, LinkInfo, encode_frame, encode_hello
 from trustprov.formats.sealed import SealedValue
 
 OUT = Path(__file__).resolve().parent / "vectors.json"
@@ -305,6 +306,61 @@ def bundle_vector(aead_name: str, keys: dict[str, Any], signer: dict[str, Any]) 
     }
 
 
+# -- link layer (docs/protocol.md, section 12) ------------------------------------------------
+LINK_ID = h("6c1d0a57")
+BOOT_ID = h("b0075eed")
+STATUS_REQUEST = h("a2626f706a726f6d2e7374617475736461726773a0")  # {"op": "rom.status", "args": {}}
+EMPTY_OK = h("a1626f6ba0")  # {"ok": {}}
+STUFFED = bytes([0xC0, 0xDB, 0x00, 0xDB, 0xDC, 0xC0, 0xC0])  # every byte that must be escaped
+FRAGMENTED = bytes(range(150))  # three fragments at a max frame of 64
+
+
+def link_frame_vectors() -> list[dict[str, Any]]:
+    info = LinkInfo(1, 8, 1024, 4 * 1024 * 1024 + 64 * 1024, BOOT_ID, LINK_ID)
+    first = info.first_seq
+    cases: list[tuple[str, FrameType, int, int, bytes, bool]] = [
+        ("hello", FrameType.HELLO, 0, 0, encode_hello(LINK_ID), False),
+        ("hello answer", FrameType.HELLO_ANSWER, 0, 0, info.to_bytes(), False),
+        ("request rom.status", FrameType.REQUEST, first, 0, STATUS_REQUEST, False),
+        ("ack", FrameType.ACK, first, 0, b"", False),
+        ("response ok", FrameType.RESPONSE, first, 0, EMPTY_OK, False),
+        ("request with every escape", FrameType.REQUEST, 0xC0DB, 0x00C0, STUFFED, True),
+        ("nak", FrameType.NAK, 0xFFFF, 2, b"", False),
+        ("reset", FrameType.RESET, 7, 0, b"", False),
+        ("error too large", FrameType.ERROR, 9, 3, b"\x01", False),
+    ]
+    for i in range(3):
+        part = FRAGMENTED[i * 64 : (i + 1) * 64]
+        cases.append((f"fragment {i} of 3", FrameType.REQUEST, 0x0102, i, part, i < 2))
+    return [
+        {
+            "name": name,
+            "type": kind.name,
+            "type_byte": int(kind),
+            "seq": seq,
+            "frag": frag,
+            "more": more,
+            "payload": payload.hex(),
+            "wire": encode_frame(kind, seq, frag, payload, more=more).hex(),
+        }
+        for name, kind, seq, frag, payload, more in cases
+    ]
+
+
+def link_hello_vector() -> dict[str, Any]:
+    info = LinkInfo(1, 8, 1024, 4 * 1024 * 1024 + 64 * 1024, BOOT_ID, LINK_ID)
+    return {
+        "link_id": LINK_ID.hex(),
+        "boot_id": BOOT_ID.hex(),
+        "version": info.version,
+        "window": info.window,
+        "max_frame": info.max_frame,
+        "max_message": info.max_message,
+        "answer_payload": info.to_bytes().hex(),
+        "first_seq": info.first_seq,
+    }
+
+
 def compute() -> dict[str, Any]:
     schedule = schedule_vectors()
     seed = h(schedule["h_seed"][1]["seed"])
@@ -322,6 +378,8 @@ def compute() -> dict[str, Any]:
         "sealed_value": sealed_vectors(),
         **chunk_vectors(),
         "bundle": [bundle_vector(name, keys, signer) for name in ("A256GCM", "AES-CCM-16-128-256")],
+        "link_frames": link_frame_vectors(),
+        "link_hello": [link_hello_vector()],
     }
 
 

@@ -8,6 +8,7 @@ A failure here means a byte format changed. If the change is deliberate, regener
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import importlib.util
 import json
@@ -43,7 +44,9 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
+from trustprov.formats.frame import Frame, FrameDecoder, FrameType, LinkInfo, encode_frame
 from trustprov.formats.sealed import SealedValue
+from trustprov.link import messages
 
 VECTORS_PATH = Path(__file__).resolve().parent / "vectors.json"
 VECTORS: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="ascii"))
@@ -59,6 +62,8 @@ SECTIONS = {
     "chunk_aad",
     "chain_head",
     "bundle",
+    "link_frames",
+    "link_hello",
 }
 ORDERS = {
     "ec-p256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
@@ -448,3 +453,62 @@ def test_manifest_mac0_layout_by_hand(v: dict[str, Any]) -> None:
     bundle = cbor2.loads(h(v["bundle"]))
     assert bundle[:3] == ["trustprov-bundle", 1, h(v["manifest_mac0"])]
     assert [[c.hex() for c in a] for a in bundle[3]] == v["chunks"]
+
+
+# -- link frames (docs/protocol.md, section 12) --------------------------------------------------
+@pytest.mark.parametrize("v", cases("link_frames"))
+def test_link_frame(v: dict[str, Any]) -> None:
+    kind = FrameType[v["type"]]
+    wire = encode_frame(kind, v["seq"], v["frag"], h(v["payload"]), more=v["more"])
+    assert wire.hex() == v["wire"]
+    assert FrameDecoder().feed(h(v["wire"])) == [
+        Frame(kind, v["seq"], v["frag"], h(v["payload"]), v["more"])
+    ]
+
+
+def slip_by_hand(body: bytes) -> bytes:
+    out = bytearray([0xC0])
+    for b in body:
+        out += {0xC0: b"\xdb\xdc", 0xDB: b"\xdb\xdd"}.get(b, bytes([b]))
+    out.append(0xC0)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("v", cases("link_frames"))
+def test_link_frame_layout_by_hand(v: dict[str, Any]) -> None:
+    """header = type [1] || flags [1] || seq [2] || frag [2] || len [2];
+    body = header || payload || CRC-32(payload || header) [4]; SLIP-stuffed between 0xC0."""
+    payload = h(v["payload"])
+    header = (
+        bytes([v["type_byte"], 1 if v["more"] else 0])
+        + v["seq"].to_bytes(2, "big")
+        + v["frag"].to_bytes(2, "big")
+        + len(payload).to_bytes(2, "big")
+    )
+    body = header + payload + (binascii.crc32(payload + header) & 0xFFFFFFFF).to_bytes(4, "big")
+    assert slip_by_hand(body).hex() == v["wire"]
+
+
+def test_link_frames_cover_every_type_and_the_escapes() -> None:
+    assert {v["type"] for v in VECTORS["link_frames"]} == {t.name for t in FrameType}
+    wires = [h(v["wire"]) for v in VECTORS["link_frames"]]
+    assert any(b"\xdb\xdc" in w and b"\xdb\xdd" in w for w in wires)
+    status = next(v for v in VECTORS["link_frames"] if v["name"] == "request rom.status")
+    assert h(status["payload"]) == messages.encode_request("rom.status", {})
+
+
+@pytest.mark.parametrize("v", cases("link_hello"))
+def test_link_hello_answer(v: dict[str, Any]) -> None:
+    ids = h(v["boot_id"]), h(v["link_id"])
+    info = LinkInfo(v["version"], v["window"], v["max_frame"], v["max_message"], *ids)
+    assert info.to_bytes().hex() == v["answer_payload"]
+    by_hand = (
+        bytes([v["version"], v["window"]])
+        + v["max_frame"].to_bytes(2, "big")
+        + v["max_message"].to_bytes(4, "big")
+        + h(v["boot_id"])
+        + h(v["link_id"])
+    )
+    assert by_hand.hex() == v["answer_payload"]
+    first = int.from_bytes(h(v["boot_id"])[:2], "big") ^ int.from_bytes(h(v["link_id"])[:2], "big")
+    assert info.first_seq == first == v["first_seq"]

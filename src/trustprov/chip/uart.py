@@ -4,7 +4,8 @@
 part of the chip model: it imports only `trustprov.formats` and the standard library.
 
 Invariants:
-- A frame is acknowledged only after its CRC checked; a frame that fails is never acknowledged
+- A frame is acknowledged (by an ACK, or for the last fragment of a request by the response)
+  only after its CRC checked; a frame that fails is never acknowledged
   (the endpoint answers a NAK for the fragment it expects instead, at most once per position).
 - Requests are executed strictly in sequence order, each exactly once: the handler runs when
   the last fragment of message ``next_seq`` arrives in order, and never for a duplicate. A
@@ -38,6 +39,7 @@ from trustprov.formats.frame import (
     LinkInfo,
     decode_hello,
     encode_frame,
+    first_seq,
 )
 from trustprov.formats.limits import LIMITS
 
@@ -124,7 +126,7 @@ class ChipEndpoint:
             return b""
         if link_id != self._link_id:  # a new link; a repeated hello of this link changes nothing
             self._link_id = link_id
-            self._next_seq = 0
+            self._next_seq = first_seq(self.boot_id, link_id)
             self._rx.clear()
             self._expected_frag = 0
             self._nak_sent = False
@@ -152,13 +154,16 @@ class ChipEndpoint:
             if frame.frag < self._expected_frag:  # our ACK was lost: acknowledge again
                 return encode_frame(FrameType.ACK, frame.seq, frame.frag)
             return self._nak()  # a fragment in between was lost
-        if distance >= SEQ_MOD - self.window:  # a message already executed
-            out = encode_frame(FrameType.ACK, frame.seq, frame.frag)
-            cached = self._cache.get(frame.seq)
-            if not frame.more and cached is not None:  # its response was lost: send it again
-                out += self._response_frames(frame.seq, cached)
-            return out
+        if distance >= SEQ_MOD - self.window:
+            return self._executed_before(frame)
         return self._nak()  # a later message: the rest of the current one was lost
+
+    def _executed_before(self, frame: Frame) -> bytes:
+        """A fragment of a message already run: never run again, answer from the cache."""
+        cached = self._cache.get(frame.seq)
+        if not frame.more and cached is not None:  # its response was lost: send it again
+            return self._response_frames(frame.seq, cached)
+        return encode_frame(FrameType.ACK, frame.seq, frame.frag)
 
     def _accept(self, frame: Frame) -> bytes:
         if len(self._rx) + len(frame.payload) > self.max_message:
@@ -169,10 +174,9 @@ class ChipEndpoint:
             self._rx += frame.payload
             self._expected_frag += 1
             self._nak_sent = False
-            out = encode_frame(FrameType.ACK, frame.seq, frame.frag)
             if frame.more:
-                return out
-            return out + self._execute(frame.seq)
+                return encode_frame(FrameType.ACK, frame.seq, frame.frag)
+            return self._execute(frame.seq)  # the response acknowledges the last fragment
         self._rx.clear()
         self._expected_frag = 0
         return encode_frame(FrameType.ERROR, frame.seq, frame.frag, bytes([reason]))

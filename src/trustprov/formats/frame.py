@@ -2,8 +2,10 @@
 
 Wire form of one frame: ``END || stuff(header || payload || crc) || END`` with SLIP's END = 0xC0
 and escapes (0xC0 -> 0xDB 0xDC, 0xDB -> 0xDB 0xDD). ``header`` is type (1), flags (1), seq (2),
-frag (2), payload length (2), all big-endian; ``crc`` is CRC-32 (ISO-HDLC, as zlib) over header
-and payload, big-endian.
+frag (2), payload length (2), all big-endian; ``crc`` is CRC-32 (ISO-HDLC, as zlib) of payload
+then header (``crc32(payload || header)``), big-endian. That order lets a host that sends the
+same request to many chips (a lot's software image and bundle) compute the payload's CRC and
+stuffing once (`EncodedPayload`) and per frame only the 8 header bytes.
 
 Invariants:
 - `FrameDecoder.feed` never raises on any bytes. A segment that is not a whole valid frame (bad
@@ -87,17 +89,40 @@ def stuff(data: bytes) -> bytes:
     return data.replace(_ESC, _ESCAPED_ESC).replace(_END, _ESCAPED_END)
 
 
+@dataclass(frozen=True)
+class EncodedPayload:
+    """A frame payload with its stuffing and CRC done: reusable for any seq, frag and type."""
+
+    length: int
+    stuffed: bytes
+    crc: int  # zlib's running CRC-32 state after the payload
+
+    @classmethod
+    def of(cls, payload: bytes) -> EncodedPayload:
+        if len(payload) > LIMITS.link_frame:
+            raise ValueError("frame payload too large")
+        return cls(len(payload), stuff(payload), zlib.crc32(payload))
+
+    def __repr__(self) -> str:
+        return f"EncodedPayload({self.length} bytes)"
+
+
 def encode_frame(
     kind: FrameType, seq: int = 0, frag: int = 0, payload: bytes = b"", *, more: bool = False
 ) -> bytes:
     """The wire bytes of one frame, END markers included."""
+    return frame_of(kind, seq, frag, EncodedPayload.of(payload), more=more)
+
+
+def frame_of(
+    kind: FrameType, seq: int, frag: int, payload: EncodedPayload, *, more: bool = False
+) -> bytes:
+    """`encode_frame` of an already encoded payload: costs the header, not the payload."""
     if not (0 <= seq < SEQ_MOD and 0 <= frag < MAX_FRAGMENTS):
         raise ValueError("seq and frag are 16-bit")
-    if len(payload) > LIMITS.link_frame:
-        raise ValueError("frame payload too large")
-    body = HEADER.pack(kind, FLAG_MORE if more else 0, seq, frag, len(payload)) + payload
-    body += crc32(body).to_bytes(CRC_LEN, "big")
-    return _END + stuff(body) + _END
+    header = HEADER.pack(kind, FLAG_MORE if more else 0, seq, frag, payload.length)
+    crc = (zlib.crc32(header, payload.crc) & 0xFFFFFFFF).to_bytes(CRC_LEN, "big")
+    return b"".join((_END, stuff(header), payload.stuffed, stuff(crc), _END))
 
 
 def encoded_size_bound(max_payload: int) -> int:
@@ -109,7 +134,9 @@ def parse_body(body: bytes, max_payload: int) -> Frame:
     """One unstuffed frame body (between END markers), checked; `FormatError` if it is bad."""
     if len(body) < OVERHEAD:
         raise FormatError("frame: too short")
-    if crc32(body[:-CRC_LEN]) != int.from_bytes(body[-CRC_LEN:], "big"):
+    header = body[: HEADER.size]
+    crc = zlib.crc32(header, zlib.crc32(body[HEADER.size : -CRC_LEN])) & 0xFFFFFFFF
+    if crc != int.from_bytes(body[-CRC_LEN:], "big"):
         raise FormatError("frame: CRC mismatch")
     kind, flags, seq, frag, length = HEADER.unpack_from(body)
     if kind not in _TYPES:
@@ -203,6 +230,12 @@ class LinkInfo:
     boot_id: bytes  # 4 bytes, new at every power-on: a change means the chip was reset
     link_id: bytes  # 4 bytes, echoed from the host's hello
 
+    @property
+    def first_seq(self) -> int:
+        """The link's first sequence number: a hello replayed to a chip after a power cut gets
+        another (its boot id changed), so the host's requests cannot run there by accident."""
+        return first_seq(self.boot_id, self.link_id)
+
     def to_bytes(self) -> bytes:
         return HELLO_ANSWER.pack(
             self.version,
@@ -221,6 +254,10 @@ class LinkInfo:
         if window < 1 or not MIN_FRAME <= max_frame <= LIMITS.link_frame or max_message < 1:
             raise FormatError("hello answer: value out of range")
         return cls(version, window, max_frame, max_message, boot_id, link_id)
+
+
+def first_seq(boot_id: bytes, link_id: bytes) -> int:
+    return int.from_bytes(boot_id[:2], "big") ^ int.from_bytes(link_id[:2], "big")
 
 
 def encode_hello(link_id: bytes, version: int = PROTOCOL_VERSION) -> bytes:

@@ -19,7 +19,9 @@ Invariants:
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from trustprov.errors import FormatError, TransportError
@@ -27,6 +29,7 @@ from trustprov.formats.frame import (
     MAX_FRAGMENTS,
     PROTOCOL_VERSION,
     SEQ_MOD,
+    EncodedPayload,
     Frame,
     FrameDecoder,
     FrameType,
@@ -35,17 +38,62 @@ from trustprov.formats.frame import (
     encode_frame,
     encode_hello,
     encoded_size_bound,
+    frame_of,
 )
 from trustprov.formats.limits import LIMITS
 from trustprov.link.stream import ByteStream
 
-__all__ = ["FramedLink", "LinkInfo", "LinkStats"]
+__all__ = ["SHARED_CACHE", "FramedLink", "LinkInfo", "LinkStats", "PayloadCache"]
 
 READ_SIZE = 1 << 16
 _REASONS: dict[int, str] = {
     LinkErrorReason.TOO_LARGE: "message too large",
     LinkErrorReason.TOO_MANY_FRAGMENTS: "too many fragments",
 }
+
+
+class PayloadCache:
+    """Encoded fragments of large requests, shared by the links of a station: a lot sends the
+    same software image and bundle requests to every chip, so their stuffing and CRC are done
+    once, not per chip. Bounded in bytes, least recently used out first; thread-safe."""
+
+    MIN_REQUEST = 1024  # below this, encoding is cheaper than keeping it
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._max = max_bytes
+        self._size = 0
+        self._entries: OrderedDict[tuple[bytes, int], tuple[EncodedPayload, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PayloadCache({len(self._entries)} requests, {self._size} bytes)"
+
+    def fragments(self, request: bytes, size: int) -> tuple[EncodedPayload, ...]:
+        if len(request) < self.MIN_REQUEST or len(request) > self._max:
+            return _encode(request, size)
+        key = (request, size)  # bytes cache their hash: a lookup of the same object is cheap
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                return hit
+        made = _encode(request, size)
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = made
+                self._size += len(request)
+                while self._size > self._max:
+                    (old, _), _ = self._entries.popitem(last=False)
+                    self._size -= len(old)
+        return made
+
+
+SHARED_CACHE = PayloadCache()
+
+
+def _encode(request: bytes, size: int) -> tuple[EncodedPayload, ...]:
+    count = max(1, -(-len(request) // size))
+    return tuple(EncodedPayload.of(request[k * size : (k + 1) * size]) for k in range(count))
 
 
 class LinkStats:
@@ -74,6 +122,7 @@ class FramedLink:
         timeout: float = 1.0,
         max_retries: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        payload_cache: PayloadCache = SHARED_CACHE,
     ) -> None:
         """``timeout``: how long to wait for the chip's first reaction (round trip plus the
         chip's processing time) before resending; the time the bytes in flight take at the
@@ -86,11 +135,13 @@ class FramedLink:
         self._base_timeout = timeout
         self._max_retries = max_retries
         self._clock = clock
+        self._cache = payload_cache
         self._decoder = FrameDecoder()
         self._seq = 0
         self.info: LinkInfo | None = None
         self.stats = LinkStats()
         self._timeout = timeout
+        self._fragment = max_frame
 
     def __repr__(self) -> str:
         return f"FramedLink(linked={self.info is not None}, seq={self._seq})"
@@ -129,12 +180,13 @@ class FramedLink:
 
     def _linked(self, info: LinkInfo) -> LinkInfo:
         self.info = info
-        self._seq = 0
+        self._seq = info.first_seq
         self._fragment = min(self._max_frame, info.max_frame)
         bps = self._stream.bytes_per_second
-        in_flight = self._window * encoded_size_bound(self._fragment)
-        # twice the wire time of a full window each way, so a slow line is not taken for a loss
-        self._timeout = self._base_timeout + (4 * in_flight / bps if bps else 0.0)
+        # the timer restarts at every ACK: it waits for one more fragment and one response frame
+        # at worst-case stuffing, so a slow line is not taken for a loss
+        frame_time = encoded_size_bound(max(self._fragment, info.max_frame)) / bps if bps else 0.0
+        self._timeout = self._base_timeout + 2 * frame_time
         return info
 
     # -- requests ---------------------------------------------------------------------------
@@ -148,6 +200,15 @@ class FramedLink:
             raise TransportError("link not established: call hello()", code="link-down")
         if not requests:
             return []
+        for request in requests:  # refused before anything is sent: the link stays up
+            if len(request) > self.info.max_message:
+                raise TransportError(
+                    f"a request of {len(request)} bytes is above the chip's limit of "
+                    f"{self.info.max_message}",
+                    code="too-large",
+                )
+            if len(request) > self._fragment * MAX_FRAGMENTS:
+                raise TransportError("a request needs too many fragments", code="too-large")
         try:
             return _Exchange(self, self.info, requests).run()
         except TransportError:
@@ -170,28 +231,14 @@ class _Exchange:
         self.msg_first: list[int] = []
         size = link._fragment
         for i, request in enumerate(requests):
-            if len(request) > info.max_message:
-                raise TransportError(
-                    f"a request of {len(request)} bytes is above the chip's limit of "
-                    f"{info.max_message}",
-                    code="too-large",
-                )
-            count = max(1, -(-len(request) // size))
-            if count > MAX_FRAGMENTS:
-                raise TransportError("request needs too many fragments", code="too-large")
+            pieces = link._cache.fragments(request, size)
             seq = (self.first_seq + i) % SEQ_MOD
+            last = len(pieces) - 1
             self.msg_first.append(len(self.frames))
-            for k in range(count):
-                self.frames.append(
-                    encode_frame(
-                        FrameType.REQUEST,
-                        seq,
-                        k,
-                        request[k * size : (k + 1) * size],
-                        more=k < count - 1,
-                    )
-                )
-                self.msg_of.append(i)
+            self.frames += [
+                frame_of(FrameType.REQUEST, seq, k, p, more=k < last) for k, p in enumerate(pieces)
+            ]
+            self.msg_of += [i] * len(pieces)
         self.msg_first.append(len(self.frames))  # sentinel: one past the last message's frames
         self.n = len(requests)
         self.responses: list[bytes | None] = [None] * self.n
@@ -256,9 +303,12 @@ class _Exchange:
         if kind is FrameType.HELLO_ANSWER:
             self._check_boot(frame)
             return
-        msg = (frame.seq - self.first_seq) % SEQ_MOD
-        if msg >= self.n:
-            return  # about another exchange: nothing to do
+        # only messages in flight matter (answered .. answered + window - 1): relative to the
+        # oldest of them, so that an exchange of more than 65536 requests maps correctly too
+        ahead = (frame.seq - self.first_seq - self.answered) % SEQ_MOD
+        if ahead >= self.info.window or self.answered + ahead >= self.n:
+            return  # about an answered message or another exchange: nothing to do
+        msg = self.answered + ahead
         if kind is FrameType.RESPONSE:
             self._response(msg, frame)
             return
