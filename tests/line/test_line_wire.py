@@ -112,8 +112,9 @@ def test_a_misplaced_chip_is_a_recorded_error(
 
 
 def test_a_dead_socket_is_taken_out_and_its_chip_retried_elsewhere(
-    world: World, tmp_path: Path, start_board: BoardStarter, caplog: pytest.LogCaptureFixture
+    mid_world: World, tmp_path: Path, start_board: BoardStarter, caplog: pytest.LogCaptureFixture
 ) -> None:
+    world = mid_world  # enough chips that the dead socket is given more after it died
     farm = _farm(world, tmp_path)
     board = start_board(farm, sockets=3)
     killed: list[int] = []
