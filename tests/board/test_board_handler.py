@@ -31,6 +31,8 @@ def test_the_five_requests_parse() -> None:
     )
     assert parse_request(b'{"op":"power-cycle","socket":1}').after == 0
     assert parse_request(b'{"op":"kill","socket":2}') == Request("kill", 2)
+    replacing = {"op": "insert", "socket": 0, "chip": uid.hex(), "replace": True}
+    assert parse_request(json.dumps(replacing).encode()).replace
 
 
 @pytest.mark.parametrize(
@@ -47,6 +49,8 @@ def test_the_five_requests_parse() -> None:
         b'{"op":"insert","socket":0,"chip":"zz"}',
         b'{"op":"insert","socket":0,"chip":"' + b"g" * 32 + b'"}',
         b'{"op":"power-cycle","socket":0,"after":1.5}',
+        b'{"op":"insert","socket":0,"chip":"' + b"0" * 32 + b'","replace":1}',
+        b'{"op":"remove","socket":0,"replace":true}',
         b"\xff\xfe",
         b"{" + b" " * MAX_REQUEST + b"}",
     ],
@@ -69,6 +73,9 @@ def test_handler_operations(cm_farm: Path, world: object, start_board: BoardStar
         with pytest.raises(TransportError) as e:
             h.insert(1, uids[1])
         assert e.value.code == "occupied"
+        h.insert(1, uids[1], replace=True)  # the chip before it leaves first
+        assert h.status()[1]["chip"] == uids[1].hex()
+        h.insert(1, uids[0], replace=True)
         with pytest.raises(TransportError) as e:
             h.insert(0, bytes(16))
         assert e.value.code == "no-chip"

@@ -6,7 +6,7 @@ line is at most `MAX_REQUEST` bytes with its LF; a longer one is answered ``too-
 connection closed. Requests::
 
     {"op": "status"}
-    {"op": "insert", "socket": K, "chip": "<32 hex>"}
+    {"op": "insert", "socket": K, "chip": "<32 hex>", "replace": true}   replace: optional
     {"op": "remove", "socket": K}
     {"op": "power-cycle", "socket": K, "after": N}      N >= 0 bytes of input, default 0 (now)
     {"op": "kill", "socket": K}                          the socket stops answering (a fault)
@@ -43,6 +43,7 @@ class Request:
     socket: int = -1
     chip: bytes = b""
     after: int = 0
+    replace: bool = False  # insert: take out the chip in the socket first
 
 
 def parse_request(line: bytes) -> Request:
@@ -57,12 +58,12 @@ def parse_request(line: bytes) -> Request:
     op = doc["op"]
     allowed = {
         "status": {"op"},
-        "insert": {"op", "socket", "chip"},
+        "insert": {"op", "socket", "chip", "replace"},
         "remove": {"op", "socket"},
         "power-cycle": {"op", "socket", "after"},
         "kill": {"op", "socket"},
     }[op]
-    required = allowed - {"after"}
+    required = allowed - {"after", "replace"}
     if not required <= doc.keys() <= allowed:
         raise HandlerError(f"{op}: fields are {sorted(allowed)}")
     if op == "status":
@@ -76,7 +77,10 @@ def parse_request(line: bytes) -> Request:
             uid = bytes.fromhex(text)
         except ValueError as e:
             raise HandlerError(f"insert: chip must be {UID_HEX} hex digits") from e
-        return Request(op, socket, chip=uid)
+        replace = doc.get("replace", False)
+        if not isinstance(replace, bool):
+            raise HandlerError("insert: replace must be true or false")
+        return Request(op, socket, chip=uid, replace=replace)
     return Request(op, socket, after=_int(doc.get("after", 0), "after", MAX_AFTER))
 
 

@@ -223,7 +223,7 @@ class Board:
             raise handler.HandlerError(f"no socket {req.socket}", code="no-socket")
         slot = self.slots[req.socket]
         if req.op == "insert":
-            if slot.uid is not None:
+            if slot.uid is not None and not req.replace:
                 raise handler.HandlerError(f"socket {req.socket} holds a chip", code="occupied")
             uid = self._misplaced(req.chip) if self._dice.misplace() else req.chip
             assert self._farm is not None  # noqa: S101 - opened before the loop runs
@@ -231,6 +231,7 @@ class Board:
                 self._farm.load(uid)
             except InputError as e:
                 raise handler.HandlerError(e.message, code="no-chip") from e
+            slot.remove()
             slot.insert(uid)
         elif req.op == "remove":
             slot.remove()

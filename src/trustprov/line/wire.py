@@ -233,8 +233,6 @@ class WireRunner:
         board = BoardClient(ref.handler) if ref.handler else None
         link: ChipLink | None = None
         try:
-            if board is not None:
-                board.remove(ref.index)  # a chip left in the socket by an earlier run
             while not self._stop.is_set():
                 item = self._work.get()
                 if item is None or self._stop.is_set():
@@ -256,6 +254,8 @@ class WireRunner:
             if link is not None:
                 _close_quietly(link)
             if board is not None:
+                with contextlib.suppress(TransportError):  # a dead board holds no chip
+                    board.remove(ref.index)
                 board.close()
 
     def _one_chip(
@@ -263,17 +263,19 @@ class WireRunner:
     ) -> tuple[Outcome, ChipLink | None]:
         uid = bytes.fromhex(item.claim.uid)
         if board is not None:
-            try:
-                board.insert(ref.index, uid)
+            try:  # the chip before it leaves the socket in the same request
+                board.insert(ref.index, uid, replace=True)
             except TransportError as e:
                 if e.code != "no-chip":
                     raise
                 return Outcome(uid, "failed", "not-in-tray", e.message, 0, time.time()), link
         try:
             return self._attempts(ref, board, link, item, uid)
-        finally:
-            if board is not None:
-                board.remove(ref.index)
+        except _SocketLost:
+            if board is not None:  # out of the dead socket, before it is tried in another
+                with contextlib.suppress(TransportError):
+                    board.remove(ref.index)
+            raise
 
     def _attempts(
         self,

@@ -56,8 +56,10 @@ class BoardClient:
             raise TransportError(f"board {self.address}: malformed status", code="board-down")
         return sockets
 
-    def insert(self, socket_index: int, uid: bytes) -> None:
-        self._call({"op": "insert", "socket": socket_index, "chip": uid.hex()})
+    def insert(self, socket_index: int, uid: bytes, *, replace: bool = False) -> None:
+        """Place chip ``uid``; with ``replace``, whatever chip is in the socket leaves first."""
+        request: dict[str, Any] = {"op": "insert", "socket": socket_index, "chip": uid.hex()}
+        self._call({**request, "replace": True} if replace else request)
 
     def remove(self, socket_index: int) -> None:
         self._call({"op": "remove", "socket": socket_index})
