@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import pstats
 import resource
 import shutil
 import subprocess
@@ -91,11 +92,13 @@ class Boards:
                 p.wait()
 
 
-def _profiled_threads(profile: cProfile.Profile) -> None:
-    """Profile every thread the station starts (its socket threads), not only the main one."""
+def _profiled_threads(profiles: list[cProfile.Profile]) -> None:
+    """Profile every thread the station starts (its socket threads), each on its own CPU clock."""
     original = threading.Thread.run
 
     def run(self: threading.Thread) -> None:
+        profile = cProfile.Profile(time.thread_time)
+        profiles.append(profile)
         profile.enable()
         try:
             original(self)
@@ -148,12 +151,13 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, run twice, repo
         farm = root / "wire.farm"
         shutil.copyfile(made, farm)
         sockets = args.boards * args.sockets
-        profile = cProfile.Profile(time.thread_time) if args.profile else None  # CPU, not waits
+        profiles: list[cProfile.Profile] = []
         boards = Boards(farm, args.boards, args.sockets)
         try:
-            if profile is not None:
-                _profiled_threads(profile)
-                profile.enable()
+            if args.profile:
+                _profiled_threads(profiles)
+                profiles.append(cProfile.Profile(time.thread_time))  # CPU time, not waits
+                profiles[-1].enable()
             cpu0, wall0 = _cpu(), time.perf_counter()
             summary = provision_lot_wire(
                 manifest=manifest,
@@ -166,9 +170,9 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, run twice, repo
             cpu1, wall = _cpu(), time.perf_counter() - wall0
             user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
             cpu = user + system
-            if profile is not None:
-                profile.disable()
-                profile.dump_stats(args.profile)
+            if profiles:
+                profiles[-1].disable()
+                pstats.Stats(*profiles).dump_stats(args.profile)
         finally:
             boards.close()
         if summary.failed or summary.provisioned != args.chips:
