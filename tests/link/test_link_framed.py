@@ -287,3 +287,23 @@ def test_cached_fragments_make_the_same_frames() -> None:
     second = rig.link.exchange(big)
     assert first == second == b"re:" + big
     assert rig.calls == [big, big]
+
+
+def test_a_damaged_response_is_asked_for_again_once_the_line_is_quiet() -> None:
+    hit = [False]
+
+    def damage_first_response(data: bytes) -> bytes:
+        if hit[0] or b"\xc0\x04" not in data:
+            return data
+        hit[0] = True
+        out = bytearray(data)
+        out[-3] ^= 0x01
+        return bytes(out)
+
+    rig = Rig(to_host=damage_first_response)
+    rig.link.hello()
+    start = rig.clock.now
+    assert rig.link.exchange(b"abc") == b"re:abc"
+    assert hit[0]
+    assert rig.calls == [b"abc"]
+    assert rig.clock.now - start < 0.5 / 4  # well before the 0.5 s timeout

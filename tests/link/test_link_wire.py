@@ -219,3 +219,13 @@ def test_bad_addresses_are_input_errors_in_one_line(address: str) -> None:
         parse_address(address)
     assert "\n" not in e.value.message
     assert repr(address) in e.value.message
+
+
+def test_a_serial_line_whose_far_end_goes_away_is_a_transport_error() -> None:
+    with serve_pty(ChipEndpoint(lambda r: r)) as served:
+        link = open_link(served.address, **TIMEOUTS)
+        assert link.exchange(b"ping") == b"ping"
+    with pytest.raises(TransportError) as e:  # the pseudo-terminal's master side is closed
+        link.exchange(b"ping")
+    assert e.value.code == "link-closed"
+    link.close()

@@ -22,6 +22,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from trustprov.errors import FormatError
 from trustprov.formats.limits import LIMITS
@@ -62,11 +63,10 @@ class LinkErrorReason(IntEnum):
     TOO_MANY_FRAGMENTS = 0x02
 
 
-_TYPES = frozenset(int(t) for t in FrameType)
+_TYPE_OF: dict[int, FrameType] = {int(t): t for t in FrameType}
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):  # a tuple: a station parses tens of frames per chip
     kind: FrameType
     seq: int = 0
     frag: int = 0
@@ -134,20 +134,19 @@ def parse_body(body: bytes, max_payload: int) -> Frame:
     """One unstuffed frame body (between END markers), checked; `FormatError` if it is bad."""
     if len(body) < OVERHEAD:
         raise FormatError("frame: too short")
-    header = body[: HEADER.size]
-    crc = zlib.crc32(header, zlib.crc32(body[HEADER.size : -CRC_LEN])) & 0xFFFFFFFF
+    payload = body[HEADER.size : -CRC_LEN]
+    crc = zlib.crc32(body[: HEADER.size], zlib.crc32(payload)) & 0xFFFFFFFF
     if crc != int.from_bytes(body[-CRC_LEN:], "big"):
         raise FormatError("frame: CRC mismatch")
     kind, flags, seq, frag, length = HEADER.unpack_from(body)
-    if kind not in _TYPES:
+    frame_type = _TYPE_OF.get(kind)
+    if frame_type is None:
         raise FormatError("frame: unknown type")
     if flags & ~_KNOWN_FLAGS:
         raise FormatError("frame: reserved flag set")
-    if length != len(body) - OVERHEAD or length > max_payload:
+    if length != len(payload) or length > max_payload:
         raise FormatError("frame: bad length")
-    return Frame(
-        FrameType(kind), seq, frag, bytes(body[HEADER.size : -CRC_LEN]), bool(flags & FLAG_MORE)
-    )
+    return Frame(frame_type, seq, frag, bytes(payload), bool(flags & FLAG_MORE))
 
 
 def unstuff(segment: bytes) -> bytes:

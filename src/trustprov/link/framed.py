@@ -141,6 +141,7 @@ class FramedLink:
         self.info: LinkInfo | None = None
         self.stats = LinkStats()
         self._timeout = timeout
+        self._quiet = timeout / 20
         self._fragment = max_frame
 
     def __repr__(self) -> str:
@@ -187,6 +188,7 @@ class FramedLink:
         # at worst-case stuffing, so a slow line is not taken for a loss
         frame_time = encoded_size_bound(max(self._fragment, info.max_frame)) / bps if bps else 0.0
         self._timeout = self._base_timeout + 2 * frame_time
+        self._quiet = self._base_timeout / 20 + 2 * frame_time
         return info
 
     # -- requests ---------------------------------------------------------------------------
@@ -253,15 +255,27 @@ class _Exchange:
         link = self.link
         clock = link._clock
         self.deadline = clock() + link._timeout
+        decoder = link._decoder
+        damaged = False  # a frame from the chip arrived damaged since the last resend
         while self.answered < self.n:
             self._send_window()
             left = self.deadline - clock()
             if left <= 0:
                 self._timed_out()
+                damaged = False
                 continue
-            data = link._stream.read(READ_SIZE, left)
-            for frame in link._decoder.feed(data):
+            # after a damaged frame (perhaps a response), resend as soon as the line is quiet
+            # rather than at the full timeout: a duplicate costs the chip nothing
+            wait = min(left, link._quiet) if damaged else left
+            bad_before = decoder.bad_frames
+            data = link._stream.read(READ_SIZE, wait)
+            if not data and damaged:
+                self._timed_out()
+                damaged = False
+                continue
+            for frame in decoder.feed(data):
                 self._on_frame(frame)
+            damaged = damaged or decoder.bad_frames != bad_before
         link._seq = (self.first_seq + self.n) % SEQ_MOD
         return [r for r in self.responses if r is not None]
 

@@ -7,6 +7,8 @@ times out returns ``b""``. Timeouts scale with ``bytes_per_second`` (baud / 10: 
 
 from __future__ import annotations
 
+import select
+
 import serial as pyserial
 
 from trustprov.errors import TransportError
@@ -20,6 +22,8 @@ class SerialStream:
             raise TransportError(f"cannot open serial port {path}", code="link-closed") from e
         self.path = path
         self.bytes_per_second: float | None = baud / 10
+        fileno = getattr(self._port, "fileno", None)
+        self._fd: int | None = fileno() if callable(fileno) else None
 
     def __repr__(self) -> str:
         return f"SerialStream({self.path!r})"
@@ -32,12 +36,19 @@ class SerialStream:
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
         try:
-            self._port.timeout = max(timeout, 0.0)
-            first = self._port.read(1)  # wait for the first byte, then take what is there
+            if self._fd is not None:
+                # wait with select: setting pyserial's timeout reprograms the port (tcsetattr)
+                # on every call; the port stays non-blocking (timeout 0)
+                if not select.select([self._fd], [], [], max(timeout, 0.0))[0]:
+                    return b""
+                return bytes(self._port.read(max(1, min(self._port.in_waiting, max_bytes))))
+            self._port.timeout = max(timeout, 0.0)  # a port without a file descriptor
+            first = bytes(self._port.read(1))
             if not first:
                 return b""
+            self._port.timeout = 0
             waiting = min(self._port.in_waiting, max_bytes - 1)
-            return first + (self._port.read(waiting) if waiting > 0 else b"")
+            return first + (bytes(self._port.read(waiting)) if waiting > 0 else b"")
         except (pyserial.SerialException, OSError) as e:
             raise TransportError("serial link cut while receiving", code="link-closed") from e
 

@@ -1,24 +1,37 @@
 """A byte stream over a TCP connection (a chip board on the factory network).
 
-Invariant: socket errors and a peer's close surface as `TransportError` with code "link-closed";
-a read that times out returns ``b""``.
+Invariants: socket errors and a peer's close surface as `TransportError` with code
+"link-closed"; a read that times out returns ``b""``; a write that cannot proceed for
+``write_timeout`` seconds (the peer stopped reading) is "link-timeout", never a hang.
+
+The socket stays non-blocking and waits with poll: a station drives many sockets and reads
+after every window, and Python's socket timeouts cost an extra system call per operation.
 """
 
 from __future__ import annotations
 
+import select
 import socket
+import time
 
 from trustprov.errors import TransportError
+
+WRITE_TIMEOUT = 30.0
 
 
 class TcpStream:
     bytes_per_second: float | None = None  # a socket is not paced by a line rate
 
-    def __init__(self, sock: socket.socket) -> None:
-        sock.setsockopt(
-            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
-        )  # frames are small, latency matters
+    def __init__(self, sock: socket.socket, *, write_timeout: float = WRITE_TIMEOUT) -> None:
+        # frames are small and a window waits on their ACKs: send each at once
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
         self._sock = sock
+        self._write_timeout = write_timeout
+        self._in = select.poll()
+        self._in.register(sock, select.POLLIN)
+        self._out = select.poll()
+        self._out.register(sock, select.POLLOUT)
         self._closed = False
 
     @classmethod
@@ -35,22 +48,36 @@ class TcpStream:
     def __repr__(self) -> str:
         return f"TcpStream(closed={self._closed})"
 
-    def write(self, data: bytes) -> None:
+    def _check_open(self) -> None:
         if self._closed:
             raise TransportError("link closed", code="link-closed")
+
+    def write(self, data: bytes) -> None:
+        self._check_open()
+        view = memoryview(data)
+        deadline = 0.0
         try:
-            self._sock.settimeout(None)
-            self._sock.sendall(data)
+            while view:
+                try:
+                    view = view[self._sock.send(view) :]
+                    continue
+                except BlockingIOError:
+                    pass
+                now = time.monotonic()
+                deadline = deadline or now + self._write_timeout
+                if now >= deadline:
+                    raise TransportError("the other end stopped reading", code="link-timeout")
+                self._out.poll(max(1, int((deadline - now) * 1000)))
         except OSError as e:
             raise TransportError("link cut while sending", code="link-closed") from e
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
-        if self._closed:
-            raise TransportError("link closed", code="link-closed")
+        self._check_open()
         try:
-            self._sock.settimeout(max(timeout, 0.0))
+            if not self._in.poll(max(0, int(timeout * 1000 + 0.999))):
+                return b""
             data = self._sock.recv(max_bytes)
-        except TimeoutError:
+        except BlockingIOError:
             return b""
         except OSError as e:
             raise TransportError("link cut while receiving", code="link-closed") from e
