@@ -122,8 +122,8 @@ def test_power_cut_mid_chunk_leaves_the_chip_untouched(
         try:
             chip = ChipClient(link)
             chip.send(job.boot_request)
-            chip.send(job.prepared.begin)
-            h.power_cycle(0, after=len(job.prepared.chunks[0]) + 100)  # inside the 2nd chunk
+            into_second_chunk = len(job.prepared.begin) + len(job.prepared.chunks[0]) + 100
+            h.power_cycle(0, after=into_second_chunk)
             with pytest.raises(TransportError) as e:
                 chip.provision(job.prepared)
             assert e.value.code == "chip-reset"
