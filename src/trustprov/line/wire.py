@@ -29,7 +29,8 @@ from typing import Any, Protocol
 from trustprov.errors import InputError, TransportError, TrustprovError
 from trustprov.line.records import Claim
 from trustprov.line.station import _Line
-from trustprov.link.client import ChipClient
+from trustprov.link import messages
+from trustprov.link.client import ChipClient, PreparedBundle
 from trustprov.link.handler import BoardClient
 from trustprov.roles.cm import Job, Outcome, provision_chip
 
@@ -79,6 +80,23 @@ class _Item:
 
 class _SocketLost(Exception):
     pass
+
+
+class _StreamingClient(ChipClient):
+    """FIG. 3 with the chunks streamed: they go out through the link's window of outstanding
+    frames (``exchange_many``), so round trips do not set the pace. The chip takes them one at a
+    time, in order, and after a refusal has no session and refuses the rest, so the first
+    refusal raised is the chip's answer; nothing is installed without an accepted finish."""
+
+    def __init__(self, link: _WatchedLink) -> None:
+        super().__init__(link)
+        self._stream = link
+
+    def provision(self, prepared: PreparedBundle) -> dict[str, Any]:
+        self.send(prepared.begin)
+        for response in self._stream.exchange_many(prepared.chunks):
+            messages.decode_response(response)
+        return self.send(prepared.finish)
 
 
 class _WatchedLink:
@@ -319,7 +337,7 @@ class WireRunner:
         return Outcome(uid, "failed", code, message[:300], 0, time.time()), None
 
     def _provision(self, link: _WatchedLink, uid: bytes, claim: Claim, touched: bool) -> Outcome:
-        client = ChipClient(link)
+        client = _StreamingClient(link)
         start = time.perf_counter()
         held = client.status().get("uid")
         if held != uid:

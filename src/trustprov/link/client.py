@@ -131,19 +131,10 @@ class ChipClient:
         return self._bytes(self.call("seal.finish"), "manifest")
 
     def provision(self, prepared: PreparedBundle) -> dict[str, Any]:
-        """FIG. 3 on this chip: begin, every chunk in order, finish. Raises on any refusal.
-
-        Over a link that pipelines (``exchange_many``), the chunks go out through its window of
-        outstanding frames; the chip still takes them one at a time, in order, and after a
-        refusal refuses the rest of the session, so the first refusal is the one raised."""
+        """FIG. 3 on this chip: begin, every chunk in order, finish. Raises on any refusal."""
         self.send(prepared.begin)
-        many = getattr(self._link, "exchange_many", None)
-        if many is not None:
-            for response in many(prepared.chunks):
-                messages.decode_response(response)
-        else:
-            for request in prepared.chunks:
-                self.send(request)
+        for request in prepared.chunks:
+            self.send(request)
         return self.send(prepared.finish)
 
     def lock(self) -> None:
