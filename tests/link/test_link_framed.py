@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wire import FakeClock, Faults, FaultyStream, LoopStream, split_frames
 
 from trustprov.chip.uart import ChipEndpoint
@@ -307,3 +309,23 @@ def test_a_damaged_response_is_asked_for_again_once_the_line_is_quiet() -> None:
     assert hit[0]
     assert rig.calls == [b"abc"]
     assert rig.clock.now - start < 0.5 / 4  # well before the 0.5 s timeout
+
+
+@given(
+    max_frame=st.integers(64, 400),
+    chip_window=st.integers(1, 6),
+    host_window=st.integers(1, 20),
+    sizes=st.lists(st.integers(0, 1500), min_size=1, max_size=12),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=60, deadline=None)
+def test_any_limits_and_sizes_through_faults_run_each_request_once(
+    max_frame: int, chip_window: int, host_window: int, sizes: list[int], seed: int
+) -> None:
+    faults = Faults(drop=0.05, corrupt=0.05, duplicate=0.05, delay=0.05, seed=seed)
+    rig = Rig(max_frame=max_frame, window=chip_window, faults=faults, max_retries=30)
+    rig.link._window = host_window
+    rig.link.hello()
+    reqs = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    assert rig.link.exchange_many(reqs) == [b"re:" + r for r in reqs]
+    assert rig.calls == reqs

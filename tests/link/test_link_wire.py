@@ -4,6 +4,7 @@ the wire and a power cut mid-run. Each run ends with the chip provisioned exactl
 
 from __future__ import annotations
 
+import socket as socket_module
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from trustprov.link.address import open_link, open_stream, parse_address
 from trustprov.link.client import ChipClient
 from trustprov.link.framed import FramedLink
 from trustprov.link.port import ChipPort
+from trustprov.link.tcp import TcpStream
 from trustprov.roles.cm import Job, provision_chip
 
 TIMEOUTS = {"timeout": 0.25, "max_retries": 12}
@@ -229,3 +231,18 @@ def test_a_serial_line_whose_far_end_goes_away_is_a_transport_error() -> None:
         link.exchange(b"ping")
     assert e.value.code == "link-closed"
     link.close()
+
+
+def test_a_peer_that_stops_reading_fails_the_write_instead_of_hanging() -> None:
+    server = socket_module.create_server(("127.0.0.1", 0))
+    try:
+        client = socket_module.create_connection(server.getsockname())
+        peer, _ = server.accept()  # accepted, never read
+        stream = TcpStream(client, write_timeout=0.2)
+        with pytest.raises(TransportError) as e:  # fills both kernel buffers, then waits 0.2 s
+            stream.write(bytes(256 * 1024 * 1024))
+        assert e.value.code == "link-timeout"
+        stream.close()
+        peer.close()
+    finally:
+        server.close()

@@ -17,6 +17,7 @@ Invariants:
   an ERROR frame and discarded.
 - ``on_idle`` fires once when ``idle_timeout`` seconds pass with no valid frame after a request
   ran; it is armed again by the next request that runs.
+- One thread at a time: whoever owns the chip's wire calls `feed`, `poll` and `reset` in turn.
 """
 
 from __future__ import annotations
