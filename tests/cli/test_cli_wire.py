@@ -93,6 +93,14 @@ def test_wire_options_exclude_each_other(cw: CliWorld, tmp_path: Path) -> None:
     both = [*job, "--board", "tcp://127.0.0.1:9", "--port", "serial:///dev/null"]
     assert_error(run(*both), exit_code=2, match="not both")
     assert_error(run(*job, "--farm", farm), exit_code=2, match="exclude each other")
+    other_lot = [a if a != cw.a.cm_lot else "LOT-OTHER" for a in job]
+    assert_error(
+        run(*other_lot, "--board", "tcp://127.0.0.1:9"), exit_code=2, match="not 'LOT-OTHER'"
+    )
+    not_json = tmp_path / "lot.json"
+    not_json.write_text("{")
+    bad = [str(not_json) if a == str(cw.a.lot_json) else a for a in job]
+    assert_error(run(*bad, "--board", "tcp://127.0.0.1:9"), exit_code=2, match="lot.json")
     nowhere = run(*job, "--board", "tcp://127.0.0.1:9")
     assert_error(nowhere, exit_code=1, match="does not answer: start it first")
 
