@@ -4,13 +4,14 @@ One thread per socket waits on that socket's wire (the chips do the crypto; the 
 waits on I/O). The main thread alone talks to the records store: it claims batches, hands their
 chips to the sockets through a queue, and settles a batch once each of its chips has an outcome.
 
-Per chip, a socket thread: asks the board to place the chip in its socket; reads the chip's UID
-from the chip itself (``rom.status``) and records a misplaced chip as an error without sending
-it anything else; runs FIG. 3 with the chunks streamed through a window of frames; asks the
-board to take the chip out. A transport failure (a cut cable, a power cut, a lost frame past
-the link's retries) is retried on the same socket from the chip's own status; a socket that
-keeps failing, or that its board reports dead, is taken out of service and its chip goes back
-to the queue for another socket. A board whose handler no longer answers has lost power: the
+Per chip, a socket thread: asks the board to place the chip in its socket (the chip before it
+leaves in the same request); reads the chip's UID from the chip itself (``rom.status``) and
+records a misplaced chip as an error without sending it anything else; runs FIG. 3 with the
+chunks streamed through a window of frames. A transport failure (a cut cable, a power cut, a
+lost frame past the link's retries) is retried on the same socket from the chip's own status; a
+socket that will not say hello, or that its board reports dead, is taken out of service and its
+chip goes back to the queue for another socket; a chip whose sessions keep breaking is recorded
+failed, for a rerun. A board whose handler no longer answers has lost power: the
 run ends with `WireError`, the chips in flight stay claimed, and the rerun settles them from the
 chips (`line.records`), so every chip is provisioned exactly once.
 """
@@ -73,7 +74,6 @@ class SocketRef:
 @dataclass(frozen=True)
 class _Item:
     batch: int
-    pos: int
     claim: Claim
     touched: bool = False  # an earlier attempt of this run sent it requests
 
@@ -159,8 +159,8 @@ class WireRunner:
                 while queued < AHEAD * live and (batch := next_batch()):
                     serial += 1
                     batches[serial] = (batch, [])
-                    for pos, claim in enumerate(batch):
-                        self._work.put(_Item(serial, pos, claim))
+                    for claim in batch:
+                        self._work.put(_Item(serial, claim))
                     queued += len(batch)
                 if not batches:
                     break
