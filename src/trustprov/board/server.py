@@ -27,7 +27,7 @@ from pathlib import Path
 
 from trustprov.board import handler
 from trustprov.board.faults import FaultDice, Faults
-from trustprov.board.slot import Slot, Timers
+from trustprov.board.slot import IDLE_TIMEOUT, Slot, Timers
 from trustprov.chip.farm import Farm
 from trustprov.errors import InputError
 
@@ -40,8 +40,11 @@ BIND_TRIES = 20
 
 
 class Board:
-    def __init__(self, farm_path: Path, *, faults: Faults | None = None) -> None:
+    def __init__(
+        self, farm_path: Path, *, faults: Faults | None = None, idle_timeout: float = IDLE_TIMEOUT
+    ) -> None:
         self._farm_path = Path(farm_path)
+        self._idle_timeout = idle_timeout
         Farm(self._farm_path).close()  # refuse a missing farm before anything is listening
         self._faults = faults or Faults()
         self._sel = selectors.DefaultSelector()
@@ -76,7 +79,7 @@ class Board:
 
         def place(farm: Farm) -> None:
             farm.load(uid)  # a chip not in the farm is refused before the port is announced
-            slot = Slot(0, farm, self._dice, self._timers)
+            slot = Slot(0, farm, self._dice, self._timers, idle_timeout=self._idle_timeout)
             slot.send = lambda data: _write_all(master, data)
             slot.insert(uid)
             self.slots.append(slot)
@@ -147,7 +150,7 @@ class Board:
         self._sel.register(lsock, selectors.EVENT_READ, accept)
 
     def _add_slot(self, farm: Farm, k: int, lsock: socket.socket) -> None:
-        slot = Slot(k, farm, self._dice, self._timers)
+        slot = Slot(k, farm, self._dice, self._timers, idle_timeout=self._idle_timeout)
         self.slots.append(slot)
         current: list[socket.socket] = []
 
