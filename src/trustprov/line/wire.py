@@ -83,20 +83,21 @@ class _SocketLost(Exception):
 
 
 class _StreamingClient(ChipClient):
-    """FIG. 3 with the chunks streamed: they go out through the link's window of outstanding
-    frames (``exchange_many``), so round trips do not set the pace. The chip takes them one at a
-    time, in order, and after a refusal has no session and refuses the rest, so the first
-    refusal raised is the chip's answer; nothing is installed without an accepted finish."""
+    """FIG. 3 streamed: begin, the chunks and finish go out as one run through the link's window
+    of outstanding frames (``exchange_many``), so round trips do not set the pace. The chip takes
+    them one at a time, in order, and after a refusal has no session and refuses the rest, so the
+    first refusal raised is the chip's answer; nothing is installed without an accepted finish."""
 
     def __init__(self, link: _WatchedLink) -> None:
         super().__init__(link)
         self._stream = link
 
     def provision(self, prepared: PreparedBundle) -> dict[str, Any]:
-        self.send(prepared.begin)
-        for response in self._stream.exchange_many(prepared.chunks):
-            messages.decode_response(response)
-        return self.send(prepared.finish)
+        answers = [
+            messages.decode_response(r)
+            for r in self._stream.exchange_many([prepared.begin, *prepared.chunks, prepared.finish])
+        ]
+        return answers[-1]
 
 
 class _WatchedLink:
