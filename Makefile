@@ -12,7 +12,7 @@ ICM_KEYS ?= files
 DEMO_HSM = $(abspath $(DEMO_DIR)).softhsm
 SOFTHSM_MODULE ?= /usr/lib/softhsm/libsofthsm2.so
 
-.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean
+.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean bench-wire wire-faults
 
 all: test
 
@@ -63,6 +63,14 @@ attacks: venv
 # >= 100,000 inputs per parser of untrusted bytes, outside make test's time budget
 fuzz: venv
 	$(BIN)/python fuzz/run.py
+
+# a lot over TCP loopback to chip boards in their own processes: station CPU per chip
+bench-wire: venv
+	$(BIN)/python bench/wire.py --chips 2000 --boards 2 --sockets 16
+
+# 2,000 chips over TCP with 1 % of frames dropped, 1 % corrupted, a power cut in 1 chip of 50
+wire-faults: venv
+	TRUSTPROV_WIRE_FAULT_CHIPS=2000 $(BIN)/pytest tests/line/test_line_wire.py -q -k faults_on_every_wire
 
 vectors: venv
 	$(BIN)/python tests/vectors/generate.py

@@ -20,6 +20,8 @@ from trustprov.roles import assets as asset_list
 from trustprov.roles import icm, oem
 from trustprov.roles.signer import close_sessions
 
+pytest_plugins = ["boards"]  # tests/boards.py: chip boards as processes, always stopped
+
 FIRMWARE_LEN = 40_000  # three chunks of 16 KiB: enough to exercise chunking quickly
 
 

@@ -145,3 +145,33 @@ def test_only_tests_and_the_demo_use_the_probe() -> None:
         if any(_under(n, "trustprov.chip.probe") for n in imports_of(f))
     )
     assert set(users) <= {"demo.py"}, users
+
+
+@pytest.mark.parametrize("package", ["roles", "line"])
+def test_host_code_never_imports_the_board(package: str) -> None:
+    """The board is chip-side: a station reaches its chips only over the wire."""
+    bad = _violations(_files(package), ("trustprov.board",))
+    assert not bad, f"host code imports the chip board: {bad}"
+
+
+def test_only_chip_serve_imports_the_board() -> None:
+    users = sorted(
+        str(f.relative_to(SRC))
+        for f in _files("cli", "demo.py")
+        if any(_under(n, "trustprov.board") for n in imports_of(f))
+    )
+    assert users == ["cli/serve.py"], users
+
+
+def test_the_board_uses_only_the_chip_side() -> None:
+    """A board may use chip/, firmware/ and the chip's port; no host module."""
+    above = ("trustprov.roles", "trustprov.line", "trustprov.cli", "trustprov.demo")
+    bad = _violations(_files("board"), above)
+    links = sorted(
+        f"{f.relative_to(SRC)}: {n}"
+        for f in _files("board")
+        for n in imports_of(f)
+        if _under(n, "trustprov.link") and not _under(n, "trustprov.link.port")
+    )
+    assert not bad, f"the board imports host code: {bad}"
+    assert not links, f"the board uses the host's link: {links}"

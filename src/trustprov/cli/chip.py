@@ -8,11 +8,15 @@ from typing import Any
 import click
 
 from trustprov.cli.options import emit_json, parse_uid, path_option
+from trustprov.cli.serve import serve
 
 
 @click.group()
 def chip() -> None:
-    """Inspect chips."""
+    """Inspect chips; serve them on a board."""
+
+
+chip.add_command(serve)
 
 
 def _view(status: dict[str, Any], certificate: bytes | None) -> dict[str, Any]:

@@ -20,7 +20,19 @@ def cm() -> None:
 
 
 @cm.command(short_help="Provision every chip of a lot (FIG. 3); resumable.")
-@path_option("--farm", help="The chip farm.")
+@click.option("--farm", type=click.Path(path_type=Path), help="The chip farm (in-process chips).")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="The ICM's lot manifest: the lot's chips, reached on --board or --port.",
+)
+@click.option(
+    "--board",
+    "boards",
+    multiple=True,
+    help="A chip board's handler, tcp://HOST:PORT (repeatable): every socket is driven at once.",
+)
+@click.option("--port", default=None, help="The one chip on a serial line, serial:///dev/X.")
 @click.option("--lot", required=True, help="Lot to provision.")
 @path_option("--software", help="The signed provisioning software.")
 @path_option("--share", help="ENC(OEM_SHARE) from the OEM.")
@@ -53,7 +65,10 @@ def cm() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print this run's summary as JSON.")
 def provision(
-    farm: Path,
+    farm: Path | None,
+    manifest: Path | None,
+    boards: tuple[str, ...],
+    port: str | None,
     lot: str,
     software: Path,
     share: Path,
@@ -69,26 +84,38 @@ def provision(
 
     The job is checked against the lot's chips first, and one chip is provisioned alone: the
     lot stops there if it refuses for a reason every chip would repeat. SIGINT or SIGTERM stops
-    the line cleanly (exit 130 or 143); a second one aborts at once."""
+    the line cleanly (exit 130 or 143); a second one aborts at once.
+
+    Over the wire: --manifest with --board (chip boards) or --port (one chip on a serial line)
+    instead of --farm."""
     from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
+    from trustprov.cli.wire import check_wire_options, provision_wire  # noqa: PLC0415 - lazy
     from trustprov.line.station import default_jobs, provision_lot  # noqa: PLC0415 - lazy
     from trustprov.line.stopping import STOP_AFTER, LineAborted  # noqa: PLC0415 - lazy
     from trustprov.roles.cm import Job  # noqa: PLC0415 - lazy: start-up
 
+    wire = check_wire_options(farm, manifest, boards, port)
     job = Job.load(software, share, bundle)
-    url = records or f"sqlite:///{(farm.resolve().parent / 'records.sqlite')}"
+    where = manifest if manifest is not None else farm
+    assert where is not None  # noqa: S101 - check_wire_options wants one of them
+    url = records or f"sqlite:///{(where.resolve().parent / 'records.sqlite')}"
+    stop = STOP_AFTER if stop_after is None else stop_after
     try:
         with LineProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
-            summary = provision_lot(
-                farm_path=farm,
-                lot=lot,
-                job=job,
-                records_url=url,
-                jobs=jobs or min(default_jobs(), 256),
-                station=station,
-                on_start=progress.start,
-                on_outcome=progress.advance,
-                stop_after=STOP_AFTER if stop_after is None else stop_after,
+            summary = (
+                provision_wire(wire, lot, job, url, station, progress.start, progress.advance, stop)
+                if wire is not None
+                else provision_lot(
+                    farm_path=farm,
+                    lot=lot,
+                    job=job,
+                    records_url=url,
+                    jobs=jobs or min(default_jobs(), 256),
+                    station=station,
+                    on_start=progress.start,
+                    on_outcome=progress.advance,
+                    stop_after=stop,
+                )
             )
     except LineAborted as e:
         click.echo(

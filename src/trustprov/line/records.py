@@ -558,6 +558,21 @@ class RecordStore:
         ).scalars()
         return sorted(uids)
 
+    def claim_chip(self, job: JobRef, station: str, uid: str) -> list[Claim]:
+        """Claim the one chip ``uid`` if it is pending (a chip on a bare serial port)."""
+        with self.transaction() as c:
+            got = c.execute(
+                sa.update(lot_chips)
+                .where(
+                    lot_chips.c.job_id == job.id,
+                    lot_chips.c.uid == uid,
+                    lot_chips.c.state == "pending",
+                )
+                .values(state="claimed", station=station, claimed_at=self._now())
+                .returning(lot_chips.c.uid)
+            ).scalars()
+            return [Claim(u) for u in got]
+
     def recover(self, job: JobRef, station: str) -> list[Claim]:
         """Claims that ``station`` left behind when it died; the caller holds its lease. Each is
         logged as ``interrupted`` and handed back, still claimed, to be settled from the chip."""

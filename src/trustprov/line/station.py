@@ -135,7 +135,8 @@ class _Line:
         )
         if claims:
             self.backlog.append(claims)
-        rest = [c.uid for c in batch[len(outcomes) :]]
+        settled = {o.uid.hex() for o in outcomes}
+        rest = [c.uid for c in batch if c.uid not in settled]
         if rest:  # a worker stopped early: the chips it did not start go back to the lot
             self.store.release(self.ref, self.station, rest)
         recovered = {c.uid for c in batch if c.recovered}
@@ -262,9 +263,44 @@ def _outcomes(f: Future[list[Outcome]]) -> list[Outcome]:
         raise StationError(f"a worker failed: {type(e).__name__}: {e}") from e
 
 
+def _lot_uids(
+    farm_path: Path | None, lot: str, job: Job, lot_uids: list[bytes] | None
+) -> list[str]:
+    """The lot's UIDs (hex): from the lot manifest over the wire, or from the farm, where the
+    job is first checked against the chips' status (`line.worker.check_job`)."""
+    if lot_uids is not None:
+        return sorted(u.hex() for u in lot_uids)
+    assert farm_path is not None  # noqa: S101 - one of the two is given
+    with FarmLink(farm_path) as farm:
+        if lot not in farm.lots():
+            raise InputError(f"no lot {lot!r} in {farm_path}")
+        farm_uids = farm.uids(lot)
+        check_job(farm, farm_uids, job)
+        return [u.hex() for u in farm_uids]
+
+
+def _run(
+    line: _Line, farm_path: Path | None, workers: int, runner: Callable[[_Line], None] | None
+) -> None:
+    """Drive the chips: a runner over the wire, or a canary chip then this process or a pool."""
+    if runner is not None:
+        if not line.stop.requested:
+            runner(line)
+        line.give_back([])
+        return
+    assert farm_path is not None  # noqa: S101 - given without a runner
+    line.canary(farm_path)
+    if line.stop.requested:
+        line.give_back([])
+    elif workers == 1:
+        line.run_inline(farm_path)
+    else:
+        line.run_pool(farm_path, workers)
+
+
 def provision_lot(
     *,
-    farm_path: Path,
+    farm_path: Path | None,
     lot: str,
     job: Job,
     records_url: str,
@@ -274,6 +310,8 @@ def provision_lot(
     on_start: Callable[[int], None] | None = None,
     lease_wait: float = LEASE_WAIT,
     stop_after: int = STOP_AFTER,
+    lot_uids: list[bytes] | None = None,
+    runner: Callable[[_Line], None] | None = None,
 ) -> LotSummary:
     """Provision the chips of ``lot`` that have no final record yet, alongside any other
     stations on the same records store; record each result; return this run's summary.
@@ -288,18 +326,17 @@ def provision_lot(
     the first chip refuses for a systemic reason, when ``stop_after`` chips in a row (0: never)
     fail with one code, or on SIGINT or SIGTERM (``summary.signum``); a second signal raises
     `LineAborted`.
+
+    With ``lot_uids`` and ``runner`` (the line over the wire, `line.boards`) the chips come from
+    the lot manifest and ``runner`` drives them, not a farm; the job is then checked by the
+    runner's chips themselves (no pre-flight status read, no canary chip).
     """
     station = check_station(os.uname().nodename if station is None else station)
     if jobs < 1:
         raise InputError("jobs must be at least 1")
     if stop_after < 0:
         raise InputError("stop-after must be 0 (never) or more")
-    with FarmLink(farm_path) as farm:
-        if lot not in farm.lots():
-            raise InputError(f"no lot {lot!r} in {farm_path}")
-        lot_uids = farm.uids(lot)
-        check_job(farm, lot_uids, job)
-        uids = [u.hex() for u in lot_uids]
+    uids = _lot_uids(farm_path, lot, job, lot_uids)
     start = time.perf_counter()
     stop = Stop()
     with catch_signals(stop), RecordStore(records_url) as store:
@@ -350,13 +387,7 @@ def provision_lot(
             )
             line.queue(recovered)
             try:
-                line.canary(farm_path)
-                if stop.requested:
-                    line.give_back([])
-                elif workers == 1:
-                    line.run_inline(farm_path)
-                else:
-                    line.run_pool(farm_path, workers)
+                _run(line, farm_path, workers, runner)
             finally:
                 summary.seconds = time.perf_counter() - start
             states = store.states(ref)

@@ -1,0 +1,183 @@
+"""One socket of a board: the chip in it, the chip's end of the link, and the faults on its wire.
+
+A socket holds at most one chip. Placing a chip powers it on: its persistent state is loaded
+from the farm (the chip's flash) and its RAM starts empty. A power cycle builds a fresh chip from
+what the farm holds committed and resets the link endpoint: open sessions and keys are gone,
+nothing half-written survives (the farm's commits are atomic). The host reaches the chip only
+through the bytes of `feed`; whatever the socket answers goes out through `send`.
+
+Invariant: all of a socket's work runs on its board's one loop thread (the farm connection is
+that thread's), so a chip is never touched by two threads.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+
+from trustprov.board.faults import FaultDice, apply_corruption
+from trustprov.chip.device import Chip
+from trustprov.chip.farm import Farm
+from trustprov.chip.uart import ChipEndpoint
+from trustprov.link.port import ChipPort
+
+log = logging.getLogger(__name__)
+
+IDLE_TIMEOUT = 10.0  # seconds without input that end an open session (keys dropped)
+REORDER_HOLD = 0.050  # a unit held back for reordering goes out after this if nothing follows
+
+
+class Slot:
+    def __init__(
+        self,
+        index: int,
+        farm: Farm,
+        dice: FaultDice,
+        timers: Timers,
+        *,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
+        self.index = index
+        self._farm = farm
+        self._dice = dice
+        self._timers = timers
+        self._idle_timeout = idle_timeout
+        self.uid: bytes | None = None
+        self.dead = False
+        self._port: ChipPort | None = None
+        self._endpoint: ChipEndpoint | None = None
+        self._cut_after: int | None = None  # input bytes until a power cycle
+        self._held: dict[str, bytes | None] = {"in": None, "out": None}
+        self.send: Callable[[bytes], None] = _nowhere  # set by the wire in use
+        self.hang_up: Callable[[], None] = lambda: None  # cut the cable of this socket
+
+    @property
+    def state(self) -> str:
+        return "dead" if self.dead else ("empty" if self.uid is None else "powered")
+
+    # -- the handler's operations --------------------------------------------------------------
+    def insert(self, uid: bytes) -> None:
+        self.uid = uid
+        self._power_on()
+        self._cut_after = self._dice.powercut_after()
+
+    def remove(self) -> None:
+        self.uid = None
+        self._port = None
+        self._endpoint = None
+        self._cut_after = None
+
+    def power_cycle(self, after: int = 0) -> None:
+        if after:
+            self._cut_after = after
+        elif self.uid is not None:
+            log.info("socket %d: power cycle", self.index)
+            self._power_on()
+
+    def kill(self) -> None:
+        self.dead = True
+        self.hang_up()
+
+    # -- the wire -------------------------------------------------------------------------------
+    def receive(self, data: bytes) -> None:
+        """Bytes from the host's wire, after the wire's faults."""
+        if self.dead or not data:
+            return
+        self._fault("in", data, self._feed)
+
+    def poll(self) -> None:
+        if self._endpoint is not None and not self.dead:
+            self._endpoint.poll()
+
+    def _feed(self, data: bytes) -> None:
+        if self._endpoint is None:
+            return  # no chip: the bytes fall on an empty socket
+        if self._cut_after is not None and len(data) >= self._cut_after:
+            head, data = data[: self._cut_after], data[self._cut_after :]
+            self._emit(self._endpoint.feed(head))
+            log.info("socket %d: power cut mid-message", self.index)
+            self._cut_after = None
+            self._power_on()
+        elif self._cut_after is not None:
+            self._cut_after -= len(data)
+        if data:
+            self._emit(self._endpoint.feed(data))
+
+    def _emit(self, data: bytes) -> None:
+        if data and not self.dead:
+            self._fault("out", data, self.send)
+
+    def _fault(self, way: str, data: bytes, deliver: Callable[[bytes], None]) -> None:
+        v = self._dice.unit(len(data))
+        if v.cut:
+            deliver(data[: len(data) // 2])
+            self.hang_up()
+            return
+        if v.drop:
+            return
+        if v.corrupt_bit is not None:
+            data = apply_corruption(data, v.corrupt_bit)
+        units = [data, data] if v.dup else [data]
+        if v.reorder and self._held[way] is None:
+            self._held[way] = data
+            self._timers.at(time.monotonic() + REORDER_HOLD, lambda: self._release(way, deliver))
+            return
+        for unit in units:
+            if v.delay:
+                self._timers.at(time.monotonic() + v.delay, functools.partial(deliver, unit))
+            else:
+                deliver(unit)
+        self._release(way, deliver)
+
+    def _release(self, way: str, deliver: Callable[[bytes], None]) -> None:
+        held, self._held[way] = self._held[way], None
+        if held is not None:
+            deliver(held)
+
+    def _power_on(self) -> None:
+        assert self.uid is not None  # noqa: S101 - only called with a chip in the socket
+        self._port = ChipPort(Chip(self._farm, self._farm.load(self.uid)))
+        if self._endpoint is None:
+            self._endpoint = ChipEndpoint(
+                self._handle, idle_timeout=self._idle_timeout, on_idle=self._on_idle
+            )
+        else:
+            self._endpoint.reset()
+        self._held = {"in": None, "out": None}
+
+    def _on_idle(self) -> None:
+        """The host went quiet with a session open: the chip ends it, as its RAM is dropped."""
+        if self.uid is not None:
+            self._port = ChipPort(Chip(self._farm, self._farm.load(self.uid)))
+
+    def _handle(self, request: bytes) -> bytes:
+        # the endpoint outlives the chips placed in the socket: it always reaches the current one
+        assert self._port is not None  # noqa: S101 - the endpoint exists only with a chip
+        return self._port.handle(request)
+
+
+def _nowhere(_data: bytes) -> None:
+    """No wire attached yet: what the socket says is lost."""
+
+
+class Timers:
+    """Callbacks due at a monotonic time, run by the board's loop."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+
+    def at(self, when: float, fn: Callable[[], None]) -> None:
+        heapq.heappush(self._heap, (when, next(self._seq), fn))
+
+    def next_due(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def run_due(self) -> None:
+        now = time.monotonic()
+        while self._heap and self._heap[0][0] <= now:
+            heapq.heappop(self._heap)[2]()

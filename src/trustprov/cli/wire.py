@@ -1,0 +1,68 @@
+"""`trustprov cm provision` over the wire: the options that pick chip boards or a serial port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from trustprov.errors import FormatError, InputError
+from trustprov.formats.limits import LIMITS
+from trustprov.formats.lot import LotManifest
+from trustprov.line.boards import provision_lot_wire
+from trustprov.line.station import LotSummary
+from trustprov.roles.cm import Job, Outcome
+from trustprov.roles.files import read_bytes
+
+
+@dataclass(frozen=True)
+class Wire:
+    manifest: Path
+    boards: tuple[str, ...]
+    port: str | None
+
+
+def check_wire_options(
+    farm: Path | None, manifest: Path | None, boards: tuple[str, ...], port: str | None
+) -> Wire | None:
+    """None for in-process chips (--farm); the wire's options otherwise."""
+    if manifest is None:
+        if boards or port:
+            raise InputError("--board and --port need --manifest (the lot's chips)")
+        if farm is None:
+            raise InputError("give --farm (in-process chips) or --manifest with --board/--port")
+        return None
+    if farm is not None:
+        raise InputError("--farm and --manifest exclude each other: the board holds the farm")
+    if bool(boards) == (port is not None):
+        raise InputError("with --manifest give --board (one or more) or --port, not both")
+    return Wire(manifest, boards, port)
+
+
+def provision_wire(
+    wire: Wire,
+    lot: str,
+    job: Job,
+    records_url: str,
+    station: str | None,
+    on_start: Callable[[int], None],
+    on_outcome: Callable[[Outcome], None],
+    stop_after: int,
+) -> LotSummary:
+    data = read_bytes(wire.manifest, limit=LIMITS.lot_manifest, what="lot manifest")
+    try:
+        manifest = LotManifest.from_json(data)
+    except FormatError as e:
+        raise InputError(f"{wire.manifest}: {e.message}") from e
+    return provision_lot_wire(
+        manifest=manifest,
+        lot=lot,
+        job=job,
+        records_url=records_url,
+        boards=wire.boards,
+        port=wire.port,
+        station=station,
+        on_outcome=on_outcome,
+        on_start=on_start,
+        stop_after=stop_after,
+    )

@@ -1,0 +1,82 @@
+"""Provisioning a lot over the wire: the lot's chips from the ICM's lot manifest (the board holds
+the farm: it is the tray), on every socket of the chip boards given, or on one serial port.
+
+Same claims, records, resume and reports as `line.station.provision_lot`, which this drives with
+a `line.wire.WireRunner` in place of its in-process workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from trustprov.errors import InputError, TransportError
+from trustprov.formats.lot import LotManifest
+from trustprov.line.station import LotSummary, provision_lot
+from trustprov.line.stopping import STOP_AFTER
+from trustprov.line.wire import LinkOpener, SocketRef, WireError, WireRunner
+from trustprov.link.address import open_link as default_open_link
+from trustprov.link.handler import BoardClient, parse_tcp
+from trustprov.roles.cm import Job, Outcome
+
+
+def discover(handlers: Sequence[str]) -> list[SocketRef]:
+    """Every socket of every board, read from the boards' handlers."""
+    refs: list[SocketRef] = []
+    for address in handlers:
+        host, _ = parse_tcp(address)
+        try:
+            with BoardClient(address) as board:
+                sockets = board.status()
+        except TransportError as e:
+            raise WireError(f"board {address} does not answer: start it first") from e
+        for s in sockets:
+            index = s.get("socket")
+            if not isinstance(index, int) or s.get("state") == "dead":
+                continue
+            port = int(address.rpartition(":")[2]) + 1 + index
+            refs.append(SocketRef(f"tcp://{host}:{port}", address, index))
+    if not refs:
+        raise InputError("no socket in service on the boards given")
+    return refs
+
+
+def provision_lot_wire(
+    *,
+    manifest: LotManifest,
+    lot: str,
+    job: Job,
+    records_url: str,
+    boards: Sequence[str] = (),
+    port: str | None = None,
+    station: str | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    open_link: LinkOpener | None = None,
+    stop_after: int = STOP_AFTER,
+) -> LotSummary:
+    """`provision_lot` over the wire: the chips of ``lot`` from its manifest, on the sockets of
+    ``boards`` (handler addresses), or the one chip on ``port``."""
+    if manifest.lot != lot:
+        raise InputError(f"the lot manifest is for lot {manifest.lot!r}, not {lot!r}")
+    if manifest.family_id != job.family_id:
+        raise InputError("the lot manifest is for another chip family than the bundle")
+    if bool(boards) == (port is not None):
+        raise InputError("give --board (one or more) or --port, not both")
+    open_link = open_link or default_open_link
+    uids = [c.uid for c in manifest.chips]
+    if port is not None:
+        runner = WireRunner([SocketRef(port)], job, open_link, lot_uids=frozenset(uids))
+    else:
+        runner = WireRunner(discover(boards), job, open_link)
+    return provision_lot(
+        farm_path=None,
+        lot=lot,
+        job=job,
+        records_url=records_url,
+        station=station,
+        on_outcome=on_outcome,
+        on_start=on_start,
+        lot_uids=uids,
+        runner=runner.run,
+        stop_after=stop_after,
+    )

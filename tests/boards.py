@@ -1,0 +1,93 @@
+"""Chip boards as processes of their own, for the tests of the board and of the line over the wire.
+
+`BoardProcess` starts `trustprov chip serve`, waits for its one JSON line, and is always stopped
+by the fixture that made it (SIGTERM, then SIGKILL): no test leaves a board running. Loopback
+only; the system picks the ports (``--listen tcp://127.0.0.1:0``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+READY_TIMEOUT = 30.0
+
+
+class BoardProcess:
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from trustprov.cli.main import main; main()", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], READY_TIMEOUT)
+        line = self.proc.stdout.readline() if ready else b""
+        if not line:
+            self.stop()
+            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+            raise AssertionError(f"the board did not start: {err}")
+        self.ready: dict[str, Any] = json.loads(line)
+
+    @property
+    def handler(self) -> str:
+        return str(self.ready["handler"])
+
+    @property
+    def sockets(self) -> list[str]:
+        return list(self.ready["sockets"])
+
+    def kill(self) -> None:
+        """Pull the board's plug: every chip on it loses power at once."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        return self.proc.returncode
+
+
+BoardStarter = Callable[..., BoardProcess]
+
+
+def serve_args(farm: Path, *, sockets: int = 1, faults: str | None = None) -> list[str]:
+    args = ["chip", "serve", "--farm", str(farm), "--listen", "tcp://127.0.0.1:0"]
+    args += ["--sockets", str(sockets)]
+    return args + (["--faults", faults] if faults else [])
+
+
+@pytest.fixture
+def start_board() -> Iterator[BoardStarter]:
+    """``start_board(farm, sockets=N, faults=SPEC)`` or ``start_board(args=[...])``; every
+    board started is stopped when the test ends, whatever happened."""
+    started: list[BoardProcess] = []
+
+    def start(
+        farm: Path | None = None, *, args: list[str] | None = None, **kw: Any
+    ) -> BoardProcess:
+        assert (farm is None) != (args is None)
+        board = BoardProcess(args if args is not None else serve_args(farm, **kw))  # type: ignore[arg-type]
+        started.append(board)
+        return board
+
+    yield start
+    for board in started:
+        board.stop()
