@@ -31,6 +31,7 @@ EXPECTED = {
     ("oem", "regen"),
     ("cm", "provision"),
     ("chip", "show"),
+    ("chip", "serve"),
     ("inspect",),
     ("oem", "template"),
     ("demo",),

@@ -30,7 +30,7 @@ def parse_listen(text: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-@click.command()
+@click.command(short_help="Serve chips over a wire: a board of sockets, or one chip on a pty.")
 @path_option("--farm", help="The chip farm: the tray the board takes chips from.")
 @click.option("--listen", required=True, help="tcp://HOST:PORT (PORT 0: any free ports) or pty.")
 @click.option(
