@@ -42,7 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "cm",
         "The contract manufacturer: provision lots of chips, report on them.",
     ),
-    "chip": ("trustprov.cli.chip", "chip", "Inspect chips."),
+    "chip": ("trustprov.cli.chip", "chip", "Inspect chips; serve them on a board."),
     "inspect": (
         "trustprov.cli.inspect",
         "inspect",
