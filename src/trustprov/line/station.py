@@ -124,9 +124,18 @@ class _Line:
         self.queue(self.store.take_over(self.ref, self.station))
         return self.backlog.popleft() if self.backlog else []
 
-    def settle(self, batch: list[Claim], outcomes: list[Outcome], *, more: bool = True) -> None:
-        """Record a batch's outcomes (in its order, possibly fewer: the rest go back to the
-        lot); with ``more``, claim the next batch in the same transaction."""
+    def settle(
+        self,
+        batch: list[Claim],
+        outcomes: list[Outcome],
+        *,
+        more: bool = True,
+        give_back_rest: bool = True,
+    ) -> None:
+        """Record a batch's outcomes (possibly fewer than its chips: with ``give_back_rest``
+        the chips not settled go back to the lot, as chips never started; without, they stay
+        claimed, for chips that may be in flight); with ``more``, claim the next batch in the
+        same transaction."""
         self.store.check_lease()
         more = more and not self.stop.requested
         n = self.task_size if more and not self.backlog else 0
@@ -136,7 +145,7 @@ class _Line:
         if claims:
             self.backlog.append(claims)
         settled = {o.uid.hex() for o in outcomes}
-        rest = [c.uid for c in batch if c.uid not in settled]
+        rest = [c.uid for c in batch if c.uid not in settled] if give_back_rest else []
         if rest:  # a worker stopped early: the chips it did not start go back to the lot
             self.store.release(self.ref, self.station, rest)
         recovered = {c.uid for c in batch if c.recovered}

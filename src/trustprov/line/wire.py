@@ -245,7 +245,7 @@ class WireRunner:
                     batches[item.batch][1].append(outcome)
         for claims, outcomes in batches.values():
             if outcomes:
-                line.settle(claims, outcomes, more=False)
+                line.settle(claims, outcomes, more=False, give_back_rest=False)
 
     # -- one socket -----------------------------------------------------------------------------
     def _socket_loop(self, ref: SocketRef) -> None:
