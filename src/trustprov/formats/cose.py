@@ -119,22 +119,7 @@ def decode(
     size = 3 if tag == TAG_ENCRYPT0 else 4
     if not isinstance(items, list) or len(items) != size:
         raise FormatError(f"{what}: {_NAMES[tag]} must be an array of {size}")
-    protected_bytes = cbor.expect_bstr(items[0], f"{what}: protected header")
-    if not protected_bytes:
-        raise FormatError(f"{what}: empty protected header")
-    protected = cbor.expect(
-        cbor.decode(
-            protected_bytes,
-            limit=limit,
-            what=f"{what}: protected header",
-            shape=LIMITS.protected_header_shape,
-        ),
-        dict,
-        f"{what}: protected header",
-    )
-    unprotected = cbor.expect(items[1], dict, f"{what}: unprotected header")
-    if protected.keys() & unprotected.keys():
-        raise FormatError(f"{what}: a header label is both protected and unprotected")
+    protected_bytes, protected, unprotected = _headers(items, limit=limit, what=what)
     body = cbor.expect_bstr(items[2], f"{what}: payload")
     if tag == TAG_SIGN:
         signatures = _signatures(items[3], limit=limit, what=what)
@@ -158,6 +143,30 @@ def decode_signed(
     raise FormatError(f"{what}: not a COSE_Sign1 (tag 18) or COSE_Sign (tag 98)")
 
 
+def _headers(
+    items: list[Any], *, limit: int, what: str
+) -> tuple[bytes, dict[Any, Any], dict[Any, Any]]:
+    """The protected header (bstr-wrapped, non-empty, bounded) and the unprotected map of a
+    COSE message or COSE_Signature, which may not share a label."""
+    protected_bytes = cbor.expect_bstr(items[0], f"{what}: protected header")
+    if not protected_bytes:
+        raise FormatError(f"{what}: empty protected header")
+    protected = cbor.expect(
+        cbor.decode(
+            protected_bytes,
+            limit=limit,
+            what=f"{what}: protected header",
+            shape=LIMITS.protected_header_shape,
+        ),
+        dict,
+        f"{what}: protected header",
+    )
+    unprotected = cbor.expect(items[1], dict, f"{what}: unprotected header")
+    if protected.keys() & unprotected.keys():
+        raise FormatError(f"{what}: a header label is both protected and unprotected")
+    return protected_bytes, protected, unprotected
+
+
 def _signatures(value: Any, *, limit: int, what: str) -> tuple[CoseSignature, ...]:
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_SIGNATURES:
         raise FormatError(f"{what}: COSE_Sign needs 1..{MAX_SIGNATURES} signatures")
@@ -166,22 +175,7 @@ def _signatures(value: Any, *, limit: int, what: str) -> tuple[CoseSignature, ..
         w = f"{what}: signature {n}"
         if not isinstance(item, list) or len(item) != 3:
             raise FormatError(f"{w}: COSE_Signature must be an array of 3")
-        protected_bytes = cbor.expect_bstr(item[0], f"{w}: protected header")
-        if not protected_bytes:
-            raise FormatError(f"{w}: empty protected header")
-        protected = cbor.expect(
-            cbor.decode(
-                protected_bytes,
-                limit=limit,
-                what=f"{w}: protected header",
-                shape=LIMITS.protected_header_shape,
-            ),
-            dict,
-            f"{w}: protected header",
-        )
-        unprotected = cbor.expect(item[1], dict, f"{w}: unprotected header")
-        if protected.keys() & unprotected.keys():
-            raise FormatError(f"{w}: a header label is both protected and unprotected")
+        protected_bytes, protected, unprotected = _headers(item, limit=limit, what=w)
         signature = cbor.expect_bstr(item[2], f"{w}: signature")
         out.append(CoseSignature(protected_bytes, protected, unprotected, signature))
     return tuple(out)
