@@ -1,0 +1,271 @@
+"""The flow against vectors (FIG. 2, 4, 3) and every refusal of section 6.6, each checked to
+leave nothing installed (`rom.status` "installed-digest" unchanged) and the chip retryable.
+
+Refusals run before the one install the suite makes (the vector bundle, epoch 7), so "retryable"
+means the right bundle's session then opens and takes every chunk; after the install, only
+`stale-epoch` and the lock cases remain, and `lock` ends the suite: it cannot be undone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from trustprov.conformance.suite import Case, CaseFailed, Context, expect, refused
+from trustprov.crypto.aead import cmac_tag, cmac_verify
+from trustprov.crypto.schedule import f_oem_share
+from trustprov.formats import cose
+from trustprov.formats.bundle import SignedManifest
+from trustprov.link import messages
+from trustprov.link.client import ChipClient, PreparedBundle
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    b = bytearray(data)
+    b[at] ^= 0x01
+    return bytes(b)
+
+
+def _digest(chip: ChipClient) -> Any:
+    return chip.status().get("installed-digest")
+
+
+def _retryable(ctx: Context, chip: ChipClient) -> str:
+    """The right bundle's session opens and takes every chunk; then a reboot drops it unfinished."""
+    prepared = ctx.prepared()
+    chip.send(prepared.begin)
+    for request in prepared.chunks:
+        chip.send(request)
+    ctx.boot(chip)  # a new boot ends the session: nothing of it installs
+    return "retry accepted every chunk"
+
+
+def _refusal(
+    ctx: Context, codes: set[str], provoke: Callable[[ChipClient, PreparedBundle], object]
+) -> str:
+    with ctx.client() as chip:
+        ctx.boot(chip)
+        before = _digest(chip)
+        e = refused(lambda: provoke(chip, ctx.prepared()), codes)
+        after = _digest(chip)
+        expect(after == before, f"installed-digest changed after {e.code}: {after!r}")
+        if e.code != "stale-epoch":
+            chunk = refused(
+                lambda: chip.send(ctx.prepared().chunks[0]), {"bad-sequence", "unknown-command"}
+            )
+            expect(chunk is not None, "the session outlived the refusal")
+            retry = _retryable(ctx, chip)
+            expect(_digest(chip) == before, "installed-digest changed during the retry")
+        else:
+            retry = "status answered"
+        return f"{e.code} ({e.message}); nothing installed; {retry}"
+
+
+def _run(chip: ChipClient, p: PreparedBundle, chunks: list[bytes] | None = None) -> None:
+    chip.send(p.begin)
+    for request in p.chunks if chunks is None else chunks:
+        chip.send(request)
+    chip.send(p.finish)
+
+
+def _chunk_request(p: PreparedBundle, k: int, change: Callable[[dict[str, Any]], None]) -> bytes:
+    _, args = messages.decode_request(p.chunks[k])
+    change(args)
+    return messages.encode_request("cm.chunk", args)
+
+
+# -- FIG. 2, FIG. 4, FIG. 3 -----------------------------------------------------------------------
+def keygen(ctx: Context) -> str:
+    fam = ctx.family
+    with ctx.client() as chip:
+        ctx.boot(chip)
+        out = chip.keygen(fam.oem_rnd_input, ctx.params())
+        ctx.boot(chip)  # end the sealing session
+    expect(fam.open(out["enc-oem-rnd-input"], "oem-rnd-input") == fam.oem_rnd_input,
+           "ENC(OEM_RND_INPUT) does not open to the input under K_OEM_MASTER_SHARE")
+    rnd = fam.open(out["enc-rnd-share"], "rnd-share")
+    share = fam.open(out["enc-oem-share"], "oem-share")
+    expect(share == f_oem_share(fam.oem_rnd_input, rnd), "OEM_SHARE is not F(OEM_RND_INPUT, RND_SHARE)")
+    expect(rnd != fam.rnd_share, "RND_SHARE is the vector's: not drawn from the TRNG")
+    ctx.other_enc_oem_share = out["enc-oem-share"]  # another OEM domain, for secrets.fixed-messages
+    return "the three sealed values open under the published keys; OEM_SHARE = F(input, RND_SHARE)"
+
+
+def regen(ctx: Context) -> str:
+    fam = ctx.family
+    keys = fam.oem_keys(fam.oem_share)
+    with ctx.client() as chip:
+        ctx.boot(chip)
+        enc = chip.regen(
+            fam.seal("oem-rnd-input", fam.oem_rnd_input), fam.seal("rnd-share", fam.rnd_share),
+            ctx.params(),
+        )
+        expect(fam.open(enc, "oem-share") == fam.oem_share, "regenerated OEM_SHARE is not the vector's")
+        chip.seal_asset("conformance", "config", 5, {"region": "conformance"})
+        chip.seal_chunk(0, b"hello")
+        signed = SignedManifest.from_bytes(chip.seal_finish())
+    m = signed.message
+    cmac_verify(keys.auth, m.mac_structure(), m.auth)  # raises: the chip's K_AUTH is not the vector's
+    expect(signed.manifest.family_id == fam.family_id, "the manifest names another family")
+    return "ENC(OEM_SHARE) opens to the vector OEM_SHARE; the sealed manifest verifies under K_AUTH"
+
+
+def provision(ctx: Context) -> str:
+    v = ctx.family.vector
+    with ctx.client() as chip:
+        ctx.boot(chip)
+        status = chip.status()
+        expect(status.get("installed-digest") != v.installed_digest,
+               "the chip already holds the vector bundle: this case needs a fresh chip")
+        _run(chip, ctx.prepared())
+        status = chip.status()
+    got = status.get("installed-digest")
+    expect(got == v.installed_digest, f"installed-digest {got!r}, vector {v.installed_digest.hex()}")
+    expect(status["installed"]["domain-id"] == v.domain_id, "domain-id is not the vector's")
+    expect(status["lifecycle"] == "PROVISIONED", f"lifecycle {status['lifecycle']}")
+    return f"installed-digest {v.installed_digest.hex()} (vector); PROVISIONED"
+
+
+# -- refusals (6.6) -------------------------------------------------------------------------------
+def tampered_share(ctx: Context) -> str:
+    def go(chip: ChipClient, p: PreparedBundle) -> None:
+        share = ctx.family.seal("oem-share", ctx.family.oem_share)
+        _run(chip, PreparedBundle.prepare(ctx.family.vector.bundle, _flip(share, len(share) - 1)))
+    return _refusal(ctx, {"bad-share"}, go)
+
+
+def other_family(ctx: Context) -> str:
+    def go(chip: ChipClient, p: PreparedBundle) -> None:
+        share = ctx.family.seal("oem-share", ctx.family.oem_share, family_id=bytes(8))
+        _run(chip, PreparedBundle.prepare(ctx.family.vector.bundle, share))
+    return _refusal(ctx, {"wrong-family"}, go)
+
+
+def tampered_manifest(ctx: Context) -> str:
+    def go(chip: ChipClient, p: PreparedBundle) -> None:
+        _, args = messages.decode_request(p.begin)
+        args["manifest"] = _flip(args["manifest"], len(args["manifest"]) - 1)
+        chip.send(messages.encode_request("cm.begin", args))
+    return _refusal(ctx, {"bad-manifest"}, go)
+
+
+def tampered_chunk(ctx: Context) -> str:
+    def go(chip: ChipClient, p: PreparedBundle) -> None:
+        bad = _chunk_request(p, 1, lambda a: a.update(data=_flip(a["data"], 0)))
+        _run(chip, p, [p.chunks[0], bad, *p.chunks[2:]])
+    return _refusal(ctx, {"bad-chunk"}, go)
+
+
+def out_of_order(ctx: Context) -> str:
+    def go(chip: ChipClient, p: PreparedBundle) -> None:
+        _run(chip, p, [p.chunks[0], p.chunks[2], p.chunks[1], *p.chunks[3:]])
+    return _refusal(ctx, {"bad-sequence"}, go)
+
+
+def ram_budget(ctx: Context) -> str:
+    """A manifest MACed with the vector OEM's K_AUTH whose chunk size no 64 KiB chip holds twice."""
+    fam = ctx.family
+    manifest = fam.vector.bundle.manifest
+    big = dataclasses.replace(
+        manifest,
+        chunk_size=65536,
+        assets=tuple(dataclasses.replace(a, chunks=1) for a in manifest.assets),
+    )
+    payload = big.to_payload()
+    header = SignedManifest.protected_header(fam.family_id)
+    protected = cose.encode_protected(header)
+    tag = cmac_tag(fam.oem_keys(fam.oem_share).auth, cose.mac_structure(protected, payload))
+    mac0 = cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
+
+    def go(chip: ChipClient, p: PreparedBundle) -> None:
+        _, args = messages.decode_request(p.begin)
+        chip.send(messages.encode_request("cm.begin", {**args, "manifest": mac0}))
+    return _refusal(ctx, {"ram-budget"}, go)
+
+
+def stale_epoch(ctx: Context) -> str:
+    return _refusal(ctx, {"stale-epoch"}, lambda chip, p: _run(chip, p))
+
+
+# -- secrets ----------------------------------------------------------------------------------------
+def fixed_messages(ctx: Context) -> str:
+    """A refusal's text must not depend on a key: the same CMAC failure under two OEM domains."""
+    if ctx.other_enc_oem_share is None:
+        keygen(ctx)
+    texts = []
+    with ctx.client() as chip:
+        for share in (ctx.family.seal("oem-share", ctx.family.oem_share), ctx.other_enc_oem_share):
+            ctx.boot(chip)
+            p = ctx.prepared(enc_oem_share=share)
+            _, args = messages.decode_request(p.begin)
+            args["manifest"] = _flip(args["manifest"], len(args["manifest"]) - 1)
+            e = refused(lambda: chip.send(messages.encode_request("cm.begin", args)), {"bad-manifest"})  # noqa: B023 - called at once
+            texts.append(e.message)
+    expect(texts[0] == texts[1], f"the message depends on the OEM's keys: {texts[0]!r} vs {texts[1]!r}")
+    return f"the same text under two OEM domains: {texts[0]!r}"
+
+
+def scan(ctx: Context) -> str:
+    """Every answer so far, searched for any 8 bytes of every secret, raw or as hex text."""
+    needles: list[tuple[str, bytes]] = []
+    for name, secret in ctx.family.secrets.items():
+        for i in range(0, len(secret) - 7):
+            window = secret[i : i + 8]
+            needles += [(name, window), (name, window.hex().encode()), (name, window.hex().upper().encode())]
+    blob = b"\x00".join(ctx.answers)
+    for name, needle in needles:
+        if needle in blob:
+            raise CaseFailed(f"an answer carries bytes of {name}")
+    expect(len(ctx.answers) > 0, "no answers were recorded")
+    return f"{len(ctx.answers)} answers ({len(blob)} bytes), {len(ctx.family.secrets)} secrets: none found"
+
+
+# -- lock (destructive: last) -------------------------------------------------------------------
+def lock_ends_session(ctx: Context) -> str:
+    fam = ctx.family
+    with ctx.client() as chip:
+        ctx.boot(chip)
+        chip.regen(fam.seal("oem-rnd-input", fam.oem_rnd_input), fam.seal("rnd-share", fam.rnd_share), ctx.params())
+        e = refused(chip.lock, {"bad-sequence"})
+        after = refused(lambda: chip.seal_asset("x", "config", 1, {"region": "x"}), {"bad-sequence"})
+        lifecycle = chip.status()["lifecycle"]
+        expect(lifecycle != "LOCKED", "the chip locked under an open session")
+        return f"lock under a session: {e.code}; the session is gone ({after.code}); {lifecycle}"
+
+
+def locked(ctx: Context) -> str:
+    with ctx.client() as chip:
+        ctx.boot(chip)
+        expect(chip.status()["lifecycle"] == "PROVISIONED", "lock needs a PROVISIONED chip (run fig3.provision)")
+        chip.lock()
+        before = _digest(chip)
+        e = refused(lambda: _run(chip, ctx.prepared()), {"lifecycle"})
+        again = refused(chip.lock, {"lifecycle"})
+        status = chip.status()
+        expect(status["lifecycle"] == "LOCKED", f"lifecycle {status['lifecycle']} after lock")
+        expect(status.get("installed-digest") == before, "installed-digest changed on a locked chip")
+        return f"LOCKED; cm.begin: {e.code}; lock again: {again.code}; nothing installed"
+
+
+
+CASES_BEFORE_INSTALL = [
+    Case("fig2.keygen", "3, 4 (FIG. 2)", "keygen's sealed values open to F of the vector input", keygen),
+    Case("fig4.regen", "3, 4, 6.1 (FIG. 4)", "regen gives the vector OEM_SHARE and K_AUTH", regen),
+    Case("refusal.tampered-share", "4, 6.6 (2.)", "a damaged ENC(OEM_SHARE)", tampered_share),
+    Case("refusal.other-family", "4, 6.6 (2.)", "ENC(OEM_SHARE) of another family", other_family),
+    Case("refusal.tampered-manifest", "6.1, 6.6 (5.)", "a damaged manifest MAC", tampered_manifest),
+    Case("refusal.tampered-chunk", "6.3, 6.6 (7.)", "a damaged chunk", tampered_chunk),
+    Case("refusal.out-of-order", "6.6 (7.)", "a chunk before its predecessor", out_of_order),
+    Case("refusal.ram-budget", "6.6 (6.)", "a manifest beyond a 64 KiB RAM", ram_budget),
+    Case("secrets.fixed-messages", "8", "refusal texts do not depend on keys", fixed_messages),
+]
+CASES_INSTALL = [
+    Case("fig3.provision", "6.6, 6.7 (FIG. 3)", "the vector bundle installs with its digest", provision,
+         needs="a chip that does not hold the vector bundle yet"),
+    Case("refusal.stale-epoch", "6.6 (6.)", "the same bundle again", stale_epoch),
+    Case("secrets.scan", "8; DESIGN.md property 1", "no answer carries a secret", scan),
+    Case("lock.ends-session", "6.6 (lifecycle)", "lock under a session ends it", lock_ends_session),
+    Case("lock.locked", "6.6 (lifecycle)", "a LOCKED chip installs nothing", locked,
+         needs="locks the chip for good: last"),
+]
