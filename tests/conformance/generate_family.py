@@ -49,6 +49,8 @@ def compute() -> dict[str, Any]:
         "oem_rnd_input": f["oem_rnd_input"],
         "rnd_share": f["rnd_share"],
         "oem_share": f["oem_share"],
+        "other_oem_rnd_input": seed("other-oem-rnd-input"),
+        "other_rnd_share": seed("other-rnd-share"),
         "bundle": {
             k: bundle[k]
             for k in ("bundle", "bundle_id", "domain_id", "epoch", "min_svn", "installed_digest")

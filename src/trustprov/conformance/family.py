@@ -61,6 +61,8 @@ class TestFamily:
     oem_rnd_input: bytes = field(repr=False)
     rnd_share: bytes = field(repr=False)
     oem_share: bytes = field(repr=False)
+    other_oem_rnd_input: bytes = field(repr=False)  # a second OEM, for secrets.fixed-messages
+    other_rnd_share: bytes = field(repr=False)
     vector: VectorBundle = field(repr=False)
 
     __test__ = False  # not a pytest class
@@ -85,6 +87,8 @@ class TestFamily:
             oem_rnd_input=_h(d["oem_rnd_input"]),
             rnd_share=_h(d["rnd_share"]),
             oem_share=_h(d["oem_share"]),
+            other_oem_rnd_input=_h(d["other_oem_rnd_input"]),
+            other_rnd_share=_h(d["other_rnd_share"]),
             vector=VectorBundle(
                 bundle=Bundle.from_bytes(encoded),
                 encoded=encoded,
@@ -127,7 +131,7 @@ class TestFamily:
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(ca_name)
-            .public_key(chip_key)  # type: ignore[arg-type]  # an EC key: the chip makes P-256
+            .public_key(chip_key)
             .serial_number(int.from_bytes(uid) or 1)
             .not_valid_before(datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC))
             .not_valid_after(NOT_AFTER)
@@ -174,7 +178,9 @@ class TestFamily:
         out = {
             "HW_SHARE": self.hw_share,
             "ROM_SHARE": self.rom_share,
-            "HW_SHARE xor ROM_SHARE": bytes(a ^ b for a, b in zip(self.hw_share, self.rom_share)),
+            "HW_SHARE xor ROM_SHARE": bytes(
+                a ^ b for a, b in zip(self.hw_share, self.rom_share, strict=True)
+            ),
             "K_OEM_SHARE": self.k_oem_share,
             "K_OEM_MASTER_SHARE": self.k_oem_master_share,
             "RND_SHARE": self.rnd_share,

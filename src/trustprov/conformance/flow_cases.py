@@ -9,6 +9,7 @@ means the right bundle's session then opens and takes every chunk; after the ins
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -82,13 +83,16 @@ def keygen(ctx: Context) -> str:
         ctx.boot(chip)
         out = chip.keygen(fam.oem_rnd_input, ctx.params())
         ctx.boot(chip)  # end the sealing session
-    expect(fam.open(out["enc-oem-rnd-input"], "oem-rnd-input") == fam.oem_rnd_input,
-           "ENC(OEM_RND_INPUT) does not open to the input under K_OEM_MASTER_SHARE")
+    expect(
+        fam.open(out["enc-oem-rnd-input"], "oem-rnd-input") == fam.oem_rnd_input,
+        "ENC(OEM_RND_INPUT) does not open to the input under K_OEM_MASTER_SHARE",
+    )
     rnd = fam.open(out["enc-rnd-share"], "rnd-share")
     share = fam.open(out["enc-oem-share"], "oem-share")
-    expect(share == f_oem_share(fam.oem_rnd_input, rnd), "OEM_SHARE is not F(OEM_RND_INPUT, RND_SHARE)")
+    expect(
+        share == f_oem_share(fam.oem_rnd_input, rnd), "OEM_SHARE is not F(OEM_RND_INPUT, RND_SHARE)"
+    )
     expect(rnd != fam.rnd_share, "RND_SHARE is the vector's: not drawn from the TRNG")
-    ctx.other_enc_oem_share = out["enc-oem-share"]  # another OEM domain, for secrets.fixed-messages
     return "the three sealed values open under the published keys; OEM_SHARE = F(input, RND_SHARE)"
 
 
@@ -98,15 +102,20 @@ def regen(ctx: Context) -> str:
     with ctx.client() as chip:
         ctx.boot(chip)
         enc = chip.regen(
-            fam.seal("oem-rnd-input", fam.oem_rnd_input), fam.seal("rnd-share", fam.rnd_share),
+            fam.seal("oem-rnd-input", fam.oem_rnd_input),
+            fam.seal("rnd-share", fam.rnd_share),
             ctx.params(),
         )
-        expect(fam.open(enc, "oem-share") == fam.oem_share, "regenerated OEM_SHARE is not the vector's")
+        expect(
+            fam.open(enc, "oem-share") == fam.oem_share, "regenerated OEM_SHARE is not the vector's"
+        )
         chip.seal_asset("conformance", "config", 5, {"region": "conformance"})
         chip.seal_chunk(0, b"hello")
         signed = SignedManifest.from_bytes(chip.seal_finish())
     m = signed.message
-    cmac_verify(keys.auth, m.mac_structure(), m.auth)  # raises: the chip's K_AUTH is not the vector's
+    cmac_verify(
+        keys.auth, m.mac_structure(), m.auth
+    )  # raises: the chip's K_AUTH is not the vector's
     expect(signed.manifest.family_id == fam.family_id, "the manifest names another family")
     return "ENC(OEM_SHARE) opens to the vector OEM_SHARE; the sealed manifest verifies under K_AUTH"
 
@@ -116,12 +125,16 @@ def provision(ctx: Context) -> str:
     with ctx.client() as chip:
         ctx.boot(chip)
         status = chip.status()
-        expect(status.get("installed-digest") != v.installed_digest,
-               "the chip already holds the vector bundle: this case needs a fresh chip")
+        expect(
+            status.get("installed-digest") != v.installed_digest,
+            "the chip already holds the vector bundle: this case needs a fresh chip",
+        )
         _run(chip, ctx.prepared())
         status = chip.status()
     got = status.get("installed-digest")
-    expect(got == v.installed_digest, f"installed-digest {got!r}, vector {v.installed_digest.hex()}")
+    expect(
+        got == v.installed_digest, f"installed-digest {got!r}, vector {v.installed_digest.hex()}"
+    )
     expect(status["installed"]["domain-id"] == v.domain_id, "domain-id is not the vector's")
     expect(status["lifecycle"] == "PROVISIONED", f"lifecycle {status['lifecycle']}")
     return f"installed-digest {v.installed_digest.hex()} (vector); PROVISIONED"
@@ -129,16 +142,18 @@ def provision(ctx: Context) -> str:
 
 # -- refusals (6.6) -------------------------------------------------------------------------------
 def tampered_share(ctx: Context) -> str:
-    def go(chip: ChipClient, p: PreparedBundle) -> None:
+    def go(chip: ChipClient, _p: PreparedBundle) -> None:
         share = ctx.family.seal("oem-share", ctx.family.oem_share)
         _run(chip, PreparedBundle.prepare(ctx.family.vector.bundle, _flip(share, len(share) - 1)))
+
     return _refusal(ctx, {"bad-share"}, go)
 
 
 def other_family(ctx: Context) -> str:
-    def go(chip: ChipClient, p: PreparedBundle) -> None:
+    def go(chip: ChipClient, _p: PreparedBundle) -> None:
         share = ctx.family.seal("oem-share", ctx.family.oem_share, family_id=bytes(8))
         _run(chip, PreparedBundle.prepare(ctx.family.vector.bundle, share))
+
     return _refusal(ctx, {"wrong-family"}, go)
 
 
@@ -147,19 +162,31 @@ def tampered_manifest(ctx: Context) -> str:
         _, args = messages.decode_request(p.begin)
         args["manifest"] = _flip(args["manifest"], len(args["manifest"]) - 1)
         chip.send(messages.encode_request("cm.begin", args))
+
     return _refusal(ctx, {"bad-manifest"}, go)
+
+
+def _at(chip: ChipClient, p: PreparedBundle, before: list[bytes], bad: bytes, what: str) -> None:
+    """Begin, the chunks ``before`` (each must be taken), then ``bad``, which must be refused."""
+    chip.send(p.begin)
+    for request in before:
+        chip.send(request)
+    chip.send(bad)
+    raise CaseFailed(f"the chip accepted {what}")
 
 
 def tampered_chunk(ctx: Context) -> str:
     def go(chip: ChipClient, p: PreparedBundle) -> None:
         bad = _chunk_request(p, 1, lambda a: a.update(data=_flip(a["data"], 0)))
-        _run(chip, p, [p.chunks[0], bad, *p.chunks[2:]])
+        _at(chip, p, [p.chunks[0]], bad, "a damaged chunk")
+
     return _refusal(ctx, {"bad-chunk"}, go)
 
 
 def out_of_order(ctx: Context) -> str:
     def go(chip: ChipClient, p: PreparedBundle) -> None:
-        _run(chip, p, [p.chunks[0], p.chunks[2], p.chunks[1], *p.chunks[3:]])
+        _at(chip, p, [p.chunks[0]], p.chunks[2], "chunk 1 of an asset before its chunk 0")
+
     return _refusal(ctx, {"bad-sequence"}, go)
 
 
@@ -181,28 +208,39 @@ def ram_budget(ctx: Context) -> str:
     def go(chip: ChipClient, p: PreparedBundle) -> None:
         _, args = messages.decode_request(p.begin)
         chip.send(messages.encode_request("cm.begin", {**args, "manifest": mac0}))
+
     return _refusal(ctx, {"ram-budget"}, go)
 
 
 def stale_epoch(ctx: Context) -> str:
-    return _refusal(ctx, {"stale-epoch"}, lambda chip, p: _run(chip, p))
+    return _refusal(ctx, {"stale-epoch"}, _run)
 
 
-# -- secrets ----------------------------------------------------------------------------------------
+# -- secrets ------------------------------------------------------------------------------------
 def fixed_messages(ctx: Context) -> str:
-    """A refusal's text must not depend on a key: the same CMAC failure under two OEM domains."""
-    if ctx.other_enc_oem_share is None:
-        keygen(ctx)
+    """A refusal's text must not depend on a key: the same CMAC failure under two OEM domains,
+    the vector OEM's and a second published one (FIG. 4 with fixed values), so the check is
+    deterministic."""
+    fam = ctx.family
     texts = []
     with ctx.client() as chip:
-        for share in (ctx.family.seal("oem-share", ctx.family.oem_share), ctx.other_enc_oem_share):
+        ctx.boot(chip)
+        other = chip.regen(
+            fam.seal("oem-rnd-input", fam.other_oem_rnd_input),
+            fam.seal("rnd-share", fam.other_rnd_share),
+            ctx.params(),
+        )
+        for share in (fam.seal("oem-share", fam.oem_share), other):
             ctx.boot(chip)
             p = ctx.prepared(enc_oem_share=share)
             _, args = messages.decode_request(p.begin)
             args["manifest"] = _flip(args["manifest"], len(args["manifest"]) - 1)
-            e = refused(lambda: chip.send(messages.encode_request("cm.begin", args)), {"bad-manifest"})  # noqa: B023 - called at once
+            begin = messages.encode_request("cm.begin", args)
+            e = refused(functools.partial(chip.send, begin), {"bad-manifest"})
             texts.append(e.message)
-    expect(texts[0] == texts[1], f"the message depends on the OEM's keys: {texts[0]!r} vs {texts[1]!r}")
+    expect(
+        texts[0] == texts[1], f"the message depends on the OEM's keys: {texts[0]!r} vs {texts[1]!r}"
+    )
     return f"the same text under two OEM domains: {texts[0]!r}"
 
 
@@ -212,13 +250,18 @@ def scan(ctx: Context) -> str:
     for name, secret in ctx.family.secrets.items():
         for i in range(0, len(secret) - 7):
             window = secret[i : i + 8]
-            needles += [(name, window), (name, window.hex().encode()), (name, window.hex().upper().encode())]
+            needles += [
+                (name, window),
+                (name, window.hex().encode()),
+                (name, window.hex().upper().encode()),
+            ]
     blob = b"\x00".join(ctx.answers)
     for name, needle in needles:
         if needle in blob:
             raise CaseFailed(f"an answer carries bytes of {name}")
     expect(len(ctx.answers) > 0, "no answers were recorded")
-    return f"{len(ctx.answers)} answers ({len(blob)} bytes), {len(ctx.family.secrets)} secrets: none found"
+    count = len(ctx.family.secrets)
+    return f"{len(ctx.answers)} answers ({len(blob)} bytes), {count} secrets: none found"
 
 
 # -- lock (destructive: last) -------------------------------------------------------------------
@@ -226,9 +269,15 @@ def lock_ends_session(ctx: Context) -> str:
     fam = ctx.family
     with ctx.client() as chip:
         ctx.boot(chip)
-        chip.regen(fam.seal("oem-rnd-input", fam.oem_rnd_input), fam.seal("rnd-share", fam.rnd_share), ctx.params())
+        chip.regen(
+            fam.seal("oem-rnd-input", fam.oem_rnd_input),
+            fam.seal("rnd-share", fam.rnd_share),
+            ctx.params(),
+        )
         e = refused(chip.lock, {"bad-sequence"})
-        after = refused(lambda: chip.seal_asset("x", "config", 1, {"region": "x"}), {"bad-sequence"})
+        after = refused(
+            lambda: chip.seal_asset("x", "config", 1, {"region": "x"}), {"bad-sequence"}
+        )
         lifecycle = chip.status()["lifecycle"]
         expect(lifecycle != "LOCKED", "the chip locked under an open session")
         return f"lock under a session: {e.code}; the session is gone ({after.code}); {lifecycle}"
@@ -237,20 +286,29 @@ def lock_ends_session(ctx: Context) -> str:
 def locked(ctx: Context) -> str:
     with ctx.client() as chip:
         ctx.boot(chip)
-        expect(chip.status()["lifecycle"] == "PROVISIONED", "lock needs a PROVISIONED chip (run fig3.provision)")
+        expect(
+            chip.status()["lifecycle"] == "PROVISIONED",
+            "lock needs a PROVISIONED chip (run fig3.provision)",
+        )
         chip.lock()
         before = _digest(chip)
         e = refused(lambda: _run(chip, ctx.prepared()), {"lifecycle"})
         again = refused(chip.lock, {"lifecycle"})
         status = chip.status()
         expect(status["lifecycle"] == "LOCKED", f"lifecycle {status['lifecycle']} after lock")
-        expect(status.get("installed-digest") == before, "installed-digest changed on a locked chip")
+        expect(
+            status.get("installed-digest") == before, "installed-digest changed on a locked chip"
+        )
         return f"LOCKED; cm.begin: {e.code}; lock again: {again.code}; nothing installed"
 
 
-
 CASES_BEFORE_INSTALL = [
-    Case("fig2.keygen", "3, 4 (FIG. 2)", "keygen's sealed values open to F of the vector input", keygen),
+    Case(
+        "fig2.keygen",
+        "3, 4 (FIG. 2)",
+        "keygen's sealed values open to F of the vector input",
+        keygen,
+    ),
     Case("fig4.regen", "3, 4, 6.1 (FIG. 4)", "regen gives the vector OEM_SHARE and K_AUTH", regen),
     Case("refusal.tampered-share", "4, 6.6 (2.)", "a damaged ENC(OEM_SHARE)", tampered_share),
     Case("refusal.other-family", "4, 6.6 (2.)", "ENC(OEM_SHARE) of another family", other_family),
@@ -261,11 +319,21 @@ CASES_BEFORE_INSTALL = [
     Case("secrets.fixed-messages", "8", "refusal texts do not depend on keys", fixed_messages),
 ]
 CASES_INSTALL = [
-    Case("fig3.provision", "6.6, 6.7 (FIG. 3)", "the vector bundle installs with its digest", provision,
-         needs="a chip that does not hold the vector bundle yet"),
+    Case(
+        "fig3.provision",
+        "6.6, 6.7 (FIG. 3)",
+        "the vector bundle installs with its digest",
+        provision,
+        needs="a chip that does not hold the vector bundle yet",
+    ),
     Case("refusal.stale-epoch", "6.6 (6.)", "the same bundle again", stale_epoch),
     Case("secrets.scan", "8; DESIGN.md property 1", "no answer carries a secret", scan),
     Case("lock.ends-session", "6.6 (lifecycle)", "lock under a session ends it", lock_ends_session),
-    Case("lock.locked", "6.6 (lifecycle)", "a LOCKED chip installs nothing", locked,
-         needs="locks the chip for good: last"),
+    Case(
+        "lock.locked",
+        "6.6 (lifecycle)",
+        "a LOCKED chip installs nothing",
+        locked,
+        needs="locks the chip for good: last",
+    ),
 ]

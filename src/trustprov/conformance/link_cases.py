@@ -40,7 +40,7 @@ def hello(ctx: Context) -> str:
         expect(64 <= info.max_frame <= 65535, f"max frame {info.max_frame} out of 64..65535")
         link_id = answer[-4:]
         raw.send(encode_frame(FrameType.HELLO, payload=encode_hello(link_id)))
-        again = [f for f in raw.frames(ctx.reply_timeout, until=FrameType.HELLO_ANSWER)]
+        again = raw.frames(ctx.reply_timeout, until=FrameType.HELLO_ANSWER)
         expect(
             [f.payload for f in again if f.kind is FrameType.HELLO_ANSWER] == [answer],
             f"a duplicate HELLO was answered {describe(again)}, not the same answer",

@@ -35,7 +35,7 @@ class CaseFailed(Exception):
     """A case's expectation did not hold; the text is the evidence."""
 
 
-def expect(condition: bool, evidence: str) -> None:  # noqa: FBT001 - reads as an assertion
+def expect(condition: bool, evidence: str) -> None:
     if not condition:
         raise CaseFailed(evidence)
 
@@ -102,7 +102,6 @@ class Context:
         self.answers: list[bytes] = []
         self.svn = BASE_SVN
         self._images: dict[tuple[int, bool, bytes], bytes] = {}
-        self.other_enc_oem_share: bytes | None = None  # an OEM made by fig2.keygen
 
     # -- the chip --------------------------------------------------------------------------------
     @contextlib.contextmanager
