@@ -30,7 +30,7 @@ from trustprov.link.port import ChipPort
 UID = bytes(range(16))
 
 
-# -- the link layer ---------------------------------------------------------------------------------
+# -- the link layer --------------------------------------------------------------------------
 class AckBeforeCrc(ChipEndpoint):
     """ACKs a fragment from its header before checking its CRC."""
 
@@ -66,7 +66,7 @@ class RunsDuplicates(ChipEndpoint):
         return super()._executed_before(frame)
 
 
-# -- the chip's port ----------------------------------------------------------------------------------
+# -- the chip's port --------------------------------------------------------------------------
 class _Port(ChipPort):
     def handle(self, request: bytes) -> bytes:
         try:
@@ -75,7 +75,7 @@ class _Port(ChipPort):
             return super().handle(request)
         return self.broken(op, args, request)
 
-    def broken(self, op: str, args: dict[str, Any], request: bytes) -> bytes:
+    def broken(self, _op: str, _args: dict[str, Any], request: bytes) -> bytes:
         return self.real(request)
 
     def real(self, request: bytes) -> bytes:
@@ -93,7 +93,7 @@ class _Port(ChipPort):
 class AcceptsOutOfOrder(_Port):
     """Answers ok to a chunk that comes before its predecessor."""
 
-    def broken(self, op: str, args: dict[str, Any], request: bytes) -> bytes:
+    def broken(self, op: str, _args: dict[str, Any], request: bytes) -> bytes:
         response = self.real(request)
         err = self.error_of(response)
         if op == "cm.chunk" and err is not None and "order" in err[1]:
@@ -104,9 +104,9 @@ class AcceptsOutOfOrder(_Port):
 class SessionAfterLock(_Port):
     """Refuses `lock` under a session but keeps the session open."""
 
-    def broken(self, op: str, args: dict[str, Any], request: bytes) -> bytes:
-        sw = self._software  # noqa: SLF001 - a broken chip reaches into its own software
-        if op == "lock" and sw is not None and (sw._sealing or sw._provisioning):  # noqa: SLF001 - as above
+    def broken(self, op: str, _args: dict[str, Any], request: bytes) -> bytes:
+        sw = self._software
+        if op == "lock" and sw is not None and (sw._sealing or sw._provisioning):  # its own state
             return messages.encode_error("bad-sequence", "a session is open")  # session kept
         return self.real(request)
 
@@ -119,7 +119,7 @@ class LeakyMessage(_Port):
         err = self.error_of(response)
         if op != "cm.begin" or err is None:
             return response
-        mem = self._chip._state.immutable  # noqa: SLF001 - a broken chip reads its own memory
+        mem = self._chip._state.immutable
         assert mem is not None
         share = SealedValue.from_bytes(args["enc-oem-share"]).open(mem.k_oem_share)
         auth = derive_keys(g_master_key(share, mem.hw_share, mem.rom_share), mem.family_id).auth
@@ -129,9 +129,9 @@ class LeakyMessage(_Port):
 class LeakyStatus(_Port):
     """Answers `rom.status` with a debug field holding K_OEM_SHARE."""
 
-    def broken(self, op: str, args: dict[str, Any], request: bytes) -> bytes:
+    def broken(self, op: str, _args: dict[str, Any], request: bytes) -> bytes:
         response = self.real(request)
-        mem = self._chip._state.immutable  # noqa: SLF001 - a broken chip reads its own memory
+        mem = self._chip._state.immutable
         if op != "rom.status" or mem is None:
             return response
         status = messages.decode_response(response)
@@ -141,7 +141,7 @@ class LeakyStatus(_Port):
 class NoRollback(_Port):
     """Boots software below the security counter (answers as if it had)."""
 
-    def broken(self, op: str, args: dict[str, Any], request: bytes) -> bytes:
+    def broken(self, op: str, _args: dict[str, Any], request: bytes) -> bytes:
         response = self.real(request)
         err = self.error_of(response)
         if op == "rom.boot" and err is not None and err[0] == "rollback":
@@ -177,8 +177,9 @@ def serve(
     idle_timeout: float = 0.3,
 ) -> Iterator[str]:
     """A board in this process with the chip ``UID`` in socket 0; yields the socket's address."""
-    with mock.patch.object(slot, "ChipEndpoint", endpoint), mock.patch.object(
-        slot, "ChipPort", port
+    with (
+        mock.patch.object(slot, "ChipEndpoint", endpoint),
+        mock.patch.object(slot, "ChipPort", port),
     ):
         board = Board(farm, idle_timeout=idle_timeout)
         ready = board.listen_tcp("127.0.0.1", 0, 1)

@@ -8,19 +8,16 @@ running after a failure), served by a board in this process.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from boards import BoardProcess  # tests/boards.py
 
 from trustprov.conformance.cases import CASES
 from trustprov.conformance.suite import Context, Result, run_cases
 from trustprov.link.handler import BoardClient
 
 from .broken import DEFECTS, UID, blank_farm, serve
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/boards.py
-from boards import BoardProcess  # noqa: E402 - after the path it lives on
 
 IDLE = 0.3
 
@@ -49,22 +46,40 @@ def test_case_names_are_unique_and_cite_a_section() -> None:
 def test_a_good_chip_passes_every_case_over_tcp(tmp_path: Path) -> None:
     farm = blank_farm(tmp_path / "chips.farm")
     board = BoardProcess(
-        ["chip", "serve", "--farm", str(farm), "--listen", "tcp://127.0.0.1:0"]
-        + ["--idle-timeout", str(IDLE)]
+        [
+            "chip",
+            "serve",
+            "--farm",
+            str(farm),
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--idle-timeout",
+            str(IDLE),
+        ]
     )
     try:
         with BoardClient(board.handler) as h:
             h.insert(0, UID)
         _all_pass(run_cases(Context(board.sockets[0], idle_timeout=IDLE), CASES))
     finally:
-        assert board.stop() == 0 or True  # SIGTERM ends it; its code is not the suite's
+        board.stop()
 
 
 def test_a_good_chip_passes_every_case_over_a_pty(tmp_path: Path) -> None:
     farm = blank_farm(tmp_path / "chips.farm")
     board = BoardProcess(
-        ["chip", "serve", "--farm", str(farm), "--listen", "pty", "--chip", UID.hex()]
-        + ["--idle-timeout", str(IDLE)]
+        [
+            "chip",
+            "serve",
+            "--farm",
+            str(farm),
+            "--listen",
+            "pty",
+            "--chip",
+            UID.hex(),
+            "--idle-timeout",
+            str(IDLE),
+        ]
     )
     try:
         port = str(board.ready["port"])
