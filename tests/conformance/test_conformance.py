@@ -128,3 +128,13 @@ def test_a_chip_of_another_family_is_named_as_such(tmp_path: Path) -> None:
     assert not again["manufacture.burn"].passed
     assert "not the test family" in again["manufacture.burn"].evidence
     assert not again["boot.good"].passed
+
+
+def test_a_second_run_on_a_locked_chip_says_it_needs_a_fresh_one(tmp_path: Path) -> None:
+    with serve(blank_farm(tmp_path / "chips.farm"), idle_timeout=IDLE) as address:
+        first = run_cases(Context(address), CASES, {"fig3.provision", "lock.locked"})
+        again = _by_name(run_cases(Context(address), CASES, {"boot.good", "fig4.regen"}))
+    assert all(r.passed for r in first), [(r.name, r.evidence) for r in first]
+    assert again["boot.good"].passed  # the ROM still boots a locked chip
+    assert not again["fig4.regen"].passed
+    assert "needs a fresh chip" in again["fig4.regen"].evidence

@@ -138,7 +138,11 @@ class Context:
         return status
 
     def boot(self, chip: ChipClient) -> None:
-        self.ensure_family(chip)
+        status = self.ensure_family(chip)
+        expect(
+            status["lifecycle"] != "LOCKED",
+            "the chip is LOCKED (an earlier run ends with lock): the suite needs a fresh chip",
+        )
         chip.boot(self.image(self.svn))
 
     def prepared(self, *, enc_oem_share: bytes | None = None) -> PreparedBundle:
