@@ -15,9 +15,15 @@ from typing import Any
 
 from trustprov.conformance.suite import Case, CaseFailed, Context, expect, refused
 from trustprov.crypto.aead import cmac_tag, cmac_verify
-from trustprov.crypto.schedule import f_oem_share
+from trustprov.crypto.keys import (
+    MATERIAL_LEN,
+    private_key_bytes,
+    private_key_from_material,
+    public_key_pem,
+)
+from trustprov.crypto.schedule import asset_material, f_oem_share, h_seed
 from trustprov.formats import cose
-from trustprov.formats.bundle import SignedManifest
+from trustprov.formats.bundle import SignedManifest, chunk_aad, chunk_nonce
 from trustprov.link import messages
 from trustprov.link.client import ChipClient, PreparedBundle
 
@@ -97,8 +103,15 @@ def keygen(ctx: Context) -> str:
 
 
 def regen(ctx: Context) -> str:
+    """FIG. 4 from the sealed vector values: the vector OEM_SHARE comes back, a generated key is
+    the one the seed gives (section 3) bit for bit, and what the chip seals opens under the
+    vector OEM's keys."""
     fam = ctx.family
     keys = fam.oem_keys(fam.oem_share)
+    seed = h_seed(fam.oem_rnd_input, fam.rnd_share)
+    expected = private_key_from_material(
+        "ec-p256", asset_material(seed, "ec-p256", "signer", MATERIAL_LEN["ec-p256"])
+    )
     with ctx.client() as chip:
         ctx.boot(chip)
         enc = chip.regen(
@@ -110,14 +123,25 @@ def regen(ctx: Context) -> str:
             fam.open(enc, "oem-share") == fam.oem_share, "regenerated OEM_SHARE is not the vector's"
         )
         chip.seal_asset("conformance", "config", 5, {"region": "conformance"})
-        chip.seal_chunk(0, b"hello")
+        config = chip.seal_chunk(0, b"hello")
+        sealed_key, public = chip.seal_generate("signer", "ec-p256", 3)
         signed = SignedManifest.from_bytes(chip.seal_finish())
     m = signed.message
-    cmac_verify(
-        keys.auth, m.mac_structure(), m.auth
-    )  # raises: the chip's K_AUTH is not the vector's
-    expect(signed.manifest.family_id == fam.family_id, "the manifest names another family")
-    return "ENC(OEM_SHARE) opens to the vector OEM_SHARE; the sealed manifest verifies under K_AUTH"
+    cmac_verify(keys.auth, m.mac_structure(), m.auth)  # raises unless the vector K_AUTH
+    manifest = signed.manifest
+    expect(manifest.family_id == fam.family_id, "the manifest names another family")
+    expect(public == public_key_pem(expected), "the generated key is not the one its seed gives")
+    aead = manifest.aead
+    for index, (key, chunk, plain) in enumerate(
+        ((keys.encd, config, b"hello"), (keys.enck, sealed_key, private_key_bytes(expected)))
+    ):
+        nonce = chunk_nonce(manifest.assets[index].nonce, 0, True)
+        opened = aead.open(key, nonce, chunk, chunk_aad(manifest.bundle_id, index))
+        expect(opened == plain, f"asset {index} does not open to what was sealed")
+    return (
+        "OEM_SHARE is the vector's; the manifest verifies under K_AUTH; the generated P-256 key "
+        "'signer' is the seed's, and both chunks open under K_ENCD and K_ENCK"
+    )
 
 
 def provision(ctx: Context) -> str:
@@ -309,7 +333,7 @@ CASES_BEFORE_INSTALL = [
         "keygen's sealed values open to F of the vector input",
         keygen,
     ),
-    Case("fig4.regen", "3, 4, 6.1 (FIG. 4)", "regen gives the vector OEM_SHARE and K_AUTH", regen),
+    Case("fig4.regen", "3, 4, 6.1, 6.2 (FIG. 4)", "regen gives the vector OEM's keys", regen),
     Case("refusal.tampered-share", "4, 6.6 (2.)", "a damaged ENC(OEM_SHARE)", tampered_share),
     Case("refusal.other-family", "4, 6.6 (2.)", "ENC(OEM_SHARE) of another family", other_family),
     Case("refusal.tampered-manifest", "6.1, 6.6 (5.)", "a damaged manifest MAC", tampered_manifest),
