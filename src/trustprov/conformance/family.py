@@ -23,9 +23,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-from trustprov.crypto.keys import PublicKey, private_key_from_material, public_key_der
-from trustprov.crypto.schedule import OemKeys, derive_keys, f_oem_share, g_master_key, h_seed
-from trustprov.formats.bundle import Bundle
+from trustprov.crypto.keys import (
+    MATERIAL_LEN,
+    PublicKey,
+    private_key_bytes,
+    private_key_from_material,
+    public_key_der,
+)
+from trustprov.crypto.schedule import (
+    OemKeys,
+    asset_material,
+    derive_keys,
+    f_oem_share,
+    g_master_key,
+    h_seed,
+)
+from trustprov.formats.bundle import Bundle, chunk_aad, chunk_nonce
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.sealed import SealedKind, SealedValue
 from trustprov.formats.software import SignedSoftware
@@ -191,5 +204,29 @@ class TestFamily:
             "K_AUTH": keys.auth,
             "seed": h_seed(self.oem_rnd_input, self.rnd_share),
         }
+        seed = out["seed"]
+        signer = private_key_from_material(
+            "ec-p256", asset_material(seed, "ec-p256", "signer", MATERIAL_LEN["ec-p256"])
+        )
+        out["generated key 'signer'"] = private_key_bytes(signer)
+        out.update(self._vector_plaintexts(keys))
         assert f_oem_share(self.oem_rnd_input, self.rnd_share) == self.oem_share  # noqa: S101 - the file is generated from vectors
+        return out
+
+    def _vector_plaintexts(self, keys: OemKeys) -> dict[str, bytes]:
+        """Each asset of the vector bundle, decrypted: no chip may ever answer one."""
+        bundle = self.vector.bundle
+        m = bundle.manifest
+        out = {}
+        for a, (entry, chunks) in enumerate(zip(m.assets, bundle.chunks, strict=True)):
+            key = keys.enck if entry.is_key else keys.encd
+            out[f"asset {entry.name!r}"] = b"".join(
+                m.aead.open(
+                    key,
+                    chunk_nonce(entry.nonce, i, i == len(chunks) - 1),
+                    chunk,
+                    chunk_aad(m.bundle_id, a),
+                )
+                for i, chunk in enumerate(chunks)
+            )
         return out
