@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trustprov.conformance.family import TestFamily
+from trustprov.crypto.keys import load_public_key
 from trustprov.errors import ChipRefused, TrustprovError
 from trustprov.formats.software import code_archive
 from trustprov.link.address import open_link
@@ -124,8 +125,6 @@ class Context:
         if status.get("family") is None:
             chip.burn(self.family.immutable().to_bytes())
             public = chip.make_identity()
-            from trustprov.crypto.keys import load_public_key  # noqa: PLC0415 - one use
-
             chip.store_certificate(self.family.certificate(status["uid"], load_public_key(public)))
             status = chip.status()
         expect(
