@@ -74,6 +74,7 @@ wire-faults: venv
 
 vectors: venv
 	$(BIN)/python tests/vectors/generate.py
+	$(BIN)/python tests/conformance/generate_family.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(DEMO_HSM) .mypy_cache .ruff_cache .pytest_cache .hypothesis

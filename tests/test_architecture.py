@@ -105,13 +105,13 @@ def test_the_import_parser_sees_every_form() -> None:
     assert imports_of(SRC / "roles" / "cm.py") >= {"trustprov.link.client"}
 
 
-@pytest.mark.parametrize("package", ["roles", "line", "cli"])
+@pytest.mark.parametrize("package", ["roles", "line", "cli", "conformance"])
 def test_host_code_reaches_chips_only_through_the_link(package: str) -> None:
     bad = _violations(_files(package), ("trustprov.chip", "trustprov.firmware"))
     assert not bad, f"host code imports chip internals or firmware: {bad}"
 
 
-@pytest.mark.parametrize("package", ["roles", "line", "cli"])
+@pytest.mark.parametrize("package", ["roles", "line", "cli", "conformance"])
 def test_host_code_names_no_chip_module_in_strings(package: str) -> None:
     """No ``importlib`` detour: host code does not even spell a chip or firmware module name."""
     bad = []
@@ -147,7 +147,7 @@ def test_only_tests_and_the_demo_use_the_probe() -> None:
     assert set(users) <= {"demo.py"}, users
 
 
-@pytest.mark.parametrize("package", ["roles", "line"])
+@pytest.mark.parametrize("package", ["roles", "line", "conformance"])
 def test_host_code_never_imports_the_board(package: str) -> None:
     """The board is chip-side: a station reaches its chips only over the wire."""
     bad = _violations(_files(package), ("trustprov.board",))
@@ -175,3 +175,15 @@ def test_the_board_uses_only_the_chip_side() -> None:
     )
     assert not bad, f"the board imports host code: {bad}"
     assert not links, f"the board uses the host's link: {links}"
+
+
+def test_the_conformance_suite_is_a_host_of_its_own() -> None:
+    """Beside roles/ and line/: it uses neither, and no host module but the CLI uses it."""
+    bad = _violations(_files("conformance"), ("trustprov.roles", "trustprov.line", "trustprov.cli"))
+    assert not bad, f"the suite leans on another host: {bad}"
+    users = sorted(
+        str(f.relative_to(SRC))
+        for f in _files("roles", "line", "board", "link")
+        if any(_under(n, "trustprov.conformance") for n in imports_of(f))
+    )
+    assert not users, users

@@ -32,6 +32,7 @@ EXPECTED = {
     ("cm", "provision"),
     ("chip", "show"),
     ("chip", "serve"),
+    ("chip", "conformance"),
     ("inspect",),
     ("oem", "template"),
     ("demo",),

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from trustprov.cli.conformance import conformance
 from trustprov.cli.options import emit_json, parse_uid, path_option
 from trustprov.cli.serve import serve
 
@@ -17,6 +18,7 @@ def chip() -> None:
 
 
 chip.add_command(serve)
+chip.add_command(conformance)
 
 
 def _view(status: dict[str, Any], certificate: bytes | None) -> dict[str, Any]:

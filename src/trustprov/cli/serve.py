@@ -47,7 +47,21 @@ def parse_listen(text: str) -> tuple[str, int] | None:
     help="Faults on the wire, e.g. drop=0.01,corrupt=0.01,dup=0.005,delay=0.002:20ms,"
     "reorder=0.001,cut=0.001,powercut=0.02,misplace=0,seed=1 (docs/protocol.md).",
 )
-def serve(farm: Path, listen: str, sockets: int, uid: str | None, faults: str | None) -> None:
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(0.05, 3600),
+    default=10.0,
+    show_default=True,
+    help="Seconds without input after which a chip ends an open session (protocol.md 12.5).",
+)
+def serve(
+    farm: Path,
+    listen: str,
+    sockets: int,
+    uid: str | None,
+    faults: str | None,
+    idle_timeout: float = 10.0,
+) -> None:
     """Run a chip board until SIGTERM; print its ports as one JSON line when ready.
 
     TCP: the handler on PORT, socket k on PORT+1+k. pty: the one chip --chip behind a
@@ -59,7 +73,7 @@ def serve(farm: Path, listen: str, sockets: int, uid: str | None, faults: str | 
     spec = Faults.parse(faults)
     if (where is None) != (uid is not None):
         raise InputError("--chip goes with --listen pty, and only with it")
-    board = Board(farm, faults=spec)
+    board = Board(farm, faults=spec, idle_timeout=idle_timeout)
     if where is None:
         assert uid is not None  # noqa: S101 - checked above
         ready = board.listen_pty(parse_uid(uid))

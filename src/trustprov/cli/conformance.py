@@ -1,0 +1,88 @@
+"""`trustprov chip conformance`: run the conformance suite against the chip behind a port.
+
+Renders only: the suite (`trustprov.conformance`) is imported inside the command, so `--help`
+stays fast. Exit 0 when every case passed, 1 when any failed, 2 for a bad address or option.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from trustprov.cli.options import EXIT_FAILED, emit_json
+
+
+@click.command(short_help="Check the chip behind a port against the spec.")
+@click.option("--port", "address", required=True, help="tcp://HOST:PORT or serial:///dev/X.")
+@click.option(
+    "--code",
+    "code_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The firmware code the chip's ROM measures (default: the Python virtual chip's).",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(0.05, 600),
+    default=10.0,
+    show_default=True,
+    help="Seconds of silence after which the chip ends an open session.",
+)
+@click.option(
+    "--reply-timeout",
+    type=click.FloatRange(0.05, 60),
+    default=1.0,
+    show_default=True,
+    help="Seconds the chip may take to react to one frame.",
+)
+@click.option("--case", "only", multiple=True, help="Run only this case (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
+def conformance(
+    address: str,
+    code_file: Path | None,
+    idle_timeout: float,
+    reply_timeout: float,
+    only: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Run the conformance suite (docs/porting.md) against the chip at --port: a blank chip,
+    which the suite burns with the published test family, or one already of that family.
+
+    Each case names the section of docs/protocol.md it checks and reports pass or fail with its
+    evidence. The last cases provision and lock the chip: use a fresh chip for every run."""
+    from trustprov.conformance.cases import CASES  # noqa: PLC0415 - lazy: start-up
+    from trustprov.conformance.suite import Context, run_cases  # noqa: PLC0415 - lazy
+    from trustprov.errors import InputError  # noqa: PLC0415 - lazy: start-up
+    from trustprov.link.address import parse_address  # noqa: PLC0415 - lazy: start-up
+
+    parse_address(address)  # a malformed address is a usage error, before any case runs
+    unknown = sorted(set(only) - {c.name for c in CASES})
+    if unknown:
+        raise InputError(f"--case: no case named {', '.join(unknown)}")
+    ctx = Context(
+        address,
+        code=code_file.read_bytes() if code_file else None,
+        idle_timeout=idle_timeout,
+        reply_timeout=reply_timeout,
+    )
+    results = run_cases(ctx, CASES, set(only) if only else None)
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        emit_json(
+            {
+                "port": address,
+                "passed": not failed,
+                "cases": [r.to_json() for r in results],
+                "failed": [r.name for r in failed],
+            }
+        )
+    else:
+        for r in results:
+            mark = "pass" if r.passed else "FAIL"
+            needs = f" [needs {r.needs}]" if r.needs and not r.passed else ""
+            click.echo(f"{mark}  {r.name:28} §{r.section}: {r.evidence}{needs}")
+        click.echo(f"{len(results) - len(failed)} of {len(results)} cases passed")
+    if failed:
+        sys.exit(EXIT_FAILED)

@@ -1,0 +1,55 @@
+"""`trustprov chip conformance`: the suite's report, its JSON, and its exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conformance.broken import DEFECTS, blank_farm, serve
+
+from .helpers import assert_error, ok, run
+
+IDLE = "0.3"
+
+
+def test_a_good_chip_passes_and_exits_0(tmp_path: Path) -> None:
+    with serve(blank_farm(tmp_path / "chips.farm")) as address:
+        result = ok("chip", "conformance", "--port", address, "--idle-timeout", IDLE, "--json")
+    doc = json.loads(result.stdout)
+    assert doc["passed"] is True
+    assert doc["failed"] == []
+    names = [c["name"] for c in doc["cases"]]
+    assert "link.crc" in names
+    assert names[-1] == "lock.locked"
+    assert all(c["result"] == "pass" and c["section"] and c["evidence"] for c in doc["cases"])
+
+
+def test_a_broken_chip_fails_its_case_and_exits_1(tmp_path: Path) -> None:
+    endpoint, port, case = DEFECTS["ack-before-crc"]
+    with serve(blank_farm(tmp_path / "chips.farm"), endpoint, port) as address:
+        result = run(
+            "chip", "conformance", "--port", address, "--case", case, "--case", "link.hello"
+        )
+    assert result.exit_code == 1, result.output
+    assert f"FAIL  {case}" in result.stdout
+    assert "pass  link.hello" in result.stdout
+    assert "1 of 2 cases passed" in result.stdout
+    assert "Traceback" not in result.output
+
+
+def test_bad_addresses_and_case_names_are_usage_errors(tmp_path: Path) -> None:
+    assert_error(run("chip", "conformance", "--port", "udp://x:1"), exit_code=2, match="address")
+    assert_error(
+        run("chip", "conformance", "--port", "tcp://127.0.0.1:9", "--case", "no.such"),
+        exit_code=2,
+        match="no case",
+    )
+
+
+def test_a_port_where_nothing_answers_fails_every_case(tmp_path: Path) -> None:
+    result = run(
+        "chip", "conformance", "--port", "tcp://127.0.0.1:9", "--case", "link.hello", "--json"
+    )
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["failed"] == ["link.hello"]
