@@ -22,43 +22,19 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trustprov.errors import FormatError, InputError, VerificationError
 from trustprov.formats import cbor
 from trustprov.formats.limits import LIMITS, KiB
+from trustprov.roles.description import FIRST_UIDS, DatabaseReader, Description
 from trustprov.roles.files import read_bytes
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
-FIRST_UIDS = 5  # UIDs a lot manifest or a farm shows of each lot
 FAMILY_SECRETS_KEYS = frozenset({"hw-share", "rom-share", "k-oem-share", "k-oem-master-share"})
 _HEAD = 32
 _SMALL = 64 * KiB  # key, certificate and metadata files
-
-
-@dataclass(frozen=True)
-class Description:
-    """What a file is and what is public in it (``fields`` in display order, JSON-ready)."""
-
-    kind: str
-    what: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    note: str | None = None
-    secret: bool = False
-
-    def to_json(self, path: Path) -> dict[str, Any]:
-        doc: dict[str, Any] = {"file": str(path), "kind": self.kind, "what": self.what}
-        doc.update(self.fields)
-        if self.note:
-            doc["note"] = self.note
-        doc["secret"] = self.secret
-        return doc
-
-
-#: reads a records store (an SQLite file that is not a farm); None if it is not one either
-DatabaseReader = Callable[[Path], Description | None]
 
 
 def describe(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from trustprov.errors import InputError
 from trustprov.link.farm import FarmLink
-from trustprov.roles.inspect import FIRST_UIDS, DatabaseReader, Description
+from trustprov.roles.description import FIRST_UIDS, DatabaseReader, Description
 
 
 def describe_database(path: Path, records: DatabaseReader | None) -> Description:
