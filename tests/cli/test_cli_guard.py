@@ -35,6 +35,7 @@ EXPECTED = {
     ("inspect",),
     ("oem", "template"),
     ("demo",),
+    ("line", "dashboard"),
 }
 
 

@@ -86,9 +86,12 @@ def test_read_only_get_only_and_its_headers(
 def test_the_store_is_opened_read_only(store_url: str, clock: Clock) -> None:
     """The dashboard's store (as `serve` opens it) cannot write, even by a bug of its own."""
     _filled(store_url, clock)
-    with RecordStore(store_url, create=False, read_only=True) as r:
-        with pytest.raises(RecordsError, match="readonly"), r.transaction() as c:
-            c.execute(sa.insert(meta).values(key="x", value="y"))
+    with (
+        RecordStore(store_url, create=False, read_only=True) as r,
+        pytest.raises(RecordsError, match="readonly"),
+        r.transaction() as c,
+    ):
+        c.execute(sa.insert(meta).values(key="x", value="y"))
 
 
 def test_the_token_is_required_beyond_loopback(
@@ -115,7 +118,7 @@ def test_the_token_is_required_beyond_loopback(
 
 def test_a_given_token_on_loopback(start_dashboard: Start, store_url: str, clock: Clock) -> None:
     _filled(store_url, clock)
-    token = "given-token-of-the-operator"
+    token = "given-token-of-the-operator"  # noqa: S105 - a test's token, not a credential
     d = start_dashboard(
         store_url, "--listen", "127.0.0.1:0", env={"TRUSTPROV_DASHBOARD_TOKEN": token}
     )  # the token not on argv, where `ps` shows it

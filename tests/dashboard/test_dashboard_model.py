@@ -32,7 +32,9 @@ def test_the_counts_are_the_reports(store_url: str, clock: Clock) -> None:
         snap = LineView(r, clock=clock).refresh()
         assert [v.report.lot for v in snap.lots] == ["LOT-1", "LOT-2"]
         for view in snap.lots:
-            assert _counts(view.report.to_json()) == _counts(lot_report(r, view.report.lot).to_json())
+            assert _counts(view.report.to_json()) == _counts(
+                lot_report(r, view.report.lot).to_json()
+            )
         lot1 = snap.lots[0].report
         assert (lot1.total.provisioned, lot1.total.failed, lot1.pending, lot1.in_progress) == (
             27,

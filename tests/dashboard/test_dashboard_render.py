@@ -15,6 +15,7 @@ from trustprov.dashboard.render import dashboard_page, report_page, static
 from trustprov.line.records import RecordStore
 from trustprov.line.report import lot_report
 
+
 class Tags(HTMLParser):
     """Every start tag of a page with its attributes, as a browser's parser sees them."""
 

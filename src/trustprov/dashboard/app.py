@@ -190,7 +190,9 @@ class Hub:
         return self.version, self.fragment
 
 
-def create_app(view: LineView, *, token: str | None, hosts: frozenset[str] | None, interval: float) -> App:
+def create_app(
+    view: LineView, *, token: str | None, hosts: frozenset[str] | None, interval: float
+) -> App:
     hub = Hub(view, interval)
 
     async def index(_request: Request) -> Response:

@@ -35,7 +35,10 @@ def colour(i: int) -> str:
 
 
 def swatch(fill: str) -> str:
-    return f'<svg class="swatch" width="10" height="10"><rect width="10" height="10" fill="{fill}"/></svg>'
+    return (
+        '<svg class="swatch" width="10" height="10">'
+        f'<rect width="10" height="10" fill="{fill}"/></svg>'
+    )
 
 
 def _nice(top: float) -> float:
@@ -76,9 +79,7 @@ def line_chart(
             (start + (points - 1) * step, "end", width - 8),
         ):
             when = datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%H:%M:%S")
-            parts.append(
-                f'<text x="{x}" y="{height - 6}" text-anchor="{anchor}">{when}Z</text>'
-            )
+            parts.append(f'<text x="{x}" y="{height - 6}" text-anchor="{anchor}">{when}Z</text>')
     dx = plot_w / max(points - 1, 1)
     for i, (name, values) in enumerate(sorted(series.items())):
         coords = " ".join(
@@ -101,8 +102,7 @@ def bar_chart(rows: Sequence[tuple[str, float]], *, label: str, fill: str = BAD)
     top = max(v for _, v in rows) or 1
     height = row_h * len(rows) + 4
     parts = [
-        f'<svg class="bars" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(label)}">'
+        f'<svg class="bars" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}">'
     ]
     for i, (name, v) in enumerate(rows):
         y = i * row_h + 2
@@ -133,8 +133,9 @@ def column_chart(rows: Sequence[tuple[str, float]], *, label: str) -> str:
     for i, (name, v) in enumerate(rows):
         h = plot_h * v / top
         parts.append(
-            f'<rect x="{left + i * w + 1:.1f}" y="{8 + plot_h - h:.1f}" width="{max(w - 2, 1):.1f}" '
-            f'height="{h:.1f}" fill="{GOOD}"><title>{escape(name)}: {_num(v)}</title></rect>'
+            f'<rect x="{left + i * w + 1:.1f}" y="{8 + plot_h - h:.1f}" '
+            f'width="{max(w - 2, 1):.1f}" height="{h:.1f}" fill="{GOOD}">'
+            f"<title>{escape(name)}: {_num(v)}</title></rect>"
         )
     parts.append(
         f'<text x="{left}" y="{height - 6}">{escape(rows[0][0])}</text>'

@@ -115,7 +115,11 @@ class LineView:
             while True:
                 rows = c.execute(
                     sa.select(
-                        records.c.id, records.c.job_id, records.c.station, records.c.result, records.c.time
+                        records.c.id,
+                        records.c.job_id,
+                        records.c.station,
+                        records.c.result,
+                        records.c.time,
                     )
                     .where(records.c.id > self._cursor)
                     .order_by(records.c.id)

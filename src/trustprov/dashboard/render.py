@@ -48,7 +48,11 @@ def lot_section(r: LotReport, view: LotView | None = None) -> str:
     y = f"{r.yield_percent} %" if r.yield_percent is not None else "-"
     settled = t.chips
     bar = charts.progress(
-        [(t.provisioned, charts.GOOD), (t.already_provisioned, charts.ALREADY), (t.failed, charts.BAD)],
+        [
+            (t.provisioned, charts.GOOD),
+            (t.already_provisioned, charts.ALREADY),
+            (t.failed, charts.BAD),
+        ],
         r.chips,
         label=f"{settled} of {r.chips} chips settled",
     )
@@ -96,9 +100,7 @@ def lot_section(r: LotReport, view: LotView | None = None) -> str:
             )
         out.append("</table>")
     if r.other_bundles:
-        out.append(
-            f"<p>Earlier bundles of this lot: {escape(', '.join(r.other_bundles))}</p>"
-        )
+        out.append(f"<p>Earlier bundles of this lot: {escape(', '.join(r.other_bundles))}</p>")
     out.append("</section>")
     return "".join(out)
 
@@ -139,12 +141,15 @@ def live_fragment(snap: Snapshot) -> str:
         for i, name in enumerate(sorted(snap.series))
     )
     lots = "".join(lot_section(v.report, v) for v in snap.lots) or "<p>No lot in the records.</p>"
+    chart = charts.line_chart(
+        snap.series, snap.window_start, snap.bin_seconds, label="chips per second per station"
+    )
     return (
         f'<p class="generated">Records {escape(snap.records_url)}; read at '
         f'<span id="generated">{_when(snap.generated)}</span></p>'
         f"{lots}"
         f"<section><h2>Chips per second, per station</h2>"
-        f"{charts.line_chart(snap.series, snap.window_start, snap.bin_seconds, label='chips per second per station')}"
+        f"{chart}"
         f'<ul class="legend">{legend}</ul></section>'
         f"<section><h2>Stations</h2>{stations_table(snap.stations)}</section>"
         f"<section><h2>Latest failures</h2>{failures_table(snap.failures)}</section>"
@@ -168,9 +173,7 @@ def report_page(report: LotReport, failures: list[Failure], generated: datetime.
     css = static("dashboard.css").decode()
     digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
     csp = f"default-src 'none'; style-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
-    buckets = [
-        (f"{b.start:%H:%M:%S}Z", b.chips / b.seconds) for b in report.throughput
-    ]
+    buckets = [(f"{b.start:%H:%M:%S}Z", b.chips / b.seconds) for b in report.throughput]
     chart = (
         charts.column_chart(buckets, label="chips per second")
         if buckets
