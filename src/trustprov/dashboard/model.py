@@ -5,9 +5,10 @@ Invariants:
 1. A lot's counts are `trustprov.line.report.lot_counts`, the very queries of `cm report`: the
    page and `cm report --json` agree by construction, not by a second implementation.
 2. Incremental and indexed: the attempt log (``records``) is read forward from the last id seen
-   (a primary-key range), at most ``TAIL_BATCH`` rows a query; the counts are index ranges of
-   one job (``lot_chips_by_state``, ``results_by_outcome``) and are re-read only when the log
-   moved, or every ``FULL_EVERY`` seconds (a retry of failed chips changes them unlogged).
+   (a primary-key range, aggregated per job, station and second by the database); the counts
+   are index ranges of one job (``lot_chips_by_state``, ``results_by_outcome``), re-read only
+   when the log moved (at most every ``COUNT_SHARE`` times their cost), or every ``FULL_EVERY``
+   seconds (a retry of failed chips changes them without a log entry).
 3. Bounded memory whatever the lot's size: chips per station and second over the last
    ``window`` seconds only, and the ``LATEST`` failures.
 4. Nothing secret: the records hold UIDs, station names, result and error codes, never a key or
@@ -33,8 +34,8 @@ BIN = 10  # seconds per point of the chart
 RATE_SPAN = 60  # seconds over which a lot's rate (and so its ETA) is measured
 STALE = 30  # seconds without an attempt after which a station with work left has stopped
 LATEST = 20
-TAIL_BATCH = 20_000
 FULL_EVERY = 10.0
+COUNT_SHARE = 10
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class LineView:
         self._per_job: dict[int, dict[int, int]] = defaultdict(dict)
         self._last_seen: dict[str, float] = {}
         self._counted_at = -1e18
+        self._count_cost = 0.0
         self._lots: list[tuple[JobRef, LotReport]] = []
         self._claims: dict[str, int] = {}
         self._failures: list[Failure] = []
@@ -100,50 +102,58 @@ class LineView:
     def refresh(self) -> Snapshot:
         now = self._clock()
         moved = self._tail(now)
-        if moved or now - self._counted_at >= FULL_EVERY:
+        # the counts cost an index range of each lot (0.2 s for a million chips): re-read when
+        # the log moved, but no more often than COUNT_SHARE times their own cost, so that
+        # counting takes at most ~1/COUNT_SHARE of the dashboard's time; and every FULL_EVERY
+        # seconds regardless (a retry of failed chips changes the counts without a log entry)
+        since = now - self._counted_at
+        if (moved and since >= COUNT_SHARE * self._count_cost) or since >= FULL_EVERY:
+            started = time.perf_counter()
             self._count()
+            self._count_cost = time.perf_counter() - started
             self._counted_at = now
         return self._snapshot(now)
 
     # -- the attempt log, forward ------------------------------------------------------------
     def _tail(self, now: float) -> bool:
-        """Read the attempts logged since the last refresh; whether there were any."""
-        moved = False
+        """Fold in the attempts logged since the last refresh; whether there were any. One
+        aggregate over the id range (cursor, newest]: the database counts per job, station
+        and second, so a dashboard started beside a busy line reads its window in one query."""
         with self._store.transaction() as c:
             if self._cursor is None:
                 self._cursor = _first_id_since(c, _utc(now - self._window)) - 1
-            while True:
-                rows = c.execute(
-                    sa.select(
-                        records.c.id,
-                        records.c.job_id,
-                        records.c.station,
-                        records.c.result,
-                        records.c.time,
-                    )
-                    .where(records.c.id > self._cursor)
-                    .order_by(records.c.id)
-                    .limit(TAIL_BATCH)
-                ).all()
-                for _id, job_id, station, result, at in rows:
-                    if result == "interrupted":  # written by the station that took over
-                        continue
-                    second = int(as_utc(at).timestamp())
-                    per = self._per_station[station]
-                    per[second] = per.get(second, 0) + 1
-                    job = self._per_job[job_id]
-                    job[second] = job.get(second, 0) + 1
-                    self._last_seen[station] = max(self._last_seen.get(station, 0.0), second)
-                if rows:
-                    self._cursor = rows[-1][0]
-                    moved = True
-                if len(rows) < TAIL_BATCH:
-                    break
+            newest = c.execute(sa.select(sa.func.max(records.c.id))).scalar()
+            if newest is None or newest <= self._cursor:
+                self._forget(now)
+                return False
+            second = _epoch_second(self._store.dialect)
+            rows = c.execute(
+                sa.select(records.c.job_id, records.c.station, second, sa.func.count())
+                .where(
+                    records.c.id > self._cursor,
+                    records.c.id <= newest,
+                    # written by the station that took the claim over, in the dead one's name
+                    records.c.result != "interrupted",
+                )
+                .group_by(records.c.job_id, records.c.station, second)
+            ).all()
+        self._cursor = int(newest)
+        for job_id, station, at, n in rows:
+            sec = int(at)
+            per = self._per_station[station]
+            per[sec] = per.get(sec, 0) + n
+            job = self._per_job[job_id]
+            job[sec] = job.get(sec, 0) + n
+            self._last_seen[station] = max(self._last_seen.get(station, 0.0), sec)
+        self._forget(now)
+        return True
+
+    def _forget(self, now: float) -> None:
+        """Drop the seconds that left the window (invariant 3)."""
         oldest = int(now) - self._window
         for counts in (*self._per_station.values(), *self._per_job.values()):
-            for second in [s for s in counts if s < oldest]:
-                del counts[second]
-        return moved
+            for sec in [s for s in counts if s < oldest]:
+                del counts[sec]
 
     # -- the counts, as `cm report` makes them ----------------------------------------------
     def _count(self) -> None:
@@ -251,6 +261,13 @@ def _first_id_since(c: Connection, since: datetime.datetime) -> int:
         else:
             hi = mid
     return int(lo)
+
+
+def _epoch_second(dialect: str) -> sa.ColumnElement[int]:
+    """The unix second of an attempt, computed by the database (as `lot_report` does)."""
+    if dialect == "postgresql":
+        return sa.cast(sa.func.floor(sa.extract("epoch", records.c.time)), sa.BigInteger)
+    return sa.cast(sa.func.strftime("%s", records.c.time), sa.Integer)
 
 
 def _utc(ts: float) -> datetime.datetime:
