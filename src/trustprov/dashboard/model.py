@@ -33,7 +33,7 @@ WINDOW = 900  # seconds of history in the chart
 BIN = 10  # seconds per point of the chart
 RATE_SPAN = 60  # seconds over which a lot's rate (and so its ETA) is measured
 STALE = 30  # seconds without an attempt after which a station with work left has stopped
-LATEST = 20
+LATEST = 12
 FULL_EVERY = 10.0
 COUNT_SHARE = 10
 
@@ -207,8 +207,9 @@ class LineView:
             else:
                 status = "idle"
             stations.append(StationView(name, _utc(seen) if seen else None, claims, status))
+        # whole bins only: the one still filling would draw every line dropping to the present
         start = (int(now) - self._window) // BIN * BIN + BIN
-        bins = (int(now) - start) // BIN + 1
+        bins = (int(now) - start) // BIN
         series = {}
         for name in names:
             points = [0.0] * bins

@@ -151,7 +151,7 @@ def live_fragment(snap: Snapshot) -> str:
         f"<section><h2>Chips per second, per station</h2>"
         f"{chart}"
         f'<ul class="legend">{legend}</ul></section>'
-        f"<section><h2>Stations</h2>{stations_table(snap.stations)}</section>"
+        f"<section><h2>Stations reporting</h2>{stations_table(snap.stations)}</section>"
         f"<section><h2>Latest failures</h2>{failures_table(snap.failures)}</section>"
     )
 
