@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import Dashboard, in_ci, wait_for
+from helpers import KEY1, KEY2
 
 from trustprov.line.records import RecordStore
 from trustprov.roles import icm
@@ -178,6 +179,10 @@ def test_the_page_follows_a_running_station(
     assert report["provisioned"] == str(CHIPS)
     text = browser.find_element("tag name", "body").text
     assert "st-1" in text
+    # no asset value reaches the page: the records never held one
+    source = browser.page_source.lower()
+    for key in (KEY1, KEY2):
+        assert key.hex() not in source
     # the CSP (no unsafe-inline) let everything run: the browser reported no violation
     violations = [
         e for e in browser.get_log("browser") if "Content Security Policy" in e["message"]

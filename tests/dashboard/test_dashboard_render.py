@@ -44,9 +44,14 @@ def _hostile_store(url: str, clock: Clock) -> None:
 def test_values_from_the_records_are_escaped(store_url: str, clock: Clock) -> None:
     _hostile_store(store_url, clock)
     with RecordStore(store_url, create=False, read_only=True) as r:
-        page = dashboard_page(LineView(r, clock=clock).refresh())
-        report = report_page(lot_report(r), [], clock.now_dt())
+        snap = LineView(r, clock=clock).refresh()
+        assert len(snap.failures) == 1
+        page = dashboard_page(snap)
+        report = report_page(lot_report(r), snap.failures, clock.now_dt())
     for html in (page, report):
+        # error codes are shown, a chip's message never
+        assert "chip&#x27;s message" not in html
+        assert "chip's message" not in html
         assert HOSTILE not in html
         assert "&lt;script&gt;" in html
         tags = Tags(html)
