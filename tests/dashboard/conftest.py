@@ -1,58 +1,16 @@
-"""Records stores for the dashboard tests, filled through the store's own API with a fixed
-clock, and the dashboard as a process of its own (`trustprov line dashboard`), always stopped."""
+"""Fixtures of the dashboard tests: a records store's URL, a fixed clock, and the dashboard as a
+process of its own (`trustprov line dashboard`), always stopped."""
 
 from __future__ import annotations
 
-import datetime
 import os
-import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from trustprov.line.records import JobRef, RecordStore
-from trustprov.roles.cm import Outcome
-
-BUNDLE = "ab" * 16
-T0 = 1_800_000_000.0
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def uid(i: int) -> str:
-    return f"{i:032x}"
-
-
-def settle(
-    store: RecordStore,
-    job: JobRef,
-    station: str,
-    n: int,
-    *,
-    at: float,
-    failed: Sequence[str] = (),
-) -> None:
-    """``station`` claims ``n`` chips and settles them at ``at``: the first ones fail with the
-    codes of ``failed``, the rest are provisioned."""
-    claims = store.claim(job, station, n)
-    outcomes = [
-        Outcome(
-            bytes.fromhex(c.uid),
-            "failed" if i < len(failed) else "provisioned",
-            failed[i] if i < len(failed) else None,
-            "a chip's message" if i < len(failed) else None,
-            1500,
-            at + i * 0.01,
-        )
-        for i, c in enumerate(claims)
-    ]
-    store.settle(job, station, outcomes, "1")
+from dashboard_support import Clock, Dashboard
 
 
 @pytest.fixture
@@ -60,33 +18,9 @@ def store_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'records.sqlite'}"
 
 
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def now_dt(self) -> datetime.datetime:
-        return datetime.datetime.fromtimestamp(self.now, datetime.UTC)
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-class Dashboard:
-    """A running `trustprov line dashboard`; ``url`` and, if one was printed, ``token_url``."""
-
-    def __init__(self, proc: subprocess.Popen[str], lines: list[str]) -> None:
-        self.proc = proc
-        self.lines = lines
-        found = re.search(r"on (http://\S+/)", lines[0])
-        assert found, lines
-        self.url = found.group(1)
-        shown = [re.search(r"shown once\): open (\S+)", x) for x in lines[1:]]
-        self.token_url = next((m.group(1) for m in shown if m), None)
 
 
 @pytest.fixture
@@ -118,11 +52,3 @@ def start_dashboard() -> Iterator[Callable[..., Dashboard]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or check}")
-        time.sleep(0.05)

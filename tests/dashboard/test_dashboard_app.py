@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from conftest import BUNDLE, T0, Clock, Dashboard, settle, uid
+from dashboard_support import BUNDLE, T0, Clock, Dashboard, settle, uid
 
 from trustprov.dashboard.app import CSP, access_token, needs_token, parse_listen
 from trustprov.errors import InputError

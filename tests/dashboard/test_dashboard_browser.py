@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Dashboard, in_ci, wait_for
+from dashboard_support import Dashboard, in_ci, wait_for
 from helpers import KEY1, KEY2
 
 from trustprov.line.records import RecordStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from conftest import BUNDLE, T0, Clock, settle, uid
+from dashboard_support import BUNDLE, T0, Clock, settle, uid
 
 from trustprov.dashboard.model import BIN, LineView, _first_id_since
 from trustprov.line.records import RecordStore, records

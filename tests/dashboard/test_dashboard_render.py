@@ -8,7 +8,7 @@ import hashlib
 import re
 from html.parser import HTMLParser
 
-from conftest import BUNDLE, T0, Clock, settle, uid
+from dashboard_support import BUNDLE, T0, Clock, settle, uid
 
 from trustprov.dashboard.model import LineView
 from trustprov.dashboard.render import dashboard_page, report_page, static
