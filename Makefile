@@ -12,7 +12,7 @@ ICM_KEYS ?= files
 DEMO_HSM = $(abspath $(DEMO_DIR)).softhsm
 SOFTHSM_MODULE ?= /usr/lib/softhsm/libsofthsm2.so
 
-.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean bench-wire wire-faults
+.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean bench-wire wire-faults bench-dashboard
 
 all: test
 
@@ -67,6 +67,10 @@ fuzz: venv
 # a lot over TCP loopback to chip boards in their own processes: station CPU per chip
 bench-wire: venv
 	$(BIN)/python bench/wire.py --chips 2000 --boards 2 --sockets 16
+
+# the dashboard's refresh against a synthetic records store of a million chips, 12 stations
+bench-dashboard: venv
+	$(BIN)/python bench/dashboard.py --chips 1000000 --stations 12
 
 # 2,000 chips over TCP with 1 % of frames dropped, 1 % corrupted, a power cut in 1 chip of 50
 wire-faults: venv

@@ -105,13 +105,13 @@ def test_the_import_parser_sees_every_form() -> None:
     assert imports_of(SRC / "roles" / "cm.py") >= {"trustprov.link.client"}
 
 
-@pytest.mark.parametrize("package", ["roles", "line", "cli", "conformance"])
+@pytest.mark.parametrize("package", ["roles", "line", "cli", "conformance", "dashboard"])
 def test_host_code_reaches_chips_only_through_the_link(package: str) -> None:
     bad = _violations(_files(package), ("trustprov.chip", "trustprov.firmware"))
     assert not bad, f"host code imports chip internals or firmware: {bad}"
 
 
-@pytest.mark.parametrize("package", ["roles", "line", "cli", "conformance"])
+@pytest.mark.parametrize("package", ["roles", "line", "cli", "conformance", "dashboard"])
 def test_host_code_names_no_chip_module_in_strings(package: str) -> None:
     """No ``importlib`` detour: host code does not even spell a chip or firmware module name."""
     bad = []
@@ -147,7 +147,32 @@ def test_only_tests_and_the_demo_use_the_probe() -> None:
     assert set(users) <= {"demo.py"}, users
 
 
-@pytest.mark.parametrize("package", ["roles", "line", "conformance"])
+def test_the_dashboard_is_a_front_end_beside_the_cli() -> None:
+    """It reads the line's records; nothing below it (nor the board) imports it, and of the
+    CLI only `line dashboard` and `cm report --html` do."""
+    below = (
+        "crypto",
+        "formats",
+        "chip",
+        "firmware",
+        "link",
+        "roles",
+        "line",
+        "board",
+        "conformance",
+    )
+    bad = _violations(_files(*below), ("trustprov.dashboard",))
+    assert not bad, f"imports the dashboard from below: {bad}"
+    assert not _violations(_files("dashboard"), ("trustprov.cli", "trustprov.board"))
+    users = sorted(
+        str(f.relative_to(SRC))
+        for f in _files("cli")
+        if any(_under(n, "trustprov.dashboard") for n in imports_of(f))
+    )
+    assert users == ["cli/cm.py", "cli/line.py"], users
+
+
+@pytest.mark.parametrize("package", ["roles", "line", "conformance", "dashboard"])
 def test_host_code_never_imports_the_board(package: str) -> None:
     """The board is chip-side: a station reaches its chips only over the wire."""
     bad = _violations(_files(package), ("trustprov.board",))

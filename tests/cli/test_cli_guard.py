@@ -36,6 +36,7 @@ EXPECTED = {
     ("inspect",),
     ("oem", "template"),
     ("demo",),
+    ("line", "dashboard"),
 }
 
 

@@ -167,9 +167,21 @@ def provision(
     help="Also write one row per chip (its final record, or its state) to this CSV file; "
     "'-' writes only the CSV, to standard output.",
 )
-@force_option("--csv file")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the lot's audit report, one self-contained HTML file (opens offline).",
+)
+@force_option("--csv or --html file")
 def report(
-    records: str, lot: str | None, as_json: bool, csv_path: Path | None, force: bool
+    records: str,
+    lot: str | None,
+    as_json: bool,
+    csv_path: Path | None,
+    html_path: Path | None,
+    force: bool,
 ) -> None:
     """A lot from its records: yield, failures by cause, stations, throughput, pending chips."""
     from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
@@ -177,9 +189,17 @@ def report(
 
     if as_json and csv_path is not None and str(csv_path) == "-":
         raise InputError("--json and --csv - both write to standard output; give one")
+    if html_path is not None:
+        from trustprov.dashboard.report import check_html_path  # noqa: PLC0415 - lazy: start-up
+
+        check_html_path(html_path, force=force)
     with RecordStore(records, create=False, read_only=True) as store:
         r = lot_report(store, lot)
         rows = write_csv(store, r.lot, csv_path, force=force) if csv_path is not None else None
+        if html_path is not None:
+            from trustprov.dashboard.report import write_html  # noqa: PLC0415 - lazy: start-up
+
+            write_html(store, r, html_path, force=force)
     if csv_path is not None and str(csv_path) == "-":
         return  # standard output holds the CSV alone
     if as_json:
@@ -210,3 +230,5 @@ def report(
         click.echo(f"  earlier bundles of this lot: {', '.join(r.other_bundles)}")
     if rows is not None:
         click.echo(f"  {rows} chips written to {csv_path}")
+    if html_path is not None:
+        click.echo(f"  audit report written to {html_path}")

@@ -43,6 +43,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "The contract manufacturer: provision lots of chips, report on them.",
     ),
     "chip": ("trustprov.cli.chip", "chip", "Inspect chips; serve them on a board."),
+    "line": (
+        "trustprov.cli.line",
+        "line",
+        "The production line: a live dashboard over its records.",
+    ),
     "inspect": (
         "trustprov.cli.inspect",
         "inspect",

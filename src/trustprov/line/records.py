@@ -122,6 +122,8 @@ results = sa.Table(
     sa.CheckConstraint(
         "result IN ('provisioned', 'already-provisioned', 'failed')", name="results_result"
     ),
+    # the report's and the dashboard's counts: an index-only range per job, not a table scan
+    sa.Index("results_by_outcome", "job_id", "result", "station", "error_code"),
 )
 records = sa.Table(
     "records",
@@ -337,6 +339,10 @@ class RecordStore:
             query = dict(parsed.query)
             args: dict[str, Any] = {} if "connect_timeout" in query else {"connect_timeout": 10}
             self._engine = sa.create_engine(parsed, connect_args=args, pool_size=2)
+            if read_only:
+                # a reader (a report, the dashboard) cannot write even by a bug of its own: the
+                # server refuses any write in a read-only transaction
+                event.listen(self._engine, "connect", _read_only_session)
         try:
             self._conn = self._engine.connect()
         except exc.DBAPIError as e:
@@ -743,6 +749,12 @@ def _claimed_by(job: JobRef, station: str) -> sa.ColumnElement[bool]:
         lot_chips.c.state == "claimed",
         lot_chips.c.station == station,
     )
+
+
+def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cur:
+        cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    dbapi_connection.commit()
 
 
 def _read_only_uri(path: Path) -> str:

@@ -136,12 +136,29 @@ def find_job(store: RecordStore, lot: str | None) -> tuple[JobRef, list[str]]:
 
 def lot_report(store: RecordStore, lot: str | None = None) -> LotReport:
     ref, others = find_job(store, lot)
-    report = LotReport(ref.lot, ref.bundle_id, ref.chips, other_bundles=others)
+    report = lot_counts(store, ref, others)
     mine = results.c.job_id == ref.id
     if store.dialect == "postgresql":
         second = sa.cast(sa.func.floor(sa.extract("epoch", results.c.time)), sa.BigInteger)
     else:
         second = sa.cast(sa.func.strftime("%s", results.c.time), sa.Integer)
+    with store.transaction() as c:
+        per_second = [
+            (int(s), n)
+            for s, n in c.execute(
+                sa.select(second, sa.func.count()).where(mine).group_by(second).order_by(second)
+            )
+        ]
+    report.throughput = buckets(per_second)
+    return report
+
+
+def lot_counts(store: RecordStore, ref: JobRef, others: list[str] | None = None) -> LotReport:
+    """The report of job ``ref`` without its throughput: the counts alone, which the live
+    dashboard reads every refresh (each query an index range of the job: ``lot_chips_by_state``
+    and ``results_by_outcome``), so its numbers are the report's by construction."""
+    report = LotReport(ref.lot, ref.bundle_id, ref.chips, other_bundles=others or [])
+    mine = results.c.job_id == ref.id
     with store.transaction() as c:
         for state, n in c.execute(
             sa.select(lot_chips.c.state, sa.func.count())
@@ -152,10 +169,10 @@ def lot_report(store: RecordStore, lot: str | None = None) -> LotReport:
                 report.pending += n
             if state == "claimed":
                 report.in_progress = n
-        for station, result, n in c.execute(
-            sa.select(results.c.station, results.c.result, sa.func.count())
+        for result, station, n in c.execute(
+            sa.select(results.c.result, results.c.station, sa.func.count())
             .where(mine)
-            .group_by(results.c.station, results.c.result)
+            .group_by(results.c.result, results.c.station)
         ):
             report.stations.setdefault(station, StationCounts()).add(result, n)
             report.total.add(result, n)
@@ -165,13 +182,6 @@ def lot_report(store: RecordStore, lot: str | None = None) -> LotReport:
             .group_by(results.c.error_code)
         ):
             report.failures[code or "unknown"] = n
-        per_second = [
-            (int(s), n)
-            for s, n in c.execute(
-                sa.select(second, sa.func.count()).where(mine).group_by(second).order_by(second)
-            )
-        ]
-    report.throughput = buckets(per_second)
     return report
 
 

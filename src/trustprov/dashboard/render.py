@@ -1,0 +1,193 @@
+"""HTML of the live dashboard and of the self-contained audit report of a lot.
+
+Invariants: one renderer for both (the report shows the tables and charts the dashboard does);
+every value from the records is escaped (`html.escape`); the live page loads its style and
+script from the dashboard itself (CSP ``'self'``, no inline script or style); the report file
+inlines its style under a CSP that names the style's hash and allows nothing else (no script,
+no network), so it opens offline and cannot reach out. The counts carry ``data-count`` names
+equal to the keys of `cm report --json`, which the browser tests compare.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+from html import escape
+from importlib import resources
+
+from trustprov.dashboard import charts
+from trustprov.dashboard.model import Failure, LotView, Snapshot, StationView
+from trustprov.line.report import LotReport
+
+
+def static(name: str) -> bytes:
+    """A file served under /static (package data)."""
+    return resources.files("trustprov.dashboard").joinpath("static", name).read_bytes()
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s} s"
+
+
+def _when(at: datetime.datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") + "Z" if at is not None else "-"
+
+
+def _count(name: str, value: object) -> str:
+    return f'<td data-count="{name}">{escape(str(value))}</td>'
+
+
+def lot_section(r: LotReport, view: LotView | None = None) -> str:
+    t = r.total
+    y = f"{r.yield_percent} %" if r.yield_percent is not None else "-"
+    settled = t.chips
+    bar = charts.progress(
+        [
+            (t.provisioned, charts.GOOD),
+            (t.already_provisioned, charts.ALREADY),
+            (t.failed, charts.BAD),
+        ],
+        r.chips,
+        label=f"{settled} of {r.chips} chips settled",
+    )
+    rate = ""
+    if view is not None:
+        eta = (
+            _duration(view.eta_s)
+            if view.eta_s is not None
+            else ("done" if not r.pending else "- (no recent progress)")
+        )
+        rate = (
+            f'<p class="rate">{view.rate:.1f} chips/s over the last minute; '
+            f'ETA <span data-count="eta">{escape(eta)}</span></p>'
+        )
+    out = [
+        f'<section class="lot" data-lot="{escape(r.lot)}">',
+        f"<h2>Lot {escape(r.lot)} <small>bundle {escape(r.bundle_id)}</small></h2>",
+        f'<p class="progress-line">{bar} {settled} / {r.chips} '
+        f"({100 * settled / r.chips if r.chips else 0:.1f} %)</p>",
+        rate,
+        "<table><tr><th>chips</th><th>provisioned</th><th>already provisioned</th>"
+        "<th>failed</th><th>pending</th><th>in progress</th><th>yield</th></tr><tr>",
+        _count("chips", r.chips),
+        _count("provisioned", t.provisioned),
+        _count("already_provisioned", t.already_provisioned),
+        _count("failed", t.failed),
+        _count("pending", r.pending),
+        _count("in_progress", r.in_progress),
+        _count("yield_percent", y),
+        "</tr></table>",
+    ]
+    if r.failures:
+        rows = sorted(r.failures.items(), key=lambda kv: (-kv[1], kv[0]))
+        out.append("<h3>Failures by cause</h3>")
+        out.append(charts.bar_chart(rows, label="failures by cause"))
+    if r.stations:
+        out.append(
+            "<h3>Stations</h3><table><tr><th>station</th><th>chips</th><th>provisioned</th>"
+            "<th>already provisioned</th><th>failed</th></tr>"
+        )
+        for name, s in sorted(r.stations.items()):
+            out.append(
+                f'<tr data-station="{escape(name)}"><td>{escape(name)}</td><td>{s.chips}</td>'
+                f"<td>{s.provisioned}</td><td>{s.already_provisioned}</td><td>{s.failed}</td></tr>"
+            )
+        out.append("</table>")
+    if r.other_bundles:
+        out.append(f"<p>Earlier bundles of this lot: {escape(', '.join(r.other_bundles))}</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def failures_table(failures: list[Failure]) -> str:
+    if not failures:
+        return "<p>No failed chip.</p>"
+    rows = "".join(
+        f"<tr><td>{_when(f.time)}</td><td>{escape(f.lot)}</td><td>{escape(f.station)}</td>"
+        f"<td><code>{escape(f.uid)}</code></td><td>{escape(f.code)}</td></tr>"
+        for f in failures
+    )
+    return (
+        "<table><tr><th>time</th><th>lot</th><th>station</th><th>chip</th><th>cause</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def stations_table(stations: list[StationView]) -> str:
+    if not stations:
+        return "<p>No station has reported yet.</p>"
+    rows = "".join(
+        f'<tr class="{s.status}" data-station="{escape(s.name)}"><td>{escape(s.name)}</td>'
+        f'<td data-status="{s.status}">{"stopped reporting" if s.status == "stopped" else s.status}'
+        f"</td><td>{_when(s.last_seen)}</td><td>{s.in_progress}</td></tr>"
+        for s in stations
+    )
+    return (
+        "<table><tr><th>station</th><th>status</th><th>last attempt</th>"
+        f"<th>chips in progress</th></tr>{rows}</table>"
+    )
+
+
+def live_fragment(snap: Snapshot) -> str:
+    """The part of the page that each update replaces."""
+    legend = "".join(
+        f"<li>{charts.swatch(charts.colour(i))} {escape(name)}</li>"
+        for i, name in enumerate(sorted(snap.series))
+    )
+    lots = "".join(lot_section(v.report, v) for v in snap.lots) or "<p>No lot in the records.</p>"
+    chart = charts.line_chart(
+        snap.series, snap.window_start, snap.bin_seconds, label="chips per second per station"
+    )
+    return (
+        f'<p class="generated">Records {escape(snap.records_url)}; read at '
+        f'<span id="generated">{_when(snap.generated)}</span></p>'
+        f"{lots}"
+        f"<section><h2>Chips per second, per station</h2>"
+        f"{chart}"
+        f'<ul class="legend">{legend}</ul></section>'
+        f"<section><h2>Stations reporting</h2>{stations_table(snap.stations)}</section>"
+        f"<section><h2>Latest failures</h2>{failures_table(snap.failures)}</section>"
+    )
+
+
+def dashboard_page(snap: Snapshot) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>trustprov line dashboard</title>"
+        '<link rel="stylesheet" href="/static/dashboard.css">'
+        '<script src="/static/dashboard.js" defer></script></head><body>'
+        '<header><h1>trustprov line</h1><span id="status" data-state="connecting">connecting'
+        "</span></header>"
+        f'<main id="live">{live_fragment(snap)}</main></body></html>'
+    )
+
+
+def report_page(report: LotReport, failures: list[Failure], generated: datetime.datetime) -> str:
+    """The OEM's audit report of a lot as one HTML file: no script, no request of any kind."""
+    css = static("dashboard.css").decode()
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    csp = f"default-src 'none'; style-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+    buckets = [(f"{b.start:%H:%M:%S}Z", b.chips / b.seconds) for b in report.throughput]
+    chart = (
+        charts.column_chart(buckets, label="chips per second")
+        if buckets
+        else "<p>No chip settled yet.</p>"
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        f"<title>Lot {escape(report.lot)}: provisioning report</title>"
+        f"<style>{css}</style></head><body>"
+        f"<header><h1>Provisioning report, lot {escape(report.lot)}</h1></header><main>"
+        f'<p class="generated">From the records, read at {_when(generated)}.</p>'
+        f"{lot_section(report)}"
+        f"<section><h2>Chips per second</h2>{chart}</section>"
+        f"<section><h2>Latest failures</h2>{failures_table(failures)}</section>"
+        "</main></body></html>"
+    )
