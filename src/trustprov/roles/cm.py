@@ -72,6 +72,13 @@ class Job:
                 f"the bundle needs software security version {needed};"
                 f" this software is {parsed_software.security_version}"
             )
+        named = parsed.manifest.authorized
+        if named is not None and authorized is None:
+            raise InputError(
+                "the bundle is for authorized chips only: give --auth AUTH, the OEM's set"
+            )
+        if named is not None and authorized is not None and authorized.root != named.root:
+            raise InputError("the authorized set given is not the one the bundle names")
         return cls(
             image,
             parsed_software,
