@@ -1,4 +1,4 @@
-"""T21-T23: the CM provisions chips the OEM did not authorize (issue 10, item 2).
+"""C1, C2: the CM provisions chips the OEM did not authorize (issue 10, item 2).
 
 The OEM's bundle names an authorized set (its Merkle root and size under the manifest's CMAC).
 The CM holds the bundle, ENC(OEM_SHARE), the AUTH file and any number of chips of the family,

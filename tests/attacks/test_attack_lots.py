@@ -1,4 +1,4 @@
-"""T24: a lot manifest substituted between the ICM and its readers (issue 10, item 1).
+"""C3: a lot manifest substituted between the ICM and its readers (issue 10, item 1).
 
 Someone between the ICM and the OEM or the CM splices chips of another lot of the same family
 into a lot manifest, drops chips, swaps two lots' chip lists or signatures, renames the lot, or
