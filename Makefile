@@ -55,6 +55,7 @@ test: lint typecheck unit
 bench: venv
 	$(BIN)/python bench/startup.py --importtime
 	$(BIN)/python bench/provision.py --chips $(BENCH_CHIPS) --workers 1,2
+	$(BIN)/python bench/lots.py --chips 2000000
 
 # the attack suite at full strength: every byte flip, >= 10,000 random flips per large artifact
 attacks: venv

@@ -28,6 +28,7 @@ from trustprov.line.station import LotSummary, provision_lot
 from trustprov.link.farm import FarmLink
 from trustprov.roles import assets as asset_list
 from trustprov.roles import icm, oem
+from trustprov.roles.authorize import authorize
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.files import PRIVATE, write_file
 
@@ -184,14 +185,17 @@ def make_family(out: Path, keys: str | None = None) -> Family:
     return Family(made, software, farm, oem_lot.uids[0])
 
 
-def seal_bundle(out: Path, family: Family, assets: asset_list.AssetList) -> oem.SealResult:
-    """OEM: FIG. 2 on its chip, sealing ``assets`` into OUT/oem."""
+def seal_bundle(
+    out: Path, family: Family, assets: asset_list.AssetList, auth: Path | None = None
+) -> oem.SealResult:
+    """OEM: FIG. 2 on its chip, sealing ``assets`` into OUT/oem (for the chips of ``auth``)."""
     return oem.keygen(
         family.oem_farm,
         family.oem_uid,
         software_path=family.software,
         assets=assets,
         out=out / "oem",
+        auth=auth,
     )
 
 
@@ -217,12 +221,17 @@ def run(
     (out / "cm").mkdir()
     icm.manufacture(family.icm, out / "cm" / "chips.farm", CM_LOT, chips, out / "cm" / "lot.json")
 
-    # OEM: verify the software, then FIG. 2 on its provisioning chip
+    # OEM: verify the software, authorize the CM's lot (its ICM signature checked), then
+    # FIG. 2 on its provisioning chip, for the authorized chips only
     oem.verify_software(family.software, out / "icm" / "prov-signing.pub.pem")
-    sealed = seal_bundle(out, family, assets)
+    auth = out / "cm" / "authorized.cbor"  # the OEM sends it to the CM with the bundle
+    authorize([out / "cm" / "lot.json"], auth, out / "icm" / "lot-signing.pub.pem")
+    sealed = seal_bundle(out, family, assets, auth)
 
-    # CM: FIG. 3 on every chip of the lot
-    job = Job.load(family.software, out / "oem" / "enc-oem-share.cose", out / "oem" / "bundle.cbor")
+    # CM: FIG. 3 on every chip of the lot, each with its inclusion proof
+    job = Job.load(
+        family.software, out / "oem" / "enc-oem-share.cose", out / "oem" / "bundle.cbor", auth
+    )
     summary = provision_lot(
         farm_path=out / "cm" / "chips.farm",
         lot=CM_LOT,

@@ -32,6 +32,7 @@ from trustprov.formats.budget import (
 from trustprov.formats.bundle import (
     BUNDLE_ID_LEN,
     AssetEntry,
+    Authorization,
     Manifest,
     SignedManifest,
     chunk_aad,
@@ -47,6 +48,7 @@ class BundleParams:
     min_security_version: int
     aead: Aead
     chunk_size: int
+    authorized: Authorization | None = None
 
 
 def oem_keys(hw: Hardware, oem_share: bytes) -> OemKeys:
@@ -176,6 +178,7 @@ class SealingSession:
                 aead=p.aead,
                 chunk_size=p.chunk_size,
                 assets=tuple(self._entries),
+                authorized=p.authorized,
             )
         except FormatError as e:
             raise ChipRefused(e.message, code="bad-request") from e
