@@ -2,7 +2,9 @@
 
 ICM init and signing -> an OEM provisioning chip -> OEM keygen (FIG. 2) -> a CM lot of N chips
 provisioned (FIG. 3) -> every chip checked through the test-only probe to hold exactly the OEM's
-assets. DIR keeps what the parties exchanged, so each step can be repeated by hand with the CLI.
+assets -> the chips' receipts exported from the records (`cm receipts`) and reconciled by the
+OEM against the lot's UIDs (`oem reconcile --auth`): every chip must have returned a valid
+receipt. DIR keeps what the parties exchanged, so each step can be repeated by hand with the CLI.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ from trustprov.chip.model import Lifecycle
 from trustprov.chip.probe import Probe
 from trustprov.crypto.keys import private_key_from_material, public_key_pem
 from trustprov.errors import InputError
+from trustprov.formats.authz import AuthorizedSet
+from trustprov.line.receipts import export_receipts
+from trustprov.line.records import RecordStore
 from trustprov.line.station import LotSummary, provision_lot
 from trustprov.link.farm import FarmLink
 from trustprov.roles import assets as asset_list
-from trustprov.roles import icm, oem
+from trustprov.roles import icm, oem, reconcile
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.files import PRIVATE, write_file
+from trustprov.roles.reconcile import Reconciliation
 
 FIRMWARE_SIZE = 256 * 1024
 CM_LOT = "LOT-0001"
@@ -118,13 +124,16 @@ class DemoResult:
     summary: LotSummary
     verified: int
     mismatched: list[str]
+    reconciliation: Reconciliation
 
     def to_json(self) -> dict[str, Any]:
+        r = self.reconciliation
         return {
             **self.summary.to_json(),
             "verified": self.verified,
             "mismatched": len(self.mismatched),
             "mismatched_chips": self.mismatched[:20],
+            "receipts": {**r.counts, "missing": len(r.missing)},
         }
 
 
@@ -245,6 +254,18 @@ def run(
         for uid in uids:
             if not _holds_exactly(probe, uid, expected):
                 mismatched.append(uid.hex())
-    result = DemoResult(summary, len(uids) - len(mismatched), mismatched)
+    # CM -> OEM: the receipts; the OEM reconciles them against the chips it ordered (the lot's
+    # UIDs as an authorized set) and its bundle, under the ICM's device CA
+    with RecordStore(f"sqlite:///{out / 'cm' / 'records.sqlite'}", create=False) as store:
+        export_receipts(store, CM_LOT, out / "cm" / "receipts.cbor", "cbor-seq")
+    write_file(out / "oem" / "auth.cbor", AuthorizedSet.from_uids(uids).to_bytes())
+    reconciliation = reconcile.run(
+        auth=out / "oem" / "auth.cbor",
+        ca=out / "icm" / "device-ca.pem",
+        bundle=out / "oem" / "bundle.cbor",
+        receipts=out / "cm" / "receipts.cbor",
+        jobs=jobs,
+    )
+    result = DemoResult(summary, len(uids) - len(mismatched), mismatched, reconciliation)
     write_file(out / "cm" / "report.json", json.dumps(result.to_json(), indent=2).encode() + b"\n")
     return result

@@ -13,8 +13,11 @@ Steps, numbered as in the figure and in docs/protocol.md:
  8. Verify every asset: complete, right length, a valid key of its type.
  9. Install keys into their slots and data into flash in one atomic commit that replaces the
     whole installed state (an update leaves nothing of the bundle before it).
-10. Advance the lifecycle to PROVISIONED (part of the same commit); a LOCKED chip installs
-    nothing, and a state beyond the chip's capacity is refused before the commit.
+10. Advance the lifecycle to PROVISIONED and the provisioning counter by one (part of the same
+    commit); a LOCKED chip installs nothing, and a state beyond the chip's capacity is refused
+    before the commit.
+11. Sign the receipt (docs/protocol.md 6.8) with the chip's identity key over what was just
+    committed: the answer to cm.finish carries it.
 Any failure ends the session: keys and staging are dropped and nothing is installed.
 """
 
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from trustprov.chip.device import FlashWrite, Hardware
 from trustprov.chip.model import KeySlot, Lifecycle
 from trustprov.crypto.aead import cmac_verify
-from trustprov.crypto.digest import CHAIN_END, chain_link
+from trustprov.crypto.digest import CHAIN_END, chain_link, sha256
 from trustprov.crypto.keys import CURVES, check_private_scalar
 from trustprov.errors import ArtifactError, ChipRefused
 from trustprov.firmware.sealing import oem_keys
@@ -41,6 +44,7 @@ from trustprov.formats.bundle import (
 )
 from trustprov.formats.installed import content_id
 from trustprov.formats.limits import LIMITS
+from trustprov.formats.receipt import ReceiptClaims, make_receipt
 from trustprov.formats.sealed import SealedValue
 
 
@@ -93,6 +97,7 @@ class ProvisioningSession:
             )
             cmac_verify(keys.auth, message.mac_structure(), message.auth)
             manifest = SignedManifest.from_message(message).manifest
+            self._manifest_digest = sha256(message.body)  # what the CMAC covered
         except ArtifactError as e:
             raise ChipRefused(f"manifest refused: {e.message}", code="bad-manifest") from e
         # 6.
@@ -196,7 +201,30 @@ class ProvisioningSession:
             "domain-id": self._keys.domain_id,
             "epoch": m.epoch,
             "assets": len(m.assets),
+            "receipt": self._receipt(),
         }
+
+    def _receipt(self) -> bytes:
+        # 11. over the committed state, read back from the chip: what it holds, not what was sent
+        hw, m = self._hw, self._manifest
+        installed, certificate = hw.installed, hw.certificate
+        assert installed is not None  # noqa: S101 - just installed
+        assert certificate is not None  # noqa: S101 - only a certified chip boots
+        claims = ReceiptClaims(
+            uid=hw.uid,
+            lot=hw.lot,
+            bundle_id=m.bundle_id,
+            manifest_digest=self._manifest_digest,
+            installed_digest=installed.digest(),
+            domain_id=installed.domain_id,
+            epoch=installed.epoch,
+            software_name=hw.software.name,
+            software_version=hw.software.version,
+            security_version=hw.software.security_version,
+            lifecycle=int(hw.lifecycle),
+            counter=hw.prov_counter,
+        )
+        return make_receipt(claims, certificate, hw.identity_sign)
 
 
 def _check_key(key_type: str, value: bytes, name: str) -> None:
