@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import cbor2
+
 from trustprov.crypto.digest import DIGEST_LEN
 from trustprov.crypto.keys import SIGNATURE_ALGORITHMS, PublicKey
 from trustprov.crypto.schedule import DOMAIN_ID_LEN
@@ -174,6 +176,7 @@ def _device_key(value: Any, what: str) -> DeviceKey:
 
 
 PROTECTED = cose.encode_protected({cose.ALG: ES256})
+_SIGN1_TAG = frozenset({cose.TAG_SIGN1})
 
 
 def make_receipt(
@@ -197,15 +200,28 @@ class Receipt:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Receipt:
+        """Parse (not verify) a receipt. One decode of the whole: the protected header is
+        compared byte for byte with the only one a receipt has, so it needs no decode of its
+        own (an OEM reconciles a million of these)."""
         what = "receipt"
-        m = cose.decode(data, cose.TAG_SIGN1, limit=MAX_RECEIPT, what=what, shape=RECEIPT_SHAPE)
-        if m.protected_bytes != PROTECTED:
+        value = cbor.decode(
+            data, limit=MAX_RECEIPT, what=what, shape=RECEIPT_SHAPE, tags=_SIGN1_TAG
+        )
+        if not isinstance(value, cbor2.CBORTag) or value.tag != cose.TAG_SIGN1:
+            raise FormatError(f"{what}: not a COSE_Sign1 (CBOR tag 18)")
+        items = value.value
+        if not isinstance(items, list) or len(items) != 4:
+            raise FormatError(f"{what}: COSE_Sign1 must be an array of 4")
+        if items[0] != PROTECTED:
             raise FormatError(f"{what}: protected header must be exactly {{1: -7}} (ES256)")
-        u = cbor.expect_map(m.unprotected, f"{what}: unprotected header", {X5CHAIN})
+        u = cbor.expect_map(items[1], f"{what}: unprotected header", {X5CHAIN})
         cert = cbor.expect_bstr(u[X5CHAIN], f"{what}: x5chain", max_len=LIMITS.certificate)
-        if len(m.auth) != 64:
-            raise FormatError(f"{what}: an ES256 signature is 64 bytes")
-        return cls(ReceiptClaims.from_payload(m.body), cert, m)
+        payload = cbor.expect_bstr(items[2], f"{what}: payload")
+        signature = cbor.expect_bstr(items[3], f"{what}: signature", 64)
+        message = cose.CoseMessage(
+            cose.TAG_SIGN1, PROTECTED, {cose.ALG: ES256}, u, payload, signature
+        )
+        return cls(ReceiptClaims.from_payload(payload), cert, message)
 
     def verify(self, key: PublicKey) -> None:
         """Raise `VerificationError` unless the chip key ``key`` signed this receipt."""
