@@ -46,7 +46,8 @@ DOMAIN = bytes(range(8)) * 2  # any domain: reconciliation checks the digest for
 
 def _make(n: int) -> tuple[bytes, bytes]:
     """``n`` receipts of fresh chips (a worker's share), concatenated, and their UIDs."""
-    assert _ICM is not None and _BUNDLE is not None
+    assert _ICM is not None
+    assert _BUNDLE is not None
     m = _BUNDLE.manifest
     digest = sha256(_BUNDLE.signed.message.body)
     installed = expected_installed_digest(m, DOMAIN)
@@ -93,7 +94,7 @@ def floor_us(made: icm.Icm, rounds: int = 4000) -> float:
 
 
 def main() -> None:
-    global _ICM, _BUNDLE  # noqa: PLW0603 - inherited by the forked generator workers
+    global _ICM, _BUNDLE  # inherited by the forked generator workers
     ap = argparse.ArgumentParser()
     ap.add_argument("--receipts", type=int, default=1_000_000)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)

@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from trustprov.chip.model import Lifecycle
 from trustprov.chip.probe import Probe
-from trustprov.crypto.keys import private_key_from_material, public_key_pem
+from trustprov.crypto.keys import check_private_scalar, private_key_from_material, public_key_pem
 from trustprov.errors import InputError
 from trustprov.formats.authz import AuthorizedSet
 from trustprov.line.receipts import export_receipts
@@ -86,6 +86,12 @@ name = "oem-signing-key"
 kind = "generate"
 key-type = "ec-p256"
 slot = 8
+
+[[asset]]
+name = "cloud-identity-key"
+kind = "device-key"
+key-type = "ec-p256"
+slot = 9
 """
 
 
@@ -138,10 +144,13 @@ class DemoResult:
 
 
 def _expected(assets: asset_list.AssetList, public_keys: dict[str, bytes]) -> dict[str, Any]:
-    slots: dict[int, bytes | tuple[str, bytes]] = {}
+    slots: dict[int, bytes | tuple[str, bytes | None]] = {}
     regions: dict[str, bytes] = {}
     for a in assets.assets:
-        if a.kind == "generate":
+        if a.kind == "device-key":  # each chip's own: any valid key of its type will do
+            assert a.slot is not None  # noqa: S101 - parse checked
+            slots[a.slot] = (a.key_type or "", None)
+        elif a.kind == "generate":
             assert a.slot is not None  # noqa: S101 - parse checked
             slots[a.slot] = (a.key_type or "", public_keys[a.name])
         elif a.kind == "key":
@@ -161,10 +170,17 @@ def _holds_exactly(probe: Probe, uid: bytes, expected: dict[str, Any]) -> bool:
         got = r.slots[n].value
         if isinstance(want, tuple):  # generated: the slot's private key must match the public key
             key_type, pem = want
-            scalar = int.from_bytes(got)
             if key_type != "ec-p256":
                 return False
-            if public_key_pem(ec.derive_private_key(scalar, ec.SECP256R1())) != pem:
+            try:  # a device key is any valid key: each chip made its own
+                check_private_scalar(key_type, got)
+            except ValueError:
+                return False
+            scalar = int.from_bytes(got)
+            if (
+                pem is not None
+                and public_key_pem(ec.derive_private_key(scalar, ec.SECP256R1())) != pem
+            ):
                 return False
         elif got != want:
             return False

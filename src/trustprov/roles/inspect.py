@@ -345,7 +345,7 @@ def _toml(path: Path) -> Description:
         if a.key_type:
             row["key_type"] = a.key_type
         row["target"] = f"slot {a.slot}" if a.slot is not None else f"region {a.region}"
-        if a.kind != "generate":
+        if a.kind not in ("generate", "device-key"):  # made on a chip: no length, no source
             row["length"] = a.length
             row["source"] = f"file {a.path.name}" if a.path is not None else "given in the list"
         rows.append(row)

@@ -153,13 +153,17 @@ class Reconciliation:
         }
 
     def write_csv(self, out: BinaryIO) -> int:
-        """The valid chips with their per-device public keys, for the OEM's own CA: one row
-        a chip, ``uid,counter,device_keys`` (JSON ``[[slot, name, spki hex], ...]``)."""
-        out.write(b"uid,counter,device_keys\n")
+        """The valid chips with their per-device public keys, for the OEM's own CA: one row a
+        key, ``uid,counter,slot,name,public_key`` (SubjectPublicKeyInfo DER in hex); a chip
+        without device keys has one row with the last three empty. Returns the chips written."""
+        out.write(b"uid,counter,slot,name,public_key\n")
         for uid in sorted(self.valid):
             counter, keys = self.valid[uid]
-            cell = json.dumps([list(k) for k in keys], separators=(",", ":")).replace('"', '""')
-            out.write(f'{uid.hex()},{counter},"{cell}"\n'.encode())
+            for slot, name, spki in keys or ((None, "", ""),):
+                cell = '"' + name.replace('"', '""') + '"' if name else ""
+                out.write(
+                    f"{uid.hex()},{counter},{'' if slot is None else slot},{cell},{spki}\n".encode()
+                )
         return len(self.valid)
 
 
