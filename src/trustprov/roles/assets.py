@@ -28,8 +28,8 @@ A generated asset (kind = "generate", key-type ec-p256 | ec-p384 | ed25519 | aes
 the chip from the seed H; only its public key leaves. It is the same key on every chip that
 installs the bundle. A device key (kind = "device-key", key-type ec-p256) is the opposite: each
 chip makes its own from its TRNG when it installs the bundle; the private half never leaves the
-chip, the public half comes back in the chip's receipt (`oem reconcile --csv`). The reference, with every
-field, is docs/assets.md; `trustprov oem template` prints a commented list to start from.
+chip, the public half comes back in the chip's receipt (`oem reconcile --csv`). The reference,
+with every field, is docs/assets.md; `trustprov oem template` prints a commented list to start from.
 Certificates may be PEM or DER and are installed as DER.
 """
 
