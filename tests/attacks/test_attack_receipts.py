@@ -194,3 +194,38 @@ def test_attack_identity_key_never_leaves_the_chip(lot: dict[str, Any]) -> None:
     assert [n for n in dir(Hardware) if "identity" in n] == ["identity_sign"]
     for uid, receipt in lot["first"].items():
         assert bytes(_column(lot["farm"], "identity_key", uid)) not in receipt
+
+
+DEVICE_KEY = """
+[[asset]]
+name = "cloud-key"
+kind = "device-key"
+key-type = "ec-p256"
+slot = 12
+"""
+
+
+def test_attack_device_keys_differ_and_never_leave(world: Any, tmp_path: Path) -> None:
+    """Each chip makes its own device key at install: two chips of one bundle hold different
+    keys, each the one its receipt names, and the private half is in no byte a chip sent."""
+    device = regen(world, tmp_path, "device", epoch=2, extra=DEVICE_KEY)
+    farm = world.fresh_cm_farm(tmp_path)
+    with Bench(farm) as bench:
+        uids = bench.uids(world.cm_lot)[:2]
+        receipts, sent = [], []
+        for uid in uids:
+            receipts.append(bench.provision(uid, device.job(world.software)).receipt)
+            sent += [answer for _, answer in bench.log]
+        slots = [bench.read(uid).slots[12].value for uid in uids]
+    keys = [Receipt.from_bytes(r).claims.device_keys for r in receipts]
+    assert [[(k.slot, k.name) for k in ks] for ks in keys] == [[(12, "cloud-key")]] * 2
+    assert keys[0][0].public_key != keys[1][0].public_key, "two chips made the same device key"
+    for scalar, ks in zip(slots, keys, strict=True):
+        made = ec.derive_private_key(int.from_bytes(scalar), ec.SECP256R1())
+        assert public_key_der(made) == ks[0].public_key
+        assert not any(scalar in answer for answer in sent), "a device key left the chip"
+    r = _reconcile(world, device.bundle, receipts, uids)
+    _only(r, valid=2)
+    assert {u: v[1][0][2] for u, v in r.valid.items()} == {
+        u: k[0].public_key.hex() for u, k in zip(uids, keys, strict=True)
+    }
