@@ -64,7 +64,7 @@ def test_claim_labels_are_the_documented_ones() -> None:
     assert m[-70007] == 1
     assert m[-70008] == [[9, "cloud", b"\x30" * 91]]
     assert set(m) == {256, 265, 270, 271, 275, *range(-70010, -70000)}
-    assert PROTECTED == bytes.fromhex("a10126")
+    assert bytes.fromhex("a10126") == PROTECTED
 
 
 @pytest.mark.parametrize(

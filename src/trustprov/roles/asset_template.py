@@ -46,8 +46,8 @@ chunk-size = 16384
 #   certificate  an X.509 certificate, installed (as DER) into a flash region
 #   firmware     a firmware image, installed into a flash region
 #   config       configuration data, installed into a flash region
-# Keys (key, generate, device-key) go to a `slot` (0..255, each slot once); the others to a `region` (a
-# flash region name, each region once). A key's `key-type` is one of
+# Keys (key, generate, device-key) go to a `slot` (0..255, each slot once); the others to a
+# `region` (a flash region name, each region once). A key's `key-type` is one of
 #   aes-256 (32 bytes)  ec-p256 (32)  ec-p384 (48)  ed25519 (32)  raw (16, 24, 32, 48 or 64 bytes)
 # The content comes from exactly one of
 #   hex   = "..."   the bytes in hex (key, certificate, firmware, config)
