@@ -708,10 +708,13 @@ class RecordStore:
             ]
             c.execute(sa.insert(records), rows)
             if held:
-                receipts = {o.uid.hex(): o.receipt for o in outcomes}
                 c.execute(
                     sa.insert(results),
-                    [{**r, "receipt": receipts[r["uid"]]} for r in rows if r["uid"] in held],
+                    [
+                        {**r, "receipt": o.receipt}
+                        for r, o in zip(rows, outcomes, strict=True)
+                        if r["uid"] in held
+                    ],
                 )
             claimed = self._claim(c, job, station, claim) if claim else []
         if len(held) != len(uids):

@@ -203,19 +203,15 @@ def reconcile(
         if held is None:
             best[uid] = verdict
             continue
-        newer, older = (verdict, held) if verdict[2] > held[2] else (held, verdict)
+        # the lower counter is the replay; an equal one, the same install reported again
         kind = "duplicate" if verdict[2] == held[2] else "replayed"
         counts[kind] += 1
         by_class[kind].append(uid)
-        best[uid] = newer if kind == "replayed" else held
-        del older
+        if verdict[2] > held[2]:
+            best[uid] = verdict
     valid: dict[bytes, tuple[int, tuple[tuple[int, str, str], ...]]] = {}
-    for uid, (verdict, _, counter, keys) in best.items():
-        cls = (
-            "unauthorized"
-            if verdict == "valid" and auth is not None and uid not in auth
-            else verdict
-        )
+    for uid, (found, _, counter, keys) in best.items():
+        cls = "unauthorized" if found == "valid" and auth is not None and uid not in auth else found
         counts[cls] += 1
         if cls == "valid":
             valid[uid] = (counter, keys)
