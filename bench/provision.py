@@ -16,7 +16,9 @@ provisioned chip and peak RSS (the bench process or any one worker). per_chip_us
 x workers / chips: the cost of one chip on one worker, pool start-up included. Under "custody":
 the ICM's signing with its keys in a SoftHSM2 token beside key files (bench/custody.py: a
 64 MiB software image, the certificates of a 100,000-chip lot manifest; --custody-chips 0 leaves
-it out).
+it out). Under "authorize": the OEM's authorized set of a million UIDs built, loaded and every
+proof taken, beside the bare SHA-256 floor of the same run (bench/authz.py; --authorize-uids 0
+leaves it out).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from trustprov.roles import icm
 from trustprov.roles.cm import Job
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
+import authz
 import custody
 
 
@@ -135,6 +138,9 @@ def main() -> int:
     ap.add_argument(
         "--custody-chips", type=int, default=100_000, help="lot certificates to sign (0: none)"
     )
+    ap.add_argument(
+        "--authorize-uids", type=int, default=1_000_000, help="UIDs to authorize (0: none)"
+    )
     args = ap.parse_args()
     if args.chips < 1:
         ap.error("--chips must be at least 1")
@@ -202,6 +208,14 @@ def main() -> int:
             if args.custody_chips > 0
             else {}
         )
+    authorize_figures = authz.run(args.authorize_uids) if args.authorize_uids > 0 else {}
+    if authorize_figures:
+        _say(
+            f"authorized {args.authorize_uids} UIDs: tree in "
+            f"{authorize_figures['build_seconds']} s beside a SHA-256 floor of "
+            f"{authorize_figures['sha256_floor_seconds']} s; every proof in "
+            f"{authorize_figures['every_proof_seconds']} s"
+        )
     last = runs[-1]  # the run with the most workers
     peak = _peak_rss_mb()
     _say(f"farm {farm_bytes / args.chips:.0f} bytes per provisioned chip; peak RSS {peak:.0f} MB")
@@ -221,6 +235,7 @@ def main() -> int:
                 "runs": runs,
                 "floor_parts_us": {k: round(v, 1) for k, v in parts.items()},
                 "custody": custody_figures,
+                "authorize": authorize_figures,
             }
         )
     )

@@ -3,8 +3,9 @@
 ICM init and signing -> an OEM provisioning chip -> OEM keygen (FIG. 2) -> a CM lot of N chips
 provisioned (FIG. 3) -> every chip checked through the test-only probe to hold exactly the OEM's
 assets -> the chips' receipts exported from the records (`cm receipts`) and reconciled by the
-OEM against the lot's UIDs (`oem reconcile --auth`): every chip must have returned a valid
-receipt. DIR keeps what the parties exchanged, so each step can be repeated by hand with the CLI.
+OEM against the chips it authorized (`oem reconcile --auth`): every chip must have returned a
+valid receipt. DIR keeps what the parties exchanged, so each step can be repeated by hand with
+the CLI.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from trustprov.chip.model import Lifecycle
 from trustprov.chip.probe import Probe
 from trustprov.crypto.keys import check_private_scalar, private_key_from_material, public_key_pem
 from trustprov.errors import InputError
-from trustprov.formats.authz import AuthorizedSet
 from trustprov.line.receipts import export_receipts
 from trustprov.line.records import RecordStore
 from trustprov.line.station import LotSummary, provision_lot
 from trustprov.link.farm import FarmLink
 from trustprov.roles import assets as asset_list
 from trustprov.roles import icm, oem, reconcile
+from trustprov.roles.authorize import authorize
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.files import PRIVATE, write_file
 from trustprov.roles.reconcile import Reconciliation
@@ -209,14 +210,17 @@ def make_family(out: Path, keys: str | None = None) -> Family:
     return Family(made, software, farm, oem_lot.uids[0])
 
 
-def seal_bundle(out: Path, family: Family, assets: asset_list.AssetList) -> oem.SealResult:
-    """OEM: FIG. 2 on its chip, sealing ``assets`` into OUT/oem."""
+def seal_bundle(
+    out: Path, family: Family, assets: asset_list.AssetList, auth: Path | None = None
+) -> oem.SealResult:
+    """OEM: FIG. 2 on its chip, sealing ``assets`` into OUT/oem (for the chips of ``auth``)."""
     return oem.keygen(
         family.oem_farm,
         family.oem_uid,
         software_path=family.software,
         assets=assets,
         out=out / "oem",
+        auth=auth,
     )
 
 
@@ -242,12 +246,17 @@ def run(
     (out / "cm").mkdir()
     icm.manufacture(family.icm, out / "cm" / "chips.farm", CM_LOT, chips, out / "cm" / "lot.json")
 
-    # OEM: verify the software, then FIG. 2 on its provisioning chip
+    # OEM: verify the software, authorize the CM's lot (its ICM signature checked), then
+    # FIG. 2 on its provisioning chip, for the authorized chips only
     oem.verify_software(family.software, out / "icm" / "prov-signing.pub.pem")
-    sealed = seal_bundle(out, family, assets)
+    auth = out / "cm" / "authorized.cbor"  # the OEM sends it to the CM with the bundle
+    authorize([out / "cm" / "lot.json"], auth, out / "icm" / "lot-signing.pub.pem")
+    sealed = seal_bundle(out, family, assets, auth)
 
-    # CM: FIG. 3 on every chip of the lot
-    job = Job.load(family.software, out / "oem" / "enc-oem-share.cose", out / "oem" / "bundle.cbor")
+    # CM: FIG. 3 on every chip of the lot, each with its inclusion proof
+    job = Job.load(
+        family.software, out / "oem" / "enc-oem-share.cose", out / "oem" / "bundle.cbor", auth
+    )
     summary = provision_lot(
         farm_path=out / "cm" / "chips.farm",
         lot=CM_LOT,
@@ -270,13 +279,12 @@ def run(
         for uid in uids:
             if not _holds_exactly(probe, uid, expected):
                 mismatched.append(uid.hex())
-    # CM -> OEM: the receipts; the OEM reconciles them against the chips it ordered (the lot's
-    # UIDs as an authorized set) and its bundle, under the ICM's device CA
+    # CM -> OEM: the receipts; the OEM reconciles them against the chips it authorized (the
+    # AUTH of `oem authorize`) and its bundle, under the ICM's device CA
     with RecordStore(f"sqlite:///{out / 'cm' / 'records.sqlite'}", create=False) as store:
         export_receipts(store, CM_LOT, out / "cm" / "receipts.cbor", "cbor-seq")
-    write_file(out / "oem" / "auth.cbor", AuthorizedSet.from_uids(uids).to_bytes())
     reconciliation = reconcile.run(
-        auth=out / "oem" / "auth.cbor",
+        auth=auth,
         ca=out / "icm" / "device-ca.pem",
         bundle=out / "oem" / "bundle.cbor",
         receipts=out / "cm" / "receipts.cbor",

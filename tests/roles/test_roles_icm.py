@@ -30,8 +30,13 @@ from trustprov.formats.lot import LotManifest
 from trustprov.link.farm import FarmLink
 from trustprov.roles import files, icm
 
-PRIVATE_ICM_FILES = ("family-secrets.cbor", "prov-signing.key.pem", "device-ca.key.pem")
-PUBLIC_ICM_FILES = ("icm.json", "prov-signing.pub.pem", "device-ca.pem")
+PRIVATE_ICM_FILES = (
+    "family-secrets.cbor",
+    "prov-signing.key.pem",
+    "device-ca.key.pem",
+    "lot-signing.key.pem",
+)
+PUBLIC_ICM_FILES = ("icm.json", "prov-signing.pub.pem", "device-ca.pem", "lot-signing.pub.pem")
 
 
 @pytest.fixture(scope="module")
@@ -237,10 +242,14 @@ def test_load_manifest_notices_a_replaced_manifest(world: Any, tmp_path: Path) -
     first = icm.manufacture(world.icm, tmp_path / "a.farm", "A", 2, tmp_path / "a.json")
     second = icm.manufacture(world.icm, tmp_path / "b.farm", "A", 2, tmp_path / "b.json")
     shutil.copyfile(second.manifest, first.manifest)  # same lot name and family, other chips
+    with pytest.raises(InputError, match="no longer the manifest"):  # its signature fails
+        first.load_manifest()
+    sig = Path(f"{second.manifest}.cose")
+    shutil.copyfile(sig, Path(f"{first.manifest}.cose"))  # with its own signature: other UIDs
     with pytest.raises(InputError, match="no longer the manifest"):
         first.load_manifest()
     first.manifest.write_bytes(b"{")
-    with pytest.raises(InputError, match="not valid JSON"):
+    with pytest.raises(InputError, match="no longer the manifest"):
         first.load_manifest()
     assert second.load_manifest().lot == "A"
 

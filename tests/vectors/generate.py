@@ -42,6 +42,7 @@ from trustprov.crypto.schedule import (
 )
 from trustprov.errors import ArtifactError
 from trustprov.formats import cbor, cose
+from trustprov.formats.authz import AuthorizedSet, leaf_hash
 from trustprov.formats.bundle import (
     AssetEntry,
     Bundle,
@@ -458,6 +459,30 @@ def link_hello_vector() -> dict[str, Any]:
     }
 
 
+def authorized_set_vectors() -> list[dict[str, Any]]:
+    """Merkle trees (RFC 9162 section 2.1) of fixed UIDs, a proof per tree, the AUTH file."""
+    out = []
+    for n, prove in ((1, 0), (5, 4), (7, 2)):
+        uids = [bytes([0xA0 + i]) * 16 for i in range(n)]
+        s = AuthorizedSet.from_uids(uids, family_id=h("0102030405060708"))
+        proof = s.proof(uids[prove])
+        out.append(
+            {
+                "uids": [u.hex() for u in uids],
+                "family": "0102030405060708",
+                "leaf_hashes": [leaf_hash(u).hex() for u in uids],
+                "root": s.root.hex(),
+                "proof_uid": uids[prove].hex(),
+                "proof_index": proof.index,
+                "proof_size": proof.size,
+                "proof_path": [p.hex() for p in proof.path],
+                "proof_cbor": proof.to_bytes().hex(),
+                "auth_file": s.to_bytes().hex(),
+            }
+        )
+    return out
+
+
 def compute() -> dict[str, Any]:
     schedule = schedule_vectors()
     seed = h(schedule["h_seed"][1]["seed"])
@@ -478,6 +503,7 @@ def compute() -> dict[str, Any]:
         "software": software_vectors(_previous("software")),
         "link_frames": link_frame_vectors(),
         "link_hello": [link_hello_vector()],
+        "authorized_set": authorized_set_vectors(),
     }
 
 

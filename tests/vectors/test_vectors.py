@@ -61,6 +61,7 @@ from trustprov.link import messages
 VECTORS_PATH = Path(__file__).resolve().parent / "vectors.json"
 VECTORS: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="ascii"))
 SECTIONS = {
+    "authorized_set",
     "software",
     "kdf",
     "f_oem_share",
@@ -594,3 +595,61 @@ def test_link_hello_answer(v: dict[str, Any]) -> None:
     assert by_hand.hex() == v["answer_payload"]
     first = int.from_bytes(h(v["boot_id"])[:2], "big") ^ int.from_bytes(h(v["link_id"])[:2], "big")
     assert info.first_seq == first == v["first_seq"]
+
+
+# -- the authorized set (formats/authz.py; RFC 9162 section 2.1) ---------------------------------
+def _mth(leaves: list[bytes]) -> bytes:
+    """RFC 9162 section 2.1.1 by hand, with hashlib: the recursive definition."""
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    k = 1
+    while 2 * k < len(leaves):
+        k *= 2
+    return hashlib.sha256(b"\x01" + _mth(leaves[:k]) + _mth(leaves[k:])).digest()
+
+
+def _audit_path(m: int, leaves: list[bytes]) -> list[bytes]:
+    """RFC 9162 section 2.1.3.1 PATH(m, D[n]) by hand, recursively."""
+    n = len(leaves)
+    if n == 1:
+        return []
+    k = 1
+    while 2 * k < n:
+        k *= 2
+    if m < k:
+        return [*_audit_path(m, leaves[:k]), _mth(leaves[k:])]
+    return [*_audit_path(m - k, leaves[k:]), _mth(leaves[:k])]
+
+
+@pytest.mark.parametrize("v", cases("authorized_set"))
+def test_authorized_set(v: dict[str, Any]) -> None:
+    from trustprov.formats.authz import (  # noqa: PLC0415 - beside its only use
+        AuthorizedSet,
+        InclusionProof,
+        verify_inclusion,
+    )
+
+    uids = [bytes.fromhex(u) for u in v["uids"]]
+    s = AuthorizedSet.from_bytes(bytes.fromhex(v["auth_file"]))
+    assert s.uids == uids
+    assert s.root.hex() == v["root"]
+    assert [hashlib.sha256(b"\x00" + u).hexdigest() for u in uids] == v["leaf_hashes"]
+    assert _mth(uids).hex() == v["root"]
+    uid = bytes.fromhex(v["proof_uid"])
+    m = uids.index(uid)
+    assert (v["proof_index"], v["proof_size"]) == (m, len(uids))
+    assert [p.hex() for p in _audit_path(m, uids)] == v["proof_path"]
+    proof = InclusionProof.from_bytes(bytes.fromhex(v["proof_cbor"]))
+    assert cbor2.loads(bytes.fromhex(v["proof_cbor"])) == [
+        m,
+        len(uids),
+        [bytes.fromhex(p) for p in v["proof_path"]],
+    ]
+    verify_inclusion(bytes.fromhex(v["root"]), uid, proof, size=len(uids))
+    assert cbor2.loads(bytes.fromhex(v["auth_file"])) == [
+        "trustprov-authorized",
+        1,
+        bytes.fromhex(v["family"]),
+        bytes.fromhex(v["root"]),
+        b"".join(uids),
+    ]

@@ -38,6 +38,20 @@ def cm() -> None:
 @path_option("--share", help="ENC(OEM_SHARE) from the OEM.")
 @path_option("--bundle", help="The sealed bundle from the OEM.")
 @click.option(
+    "--auth",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The OEM's authorized set (AUTH), for a bundle for authorized chips only: each chip "
+    "gets its inclusion proof.",
+)
+@click.option(
+    "--icm-key",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The ICM's lot-signing.pub.pem: --manifest must be signed by it [default: the "
+    "manifest's signature is checked under the key it names].",
+)
+@click.option(
     "--records",
     default=None,
     help="Records store: sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB "
@@ -73,6 +87,8 @@ def provision(
     software: Path,
     share: Path,
     bundle: Path,
+    auth: Path | None,
+    icm_key: Path | None,
     records: str | None,
     jobs: int | None,
     station: str | None,
@@ -95,7 +111,7 @@ def provision(
     from trustprov.roles.cm import Job  # noqa: PLC0415 - lazy: start-up
 
     wire = check_wire_options(farm, manifest, boards, port)
-    job = Job.load(software, share, bundle)
+    job = Job.load(software, share, bundle, auth)
     where = manifest if manifest is not None else farm
     assert where is not None  # noqa: S101 - check_wire_options wants one of them
     url = records or f"sqlite:///{(where.resolve().parent / 'records.sqlite')}"
@@ -103,7 +119,17 @@ def provision(
     try:
         with LineProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
             summary = (
-                provision_wire(wire, lot, job, url, station, progress.start, progress.advance, stop)
+                provision_wire(
+                    wire,
+                    lot,
+                    job,
+                    url,
+                    station,
+                    progress.start,
+                    progress.advance,
+                    stop,
+                    icm_key,
+                )
                 if wire is not None
                 else provision_lot(
                     farm_path=farm,

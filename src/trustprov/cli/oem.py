@@ -17,6 +17,15 @@ if TYPE_CHECKING:
 # so that `trustprov oem --help` starts fast (issue 12)
 
 
+_AUTH = click.option(
+    "--auth",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An authorized set (oem authorize): only its chips install the bundle "
+    "[default: any chip of the family].",
+)
+
+
 @click.group()
 def oem() -> None:
     """The OEM: verify the software, seal assets on the provisioning chip."""
@@ -48,13 +57,21 @@ def verify_software(software: Path, key: tuple[Path, ...]) -> None:
 @path_option("--software", help="The signed provisioning software.")
 @path_option("--assets", help="The asset list (TOML).")
 @path_option("--out", help="OEM_DIR to create (new or empty).")
-def keygen(farm: Path, uid: str, software: Path, assets: Path, out: Path) -> None:
+@_AUTH
+def keygen(
+    farm: Path, uid: str, software: Path, assets: Path, out: Path, auth: Path | None
+) -> None:
     """FIG. 2: make the OEM's keys on its chip and seal the assets into a bundle."""
     from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
 
     result = role.keygen(
-        farm, parse_uid(uid), software_path=software, assets=asset_list.load(assets), out=out
+        farm,
+        parse_uid(uid),
+        software_path=software,
+        assets=asset_list.load(assets),
+        out=out,
+        auth=auth,
     )
     _report(result, out)
 
@@ -66,7 +83,10 @@ def keygen(farm: Path, uid: str, software: Path, assets: Path, out: Path) -> Non
 @path_option("--state", help="OEM_DIR of keygen (ENC(OEM_RND_INPUT), ENC(RND_SHARE)).")
 @path_option("--assets", help="The asset list (TOML).")
 @path_option("--out", help="Directory to create (new or empty).")
-def regen(farm: Path, uid: str, software: Path, state: Path, assets: Path, out: Path) -> None:
+@_AUTH
+def regen(
+    farm: Path, uid: str, software: Path, state: Path, assets: Path, out: Path, auth: Path | None
+) -> None:
     """FIG. 4: rebuild the same keys and seal new or regenerated assets."""
     from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
@@ -78,8 +98,30 @@ def regen(farm: Path, uid: str, software: Path, state: Path, assets: Path, out: 
         state=state,
         assets=asset_list.load(assets),
         out=out,
+        auth=auth,
     )
     _report(result, out)
+
+
+@oem.command(short_help="Authorize the chips of ICM-signed lots (AUTH for keygen and the CM).")
+@click.option(
+    "--lot",
+    "lots",
+    type=click.Path(path_type=Path),
+    required=True,
+    multiple=True,
+    help="An ICM lot manifest (LOT_JSON, its signature LOT_JSON.cose beside it); repeatable.",
+)
+@path_option("--out", help="The AUTH file to write.")
+@path_option("--icm-key", help="The ICM's lot-signing.pub.pem: every lot must be signed by it.")
+@force_option("AUTH file")
+def authorize(lots: tuple[Path, ...], out: Path, icm_key: Path, force: bool) -> None:
+    """Verify each lot manifest's ICM signature and write the set of their chips' UIDs (a
+    Merkle tree): give it to keygen or regen (--auth) and send it to the CM."""
+    from trustprov.roles import authorize as role  # noqa: PLC0415 - lazy: start-up
+
+    s = role.authorize(lots, out, icm_key, force=force)
+    click.echo(f"authorized {len(s)} chips of {len(lots)} lot(s), root {s.root.hex()}: {out}")
 
 
 # `oem template` lives in its own module: it needs no role and no chip
@@ -88,7 +130,10 @@ oem.add_command(template)
 
 def _report(result: role.SealResult, out: Path) -> None:
     m = result.bundle.manifest
-    click.echo(f"bundle {m.bundle_id.hex()} (epoch {m.epoch}, {len(m.assets)} assets): {out}")
+    who = "any chip of the family" if m.authorized is None else f"{m.authorized.count} chips"
+    click.echo(
+        f"bundle {m.bundle_id.hex()} (epoch {m.epoch}, {len(m.assets)} assets, for {who}): {out}"
+    )
 
 
 @oem.command(short_help="Reconcile the chips' receipts against the bundle and the order.")

@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trustprov.errors import FormatError, InputError
-from trustprov.formats.limits import LIMITS
-from trustprov.formats.lot import LotManifest
 from trustprov.line.boards import provision_lot_wire
 from trustprov.line.station import LotSummary
 from trustprov.roles.cm import Job, Outcome
-from trustprov.roles.files import read_bytes
+from trustprov.roles.lots import load_lot_key, read_lot
 
 
 @dataclass(frozen=True)
@@ -48,10 +46,12 @@ def provision_wire(
     on_start: Callable[[int], None],
     on_outcome: Callable[[Outcome], None],
     stop_after: int,
+    icm_key: Path | None = None,
 ) -> LotSummary:
-    data = read_bytes(wire.manifest, limit=LIMITS.lot_manifest, what="lot manifest")
+    # its ICM signature first (roles/lots.py): under the lot-signing key given, or else under
+    # the key the signature names, which proves the manifest whole, not who made it
     try:
-        manifest = LotManifest.from_json(data)
+        manifest = read_lot(wire.manifest, None if icm_key is None else load_lot_key(icm_key))
     except FormatError as e:
         raise InputError(f"{wire.manifest}: {e.message}") from e
     return provision_lot_wire(

@@ -18,6 +18,8 @@ from trustprov.errors import ArtifactError, ChipRefused, FormatError
 from trustprov.firmware.provisioning import ProvisioningSession
 from trustprov.firmware.sealing import BundleParams, SealingSession, oem_keys
 from trustprov.formats import cbor
+from trustprov.formats.authz import InclusionProof
+from trustprov.formats.bundle import Authorization
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.sealed import SealedKind, SealedValue
 
@@ -97,7 +99,13 @@ class ProvisioningSoftware:
         return SealedValue.seal(key, kind, self._hw.family_id, nonce, value).to_bytes()
 
     def _bundle_params(self, value: Any) -> BundleParams:
-        m = _field(cbor.expect_map, value, "bundle", {"epoch", "min-svn", "aead", "chunk-size"})
+        m = _field(
+            cbor.expect_map,
+            value,
+            "bundle",
+            {"epoch", "min-svn", "aead", "chunk-size"},
+            {"authorized"},
+        )
         aead_id = _field(cbor.expect, m["aead"], int, "aead")
         if aead_id not in AEAD_BY_ID:
             raise ChipRefused(f"unsupported AEAD {cbor.show(aead_id)}", code="bad-request")
@@ -110,6 +118,9 @@ class ProvisioningSoftware:
             min_security_version=_field(cbor.expect_uint, m["min-svn"], "min-svn", 2**32 - 1),
             aead=aead,
             chunk_size=chunk_size,
+            authorized=_field(Authorization.from_cbor, m["authorized"], "authorized")
+            if m.get("authorized") is not None
+            else None,
         )
 
     def _start_sealing(self, oem_rnd_input: bytes, rnd_share: bytes, params: BundleParams) -> bytes:
@@ -210,14 +221,15 @@ class ProvisioningSoftware:
 
     # -- FIG. 3: CM provisioning ------------------------------------------------------------
     def cm_begin(self, args: Args) -> Args:
-        a = _args(args, {"enc-oem-share", "manifest"})
+        a = _args(args, {"enc-oem-share", "manifest"}, {"proof"})
         if self._sealing or self._provisioning:
             raise ChipRefused("a session is already open", code="bad-sequence")
         share = _field(
             cbor.expect_bstr, a["enc-oem-share"], "ENC(OEM_SHARE)", None, LIMITS.sealed_value
         )
         manifest = _field(cbor.expect_bstr, a["manifest"], "manifest", None, LIMITS.manifest)
-        self._provisioning = ProvisioningSession(self._hw, share, manifest)
+        proof = _field(InclusionProof.from_cbor, a["proof"]) if "proof" in a else None
+        self._provisioning = ProvisioningSession(self._hw, share, manifest, proof)
         return {"assets": len(self._provisioning.manifest.assets)}
 
     def cm_chunk(self, args: Args) -> Args:

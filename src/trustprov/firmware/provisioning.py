@@ -8,6 +8,9 @@ Steps, numbered as in the figure and in docs/protocol.md:
  5. Verify the manifest's CMAC under K_AUTH, before anything of it is used or decrypted.
  6. Check the manifest against the chip: family, minimum security version, lifecycle, one OEM
     domain per chip, epoch above the installed one, RAM budget.
+6a. If the manifest names an authorized set, the chip's own UID must be in it: the inclusion
+    proof the CM sent with cm.begin must lead from the UID to the manifest's root, in a tree of
+    the manifest's size (formats.authz). Else ``unauthorized``, before any chunk is decrypted.
  7. Per chunk, in order: check it against the hash chain whose head the manifest carries, then
     decrypt it with K_ENCK (keys) or K_ENCD (data) into staging.
  8. Verify every asset: complete, right length, a valid key of its type.
@@ -41,6 +44,7 @@ from trustprov.crypto.keys import (
 from trustprov.errors import ArtifactError, ChipRefused
 from trustprov.firmware.sealing import oem_keys
 from trustprov.formats import cose
+from trustprov.formats.authz import InclusionProof, verify_inclusion
 from trustprov.formats.budget import begin_ram, chunk_ram
 from trustprov.formats.bundle import (
     AssetEntry,
@@ -66,7 +70,13 @@ class _Staged:
 
 
 class ProvisioningSession:
-    def __init__(self, hw: Hardware, enc_oem_share: bytes, manifest_bytes: bytes) -> None:
+    def __init__(
+        self,
+        hw: Hardware,
+        enc_oem_share: bytes,
+        manifest_bytes: bytes,
+        proof: InclusionProof | None = None,
+    ) -> None:
         self._hw = hw
         if hw.lifecycle == Lifecycle.LOCKED:
             raise ChipRefused("chip is locked", code="lifecycle")
@@ -74,12 +84,14 @@ class ProvisioningSession:
         hw.ram.reserve(begin_ram(len(manifest_bytes)))
         self._ram = begin_ram(len(manifest_bytes))
         try:
-            self._begin(enc_oem_share, manifest_bytes)
+            self._begin(enc_oem_share, manifest_bytes, proof)
         except BaseException:
             self.close()
             raise
 
-    def _begin(self, enc_oem_share: bytes, manifest_bytes: bytes) -> None:
+    def _begin(
+        self, enc_oem_share: bytes, manifest_bytes: bytes, proof: InclusionProof | None
+    ) -> None:
         hw = self._hw
         # 2. ENC(OEM_SHARE): only K_OEM_SHARE opens it; kind and family are authenticated.
         try:
@@ -127,6 +139,22 @@ class ProvisioningSession:
                     f"bundle epoch {manifest.epoch} is not above the installed {installed.epoch}",
                     code="stale-epoch",
                 )
+        # 6a. only the chips the OEM authorized (the root is under the CMAC just verified)
+        if manifest.authorized is not None:
+            if proof is None:
+                raise ChipRefused(
+                    "the bundle is for authorized chips only: no inclusion proof",
+                    code="unauthorized",
+                )
+            try:
+                verify_inclusion(
+                    manifest.authorized.root, hw.uid, proof, size=manifest.authorized.count
+                )
+            except ArtifactError as e:
+                raise ChipRefused(
+                    f"chip {hw.uid.hex()} is not in the bundle's authorized set",
+                    code="unauthorized",
+                ) from e
         hw.ram.reserve(chunk_ram(manifest.chunk_size))
         self._ram += chunk_ram(manifest.chunk_size)
         self._keys = keys

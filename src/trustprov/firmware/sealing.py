@@ -33,6 +33,7 @@ from trustprov.formats.bundle import (
     BUNDLE_ID_LEN,
     DEVICE_KEY_TYPES,
     AssetEntry,
+    Authorization,
     DeviceKeySpec,
     Manifest,
     SignedManifest,
@@ -49,6 +50,7 @@ class BundleParams:
     min_security_version: int
     aead: Aead
     chunk_size: int
+    authorized: Authorization | None = None
 
 
 def oem_keys(hw: Hardware, oem_share: bytes) -> OemKeys:
@@ -189,6 +191,7 @@ class SealingSession:
                 aead=p.aead,
                 chunk_size=p.chunk_size,
                 assets=tuple(self._entries),
+                authorized=p.authorized,
                 device_keys=tuple(self._device_keys),
             )
         except FormatError as e:

@@ -52,11 +52,11 @@ _PROOF_SHAPE_ITEMS = 3 + 1 + MAX_PATH
 
 
 def leaf_hash(uid: bytes) -> bytes:
-    return sha256(_LEAF, uid)
+    return sha256(_LEAF + uid)  # one update of the joined input: a third of the calls
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    return sha256(_NODE, left, right)
+    return sha256(_NODE + left + right)
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,7 @@ class AuthorizedSet:
         if family_id is not None and len(family_id) != FAMILY_ID_LEN:
             raise FormatError(f"authorized set: a family id is {FAMILY_ID_LEN} bytes")
         self._blob = uids
+        self._sorted: list[bytes] | None = None  # the UIDs as a list, made on the first lookup
         self.family_id = family_id
         n = len(uids) // UID_LEN
         prev = b""
@@ -202,10 +203,10 @@ class AuthorizedSet:
     def _index(self, uid: bytes) -> int | None:
         if len(uid) != UID_LEN:
             return None
-        n = len(self)
-        b = self._blob
-        i = bisect.bisect_left(range(n), uid, key=lambda j: b[j * UID_LEN : (j + 1) * UID_LEN])
-        return i if i < n and b[i * UID_LEN : (i + 1) * UID_LEN] == uid else None
+        if self._sorted is None:  # a list bisects in C: a proof per chip of a lot stays cheap
+            self._sorted = self.uids
+        i = bisect.bisect_left(self._sorted, uid)
+        return i if i < len(self._sorted) and self._sorted[i] == uid else None
 
     def __contains__(self, uid: object) -> bool:
         return isinstance(uid, bytes) and self._index(uid) is not None

@@ -10,6 +10,9 @@ Manifest payload (canonical CBOR map)::
     "aead"        3 | 31        A256GCM | AES-CCM-16-128-256
     "chunk-size"  uint          plaintext bytes per chunk (the last may be shorter)
     "assets"      [+ asset]
+    "authorized"  [root: bstr .32, count: uint] / null
+                                the authorized set's Merkle root and size (formats.authz): only
+                                those chips install it; null: any chip of the family
     ? "device-keys" [+ device-key]   ; only when the bundle has any (docs/protocol.md 6.8)
 
     device-key = { "name": tstr, "key-type": "ec-p256", "slot": uint }
@@ -188,6 +191,31 @@ def chunk_aad(bundle_id: bytes, asset_index: int) -> bytes:
 
 
 @dataclass(frozen=True)
+class Authorization:
+    """The authorized set as a bundle names it: its Merkle root and its size (formats.authz)."""
+
+    root: bytes
+    count: int
+
+    def __post_init__(self) -> None:
+        if len(self.root) != DIGEST_LEN or not 1 <= self.count <= LIMITS.authorized_uids:
+            raise FormatError("manifest: authorized set: a 32-byte root and 1 or more chips")
+
+    def to_cbor(self) -> list[Any]:
+        return [self.root, self.count]
+
+    @classmethod
+    def from_cbor(cls, value: Any, what: str) -> Authorization:
+        v = cbor.expect(value, list, what)
+        if len(v) != 2:
+            raise FormatError(f"{what}: needs [root, count]")
+        return cls(
+            cbor.expect_bstr(v[0], f"{what}: root", DIGEST_LEN),
+            cbor.expect_uint(v[1], f"{what}: count", LIMITS.authorized_uids),
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
     family_id: bytes
     bundle_id: bytes
@@ -196,6 +224,7 @@ class Manifest:
     aead: Aead
     chunk_size: int
     assets: tuple[AssetEntry, ...]
+    authorized: Authorization | None = None
     device_keys: tuple[DeviceKeySpec, ...] = ()
 
     def __post_init__(self) -> None:
@@ -234,6 +263,7 @@ class Manifest:
                 "aead": self.aead.cose_id,
                 "chunk-size": self.chunk_size,
                 "assets": [a.to_map() for a in self.assets],
+                "authorized": None if self.authorized is None else self.authorized.to_cbor(),
                 # absent when empty: a bundle without device keys encodes as before they were
                 **(
                     {"device-keys": [d.to_map() for d in self.device_keys]}
@@ -249,7 +279,17 @@ class Manifest:
         m = cbor.expect_map(
             cbor.decode(payload, limit=LIMITS.manifest, what=what, shape=LIMITS.manifest_shape),
             what,
-            {"v", "family", "bundle-id", "epoch", "min-svn", "aead", "chunk-size", "assets"},
+            {
+                "v",
+                "family",
+                "bundle-id",
+                "epoch",
+                "min-svn",
+                "aead",
+                "chunk-size",
+                "assets",
+                "authorized",
+            },
             {"device-keys"},
         )
         if m["v"] != FORMAT or isinstance(m["v"], bool):
@@ -278,6 +318,9 @@ class Manifest:
             aead=aead,
             chunk_size=chunk_size,
             assets=tuple(AssetEntry.from_map(a, aead, chunk_size, i) for i, a in enumerate(assets)),
+            authorized=None
+            if m["authorized"] is None
+            else Authorization.from_cbor(m["authorized"], f"{what}: authorized"),
             device_keys=device_keys,
         )
 

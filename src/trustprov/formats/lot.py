@@ -15,7 +15,7 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -108,6 +108,10 @@ class LotManifest:
         return cls(doc["lot"], family, tuple(chips))
 
 
+class Writer(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 class LotManifestWriter:
     """Writes a lot manifest to ``out`` (a binary file) as its chips are made.
 
@@ -116,7 +120,7 @@ class LotManifestWriter:
     manifest larger than ``LIMITS.lot_manifest``, which no reader would accept.
     """
 
-    def __init__(self, out: BinaryIO, lot: str, family_id: bytes) -> None:
+    def __init__(self, out: Writer, lot: str, family_id: bytes) -> None:
         LotChip.check_lot_name(lot)
         if len(family_id) != FAMILY_ID_LEN:
             raise FormatError(f"lot manifest: family id must be {FAMILY_ID_LEN} bytes")

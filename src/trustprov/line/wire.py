@@ -92,10 +92,9 @@ class _StreamingClient(ChipClient):
         super().__init__(link)
         self._stream = link
 
-    def provision(self, prepared: PreparedBundle) -> dict[str, Any]:
+    def provision(self, prepared: PreparedBundle, uid: bytes | None = None) -> dict[str, Any]:
         answers = [
-            messages.decode_response(r)
-            for r in self._stream.exchange_many([prepared.begin, *prepared.chunks, prepared.finish])
+            messages.decode_response(r) for r in self._stream.exchange_many(prepared.requests(uid))
         ]
         return answers[-1]
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from trustprov.errors import TransportError
-from trustprov.formats.bundle import Bundle, Manifest
+from trustprov.errors import FormatError, TransportError
+from trustprov.formats import cbor
+from trustprov.formats.authz import AuthorizedSet
+from trustprov.formats.bundle import Authorization, Bundle, Manifest
 from trustprov.formats.installed import expected_installed_digest
 from trustprov.link import messages
 from trustprov.link.transport import Link
@@ -18,35 +20,76 @@ class BundleParams:
     min_security_version: int
     aead_id: int
     chunk_size: int
+    authorized: Authorization | None = None
 
-    def to_args(self) -> dict[str, int]:
-        return {
+    def to_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {
             "epoch": self.epoch,
             "min-svn": self.min_security_version,
             "aead": self.aead_id,
             "chunk-size": self.chunk_size,
         }
+        if self.authorized is not None:
+            args["authorized"] = self.authorized.to_cbor()
+        return args
 
 
 @dataclass(frozen=True)
 class PreparedBundle:
-    """The requests that provision a chip, encoded once and sent to every chip of a lot."""
+    """The requests that provision a chip, encoded once and sent to every chip of a lot.
+
+    A bundle for authorized chips only takes, per chip, its inclusion proof in cm.begin:
+    `begin_for` splices the proof's CBOR into the begin request encoded once (its "proof"
+    argument sorts first in the canonical map), so the per-chip cost is the proof alone."""
 
     bundle_id: bytes
     begin: bytes
     chunks: tuple[bytes, ...]
     finish: bytes
     manifest: Manifest = field(repr=False)
+    authorized: AuthorizedSet | None = field(default=None, repr=False)
+    _begin_parts: tuple[bytes, bytes] = field(default=(b"", b""), repr=False)
+
+    def begin_for(self, uid: bytes | None) -> bytes:
+        """The cm.begin request for chip ``uid``: with its proof when the bundle names an
+        authorized set that holds it; else without (such a chip refuses: ``unauthorized``)."""
+        if self.authorized is None or uid is None or uid not in self.authorized:
+            return self.begin
+        head, tail = self._begin_parts
+        return head + cbor.encode(self.authorized.proof(uid).to_cbor()) + tail
+
+    def requests(self, uid: bytes | None) -> list[bytes]:
+        """FIG. 3's requests for chip ``uid``, in order."""
+        return [self.begin_for(uid), *self.chunks, self.finish]
 
     def installed_digest(self, domain_id: bytes) -> bytes:
         """The installed digest of a chip of OEM domain ``domain_id`` holding this bundle."""
         return expected_installed_digest(self.manifest, domain_id)
 
     @classmethod
-    def prepare(cls, bundle: Bundle, enc_oem_share: bytes) -> PreparedBundle:
-        begin = messages.encode_request(
-            "cm.begin", {"enc-oem-share": enc_oem_share, "manifest": bundle.signed.to_bytes()}
-        )
+    def prepare(
+        cls, bundle: Bundle, enc_oem_share: bytes, authorized: AuthorizedSet | None = None
+    ) -> PreparedBundle:
+        """Raises `FormatError` if ``authorized`` is not the set the bundle names."""
+        args = {"enc-oem-share": enc_oem_share, "manifest": bundle.signed.to_bytes()}
+        begin = messages.encode_request("cm.begin", args)
+        named = bundle.manifest.authorized
+        parts = (b"", b"")
+        if named is None:
+            authorized = None  # any chip of the family: no proofs to send
+        elif authorized is None or (authorized.root, len(authorized)) != (named.root, named.count):
+            raise FormatError(
+                "the bundle is for an authorized set of chips: it needs that set's AUTH file"
+                if authorized is None
+                else "the authorized set is not the one the bundle names (another root)"
+            )
+        else:
+            # "proof" is the first key of the canonical args map, before the manifest's bytes:
+            # its first occurrence with a placeholder value is the one to fill per chip
+            key, marker = cbor.encode("proof"), cbor.encode(b"\xff" * 8)
+            whole = messages.encode_request("cm.begin", {**args, "proof": b"\xff" * 8})
+            at = whole.index(key + marker) + len(key)
+            parts = (whole[:at], whole[at + len(marker) :])
         chunks = []
         for a, asset_chunks in enumerate(bundle.chunks):
             for i, (data, nxt) in enumerate(zip(asset_chunks, bundle.chain_links(a), strict=True)):
@@ -61,6 +104,8 @@ class PreparedBundle:
             tuple(chunks),
             messages.encode_request("cm.finish", {}),
             bundle.manifest,
+            authorized,
+            parts,
         )
 
 
@@ -139,12 +184,13 @@ class ChipClient:
     def seal_finish(self) -> bytes:
         return self._bytes(self.call("seal.finish"), "manifest")
 
-    def provision(self, prepared: PreparedBundle) -> dict[str, Any]:
-        """FIG. 3 on this chip: begin, every chunk in order, finish. Raises on any refusal."""
-        self.send(prepared.begin)
-        for request in prepared.chunks:
-            self.send(request)
-        return self.send(prepared.finish)
+    def provision(self, prepared: PreparedBundle, uid: bytes | None = None) -> dict[str, Any]:
+        """FIG. 3 on this chip (``uid``: its UID, for its inclusion proof): begin, every chunk
+        in order, finish. Raises on any refusal."""
+        answer: dict[str, Any] = {}
+        for request in prepared.requests(uid):
+            answer = self.send(request)
+        return answer
 
     def holds(self, prepared: PreparedBundle) -> bool:
         """Whether this chip holds exactly ``prepared``'s bundle: its bundle id, and the

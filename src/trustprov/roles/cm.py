@@ -19,6 +19,7 @@ from typing import Any
 
 from trustprov.crypto.keys import load_public_key
 from trustprov.errors import FormatError, InputError, TrustprovError, VerificationError
+from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.receipt import MAX_RECEIPT
@@ -39,14 +40,28 @@ class Job:
     boot_request: bytes = field(repr=False)  # "rom.boot" with the image, encoded once per lot
 
     @classmethod
-    def load(cls, software: Path, share: Path, bundle: Path) -> Job:
+    def load(cls, software: Path, share: Path, bundle: Path, auth: Path | None = None) -> Job:
+        """``auth``: the AUTH file of a bundle for authorized chips only (the chips' proofs)."""
         image = read_bytes(software, limit=LIMITS.software, what="software")
         enc_share = read_bytes(share, limit=LIMITS.sealed_value, what="ENC(OEM_SHARE)")
         bundle_bytes = read_bytes(bundle, limit=LIMITS.bundle, what="bundle")
-        return cls.from_bytes(image, enc_share, bundle_bytes)
+        authorized = (
+            None
+            if auth is None
+            else AuthorizedSet.from_bytes(
+                read_bytes(auth, limit=LIMITS.authorized, what="authorized set")
+            )
+        )
+        return cls.from_bytes(image, enc_share, bundle_bytes, authorized)
 
     @classmethod
-    def from_bytes(cls, image: bytes, enc_share: bytes, bundle_bytes: bytes) -> Job:
+    def from_bytes(
+        cls,
+        image: bytes,
+        enc_share: bytes,
+        bundle_bytes: bytes,
+        authorized: AuthorizedSet | None = None,
+    ) -> Job:
         parsed_software = SignedSoftware.from_bytes(image)
         sealed = SealedValue.from_bytes(enc_share, "oem-share")
         parsed = Bundle.from_bytes(bundle_bytes)
@@ -58,10 +73,17 @@ class Job:
                 f"the bundle needs software security version {needed};"
                 f" this software is {parsed_software.security_version}"
             )
+        named = parsed.manifest.authorized
+        if named is not None and authorized is None:
+            raise InputError(
+                "the bundle is for authorized chips only: give --auth AUTH, the OEM's set"
+            )
+        if named is not None and authorized is not None and authorized.root != named.root:
+            raise InputError("the authorized set given is not the one the bundle names")
         return cls(
             image,
             parsed_software,
-            PreparedBundle.prepare(parsed, enc_share),
+            PreparedBundle.prepare(parsed, enc_share, authorized),
             sealed.family_id,
             ChipClient.boot_request(image),
         )
@@ -97,7 +119,8 @@ class Job:
 #: refusals that depend only on the job and the family, never on one chip's own state: the
 #: first chip saying one of these stops the lot (`line.station`). Not here: ``wrong-family``
 #: (the host checked the family before the lot, so a chip saying it is a foreign chip),
-#: ``lifecycle``, ``rollback``, ``stale-epoch``, ``domain-mismatch`` (what the chip holds), and
+#: ``lifecycle``, ``rollback``, ``stale-epoch``, ``domain-mismatch`` (what the chip holds),
+#: ``unauthorized`` (a chip outside the OEM's authorized set: the next may be in it), and
 #: ``transport``, ``internal``, ``bad-sequence`` (one chip or its socket).
 SYSTEMIC = frozenset(
     {
@@ -152,7 +175,7 @@ def provision_chip(
             result = "already-provisioned"
         else:
             chip.send(job.boot_request)
-            receipt = _receipt(chip.provision(job.prepared))
+            receipt = _receipt(chip.provision(job.prepared, uid))
     except TrustprovError as e:
         result, code, error = "failed", e.code, e.message
         if not status_first and _holds_after_refusal(chip, job):

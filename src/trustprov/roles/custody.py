@@ -3,10 +3,12 @@
 icm.json records a key reference (roles/keyref.py) per key, never a key or a PIN::
 
     "keys": {"prov-signing": [REF, ...],   one per algorithm of the suite, in its order
-             "device-ca": REF}
+             "device-ca": REF,
+             "lot-signing": REF}             P-256, signs lot manifests (formats/lotsig.py)
 
 A directory made before key references existed has no "keys": its keys are the files of
-`signing_key_files` and ``device-ca.key.pem``. With ``--keys pkcs11:token=...`` every EC key is
+`signing_key_files` and ``device-ca.key.pem``, and no lot-signing key (it cannot sign lots:
+`IcmKeys.lot` is None). With ``--keys pkcs11:token=...`` every EC key is
 made inside the token (sensitive, not extractable) under the label
 ``trustprov-<FAMILY_ID hex>-<role>``; a key type the token cannot hold (ML-DSA: SoftHSM2 2.6 has
 no ML-DSA mechanism; Ed25519 is signed over the whole message, which would send the token whole
@@ -39,6 +41,8 @@ from trustprov.roles.signer import (
 )
 
 CA_FILE = "device-ca.key.pem"
+LOT_FILE = "lot-signing.key.pem"
+LOT_PUBLIC_FILE = "lot-signing.pub.pem"
 SECRETS_FILE = "family-secrets.cbor"
 WRAPPED_FILE = "family-secrets.wrapped.cbor"
 SECRET_NAMES = ("hw-share", "rom-share", "k-oem-share", "k-oem-master-share")
@@ -79,6 +83,7 @@ class IcmKeys:
     ca: ec.EllipticCurvePrivateKey = field(repr=False)
     refs: dict[str, Any]
     files: dict[str, bytes] = field(repr=False)
+    lot: ec.EllipticCurvePrivateKey | None = field(default=None, repr=False)
 
 
 def label_prefix(family_id: bytes) -> str:
@@ -114,8 +119,11 @@ def make_keys(alg: str, family_id: bytes, keys: str | None) -> IcmKeys:
         signing.append(key)
         refs.append(ref)
     ca, ca_ref = make("ec-p256", CA_FILE, "device-ca")
+    lot, lot_ref = make("ec-p256", LOT_FILE, "lot-signing")
     assert isinstance(ca, ec.EllipticCurvePrivateKey)  # noqa: S101 - ec-p256 makes an EC key
-    return IcmKeys(tuple(signing), ca, {"prov-signing": refs, "device-ca": ca_ref}, files)
+    assert isinstance(lot, ec.EllipticCurvePrivateKey)  # noqa: S101 - ec-p256 makes an EC key
+    refs_map = {"prov-signing": refs, "device-ca": ca_ref, "lot-signing": lot_ref}
+    return IcmKeys(tuple(signing), ca, refs_map, files, lot)
 
 
 def load_keys(meta: dict[str, Any], alg: str, base: Any) -> IcmKeys:
@@ -132,10 +140,16 @@ def load_keys(meta: dict[str, Any], alg: str, base: Any) -> IcmKeys:
     ):
         raise InputError(f"{base}: ICM directory is damaged (key references)")
     signing = tuple(load_private_key(r, base) for r in signing_refs)
+    lot_ref = refs.get("lot-signing")
+    if lot_ref is not None and not isinstance(lot_ref, str):
+        raise InputError(f"{base}: ICM directory is damaged (key references)")
     ca = load_private_key(ca_ref, base)
-    if not isinstance(ca, ec.EllipticCurvePrivateKey):
+    lot = None if lot_ref is None else load_private_key(lot_ref, base)
+    if not isinstance(ca, ec.EllipticCurvePrivateKey) or not isinstance(
+        lot, ec.EllipticCurvePrivateKey | None
+    ):
         raise InputError(f"{base}: ICM directory is damaged (keys)")
-    return IcmKeys(signing, ca, refs, {})
+    return IcmKeys(signing, ca, refs, {}, lot)
 
 
 # -- the family secrets --------------------------------------------------------------------------

@@ -6,9 +6,11 @@ ICM_DIR layout (private files 0600)::
     prov-signing.pub.pem   K_PUK_ICM_PROV, SubjectPublicKeyInfo    (public)
     prov-signing-2.pub.pem a hybrid suite's second key (ML-DSA)    (public)
     device-ca.pem          the device identity CA certificate      (public)
+    lot-signing.pub.pem    signs lot manifests (LOT_JSON.cose)     (public)
     prov-signing.key.pem   K_PRK_ICM_PROV, PKCS#8                  (0600)
     prov-signing-2.key.pem a hybrid suite's second private key     (0600)
     device-ca.key.pem      the device CA's private key, PKCS#8     (0600)
+    lot-signing.key.pem    the lot-signing private key, PKCS#8     (0600)
     family-secrets.cbor    HW_SHARE, ROM_SHARE, K_OEM_SHARE, K_OEM_MASTER_SHARE (0600)
 
 With ``init --keys pkcs11:...`` the EC private keys live in the token instead of their files, and
@@ -42,13 +44,14 @@ from trustprov.crypto.keys import (
     public_key_pem,
 )
 from trustprov.crypto.schedule import FAMILY_ID_LEN
-from trustprov.errors import FormatError, InputError
+from trustprov.errors import FormatError, InputError, VerificationError
 from trustprov.formats.immutable import ImmutableMemory
-from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import LotChip, LotManifest, LotManifestWriter, device_ca_common_name
+from trustprov.formats.lotsig import HashingWriter, LotSignature
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 from trustprov.link.farm import FarmLink
 from trustprov.roles.custody import (
+    LOT_PUBLIC_FILE,
     SECRET_NAMES,
     FamilySecrets,
     forget_family,
@@ -67,6 +70,7 @@ from trustprov.roles.files import (
     write_file,
 )
 from trustprov.roles.keyref import is_pkcs11
+from trustprov.roles.lots import read_lot, signature_path
 
 Random = Callable[[int], bytes]
 Clock = Callable[[], datetime.datetime]
@@ -109,6 +113,7 @@ class Icm:
     ca_key: ec.EllipticCurvePrivateKey = field(repr=False)
     ca_cert: x509.Certificate
     secrets: FamilySecrets = field(repr=False, compare=False)
+    lot_key: ec.EllipticCurvePrivateKey | None = field(default=None, repr=False)
 
     @property
     def signing_key(self) -> PrivateKey:
@@ -156,7 +161,7 @@ class Icm:
             )
         except ValueError as e:
             raise InputError(f"{path}/device-ca.pem: not a PEM certificate") from e
-        return cls(path, family_id, alg, signing_keys, ca_key, ca_cert, secrets)
+        return cls(path, family_id, alg, signing_keys, ca_key, ca_cert, secrets, keys.lot)
 
     @functools.cached_property
     def chip_certificate_template(self) -> x509.CertificateBuilder:
@@ -233,6 +238,8 @@ def _init_into(
     for key, (_, public) in zip(signing_keys, signing_key_files(alg), strict=True):
         write_file(d / public, public_key_pem(key))
     write_file(d / "device-ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
+    if made.lot is not None:
+        write_file(d / LOT_PUBLIC_FILE, public_key_pem(made.lot))
     meta = {
         "family": family_id.hex(),
         "alg": alg,
@@ -329,10 +336,12 @@ class MadeLot:
         return len(self.uids)
 
     def load_manifest(self) -> LotManifest:
-        """The manifest as written, with every chip's certificate (memory grows with the lot)."""
-        data = read_bytes(self.manifest, limit=LIMITS.lot_manifest, what="lot manifest")
+        """The manifest as written, with every chip's certificate (memory grows with the lot),
+        its signature verified."""
         try:
-            parsed = LotManifest.from_json(data)
+            parsed = read_lot(self.manifest)
+        except VerificationError as e:
+            raise InputError(f"{self.manifest} is no longer the manifest of lot {self.lot}") from e
         except FormatError as e:
             raise InputError(f"{self.manifest}: {e.message}") from e
         if (parsed.lot, parsed.family_id) != (self.lot, self.family_id) or tuple(
@@ -371,7 +380,15 @@ def manufacture(
     that appears at ``manifest_path`` only when complete, before the transaction commits: a
     failure leaves no partial lot and no partial manifest behind, and if the manifest cannot be
     written no chip is made. Memory does not grow with the certificates (only with the UIDs).
+    The manifest is hashed as it is written and signed with the ICM's lot-signing key into
+    ``manifest_path``.cose (formats/lotsig.py), which appears just before the manifest.
     """
+    if icm.lot_key is None:
+        raise InputError(
+            f"{icm.path}: this ICM has no lot-signing key (made before lots were signed); "
+            "make the family again with 'trustprov icm init'"
+        )
+    sig_path = signature_path(Path(manifest_path))
     if not 1 <= count <= MAX_LOT:
         raise InputError(f"count must be 1..{MAX_LOT:,} (a lot's manifest stays under 2 GiB)")
     try:
@@ -381,6 +398,7 @@ def manufacture(
     if not Path(manifest_path).resolve().parent.is_dir():
         raise InputError(f"cannot write {manifest_path}: its directory does not exist")
     check_output(manifest_path, force=force)
+    check_output(sig_path, force=force)
     check_output(farm_path, force=False, existing_ok=True)  # a farm is added to, never replaced
     image = icm.immutable.to_bytes()  # unwraps the family secrets: refused before any file
     _new_private_farm(Path(farm_path))
@@ -393,7 +411,8 @@ def manufacture(
             with farm.batch():
                 # inside the transaction: if the manifest cannot be written, no chip is made
                 with output_file(manifest_path, force=force) as out:
-                    manifest = LotManifestWriter(out, lot, icm.family_id)
+                    hashing = HashingWriter(out)
+                    manifest = LotManifestWriter(hashing, lot, icm.family_id)
                     for _ in range(count):
                         uid = rng(UID_LEN)
                         farm.add_blank(uid, lot)
@@ -404,9 +423,19 @@ def manufacture(
                         manifest.add(uid, cert)
                         uids.append(uid)
                     manifest.finish()
+                    signature = LotSignature.sign(
+                        icm.lot_key,
+                        lot=lot,
+                        family_id=icm.family_id,
+                        chips=count,
+                        digest=hashing.hash.digest(),
+                    )
+                    write_file(sig_path, signature.to_bytes(), force=force)
                 placed = True
         except BaseException:
-            if placed:  # the lot did not commit: withdraw the manifest of chips never made
+            # the lot did not commit: withdraw the manifest (and signature) of chips never made
+            sig_path.unlink(missing_ok=True)
+            if placed:
                 Path(manifest_path).unlink(missing_ok=True)
             raise
     return MadeLot(lot, icm.family_id, tuple(uids), Path(manifest_path))

@@ -86,6 +86,15 @@ def describe(
 
             return describe_database(path, database)
         if kind == "software":
+            from trustprov.roles import inspect_authz  # noqa: PLC0415 - lazy: start-up
+
+            sig = inspect_authz.lot_signature(path) if key is None else None
+            if sig is not None:
+                return Description(
+                    "lot-signature",
+                    "the ICM's signature on a lot manifest (COSE_Sign1)",
+                    inspect_authz.lot_signature_fields(sig),
+                )
             return _software(path, key)
         if kind == "json":
             return _json(path, ca)
@@ -115,6 +124,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xd0", "sealed-value"),  # tag 16, COSE_Encrypt0
     (b"\xd1", "manifest"),  # tag 17, COSE_Mac0
     (b"\x84\x70trustprov-bundle", "bundle"),  # array(4), text(16)
+    (b"\x85\x74trustprov-authorized", "authorized-set"),  # array(5), text(20)
     (b"\xa4", "cbor-map"),  # map(4): the family secrets' shape
 )
 _TEXT_MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -148,6 +158,7 @@ _WHAT = {
     "cbor-map": "CBOR file",
     "toml": "asset list",
     "lot-manifest": "lot manifest",
+    "authorized-set": "authorized set",
 }
 
 
@@ -220,7 +231,20 @@ def _manifest_fields(m: Any) -> dict[str, Any]:
             }
             for a in m.assets
         ],
+        "authorized": "any chip of the family (no authorized set)"
+        if m.authorized is None
+        else {"root": m.authorized.root.hex(), "chips": m.authorized.count},
     }
+
+
+def _authorized_set(path: Path) -> Description:
+    from trustprov.roles import inspect_authz  # noqa: PLC0415 - lazy: start-up
+
+    return Description(
+        "authorized-set",
+        "the OEM's authorized set of chips (Merkle tree of UIDs)",
+        inspect_authz.authorized_set_fields(path),
+    )
 
 
 _SEALED_NOTE = (
@@ -367,6 +391,7 @@ _READERS: dict[str, Callable[[Path], Description]] = {
     "sealed-value": _sealed_value,
     "manifest": _manifest,
     "bundle": _bundle,
+    "authorized-set": _authorized_set,
     "cbor-map": _cbor_map,
     "pem": _pem,
     "toml": _toml,

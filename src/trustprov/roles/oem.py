@@ -26,13 +26,14 @@ from typing import Any
 
 from trustprov.crypto.keys import load_public_key
 from trustprov.errors import ArtifactError, FormatError, InputError
-from trustprov.formats.bundle import Bundle, SignedManifest
+from trustprov.formats.bundle import Authorization, Bundle, SignedManifest
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link.client import BundleParams, ChipClient
 from trustprov.link.farm import FarmLink
 from trustprov.roles.assets import AssetList, AssetSpec, check_fits
+from trustprov.roles.authorize import load_authorized
 from trustprov.roles.files import PRIVATE, new_directory, read_bytes, write_file
 
 Random = Callable[[int], bytes]
@@ -61,7 +62,9 @@ class SealResult:
     public_keys: dict[str, bytes]
 
 
-def _params(assets: AssetList, software: SignedSoftware) -> BundleParams:
+def _params(assets: AssetList, software: SignedSoftware, auth: Path | None = None) -> BundleParams:
+    """The bundle's parameters; with ``auth`` (an AUTH file) its root and size, so that only
+    the chips of that set install the bundle."""
     min_svn = assets.min_security_version
     if min_svn is None:
         min_svn = software.security_version
@@ -71,7 +74,11 @@ def _params(assets: AssetList, software: SignedSoftware) -> BundleParams:
             " no chip could install the bundle"
         )
     check_fits(assets, min_svn)
-    return BundleParams(assets.epoch, min_svn, assets.aead.cose_id, assets.chunk_size)
+    authorized = None
+    if auth is not None:
+        s = load_authorized(auth)
+        authorized = Authorization(s.root, len(s))
+    return BundleParams(assets.epoch, min_svn, assets.aead.cose_id, assets.chunk_size, authorized)
 
 
 def _seal_assets(chip: ChipClient, assets: AssetList) -> SealResult:
@@ -135,6 +142,9 @@ def _write_common(d: Path, result: SealResult, enc_oem_share: bytes, meta: dict[
             for a in m.assets
         ],
         "generated-public-keys": sorted(result.public_keys),
+        "authorized": None
+        if m.authorized is None
+        else {"root": m.authorized.root.hex(), "chips": m.authorized.count},
     }
     write_file(d / "oem.json", json.dumps(meta, indent=2).encode() + b"\n")
 
@@ -157,11 +167,13 @@ def keygen(
     assets: AssetList,
     out: Path,
     rng: Random = os.urandom,
+    auth: Path | None = None,
 ) -> SealResult:
-    """FIG. 2 on the OEM's provisioning chip; writes OEM_DIR (see module docstring)."""
+    """FIG. 2 on the OEM's provisioning chip; writes OEM_DIR (see module docstring). With
+    ``auth``, the bundle installs only on the chips of that authorized set."""
     image = read_bytes(software_path, limit=LIMITS.software, what="software")
     software = SignedSoftware.from_bytes(image)
-    params = _params(assets, software)
+    params = _params(assets, software, auth)
     oem_rnd_input = rng(OEM_RND_INPUT_LEN)  # the OEM's random contribution
     with new_directory(out) as d, FarmLink(farm_path) as farm, farm.connect(uid) as chip:
         _check_manufactured(chip, f"chip {uid.hex()}")
@@ -194,11 +206,13 @@ def regen(
     state: Path,
     assets: AssetList,
     out: Path,
+    auth: Path | None = None,
 ) -> SealResult:
-    """FIG. 4: the same K_MK from the kept ENC(OEM_RND_INPUT) and ENC(RND_SHARE)."""
+    """FIG. 4: the same K_MK from the kept ENC(OEM_RND_INPUT) and ENC(RND_SHARE); ``auth`` as
+    for keygen."""
     image = read_bytes(software_path, limit=LIMITS.software, what="software")
     software = SignedSoftware.from_bytes(image)
-    params = _params(assets, software)
+    params = _params(assets, software, auth)
     enc_input = read_bytes(
         state / "enc-oem-rnd-input.cose", limit=LIMITS.sealed_value, what="ENC(OEM_RND_INPUT)"
     )

@@ -1,0 +1,88 @@
+"""`trustprov oem authorize`, `oem keygen --auth`, `cm provision --auth`, and what inspect shows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .conftest import CliWorld
+from .helpers import assert_error, copy_farm, ok, run
+
+
+def _authorize(cw: CliWorld, out: Path, *lots: Path, key: Path | None = None) -> list[str]:
+    argv: list[str] = ["oem", "authorize", "--out", str(out)]
+    for lot in lots:
+        argv += ["--lot", str(lot)]
+    return [*argv, "--icm-key", str(key or cw.a.icm / "lot-signing.pub.pem")]
+
+
+def test_authorize_keygen_provision_inspect(cw: CliWorld, tmp_path: Path) -> None:
+    auth = tmp_path / "auth.cbor"
+    out = ok(*_authorize(cw, auth, cw.a.lot_json)).stdout
+    assert "authorized 4 chips of 1 lot(s)" in out
+    shown = json.loads(ok("inspect", "--json", auth).stdout)
+    assert (shown["kind"], shown["chips"]) == ("authorized-set", 4)
+    assert sorted(shown["first_uids"]) == sorted(cw.a.cm_uids)
+    oem_dir = tmp_path / "oem"
+    ok(
+        "oem",
+        "keygen",
+        "--farm",
+        copy_farm(cw.a.oem_farm, tmp_path, "oem.farm"),
+        "--chip",
+        cw.a.oem_uid,
+        "--software",
+        cw.a.software,
+        "--assets",
+        cw.assets_toml,
+        "--out",
+        oem_dir,
+        "--auth",
+        auth,
+    )
+    bundle = json.loads(ok("inspect", "--json", oem_dir / "bundle.cbor").stdout)
+    assert bundle["authorized"] == {"root": shown["root"], "chips": 4}
+    plain = json.loads(ok("inspect", "--json", cw.a.bundle).stdout)
+    assert plain["authorized"] == "any chip of the family (no authorized set)"
+    job = [
+        "cm",
+        "provision",
+        "--farm",
+        cw.fresh_farm(tmp_path),
+        "--lot",
+        cw.a.cm_lot,
+        "--software",
+        cw.a.software,
+        "--share",
+        oem_dir / "enc-oem-share.cose",
+        "--bundle",
+        oem_dir / "bundle.cbor",
+        "--records",
+        f"sqlite:///{tmp_path / 'records.sqlite'}",
+        "--json",
+    ]
+    assert_error(run(*job), exit_code=2, match="give --auth")
+    other = tmp_path / "other.cbor"
+    ok(*_authorize(cw, other, cw.a.lot_json, cw.a.lot_json.with_name("oem-lot.json")))
+    assert_error(run(*job, "--auth", other), exit_code=2, match="not the one the bundle names")
+    summary = json.loads(ok(*job, "--auth", auth).stdout)
+    assert (summary["provisioned"], summary["failed"]) == (4, 0)
+    sig = json.loads(ok("inspect", "--json", f"{cw.a.lot_json}.cose").stdout)
+    assert (sig["kind"], sig["lot"], sig["chips"]) == ("lot-signature", cw.a.cm_lot, 4)
+
+
+def test_authorize_refuses_what_the_icm_did_not_sign(cw: CliWorld, tmp_path: Path) -> None:
+    auth = tmp_path / "auth.cbor"
+    b_key = cw.b.icm / "lot-signing.pub.pem"
+    assert_error(run(*_authorize(cw, auth, cw.a.lot_json, key=b_key)), exit_code=1)
+    unsigned = tmp_path / "lot.json"
+    shutil.copyfile(cw.a.lot_json, unsigned)
+    assert_error(run(*_authorize(cw, auth, unsigned)), exit_code=2, match="unsigned")
+    changed = tmp_path / "changed.json"
+    changed.write_bytes(cw.a.lot_json.read_bytes().replace(b'"LOT-A"', b'"LOT-Z"'))
+    shutil.copyfile(f"{cw.a.lot_json}.cose", f"{changed}.cose")
+    assert_error(run(*_authorize(cw, auth, changed)), exit_code=1, match="not the one")
+    mixed = _authorize(cw, auth, cw.a.lot_json, cw.b.lot_json)
+    assert_error(run(*mixed), exit_code=1)  # family B's lot is not signed by A's ICM
+    assert not auth.exists()
