@@ -211,7 +211,8 @@ def reconcile(
             best[uid] = verdict
     valid: dict[bytes, tuple[int, tuple[tuple[int, str, str], ...]]] = {}
     for uid, (found, _, counter, keys) in best.items():
-        cls = "unauthorized" if found == "valid" and auth is not None and uid not in auth else found
+        # step 3 in its order: a chip outside the order is unauthorized whatever it holds
+        cls = "unauthorized" if auth is not None and uid not in auth else found
         counts[cls] += 1
         if cls == "valid":
             valid[uid] = (counter, keys)
