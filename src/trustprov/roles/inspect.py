@@ -95,6 +95,14 @@ def describe(
                     "the ICM's signature on a lot manifest (COSE_Sign1)",
                     inspect_authz.lot_signature_fields(sig),
                 )
+            from trustprov.roles import inspect_receipts  # noqa: PLC0415 - lazy: start-up
+
+            if key is None and inspect_receipts.first_receipt(path) is not None:
+                return Description(
+                    "receipts",
+                    "chip receipts (EAT in COSE_Sign1, a CBOR sequence; cm receipts)",
+                    inspect_receipts.receipts_fields(path),
+                )
             return _software(path, key)
         if kind == "json":
             return _json(path, ca)

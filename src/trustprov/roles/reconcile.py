@@ -26,7 +26,7 @@ import base64
 import json
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -248,7 +248,7 @@ def _batches(receipts: Iterable[bytes]) -> Iterator[list[bytes]]:
 
 
 # -- the receipts file: a CBOR sequence (RFC 8742) or JSON lines ---------------------------------
-def read_receipts(path: Path) -> Iterator[bytes]:
+def read_receipts(path: Path) -> Generator[bytes, None, None]:
     """The receipts of ``path``, streamed: a CBOR sequence of COSE_Sign1 receipts, or JSON
     lines ``{"uid": hex, "lot": str, "receipt": base64}`` (told apart by the first byte). A
     receipt is not parsed here, only delimited (at most `MAX_RECEIPT` bytes); `check` judges it."""
