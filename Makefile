@@ -56,6 +56,7 @@ test: lint typecheck unit
 bench: venv
 	$(BIN)/python bench/startup.py --importtime
 	$(BIN)/python bench/provision.py --chips $(BENCH_CHIPS) --workers 1,2
+	$(BIN)/python bench/lots.py --chips 2000000
 	$(BIN)/python bench/reconcile.py --receipts $(BENCH_RECEIPTS)
 
 # the attack suite at full strength: every byte flip, >= 10,000 random flips per large artifact

@@ -86,3 +86,13 @@ def test_authorize_refuses_what_the_icm_did_not_sign(cw: CliWorld, tmp_path: Pat
     mixed = _authorize(cw, auth, cw.a.lot_json, cw.b.lot_json)
     assert_error(run(*mixed), exit_code=1)  # family B's lot is not signed by A's ICM
     assert not auth.exists()
+
+
+def test_inspect_checks_a_lot_manifests_signature(cw: CliWorld, tmp_path: Path) -> None:
+    shown = json.loads(ok("inspect", "--json", cw.a.lot_json).stdout)
+    assert shown["signature"].startswith("verified whole")
+    lot = tmp_path / "lot.json"
+    shutil.copyfile(cw.a.lot_json, lot)
+    assert "missing" in json.loads(ok("inspect", "--json", lot).stdout)["signature"]
+    shutil.copyfile(f"{cw.b.lot_json}.cose", f"{lot}.cose")  # another lot's signature
+    assert_error(run("inspect", lot), exit_code=1, match="not the one its signature covers")

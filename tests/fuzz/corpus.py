@@ -22,6 +22,7 @@ from helpers import ASSET_ENTRIES  # tests/helpers.py: the conftest asset list
 
 from trustprov.crypto.keys import PrivateKey
 from trustprov.formats import cbor
+from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.software import SignedSoftware
 from trustprov.link import messages
@@ -178,6 +179,9 @@ def build_corpus(root: Path) -> Corpus:
         messages.encode_error("bad-manifest", "manifest refused: CMAC does not verify"),
         messages.encode_error("internal", "internal fault (ValueError)"),
     ]
+    uids = [c["uid"] for c in json.loads(lots[0])["chips"]]
+    uids = [bytes.fromhex(u) for u in uids]
+    auth = AuthorizedSet.from_uids(uids, made.family_id)
     artifacts: dict[str, list[bytes]] = {
         "software": [
             software_path.read_bytes(),
@@ -192,5 +196,11 @@ def build_corpus(root: Path) -> Corpus:
         "request": requests,
         "response": responses,
         "toml": list(tomls.values()),
+        "auth": [auth.to_bytes(), AuthorizedSet.from_uids(uids[:1]).to_bytes()],
+        "proof": [auth.proof(u).to_bytes() for u in uids[:3]],
+        "lotsig": [
+            (root / "lot.json.cose").read_bytes(),
+            (root / "oem-lot.json.cose").read_bytes(),
+        ],
     }
     return Corpus(root=root, artifacts=artifacts, assets_dir=assets_dir, lab=lab)

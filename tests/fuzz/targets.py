@@ -21,10 +21,12 @@ from typing import Any
 
 from trustprov.errors import ChipRefused, FormatError, InputError, TransportError, TrustprovError
 from trustprov.formats import cbor, cose
+from trustprov.formats.authz import AuthorizedSet, InclusionProof
 from trustprov.formats.bundle import Bundle, Manifest, SignedManifest
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import LotManifest
+from trustprov.formats.lotsig import LotSignature
 from trustprov.formats.receipt import Receipt
 from trustprov.formats.sealed import SEALED_KINDS, SealedValue
 from trustprov.formats.software import SignedSoftware
@@ -35,7 +37,18 @@ from .chips import ChipLab
 from .corpus import Corpus
 from .engine import Fuzzer, Target, Unexpected
 
-CBOR_KINDS = ("software", "sealed", "manifest", "payload", "bundle", "immutable", "request")
+CBOR_KINDS = (
+    "software",
+    "sealed",
+    "manifest",
+    "payload",
+    "bundle",
+    "immutable",
+    "request",
+    "auth",
+    "proof",
+    "lotsig",
+)
 
 
 #: the bytes and shape limits of the artifact each COSE message is
@@ -185,6 +198,12 @@ def build_targets(c: Corpus) -> dict[str, Target]:
                allowed=(TrustprovError,), result_type=Receipt),
         Target("assets.load", _assets_loader(c.assets_dir), a["toml"], flavor="toml",
                allowed=(InputError, FormatError), result_type=assets.AssetList),
+        Target("AuthorizedSet.from_bytes", AuthorizedSet.from_bytes, a["auth"],
+               allowed=(TrustprovError,), result_type=AuthorizedSet),
+        Target("InclusionProof.from_bytes", InclusionProof.from_bytes, a["proof"],
+               allowed=(TrustprovError,), result_type=InclusionProof),
+        Target("LotSignature.from_bytes", LotSignature.from_bytes, a["lotsig"],
+               allowed=(TrustprovError,), result_type=LotSignature),
     ]  # fmt: skip
     return {t.name: t for t in targets}
 

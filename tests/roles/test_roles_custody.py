@@ -30,6 +30,7 @@ from trustprov.roles import custody, icm
 from trustprov.roles.cm import provision_chip
 from trustprov.roles.custody import WRAPPED_FILE
 from trustprov.roles.keyref import PIN_ENV, Pkcs11Uri, parse_pkcs11_uri, read_pin
+from trustprov.roles.lots import load_lot_key, verify_lot_file
 from trustprov.roles.signer import TokenEcKey, close_sessions, session
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -140,8 +141,20 @@ def test_certificates_signed_in_the_token_verify(token_world: Any) -> None:
         assert result.returncode == 0, result.stderr
 
 
+def test_lots_are_signed_in_the_token(token_world: Any) -> None:
+    """The lot-signing key is made in the token like the others; its lots verify under the
+    lot-signing.pub.pem that icm init wrote."""
+    made = token_world.icm
+    meta = json.loads((made.path / "icm.json").read_text())
+    assert meta["keys"]["lot-signing"].startswith("pkcs11:")
+    assert isinstance(made.lot_key, TokenEcKey)
+    assert not list(made.path.glob("lot-signing.key.pem"))
+    key = load_lot_key(made.path / "lot-signing.pub.pem")
+    assert verify_lot_file(token_world.root / "lot.json", key).chips == 3
+
+
 def test_token_keys_are_sensitive_and_never_extractable(token_world: Any) -> None:
-    for key in (token_world.icm.ca_key, token_world.icm.signing_key):
+    for key in (token_world.icm.ca_key, token_world.icm.signing_key, token_world.icm.lot_key):
         assert isinstance(key, TokenEcKey)
         s = session(key.uri)
         (private,) = s.get_objects(

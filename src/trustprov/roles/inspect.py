@@ -350,6 +350,9 @@ def _lot_manifest(path: Path, data: bytes, ca: Path | None) -> Description:
         "first_uids": [c.uid.hex() for c in lot.chips[:FIRST_UIDS]],
         "certificates": "not checked (give --verify DEVICE_CA_PEM to check them)",
     }
+    from trustprov.roles import inspect_authz  # noqa: PLC0415 - lazy: start-up
+
+    fields["signature"] = inspect_authz.lot_manifest_signature(path, data, lot.lot, len(lot.chips))
     if ca is not None:
         from trustprov.roles.inspect_x509 import verify_lot  # noqa: PLC0415 - lazy: start-up
 

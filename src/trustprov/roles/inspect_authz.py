@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trustprov.errors import FormatError
+from trustprov.errors import FormatError, VerificationError
 from trustprov.formats.limits import LIMITS
-from trustprov.formats.lotsig import LotSignature
+from trustprov.formats.lotsig import LotSignature, ManifestHash
 from trustprov.roles.files import read_bytes
+from trustprov.roles.lots import signature_path
 
 FIRST_UIDS = 5
 _SIGNATURE_MAX = 4096
@@ -46,3 +47,19 @@ def authorized_set_fields(path: Path) -> dict[str, object]:
         "root": s.root.hex(),
         "first_uids": [u.hex() for u in s.uids[:FIRST_UIDS]],
     }
+
+
+def lot_manifest_signature(path: Path, data: bytes, lot: str, chips: int) -> str:
+    """What inspect says of a lot manifest's signature: checked whole under the key it names
+    (who signed it takes the ICM's key: `oem authorize --icm-key`); a failing one is refused."""
+    sig_path = signature_path(path)
+    if not sig_path.is_file():
+        return f"none ({sig_path.name} missing): every reader refuses an unsigned lot manifest"
+    sig = LotSignature.from_bytes(read_bytes(sig_path, limit=_SIGNATURE_MAX, what="signature"))
+    try:
+        sig.verify(sig.embedded_key(), ManifestHash.of_chunks([data]))
+    except VerificationError as e:
+        raise VerificationError(f"{path}: {e.message}", code=e.code) from e
+    if (sig.lot, sig.chips) != (lot, chips):
+        raise VerificationError(f"{path}: its signature names another lot or count")
+    return f"verified whole under the key it names (kid {sig.kid.hex()[:16]}...)"
