@@ -141,6 +141,7 @@ class DemoResult:
             "mismatched": len(self.mismatched),
             "mismatched_chips": self.mismatched[:20],
             "receipts": {**r.counts, "missing": len(r.missing)},
+            "missing_chips": [u.hex() for u in r.missing[:20]],
         }
 
 
