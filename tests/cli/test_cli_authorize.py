@@ -96,3 +96,29 @@ def test_inspect_checks_a_lot_manifests_signature(cw: CliWorld, tmp_path: Path) 
     assert "missing" in json.loads(ok("inspect", "--json", lot).stdout)["signature"]
     shutil.copyfile(f"{cw.b.lot_json}.cose", f"{lot}.cose")  # another lot's signature
     assert_error(run("inspect", lot), exit_code=1, match="not the one its signature covers")
+
+
+def test_cm_provision_checks_the_lot_under_icm_key(cw: CliWorld, tmp_path: Path) -> None:
+    """Over the wire, --icm-key makes the CM check who signed the lot, before any board."""
+    job = [
+        "cm",
+        "provision",
+        "--manifest",
+        cw.a.lot_json,
+        "--lot",
+        cw.a.cm_lot,
+        "--board",
+        "tcp://127.0.0.1:9",
+        "--software",
+        cw.a.software,
+        "--share",
+        cw.a.share,
+        "--bundle",
+        cw.a.bundle,
+        "--records",
+        f"sqlite:///{tmp_path / 'records.sqlite'}",
+    ]
+    wrong = run(*job, "--icm-key", cw.b.icm / "lot-signing.pub.pem")
+    assert_error(wrong, exit_code=1, match="another key")
+    right = run(*job, "--icm-key", cw.a.icm / "lot-signing.pub.pem")
+    assert_error(right, exit_code=1, match="does not answer")  # checked, then on to the board
