@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 DEMO_DIR ?= demo-out
 CHIPS ?= 1000
 BENCH_CHIPS ?= 1000000
+BENCH_RECEIPTS ?= 1000000
 # ICM_KEYS=pkcs11: the demo's ICM keys in a SoftHSM2 token made for it in $(DEMO_DIR).softhsm
 ICM_KEYS ?= files
 DEMO_HSM = $(abspath $(DEMO_DIR)).softhsm
@@ -56,6 +57,7 @@ bench: venv
 	$(BIN)/python bench/startup.py --importtime
 	$(BIN)/python bench/provision.py --chips $(BENCH_CHIPS) --workers 1,2
 	$(BIN)/python bench/lots.py --chips 2000000
+	$(BIN)/python bench/reconcile.py --receipts $(BENCH_RECEIPTS)
 
 # the attack suite at full strength: every byte flip, >= 10,000 random flips per large artifact
 attacks: venv
@@ -80,6 +82,7 @@ wire-faults: venv
 vectors: venv
 	$(BIN)/python tests/vectors/generate.py
 	$(BIN)/python tests/conformance/generate_family.py
+	$(BIN)/python tests/vectors/generate_receipt.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(DEMO_HSM) .mypy_cache .ruff_cache .pytest_cache .hypothesis

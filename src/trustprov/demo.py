@@ -2,7 +2,10 @@
 
 ICM init and signing -> an OEM provisioning chip -> OEM keygen (FIG. 2) -> a CM lot of N chips
 provisioned (FIG. 3) -> every chip checked through the test-only probe to hold exactly the OEM's
-assets. DIR keeps what the parties exchanged, so each step can be repeated by hand with the CLI.
+assets -> the chips' receipts exported from the records (`cm receipts`) and reconciled by the
+OEM against the chips it authorized (`oem reconcile --auth`): every chip must have returned a
+valid receipt. DIR keeps what the parties exchanged, so each step can be repeated by hand with
+the CLI.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ from cryptography.x509.oid import NameOID
 
 from trustprov.chip.model import Lifecycle
 from trustprov.chip.probe import Probe
-from trustprov.crypto.keys import private_key_from_material, public_key_pem
+from trustprov.crypto.keys import check_private_scalar, private_key_from_material, public_key_pem
 from trustprov.errors import InputError
+from trustprov.line.receipts import export_receipts
+from trustprov.line.records import RecordStore
 from trustprov.line.station import LotSummary, provision_lot
 from trustprov.link.farm import FarmLink
 from trustprov.roles import assets as asset_list
-from trustprov.roles import icm, oem
+from trustprov.roles import icm, oem, reconcile
 from trustprov.roles.authorize import authorize
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.files import PRIVATE, write_file
+from trustprov.roles.reconcile import Reconciliation
 
 FIRMWARE_SIZE = 256 * 1024
 CM_LOT = "LOT-0001"
@@ -81,6 +87,12 @@ name = "oem-signing-key"
 kind = "generate"
 key-type = "ec-p256"
 slot = 8
+
+[[asset]]
+name = "cloud-identity-key"
+kind = "device-key"
+key-type = "ec-p256"
+slot = 9
 """
 
 
@@ -119,21 +131,28 @@ class DemoResult:
     summary: LotSummary
     verified: int
     mismatched: list[str]
+    reconciliation: Reconciliation
 
     def to_json(self) -> dict[str, Any]:
+        r = self.reconciliation
         return {
             **self.summary.to_json(),
             "verified": self.verified,
             "mismatched": len(self.mismatched),
             "mismatched_chips": self.mismatched[:20],
+            "receipts": {**r.counts, "missing": len(r.missing)},
+            "missing_chips": [u.hex() for u in r.missing[:20]],
         }
 
 
 def _expected(assets: asset_list.AssetList, public_keys: dict[str, bytes]) -> dict[str, Any]:
-    slots: dict[int, bytes | tuple[str, bytes]] = {}
+    slots: dict[int, bytes | tuple[str, bytes | None]] = {}
     regions: dict[str, bytes] = {}
     for a in assets.assets:
-        if a.kind == "generate":
+        if a.kind == "device-key":  # each chip's own: any valid key of its type will do
+            assert a.slot is not None  # noqa: S101 - parse checked
+            slots[a.slot] = (a.key_type or "", None)
+        elif a.kind == "generate":
             assert a.slot is not None  # noqa: S101 - parse checked
             slots[a.slot] = (a.key_type or "", public_keys[a.name])
         elif a.kind == "key":
@@ -153,10 +172,17 @@ def _holds_exactly(probe: Probe, uid: bytes, expected: dict[str, Any]) -> bool:
         got = r.slots[n].value
         if isinstance(want, tuple):  # generated: the slot's private key must match the public key
             key_type, pem = want
-            scalar = int.from_bytes(got)
             if key_type != "ec-p256":
                 return False
-            if public_key_pem(ec.derive_private_key(scalar, ec.SECP256R1())) != pem:
+            try:  # a device key is any valid key: each chip made its own
+                check_private_scalar(key_type, got)
+            except ValueError:
+                return False
+            scalar = int.from_bytes(got)
+            if (
+                pem is not None
+                and public_key_pem(ec.derive_private_key(scalar, ec.SECP256R1())) != pem
+            ):
                 return False
         elif got != want:
             return False
@@ -254,6 +280,17 @@ def run(
         for uid in uids:
             if not _holds_exactly(probe, uid, expected):
                 mismatched.append(uid.hex())
-    result = DemoResult(summary, len(uids) - len(mismatched), mismatched)
+    # CM -> OEM: the receipts; the OEM reconciles them against the chips it authorized (the
+    # AUTH of `oem authorize`) and its bundle, under the ICM's device CA
+    with RecordStore(f"sqlite:///{out / 'cm' / 'records.sqlite'}", create=False) as store:
+        export_receipts(store, CM_LOT, out / "cm" / "receipts.cbor", "cbor-seq")
+    reconciliation = reconcile.run(
+        auth=auth,
+        ca=out / "icm" / "device-ca.pem",
+        bundle=out / "oem" / "bundle.cbor",
+        receipts=out / "cm" / "receipts.cbor",
+        jobs=jobs,
+    )
+    result = DemoResult(summary, len(uids) - len(mismatched), mismatched, reconciliation)
     write_file(out / "cm" / "report.json", json.dumps(result.to_json(), indent=2).encode() + b"\n")
     return result

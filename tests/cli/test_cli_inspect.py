@@ -38,6 +38,7 @@ DEMO_ARTIFACTS = {
     "cm/lot.json.cose": "lot-signature",
     "cm/authorized.cbor": "authorized-set",
     "cm/records.sqlite": "records",
+    "cm/receipts.cbor": "receipts",
     "cm/report.json": "run-summary",
 }
 #: the OEM's own input files: no trustprov artifact, and nothing of them may be shown

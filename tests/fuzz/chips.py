@@ -118,8 +118,8 @@ class ChipLab:
         # a fresh chip in the snapshot's state goes into the socket: scenarios share a chip's
         # row, and the farm never lowers a lifecycle or counter (OTP), so the lab puts them back
         farm._db.execute(
-            "UPDATE chips SET lifecycle = ?, security_counter = ? WHERE uid = ?",
-            (int(state.lifecycle), state.security_counter, state.uid),
+            "UPDATE chips SET lifecycle = ?, security_counter = ?, prov_counter = ? WHERE uid = ?",
+            (int(state.lifecycle), state.security_counter, state.prov_counter, state.uid),
         )
         chip = Chip(farm, state, trng=DeterministicTrng(7))
         port = ChipPort(chip)

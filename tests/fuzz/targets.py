@@ -14,6 +14,7 @@ What each may raise:
 
 from __future__ import annotations
 
+import json
 import traceback
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import LotManifest
 from trustprov.formats.lotsig import LotSignature
+from trustprov.formats.receipt import Receipt
 from trustprov.formats.sealed import SEALED_KINDS, SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link import messages
@@ -150,6 +152,12 @@ def _chip(lab: ChipLab) -> Any:
     return handle
 
 
+def _receipts() -> list[bytes]:
+    """A chip's receipt (tests/vectors/receipt.json): the OEM parses what the CM hands it."""
+    vector = Path(__file__).parents[1] / "vectors" / "receipt.json"
+    return [bytes.fromhex(json.loads(vector.read_text())["receipt"])]
+
+
 def build_targets(c: Corpus) -> dict[str, Target]:
     a = c.artifacts
     every_cbor = [x for k in CBOR_KINDS for x in a[k]]
@@ -186,6 +194,8 @@ def build_targets(c: Corpus) -> dict[str, Target]:
                allowed=(ChipAnsweredRefusal,), result_type=str,
                seed_scenarios=[s for s, _ in lab.seeds], scenarios=len(lab.scenarios),
                fixup=lab.authenticator.fix),
+        Target("Receipt.from_bytes", Receipt.from_bytes, _receipts(),
+               allowed=(TrustprovError,), result_type=Receipt),
         Target("assets.load", _assets_loader(c.assets_dir), a["toml"], flavor="toml",
                allowed=(InputError, FormatError), result_type=assets.AssetList),
         Target("AuthorizedSet.from_bytes", AuthorizedSet.from_bytes, a["auth"],

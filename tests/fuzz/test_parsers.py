@@ -27,6 +27,7 @@ NAMES = [
     "LotManifest.from_json",  # JSON from the ICM, with PEM certificates inside
     "decode_request",  # the chip's side of the link
     "decode_response",  # the host's side of the link
+    "Receipt.from_bytes",  # a chip's receipt, as the CM hands it to the OEM
 ]
 
 

@@ -18,9 +18,11 @@ from typing import Any
 import helpers
 import pytest
 from boards import BoardStarter
+from cryptography.hazmat.primitives import serialization
 from helpers import assert_holds_world_assets, assert_untouched
 
 from trustprov.chip.probe import Probe
+from trustprov.formats.bundle import Bundle
 from trustprov.formats.lot import LotManifest
 from trustprov.line.boards import provision_lot_wire
 from trustprov.line.records import RecordStore
@@ -28,6 +30,7 @@ from trustprov.line.station import LotSummary
 from trustprov.line.wire import WireError
 from trustprov.link.address import open_link
 from trustprov.link.handler import BoardClient
+from trustprov.roles import reconcile
 from trustprov.roles.cm import Job, Outcome
 
 World = Any  # tests/conftest.py's World (that module is not importable by name from here)
@@ -94,8 +97,20 @@ def test_a_lot_over_two_boards(world: World, tmp_path: Path, start_board: BoardS
     assert (summary.provisioned, summary.failed, summary.pending) == (len(seen), 0, 0)
     assert summary.chips == len(world.cm_uids(farm))
     assert_exactly_once(world, farm, tmp_path)
+    _assert_receipts(world, tmp_path, summary.chips)
     again = _run(world, tmp_path, [b.handler for b in boards])  # nothing left to do
     assert (again.settled_before, again.provisioned) == (summary.chips, 0)
+
+
+def _assert_receipts(world: World, tmp_path: Path, chips: int) -> None:
+    """Over the wire as in process, every chip's receipt is kept with its final record, and
+    each is the chip's own, valid for the bundle."""
+    with RecordStore(f"sqlite:///{tmp_path / 'records.sqlite'}", create=False) as store:
+        receipts = [r for _, _, r in store.receipts(world.cm_lot)]
+    ca = world.icm.ca_cert.public_bytes(serialization.Encoding.DER)
+    ref = reconcile.reference(ca, Bundle.from_bytes(world.bundle.read_bytes()))
+    result = reconcile.reconcile(receipts, ref, None, jobs=1)
+    assert result.counts["valid"] == len(receipts) == chips
 
 
 def test_a_misplaced_chip_is_a_recorded_error(

@@ -30,6 +30,7 @@ from trustprov.crypto.digest import sha256
 from trustprov.crypto.keys import (
     CURVES,
     MATERIAL_LEN,
+    SIGNATURE_ALGORITHMS,
     PublicKey,
     load_public_key,
     private_key_bytes,
@@ -128,10 +129,9 @@ class Chip:
         if (
             state.lifecycle < self._state.lifecycle
             or state.security_counter < self._state.security_counter
+            or state.prov_counter < self._state.prov_counter
         ):
-            raise ChipRefused(
-                "the lifecycle and the security counter only advance", code="lifecycle"
-            )
+            raise ChipRefused("the lifecycle and the counters only advance", code="lifecycle")
         self._farm.save(state, blobs, installed_bytes=installed_bytes)
         self._state = state
 
@@ -146,6 +146,7 @@ class Chip:
             identity_key=s.identity_key,
             certificate=s.certificate,
             installed=s.installed,
+            prov_counter=s.prov_counter,
         )
 
     # -- ROM: manufacturing -----------------------------------------------------------------
@@ -279,8 +280,30 @@ class Hardware:
     def installed(self) -> Installed | None:
         return self._chip.installed
 
+    @property
+    def lot(self) -> str:
+        return self._chip.lot
+
+    @property
+    def certificate(self) -> bytes | None:
+        return self._chip.certificate
+
+    @property
+    def prov_counter(self) -> int:
+        return self._chip._state.prov_counter
+
     def immutable(self) -> ImmutableMemory:
         return self._immutable
+
+    def identity_sign(self, message: bytes) -> bytes:
+        """ES256 over ``message`` with the chip's identity key (the raw r || s of RFC 9053
+        section 2.1). The key never leaves the chip: there is a method that signs with it and
+        none that returns it."""
+        scalar = self._chip._state.identity_key
+        if scalar is None:
+            raise ChipRefused("chip has no identity key", code="lifecycle")
+        key = ec.derive_private_key(int.from_bytes(scalar), ec.SECP256R1())
+        return SIGNATURE_ALGORITHMS["ES256"].sign(key, message)
 
     def install(
         self,
@@ -313,6 +336,7 @@ class Hardware:
         state = chip._copy()
         state.installed = installed
         state.lifecycle = Lifecycle.PROVISIONED
+        state.prov_counter += 1  # OTP, in the same commit: a receipt's counter is its install's
         chip._commit(state, {w.content_id: w.data for w in flash}, installed_bytes=encoded)
 
     def lock(self) -> None:

@@ -6,7 +6,8 @@ million chips is stored once; and the installed state (slots, regions) once per 
 which every chip provisioned with the same bundle shares, so a chip's own row is little more
 than its identity. Every chip write is one transaction: a chip's persistent state moves from one
 consistent state to the next or not at all, as flash with an atomic commit would. A chip's
-lifecycle and security counter are OTP: no write lowers them (`save` refuses it).
+lifecycle, security counter and provisioning counter are OTP: no write lowers them (`save`
+refuses it).
 
 Reading this file is reading silicon: it holds every chip's immutable memory and key slots, and
 stands in for the physical chips at the CM. See docs/threat-model.md.
@@ -38,11 +39,13 @@ CREATE TABLE IF NOT EXISTS chips (
     security_counter INTEGER NOT NULL,
     identity_key BLOB,
     certificate BLOB,
-    installed_id BLOB REFERENCES installed_states(state_id)
+    installed_id BLOB REFERENCES installed_states(state_id),
+    prov_counter INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chips_by_lot ON chips (lot, uid);
 """
-FARM_FORMAT = "trustprov-farm-3"  # 3: each key slot keeps its asset's manifest digest
+# 3: each key slot keeps its asset's manifest digest; 4: each chip's provisioning counter (OTP)
+FARM_FORMAT = "trustprov-farm-4"
 STATE_CACHE = 64  # decoded installed states kept per process (a lot shares a handful)
 
 
@@ -165,12 +168,12 @@ class Farm:
     def load(self, uid: bytes) -> ChipState:
         row = self._db.execute(
             "SELECT lot, family_id, lifecycle, security_counter, identity_key, certificate, "
-            "installed_id FROM chips WHERE uid = ?",
+            "installed_id, prov_counter FROM chips WHERE uid = ?",
             (uid,),
         ).fetchone()
         if row is None:
             raise InputError(f"no chip {uid.hex()} in {self.path}")
-        lot, family_id, lifecycle, counter, identity_key, certificate, installed_id = row
+        lot, family_id, lifecycle, counter, identity_key, certificate, installed_id, prov = row
         return ChipState(
             uid=uid,
             lot=lot,
@@ -180,6 +183,7 @@ class Farm:
             identity_key=identity_key,
             certificate=certificate,
             installed=self._installed(installed_id) if installed_id is not None else None,
+            prov_counter=prov,
         )
 
     def _installed(self, state_id: bytes) -> Installed:
@@ -242,12 +246,12 @@ class Farm:
                         (state_id, installed),
                     )
                     self._pending_states[state_id] = installed
-            # OTP only advances: a write that would lower the stored lifecycle or security
-            # counter (a chip object holding a stale view of the chip) changes no row
+            # OTP only advances: a write that would lower the stored lifecycle, security counter
+            # or provisioning counter (a chip object holding a stale view) changes no row
             updated = db.execute(
                 "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "
-                "identity_key = ?, certificate = ?, installed_id = ? "
-                "WHERE uid = ? AND lifecycle <= ? AND security_counter <= ?",
+                "identity_key = ?, certificate = ?, installed_id = ?, prov_counter = ? "
+                "WHERE uid = ? AND lifecycle <= ? AND security_counter <= ? AND prov_counter <= ?",
                 (
                     state.immutable.family_id if state.immutable else None,
                     int(state.lifecycle),
@@ -255,15 +259,17 @@ class Farm:
                     state.identity_key,
                     state.certificate,
                     state_id,
+                    state.prov_counter,
                     state.uid,
                     int(state.lifecycle),
                     state.security_counter,
+                    state.prov_counter,
                 ),
             ).rowcount
             if updated != 1:
                 if db.execute("SELECT 1 FROM chips WHERE uid = ?", (state.uid,)).fetchone():
                     raise ChipRefused(
-                        "the lifecycle and the security counter only advance", code="lifecycle"
+                        "the lifecycle and the counters only advance", code="lifecycle"
                     )
                 raise InputError(f"no chip {state.uid.hex()} in {self.path}")
 

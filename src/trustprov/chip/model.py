@@ -1,5 +1,6 @@
 """What a chip holds, as plain data. Invariants: reprs never show secret bytes; the lifecycle
-only advances (the chip and the farm refuse any write that lowers it)."""
+and the provisioning counter only advance (the chip and the farm refuse any write that lowers
+them)."""
 
 from __future__ import annotations
 
@@ -135,3 +136,6 @@ class ChipState:
     identity_key: bytes | None = field(default=None, repr=False)  # P-256 scalar, made on chip
     certificate: bytes | None = None  # DER, from the ICM's device CA
     installed: Installed | None = None
+    # OTP: how many bundles this chip has installed; it rises with each install, in the same
+    # commit, and never falls (the receipt carries it, docs/protocol.md 6.8)
+    prov_counter: int = 0

@@ -258,3 +258,33 @@ def report(
         click.echo(f"  {rows} chips written to {csv_path}")
     if html_path is not None:
         click.echo(f"  audit report written to {html_path}")
+
+
+@cm.command(short_help="Export the chips' signed receipts for the OEM.")
+@click.option("--records", required=True, help="Records store: sqlite:///PATH or postgresql://...")
+@click.option("--lot", default=None, help="Only this lot's receipts [default: every lot].")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, allow_dash=True),
+    required=True,
+    help="The receipts file to write ('-': standard output).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cbor-seq", "jsonl"]),
+    default="cbor-seq",
+    show_default=True,
+    help="A CBOR sequence of the receipts (RFC 8742), or JSON lines.",
+)
+@force_option("--out file")
+def receipts(records: str, lot: str | None, out: Path, fmt: str, force: bool) -> None:
+    """Write every receipt the chips signed when they installed the bundle. A chip settled as
+    already provisioned (it held the bundle before this run) signed none in this run."""
+    from trustprov.line.receipts import export_receipts  # noqa: PLC0415 - lazy: start-up
+    from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
+
+    with RecordStore(records, create=False, read_only=True) as store:
+        n = export_receipts(store, lot, out, "jsonl" if fmt == "jsonl" else "cbor-seq", force=force)
+    if str(out) != "-":
+        click.echo(f"{n} receipts written to {out}", err=True)

@@ -55,5 +55,15 @@ def demo(chips: int, out: Path, jobs: int, as_json: bool, icm_keys: str | None) 
             f"checked by probe: {result.verified} chips hold exactly the OEM's assets, "
             f"{len(result.mismatched)} do not"
         )
-    if s.failed or result.mismatched:
+        r = result.reconciliation
+        click.echo(
+            f"reconciled by the OEM: {r.counts['valid']} valid receipts of {r.authorized} chips "
+            f"ordered, {len(r.missing)} missing, {r.receipts - r.counts['valid']} not valid"
+        )
+    if (
+        s.failed
+        or result.mismatched
+        or not result.reconciliation.ok
+        or result.reconciliation.missing
+    ):
         sys.exit(EXIT_FAILED)

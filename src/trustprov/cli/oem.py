@@ -134,3 +134,71 @@ def _report(result: role.SealResult, out: Path) -> None:
     click.echo(
         f"bundle {m.bundle_id.hex()} (epoch {m.epoch}, {len(m.assets)} assets, for {who}): {out}"
     )
+
+
+@oem.command(short_help="Reconcile the chips' receipts against the bundle and the order.")
+@click.option(
+    "--auth",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The AUTH file of `oem authorize`: the chips ordered. Without it no receipt is "
+    "unauthorized and no chip missing: the count alone is the check.",
+)
+@path_option("--ca", help="The ICM's device CA certificate (PEM or DER).")
+@path_option("--bundle", help="The OEM's sealed bundle.")
+@path_option("--receipts", help="The receipts of `cm receipts` (CBOR sequence or JSON lines).")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts and UIDs as JSON.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(path_type=Path, allow_dash=True),
+    default=None,
+    help="Write the valid chips with their per-device public keys to this CSV file.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes [default: the number of cores].",
+)
+@force_option("--csv file")
+def reconcile(
+    auth: Path | None,
+    ca: Path,
+    bundle: Path,
+    receipts: Path,
+    as_json: bool,
+    csv_path: Path | None,
+    jobs: int | None,
+    force: bool,
+) -> None:
+    """Verify every receipt (signature, chip certificate to the device CA) and count them:
+    valid, duplicate, replayed, unauthorized, forged, wrong bundle, wrong state, and the
+    authorized chips missing. Exits 1 on anything but valid receipts and missing chips."""
+    import sys  # noqa: PLC0415 - lazy: start-up
+
+    from trustprov.cli.options import EXIT_FAILED, emit_json  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles import reconcile as role  # noqa: PLC0415 - lazy: start-up
+
+    result = role.run(auth=auth, ca=ca, bundle=bundle, receipts=receipts, jobs=jobs)
+    if csv_path is not None:
+        from trustprov.roles.files import output_file  # noqa: PLC0415 - lazy: start-up
+
+        with output_file(csv_path, force=force, stdout=True) as f:
+            result.write_csv(f)
+    if as_json:
+        emit_json(result.to_json())
+    elif csv_path is None or str(csv_path) != "-":
+        c = result.counts
+        missing = len(result.missing) if result.authorized is not None else "-"
+        ordered = result.authorized if result.authorized is not None else "-"
+        click.echo(
+            f"{result.receipts} receipts: {c['valid']} valid, {c['duplicate']} duplicate, "
+            f"{c['replayed']} replayed, {c['unauthorized']} unauthorized, {c['forged']} forged, "
+            f"{c['wrong-bundle']} wrong bundle, {c['wrong-state']} wrong state; "
+            f"{missing} missing of {ordered} authorized"
+        )
+        for uid in result.missing[:20]:
+            click.echo(f"  missing {uid.hex()}")
+    if not result.ok:
+        sys.exit(EXIT_FAILED)

@@ -178,6 +178,13 @@ class ProvisioningSoftware:
     def seal_asset(self, args: Args) -> Args:
         a = _args(args, {"name", "kind", "length"}, {"key-type", "slot", "region"})
         kind = _field(cbor.expect, a["kind"], str, "kind")
+        if kind == "device-key":  # made on each chip at install: declared, nothing sealed
+            self._session().declare_device_key(
+                _field(cbor.expect_name, a["name"], "name", LIMITS.name),
+                _field(cbor.expect, a.get("key-type"), str, "key type"),
+                _field(cbor.expect_uint, a.get("slot"), "slot", 255),
+            )
+            return {}
         is_key = kind == "key"
         self._session().begin_asset(
             name=_field(cbor.expect_name, a["name"], "name", LIMITS.name),

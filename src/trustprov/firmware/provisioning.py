@@ -16,8 +16,12 @@ Steps, numbered as in the figure and in docs/protocol.md:
  8. Verify every asset: complete, right length, a valid key of its type.
  9. Install keys into their slots and data into flash in one atomic commit that replaces the
     whole installed state (an update leaves nothing of the bundle before it).
-10. Advance the lifecycle to PROVISIONED (part of the same commit); a LOCKED chip installs
-    nothing, and a state beyond the chip's capacity is refused before the commit.
+    Make each per-device key the manifest names from the chip's TRNG, into its slot.
+10. Advance the lifecycle to PROVISIONED and the provisioning counter by one (part of the same
+    commit); a LOCKED chip installs nothing, and a state beyond the chip's capacity is refused
+    before the commit.
+11. Sign the receipt (docs/protocol.md 6.8) with the chip's identity key over what was just
+    committed: the answer to cm.finish carries it.
 Any failure ends the session: keys and staging are dropped and nothing is installed.
 """
 
@@ -28,8 +32,15 @@ from dataclasses import dataclass, field
 from trustprov.chip.device import FlashWrite, Hardware
 from trustprov.chip.model import KeySlot, Lifecycle
 from trustprov.crypto.aead import cmac_verify
-from trustprov.crypto.digest import CHAIN_END, chain_link
-from trustprov.crypto.keys import CURVES, check_private_scalar
+from trustprov.crypto.digest import CHAIN_END, chain_link, sha256
+from trustprov.crypto.keys import (
+    CURVES,
+    MATERIAL_LEN,
+    check_private_scalar,
+    private_key_bytes,
+    private_key_from_material,
+    public_key_der,
+)
 from trustprov.errors import ArtifactError, ChipRefused
 from trustprov.firmware.sealing import oem_keys
 from trustprov.formats import cose
@@ -45,6 +56,7 @@ from trustprov.formats.bundle import (
 )
 from trustprov.formats.installed import content_id
 from trustprov.formats.limits import LIMITS
+from trustprov.formats.receipt import DeviceKey, ReceiptClaims, make_receipt
 from trustprov.formats.sealed import SealedValue
 
 
@@ -105,6 +117,7 @@ class ProvisioningSession:
             )
             cmac_verify(keys.auth, message.mac_structure(), message.auth)
             manifest = SignedManifest.from_message(message).manifest
+            self._manifest_digest = sha256(message.body)  # what the CMAC covered
         except ArtifactError as e:
             raise ChipRefused(f"manifest refused: {e.message}", code="bad-manifest") from e
         # 6.
@@ -211,6 +224,16 @@ class ProvisioningSession:
         m = self._manifest
         if self._staged.index != len(m.assets):
             raise ChipRefused("bundle incomplete: not every asset was received", code="incomplete")
+        # the per-device keys: from this chip's TRNG, into their slots in the same commit; only
+        # their public halves leave, in the receipt
+        public: list[DeviceKey] = []
+        for d in m.device_keys:
+            key = private_key_from_material(
+                d.key_type, self._hw.trng.random(MATERIAL_LEN[d.key_type])
+            )
+            self._slots[d.slot] = KeySlot(d.name, d.key_type, private_key_bytes(key), d.digest)
+            public.append(DeviceKey(d.slot, d.name, public_key_der(key)))
+        self._device_public = tuple(public)
         # 9.-10. one atomic commit
         self._hw.install(
             domain_id=self._keys.domain_id,
@@ -224,7 +247,31 @@ class ProvisioningSession:
             "domain-id": self._keys.domain_id,
             "epoch": m.epoch,
             "assets": len(m.assets),
+            "receipt": self._receipt(),
         }
+
+    def _receipt(self) -> bytes:
+        # 11. over the committed state, read back from the chip: what it holds, not what was sent
+        hw, m = self._hw, self._manifest
+        installed, certificate = hw.installed, hw.certificate
+        assert installed is not None  # noqa: S101 - just installed
+        assert certificate is not None  # noqa: S101 - only a certified chip boots
+        claims = ReceiptClaims(
+            uid=hw.uid,
+            lot=hw.lot,
+            bundle_id=m.bundle_id,
+            manifest_digest=self._manifest_digest,
+            installed_digest=installed.digest(),
+            domain_id=installed.domain_id,
+            epoch=installed.epoch,
+            software_name=hw.software.name,
+            software_version=hw.software.version,
+            security_version=hw.software.security_version,
+            lifecycle=int(hw.lifecycle),
+            counter=hw.prov_counter,
+            device_keys=self._device_public,
+        )
+        return make_receipt(claims, certificate, hw.identity_sign)
 
 
 def _check_key(key_type: str, value: bytes, name: str) -> None:

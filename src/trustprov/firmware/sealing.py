@@ -31,8 +31,10 @@ from trustprov.formats.budget import (
 )
 from trustprov.formats.bundle import (
     BUNDLE_ID_LEN,
+    DEVICE_KEY_TYPES,
     AssetEntry,
     Authorization,
+    DeviceKeySpec,
     Manifest,
     SignedManifest,
     chunk_aad,
@@ -73,6 +75,7 @@ class SealingSession:
         self._params = params
         self._bundle_id = hw.trng.random(BUNDLE_ID_LEN)
         self._entries: list[AssetEntry] = []
+        self._device_keys: list[DeviceKeySpec] = []
         self._open: _OpenAsset | None = None
         hw.ram.reserve(SESSION_RAM)
 
@@ -85,7 +88,9 @@ class SealingSession:
     def _index_for(self, name: str) -> int:
         if self._open is not None:
             raise ChipRefused("finish the open asset first", code="bad-sequence")
-        if any(e.name == name for e in self._entries):
+        if any(e.name == name for e in self._entries) or any(
+            d.name == name for d in self._device_keys
+        ):
             raise ChipRefused(f"asset {name!r} already sealed", code="bad-request")
         return len(self._entries)
 
@@ -120,6 +125,14 @@ class SealingSession:
         if entry.is_key and entry.chunks != 1:
             raise ChipRefused("a key asset is one chunk", code="bad-request")
         self._open = _OpenAsset(entry, entry.chunks - 1, CHAIN_END)
+
+    def declare_device_key(self, name: str, key_type: str, slot: int) -> None:
+        """A key each chip makes for itself at install: nothing is sealed, the manifest names
+        it (its slot and type) under the CMAC, so the CM can neither add nor drop one."""
+        self._index_for(name)
+        if key_type not in DEVICE_KEY_TYPES:
+            raise ChipRefused(f"a device key cannot be of type {key_type!r}", code="bad-request")
+        self._device_keys.append(DeviceKeySpec(name, key_type, slot))
 
     def seal_chunk(self, index: int, plaintext: bytes) -> bytes:
         """Seal chunk ``index`` of the open asset; chunks come last to first."""
@@ -179,6 +192,7 @@ class SealingSession:
                 chunk_size=p.chunk_size,
                 assets=tuple(self._entries),
                 authorized=p.authorized,
+                device_keys=tuple(self._device_keys),
             )
         except FormatError as e:
             raise ChipRefused(e.message, code="bad-request") from e

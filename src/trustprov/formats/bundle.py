@@ -13,6 +13,10 @@ Manifest payload (canonical CBOR map)::
     "authorized"  [root: bstr .32, count: uint] / null
                                 the authorized set's Merkle root and size (formats.authz): only
                                 those chips install it; null: any chip of the family
+    ? "device-keys" [+ device-key]   ; only when the bundle has any (docs/protocol.md 6.8)
+
+    device-key = { "name": tstr, "key-type": "ec-p256", "slot": uint }
+      ; made on each chip from its TRNG at install; its private half never leaves the chip
 
     asset = {
       "name": tstr, "kind": "key" | "certificate" | "firmware" | "config",
@@ -40,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trustprov.crypto.aead import AEAD_BY_ID, CMAC_ALG_ID, TAG_LEN, Aead
-from trustprov.crypto.digest import CHAIN_END, DIGEST_LEN, chain_link
+from trustprov.crypto.digest import CHAIN_END, DIGEST_LEN, chain_link, sha256
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError
 from trustprov.formats import cbor, cose
@@ -62,6 +66,38 @@ KEY_TYPES = {
 MAX_KEY_LEN = 64
 MAX_SLOT = 255
 MAX_ASSET_LEN = 2**40
+DEVICE_KEY_TYPES = ("ec-p256",)
+
+
+@dataclass(frozen=True)
+class DeviceKeySpec:
+    """A key each chip makes for itself at install (asset kind "device-key")."""
+
+    name: str
+    key_type: str
+    slot: int
+
+    def to_map(self) -> dict[str, Any]:
+        return {"name": self.name, "key-type": self.key_type, "slot": self.slot}
+
+    @property
+    def digest(self) -> bytes:
+        """What stands for the key in the installed digest (docs/protocol.md 6.7): the same on
+        every chip, so a host computes it from the manifest alone."""
+        return sha256(cbor.encode(["tp-device-key", self.name, self.key_type, self.slot]))
+
+    @classmethod
+    def from_map(cls, value: Any, i: int) -> DeviceKeySpec:
+        what = f"manifest device key {i}"
+        m = cbor.expect_map(value, what, {"name", "key-type", "slot"})
+        spec = cls(
+            name=cbor.expect_name(m["name"], f"{what}: name", LIMITS.name),
+            key_type=cbor.expect(m["key-type"], str, f"{what}: key type"),
+            slot=cbor.expect_uint(m["slot"], f"{what}: slot", MAX_SLOT),
+        )
+        if spec.key_type not in DEVICE_KEY_TYPES:
+            raise FormatError(f"{what}: key type must be one of {', '.join(DEVICE_KEY_TYPES)}")
+        return spec
 
 
 @dataclass(frozen=True)
@@ -189,6 +225,7 @@ class Manifest:
     chunk_size: int
     assets: tuple[AssetEntry, ...]
     authorized: Authorization | None = None
+    device_keys: tuple[DeviceKeySpec, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.family_id) != FAMILY_ID_LEN or len(self.bundle_id) != BUNDLE_ID_LEN:
@@ -198,9 +235,14 @@ class Manifest:
             raise FormatError(f"manifest: chunk size must be {MIN_CHUNK}..{top} ({self.aead.name})")
         if not 1 <= len(self.assets) <= LIMITS.assets_per_bundle:
             raise FormatError(f"manifest: 1..{LIMITS.assets_per_bundle} assets")
+        if len(self.assets) + len(self.device_keys) > LIMITS.assets_per_bundle:
+            raise FormatError(f"manifest: more than {LIMITS.assets_per_bundle} assets")
         for what, values in (
-            ("name", [a.name for a in self.assets]),
-            ("slot", [a.slot for a in self.assets if a.is_key]),
+            ("name", [a.name for a in self.assets] + [d.name for d in self.device_keys]),
+            (
+                "slot",
+                [a.slot for a in self.assets if a.is_key] + [d.slot for d in self.device_keys],
+            ),
             ("region", [a.region for a in self.assets if not a.is_key]),
         ):
             if len(set(values)) != len(values):
@@ -222,6 +264,12 @@ class Manifest:
                 "chunk-size": self.chunk_size,
                 "assets": [a.to_map() for a in self.assets],
                 "authorized": None if self.authorized is None else self.authorized.to_cbor(),
+                # absent when empty: a bundle without device keys encodes as before they were
+                **(
+                    {"device-keys": [d.to_map() for d in self.device_keys]}
+                    if self.device_keys
+                    else {}
+                ),
             }
         )
 
@@ -242,6 +290,7 @@ class Manifest:
                 "assets",
                 "authorized",
             },
+            {"device-keys"},
         )
         if m["v"] != FORMAT or isinstance(m["v"], bool):
             raise FormatError(f"{what}: unsupported format version")
@@ -255,6 +304,12 @@ class Manifest:
             raise FormatError(f"{what}: more than {LIMITS.assets_per_bundle} assets")
         if chunk_size < MIN_CHUNK:
             raise FormatError(f"{what}: chunk size below {MIN_CHUNK}")
+        device_keys: tuple[DeviceKeySpec, ...] = ()
+        if "device-keys" in m:  # absent, not empty, when the bundle has none
+            listed = cbor.expect(m["device-keys"], list, f"{what}: device keys")
+            if not 1 <= len(listed) <= LIMITS.assets_per_bundle:
+                raise FormatError(f"{what}: 1..{LIMITS.assets_per_bundle} device keys")
+            device_keys = tuple(DeviceKeySpec.from_map(d, i) for i, d in enumerate(listed))
         return cls(
             family_id=cbor.expect_bstr(m["family"], f"{what}: family", FAMILY_ID_LEN),
             bundle_id=cbor.expect_bstr(m["bundle-id"], f"{what}: bundle id", BUNDLE_ID_LEN),
@@ -266,6 +321,7 @@ class Manifest:
             authorized=None
             if m["authorized"] is None
             else Authorization.from_cbor(m["authorized"], f"{what}: authorized"),
+            device_keys=device_keys,
         )
 
 

@@ -15,6 +15,7 @@ walk after decoding counts the items it reaches; fewer than scanned means a map 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import cbor2
@@ -62,10 +63,35 @@ def decode(
     return value
 
 
-def _scan(  # noqa: PLR0912, PLR0915 - one lean loop: a call per item would double its cost
+def _scan(data: bytes, shape: Shape, tags: frozenset[int], what: str) -> int:
+    """`_walk`, and no byte after the item."""
+    items, pos = _walk(data, shape, tags, what)
+    if pos != len(data):
+        raise FormatError(f"{what}: trailing bytes after the CBOR item")
+    return items
+
+
+def sequence(
+    data: bytes, *, item_limit: int, what: str, shape: Shape, tags: frozenset[int]
+) -> Iterator[bytes]:
+    """The items of a CBOR sequence (RFC 8742), each checked by `_walk` (at most
+    ``item_limit`` bytes and ``shape``) but not decoded: the caller decodes each."""
+    pos, n = 0, len(data)
+    while pos < n:
+        window = data[pos : pos + item_limit]
+        try:
+            _, used = _walk(window, shape, tags, what)
+        except FormatError as e:
+            raise FormatError(f"{e.message} (an item of the sequence at byte {pos})") from e
+        yield window[:used]
+        pos += used
+
+
+def _walk(  # noqa: PLR0912, PLR0915 - one lean loop: a call per item would double its cost
     data: bytes, shape: Shape, tags: frozenset[int], what: str
-) -> int:
-    """The number of items in ``data``, one well-formed CBOR item of ``shape`` at most, found
+) -> tuple[int, int]:
+    """The number of items of the well-formed CBOR item of ``shape`` at most that ``data``
+    starts with, and where it ends, found
     from the heads alone (RFC 8949 section 3): nothing is built, string contents are skipped,
     and the work is O(items). Refuses what trustprov never encodes (indefinite lengths,
     reserved additional information, nested tags) and what cannot be there: a length or count
@@ -127,9 +153,7 @@ def _scan(  # noqa: PLR0912, PLR0915 - one lean loop: a call per item would doub
             raise FormatError(f"{what}: CBOR nested deeper than {max_depth}")
         stack.append(todo)
         todo = count
-    if pos != n:
-        raise FormatError(f"{what}: trailing bytes after the CBOR item")
-    return items
+    return items, pos
 
 
 _CONTAINER = {4: "array", 5: "map"}

@@ -73,6 +73,8 @@ def expected_installed_digest(bundle: Bundle | Manifest, domain_id: bytes) -> by
         else:
             assert a.region is not None  # noqa: S101 - Manifest checked it
             regions[a.region] = (a.name, a.length, content_id(domain_id, a.digest))
+    for d in m.device_keys:  # per chip, but what stands for it in the digest is not
+        slots[d.slot] = (d.name, d.key_type, d.digest)
     return installed_digest(
         domain_id=domain_id, bundle_id=m.bundle_id, epoch=m.epoch, slots=slots, regions=regions
     )

@@ -8,7 +8,9 @@ one lot. Tables (docs/protocol.md section 9):
   job of the same lot.
 - ``lot_chips``: one row per chip of a job, filled from the farm's inventory on first run;
   ``state`` is ``pending``, ``claimed`` (by ``station``, at ``claimed_at``) or ``done``.
-- ``results``: a chip's **final record**, primary key (job, uid): at most one per chip, ever.
+- ``results``: a chip's **final record**, primary key (job, uid): at most one per chip, ever;
+  with the receipt the chip signed when it installed the bundle (none for ``already-provisioned``
+  or ``failed``: no install, no receipt).
 - ``records``: the attempt log, one row per attempt (and one ``interrupted`` row per claim that a
   dead station left behind); it is history, never consulted to decide anything.
 
@@ -55,7 +57,9 @@ from trustprov.roles.cm import Outcome
 
 log = logging.getLogger(__name__)
 
-FORMAT = "trustprov-records-2"
+# 3: a final record keeps the chip's receipt; a store of format 2 is refused as not this format
+# (its final records have no receipts to give: provision into a new store)
+FORMAT = "trustprov-records-3"
 STATION_MAX = 64
 LOT_MAX = 200
 FILL_CHUNK = 5000  # inventory rows per INSERT
@@ -118,6 +122,7 @@ results = sa.Table(
     sa.Column("uid", sa.String(32), primary_key=True),
     sa.Column("software_version", sa.String(64), nullable=False),
     *_record_columns(),
+    sa.Column("receipt", sa.LargeBinary),  # as the chip sent it; the OEM verifies it
     sa.ForeignKeyConstraint(["job_id", "uid"], ["lot_chips.job_id", "lot_chips.uid"]),
     sa.CheckConstraint(
         "result IN ('provisioned', 'already-provisioned', 'failed')", name="results_result"
@@ -709,7 +714,14 @@ class RecordStore:
             ]
             c.execute(sa.insert(records), rows)
             if held:
-                c.execute(sa.insert(results), [r for r in rows if r["uid"] in held])
+                c.execute(
+                    sa.insert(results),
+                    [
+                        {**r, "receipt": o.receipt}
+                        for r, o in zip(rows, outcomes, strict=True)
+                        if r["uid"] in held
+                    ],
+                )
             claimed = self._claim(c, job, station, claim) if claim else []
         if len(held) != len(uids):
             log.warning(
@@ -730,6 +742,28 @@ class RecordStore:
         )
         with self.transaction() as c:
             return [(u, r, e) for u, r, e in c.execute(q)]
+
+    def receipts(
+        self, lot: str | None = None, *, batch: int = 10000
+    ) -> Iterator[tuple[str, str, bytes]]:
+        """(uid, lot, receipt) of every final record with a receipt (of ``lot`` only, if given),
+        by job and UID, ``batch`` rows at a time: a million of them stream in constant memory."""
+        q = sa.select(results.c.job_id, results.c.uid, results.c.lot, results.c.receipt).where(
+            results.c.receipt.is_not(None)
+        )
+        if lot is not None:
+            q = q.where(results.c.lot == lot)
+        after: tuple[int, str] = (-1, "")
+        while True:
+            page = q.where(sa.tuple_(results.c.job_id, results.c.uid) > after)
+            page = page.order_by(results.c.job_id, results.c.uid).limit(batch)
+            with self.transaction() as c:
+                rows = c.execute(page).all()
+            for _, uid, lot_name, receipt in rows:
+                yield uid, lot_name, bytes(receipt)
+            if len(rows) < batch:
+                return
+            after = (rows[-1][0], rows[-1][1])
 
     def attempts(self, lot: str) -> list[tuple[str, str, str | None]]:
         """(uid, result, error code) of every attempt of ``lot``, oldest first."""

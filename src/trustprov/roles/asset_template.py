@@ -41,11 +41,13 @@ chunk-size = 16384
 # 1..64 printable characters) and a `kind`:
 #   key          a key the OEM supplies, installed into a key slot
 #   generate     a key made on the chip from the OEM's seed; only its public key leaves
+#   device-key   a key each chip makes for itself at the CM; its public key comes back in
+#                the chip's receipt (oem reconcile --csv), its private key never leaves it
 #   certificate  an X.509 certificate, installed (as DER) into a flash region
 #   firmware     a firmware image, installed into a flash region
 #   config       configuration data, installed into a flash region
-# Keys (key, generate) go to a `slot` (0..255, each slot once); the others to a `region` (a
-# flash region name, each region once). A key's `key-type` is one of
+# Keys (key, generate, device-key) go to a `slot` (0..255, each slot once); the others to a
+# `region` (a flash region name, each region once). A key's `key-type` is one of
 #   aes-256 (32 bytes)  ec-p256 (32)  ec-p384 (48)  ed25519 (32)  raw (16, 24, 32, 48 or 64 bytes)
 # The content comes from exactly one of
 #   hex   = "..."   the bytes in hex (key, certificate, firmware, config)
@@ -76,6 +78,16 @@ name = "fleet-signing-key"
 kind = "generate"
 key-type = "ec-p256"
 slot = 8
+
+# A device key is the opposite of a generated one: each chip makes its OWN key from its random
+# number generator when it installs the bundle at the CM. Nobody ever holds the private key,
+# the CM included; the public key travels in the receipt the chip signs, and `oem reconcile
+# --csv` lists it per chip, for the OEM's own CA. key-type: ec-p256. No content.
+[[asset]]
+name = "cloud-identity-key"
+kind = "device-key"
+key-type = "ec-p256"
+slot = 9
 
 [[asset]]
 name = "device-cert"

@@ -10,8 +10,9 @@
     [[asset]]
     name = "app-key"              # unique in the bundle; names, regions: 1..64 bytes of UTF-8
     kind = "key"                  # key | certificate | firmware | config | generate
+                                  # | device-key
     key-type = "aes-256"          # key: aes-256 | ec-p256 | ec-p384 | ed25519 | raw
-    slot = 1                      # key, generate: key slot 0..255
+    slot = 1                      # key, generate, device-key: key slot 0..255
     hex = "00112233..."           # key, config: the value in hex, or
     file = "app-key.bin"          # any kind but generate: a file, relative to this list
                                   # (keys: PEM or DER, PKCS#8 or SEC1, or raw bytes)
@@ -25,8 +26,10 @@
 
 A generated asset (kind = "generate", key-type ec-p256 | ec-p384 | ed25519 | aes-256) is made on
 the chip from the seed H; only its public key leaves. It is the same key on every chip that
-installs the bundle (the per-device key is the chip's identity key). The reference, with every
-field, is docs/assets.md; `trustprov oem template` prints a commented list to start from.
+installs the bundle. A device key (kind = "device-key", key-type ec-p256) is the opposite: each
+chip makes its own from its TRNG when it installs the bundle; the private half never leaves the
+chip, the public half comes back in the chip's receipt (`oem reconcile --csv`). The reference,
+with every field, is docs/assets.md; `trustprov oem template` prints a commented list to start from.
 Certificates may be PEM or DER and are installed as DER.
 """
 
@@ -49,11 +52,13 @@ from trustprov.formats import budget, cbor, cose, text
 from trustprov.formats.bundle import (
     BUNDLE_ID_LEN,
     BUNDLE_MAGIC,
+    DEVICE_KEY_TYPES,
     FORMAT,
     KEY_TYPES,
     MAX_SLOT,
     MIN_CHUNK,
     AssetEntry,
+    DeviceKeySpec,
     Manifest,
     SignedManifest,
     chunk_count,
@@ -62,7 +67,7 @@ from trustprov.formats.limits import LIMITS, GiB
 from trustprov.roles.files import read_bytes
 from trustprov.roles.keyfiles import read_key_file
 
-KINDS = ("key", "certificate", "firmware", "config", "generate")
+KINDS = ("key", "certificate", "firmware", "config", "generate", "device-key")
 MAX_FILE = LIMITS.bundle  # a larger file cannot be in a bundle that cm provision reads
 DEFAULT_CHUNK = 16 * 1024
 #: a chip holds a chunk's ciphertext and plaintext at once, beside the manifest and its keys:
@@ -137,7 +142,16 @@ def _head(n: int) -> int:
 def planned_sizes(assets: AssetList, min_security_version: int) -> tuple[int, int]:
     """(manifest bytes, bundle bytes) of the bundle a chip seals from ``assets``: exact, as the
     chip encodes the same structure with values of the same lengths."""
-    entries = tuple(_planned_entry(a, assets.aead, assets.chunk_size) for a in assets.assets)
+    entries = tuple(
+        _planned_entry(a, assets.aead, assets.chunk_size)
+        for a in assets.assets
+        if a.kind != "device-key"
+    )
+    device_keys = tuple(
+        DeviceKeySpec(a.name, a.key_type or "", a.slot or 0)
+        for a in assets.assets
+        if a.kind == "device-key"
+    )
     manifest = Manifest(
         family_id=bytes(FAMILY_ID_LEN),
         bundle_id=bytes(BUNDLE_ID_LEN),
@@ -146,6 +160,7 @@ def planned_sizes(assets: AssetList, min_security_version: int) -> tuple[int, in
         aead=assets.aead,
         chunk_size=assets.chunk_size,
         assets=entries,
+        device_keys=device_keys,
     )
     header = SignedManifest.protected_header(manifest.family_id)
     message = cose.CoseMessage(
@@ -226,6 +241,8 @@ def parse(doc: dict[str, Any], base: Path) -> AssetList:
     if len(items) > LIMITS.assets_per_bundle:
         raise FormatError(f"at most {LIMITS.assets_per_bundle} assets")
     assets = tuple(_asset(item, base, i) for i, item in enumerate(items))
+    if all(a.kind == "device-key" for a in assets):
+        raise FormatError("needs at least one [[asset]] that is not a device-key")
     for what, values in (
         ("name", [a.name for a in assets]),
         ("slot", [str(a.slot) for a in assets if a.slot is not None]),
@@ -245,7 +262,7 @@ def _asset(item: Any, base: Path, i: int) -> AssetSpec:
     kind = _typed(item.get("kind"), str, f"{what} kind")
     if kind not in KINDS:
         raise FormatError(f"{what}: kind must be one of {', '.join(KINDS)}")
-    if kind in ("key", "generate"):
+    if kind in ("key", "generate", "device-key"):
         return _key_asset(item, base, name, kind)
     text = kind == "config"
     _keys(
@@ -278,11 +295,17 @@ def _key_asset(item: dict[str, Any], base: Path, name: str, kind: str) -> AssetS
         {"hex", "file"} if kind == "key" else set(),
     )
     key_type = _typed(item["key-type"], str, f"{what} key-type")
-    allowed = set(KEY_TYPES) if kind == "key" else set(MATERIAL_LEN)
+    allowed = (
+        set(KEY_TYPES)
+        if kind == "key"
+        else set(DEVICE_KEY_TYPES)
+        if kind == "device-key"
+        else set(MATERIAL_LEN)
+    )
     if key_type not in allowed:
         raise FormatError(f"{what}: key-type must be one of {', '.join(sorted(allowed))}")
     slot = _int(item["slot"], f"{what} slot", 0, MAX_SLOT)
-    if kind == "generate":
+    if kind in ("generate", "device-key"):
         return AssetSpec(name, kind, key_type=key_type, slot=slot)
     value, path = _source(item, base, what, allow_text=False)
     if value is None:  # keys are small: read and check them now (PEM, DER or raw)

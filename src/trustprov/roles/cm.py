@@ -22,6 +22,7 @@ from trustprov.errors import FormatError, InputError, TrustprovError, Verificati
 from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.limits import LIMITS
+from trustprov.formats.receipt import MAX_RECEIPT
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link.client import ChipClient, PreparedBundle
@@ -148,6 +149,9 @@ class Outcome:
     error: str | None
     duration_us: int
     finished_at: float
+    # the chip's signed receipt (docs/protocol.md 6.8), stored as the chip sent it: the OEM
+    # verifies it. None for a chip settled as already-provisioned (no install, no new receipt)
+    receipt: bytes | None = None
 
     @property
     def ok(self) -> bool:
@@ -165,18 +169,28 @@ def provision_chip(
     read before anything is sent, and a chip that holds the bundle is not booted at all.
     """
     start = time.perf_counter()
-    result, code, error = "provisioned", None, None
+    result, code, error, receipt = "provisioned", None, None, None
     try:
         if status_first and _holds(chip, job):
             result = "already-provisioned"
         else:
             chip.send(job.boot_request)
-            chip.provision(job.prepared, uid)
+            receipt = _receipt(chip.provision(job.prepared, uid))
     except TrustprovError as e:
         result, code, error = "failed", e.code, e.message
         if not status_first and _holds_after_refusal(chip, job):
             result, code, error = "already-provisioned", None, None
-    return Outcome(uid, result, code, error, int((time.perf_counter() - start) * 1e6), time.time())
+    duration = int((time.perf_counter() - start) * 1e6)
+    return Outcome(uid, result, code, error, duration, time.time(), receipt)
+
+
+def _receipt(answer: dict[str, Any]) -> bytes | None:
+    """The receipt of a cm.finish answer, if it is bytes of a receipt's size at most; the host
+    does not verify it (it holds no trust anchor for it): the OEM does, at reconciliation."""
+    receipt = answer.get("receipt")
+    if isinstance(receipt, bytes) and len(receipt) <= MAX_RECEIPT:
+        return receipt
+    return None
 
 
 def _holds(chip: ChipClient, job: Job) -> bool:

@@ -71,6 +71,14 @@ def describe(
                     "the ICM's signature on a lot manifest (COSE_Sign1)",
                     inspect_authz.lot_signature_fields(sig),
                 )
+            from trustprov.roles import inspect_receipts  # noqa: PLC0415 - lazy: start-up
+
+            if key is None and inspect_receipts.first_receipt(path) is not None:
+                return Description(
+                    "receipts",
+                    "chip receipts (EAT in COSE_Sign1, a CBOR sequence; cm receipts)",
+                    inspect_receipts.receipts_fields(path),
+                )
             return _software(path, key)
         if kind == "json":
             return _json(path, ca)
@@ -348,7 +356,7 @@ def _toml(path: Path) -> Description:
         if a.key_type:
             row["key_type"] = a.key_type
         row["target"] = f"slot {a.slot}" if a.slot is not None else f"region {a.region}"
-        if a.kind != "generate":
+        if a.kind not in ("generate", "device-key"):  # made on a chip: no length, no source
             row["length"] = a.length
             row["source"] = f"file {a.path.name}" if a.path is not None else "given in the list"
         rows.append(row)

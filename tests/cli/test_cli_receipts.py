@@ -1,0 +1,98 @@
+"""`trustprov cm receipts` and `trustprov oem reconcile`: the chips' receipts from the records
+to the OEM, in both formats, with the exit codes of the error contract."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from trustprov.formats.authz import AuthorizedSet
+
+from .conftest import CliWorld
+from .helpers import assert_error, ok, run
+
+
+@pytest.fixture
+def provisioned(cw: CliWorld, tmp_path: Path) -> Path:
+    """A lot provisioned through the CLI; its records store."""
+    farm = cw.fresh_farm(tmp_path)
+    ok("cm", "provision", "--farm", farm, "--lot", cw.a.cm_lot, "--software", cw.a.software,
+       "--share", cw.a.share, "--bundle", cw.a.bundle, "--json")  # fmt: skip
+    return tmp_path / "records.sqlite"
+
+
+def _auth(cw: CliWorld, tmp_path: Path, uids: list[str] | None = None) -> Path:
+    path = tmp_path / "auth.cbor"
+    chosen = cw.a.cm_uids if uids is None else uids
+    path.write_bytes(AuthorizedSet.from_uids(bytes.fromhex(u) for u in chosen).to_bytes())
+    return path
+
+
+def _reconcile(
+    cw: CliWorld, tmp_path: Path, receipts: Path, *extra: str | Path
+) -> list[str | Path]:
+    return ["oem", "reconcile", "--ca", cw.a.icm / "device-ca.pem", "--bundle", cw.a.bundle,
+            "--receipts", receipts, "--auth", _auth(cw, tmp_path), *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["cbor-seq", "jsonl"])
+def test_export_and_reconcile(cw: CliWorld, tmp_path: Path, provisioned: Path, fmt: str) -> None:
+    out = tmp_path / f"receipts.{fmt}"
+    result = ok("cm", "receipts", "--records", f"sqlite:///{provisioned}", "--lot", cw.a.cm_lot,
+                "--out", out, "--format", fmt)  # fmt: skip
+    assert f"{len(cw.a.cm_uids)} receipts written" in result.stderr
+    csv = tmp_path / "keys.csv"
+    doc = json.loads(ok(*_reconcile(cw, tmp_path, out, "--json", "--csv", csv)).stdout)
+    assert doc["counts"]["valid"] == len(cw.a.cm_uids)
+    assert doc["counts"]["missing"] == 0
+    rows = csv.read_text().splitlines()
+    assert rows[0] == "uid,counter,slot,name,public_key"
+    assert sorted(r.split(",")[0] for r in rows[1:]) == sorted(cw.a.cm_uids)
+    # no overwrite without --force
+    assert_error(run("cm", "receipts", "--records", f"sqlite:///{provisioned}", "--out", out),
+                 exit_code=2, match="exists")  # fmt: skip
+    ok("cm", "receipts", "--records", f"sqlite:///{provisioned}", "--out", out, "--force")
+
+
+def test_reconcile_reports_missing_and_fails_on_duplicates(
+    cw: CliWorld, tmp_path: Path, provisioned: Path
+) -> None:
+    out = tmp_path / "r.cbor"
+    ok("cm", "receipts", "--records", f"sqlite:///{provisioned}", "--out", out)
+    text = ok(*_reconcile(cw, tmp_path, out)).stdout
+    assert f"{len(cw.a.cm_uids)} valid" in text
+    doubled = tmp_path / "doubled.cbor"
+    doubled.write_bytes(out.read_bytes() * 2)
+    result = run(*_reconcile(cw, tmp_path, doubled))
+    assert result.exit_code == 1
+    assert f"{len(cw.a.cm_uids)} duplicate" in result.stdout
+    with sqlite3.connect(provisioned) as c:  # a chip whose receipt the CM withholds
+        c.execute("UPDATE results SET receipt = NULL WHERE uid = ?", (cw.a.cm_uids[0],))
+    ok("cm", "receipts", "--records", f"sqlite:///{provisioned}", "--out", out, "--force")
+    text = ok(*_reconcile(cw, tmp_path, out)).stdout
+    assert "1 missing" in text
+    assert f"missing {cw.a.cm_uids[0]}" in text
+
+
+def test_reconcile_bad_inputs_exit_2(cw: CliWorld, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.cbor"
+    bad.write_bytes(b"\xd2\x84\x43")
+    assert_error(run(*_reconcile(cw, tmp_path, bad)), exit_code=2)
+    assert_error(run(*_reconcile(cw, tmp_path, tmp_path / "none")), exit_code=2)
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\nnope\n")
+    argv = [str(a) for a in _reconcile(cw, tmp_path, bad)]
+    argv[argv.index("--ca") + 1] = str(ca)
+    assert_error(run(*argv), exit_code=2, match="device CA")
+
+
+def test_receipts_of_an_old_records_store_exit_2(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE records_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        c.execute("INSERT INTO records_meta VALUES ('format', 'trustprov-records-2')")
+    result = run("cm", "receipts", "--records", f"sqlite:///{db}", "--out", tmp_path / "r")
+    assert_error(result, exit_code=2, match="trustprov-records-2")
