@@ -73,6 +73,9 @@ def test_handler_operations(cm_farm: Path, world: object, start_board: BoardStar
         with pytest.raises(TransportError) as e:
             h.insert(1, uids[1])
         assert e.value.code == "occupied"
+        with pytest.raises(TransportError) as e:
+            h.insert(0, uids[0])  # one chip, one socket: two would share its state
+        assert e.value.code == "in-socket"
         h.insert(1, uids[1], replace=True)  # the chip before it leaves first
         assert h.status()[1]["chip"] == uids[1].hex()
         h.insert(1, uids[0], replace=True)

@@ -624,3 +624,23 @@ def test_no_write_lowers_the_lifecycle_or_the_security_counter(world: Any, cm_fa
             assert e.value.code == "lifecycle"
         assert b.read(uid) == before
         assert before.lifecycle == Lifecycle.LOCKED
+
+
+def test_two_chip_objects_of_one_chip_cannot_both_install(world: Any, cm_farm: Path) -> None:
+    """One chip seen twice (as if in two sockets at once): the second install works from a view
+    the first one changed, so the farm's compare-and-swap on the provisioning counter refuses it,
+    and no two installs ever share a counter (a receipt's count could not be trusted)."""
+    uid = world.cm_uids(cm_farm)[0]
+    job = world_job(world)
+    with Bench(cm_farm) as b:
+        first = ChipClient(InProcessLink(ChipPort(Chip(b.farm, b.farm.load(uid)))))
+        second = ChipClient(InProcessLink(ChipPort(Chip(b.farm, b.farm.load(uid)))))
+        for client in (first, second):
+            client.send(job.boot_request)
+        first.provision(job.prepared)
+        after_first = b.read(uid)
+        with pytest.raises(ChipRefused) as e:
+            second.provision(job.prepared)
+        assert e.value.code == "lifecycle"
+        assert b.read(uid) == after_first
+        assert b.farm.load(uid).prov_counter == 1

@@ -229,6 +229,11 @@ class Board:
             if slot.uid is not None and not req.replace:
                 raise handler.HandlerError(f"socket {req.socket} holds a chip", code="occupied")
             uid = self._misplaced(req.chip) if self._dice.misplace() else req.chip
+            held = [s.index for s in self.slots if s.uid == uid and s is not slot]
+            if held:  # one physical chip sits in one socket: two would share its state
+                raise handler.HandlerError(
+                    f"chip {uid.hex()} is in socket {held[0]}", code="in-socket"
+                )
             assert self._farm is not None  # noqa: S101 - opened before the loop runs
             try:
                 self._farm.load(uid)
@@ -245,12 +250,19 @@ class Board:
         return handler.ok()
 
     def _misplaced(self, uid: bytes) -> bytes:
-        """Another chip of the farm than ``uid``: the one after it (a slip of the tray)."""
+        """Another chip of the farm than ``uid``, in no socket: the next one (a slip of the
+        tray); ``uid`` itself if there is none."""
         assert self._farm is not None  # noqa: S101 - opened before the loop runs
         uids = self._farm.uids()
-        if uid not in uids or len(uids) < 2:
+        if uid not in uids:
             return uid
-        return uids[(uids.index(uid) + 1) % len(uids)]
+        seated = {s.uid for s in self.slots}
+        start = uids.index(uid)
+        for step in range(1, len(uids)):
+            other = uids[(start + step) % len(uids)]
+            if other not in seated:
+                return other
+        return uid
 
     def _drop(self, conn: socket.socket) -> bool:
         with contextlib.suppress(KeyError, ValueError):  # never registered, or already dropped

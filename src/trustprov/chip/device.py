@@ -132,7 +132,12 @@ class Chip:
             or state.prov_counter < self._state.prov_counter
         ):
             raise ChipRefused("the lifecycle and the counters only advance", code="lifecycle")
-        self._farm.save(state, blobs, installed_bytes=installed_bytes)
+        self._farm.save(
+            state,
+            blobs,
+            installed_bytes=installed_bytes,
+            seen_prov_counter=self._state.prov_counter,
+        )
         self._state = state
 
     def _copy(self) -> ChipState:

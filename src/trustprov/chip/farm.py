@@ -217,9 +217,13 @@ class Farm:
         blobs: dict[bytes, bytes] | None = None,
         *,
         installed_bytes: bytes | None = None,
+        seen_prov_counter: int | None = None,
     ) -> None:
         """Write one chip's whole persistent state (and new flash blobs) atomically.
-        ``installed_bytes``: ``state.installed.to_bytes()`` when the caller already has it."""
+        ``installed_bytes``: ``state.installed.to_bytes()`` when the caller already has it.
+        ``seen_prov_counter``: the provisioning counter of the state the writer started from;
+        the write lands only if the chip still holds it (compare-and-swap), so two chip objects
+        of one chip can never both install on the same view and sign the same counter."""
         with self._write() as db:
             if state.immutable is not None:
                 fam = state.immutable.family_id
@@ -251,7 +255,8 @@ class Farm:
             updated = db.execute(
                 "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "
                 "identity_key = ?, certificate = ?, installed_id = ?, prov_counter = ? "
-                "WHERE uid = ? AND lifecycle <= ? AND security_counter <= ? AND prov_counter <= ?",
+                "WHERE uid = ? AND lifecycle <= ? AND security_counter <= ? AND prov_counter <= ? "
+                "AND prov_counter = coalesce(?, prov_counter)",
                 (
                     state.immutable.family_id if state.immutable else None,
                     int(state.lifecycle),
@@ -264,6 +269,7 @@ class Farm:
                     int(state.lifecycle),
                     state.security_counter,
                     state.prov_counter,
+                    seen_prov_counter,
                 ),
             ).rowcount
             if updated != 1:
