@@ -55,6 +55,10 @@ def test_export_and_reconcile(cw: CliWorld, tmp_path: Path, provisioned: Path, f
     assert_error(run("cm", "receipts", "--records", f"sqlite:///{provisioned}", "--out", out),
                  exit_code=2, match="exists")  # fmt: skip
     ok("cm", "receipts", "--records", f"sqlite:///{provisioned}", "--out", out, "--force")
+    # a lot the records do not hold is bad input, not an empty file
+    assert_error(run("cm", "receipts", "--records", f"sqlite:///{provisioned}", "--lot", "NOPE",
+                     "--out", tmp_path / "none.cbor"), exit_code=2, match="no lot")  # fmt: skip
+    assert not (tmp_path / "none.cbor").exists()
 
 
 def test_reconcile_reports_missing_and_fails_on_duplicates(

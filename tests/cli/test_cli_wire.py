@@ -58,6 +58,7 @@ def test_serve_refuses_bad_options(cw: CliWorld, tmp_path: Path) -> None:
         (["--listen", "pty"], "--chip goes with --listen pty"),
         (["--listen", "tcp://127.0.0.1:0", "--chip", cw.a.cm_uids[0]], "--chip goes with"),
         (["--listen", "tcp://127.0.0.1:0", "--faults", "drop=2"], "--faults"),
+        (["--listen", "tcp://127.0.0.1:65535", "--sockets", "3"], "above port 65535"),
     ):
         assert_error(run("chip", "serve", "--farm", farm, *args), exit_code=2, match=match)
     missing = run(

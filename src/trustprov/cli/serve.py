@@ -73,6 +73,11 @@ def serve(
     spec = Faults.parse(faults)
     if (where is None) != (uid is not None):
         raise InputError("--chip goes with --listen pty, and only with it")
+    if where is not None and where[1] and where[1] + sockets > 65535:
+        raise InputError(
+            f"--listen: sockets listen on PORT+1..PORT+{sockets}, above port 65535; "
+            "give a lower PORT (or 0)"
+        )
     board = Board(farm, faults=spec, idle_timeout=idle_timeout)
     if where is None:
         assert uid is not None  # noqa: S101 - checked above

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
+from trustprov.errors import InputError
 from trustprov.line.records import RecordStore
 from trustprov.roles.files import output_file
 
@@ -22,7 +23,10 @@ Format = Literal["cbor-seq", "jsonl"]
 def export_receipts(
     store: RecordStore, lot: str | None, out: Path, fmt: Format, *, force: bool = False
 ) -> int:
-    """Write the receipts of ``lot`` (every lot if None) to ``out``; the number written."""
+    """Write the receipts of ``lot`` (every lot if None) to ``out``; the number written. A lot
+    the records do not hold is bad input, not an empty export."""
+    if lot is not None and not store.find_jobs(lot):
+        raise InputError(f"no lot {lot!r} in the records at {store.url}")
     n = 0
     with output_file(out, force=force, stdout=True) as f:
         for uid, lot_name, receipt in store.receipts(lot):
