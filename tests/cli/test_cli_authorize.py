@@ -85,7 +85,15 @@ def test_authorize_refuses_what_the_icm_did_not_sign(cw: CliWorld, tmp_path: Pat
     assert_error(run(*_authorize(cw, auth, changed)), exit_code=1, match="not the one")
     mixed = _authorize(cw, auth, cw.a.lot_json, cw.b.lot_json)
     assert_error(run(*mixed), exit_code=1)  # family B's lot is not signed by A's ICM
+    # without --icm-key (the command as the issue writes it): whole lots of one signer, warned
+    unnamed = [a for a in mixed if a not in ("--icm-key", str(cw.a.icm / "lot-signing.pub.pem"))]
+    assert_error(run(*unnamed), exit_code=2, match="signed by different keys")
+    changed_alone = ["oem", "authorize", "--lot", str(changed), "--out", str(auth)]
+    assert_error(run(*changed_alone), exit_code=1, match="not the one")  # whole, or refused
     assert not auth.exists()
+    alone = ok("oem", "authorize", "--lot", cw.a.lot_json, "--out", auth)
+    assert "warning: no --icm-key" in alone.stderr
+    assert "authorized 4 chips" in alone.stdout
 
 
 def test_inspect_checks_a_lot_manifests_signature(cw: CliWorld, tmp_path: Path) -> None:

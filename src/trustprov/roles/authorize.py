@@ -1,7 +1,9 @@
 """The OEM's authorized set: which chips may install its bundle (issue 10, "authorized chips only").
 
 `authorize` reads the ICM's lot manifests, each verified under the ICM's lot-signing key the OEM
-names, and writes the set of their UIDs (AUTH, formats/authz.py). The OEM puts the set's root and
+names (or, without one, under the key each signature names, all by one signer: the lots are then
+known whole, not known to be the ICM's), and writes the set of their UIDs (AUTH,
+formats/authz.py). The OEM puts the set's root and
 size into its bundle's manifest (`oem keygen --auth`), under the CMAC only its chips can make, and
 sends AUTH to the CM, which gives each chip its inclusion proof (`cm provision --auth`).
 
@@ -18,17 +20,20 @@ from trustprov.errors import FormatError, InputError
 from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.limits import LIMITS
 from trustprov.roles.files import check_output, read_bytes, write_file
-from trustprov.roles.lots import load_lot_key, read_lot
+from trustprov.roles.lots import load_lot_key, read_lot, signer_id
 
 
 def authorize(
-    lots: Sequence[Path], out: Path, icm_key: Path, *, force: bool = False
+    lots: Sequence[Path], out: Path, icm_key: Path | None, *, force: bool = False
 ) -> AuthorizedSet:
-    """The set of every chip of ``lots`` (each verified under ``icm_key``), written to ``out``."""
+    """The set of every chip of ``lots`` (each verified under ``icm_key``, or without it under
+    the one key all their signatures name), written to ``out``."""
     if not lots:
         raise InputError("give at least one --lot: an empty set would authorize no chip")
     check_output(out, force=force)  # before the work, so a refusal costs nothing
-    key = load_lot_key(icm_key)
+    key = load_lot_key(icm_key) if icm_key is not None else None
+    if key is None and len({signer_id(p) for p in lots}) > 1:
+        raise InputError("the lots are signed by different keys; give --icm-key to name the ICM's")
     uids: list[bytes] = []
     family: bytes | None = None
     names: set[str] = set()

@@ -49,6 +49,12 @@ def _signature(manifest: Path) -> LotSignature:
     return LotSignature.from_bytes(read_bytes(path, limit=4096, what="lot manifest signature"))
 
 
+def signer_id(manifest: Path) -> bytes:
+    """The key id of the key that signed ``manifest`` (what its signature names): lots checked
+    without the ICM's key must at least all name one signer."""
+    return _signature(manifest).kid
+
+
 def _key(signature: LotSignature, key: PublicKey | None) -> PublicKey:
     return signature.embedded_key() if key is None else key
 
