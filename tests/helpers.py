@@ -301,3 +301,23 @@ def second_family(root: Path) -> Family:
     lot = icm.manufacture(made, farm, "F2", 2, root / "family2-lot.json")
     run = keygen_on(farm, lot.uids[0], software, root, "oem2")
     return Family(made, software, farm, lot.uids[1], root / "family2-lot.json", run)
+
+
+def provision_command(
+    *,
+    farm: Path,
+    lot: str,
+    software: Path,
+    share: Path,
+    bundle: Path,
+    station: str,
+    jobs: int,
+    records: str | None = None,
+) -> list[str]:
+    """`trustprov cm provision ... --json` as a process of its own (signal and crash tests)."""
+    argv = [sys.executable, "-c", "from trustprov.cli.main import main; main()", "cm", "provision"]
+    argv += ["--farm", str(farm), "--lot", lot, "--software", str(software)]
+    argv += ["--share", str(share), "--bundle", str(bundle)]
+    if records is not None:
+        argv += ["--records", records]
+    return [*argv, "--station", station, "--jobs", str(jobs), "--json"]

@@ -21,7 +21,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from helpers import provision_command
 
 from trustprov.line.records import RecordStore, lot_chips, parse_url
 from trustprov.line.report import lot_report
@@ -71,30 +71,16 @@ class LineWorld:
 
     def command(self, farm: Path, records: str, station: str, jobs: int) -> list[str]:
         """`trustprov cm provision ...` as a process of its own."""
-        return [
-            sys.executable,
-            "-c",
-            "from trustprov.cli.main import main; main()",
-            "cm",
-            "provision",
-            "--farm",
-            str(farm),
-            "--lot",
-            LOT,
-            "--software",
-            str(self.software),
-            "--share",
-            str(self.share),
-            "--bundle",
-            str(self.bundle),
-            "--records",
-            records,
-            "--station",
-            station,
-            "--jobs",
-            str(jobs),
-            "--json",
-        ]
+        return provision_command(
+            farm=farm,
+            lot=LOT,
+            software=self.software,
+            share=self.share,
+            bundle=self.bundle,
+            station=station,
+            jobs=jobs,
+            records=records,
+        )
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,13 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import farm_rows
+from helpers import farm_rows, provision_command
 
 from trustprov.line.records import RecordStore
 from trustprov.link.farm import FarmLink
@@ -57,28 +56,15 @@ class SignalWorld:
     bundle_id: bytes
 
     def command(self, farm: Path) -> list[str]:
-        return [
-            sys.executable,
-            "-c",
-            "from trustprov.cli.main import main; main()",
-            "cm",
-            "provision",
-            "--farm",
-            str(farm),
-            "--lot",
-            LOT,
-            "--software",
-            str(self.software),
-            "--share",
-            str(self.share),
-            "--bundle",
-            str(self.bundle),
-            "--station",
-            "sig",
-            "--jobs",
-            "2",
-            "--json",
-        ]
+        return provision_command(
+            farm=farm,
+            lot=LOT,
+            software=self.software,
+            share=self.share,
+            bundle=self.bundle,
+            station="sig",
+            jobs=2,
+        )
 
 
 @pytest.fixture(scope="module")
