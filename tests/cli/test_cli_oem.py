@@ -40,6 +40,14 @@ def _argv(args: Args) -> list[str | Path]:
     return [x for k, v in args.items() for x in (k, v)]
 
 
+def _regen(
+    cw: CliWorld, farm: Path, assets: Path, out: Path, state: Path | None = None
+) -> list[str | Path]:
+    """`oem regen` of the CLI world's provisioning chip, from ``state`` (the world's OEM dir)."""
+    return ["oem", "regen", "--farm", farm, "--chip", cw.a.oem_uid, "--software", cw.a.software,
+            "--state", state or cw.a.oem_dir, "--assets", assets, "--out", out]  # fmt: skip
+
+
 def _write(tmp: Path, name: str, data: bytes) -> Path:
     p = tmp / name
     p.write_bytes(data)
@@ -323,22 +331,7 @@ def test_regen_refuses_an_epoch_every_chip_would_refuse_as_stale(
     a bundle every chip holding the first one refuses."""
     farm = copy_farm(cw.a.oem_farm, tmp_path / "farm")
     before = snapshot(farm)
-    result = run(
-        "oem",
-        "regen",
-        "--farm",
-        farm,
-        "--chip",
-        cw.a.oem_uid,
-        "--software",
-        cw.a.software,
-        "--state",
-        cw.a.oem_dir,
-        "--assets",
-        cw.assets_toml,
-        "--out",
-        tmp_path / "out",
-    )
+    result = run(*_regen(cw, farm, cw.assets_toml, tmp_path / "out"))
     assert_error(result, exit_code=2, match="epoch 1 is not above the epoch 1")
     assert snapshot(farm) == before
     assert not (tmp_path / "out").exists()
@@ -397,22 +390,7 @@ def test_keygen_out_in_a_missing_directory(cw: CliWorld, tmp_path: Path) -> None
 def test_regen_rebuilds_the_same_keys(cw: CliWorld, tmp_path: Path) -> None:
     farm = copy_farm(cw.a.oem_farm, tmp_path / "farm")
     out = tmp_path / "regen"
-    result = ok(
-        "oem",
-        "regen",
-        "--farm",
-        farm,
-        "--chip",
-        cw.a.oem_uid,
-        "--software",
-        cw.a.software,
-        "--state",
-        cw.a.oem_dir,
-        "--assets",
-        write_assets(tmp_path / "update", epoch=2),
-        "--out",
-        out,
-    )
+    result = ok(*_regen(cw, farm, write_assets(tmp_path / "update", epoch=2), out))
     assert "5 assets" in result.stdout
     _no_secrets(result.output, cw)
     assert (out / "enc-oem-share.cose").is_file()
@@ -548,21 +526,6 @@ def test_regen_never_overwrites(cw: CliWorld, tmp_path: Path) -> None:
     out = tmp_path / "state"
     shutil.copytree(cw.a.oem_dir, out)
     before = snapshot(out)
-    result = run(
-        "oem",
-        "regen",
-        "--farm",
-        farm,
-        "--chip",
-        cw.a.oem_uid,
-        "--software",
-        cw.a.software,
-        "--state",
-        out,
-        "--assets",
-        write_assets(tmp_path / "update", epoch=2),
-        "--out",
-        out,
-    )
+    result = run(*_regen(cw, farm, write_assets(tmp_path / "update", epoch=2), out, state=out))
     assert_error(result, exit_code=2, match="not empty")
     assert snapshot(out) == before
