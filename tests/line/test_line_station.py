@@ -525,3 +525,37 @@ def test_throughput_buckets() -> None:
 def test_records_errors_are_trustprov_errors() -> None:
     assert issubclass(RecordsError, TrustprovError)
     assert RecordsError("x").code == "records"
+
+
+def test_switching_a_new_store_to_wal_waits_out_another_stations_lock() -> None:
+    """Four stations opening one new SQLite store together: the switch to WAL needs the file to
+    itself and SQLite answered "database is locked" to one of them, which then ended in a
+    traceback. The switch is retried while the store says locked, and skipped once in WAL."""
+    import sqlite3  # noqa: PLC0415 - the driver's own error, as SQLite raises it
+
+    class Driver:
+        def __init__(self, locked: int) -> None:
+            self.locked, self.mode, self.switches = locked, "delete", 0
+
+        def execute(self, sql: str) -> Any:
+            if sql == "PRAGMA journal_mode":
+                return type("Row", (), {"fetchone": lambda _s: (self.mode,)})()
+            self.switches += 1
+            if self.locked:
+                self.locked -= 1
+                raise sqlite3.OperationalError("database is locked")
+            self.mode = "wal"
+            return None
+
+    driver = Driver(locked=3)
+    rec._use_wal(driver)
+    assert (driver.mode, driver.switches) == ("wal", 4)
+    rec._use_wal(driver)  # already in WAL: nothing to switch
+    assert driver.switches == 4
+
+    class Broken(Driver):
+        def execute(self, sql: str) -> Any:
+            raise sqlite3.OperationalError(f"disk I/O error ({sql})")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        rec._use_wal(Broken(locked=0))  # anything but "locked" is not waited out

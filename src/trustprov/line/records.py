@@ -309,6 +309,25 @@ class Claim:
     recovered: bool = False
 
 
+WAL_WAIT = 60.0  # seconds a station waits for the others to let go of a new store's journal
+
+
+def _use_wal(driver: Any) -> None:
+    """Put a SQLite store in WAL mode. The switch needs the file to itself, and SQLite answers
+    "locked" at once, without its busy timeout, while another station holds it: as several
+    stations open a new store together, each that finds it not yet in WAL tries again."""
+    deadline = time.monotonic() + WAL_WAIT
+    while True:
+        try:
+            if str(driver.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                driver.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class RecordStore:
     """The records store of a line. One per process; not shared between threads."""
 
@@ -414,7 +433,7 @@ class RecordStore:
             # any transaction, so on the driver's connection (which is in autocommit mode)
             driver = self._conn.connection.driver_connection
             assert driver is not None  # noqa: S101 - a live connection has its driver's
-            driver.execute("PRAGMA journal_mode=WAL")
+            _use_wal(driver)
 
     def _insert(self, table: sa.Table) -> Any:
         """INSERT with the dialect's ON CONFLICT support."""
