@@ -83,6 +83,7 @@ vectors: venv
 	$(BIN)/python tests/vectors/generate.py
 	$(BIN)/python tests/conformance/generate_family.py
 	$(BIN)/python tests/vectors/generate_receipt.py
+	$(BIN)/python tests/vectors/generate_link_messages.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(DEMO_HSM) .mypy_cache .ruff_cache .pytest_cache .hypothesis
