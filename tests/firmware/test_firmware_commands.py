@@ -7,6 +7,7 @@ have to mask as "internal".
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -529,3 +530,42 @@ def test_a_locked_chip_refuses_cm_begin(rig: Rig) -> None:
     assert _refused(rig.booted(uid), "cm.begin", begin) == "lifecycle"
     assert rig.bench.read(uid) == before
     assert rig.bench.client(uid).status()["lifecycle"] == "LOCKED"
+
+
+class _CountingTrng:
+    """The system TRNG, counting the bytes drawn."""
+
+    def __init__(self) -> None:
+        self.drawn = 0
+
+    def random(self, n: int) -> bytes:
+        self.drawn += n
+        return os.urandom(n)
+
+
+# a value no command accepts where a uint or a bstr is due: its check must come after the session's
+_BAD = "not a value"
+ORDER_CASES = [
+    ("sealing", "oem.keygen", {"oem-rnd-input": _BAD, "bundle": _BAD}),
+    ("sealing", "oem.regen", {"enc-oem-rnd-input": _BAD, "enc-rnd-share": _BAD, "bundle": _BAD}),
+    ("sealing", "cm.begin", {"enc-oem-share": _BAD, "manifest": _BAD}),
+    ("sealing", "lock", {}),
+    ("booted", "seal.asset", {"name": 1, "kind": 1, "length": _BAD}),
+    ("booted", "seal.chunk", {"index": _BAD, "data": _BAD}),
+    ("booted", "seal.generate", {"name": 1, "key-type": 1, "slot": _BAD}),
+    ("booted", "cm.chunk", {"asset": _BAD, "index": _BAD, "data": _BAD, "next": _BAD}),
+]
+
+
+@pytest.mark.parametrize(("state", "op", "args"), ORDER_CASES, ids=[c[1] for c in ORDER_CASES])
+def test_the_session_state_is_checked_before_the_argument_values(
+    rig: Rig, state: str, op: str, args: dict[str, Any]
+) -> None:
+    """protocol.md 8.3: names, then session state, then values; a refusal draws no TRNG byte."""
+    trng = _CountingTrng()
+    sw = rig.bench.software(rig.uids[0], rig.image, trng=trng)
+    if state == "sealing":
+        sw.handle("oem.keygen", {"oem-rnd-input": bytes(32), "bundle": dict(PARAMS)})
+    drawn = trng.drawn
+    assert _refused(sw, op, args) == "bad-sequence"
+    assert trng.drawn == drawn

@@ -1,8 +1,12 @@
 """The command interface of the provisioning software: the whole of it ([0034]).
 
 Every command takes a CBOR map of arguments from the link (untrusted: the CM controls it) and
-returns a map of public values only. There is no command that returns a share, K_MK, a derived
-key, the seed or a decrypted asset, and no path from ENC(OEM_SHARE) to a sealing session.
+returns a map of public values only. Every command checks in one order (docs/protocol.md 8.3):
+the argument names, then the session state, then the argument values, then its own checks; so
+two chips answer a request that is wrong in two ways with the same code, and a refused command
+draws nothing from the TRNG before its session state is checked. There is no command that
+returns a share, K_MK, a derived key, the seed or a decrypted asset, and no path from
+ENC(OEM_SHARE) to a sealing session.
 """
 
 from __future__ import annotations
@@ -123,10 +127,12 @@ class ProvisioningSoftware:
             else None,
         )
 
-    def _start_sealing(self, oem_rnd_input: bytes, rnd_share: bytes, params: BundleParams) -> bytes:
-        """Shared tail of FIG. 2 and FIG. 4: OEM_SHARE, K_MK, keys, seed; returns ENC(OEM_SHARE)."""
+    def _no_session(self) -> None:
         if self._sealing or self._provisioning:
             raise ChipRefused("a session is already open", code="bad-sequence")
+
+    def _start_sealing(self, oem_rnd_input: bytes, rnd_share: bytes, params: BundleParams) -> bytes:
+        """Shared tail of FIG. 2 and FIG. 4: OEM_SHARE, K_MK, keys, seed; returns ENC(OEM_SHARE)."""
         oem_share = f_oem_share(oem_rnd_input, rnd_share)  # F (FIG. 2: 42; FIG. 4: 82)
         keys = oem_keys(self._hw, oem_share)  # G, then the KDFs (44, 48-52; 84, 88-92)
         seed = h_seed(oem_rnd_input, rnd_share)  # H (46; 86)
@@ -143,6 +149,7 @@ class ProvisioningSoftware:
     # -- FIG. 2: OEM keygen -----------------------------------------------------------------
     def oem_keygen(self, args: Args) -> Args:
         a = _args(args, {"oem-rnd-input", "bundle"})
+        self._no_session()
         params = self._bundle_params(a["bundle"])
         # 1. receive OEM_RND_INPUT (128 or 256 bits)
         oem_rnd_input = _field(cbor.expect_bstr, a["oem-rnd-input"], "OEM_RND_INPUT")
@@ -165,6 +172,7 @@ class ProvisioningSoftware:
     # -- FIG. 4: OEM regeneration -----------------------------------------------------------
     def oem_regen(self, args: Args) -> Args:
         a = _args(args, {"enc-oem-rnd-input", "enc-rnd-share", "bundle"})
+        self._no_session()
         params = self._bundle_params(a["bundle"])
         # 1. open ENC(OEM_RND_INPUT) and ENC(RND_SHARE) with K_OEM_MASTER_SHARE; ENC(OEM_SHARE)
         #    is sealed under K_OEM_SHARE with kind "oem-share" and can never stand in for them
@@ -177,16 +185,17 @@ class ProvisioningSoftware:
     # -- sealing (FIG. 2 step 54, FIG. 4 step 94) -------------------------------------------
     def seal_asset(self, args: Args) -> Args:
         a = _args(args, {"name", "kind", "length"}, {"key-type", "slot", "region"})
+        session = self._session()
         kind = _field(cbor.expect, a["kind"], str, "kind")
         if kind == "device-key":  # made on each chip at install: declared, nothing sealed
-            self._session().declare_device_key(
+            session.declare_device_key(
                 _field(cbor.expect_name, a["name"], "name", LIMITS.name),
                 _field(cbor.expect, a.get("key-type"), str, "key type"),
                 _field(cbor.expect_uint, a.get("slot"), "slot", 255),
             )
             return {}
         is_key = kind == "key"
-        self._session().begin_asset(
+        session.begin_asset(
             name=_field(cbor.expect_name, a["name"], "name", LIMITS.name),
             kind=kind,
             length=_field(cbor.expect_uint, a["length"], "length", 2**40),
@@ -200,13 +209,15 @@ class ProvisioningSoftware:
 
     def seal_chunk(self, args: Args) -> Args:
         a = _args(args, {"index", "data"})
+        session = self._session()
         index = _field(cbor.expect_uint, a["index"], "index", 2**32)
         data = _field(cbor.expect_bstr, a["data"], "data", None, LIMITS.chunk)
-        return {"chunk": self._session().seal_chunk(index, data)}
+        return {"chunk": session.seal_chunk(index, data)}
 
     def seal_generate(self, args: Args) -> Args:
         a = _args(args, {"name", "key-type", "slot"})
-        chunk, public = self._session().generate(
+        session = self._session()
+        chunk, public = session.generate(
             _field(cbor.expect_name, a["name"], "name", LIMITS.name),
             _field(cbor.expect, a["key-type"], str, "key type"),
             _field(cbor.expect_uint, a["slot"], "slot", 255),
@@ -222,8 +233,7 @@ class ProvisioningSoftware:
     # -- FIG. 3: CM provisioning ------------------------------------------------------------
     def cm_begin(self, args: Args) -> Args:
         a = _args(args, {"enc-oem-share", "manifest"}, {"proof"})
-        if self._sealing or self._provisioning:
-            raise ChipRefused("a session is already open", code="bad-sequence")
+        self._no_session()
         share = _field(
             cbor.expect_bstr, a["enc-oem-share"], "ENC(OEM_SHARE)", None, LIMITS.sealed_value
         )
@@ -257,8 +267,7 @@ class ProvisioningSoftware:
         _args(args, set())
         # never under an open session: its install would come after the lock. Refused, and as
         # every refusal (handle) the refusal ends the session, so nothing of it installs
-        if self._sealing or self._provisioning:
-            raise ChipRefused("a session is open: lock after it ends", code="bad-sequence")
+        self._no_session()
         self._hw.lock()  # PROVISIONED only
         return {"lifecycle": Lifecycle.LOCKED.name}
 
