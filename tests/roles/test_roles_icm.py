@@ -317,6 +317,7 @@ def test_each_certificate_certifies_its_own_chips_key_and_uid(world: Any) -> Non
             assert public_key_der(cert.public_key()) == public_key_der(key)  # type: ignore[arg-type]
             cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
             assert cn == chip.uid.hex()
+            assert cert.serial_number == int.from_bytes(chip.uid)  # protocol.md 7
             assert cert.issuer == world.icm.ca_cert.subject
             assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
     finally:

@@ -32,7 +32,7 @@ from trustprov.formats import cbor
 from trustprov.formats.limits import LIMITS
 
 SHARE_LEN = 32
-MAX_IMAGE = 4096
+MAX_IMAGE = LIMITS.immutable
 _ALG_OF_KEY_TYPE = {a.key_type: a.name for a in SIGNATURE_ALGORITHMS.values()}
 
 

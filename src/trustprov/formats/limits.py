@@ -39,6 +39,7 @@ class Limits:
     lot_manifest: int = 2 * GiB
     asset_list: int = 1 * MiB
     certificate: int = 4 * KiB
+    immutable: int = 4 * KiB  # the image rom.burn takes (formats.immutable)
     authorized_uids: int = 16 * Mi  # UIDs in one authorized set (formats.authz)
     authorized: int = 16 * 16 * Mi + 1 * KiB  # its AUTH file: 16 bytes a UID and a header
     # structure of each decoded artifact; the largest genuine one of each is far below

@@ -17,6 +17,7 @@ from trustprov.errors import ChipRefused, TrustprovError
 from trustprov.firmware.commands import ProvisioningSoftware
 from trustprov.formats import cbor
 from trustprov.formats.immutable import ImmutableMemory
+from trustprov.formats.limits import LIMITS
 from trustprov.link import messages
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class ChipPort:
     def _store_certificate(self, args: dict[str, Any]) -> dict[str, Any]:
         m = cbor.expect_map(args, "store-certificate", {"certificate"})
         self._chip.store_certificate(
-            cbor.expect_bstr(m["certificate"], "certificate", max_len=4096)
+            cbor.expect_bstr(m["certificate"], "certificate", max_len=LIMITS.certificate)
         )
         return {}
 

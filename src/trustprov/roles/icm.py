@@ -313,7 +313,7 @@ def issue_certificate(
     return (
         icm.chip_certificate_template.subject_name(name)
         .public_key(public)
-        .serial_number(int.from_bytes(uid) >> 1 or 1)
+        .serial_number(int.from_bytes(uid) or 1)  # unique per UID (RFC 5280 4.1.2.2)
         .not_valid_before(now() - datetime.timedelta(minutes=5))
         .sign(icm.ca_key, hashes.SHA256())
     )
