@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
-from cryptography.hazmat.primitives.asymmetric import mldsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 
 from trustprov.crypto.aead import AEADS, cmac_tag
 from trustprov.crypto.digest import chain_head
@@ -338,7 +338,11 @@ SOFTWARE_CODE = {"firmware/main.py": b"print('trustprov')\n"}
 SOFTWARE_KEY_SEEDS = {
     "ES256": h("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677"),
     "ML-DSA-65": h("8899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677"),
+    # RFC 8032 7.1 TEST 1's secret key: EdDSA is deterministic, so its image is a signing vector
+    "EdDSA": h("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"),
 }
+#: EdDSA signs deterministically: its image is a full signing vector; the others verify-only
+SOFTWARE_SUITES = ("ES256", "EdDSA", "ML-DSA-65", "ES256+ML-DSA-65")
 SOFTWARE_FAMILY = h("0102030405060708")
 
 
@@ -346,12 +350,14 @@ def software_key(alg: str) -> PrivateKey:
     seed = SOFTWARE_KEY_SEEDS[alg]
     if alg == "ML-DSA-65":
         return mldsa.MLDSA65PrivateKey.from_seed_bytes(seed)
+    if alg == "EdDSA":
+        return ed25519.Ed25519PrivateKey.from_private_bytes(seed)
     return private_key_from_material("ec-p256", seed)
 
 
 def software_vectors(previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
-    for suite in ("ML-DSA-65", "ES256+ML-DSA-65"):
+    for suite in SOFTWARE_SUITES:
         keys = [software_key(a) for a in SUITES[suite]]
         image = None
         for old in previous:

@@ -477,7 +477,7 @@ def test_manifest_mac0_layout_by_hand(v: dict[str, Any]) -> None:
     assert [[c.hex() for c in a] for a in bundle[3]] == v["chunks"]
 
 
-# -- software signatures (verify-only: ECDSA and ML-DSA signing are randomized) ------------------
+# -- software signatures (EdDSA: signing vector; ECDSA and ML-DSA, randomized: verify-only) ----
 @pytest.mark.parametrize("v", VECTORS["software"], ids=lambda v: v["suite"])
 def test_software_signature_vectors(v: dict[str, Any]) -> None:
     """The keys come from their seeds (ML-DSA: FIPS 204 seed; P-256: FIPS 186-5 A.2.1), the
@@ -485,12 +485,15 @@ def test_software_signature_vectors(v: dict[str, Any]) -> None:
     ToBeSigned, and the immutable memory names exactly the suite and its keys."""
     suite = v["suite"]
     algs = SUITES[suite]
-    keys = [
-        mldsa.MLDSA65PrivateKey.from_seed_bytes(bytes.fromhex(seed)).public_key()
+    private = [
+        mldsa.MLDSA65PrivateKey.from_seed_bytes(bytes.fromhex(seed))
         if alg == "ML-DSA-65"
-        else private_key_from_material("ec-p256", bytes.fromhex(seed)).public_key()
+        else ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed))
+        if alg == "EdDSA"
+        else private_key_from_material("ec-p256", bytes.fromhex(seed))
         for alg, seed in zip(algs, v["key_seeds"], strict=True)
     ]
+    keys = [k.public_key() for k in private]
     assert [public_key_der(k).hex() for k in keys] == v["public_keys_spki"]
     image = bytes.fromhex(v["image"])
     sw = SignedSoftware.from_bytes(image)
@@ -520,6 +523,16 @@ def test_software_signature_vectors(v: dict[str, Any]) -> None:
     for alg, key, sig, t in zip(algs, keys, sigs, tbs, strict=True):
         SIGNATURE_ALGORITHMS[alg].verify(key, sig, t)
     sw.verify(keys, suite=suite)
+    if suite == "EdDSA":  # deterministic (RFC 8032): a signing vector, byte for byte
+        again = SignedSoftware.sign(
+            private,
+            alg=suite,
+            name=sw.name,
+            version=sw.version,
+            security_version=sw.security_version,
+            code=m.body,
+        )
+        assert again.to_bytes() == image
     if len(keys) > 1:
         with pytest.raises(VerificationError):
             sw.verify(keys[::-1], suite=suite)
