@@ -12,7 +12,8 @@ asset's chunk count and each chunk's length from the manifest. Every failure is 
 The index is plain data; the holder of the file reads a chunk only when it is sent
 (`trustprov.roles.bundle_io`).
 
-`BundleWriter` writes the same layout into a seekable file in any order of chunks: every offset
+`BundleWriter` writes the same layout into a file in any order of chunks (positioned writes; an
+OSError of writing passes through to the caller, which names the file): every offset
 follows from the manifest's length and the chunk lengths, known before the first chunk is sealed
 (the OEM's chip seals last to first, docs/protocol.md 6.5). It refuses a chunk or a manifest of
 another length than planned, and a finish with a chunk missing.
@@ -20,6 +21,8 @@ another length than planned, and a finish with a chunk missing.
 
 from __future__ import annotations
 
+import errno
+import os
 from array import array
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
@@ -199,6 +202,7 @@ class BundleWriter:
 
     def __init__(self, f: BinaryIO, manifest_len: int, lengths: Sequence[Sequence[int]]) -> None:
         self._f = f
+        self._fd = f.fileno()
         self._manifest_len = manifest_len
         self._lengths = [list(a) for a in lengths]
         head = _head(4, 4) + _MAGIC + _FORMAT + _head(2, manifest_len)
@@ -238,9 +242,10 @@ class BundleWriter:
             raise FormatError(f"{_WHAT}: chunk {index} of asset {asset} is not the one planned")
         at = self._offsets[asset][index]
         head = _head(2, len(data))
-        self._f.seek(at - len(head))
-        self._f.write(head)
-        self._f.write(data)
+        # one positioned write of head and chunk: no seek, no copy through a buffer
+        written = os.pwritev(self._fd, [head, data], at - len(head))
+        if written != len(head) + len(data):
+            raise OSError(errno.EIO, "short write")
         self._written[asset][index] = 1
         self._todo -= 1
 
@@ -252,7 +257,7 @@ class BundleWriter:
             )
         if self._todo:
             raise FormatError(f"{_WHAT}: {self._todo} chunks were never written")
-        self._f.seek(self._manifest_at)
-        self._f.write(manifest)
+        self._f.flush()  # the heads written through the buffer, before the positioned writes
+        os.pwrite(self._fd, manifest, self._manifest_at)
         self._f.seek(self.size)
         self.finished = True

@@ -111,7 +111,11 @@ def bundle_output(
     """A `BundleWriter` over a new file at ``path``, placed only when the block succeeds and
     the writer's `finish` was called."""
     with atomic_file(path, mode=mode) as f:
-        writer = BundleWriter(f, manifest_len, lengths)
-        yield writer
+        try:
+            writer = BundleWriter(f, manifest_len, lengths)
+            f.flush()  # the heads, before the chunks' positioned writes
+            yield writer
+        except OSError as e:  # of the writer's own writes (the file's, atomic_file names)
+            raise InputError(f"cannot write {path}: {e.strerror or e}") from e
         if not writer.finished:
             raise FormatError("bundle: written without its manifest")
