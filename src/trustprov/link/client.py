@@ -119,7 +119,7 @@ class PreparedBundle:
         return cls(
             bundle.manifest.bundle_id,
             begin,
-            tuple(chunks),
+            chunks,
             messages.encode_request("cm.finish", {}),
             bundle.manifest,
             authorized,
