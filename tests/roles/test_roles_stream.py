@@ -78,6 +78,9 @@ def large(world: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
         '\n\n[[asset]]\nname = "fw"\nkind = "firmware"\nregion = "app"\nfile = "fw.bin"\n'
     )
     farm = copy_farm(world.oem_farm, tmp / "oem.farm")
+    (assets / "update.toml").write_text(
+        "[bundle]\nepoch = 2\n\n" + (assets / "assets.toml").read_text()
+    )
     r = _limited(
         HEADROOM,
         "oem",
@@ -94,13 +97,37 @@ def large(world: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
         str(tmp / "oem"),
     )
     assert r.returncode == 0, r.stderr
-    return {"tmp": tmp, "oem": tmp / "oem", "digest": digest}
+    return {"tmp": tmp, "oem": tmp / "oem", "digest": digest, "farm": farm, "assets": assets}
 
 
 def test_oem_keygen_seals_a_firmware_larger_than_its_memory(large: dict[str, Any]) -> None:
     bundle = large["oem"] / "bundle.cbor"
     assert bundle.stat().st_size > FIRMWARE > HEADROOM
     assert not [p for p in large["oem"].iterdir() if p.name.endswith(".tmp")]
+
+
+def test_oem_regen_seals_a_firmware_larger_than_its_memory(
+    world: Any, large: dict[str, Any], tmp_path: Path
+) -> None:
+    r = _limited(
+        HEADROOM,
+        "oem",
+        "regen",
+        "--farm",
+        str(large["farm"]),
+        "--chip",
+        world.oem_uid.hex(),
+        "--software",
+        str(world.software),
+        "--state",
+        str(large["oem"]),
+        "--assets",
+        str(large["assets"] / "update.toml"),
+        "--out",
+        str(tmp_path / "update"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "update" / "bundle.cbor").stat().st_size > FIRMWARE
 
 
 def test_cm_provision_streams_a_bundle_larger_than_its_memory(
