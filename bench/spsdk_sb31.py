@@ -28,7 +28,10 @@ def ensure_venv(venv: Path) -> Path:
     if (bin_dir / "nxpimage").exists():
         return bin_dir
     try:
-        venv.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            venv.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise Unavailable(e.strerror or str(e)) from None
         _run([sys.executable, "-m", "venv", str(venv)], venv.parent, timeout=300)
         _run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "spsdk"], venv.parent)
     except Unavailable as e:
