@@ -58,6 +58,8 @@ bench: venv
 	$(BIN)/python bench/provision.py --chips $(BENCH_CHIPS) --workers 1,2
 	$(BIN)/python bench/lots.py --chips 2000000
 	$(BIN)/python bench/reconcile.py --receipts $(BENCH_RECEIPTS)
+	$(BIN)/python bench/stream.py --sizes-mib 1,64,900
+	$(BIN)/python bench/seal.py --mib 64
 
 # the attack suite at full strength: every byte flip, >= 10,000 random flips per large artifact
 attacks: venv

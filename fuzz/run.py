@@ -53,6 +53,7 @@ ORDER = (
     "assets.load",
     "LotManifest.from_json",
     "Bundle.from_bytes",
+    "BundleIndex.read",
     "SignedManifest.from_bytes",
     "SignedSoftware.from_bytes",
     "cose.decode[18]",

@@ -14,6 +14,7 @@ What each may raise:
 
 from __future__ import annotations
 
+import io
 import json
 import traceback
 from pathlib import Path
@@ -23,6 +24,7 @@ from trustprov.errors import ChipRefused, FormatError, InputError, TransportErro
 from trustprov.formats import cbor, cose
 from trustprov.formats.authz import AuthorizedSet, InclusionProof
 from trustprov.formats.bundle import Bundle, Manifest, SignedManifest
+from trustprov.formats.bundle_file import BundleIndex
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import LotManifest
@@ -158,6 +160,11 @@ def _receipts() -> list[bytes]:
     return [bytes.fromhex(json.loads(vector.read_text())["receipt"])]
 
 
+def _index(data: bytes) -> BundleIndex:
+    """The bundle file indexed from its heads, as `cm provision` reads it."""
+    return BundleIndex.read(io.BytesIO(data), len(data))
+
+
 def build_targets(c: Corpus) -> dict[str, Target]:
     a = c.artifacts
     every_cbor = [x for k in CBOR_KINDS for x in a[k]]
@@ -182,6 +189,8 @@ def build_targets(c: Corpus) -> dict[str, Target]:
                allowed=(TrustprovError,), result_type=Manifest),
         Target("Bundle.from_bytes", Bundle.from_bytes, a["bundle"], allowed=(TrustprovError,),
                result_type=Bundle),
+        Target("BundleIndex.read", _index, a["bundle"], allowed=(TrustprovError,),
+               result_type=BundleIndex),
         Target("ImmutableMemory.from_bytes", ImmutableMemory.from_bytes, a["immutable"],
                allowed=(TrustprovError,), result_type=ImmutableMemory),
         Target("LotManifest.from_json", LotManifest.from_json, a["lot"], flavor="json",

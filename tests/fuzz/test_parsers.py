@@ -23,6 +23,7 @@ NAMES = [
     "SignedManifest.from_bytes",  # the manifest in its COSE_Mac0
     "Manifest.from_payload",
     "Bundle.from_bytes",
+    "BundleIndex.read",  # the bundle file indexed from its heads (cm provision)
     "ImmutableMemory.from_bytes",  # the image the boot ROM accepts once (rom.burn)
     "LotManifest.from_json",  # JSON from the ICM, with PEM certificates inside
     "decode_request",  # the chip's side of the link

@@ -15,6 +15,7 @@ key, store the certificate), status and identity.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from trustprov.chip.farm import Farm
 from trustprov.chip.model import ChipState, Installed, KeySlot, Lifecycle
 from trustprov.chip.ram import DEFAULT_RAM, Ram
+from trustprov.chip.staging import StagedContent
 from trustprov.chip.trng import SystemTrng, Trng
 from trustprov.crypto.digest import sha256
 from trustprov.crypto.keys import (
@@ -58,7 +60,11 @@ class FlashWrite:
     region: str
     asset: str
     content_id: bytes  # names the content for the farm's de-duplication
-    data: bytes = field(repr=False)
+    data: bytes | StagedContent = field(repr=False)  # large contents: staged, not in memory
+
+    @property
+    def length(self) -> int:
+        return self.data.length if isinstance(self.data, StagedContent) else len(self.data)
 
 
 class Chip:
@@ -120,7 +126,7 @@ class Chip:
     def _commit(
         self,
         state: ChipState,
-        blobs: dict[bytes, bytes] | None = None,
+        blobs: Mapping[bytes, bytes | StagedContent] | None = None,
         *,
         installed_bytes: bytes | None = None,
     ) -> None:
@@ -234,7 +240,7 @@ class Chip:
         installed = self._state.installed
         if installed is None or region not in installed.regions:
             raise ChipRefused(f"no flash region {region!r}", code="bad-request")
-        return sha256(self._farm.blob(installed.regions[region][2]))
+        return self._farm.blob_digest(installed.regions[region][2])
 
     def slot_public_key(self, slot: int) -> bytes | None:
         """SPKI DER of the public half of an asymmetric key slot; None for a symmetric key."""
@@ -310,6 +316,11 @@ class Hardware:
         key = ec.derive_private_key(int.from_bytes(scalar), ec.SECP256R1())
         return SIGNATURE_ALGORITHMS["ES256"].sign(key, message)
 
+    def stage_region(self, content_id: bytes) -> StagedContent:
+        """Flash staging for the content ``content_id`` of a region (`trustprov.chip.staging`):
+        nothing is kept of a content the farm already holds."""
+        return StagedContent(content_id, held=self._chip._farm.holds_blob(content_id))
+
     def install(
         self,
         *,
@@ -332,7 +343,7 @@ class Hardware:
         installed = Installed(domain_id=domain_id, bundle_id=bundle_id, epoch=epoch)
         installed.slots.update(slots)
         for w in flash:
-            installed.regions[w.region] = (w.asset, len(w.data), w.content_id)
+            installed.regions[w.region] = (w.asset, w.length, w.content_id)
         encoded = installed.to_bytes()
         try:  # whatever is committed must load at the next power-on
             installed.validate(len(encoded))

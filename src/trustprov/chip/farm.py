@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+
 from trustprov.chip.model import ChipState, Installed, Lifecycle
+from trustprov.chip.staging import PIECE, StagedContent
 from trustprov.crypto.digest import sha256
 from trustprov.errors import ChipRefused, InputError
 from trustprov.formats.immutable import ImmutableMemory
@@ -214,7 +217,7 @@ class Farm:
     def save(
         self,
         state: ChipState,
-        blobs: dict[bytes, bytes] | None = None,
+        blobs: Mapping[bytes, bytes | StagedContent] | None = None,
         *,
         installed_bytes: bytes | None = None,
         seen_prov_counter: int | None = None,
@@ -238,7 +241,10 @@ class Farm:
                     self._pending_families[fam] = state.immutable
             for blob_id, data in (blobs or {}).items():
                 if blob_id not in self._known_blobs and blob_id not in self._pending_blobs:
-                    db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (blob_id, data))
+                    if isinstance(data, StagedContent):
+                        self._insert_staged(db, data)
+                    else:
+                        db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (blob_id, data))
                     self._pending_blobs.add(blob_id)
             state_id = None
             if state.installed is not None:
@@ -278,6 +284,41 @@ class Farm:
                         "the lifecycle and the counters only advance", code="lifecycle"
                     )
                 raise InputError(f"no chip {state.uid.hex()} in {self.path}")
+
+    def _insert_staged(self, db: sqlite3.Connection, staged: StagedContent) -> None:
+        """A staged content into the blob store, a piece at a time (SQLite's incremental blob
+        I/O): the host never holds the content whole. Part of the caller's transaction."""
+        if staged.held:
+            return  # the farm held it when it was staged, and blobs are never removed
+        cur = db.execute(
+            "INSERT OR IGNORE INTO blobs VALUES (?, zeroblob(?))",
+            (staged.content_id, staged.length),
+        )
+        if cur.rowcount != 1 or cur.lastrowid is None:  # another writer stored it meanwhile
+            return
+        with db.blobopen("blobs", "data", cur.lastrowid) as out:
+            for piece in staged.pieces():
+                out.write(piece)
+
+    def holds_blob(self, blob_id: bytes) -> bool:
+        """Whether the farm holds the content ``blob_id`` (committed: it stays)."""
+        if blob_id in self._known_blobs:
+            return True
+        if self._db.execute("SELECT 1 FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone():
+            self._known_blobs.add(blob_id)
+            return True
+        return False
+
+    def blob_digest(self, blob_id: bytes) -> bytes:
+        """SHA-256 of a blob, read a piece at a time."""
+        row = self._db.execute("SELECT rowid FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone()
+        if row is None:
+            raise InputError("flash blob missing from the farm")
+        h = hashes.Hash(hashes.SHA256())
+        with self._db.blobopen("blobs", "data", row[0], readonly=True) as blob:
+            while piece := blob.read(PIECE):
+                h.update(piece)
+        return h.finalize()
 
     def blob(self, blob_id: bytes) -> bytes:
         row = self._db.execute("SELECT data FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone()

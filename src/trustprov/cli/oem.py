@@ -141,7 +141,7 @@ oem.add_command(template)
 
 
 def _report(result: role.SealResult, out: Path) -> None:
-    m = result.bundle.manifest
+    m = result.manifest
     who = "any chip of the family" if m.authorized is None else f"{m.authorized.count} chips"
     click.echo(
         f"bundle {m.bundle_id.hex()} (epoch {m.epoch}, {len(m.assets)} assets, for {who}): {out}"

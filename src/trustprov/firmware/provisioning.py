@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from trustprov.chip.device import FlashWrite, Hardware
 from trustprov.chip.model import KeySlot, Lifecycle
+from trustprov.chip.staging import StagedContent
 from trustprov.crypto.aead import cmac_verify
 from trustprov.crypto.digest import CHAIN_END, chain_link, sha256
 from trustprov.crypto.keys import (
@@ -66,7 +67,8 @@ class _Staged:
     chunk: int = 0  # next chunk of it
     link: bytes = field(default=b"", repr=False)
     aad: bytes = b""
-    data: bytearray = field(default_factory=bytearray, repr=False)  # flash staging, not RAM
+    key: bytearray = field(default_factory=bytearray, repr=False)  # a key asset: one chunk
+    region: StagedContent | None = field(default=None, repr=False)  # flash staging, not RAM
 
 
 class ProvisioningSession:
@@ -170,6 +172,13 @@ class ProvisioningSession:
     def close(self) -> None:
         self._hw.ram.release(self._ram)
         self._ram = 0
+        # staging dropped: what was not committed is gone (after a commit, it is in the farm)
+        staged = getattr(self, "_staged", None)
+        for content in [w.data for w in getattr(self, "_flash", ())] + [
+            staged.region if staged else None
+        ]:
+            if isinstance(content, StagedContent):
+                content.close()
 
     @property
     def manifest(self) -> Manifest:
@@ -199,26 +208,31 @@ class ProvisioningSession:
                 f"chunk {index} of {entry.name!r} has the wrong length", code="bad-chunk"
             )
         s.link = next_link
-        s.data += plaintext
+        if entry.is_key:
+            s.key += plaintext
+        else:
+            if s.region is None:  # the first chunk: a region's content goes to flash staging
+                s.region = self._hw.stage_region(content_id(self._keys.domain_id, entry.digest))
+            s.region.write(plaintext)
         s.chunk += 1
         if last:  # 8. the asset is complete: verify it and stage it for installation
-            self._stage(entry, bytes(s.data))
-            s.index, s.chunk, s.data = asset + 1, 0, bytearray()
+            self._stage(entry, bytes(s.key), s.region)
+            s.index, s.chunk, s.key, s.region = asset + 1, 0, bytearray(), None
             if s.index < len(m.assets):
                 s.link = m.assets[s.index].digest
                 s.aad = chunk_aad(m.bundle_id, s.index)
 
-    def _stage(self, entry: AssetEntry, value: bytes) -> None:
+    def _stage(self, entry: AssetEntry, key: bytes, region: StagedContent | None) -> None:
         name = entry.name
         if entry.is_key:
             assert entry.slot is not None  # noqa: S101 - Manifest validated it
             assert entry.key_type is not None  # noqa: S101 - Manifest validated it
-            _check_key(entry.key_type, value, name)
-            self._slots[entry.slot] = KeySlot(name, entry.key_type, value, entry.digest)
+            _check_key(entry.key_type, key, name)
+            self._slots[entry.slot] = KeySlot(name, entry.key_type, key, entry.digest)
         else:
             assert entry.region is not None  # noqa: S101 - validated by Manifest
-            blob = content_id(self._keys.domain_id, entry.digest)
-            self._flash.append(FlashWrite(entry.region, name, blob, value))
+            assert region is not None  # noqa: S101 - every asset has a chunk
+            self._flash.append(FlashWrite(entry.region, name, region.content_id, region))
 
     def finish(self) -> dict[str, object]:
         m = self._manifest

@@ -65,6 +65,7 @@ class _OpenAsset:
     entry: AssetEntry
     next_index: int
     link: bytes = field(repr=False)
+    aad: bytes = b""  # the same for every chunk of the asset
 
 
 class SealingSession:
@@ -73,6 +74,8 @@ class SealingSession:
         self._keys = keys
         self._seed = seed
         self._params = params
+        # keyed once per session, as the CM's chips do: not once per chunk
+        self._ciphers = (params.aead.cipher(keys.enck), params.aead.cipher(keys.encd))
         self._bundle_id = hw.trng.random(BUNDLE_ID_LEN)
         self._entries: list[AssetEntry] = []
         self._device_keys: list[DeviceKeySpec] = []
@@ -124,7 +127,8 @@ class SealingSession:
             raise ChipRefused(e.message, code="bad-request") from e
         if entry.is_key and entry.chunks != 1:
             raise ChipRefused("a key asset is one chunk", code="bad-request")
-        self._open = _OpenAsset(entry, entry.chunks - 1, CHAIN_END)
+        aad = chunk_aad(self._bundle_id, len(self._entries))
+        self._open = _OpenAsset(entry, entry.chunks - 1, CHAIN_END, aad)
 
     def declare_device_key(self, name: str, key_type: str, slot: int) -> None:
         """A key each chip makes for itself at install: nothing is sealed, the manifest names
@@ -145,11 +149,9 @@ class SealingSession:
                 f"chunk {index} of {e.name!r} has the wrong length", code="bad-request"
             )
         with self._hw.ram.hold(2 * len(plaintext) + SEAL_OVERHEAD):
-            key = self._keys.enck if e.is_key else self._keys.encd
+            cipher = self._ciphers[0] if e.is_key else self._ciphers[1]
             nonce = chunk_nonce(e.nonce, index, index == e.chunks - 1)
-            ciphertext = p.aead.seal(
-                key, nonce, plaintext, chunk_aad(self._bundle_id, len(self._entries))
-            )
+            ciphertext = p.aead.seal(cipher, nonce, plaintext, a.aad)
         a.link = chain_link(ciphertext, a.link)
         a.next_index -= 1
         if index == 0:

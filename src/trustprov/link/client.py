@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Authorization, Bundle, Manifest
 from trustprov.formats.installed import expected_installed_digest
 from trustprov.link import messages
+from trustprov.link.chunk_requests import PREENCODE_MAX, ChunkRequests, ChunkSource, Requests
 from trustprov.link.transport import Link
 
 
@@ -44,7 +46,7 @@ class PreparedBundle:
 
     bundle_id: bytes
     begin: bytes
-    chunks: tuple[bytes, ...]
+    chunks: Sequence[bytes]  # a tuple, or read from the bundle file per request (`prepare`)
     finish: bytes
     manifest: Manifest = field(repr=False)
     authorized: AuthorizedSet | None = field(default=None, repr=False)
@@ -58,9 +60,11 @@ class PreparedBundle:
         head, tail = self._begin_parts
         return head + cbor.encode(self.authorized.proof(uid).to_cbor()) + tail
 
-    def requests(self, uid: bytes | None) -> list[bytes]:
+    def requests(self, uid: bytes | None) -> Sequence[bytes]:
         """FIG. 3's requests for chip ``uid``, in order."""
-        return [self.begin_for(uid), *self.chunks, self.finish]
+        if isinstance(self.chunks, tuple):
+            return [self.begin_for(uid), *self.chunks, self.finish]
+        return Requests(self.begin_for(uid), self.chunks, self.finish)
 
     def installed_digest(self, domain_id: bytes) -> bytes:
         """The installed digest of a chip of OEM domain ``domain_id`` holding this bundle."""
@@ -68,9 +72,14 @@ class PreparedBundle:
 
     @classmethod
     def prepare(
-        cls, bundle: Bundle, enc_oem_share: bytes, authorized: AuthorizedSet | None = None
+        cls,
+        bundle: Bundle | ChunkSource,
+        enc_oem_share: bytes,
+        authorized: AuthorizedSet | None = None,
     ) -> PreparedBundle:
-        """Raises `FormatError` if ``authorized`` is not the set the bundle names."""
+        """Raises `FormatError` if ``authorized`` is not the set the bundle names. A bundle
+        file above `PREENCODE_MAX` keeps its chunks in the file: each request is encoded from
+        it as it is sent."""
         args = {"enc-oem-share": enc_oem_share, "manifest": bundle.signed.to_bytes()}
         begin = messages.encode_request("cm.begin", args)
         named = bundle.manifest.authorized
@@ -90,18 +99,27 @@ class PreparedBundle:
             whole = messages.encode_request("cm.begin", {**args, "proof": b"\xff" * 8})
             at = whole.index(key + marker) + len(key)
             parts = (whole[:at], whole[at + len(marker) :])
-        chunks = []
-        for a, asset_chunks in enumerate(bundle.chunks):
-            for i, (data, nxt) in enumerate(zip(asset_chunks, bundle.chain_links(a), strict=True)):
-                chunks.append(
-                    messages.encode_request(
-                        "cm.chunk", {"asset": a, "index": i, "data": data, "next": nxt}
+        chunks: Sequence[bytes]
+        if isinstance(bundle, Bundle):
+            encoded = []
+            for a, asset_chunks in enumerate(bundle.chunks):
+                for i, (data, nxt) in enumerate(
+                    zip(asset_chunks, bundle.chain_links(a), strict=True)
+                ):
+                    encoded.append(
+                        messages.encode_request(
+                            "cm.chunk", {"asset": a, "index": i, "data": data, "next": nxt}
+                        )
                     )
-                )
+            chunks = tuple(encoded)
+        elif bundle.size <= PREENCODE_MAX:
+            chunks = tuple(ChunkRequests(bundle))
+        else:
+            chunks = ChunkRequests(bundle)
         return cls(
             bundle.manifest.bundle_id,
             begin,
-            tuple(chunks),
+            chunks,
             messages.encode_request("cm.finish", {}),
             bundle.manifest,
             authorized,

@@ -35,7 +35,10 @@ Certificates may be PEM or DER and are installed as DER.
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,11 +61,13 @@ from trustprov.formats.bundle import (
     MAX_SLOT,
     MIN_CHUNK,
     AssetEntry,
+    Authorization,
     DeviceKeySpec,
     Manifest,
     SignedManifest,
     chunk_count,
 )
+from trustprov.formats.bundle_file import chunk_lengths
 from trustprov.formats.limits import LIMITS, GiB
 from trustprov.roles.files import read_bytes
 from trustprov.roles.keyfiles import read_key_file
@@ -93,15 +98,37 @@ class AssetSpec:
         return self.path.stat().st_size
 
     def read(self, offset: int, size: int) -> bytes:
+        with self.reader() as read:
+            return read(offset, size)
+
+    @contextmanager
+    def reader(self) -> Iterator[Callable[[int, int], bytes]]:
+        """``read(offset, size)`` of the asset's bytes, its file opened once for all of them:
+        the sealing tool reads a large file a chunk at a time, in any order."""
         if self.value is not None:
-            return self.value[offset : offset + size]
+            value = self.value
+            yield lambda offset, size: value[offset : offset + size]
+            return
         assert self.path is not None  # noqa: S101 - every non-generated asset has one source
-        with self.path.open("rb") as f:
-            f.seek(offset)
-            data = f.read(size)
-        if len(data) != size:
-            raise InputError(f"asset {self.name!r}: {self.path} changed while being read")
-        return data
+        path, name = self.path, self.name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise InputError(f"asset {name!r}: cannot read {path} ({e.strerror})") from e
+
+        def read(offset: int, size: int) -> bytes:
+            try:
+                data = os.pread(fd, size, offset)
+            except OSError as e:
+                raise InputError(f"asset {name!r}: cannot read {path} ({e.strerror})") from e
+            if len(data) != size:
+                raise InputError(f"asset {name!r}: {path} changed while being read")
+            return data
+
+        try:
+            yield read
+        finally:
+            os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -139,9 +166,35 @@ def _head(n: int) -> int:
     return 1 if n < 24 else 2 if n < 2**8 else 3 if n < 2**16 else 5 if n < 2**32 else 9
 
 
-def planned_sizes(assets: AssetList, min_security_version: int) -> tuple[int, int]:
-    """(manifest bytes, bundle bytes) of the bundle a chip seals from ``assets``: exact, as the
-    chip encodes the same structure with values of the same lengths."""
+def planned_sizes(
+    assets: AssetList, min_security_version: int, authorized: Authorization | None = None
+) -> tuple[int, int]:
+    """(manifest bytes, bundle bytes) of the bundle a chip seals from ``assets`` (for the
+    chips of ``authorized``): exact, as the chip encodes the same structure with values of the
+    same lengths."""
+    manifest_len, entries = _planned(assets, min_security_version, authorized)
+    size = _head(4) + len(cbor.encode(BUNDLE_MAGIC)) + len(cbor.encode(FORMAT))
+    size += _head(manifest_len) + manifest_len + _head(len(entries))
+    for e in entries:
+        size += _head(e.chunks)
+        full, last = e.chunks - 1, e.length - assets.chunk_size * (e.chunks - 1)
+        size += full * (_head(assets.chunk_size + TAG_LEN) + assets.chunk_size + TAG_LEN)
+        size += _head(last + TAG_LEN) + last + TAG_LEN
+    return manifest_len, size
+
+
+def planned_layout(
+    assets: AssetList, min_security_version: int, authorized: Authorization | None = None
+) -> tuple[int, list[list[int]]]:
+    """The manifest's exact length and each sealed asset's chunk lengths: where every byte of
+    the bundle file goes before the chip seals any (`trustprov.formats.bundle_file`)."""
+    manifest_len, entries = _planned(assets, min_security_version, authorized)
+    return manifest_len, [chunk_lengths(e, assets.chunk_size) for e in entries]
+
+
+def _planned(
+    assets: AssetList, min_security_version: int, authorized: Authorization | None
+) -> tuple[int, tuple[AssetEntry, ...]]:
     entries = tuple(
         _planned_entry(a, assets.aead, assets.chunk_size)
         for a in assets.assets
@@ -160,6 +213,7 @@ def planned_sizes(assets: AssetList, min_security_version: int) -> tuple[int, in
         aead=assets.aead,
         chunk_size=assets.chunk_size,
         assets=entries,
+        authorized=authorized,
         device_keys=device_keys,
     )
     header = SignedManifest.protected_header(manifest.family_id)
@@ -171,15 +225,7 @@ def planned_sizes(assets: AssetList, min_security_version: int) -> tuple[int, in
         manifest.to_payload(),
         bytes(TAG_LEN),
     )
-    manifest_len = len(message.to_bytes())
-    size = _head(4) + len(cbor.encode(BUNDLE_MAGIC)) + len(cbor.encode(FORMAT))
-    size += _head(manifest_len) + manifest_len + _head(len(entries))
-    for e in entries:
-        size += _head(e.chunks)
-        full, last = e.chunks - 1, e.length - assets.chunk_size * (e.chunks - 1)
-        size += full * (_head(assets.chunk_size + TAG_LEN) + assets.chunk_size + TAG_LEN)
-        size += _head(last + TAG_LEN) + last + TAG_LEN
-    return manifest_len, size
+    return len(message.to_bytes()), entries
 
 
 def check_fits(assets: AssetList, min_security_version: int) -> None:

@@ -26,6 +26,7 @@ from trustprov.formats.receipt import MAX_RECEIPT
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link.client import ChipClient, PreparedBundle
+from trustprov.roles.bundle_io import BundleFile
 from trustprov.roles.files import read_bytes
 
 
@@ -44,7 +45,8 @@ class Job:
         """``auth``: the AUTH file of a bundle for authorized chips only (the chips' proofs)."""
         image = read_bytes(software, limit=LIMITS.software, what="software")
         enc_share = read_bytes(share, limit=LIMITS.sealed_value, what="ENC(OEM_SHARE)")
-        bundle_bytes = read_bytes(bundle, limit=LIMITS.bundle, what="bundle")
+        # indexed, not loaded: the chunks stay in the file until they are sent (bundle_io)
+        bundle_file = BundleFile(bundle)
         authorized = (
             None
             if auth is None
@@ -52,7 +54,7 @@ class Job:
                 read_bytes(auth, limit=LIMITS.authorized, what="authorized set")
             )
         )
-        return cls.from_bytes(image, enc_share, bundle_bytes, authorized)
+        return cls.from_parts(image, enc_share, bundle_file, authorized)
 
     @classmethod
     def from_bytes(
@@ -62,9 +64,18 @@ class Job:
         bundle_bytes: bytes,
         authorized: AuthorizedSet | None = None,
     ) -> Job:
+        return cls.from_parts(image, enc_share, Bundle.from_bytes(bundle_bytes), authorized)
+
+    @classmethod
+    def from_parts(
+        cls,
+        image: bytes,
+        enc_share: bytes,
+        parsed: Bundle | BundleFile,
+        authorized: AuthorizedSet | None = None,
+    ) -> Job:
         parsed_software = SignedSoftware.from_bytes(image)
         sealed = SealedValue.from_bytes(enc_share, "oem-share")
-        parsed = Bundle.from_bytes(bundle_bytes)
         if sealed.family_id != parsed.manifest.family_id:
             raise FormatError("ENC(OEM_SHARE) and the bundle are for different chip families")
         if parsed_software.security_version < parsed.manifest.min_security_version:

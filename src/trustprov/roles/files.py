@@ -44,22 +44,56 @@ _KINDS = (
 
 
 def read_bytes(path: Path, *, limit: int, what: str) -> bytes:
+    """The whole file at ``path``, at most ``limit`` bytes. What is allocated is what the file
+    holds, never the limit: a 1 GiB limit on a small file costs the small file. A file that
+    grows past the limit while read (or a pipe, whose size is unknown) is refused all the same."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        with open_input(path, limit=limit, what=what) as (f, size):
+            parts = [f.read(size)]
+            total = len(parts[0])
+            while total <= limit:  # past what stat said: a file still growing, or a pipe
+                more = f.read(min(_BLOCK, limit + 1 - total))
+                if not more:
+                    break
+                parts.append(more)
+                total += len(more)
+    except OSError as e:
+        raise _read_error(path, what, e) from e
+    if total > limit:
+        raise InputError(f"{what} {path}: exceeds the limit of {limit} bytes")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+_BLOCK = 64 * 1024
+
+
+@contextmanager
+def open_input(path: Path, *, limit: int, what: str) -> Iterator[tuple[BinaryIO, int]]:
+    """``path`` open for reading and its size, refused beyond ``limit`` bytes before a byte is
+    read: for readers that take a large file piece by piece (`trustprov.formats.bundle_file`).
+    OSErrors of opening are an `InputError` naming the file; those of the block pass through."""
+    path = Path(path)
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise _read_error(path, what, e) from e
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+        except OSError as e:
+            raise _read_error(path, what, e) from e
         if size > limit:
             raise InputError(f"{what} {path}: {size} bytes exceeds the limit of {limit}")
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
-    except FileNotFoundError as e:
-        raise InputError(f"{what} {path}: no such file") from e
-    except IsADirectoryError as e:
-        raise InputError(f"{what} {path}: is a directory") from e
-    except OSError as e:
-        raise InputError(f"{what} {path}: cannot read ({e.strerror})") from e
-    if len(data) > limit:
-        raise InputError(f"{what} {path}: exceeds the limit of {limit} bytes")
-    return data
+        yield f, size
+
+
+def _read_error(path: Path, what: str, e: OSError) -> InputError:
+    if isinstance(e, FileNotFoundError):
+        return InputError(f"{what} {path}: no such file")
+    if isinstance(e, IsADirectoryError):
+        return InputError(f"{what} {path}: is a directory")
+    return InputError(f"{what} {path}: cannot read ({e.strerror})")
 
 
 def write_file(path: Path, data: bytes, *, mode: int = PUBLIC, force: bool = False) -> None:

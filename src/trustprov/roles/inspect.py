@@ -239,9 +239,9 @@ _SEALED_NOTE = (
 
 
 def _bundle(path: Path) -> Description:
-    from trustprov.formats.bundle import Bundle  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.bundle_io import BundleFile  # noqa: PLC0415 - lazy: start-up
 
-    b = Bundle.from_bytes(read_bytes(path, limit=LIMITS.bundle, what="bundle"))
+    b = BundleFile(path)  # checked whole, but only its manifest is held
     return Description(
         "bundle", "sealed asset bundle", _manifest_fields(b.manifest), note=_SEALED_NOTE
     )

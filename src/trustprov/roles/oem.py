@@ -26,14 +26,16 @@ from typing import Any
 
 from trustprov.crypto.keys import load_public_key
 from trustprov.errors import ArtifactError, FormatError, InputError
-from trustprov.formats.bundle import Authorization, Bundle, SignedManifest
+from trustprov.formats.bundle import Authorization, Bundle, Manifest, SignedManifest
+from trustprov.formats.bundle_file import BundleWriter, chunk_lengths
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link.client import BundleParams, ChipClient
 from trustprov.link.farm import FarmLink
-from trustprov.roles.assets import AssetList, AssetSpec, check_fits
+from trustprov.roles.assets import AssetList, AssetSpec, check_fits, planned_layout
 from trustprov.roles.authorize import load_authorized
+from trustprov.roles.bundle_io import bundle_output
 from trustprov.roles.files import PRIVATE, new_directory, read_bytes, write_file
 
 Random = Callable[[int], bytes]
@@ -58,8 +60,21 @@ def verify_software(path: Path, public_key_path: Path | Sequence[Path]) -> Signe
 
 @dataclass(frozen=True)
 class SealResult:
-    bundle: Bundle
+    """What keygen or regen made: the manifest the chip MACed, the public keys of the generated
+    assets, and where the bundle file went (its chunks are on disk, never all in memory)."""
+
+    signed: SignedManifest
     public_keys: dict[str, bytes]
+    bundle_path: Path
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.signed.manifest
+
+    @property
+    def bundle(self) -> Bundle:
+        """The whole bundle, read back from its file: for tools and tests of small bundles."""
+        return Bundle.from_bytes(read_bytes(self.bundle_path, limit=LIMITS.bundle, what="bundle"))
 
 
 def _params(assets: AssetList, software: SignedSoftware, auth: Path | None = None) -> BundleParams:
@@ -81,33 +96,48 @@ def _params(assets: AssetList, software: SignedSoftware, auth: Path | None = Non
     return BundleParams(assets.epoch, min_svn, assets.aead.cose_id, assets.chunk_size, authorized)
 
 
-def _seal_assets(chip: ChipClient, assets: AssetList) -> SealResult:
-    """FIG. 2 step 54 / FIG. 4 step 94: each asset sealed on the chip, then the MACed manifest."""
-    all_chunks: list[tuple[bytes, ...]] = []
+def _seal_assets(
+    chip: ChipClient, assets: AssetList, params: BundleParams, path: Path
+) -> tuple[SignedManifest, dict[str, bytes]]:
+    """FIG. 2 step 54 / FIG. 4 step 94: each asset sealed on the chip, then the MACed manifest;
+    the bundle written to ``path`` as the chip seals it, a chunk at a time (`bundle_output`),
+    each at the place the planned layout gives it."""
+    manifest_len, lengths = planned_layout(assets, params.min_security_version, params.authorized)
     public_keys: dict[str, bytes] = {}
-    for spec in assets.assets:
-        if spec.kind == "generate":
-            assert spec.key_type is not None  # noqa: S101 - the asset list parser checked it
-            assert spec.slot is not None  # noqa: S101 - the asset list parser checked it
-            chunk, public = chip.seal_generate(spec.name, spec.key_type, spec.slot)
-            all_chunks.append((chunk,))
-            if public is not None:
-                public_keys[spec.name] = public
-            continue
-        if spec.kind == "device-key":  # made by each chip at install: declared, not sealed
-            target = {"key-type": spec.key_type, "slot": spec.slot}
-            chip.seal_asset(spec.name, "device-key", 0, target)
-            continue
-        all_chunks.append(_seal_one(chip, spec, assets.chunk_size))
-    manifest = chip.seal_finish()
     try:
-        bundle = Bundle(SignedManifest.from_bytes(manifest), tuple(all_chunks))
+        with bundle_output(path, manifest_len, lengths) as out:
+            sealed = 0  # index of the asset in the bundle (device keys are not sealed)
+            for spec in assets.assets:
+                if spec.kind == "generate":
+                    assert spec.key_type is not None  # noqa: S101 - the asset list parser checked it
+                    assert spec.slot is not None  # noqa: S101 - the asset list parser checked it
+                    chunk, public = chip.seal_generate(spec.name, spec.key_type, spec.slot)
+                    out.chunk(sealed, 0, chunk)
+                    sealed += 1
+                    if public is not None:
+                        public_keys[spec.name] = public
+                    continue
+                if spec.kind == "device-key":  # made by each chip at install: declared only
+                    target = {"key-type": spec.key_type, "slot": spec.slot}
+                    chip.seal_asset(spec.name, "device-key", 0, target)
+                    continue
+                _seal_one(chip, spec, assets.chunk_size, out, sealed)
+                sealed += 1
+            manifest = chip.seal_finish()
+            signed = SignedManifest.from_bytes(manifest)
+            planned = [chunk_lengths(e, signed.manifest.chunk_size) for e in signed.manifest.assets]
+            if planned != lengths:
+                raise FormatError("its manifest does not describe the chunks it sealed")
+            out.finish(manifest)
     except FormatError as e:
         raise ArtifactError(f"the chip produced a bundle that does not parse: {e.message}") from e
-    return SealResult(bundle, public_keys)
+    return signed, public_keys
 
 
-def _seal_one(chip: ChipClient, spec: AssetSpec, chunk_size: int) -> tuple[bytes, ...]:
+def _seal_one(
+    chip: ChipClient, spec: AssetSpec, chunk_size: int, out: BundleWriter, at: int
+) -> None:
+    """Seal ``spec`` and write its chunks as asset ``at`` of the bundle."""
     length = spec.length
     target: dict[str, Any] = (
         {"key-type": spec.key_type, "slot": spec.slot}
@@ -116,21 +146,27 @@ def _seal_one(chip: ChipClient, spec: AssetSpec, chunk_size: int) -> tuple[bytes
     )
     chip.seal_asset(spec.name, spec.kind, length, target)
     n = max(1, -(-length // chunk_size))
-    sealed: list[bytes] = []
-    for i in reversed(range(n)):  # last to first: the chip builds the hash chain as it goes
-        size = chunk_size if i < n - 1 else length - chunk_size * (n - 1)
-        sealed.append(chip.seal_chunk(i, spec.read(i * chunk_size, size)))
-    return tuple(reversed(sealed))
+    with spec.reader() as read:
+        # last to first: the chip builds the chain as it goes, and the file is read backwards,
+        # a chunk at a time
+        for i in reversed(range(n)):
+            size = chunk_size if i < n - 1 else length - chunk_size * (n - 1)
+            out.chunk(at, i, chip.seal_chunk(i, read(i * chunk_size, size)))
 
 
-def _write_common(d: Path, result: SealResult, enc_oem_share: bytes, meta: dict[str, Any]) -> None:
+def _write_common(
+    d: Path,
+    signed: SignedManifest,
+    public_keys: dict[str, bytes],
+    enc_oem_share: bytes,
+    meta: dict[str, Any],
+) -> None:
     write_file(d / "enc-oem-share.cose", enc_oem_share)
-    write_file(d / "bundle.cbor", result.bundle.to_bytes())
-    if result.public_keys:
+    if public_keys:
         (d / "generated").mkdir()
-        for name, pem in result.public_keys.items():
+        for name, pem in public_keys.items():
             write_file(d / "generated" / f"{_file_name(name)}.pub.pem", pem)
-    m = result.bundle.manifest
+    m = signed.manifest
     meta |= {
         "family": m.family_id.hex(),
         "bundle-id": m.bundle_id.hex(),
@@ -141,7 +177,7 @@ def _write_common(d: Path, result: SealResult, enc_oem_share: bytes, meta: dict[
             {"name": a.name, "kind": a.kind, "target": a.target, "length": a.length}
             for a in m.assets
         ],
-        "generated-public-keys": sorted(result.public_keys),
+        "generated-public-keys": sorted(public_keys),
         "authorized": None
         if m.authorized is None
         else {"root": m.authorized.root.hex(), "chips": m.authorized.count},
@@ -179,11 +215,12 @@ def keygen(
         _check_manufactured(chip, f"chip {uid.hex()}")
         chip.boot(image)
         sealed = chip.keygen(oem_rnd_input, params)
-        result = _seal_assets(chip, assets)
+        signed, public_keys = _seal_assets(chip, assets, params, d / "bundle.cbor")
         write_file(d / "enc-oem-rnd-input.cose", sealed["enc-oem-rnd-input"], mode=PRIVATE)
         write_file(d / "enc-rnd-share.cose", sealed["enc-rnd-share"], mode=PRIVATE)
-        _write_common(d, result, sealed["enc-oem-share"], {"software-version": software.version})
-    return result
+        meta = {"software-version": software.version}
+        _write_common(d, signed, public_keys, sealed["enc-oem-share"], meta)
+    return SealResult(signed, public_keys, out / "bundle.cbor")
 
 
 def _state_epoch(state: Path) -> int:
@@ -232,6 +269,7 @@ def regen(
         _check_manufactured(chip, f"chip {uid.hex()}")
         chip.boot(image)
         enc_oem_share = chip.regen(enc_input, enc_rnd, params)
-        result = _seal_assets(chip, assets)
-        _write_common(d, result, enc_oem_share, {"software-version": software.version})
-    return result
+        signed, public_keys = _seal_assets(chip, assets, params, d / "bundle.cbor")
+        meta = {"software-version": software.version}
+        _write_common(d, signed, public_keys, enc_oem_share, meta)
+    return SealResult(signed, public_keys, out / "bundle.cbor")

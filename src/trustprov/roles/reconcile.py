@@ -311,8 +311,8 @@ def run(
     *, auth: Path | None, ca: Path, bundle: Path, receipts: Path, jobs: int | None = None
 ) -> Reconciliation:
     """`oem reconcile`: load the inputs (bad ones: `InputError` or `FormatError`), reconcile."""
-    from trustprov.formats.bundle import Bundle  # noqa: PLC0415 - only here
     from trustprov.formats.limits import LIMITS  # noqa: PLC0415 - only here
+    from trustprov.roles.bundle_io import BundleFile  # noqa: PLC0415 - only here
     from trustprov.roles.files import read_bytes  # noqa: PLC0415 - only here
 
     ca_bytes = read_bytes(ca, limit=LIMITS.certificate * 4, what="device CA")
@@ -324,7 +324,7 @@ def run(
         )
     except ValueError as e:
         raise InputError(f"device CA {ca}: not an X.509 certificate") from e
-    parsed = Bundle.from_bytes(read_bytes(bundle, limit=LIMITS.bundle, what="bundle"))
+    parsed = BundleFile(bundle)  # its manifest is what counts: the chunks stay in the file
     authorized = (
         AuthorizedSet.from_bytes(read_bytes(auth, limit=LIMITS.authorized, what="AUTH"))
         if auth is not None
