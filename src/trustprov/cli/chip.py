@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from trustprov.cli import artifacts as A
+from trustprov.cli.artifacts import inputs
 from trustprov.cli.conformance import conformance
 from trustprov.cli.options import emit_json, parse_uid, path_option
 from trustprov.cli.serve import serve
@@ -76,6 +78,7 @@ def _pem(spki_der: bytes | None) -> str | None:
 
 
 @chip.command(short_help="Show a chip, or the chips of a lot (secrets redacted).")
+@inputs(farm=A.FARM)
 @path_option("--farm", help="The chip farm.")
 @click.option("--chip", "uid", default=None, help="Chip UID (hex).")
 @click.option("--lot", default=None, help="List the chips of this lot instead.")

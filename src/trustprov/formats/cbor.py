@@ -184,7 +184,8 @@ def _check_types(value: Any, what: str) -> int:
                 raise FormatError(f"{what}: integer outside CBOR's 64-bit range")
             continue
         if t is not list and t is not dict and t is not cbor2.CBORTag:
-            raise FormatError(f"{what}: CBOR item of a kind trustprov does not use ({t.__name__})")
+            kind = "a floating-point number" if t is float else "a tag or simple value"
+            raise FormatError(f"{what}: a CBOR item of a kind trustprov does not use ({kind})")
         if id(v) in seen:
             raise FormatError(f"{what}: shared or self-referencing CBOR structure")
         seen.add(id(v))
