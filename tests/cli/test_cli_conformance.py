@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conformance.broken import DEFECTS, blank_farm, serve
 
 from .helpers import assert_error, ok, run

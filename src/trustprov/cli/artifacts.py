@@ -41,6 +41,25 @@ class Expect:
     #: whether a file that the recogniser cannot read is at fault: not for inputs that may
     #: be in a format of the world (a DER certificate, JSON-lines receipts, a farm)
     describable: bool = True
+    #: for such a format, a check that raises on a file that is not one
+    check: Callable[[bytes], object] | None = None
+
+
+def _public_key(data: bytes) -> object:
+    from trustprov.crypto.keys import load_public_key  # noqa: PLC0415 - the error path only
+
+    return load_public_key(data)
+
+
+def _certificate(data: bytes) -> object:
+    from cryptography import x509  # noqa: PLC0415 - the error path only
+
+    try:
+        if data.lstrip().startswith(b"-----"):
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError as e:
+        raise FormatError("not an X.509 certificate (PEM or DER)") from e
 
 
 def _e(what: str, sniffs: Iterable[str], kinds: Iterable[str], **kw: Any) -> Expect:
@@ -53,8 +72,12 @@ OEM_SHARE = _e("ENC(OEM_SHARE)", ["sealed-value"], ["sealed-value"], sealed="oem
 OEM_RND_INPUT = _e("ENC(OEM_RND_INPUT)", ["sealed-value"], ["sealed-value"], sealed="oem-rnd-input")
 RND_SHARE = _e("ENC(RND_SHARE)", ["sealed-value"], ["sealed-value"], sealed="rnd-share")
 AUTH = _e("an authorized set (AUTH)", ["authorized-set"], ["authorized-set"])
-PUBLIC_KEY = _e("a public key", ["pem", "unknown"], ["public-key"], describable=False)
-CERTIFICATE = _e("a certificate", ["pem", "unknown"], ["certificate"], describable=False)
+PUBLIC_KEY = _e(
+    "a public key", ["pem", "unknown"], ["public-key"], describable=False, check=_public_key
+)
+CERTIFICATE = _e(
+    "a certificate", ["pem", "unknown"], ["certificate"], describable=False, check=_certificate
+)
 LOT_MANIFEST = _e("a lot manifest", ["json"], ["lot-manifest"])
 RECEIPTS = _e("chip receipts", ["software", "json"], ["receipts"], describable=False)
 FARM = _e("a chip farm", ["sqlite", "unknown"], ["farm"], peer=False, describable=False)
@@ -158,6 +181,9 @@ def _diagnose(files: list[tuple[Path, Expect]], error: TrustprovError) -> Trustp
             found = describe(path)
         except (InputError, ArtifactError):
             if not expect.describable:
+                if expect.check is not None and (why := _fails(expect.check, path)) is not None:
+                    said = why if why.startswith("not ") else f"not {expect.what} ({why})"
+                    return _error(expect, f"{path}: {said}", error)
                 continue
             sniffed = sniff_file(path)
             noun = expect.what.removeprefix("a ").removeprefix("an ")
@@ -167,4 +193,13 @@ def _diagnose(files: list[tuple[Path, Expect]], error: TrustprovError) -> Trustp
             return _error(expect, f"{path}: this is {what_it_is(found)}, not {expect.what}", error)
         if expect.sealed is not None and found.fields.get("value") != expect.sealed:
             return _error(expect, f"{path}: this is {what_it_is(found)}, not {expect.what}", error)
+    return None
+
+
+def _fails(check: Callable[[bytes], object], path: Path) -> str | None:
+    """Why ``check`` refuses the file at ``path``; None if it takes it."""
+    try:
+        check(path.read_bytes())
+    except TrustprovError as e:
+        return e.message
     return None
