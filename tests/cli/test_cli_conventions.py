@@ -169,7 +169,7 @@ def test_json_is_one_object_on_stdout_and_nothing_else(
     assert "{" not in result.stderr, describe(result)  # no data on stderr
 
 
-# -- -v/-vv/-q/--debug ------------------------------------------------------------------------------
+# -- -v/-vv/-q/--debug -----------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ALL, ids=_ids)
 def test_every_command_takes_the_common_options(path: Path_) -> None:
     assert {"-v", "--verbose", "-q", "--quiet", "--debug"} <= _options(COMMANDS[path])
@@ -183,7 +183,8 @@ def test_vv_logs_each_chip_and_v_does_not(cw: CliWorld, tmp_path: Path) -> None:
         assert f"chip {uid}: provisioned" in vv.stderr, describe(vv)
         assert uid not in v.stderr, describe(v)
     assert "DEBUG" in vv.stderr
-    assert "INFO" in v.stderr and "DEBUG" not in v.stderr, describe(v)
+    assert "INFO" in v.stderr, describe(v)
+    assert "DEBUG" not in v.stderr, describe(v)
 
 
 def test_vv_logs_each_chip_made(cw: CliWorld, tmp_path: Path) -> None:
@@ -217,10 +218,12 @@ def test_a_bug_is_one_line_and_debug_shows_its_traceback(
     path = ("oem", "verify-software")
     plain = run(*_argv(path, RUNS[path](cw, tmp_path)))
     line = assert_error(plain, exit_code=1, match="internal error")
-    assert "--debug" in line and "SECRET-LOOKING" not in line
+    assert "--debug" in line
+    assert "SECRET-LOOKING" not in line
     debug = run(*_argv(path, RUNS[path](cw, tmp_path), "--debug"))
     assert debug.exit_code == 1
-    assert "Traceback" in debug.stderr and "RuntimeError" in debug.stderr
+    assert "Traceback" in debug.stderr
+    assert "RuntimeError" in debug.stderr
     assert debug.stderr.splitlines()[-1].startswith("error: internal error")
 
 
@@ -362,7 +365,8 @@ def test_another_artifact_is_named_for_what_it_is(
     other = tmp_path / "given-file"
     shutil.copyfile(_other(cw, expect.what), other)
     line = assert_error(run(*_substitute(path, RUNS[path](cw, tmp_path), name, other)))
-    assert f"{other}: this is " in line and f"not {expect.what}" in line, line
+    assert f"{other}: this is " in line, line
+    assert f"not {expect.what}" in line, line
     assert_clean(line)
 
 
@@ -406,7 +410,7 @@ def test_an_asset_list_type_error_says_an_integer(cw: CliWorld, tmp_path: Path) 
     assert_clean(line)
 
 
-# -- python -m trustprov, shell completion ----------------------------------------------------------
+# -- python -m trustprov, shell completion ---------------------------------------------------------
 def test_python_m_trustprov_is_the_same_command(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
@@ -426,7 +430,8 @@ def test_python_m_trustprov_is_the_same_command(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2
-    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: ")
+    assert proc.stderr.count("\n") == 1
     help_ = subprocess.run(
         [sys.executable, "-m", "trustprov", "--help"], capture_output=True, text=True, check=True
     )
@@ -449,7 +454,8 @@ def test_shell_completion_produces_a_script(shell: str, marker: str) -> None:
         timeout=60,
         check=True,
     )
-    assert marker in proc.stdout and "_TRUSTPROV_COMPLETE" in proc.stdout
+    assert marker in proc.stdout
+    assert "_TRUSTPROV_COMPLETE" in proc.stdout
     words = subprocess.run(
         [script],
         env={
@@ -462,4 +468,5 @@ def test_shell_completion_produces_a_script(shell: str, marker: str) -> None:
         timeout=60,
         check=True,
     )
-    assert "cm" in words.stdout and "chip" in words.stdout
+    assert "cm" in words.stdout
+    assert "chip" in words.stdout
