@@ -160,6 +160,7 @@ def manufacture(
     from trustprov.cli.options import progress_enabled  # noqa: PLC0415 - lazy: start-up
     from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.lots import signature_path  # noqa: PLC0415 - lazy: start-up
 
     icm = role.Icm.load(icm_dir)
     # the role bounds COUNT (roles.icm.MAX_LOT) and says why
@@ -174,7 +175,7 @@ def manufacture(
                 "family": made.family_id.hex(),
                 "farm": str(farm),
                 "manifest": str(manifest),
-                "signature": str(role.signature_path(manifest)),
+                "signature": str(signature_path(manifest)),
             }
         )
         return
