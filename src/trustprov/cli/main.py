@@ -12,7 +12,6 @@ import importlib
 import os
 import select
 import sys
-import traceback
 from typing import Any, NoReturn
 
 import click
@@ -188,6 +187,8 @@ def _usage_error(e: click.UsageError) -> NoReturn:
 def _traceback() -> None:
     """With --debug, the traceback of the error being handled, on stderr, before its line."""
     if debug():
+        import traceback  # noqa: PLC0415 - only with --debug: start-up
+
         click.echo(traceback.format_exc().rstrip(), err=True)
 
 
