@@ -40,4 +40,4 @@ def test_the_dashboard_shows_the_same_figures() -> None:
     html = lot_section(_report(provisioned=100, failed=0, pending=900))
     assert "yield of the chips done" in html
     assert '<td data-count="yield_percent">100.0 %</td>' in html
-    assert '<td data-count="pending_percent">90.0 %</td>' in html
+    assert '<td data-share="pending">90.0 %</td>' in html

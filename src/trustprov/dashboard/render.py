@@ -83,7 +83,8 @@ def lot_section(r: LotReport, view: LotView | None = None) -> str:
         _count("pending", r.pending),
         _count("in_progress", r.in_progress),
         _count("yield_percent", y),
-        _count("pending_percent", f"{r.pending_percent} %"),
+        # a share, not a count: data-count holds the report's counts, one for one
+        f'<td data-share="pending">{r.pending_percent} %</td>',
         "</tr></table>",
     ]
     if r.failures:
