@@ -131,6 +131,9 @@ def provision(
     from trustprov.line.stopping import STOP_AFTER, LineAborted  # noqa: PLC0415 - lazy
     from trustprov.roles.cm import Job  # noqa: PLC0415 - lazy: start-up
 
+    if icm_key is not None and manifest is None:
+        # it would check nothing: in-process chips come with no lot manifest to check
+        raise InputError("--icm-key checks the signature of --manifest; give it with --manifest")
     wire = check_wire_options(farm, manifest, boards, port)
     job = Job.load(software, share, bundle, auth)
     where = manifest if manifest is not None else farm

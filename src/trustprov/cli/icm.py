@@ -165,8 +165,9 @@ def manufacture(
     icm = role.Icm.load(icm_dir)
     # the role bounds COUNT (roles.icm.MAX_LOT) and says why
     with LineProgress(enabled=progress_enabled(as_json), label="manufacturing") as progress:
-        progress.start(count)
-        made = role.manufacture(icm, farm, lot, count, manifest, force=force, on_chip=progress.made)
+        made = role.manufacture(
+            icm, farm, lot, count, manifest, force=force, on_chip=lambda u: progress.made(u, count)
+        )
     if as_json:
         emit_json(
             {

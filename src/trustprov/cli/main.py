@@ -141,9 +141,9 @@ class TrustprovGroup(click.Group):
             ctx.exit(EXIT_USAGE)
         except Exception:  # noqa: BLE001 - a bug: one line, the traceback only with --debug
             _traceback()
-            hint = "" if debug() else "; rerun with --debug for the traceback"
+            how = "the traceback above" if debug() else "what --debug prints (its traceback)"
             # nothing of the exception itself: a bug's message could hold anything
-            click.echo(f"error: internal error, a bug in trustprov{hint} and report it", err=True)
+            click.echo(f"error: internal error, a bug in trustprov; please report {how}", err=True)
             ctx.exit(EXIT_FAILED)
 
 

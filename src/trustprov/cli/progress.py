@@ -44,17 +44,18 @@ class LineProgress:
         self._failed = 0
 
     def __enter__(self) -> LineProgress:
-        if self._progress:
-            self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress:
+        if self._progress and self._task is not None:
             self._progress.stop()
 
     def start(self, total: int) -> None:
+        """The work begins: the bar shows from here, not while the inputs are being checked
+        (a refusal is then one line, with no empty bar above it)."""
         log.debug("%d chips to do", total)
         if self._progress:
+            self._progress.start()
             self._task = self._progress.add_task("lot", total=total, rate="-", failed=0)
 
     def advance(self, outcome: Outcome) -> None:
@@ -70,8 +71,10 @@ class LineProgress:
         self._failed += not outcome.ok
         self._step()
 
-    def made(self, uid: bytes) -> None:
-        """One chip made (icm manufacture)."""
+    def made(self, uid: bytes, total: int) -> None:
+        """One chip of ``total`` made (icm manufacture)."""
+        if self._task is None:
+            self.start(total)
         log.debug("chip %s: made", uid.hex())
         self._step()
 
