@@ -1,6 +1,7 @@
 """`trustprov`: the root command, error rendering and exit codes.
 
-Exit codes: 0 success; 1 a chip refused, an artifact failed to verify, or chips failed; 2 bad
+Exit codes: 0 success; 1 a chip refused, an artifact failed to verify, or chips failed (or an
+internal error: a bug, one line asking for a report; --debug prints its traceback); 2 bad
 input or usage; 130 interrupted (SIGINT); 143 terminated (SIGTERM); 141 standard output closed
 early (a broken pipe, as in `trustprov cm report | head -1`: quietly, as a program killed by
 SIGPIPE would). Every error is one line on stderr; data goes to stdout.

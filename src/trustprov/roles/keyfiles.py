@@ -81,7 +81,6 @@ def _pem_label(data: bytes) -> str:
 def _other_kind(key: object) -> str:
     """A private key trustprov does not take, named in words (never its class name)."""
     from cryptography.hazmat.primitives.asymmetric import (  # noqa: PLC0415 - the error path
-        dh,
         dsa,
         ed448,
         rsa,
@@ -95,6 +94,5 @@ def _other_kind(key: object) -> str:
         (ed448.Ed448PrivateKey, "an Ed448"),
         (x25519.X25519PrivateKey, "an X25519"),
         (x448.X448PrivateKey, "an X448"),
-        (dh.DHPrivateKey, "a Diffie-Hellman"),
     )
     return next((words for cls, words in kinds if isinstance(key, cls)), "another type of")
