@@ -470,3 +470,41 @@ def test_shell_completion_produces_a_script(shell: str, marker: str) -> None:
     )
     assert "cm" in words.stdout
     assert "chip" in words.stdout
+
+
+#: values no text option takes
+BAD_TEXT = ("", "\x01", "x" * 300, "=SUM(A1)", "../..")
+
+
+@pytest.mark.parametrize("path", [p for p in LEAVES if p in RUNS], ids=_ids)
+def test_bad_text_in_a_good_run_is_clean(cw: CliWorld, tmp_path: Path, path: Path_) -> None:
+    """Every text option of a good run given values it cannot take: if refused, one clean line."""
+    texts = [
+        p
+        for p in COMMANDS[path].params
+        if isinstance(p, click.Option) and p.type is click.STRING and not p.is_flag
+    ]
+    for i, p in enumerate(texts):
+        for j, bad in enumerate(BAD_TEXT):
+            work = tmp_path / f"{i}-{j}"  # a fresh output for each run
+            work.mkdir()
+            again = RUNS[path](cw, work)
+            argv = _argv(path, (again[0], {**again[1], p.opts[0]: bad}))
+            result = run(*argv)
+            if result.exit_code != 0:
+                assert_clean(assert_error(result))
+
+
+#: commands without a good run here, each given a bad value of its own
+BAD_ELSEWHERE: dict[Path_, list[str]] = {
+    ("chip", "serve"): ["--farm", "f", "--listen", "udp://x"],
+    ("chip", "conformance"): ["--port", "udp://x"],
+    ("line", "dashboard"): ["--records", "mysql://x/y"],
+    ("oem", "template"): ["--out", "/"],
+}
+
+
+@pytest.mark.parametrize("path", [p for p in LEAVES if p not in RUNS], ids=_ids)
+def test_bad_input_to_the_other_commands_is_clean(path: Path_) -> None:
+    assert path in BAD_ELSEWHERE, f"add a good run of {_ids(path)} to RUNS, or a bad one here"
+    assert_clean(assert_error(run(*path, *BAD_ELSEWHERE[path]), exit_code=2))
