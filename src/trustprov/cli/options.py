@@ -151,7 +151,6 @@ def _configure(meta: dict[str, Any]) -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
-        logger.propagate = False
     verbose = min(int(meta.get(_VERBOSE, 0)), 2)
     logger.setLevel(
         logging.ERROR
