@@ -508,3 +508,11 @@ BAD_ELSEWHERE: dict[Path_, list[str]] = {
 def test_bad_input_to_the_other_commands_is_clean(path: Path_) -> None:
     assert path in BAD_ELSEWHERE, f"add a good run of {_ids(path)} to RUNS, or a bad one here"
     assert_clean(assert_error(run(*path, *BAD_ELSEWHERE[path]), exit_code=2))
+
+
+def test_one_chip_is_one_chip(cw: CliWorld, tmp_path: Path) -> None:
+    positional, options = RUNS["icm", "manufacture"](cw, tmp_path)
+    out = ok(*_argv(("icm", "manufacture"), (positional, {**options, "--count": "1"}))).stdout
+    assert "lot L: 1 chip of family" in out
+    shown = ok("chip", "show", "--farm", tmp_path / "f.farm", "--lot", "L").stdout
+    assert shown.startswith("lot L: 1 chip\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from trustprov.cli import artifacts as A
+from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
 from trustprov.cli.options import (
     EXIT_FAILED,
@@ -15,6 +15,7 @@ from trustprov.cli.options import (
     force_option,
     json_option,
     path_option,
+    plural,
     progress_enabled,
     records_options,
     records_url,
@@ -33,13 +34,13 @@ def cm() -> None:
 
 @cm.command(short_help="Provision every chip of a lot (FIG. 3); resumable.")
 @inputs(
-    farm=A.FARM,
-    manifest=A.LOT_MANIFEST,
-    software=A.SOFTWARE,
-    share=A.OEM_SHARE,
-    bundle=A.BUNDLE,
-    auth=A.AUTH,
-    icm_key=A.PUBLIC_KEY,
+    farm=expect.FARM,
+    manifest=expect.LOT_MANIFEST,
+    software=expect.SOFTWARE,
+    share=expect.OEM_SHARE,
+    bundle=expect.BUNDLE,
+    auth=expect.AUTH,
+    icm_key=expect.PUBLIC_KEY,
 )
 @click.option("--farm", type=click.Path(path_type=Path), help="The chip farm (in-process chips).")
 @click.option(
@@ -187,7 +188,8 @@ def provision(
             if n
         )
         click.echo(
-            f"lot {summary.lot}: {summary.chips} chips, {summary.provisioned} provisioned, "
+            f"lot {summary.lot}: {plural(summary.chips, 'chip')}, "
+            f"{summary.provisioned} provisioned, "
             f"{summary.already_provisioned} already provisioned, {summary.failed} failed"
             f"{extra} in {summary.seconds:.1f} s by station {summary.station}; "
             f"records: {summary.records}"
@@ -271,7 +273,7 @@ def report(
         emit_json(r.to_json())
         return
     t = r.total
-    click.echo(f"lot {r.lot}, bundle {r.bundle_id}: {r.chips} chips")
+    click.echo(f"lot {r.lot}, bundle {r.bundle_id}: {plural(r.chips, 'chip')}")
     click.echo(
         f"  {t.provisioned} provisioned, {t.already_provisioned} already provisioned, "
         f"{t.failed} failed, {r.pending} pending ({r.in_progress} in progress)"
@@ -281,7 +283,7 @@ def report(
         click.echo("  failures: " + ", ".join(f"{c} {n}" for c, n in sorted(r.failures.items())))
     for name, s in sorted(r.stations.items()):
         click.echo(
-            f"  station {name}: {s.chips} chips ({s.provisioned} provisioned, "
+            f"  station {name}: {plural(s.chips, 'chip')} ({s.provisioned} provisioned, "
             f"{s.already_provisioned} already provisioned, {s.failed} failed)"
         )
     if r.throughput:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from trustprov import demo as flow
-from trustprov.cli.options import EXIT_FAILED, emit_json, json_option, progress_enabled
+from trustprov.cli.options import EXIT_FAILED, emit_json, json_option, plural, progress_enabled
 from trustprov.cli.progress import LineProgress
 from trustprov.roles.icm import MAX_LOT
 
@@ -54,7 +54,8 @@ def demo(chips: int, out: Path, jobs: int, as_json: bool, icm_keys: str | None) 
     else:
         click.echo(f"ICM, OEM and CM artifacts in {out}")
         click.echo(
-            f"lot {s.lot}: {s.chips} chips, {s.provisioned} provisioned, {s.failed} failed "
+            f"lot {s.lot}: {plural(s.chips, 'chip')}, {s.provisioned} provisioned, "
+            f"{s.failed} failed "
             f"in {s.seconds:.2f} s ({s.chips / s.seconds:.0f} chips/s)"
         )
         click.echo(

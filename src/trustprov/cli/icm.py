@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from trustprov import __version__
-from trustprov.cli import artifacts as A
+from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
-from trustprov.cli.options import emit_json, force_option, json_option, path_option
+from trustprov.cli.options import emit_json, force_option, json_option, path_option, plural
 
 # the roles and the crypto are imported when a command runs (or, for the algorithm names, when
 # --alg is parsed or its help shown), so that `trustprov icm --help` starts fast
@@ -145,7 +145,7 @@ def sign_software(
 
 
 @icm.command(short_help="Make COUNT chips of a lot, each with its identity.")
-@inputs(farm=A.FARM)
+@inputs(farm=expect.FARM)
 @path_option("--icm", "icm_dir", help="The ICM directory.")
 @path_option("--farm", help="Chip farm file (created if missing).")
 @click.option("--lot", required=True, help="Lot name.")
@@ -180,7 +180,7 @@ def manufacture(
             }
         )
         return
-    chips = "1 chip" if made.count == 1 else f"{made.count} chips"
+    chips = plural(made.count, "chip")
     click.echo(f"lot {made.lot}: {chips} of family {made.family_id.hex()} in {farm}")
 
 

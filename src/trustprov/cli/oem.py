@@ -7,9 +7,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from trustprov.cli import artifacts as A
+from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
-from trustprov.cli.options import emit_json, force_option, json_option, parse_uid, path_option
+from trustprov.cli.options import (
+    emit_json,
+    force_option,
+    json_option,
+    parse_uid,
+    path_option,
+    plural,
+)
 from trustprov.cli.template import template
 
 if TYPE_CHECKING:
@@ -34,7 +41,7 @@ def oem() -> None:
 
 
 @oem.command("verify-software", short_help="Verify the ICM's signature on the software.")
-@inputs(software=A.SOFTWARE, key=A.PUBLIC_KEY)
+@inputs(software=expect.SOFTWARE, key=expect.PUBLIC_KEY)
 @click.argument("software", type=click.Path(path_type=Path))
 @click.option(
     "--key",
@@ -70,7 +77,7 @@ def verify_software(software: Path, key: tuple[Path, ...], as_json: bool) -> Non
 
 
 @oem.command(short_help="Make the OEM's keys on its chip, seal a bundle (FIG. 2).")
-@inputs(farm=A.FARM, software=A.SOFTWARE, assets=A.ASSET_LIST, auth=A.AUTH)
+@inputs(farm=expect.FARM, software=expect.SOFTWARE, assets=expect.ASSET_LIST, auth=expect.AUTH)
 @path_option("--farm", help="Farm holding the OEM's provisioning chip.")
 @click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
 @path_option("--software", help="The signed provisioning software.")
@@ -103,7 +110,13 @@ def keygen(
 
 
 @oem.command(short_help="Rebuild the OEM's keys, seal new assets (FIG. 4).")
-@inputs(farm=A.FARM, software=A.SOFTWARE, state=A.OEM_STATE, assets=A.ASSET_LIST, auth=A.AUTH)
+@inputs(
+    farm=expect.FARM,
+    software=expect.SOFTWARE,
+    state=expect.OEM_STATE,
+    assets=expect.ASSET_LIST,
+    auth=expect.AUTH,
+)
 @path_option("--farm", help="Farm holding the OEM's provisioning chip.")
 @click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
 @path_option("--software", help="The signed provisioning software.")
@@ -139,7 +152,7 @@ def regen(
 
 
 @oem.command(short_help="Authorize the chips of ICM-signed lots (AUTH for keygen and the CM).")
-@inputs(lots=A.LOT_MANIFEST, icm_key=A.PUBLIC_KEY)
+@inputs(lots=expect.LOT_MANIFEST, icm_key=expect.PUBLIC_KEY)
 @click.option(
     "--lot",
     "lots",
@@ -183,8 +196,7 @@ def authorize(
             }
         )
         return
-    chips = "1 chip" if len(s) == 1 else f"{len(s)} chips"
-    of = "1 lot" if len(lots) == 1 else f"{len(lots)} lots"
+    chips, of = plural(len(s), "chip"), plural(len(lots), "lot")
     click.echo(f"authorized {chips} of {of}, root {s.root.hex()}: {out}")
 
 
@@ -207,14 +219,14 @@ def _report(result: role.SealResult, out: Path, *, as_json: bool) -> None:
             }
         )
         return
-    who = "any chip of the family" if m.authorized is None else f"{m.authorized.count} chips"
+    who = "any chip of the family" if m.authorized is None else plural(m.authorized.count, "chip")
     click.echo(
         f"bundle {m.bundle_id.hex()} (epoch {m.epoch}, {len(m.assets)} assets, for {who}): {out}"
     )
 
 
 @oem.command(short_help="Reconcile the chips' receipts against the bundle and the order.")
-@inputs(auth=A.AUTH, ca=A.CERTIFICATE, bundle=A.BUNDLE, receipts=A.RECEIPTS)
+@inputs(auth=expect.AUTH, ca=expect.CERTIFICATE, bundle=expect.BUNDLE, receipts=expect.RECEIPTS)
 @click.option(
     "--auth",
     type=click.Path(path_type=Path),

@@ -54,6 +54,11 @@ def force_option(what: str) -> Callable[[F], F]:
     return option
 
 
+def plural(n: int, noun: str) -> str:
+    """``n`` of ``noun``, as a person writes it: "1 chip", "4 chips"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def emit_json(doc: object) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=True))
 
