@@ -18,6 +18,7 @@ normal run pays for 32 bytes read per input.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any, TypeVar
 from trustprov.errors import ArtifactError, FormatError, InputError, TrustprovError
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 _DESCRIBE_MAX = 4 * 1024 * 1024  # larger files are named by their first bytes only
 
 
@@ -146,6 +148,9 @@ def _precheck(path: Path, expect: Expect) -> None:
     if not path.is_file():
         return  # the command's reader says what is wrong with it
     sniffed = sniff_file(path)
+    log.debug(
+        "input %s (%s): %d bytes, starts as %s", path, expect.what, path.stat().st_size, sniffed
+    )
     if sniffed == "unknown" or sniffed in expect.sniffs:
         return
     raise _error(expect, f"{path}: this is {_it_is(path, sniffed)}, not {expect.what}")
