@@ -157,7 +157,8 @@ def _precheck(path: Path, expect: Expect) -> None:
 
 
 def _it_is(path: Path, sniffed: str) -> str:
-    from trustprov.roles.inspect import describe, sniffed_what, what_it_is  # noqa: PLC0415
+    from trustprov.roles.description import what_it_is  # noqa: PLC0415 - the error path
+    from trustprov.roles.inspect import describe, sniffed_what  # noqa: PLC0415
 
     if sniffed == "sqlite":
         return "an SQLite database (a chip farm or a records store)"
@@ -171,11 +172,8 @@ def _it_is(path: Path, sniffed: str) -> str:
 
 def _diagnose(files: list[tuple[Path, Expect]], error: TrustprovError) -> TrustprovError | None:
     """The error restated about the file at fault; None to let ``error`` pass as it is."""
-    from trustprov.roles.inspect import (  # noqa: PLC0415 - lazy: the error path only
-        describe,
-        sniff_file,
-        what_it_is,
-    )
+    from trustprov.roles.description import what_it_is  # noqa: PLC0415 - the error path
+    from trustprov.roles.inspect import describe, sniff_file  # noqa: PLC0415 - the error path
 
     if any(str(p) in error.message for p, _ in files):
         return None  # it names its file already
