@@ -72,6 +72,17 @@ def test_report_of_a_bundle_the_records_do_not_hold(two_jobs: Path, given: str) 
     assert_error(run("cm", "report", "--farm", two_jobs, "--bundle", given), exit_code=2)
 
 
+def test_report_bundle_file_that_is_no_bundle_is_named(
+    cw: CliWorld, two_jobs: Path, tmp_path: Path
+) -> None:
+    line = assert_error(run("cm", "report", "--farm", two_jobs, "--bundle", cw.a.software))
+    assert f"{cw.a.software}: this is signed provisioning software, not a sealed bundle" in line
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(bytes(range(256)))
+    line = assert_error(run("cm", "report", "--farm", two_jobs, "--bundle", garbage), exit_code=2)
+    assert f"{garbage}: not a sealed bundle" in line
+
+
 def test_report_says_the_yield_is_of_the_chips_done(cw: CliWorld, two_jobs: Path) -> None:
     text = ok("cm", "report", "--farm", two_jobs).stdout
     n = len(cw.a.cm_uids)

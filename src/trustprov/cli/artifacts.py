@@ -106,7 +106,7 @@ def inputs(**spec: Spec) -> Callable[[F], F]:
         def run(*args: Any, **kwargs: Any) -> Any:
             files = list(_files(spec, kwargs))
             for path, expect in files:
-                _precheck(path, expect)
+                precheck(path, expect)
             try:
                 return command(*args, **kwargs)
             except (FormatError, InputError) as e:
@@ -141,7 +141,7 @@ def _error(expect: Expect, message: str, like: TrustprovError | None = None) -> 
     return FormatError(message) if expect.peer else InputError(message)
 
 
-def _precheck(path: Path, expect: Expect) -> None:
+def precheck(path: Path, expect: Expect) -> None:
     """Refuse a file that plainly is another trustprov artifact, before any work."""
     from trustprov.roles.inspect import sniff_file  # noqa: PLC0415 - lazy: start-up
 

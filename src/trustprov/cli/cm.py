@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from trustprov.cli import artifacts as expect
-from trustprov.cli.artifacts import inputs
+from trustprov.cli.artifacts import inputs, precheck
 from trustprov.cli.options import (
     EXIT_FAILED,
     emit_json,
@@ -353,12 +353,17 @@ def _bundle_id(given: str | None) -> str | None:
         return None
     path = Path(given)
     if path.is_file():
+        from trustprov.errors import FormatError  # noqa: PLC0415 - lazy: start-up
         from trustprov.formats.bundle import Bundle  # noqa: PLC0415 - lazy: start-up
         from trustprov.formats.limits import LIMITS  # noqa: PLC0415 - lazy: start-up
         from trustprov.roles.files import read_bytes  # noqa: PLC0415 - lazy: start-up
 
-        data = read_bytes(path, limit=LIMITS.bundle, what="bundle")
-        return Bundle.from_bytes(data).manifest.bundle_id.hex()
+        precheck(path, expect.BUNDLE)  # another artifact: named for what it is
+        try:
+            data = read_bytes(path, limit=LIMITS.bundle, what="bundle")
+            return Bundle.from_bytes(data).manifest.bundle_id.hex()
+        except (FormatError, InputError) as e:
+            raise InputError(f"--bundle {path}: not a sealed bundle ({e.message})") from e
     text = given.lower()
     if not text or any(c not in "0123456789abcdef" for c in text):
         raise InputError(f"--bundle: {given!r} is neither a bundle id (hex) nor a bundle file")
