@@ -234,7 +234,10 @@ def show(key: Any) -> str:
         return text[:32]
     if isinstance(key, int) and not isinstance(key, bool) and key.bit_length() <= 64:
         return str(key)
-    return f"<{type(key).__name__}>"
+    # its CBOR major type in words, never a Python class name
+    kinds = ((bool, "true/false"), (bytes, "byte string"), (int, "big integer"),
+             (float, "float"), (list, "array"), (dict, "map"))  # fmt: skip
+    return "<" + next((k for t, k in kinds if isinstance(key, t)), "tag or simple value") + ">"
 
 
 def expect_uint(value: Any, what: str, maximum: int = 2**64 - 1) -> int:
