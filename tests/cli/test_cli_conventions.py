@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from .conftest import CliWorld
@@ -195,3 +196,12 @@ def test_one_chip_is_one_chip(cw: CliWorld, tmp_path: Path) -> None:
     assert "lot L: 1 chip of family" in out
     shown = ok("chip", "show", "--farm", tmp_path / "f.farm", "--lot", "L").stdout
     assert shown.startswith("lot L: 1 chip\n")
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if isinstance(COMMANDS[p], click.Group)], ids=ids)
+def test_a_group_given_no_command_shows_its_help(path: Path_) -> None:
+    """Not an error line holding the whole help text: the help itself, as click shows it."""
+    result = run(*path)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Usage: trustprov {' '.join(path)}".rstrip())
+    assert "error:" not in result.stderr

@@ -179,7 +179,11 @@ def _sentence(message: str) -> str:
 
 
 def _usage_error(e: click.UsageError) -> NoReturn:
-    """One line, exit 2: what is wrong and where the command's help is (click prints three)."""
+    """One line, exit 2: what is wrong and where the command's help is (click prints three).
+    A group given no command is not an error of a line: it shows its help, as click does."""
+    if isinstance(e, click.exceptions.NoArgsIsHelpError):
+        e.show()
+        raise click.exceptions.Exit(e.exit_code)
     where = f"; see '{e.ctx.command_path} --help'" if e.ctx is not None else ""
     click.echo(f"error: {_sentence(e.format_message())}{where}", err=True)
     raise click.exceptions.Exit(EXIT_USAGE)
