@@ -53,9 +53,9 @@ def assert_clean(line: str) -> None:
 @pytest.mark.parametrize("path", ALL, ids=ids)
 def test_a_usage_error_is_one_line_naming_the_help(path: Path_) -> None:
     line = assert_error(run(*path, "--no-such-option"), exit_code=2)
-    assert f"see 'trustprov {' '.join(path)} --help'".replace("  ", " ") in line.replace(
-        "trustprov  ", "trustprov "
-    )
+    command = " ".join(("trustprov", *path))
+    assert line.endswith(f"; see '{command} --help'"), line
+    assert "--no-such-option" in line
     assert_clean(line)
 
 
