@@ -175,7 +175,7 @@ class _StderrHandler(logging.Handler):
 
 
 COMMON_HELP = {
-    "verbose": "Log to stderr: -v the steps, -vv also each chip and input file (debug).",
+    "verbose": "Log to stderr: -v events (info), -vv also each chip and input file (debug).",
     "quiet": "No progress bar or status lines on stderr; warnings and errors only.",
     "debug": "On an error, also print its traceback (for a bug report).",
 }
