@@ -38,6 +38,12 @@ from .runs import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _in_a_scratch_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad argument that a command takes for a path writes there, never into the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.mark.parametrize("path", LEAVES, ids=ids)
 def test_every_command_with_a_result_takes_json(path: Path_) -> None:
     if path in NO_RESULT:

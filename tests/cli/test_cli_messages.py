@@ -34,6 +34,13 @@ from .runs import (
     regen_run,
 )
 
+
+@pytest.fixture(autouse=True)
+def _in_a_scratch_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad argument that a command takes for a path writes there, never into the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 # -- usage errors and messages ------------------------------------------------------------------
 CLASS_NAME = re.compile(r"\b[A-Z][a-z]+(?:[A-Z][a-z0-9]+)+\b|\b\w*(?:Error|Exception)\b")
 #: CamelCase words that are names of standards, not of classes
