@@ -547,3 +547,10 @@ def test_report_of_an_unknown_lot(cw: CliWorld, tmp_path: Path) -> None:
     assert_error(run("cm", "report", "--records", url, "--lot", "LOT-Z"), exit_code=2)
     missing_dir = tmp_path / "no" / "lot.csv"
     assert_error(run("cm", "report", "--records", url, "--csv", missing_dir), exit_code=2)
+
+
+def test_icm_key_without_a_manifest_is_refused_not_ignored(cw: CliWorld, tmp_path: Path) -> None:
+    farm = cw.fresh_farm(tmp_path)
+    key = cw.a.icm / "lot-signing.pub.pem"
+    assert_error(run(*_job(cw, farm), "--icm-key", key), exit_code=2, match="--manifest")
+    assert not (tmp_path / "records.sqlite").exists()

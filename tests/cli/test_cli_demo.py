@@ -95,3 +95,28 @@ def test_demo_zero_chips_is_a_usage_error(tmp_path: Path) -> None:
     assert_no_crash(result)
     assert result.exit_code == 2
     assert not (tmp_path / "run").exists()
+
+
+def test_demo_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    assert_error(run("demo", "--chips", "1", "--out", tmp_path / "link"), exit_code=2, match="link")
+    assert list(target.iterdir()) == []
+
+
+def test_demo_never_creates_missing_parents(tmp_path: Path) -> None:
+    out = tmp_path / "no" / "such" / "run"
+    assert_error(run("demo", "--chips", "1", "--out", out), exit_code=2, match="does not exist")
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_failed_demo_leaves_nothing_behind(tmp_path: Path, existing: bool) -> None:
+    """Bad --icm-keys fails after the sample assets are written: they go too."""
+    out = tmp_path / "run"
+    if existing:
+        out.mkdir()
+    assert_error(run("demo", "--chips", "1", "--out", out, "--icm-keys", "garbage"), exit_code=2)
+    assert snapshot(out) == {}  # gone, or (given empty) empty again
+    assert out.exists() == existing

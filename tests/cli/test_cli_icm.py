@@ -199,6 +199,9 @@ SIGN_ERRORS: dict[str, tuple[Callable[[CliWorld, Path], list[str | Path]], int |
     "icm-without-signing-key": (lambda cw, t: ["--icm", _icm_without_signing_key(cw, t)], 2),
     "alg-other-than-the-icm-key": (lambda cw, _t: ["--icm", cw.a.icm, "--alg", "ES384"], None),
     "alg-eddsa-on-ec-key": (lambda cw, _t: ["--icm", cw.a.icm, "--alg", "EdDSA"], None),
+    # bad input, refused before any work (it was a malformed-software exit 1)
+    "empty-version": (lambda cw, _t: ["--icm", cw.a.icm, "--version", ""], 2),
+    "unprintable-version": (lambda cw, _t: ["--icm", cw.a.icm, "--version", "1\n2"], 2),
 }
 
 

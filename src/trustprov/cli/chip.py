@@ -7,8 +7,10 @@ from typing import Any
 
 import click
 
+from trustprov.cli import artifacts as expect
+from trustprov.cli.artifacts import inputs
 from trustprov.cli.conformance import conformance
-from trustprov.cli.options import emit_json, parse_uid, path_option
+from trustprov.cli.options import emit_json, parse_uid, path_option, plural
 from trustprov.cli.serve import serve
 
 
@@ -76,6 +78,7 @@ def _pem(spki_der: bytes | None) -> str | None:
 
 
 @chip.command(short_help="Show a chip, or the chips of a lot (secrets redacted).")
+@inputs(farm=expect.FARM)
 @path_option("--farm", help="The chip farm.")
 @click.option("--chip", "uid", default=None, help="Chip UID (hex).")
 @click.option("--lot", default=None, help="List the chips of this lot instead.")
@@ -132,6 +135,6 @@ def _show_lot(farm_link: Any, farm: Path, lot: str, as_json: bool) -> None:
     if as_json:
         emit_json({"lot": lot, "chips": chips})
         return
-    click.echo(f"lot {lot}: {len(chips)} chips")
+    click.echo(f"lot {lot}: {plural(len(chips), 'chip')}")
     for c in chips:
         click.echo(f"  {c['uid']}  {c['lifecycle']}")

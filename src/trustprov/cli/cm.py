@@ -7,7 +7,20 @@ from pathlib import Path
 
 import click
 
-from trustprov.cli.options import EXIT_FAILED, emit_json, force_option, path_option
+from trustprov.cli import artifacts as expect
+from trustprov.cli.artifacts import inputs, precheck
+from trustprov.cli.options import (
+    EXIT_FAILED,
+    emit_json,
+    force_option,
+    json_option,
+    path_option,
+    plural,
+    progress_enabled,
+    records_options,
+    records_url,
+    status,
+)
 from trustprov.errors import InputError
 
 # the production line (SQLAlchemy), the progress bar (rich) and the roles are imported by each
@@ -20,6 +33,15 @@ def cm() -> None:
 
 
 @cm.command(short_help="Provision every chip of a lot (FIG. 3); resumable.")
+@inputs(
+    farm=expect.FARM,
+    manifest=expect.LOT_MANIFEST,
+    software=expect.SOFTWARE,
+    share=expect.OEM_SHARE,
+    bundle=expect.BUNDLE,
+    auth=expect.AUTH,
+    icm_key=expect.PUBLIC_KEY,
+)
 @click.option("--farm", type=click.Path(path_type=Path), help="The chip farm (in-process chips).")
 @click.option(
     "--manifest",
@@ -77,7 +99,7 @@ def cm() -> None:
     help="Stop the lot when this many chips in a row fail with the same error (0: never); "
     "the chips not attempted stay pending [default: 10].",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print this run's summary as JSON.")
+@json_option("this run's summary")
 def provision(
     farm: Path | None,
     manifest: Path | None,
@@ -110,6 +132,9 @@ def provision(
     from trustprov.line.stopping import STOP_AFTER, LineAborted  # noqa: PLC0415 - lazy
     from trustprov.roles.cm import Job  # noqa: PLC0415 - lazy: start-up
 
+    if icm_key is not None and manifest is None:
+        # it would check nothing: in-process chips come with no lot manifest to check
+        raise InputError("--icm-key checks the signature of --manifest; give it with --manifest")
     wire = check_wire_options(farm, manifest, boards, port)
     job = Job.load(software, share, bundle, auth)
     where = manifest if manifest is not None else farm
@@ -117,7 +142,7 @@ def provision(
     url = records or f"sqlite:///{(where.resolve().parent / 'records.sqlite')}"
     stop = STOP_AFTER if stop_after is None else stop_after
     try:
-        with LineProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
+        with LineProgress(enabled=progress_enabled(as_json)) as progress:
             summary = (
                 provision_wire(
                     wire,
@@ -163,7 +188,8 @@ def provision(
             if n
         )
         click.echo(
-            f"lot {summary.lot}: {summary.chips} chips, {summary.provisioned} provisioned, "
+            f"lot {summary.lot}: {plural(summary.chips, 'chip')}, "
+            f"{summary.provisioned} provisioned, "
             f"{summary.already_provisioned} already provisioned, {summary.failed} failed"
             f"{extra} in {summary.seconds:.1f} s by station {summary.station}; "
             f"records: {summary.records}"
@@ -182,9 +208,16 @@ def provision(
 
 
 @cm.command(short_help="Report a lot from its records: yield, failures, pending.")
-@click.option("--records", required=True, help="Records store: sqlite:///PATH or postgresql://...")
+@records_options
 @click.option("--lot", default=None, help="Lot to report [default: the only lot].")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--bundle",
+    "bundle_id",
+    default=None,
+    help="Report the job of this bundle (its id, or a unique prefix of it; or the bundle file) "
+    "[default: the lot's latest].",
+)
+@json_option("the report")
 @click.option(
     "--csv",
     "csv_path",
@@ -202,8 +235,10 @@ def provision(
 )
 @force_option("--csv or --html file")
 def report(
-    records: str,
+    records: str | None,
+    where: Path | None,
     lot: str | None,
+    bundle_id: str | None,
     as_json: bool,
     csv_path: Path | None,
     html_path: Path | None,
@@ -219,9 +254,15 @@ def report(
         from trustprov.dashboard.report import check_html_path  # noqa: PLC0415 - lazy: start-up
 
         check_html_path(html_path, force=force)
-    with RecordStore(records, create=False, read_only=True) as store:
-        r = lot_report(store, lot)
-        rows = write_csv(store, r.lot, csv_path, force=force) if csv_path is not None else None
+    url = records_url(records, where)
+    bundle = _bundle_id(bundle_id)
+    with RecordStore(url, create=False, read_only=True) as store:
+        r = lot_report(store, lot, bundle)
+        rows = (
+            write_csv(store, r.lot, csv_path, force=force, bundle=r.bundle_id)
+            if csv_path is not None
+            else None
+        )
         if html_path is not None:
             from trustprov.dashboard.report import write_html  # noqa: PLC0415 - lazy: start-up
 
@@ -231,18 +272,18 @@ def report(
     if as_json:
         emit_json(r.to_json())
         return
-    y = f"{r.yield_percent} %" if r.yield_percent is not None else "-"
     t = r.total
-    click.echo(f"lot {r.lot}, bundle {r.bundle_id}: {r.chips} chips")
+    click.echo(f"lot {r.lot}, bundle {r.bundle_id}: {plural(r.chips, 'chip')}")
     click.echo(
         f"  {t.provisioned} provisioned, {t.already_provisioned} already provisioned, "
-        f"{t.failed} failed, {r.pending} pending ({r.in_progress} in progress); yield {y}"
+        f"{t.failed} failed, {r.pending} pending ({r.in_progress} in progress)"
     )
+    click.echo(f"  {r.yield_line()}")
     if r.failures:
         click.echo("  failures: " + ", ".join(f"{c} {n}" for c, n in sorted(r.failures.items())))
     for name, s in sorted(r.stations.items()):
         click.echo(
-            f"  station {name}: {s.chips} chips ({s.provisioned} provisioned, "
+            f"  station {name}: {plural(s.chips, 'chip')} ({s.provisioned} provisioned, "
             f"{s.already_provisioned} already provisioned, {s.failed} failed)"
         )
     if r.throughput:
@@ -253,7 +294,9 @@ def report(
                 f"{b.chips / b.seconds:>8.1f} chips/s"
             )
     if r.other_bundles:
-        click.echo(f"  earlier bundles of this lot: {', '.join(r.other_bundles)}")
+        click.echo(
+            f"  other bundles of this lot: {', '.join(r.other_bundles)} (cm report --bundle ID)"
+        )
     if rows is not None:
         click.echo(f"  {rows} chips written to {csv_path}")
     if html_path is not None:
@@ -261,7 +304,7 @@ def report(
 
 
 @cm.command(short_help="Export the chips' signed receipts for the OEM.")
-@click.option("--records", required=True, help="Records store: sqlite:///PATH or postgresql://...")
+@records_options
 @click.option("--lot", default=None, help="Only this lot's receipts [default: every lot].")
 @click.option(
     "--out",
@@ -278,13 +321,50 @@ def report(
     help="A CBOR sequence of the receipts (RFC 8742), or JSON lines.",
 )
 @force_option("--out file")
-def receipts(records: str, lot: str | None, out: Path, fmt: str, force: bool) -> None:
+@json_option("how many receipts were written, and where")
+def receipts(
+    records: str | None,
+    where: Path | None,
+    lot: str | None,
+    out: Path,
+    fmt: str,
+    force: bool,
+    as_json: bool,
+) -> None:
     """Write every receipt the chips signed when they installed the bundle. A chip settled as
     already provisioned (it held the bundle before this run) signed none in this run."""
     from trustprov.line.receipts import export_receipts  # noqa: PLC0415 - lazy: start-up
     from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
 
-    with RecordStore(records, create=False, read_only=True) as store:
+    if as_json and str(out) == "-":
+        raise InputError("--json and --out - both write to standard output; give one")
+    url = records_url(records, where)
+    with RecordStore(url, create=False, read_only=True) as store:
         n = export_receipts(store, lot, out, "jsonl" if fmt == "jsonl" else "cbor-seq", force=force)
-    if str(out) != "-":
-        click.echo(f"{n} receipts written to {out}", err=True)
+    if as_json:
+        emit_json({"receipts": n, "out": str(out), "format": fmt, "lot": lot})
+    elif str(out) != "-":
+        status(f"{n} receipts written to {out}")
+
+
+def _bundle_id(given: str | None) -> str | None:
+    """--bundle as a bundle id (hex, or a prefix) or a bundle file, whose id is read from it."""
+    if given is None:
+        return None
+    path = Path(given)
+    if path.is_file():
+        from trustprov.errors import FormatError  # noqa: PLC0415 - lazy: start-up
+        from trustprov.formats.bundle import Bundle  # noqa: PLC0415 - lazy: start-up
+        from trustprov.formats.limits import LIMITS  # noqa: PLC0415 - lazy: start-up
+        from trustprov.roles.files import read_bytes  # noqa: PLC0415 - lazy: start-up
+
+        precheck(path, expect.BUNDLE)  # another artifact: named for what it is
+        try:
+            data = read_bytes(path, limit=LIMITS.bundle, what="bundle")
+            return Bundle.from_bytes(data).manifest.bundle_id.hex()
+        except (FormatError, InputError) as e:
+            raise InputError(f"--bundle {path}: not a sealed bundle ({e.message})") from e
+    text = given.lower()
+    if not text or any(c not in "0123456789abcdef" for c in text):
+        raise InputError(f"--bundle: {given!r} is neither a bundle id (hex) nor a bundle file")
+    return text

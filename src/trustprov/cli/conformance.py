@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from trustprov.cli.options import EXIT_FAILED, emit_json
+from trustprov.cli.options import EXIT_FAILED, emit_json, json_option
 
 
 @click.command(short_help="Check the chip behind a port against the spec.")
@@ -38,7 +38,7 @@ from trustprov.cli.options import EXIT_FAILED, emit_json
     help="Seconds the chip may take to react to one frame.",
 )
 @click.option("--case", "only", multiple=True, help="Run only this case (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
+@json_option("the results")
 def conformance(
     address: str,
     code_file: Path | None,
@@ -61,6 +61,7 @@ def conformance(
     unknown = sorted(set(only) - {c.name for c in CASES})
     if unknown:
         raise InputError(f"--case: no case named {', '.join(unknown)}")
+    _check_reachable(address)
     ctx = Context(
         address,
         code=code_file.read_bytes() if code_file else None,
@@ -86,3 +87,11 @@ def conformance(
         click.echo(f"{len(results) - len(failed)} of {len(results)} cases passed")
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+def _check_reachable(address: str) -> None:
+    """A port that cannot be opened (no such device, nothing listening) is one line and exit
+    1 before any case runs, not 27 failed cases: a transport failure, not a chip's answer."""
+    from trustprov.link.address import open_stream  # noqa: PLC0415 - lazy: start-up
+
+    open_stream(address).close()

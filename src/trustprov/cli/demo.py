@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
 import click
 
 from trustprov import demo as flow
-from trustprov.cli.options import EXIT_FAILED, emit_json
+from trustprov.cli.options import EXIT_FAILED, emit_json, json_option, plural, progress_enabled
 from trustprov.cli.progress import LineProgress
 from trustprov.roles.icm import MAX_LOT
 
@@ -24,7 +25,7 @@ from trustprov.roles.icm import MAX_LOT
 @click.option(
     "--jobs", type=click.IntRange(1, 256), default=1, show_default=True, help="CM worker processes."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
+@json_option("the summary")
 @click.option(
     "--icm-keys",
     metavar="PKCS11_URI",
@@ -33,22 +34,28 @@ from trustprov.roles.icm import MAX_LOT
 )
 def demo(chips: int, out: Path, jobs: int, as_json: bool, icm_keys: str | None) -> None:
     """Run ICM -> OEM -> CM on CHIPS virtual chips and check every chip's assets."""
-    with LineProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
-        result = flow.run(
-            out,
-            chips=chips,
-            jobs=jobs,
-            on_start=progress.start,
-            on_outcome=progress.advance,
-            icm_keys=icm_keys,
-        )
+    made = _check_out(out)
+    try:
+        with LineProgress(enabled=progress_enabled(as_json)) as progress:
+            result = flow.run(
+                out,
+                chips=chips,
+                jobs=jobs,
+                on_start=progress.start,
+                on_outcome=progress.advance,
+                icm_keys=icm_keys,
+            )
+    except BaseException:
+        _withdraw(out, made=made)
+        raise
     s = result.summary
     if as_json:
         emit_json(result.to_json())
     else:
         click.echo(f"ICM, OEM and CM artifacts in {out}")
         click.echo(
-            f"lot {s.lot}: {s.chips} chips, {s.provisioned} provisioned, {s.failed} failed "
+            f"lot {s.lot}: {plural(s.chips, 'chip')}, {s.provisioned} provisioned, "
+            f"{s.failed} failed "
             f"in {s.seconds:.2f} s ({s.chips / s.seconds:.0f} chips/s)"
         )
         click.echo(
@@ -67,3 +74,32 @@ def demo(chips: int, out: Path, jobs: int, as_json: bool, icm_keys: str | None) 
         or result.reconciliation.missing
     ):
         sys.exit(EXIT_FAILED)
+
+
+def _check_out(out: Path) -> bool:
+    """Refuse an --out that is a symbolic link or whose directory does not exist (never made
+    on the way); True when the command makes ``out`` itself."""
+    from trustprov.errors import InputError  # noqa: PLC0415 - lazy: start-up
+
+    if out.is_symlink():
+        raise InputError(f"{out} is a symbolic link; refusing to write through it")
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        raise InputError(f"cannot create {out}: its directory {parent} does not exist")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # here, not only in flow.run: _withdraw may then empty ``out`` of this run's files only
+        raise InputError(f"{out} exists and is not empty; give a new directory")
+    return not out.exists()
+
+
+def _withdraw(out: Path, *, made: bool) -> None:
+    """A run that did not finish leaves nothing behind: ``out`` was new or empty (flow.run
+    checks), so all that is in it is this run's."""
+    if made:
+        shutil.rmtree(out, ignore_errors=True)
+    elif out.is_dir() and not out.is_symlink():
+        for entry in out.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)

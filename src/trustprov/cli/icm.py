@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from trustprov import __version__
-from trustprov.cli.options import force_option, path_option
+from trustprov.cli import artifacts as expect
+from trustprov.cli.artifacts import inputs
+from trustprov.cli.options import emit_json, force_option, json_option, path_option, plural
 
 # the roles and the crypto are imported when a command runs (or, for the algorithm names, when
 # --alg is parsed or its help shown), so that `trustprov icm --help` starts fast
@@ -56,12 +58,25 @@ def icm() -> None:
     help="Make the keys inside this PKCS#11 token (pkcs11:token=...?module-path=...; the PIN "
     "from pin-source=file:..., TRUSTPROV_PKCS11_PIN or a prompt) [default: files in ICM_DIR].",
 )
-def init(icm_dir: Path, alg: str, keys: str | None) -> None:
+@json_option("the family made")
+def init(icm_dir: Path, alg: str, keys: str | None, as_json: bool) -> None:
     """Create a chip family in ICM_DIR (a new or empty directory)."""
     from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
 
     made = role.init(icm_dir, alg=alg, keys=keys)
     where = "the PKCS#11 token" if keys else "files"
+    if as_json:
+        emit_json(
+            {
+                "family": made.family_id.hex(),
+                "icm_dir": str(icm_dir),
+                "alg": alg,
+                "keys": "pkcs11" if keys else "files",
+                "prov_signing_pub": str(icm_dir / "prov-signing.pub.pem"),
+                "device_ca": str(icm_dir / "device-ca.pem"),
+            }
+        )
+        return
     click.echo(
         f"family {made.family_id.hex()}: wrote {icm_dir} ({alg} signing key, device CA; "
         f"keys in {where})"
@@ -71,12 +86,25 @@ def init(icm_dir: Path, alg: str, keys: str | None) -> None:
 @icm.command("sign-software")
 @path_option("--icm", "icm_dir", help="The ICM directory.")
 @path_option("--out", help="Where to write the signed software (COSE_Sign1; COSE_Sign if hybrid).")
-@click.option("--version", default=__version__, show_default=True, help="Version string.")
+@click.option(
+    "--version",
+    default=__version__,
+    show_default=True,
+    callback=lambda _ctx, _param, v: _version(v),
+    help="Version string (printable, 1 to 64 bytes).",
+)
 @click.option("--security-version", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
 @click.option("--alg", type=ALGS, default=None, help="Signature algorithm [default: the ICM's].")
 @force_option("--out file")
+@json_option("what was signed")
 def sign_software(
-    icm_dir: Path, out: Path, version: str, security_version: int, alg: str | None, force: bool
+    icm_dir: Path,
+    out: Path,
+    version: str,
+    security_version: int,
+    alg: str | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Sign the provisioning software with K_PRK_ICM_PROV.
 
@@ -98,6 +126,18 @@ def sign_software(
         alg=alg,
         force=force,
     )
+    if as_json:
+        emit_json(
+            {
+                "name": sw.name,
+                "version": sw.version,
+                "security_version": sw.security_version,
+                "alg": sw.alg,
+                "code_sha256": sw.code_digest.hex(),
+                "out": str(out),
+            }
+        )
+        return
     click.echo(
         f"signed {sw.name} {sw.version} (security version {sw.security_version}, {sw.alg}, "
         f"code {sw.code_digest.hex()[:16]}): {out}"
@@ -105,18 +145,52 @@ def sign_software(
 
 
 @icm.command(short_help="Make COUNT chips of a lot, each with its identity.")
+@inputs(farm=expect.FARM)
 @path_option("--icm", "icm_dir", help="The ICM directory.")
 @path_option("--farm", help="Chip farm file (created if missing).")
 @click.option("--lot", required=True, help="Lot name.")
 @click.option("--count", type=click.IntRange(min=1), required=True, help="Chips to make.")
 @path_option("--manifest", help="Where to write the lot manifest (JSON).")
 @force_option("--manifest file")
+@json_option("the lot made")
 def manufacture(
-    icm_dir: Path, farm: Path, lot: str, count: int, manifest: Path, force: bool
+    icm_dir: Path, farm: Path, lot: str, count: int, manifest: Path, force: bool, as_json: bool
 ) -> None:
     """Make COUNT chips: burn immutable memory, make identities, issue certificates."""
+    from trustprov.cli.options import progress_enabled  # noqa: PLC0415 - lazy: start-up
+    from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.lots import signature_path  # noqa: PLC0415 - lazy: start-up
 
+    icm = role.Icm.load(icm_dir)
     # the role bounds COUNT (roles.icm.MAX_LOT) and says why
-    made = role.manufacture(role.Icm.load(icm_dir), farm, lot, count, manifest, force=force)
-    click.echo(f"lot {made.lot}: {made.count} chips of family {made.family_id.hex()} in {farm}")
+    with LineProgress(enabled=progress_enabled(as_json), label="manufacturing") as progress:
+        made = role.manufacture(
+            icm, farm, lot, count, manifest, force=force, on_chip=lambda u: progress.made(u, count)
+        )
+    if as_json:
+        emit_json(
+            {
+                "lot": made.lot,
+                "chips": made.count,
+                "family": made.family_id.hex(),
+                "farm": str(farm),
+                "manifest": str(manifest),
+                "signature": str(signature_path(manifest)),
+            }
+        )
+        return
+    chips = plural(made.count, "chip")
+    click.echo(f"lot {made.lot}: {chips} of family {made.family_id.hex()} in {farm}")
+
+
+def _version(value: str) -> str:
+    """--version as the signed header takes it: a bad one is bad input, before any work."""
+    from trustprov.errors import FormatError, InputError  # noqa: PLC0415 - lazy: start-up
+    from trustprov.formats.cbor import expect_name  # noqa: PLC0415 - lazy: start-up
+    from trustprov.formats.limits import LIMITS  # noqa: PLC0415 - lazy: start-up
+
+    try:
+        return expect_name(value, "--version", LIMITS.name)
+    except FormatError as e:
+        raise InputError(e.message) from e

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from trustprov.cli.options import records_options, records_url
 
 # the web stack (Starlette, uvicorn) and SQLAlchemy are imported when the command runs, so that
 # `trustprov --help` starts fast
@@ -14,7 +18,7 @@ def line() -> None:
 
 
 @line.command(short_help="Serve a live web dashboard of the lots in a records store.")
-@click.option("--records", required=True, help="Records store: sqlite:///PATH or postgresql://...")
+@records_options
 @click.option(
     "--listen",
     default="127.0.0.1:8080",
@@ -35,13 +39,16 @@ def line() -> None:
     show_default=True,
     help="Seconds between reads of the records.",
 )
-def dashboard(records: str, listen: str, token: str | None, interval: float) -> None:
+def dashboard(
+    records: str | None, where: Path | None, listen: str, token: str | None, interval: float
+) -> None:
     """Serve a read-only web page over the records store, updated live while stations run:
     every lot's progress, ETA and yield, chips per second per station, failures by cause and
     the latest failed chips, stations that stopped reporting. GET only; stop with Ctrl-C."""
     from trustprov.dashboard.app import access_token, parse_listen, serve  # noqa: PLC0415 - lazy
     from trustprov.line.records import parse_url  # noqa: PLC0415 - lazy: start-up
 
+    records = records_url(records, where)
     host, _ = parse_listen(listen)
     shown = parse_url(records).render_as_string(hide_password=True)
     required, generated = access_token(host, token)

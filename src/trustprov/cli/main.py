@@ -1,6 +1,7 @@
 """`trustprov`: the root command, error rendering and exit codes.
 
-Exit codes: 0 success; 1 a chip refused, an artifact failed to verify, or chips failed; 2 bad
+Exit codes: 0 success; 1 a chip refused, an artifact failed to verify, or chips failed (or an
+internal error: a bug, one line asking for a report; --debug prints its traceback); 2 bad
 input or usage; 130 interrupted (SIGINT); 143 terminated (SIGTERM); 141 standard output closed
 early (a broken pipe, as in `trustprov cm report | head -1`: quietly, as a program killed by
 SIGPIPE would). Every error is one line on stderr; data goes to stdout.
@@ -9,16 +10,22 @@ SIGPIPE would). Every error is one line on stderr; data goes to stdout.
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import select
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from trustprov import __version__
-from trustprov.cli.options import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from trustprov.cli.options import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    common_options,
+    debug,
+)
 from trustprov.errors import InputError, TrustprovError
 
 #: every subcommand: (module, attribute, one-line summary). A command's module is imported only
@@ -62,9 +69,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 class TrustprovGroup(click.Group):
-    """Renders every trustprov error as one line and a non-zero exit, never a traceback.
+    """Renders every error as one line and a non-zero exit, never a traceback (but with
+    --debug): trustprov's own errors, click's usage errors and, as an internal error, a bug.
 
-    Subcommands load on first use from `COMMANDS` (a lazy group, as click's documentation shows).
+    Subcommands load on first use from `COMMANDS` (a lazy group, as click's documentation shows);
+    each gets the common options (-v/-vv, -q, --debug) as it loads, on every command of its tree.
     """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -77,7 +86,10 @@ class TrustprovGroup(click.Group):
             module, attr, _ = COMMANDS[cmd_name]
             command: click.Command = getattr(importlib.import_module(module), attr)
             self.add_command(command, cmd_name)
-        return super().get_command(ctx, cmd_name)
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            _add_common_options(found)
+        return found
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [
@@ -90,37 +102,116 @@ class TrustprovGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:  # the root's own options
+            _usage_error(e)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except click.UsageError as e:
+            _usage_error(e)
+        except click.ClickException as e:
+            _traceback()
+            click.echo(f"error: {_sentence(e.format_message())}", err=True)
+            ctx.exit(e.exit_code)
         except TrustprovError as e:
+            _traceback()
             click.echo(f"error: {e.diagnostics()}", err=True)
             ctx.exit(EXIT_USAGE if isinstance(e, InputError) else EXIT_FAILED)
         except KeyboardInterrupt:
+            _traceback()
             click.echo("error: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except OSError as e:
             if isinstance(e, BrokenPipeError) and _stdout_closed():
                 _silence_stdout()
                 ctx.exit(EXIT_BROKEN_PIPE)
+            _traceback()
             click.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
             ctx.exit(EXIT_USAGE)
+        except Exception:  # noqa: BLE001 - a bug: one line, the traceback only with --debug
+            _traceback()
+            how = "the traceback above" if debug() else "what --debug prints (its traceback)"
+            # nothing of the exception itself: a bug's message could hold anything
+            click.echo(f"error: internal error, a bug in trustprov; please report {how}", err=True)
+            ctx.exit(EXIT_FAILED)
+
+
+def _add_common_options(command: click.Command) -> None:
+    """-v, -q and --debug on ``command`` and every command below it (once)."""
+    if not any(p.name == "verbose" for p in command.params):
+        command.params.extend(common_options())
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_common_options(sub)
+
+
+#: click's wording of its number types, as a person says it ("'x' is not a valid integer range")
+_CLICK_WORDING = (
+    ("is not a valid integer range", "is not an integer"),
+    ("is not a valid float range", "is not a number"),
+    ("is not a valid float", "is not a number"),
+    ("is not a valid integer", "is not an integer"),
+)
+
+
+def _sentence(message: str) -> str:
+    """click's "Invalid value for ...: ... . Did you mean ...?" as one of our lines: lower case
+    first, its sentences joined, a suggestion in parentheses, no full stop."""
+    message = " ".join(message.split())
+    for theirs, ours in _CLICK_WORDING:
+        message = message.replace(theirs, ours)
+    main, _, suggestion = message.partition(" Did you mean")
+    parts = [p for p in main.rstrip(".").split(". ") if p]
+    out = "; ".join(p[0].lower() + p[1:] if not p[1:2].isupper() else p for p in parts)
+    return f"{out} (did you mean{suggestion})" if suggestion else out
+
+
+def _usage_error(e: click.UsageError) -> NoReturn:
+    """One line, exit 2: what is wrong and where the command's help is (click prints three).
+    A group given no command is not an error of a line: it shows its help, as click does."""
+    if isinstance(e, click.exceptions.NoArgsIsHelpError):
+        e.show()
+        raise click.exceptions.Exit(e.exit_code)
+    where = f"; see '{e.ctx.command_path} --help'" if e.ctx is not None else ""
+    click.echo(f"error: {_sentence(e.format_message())}{where}", err=True)
+    raise click.exceptions.Exit(EXIT_USAGE)
+
+
+def _traceback() -> None:
+    """With --debug, the traceback of the error being handled, on stderr, before its line."""
+    if debug():
+        import traceback  # noqa: PLC0415 - only with --debug: start-up
+
+        click.echo(traceback.format_exc().rstrip(), err=True)
 
 
 @click.group(cls=TrustprovGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="trustprov")
-@click.option("-v", "--verbose", count=True, help="Log to stderr (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+def cli() -> None:
     """Provision secret assets into chips at an untrusted contract manufacturer.
 
     Three parties: the ICM (chip maker) makes chips and signs the provisioning software; the OEM
     seals its assets on its own chip; the CM runs the signed software on every chip, which
     installs the assets. The CM never sees a key or an asset.
+
+    Every command takes -v/-vv (logs), -q (no progress or status) and --debug (a traceback on
+    an error); with --json a command prints its result as one JSON object on stdout.
     """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+
+
+cli.params.extend(common_options())
 
 
 def _stdout_closed() -> bool:

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from trustprov.cli.options import force_option, parse_uid, path_option
+from trustprov.cli import artifacts as expect
+from trustprov.cli.artifacts import inputs
+from trustprov.cli.options import (
+    emit_json,
+    force_option,
+    json_option,
+    parse_uid,
+    path_option,
+    plural,
+)
 from trustprov.cli.template import template
 
 if TYPE_CHECKING:
@@ -32,6 +41,7 @@ def oem() -> None:
 
 
 @oem.command("verify-software", short_help="Verify the ICM's signature on the software.")
+@inputs(software=expect.SOFTWARE, key=expect.PUBLIC_KEY)
 @click.argument("software", type=click.Path(path_type=Path))
 @click.option(
     "--key",
@@ -40,11 +50,26 @@ def oem() -> None:
     multiple=True,
     help="K_PUK_ICM_PROV (prov-signing.pub.pem from the ICM); a hybrid takes each of its keys.",
 )
-def verify_software(software: Path, key: tuple[Path, ...]) -> None:
+@json_option("the verified software's header")
+def verify_software(software: Path, key: tuple[Path, ...], as_json: bool) -> None:
     """Verify the ICM's signature on SOFTWARE; exit non-zero unless it verifies."""
     from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
 
     sw = role.verify_software(software, key)
+    if as_json:
+        emit_json(
+            {
+                "verified": True,
+                "software": str(software),
+                "name": sw.name,
+                "version": sw.version,
+                "security_version": sw.security_version,
+                "alg": sw.alg,
+                "code_sha256": sw.code_digest.hex(),
+                "keys": [str(k) for k in key],
+            }
+        )
+        return
     click.echo(
         f"OK: {sw.name} {sw.version}, security version {sw.security_version}, {sw.alg}, "
         f"code sha256 {sw.code_digest.hex()}"
@@ -52,14 +77,22 @@ def verify_software(software: Path, key: tuple[Path, ...]) -> None:
 
 
 @oem.command(short_help="Make the OEM's keys on its chip, seal a bundle (FIG. 2).")
+@inputs(farm=expect.FARM, software=expect.SOFTWARE, assets=expect.ASSET_LIST, auth=expect.AUTH)
 @path_option("--farm", help="Farm holding the OEM's provisioning chip.")
 @click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
 @path_option("--software", help="The signed provisioning software.")
 @path_option("--assets", help="The asset list (TOML).")
 @path_option("--out", help="OEM_DIR to create (new or empty).")
 @_AUTH
+@json_option("the bundle made")
 def keygen(
-    farm: Path, uid: str, software: Path, assets: Path, out: Path, auth: Path | None
+    farm: Path,
+    uid: str,
+    software: Path,
+    assets: Path,
+    out: Path,
+    auth: Path | None,
+    as_json: bool,
 ) -> None:
     """FIG. 2: make the OEM's keys on its chip and seal the assets into a bundle."""
     from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
@@ -73,10 +106,17 @@ def keygen(
         out=out,
         auth=auth,
     )
-    _report(result, out)
+    _report(result, out, as_json=as_json)
 
 
 @oem.command(short_help="Rebuild the OEM's keys, seal new assets (FIG. 4).")
+@inputs(
+    farm=expect.FARM,
+    software=expect.SOFTWARE,
+    state=expect.OEM_STATE,
+    assets=expect.ASSET_LIST,
+    auth=expect.AUTH,
+)
 @path_option("--farm", help="Farm holding the OEM's provisioning chip.")
 @click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
 @path_option("--software", help="The signed provisioning software.")
@@ -84,8 +124,16 @@ def keygen(
 @path_option("--assets", help="The asset list (TOML).")
 @path_option("--out", help="Directory to create (new or empty).")
 @_AUTH
+@json_option("the bundle made")
 def regen(
-    farm: Path, uid: str, software: Path, state: Path, assets: Path, out: Path, auth: Path | None
+    farm: Path,
+    uid: str,
+    software: Path,
+    state: Path,
+    assets: Path,
+    out: Path,
+    auth: Path | None,
+    as_json: bool,
 ) -> None:
     """FIG. 4: rebuild the same keys and seal new or regenerated assets."""
     from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
@@ -100,10 +148,11 @@ def regen(
         out=out,
         auth=auth,
     )
-    _report(result, out)
+    _report(result, out, as_json=as_json)
 
 
 @oem.command(short_help="Authorize the chips of ICM-signed lots (AUTH for keygen and the CM).")
+@inputs(lots=expect.LOT_MANIFEST, icm_key=expect.PUBLIC_KEY)
 @click.option(
     "--lot",
     "lots",
@@ -121,7 +170,10 @@ def regen(
     "it each lot is checked whole under the key its signature names, not that the ICM signed it).",
 )
 @force_option("AUTH file")
-def authorize(lots: tuple[Path, ...], out: Path, icm_key: Path | None, force: bool) -> None:
+@json_option("the authorized set")
+def authorize(
+    lots: tuple[Path, ...], out: Path, icm_key: Path | None, force: bool, as_json: bool
+) -> None:
     """Verify each lot manifest's ICM signature and write the set of their chips' UIDs (a
     Merkle tree): give it to keygen or regen (--auth) and send it to the CM."""
     from trustprov.roles import authorize as role  # noqa: PLC0415 - lazy: start-up
@@ -133,22 +185,48 @@ def authorize(lots: tuple[Path, ...], out: Path, icm_key: Path | None, force: bo
             "ICM signed them",
             err=True,
         )
-    click.echo(f"authorized {len(s)} chips of {len(lots)} lot(s), root {s.root.hex()}: {out}")
+    if as_json:
+        emit_json(
+            {
+                "chips": len(s),
+                "lots": [str(p) for p in lots],
+                "root": s.root.hex(),
+                "out": str(out),
+                "icm_key_checked": icm_key is not None,
+            }
+        )
+        return
+    chips, of = plural(len(s), "chip"), plural(len(lots), "lot")
+    click.echo(f"authorized {chips} of {of}, root {s.root.hex()}: {out}")
 
 
 # `oem template` lives in its own module: it needs no role and no chip
 oem.add_command(template)
 
 
-def _report(result: role.SealResult, out: Path) -> None:
+def _report(result: role.SealResult, out: Path, *, as_json: bool) -> None:
     m = result.manifest
-    who = "any chip of the family" if m.authorized is None else f"{m.authorized.count} chips"
+    if as_json:
+        emit_json(
+            {
+                "bundle_id": m.bundle_id.hex(),
+                "family": m.family_id.hex(),
+                "epoch": m.epoch,
+                "assets": [a.name for a in m.assets],
+                "authorized": None if m.authorized is None else m.authorized.count,
+                "generated_public_keys": sorted(result.public_keys),
+                "out": str(out),
+            }
+        )
+        return
+    who = "any chip of the family" if m.authorized is None else plural(m.authorized.count, "chip")
     click.echo(
         f"bundle {m.bundle_id.hex()} (epoch {m.epoch}, {len(m.assets)} assets, for {who}): {out}"
     )
 
 
 @oem.command(short_help="Reconcile the chips' receipts against the bundle and the order.")
+@inputs(auth=expect.AUTH, ca=expect.CERTIFICATE, bundle=expect.BUNDLE, receipts=expect.RECEIPTS)
 @click.option(
     "--auth",
     type=click.Path(path_type=Path),
@@ -159,7 +237,7 @@ def _report(result: role.SealResult, out: Path) -> None:
 @path_option("--ca", help="The ICM's device CA certificate (PEM or DER).")
 @path_option("--bundle", help="The OEM's sealed bundle.")
 @path_option("--receipts", help="The receipts of `cm receipts` (CBOR sequence or JSON lines).")
-@click.option("--json", "as_json", is_flag=True, help="Print the counts and UIDs as JSON.")
+@json_option("the counts and UIDs")
 @click.option(
     "--csv",
     "csv_path",

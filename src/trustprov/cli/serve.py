@@ -14,6 +14,8 @@ from types import FrameType
 
 import click
 
+from trustprov.cli import artifacts as expect
+from trustprov.cli.artifacts import inputs
 from trustprov.cli.options import parse_uid, path_option
 from trustprov.errors import InputError
 
@@ -31,6 +33,7 @@ def parse_listen(text: str) -> tuple[str, int] | None:
 
 
 @click.command(short_help="Serve chips over a wire: a board of sockets, or one chip on a pty.")
+@inputs(farm=expect.FARM)
 @path_option("--farm", help="The chip farm: the tray the board takes chips from.")
 @click.option("--listen", required=True, help="tcp://HOST:PORT (PORT 0: any free ports) or pty.")
 @click.option(

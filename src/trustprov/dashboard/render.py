@@ -74,7 +74,8 @@ def lot_section(r: LotReport, view: LotView | None = None) -> str:
         f"({100 * settled / r.chips if r.chips else 0:.1f} %)</p>",
         rate,
         "<table><tr><th>chips</th><th>provisioned</th><th>already provisioned</th>"
-        "<th>failed</th><th>pending</th><th>in progress</th><th>yield</th></tr><tr>",
+        "<th>failed</th><th>pending</th><th>in progress</th><th>yield of the chips done</th>"
+        "<th>pending share of the lot</th></tr><tr>",
         _count("chips", r.chips),
         _count("provisioned", t.provisioned),
         _count("already_provisioned", t.already_provisioned),
@@ -82,6 +83,8 @@ def lot_section(r: LotReport, view: LotView | None = None) -> str:
         _count("pending", r.pending),
         _count("in_progress", r.in_progress),
         _count("yield_percent", y),
+        # a share, not a count: data-count holds the report's counts, one for one
+        f'<td data-share="pending">{r.pending_percent} %</td>',
         "</tr></table>",
     ]
     if r.failures:

@@ -29,7 +29,7 @@ def check_html_path(path: Path, *, force: bool) -> None:
 
 def write_html(store: RecordStore, report: LotReport, path: Path, *, force: bool = False) -> None:
     check_html_path(path, force=force)
-    ref, _ = find_job(store, report.lot)
+    ref, _ = find_job(store, report.lot, report.bundle_id)
     with store.transaction() as c:
         failures = latest_failures(c, ref)
     page = report_page(report, failures, datetime.datetime.now(datetime.UTC))

@@ -184,7 +184,8 @@ def _check_types(value: Any, what: str) -> int:
                 raise FormatError(f"{what}: integer outside CBOR's 64-bit range")
             continue
         if t is not list and t is not dict and t is not cbor2.CBORTag:
-            raise FormatError(f"{what}: CBOR item of a kind trustprov does not use ({t.__name__})")
+            kind = "a floating-point number" if t is float else "a tag or simple value"
+            raise FormatError(f"{what}: a CBOR item of a kind trustprov does not use ({kind})")
         if id(v) in seen:
             raise FormatError(f"{what}: shared or self-referencing CBOR structure")
         seen.add(id(v))
@@ -233,7 +234,10 @@ def show(key: Any) -> str:
         return text[:32]
     if isinstance(key, int) and not isinstance(key, bool) and key.bit_length() <= 64:
         return str(key)
-    return f"<{type(key).__name__}>"
+    # its CBOR major type in words, never a Python class name
+    kinds = ((bool, "true/false"), (bytes, "byte string"), (int, "big integer"),
+             (float, "float"), (list, "array"), (dict, "map"))  # fmt: skip
+    return "<" + next((k for t, k in kinds if isinstance(key, t)), "tag or simple value") + ">"
 
 
 def expect_uint(value: Any, what: str, maximum: int = 2**64 - 1) -> int:

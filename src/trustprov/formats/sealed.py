@@ -67,7 +67,7 @@ class SealedValue:
             )
         )
         if expected is not None and value.kind != expected:
-            raise FormatError(f"{what}: this is a sealed {value.kind}, not a {expected}")
+            raise FormatError(f"{what}: this is {_enc(value.kind)}, not {_enc(expected)}")
         return value
 
     @classmethod
@@ -96,3 +96,8 @@ class SealedValue:
 
     def to_bytes(self) -> bytes:
         return self.message.to_bytes()
+
+
+def _enc(kind: str) -> str:
+    """A sealed value's kind as the documents name it: "rnd-share" is ENC(RND_SHARE)."""
+    return f"ENC({kind.upper().replace('-', '_')})"

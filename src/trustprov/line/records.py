@@ -181,7 +181,7 @@ def parse_url(text: str) -> URL:
 
 def _first_line(e: BaseException) -> str:
     text = str(getattr(e, "orig", None) or e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return text.splitlines()[0] if text else "no message from the database driver"
 
 
 def _utc(ts: float) -> datetime.datetime:

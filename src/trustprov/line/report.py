@@ -2,6 +2,10 @@
 
 Read-only. Counts come from the final records (`results`) and the chips' states (`lot_chips`),
 never from the attempt log, so a resumed or shared lot counts every chip exactly once.
+
+The yield is of the chips done (those with a final record), never of the lot: a lot with most of
+its chips pending has no "100 %" yield, so every rendering of it (`yield_line`, the dashboard,
+the HTML report) says "of the chips done" and shows the pending share beside it.
 """
 
 from __future__ import annotations
@@ -100,8 +104,22 @@ class LotReport:
 
     @property
     def yield_percent(self) -> float | None:
+        """Good chips as a share of the chips done (with a final record); None before any."""
         settled = self.total.chips
         return round(100 * self.good / settled, 2) if settled else None
+
+    @property
+    def pending_percent(self) -> float:
+        """The lot's chips not done yet, as a share of the lot."""
+        return round(100 * self.pending / self.chips, 2) if self.chips else 0.0
+
+    def yield_line(self) -> str:
+        """The yield as a person must read it: of the chips done, with the share still pending."""
+        done = self.total.chips
+        if not done:
+            return f"yield -: no chip done yet, {self.pending} of {self.chips} pending"
+        pending = f"; {self.pending_percent} % of the lot pending" if self.pending else ""
+        return f"yield {self.yield_percent} % of the {done} chips done ({self.good} good){pending}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,7 +131,9 @@ class LotReport:
             "failed": self.total.failed,
             "pending": self.pending,
             "in_progress": self.in_progress,
-            "yield_percent": self.yield_percent,
+            "yield_percent": self.yield_percent,  # of the chips done, not of the lot
+            "done": self.total.chips,
+            "pending_percent": self.pending_percent,
             "failures": dict(sorted(self.failures.items())),
             "stations": {name: s.to_json() for name, s in sorted(self.stations.items())},
             "throughput": [b.to_json() for b in self.throughput],
@@ -121,21 +141,51 @@ class LotReport:
         }
 
 
-def find_job(store: RecordStore, lot: str | None) -> tuple[JobRef, list[str]]:
-    """The latest job of ``lot`` (or of the only lot of the store), and the other bundles."""
+def find_job(
+    store: RecordStore, lot: str | None, bundle: str | None = None
+) -> tuple[JobRef, list[str]]:
+    """The job of ``lot`` (or of the only lot of the store; with ``bundle``, of the only lot
+    that bundle was applied to) and the lot's other bundles. The latest job by default; with
+    ``bundle`` (a bundle id in hex, or a unique prefix of one) the job of that bundle, an
+    earlier one included."""
     found = store.find_jobs(lot)
     if not found:
         where = f"no lot {lot!r}" if lot is not None else "no lot"
         raise InputError(f"{where} in the records at {store.url}")
+    if bundle is not None:
+        found = _of_bundle(store, found, lot, bundle.lower())
     lots = sorted({j.lot for j in found})
     if len(lots) > 1:
         shown = ", ".join(lots[:10]) + (", ..." if len(lots) > 10 else "")
         raise InputError(f"the records hold {len(lots)} lots ({shown}); choose one with --lot")
+    if bundle is not None:
+        ref = found[-1]
+        others = [j.bundle_id for j in store.find_jobs(ref.lot) if j.id != ref.id]
+        return ref, others
     return found[-1], [j.bundle_id for j in found[:-1]]
 
 
-def lot_report(store: RecordStore, lot: str | None = None) -> LotReport:
-    ref, others = find_job(store, lot)
+def _of_bundle(
+    store: RecordStore, jobs: list[JobRef], lot: str | None, bundle: str
+) -> list[JobRef]:
+    """The jobs of ``bundle`` among ``jobs``: at most one per lot (a bundle is applied to a lot
+    once), and exactly one bundle id matching."""
+    matching = [j for j in jobs if j.bundle_id.startswith(bundle)]
+    ids = sorted({j.bundle_id for j in matching})
+    where = f"lot {lot!r}" if lot is not None else "any lot"
+    if not ids:
+        held = ", ".join(sorted({j.bundle_id for j in jobs})[:10])
+        raise InputError(
+            f"no bundle {bundle} for {where} in the records at {store.url} (they hold {held})"
+        )
+    if len(ids) > 1:
+        raise InputError(f"--bundle {bundle} matches {len(ids)} bundles; give more of its id")
+    return matching
+
+
+def lot_report(store: RecordStore, lot: str | None = None, bundle: str | None = None) -> LotReport:
+    """The report of a lot's latest job, or with ``bundle`` of that bundle's job (`find_job`)."""
+    ref, others = find_job(store, lot, bundle)
     report = lot_counts(store, ref, others)
     mine = results.c.job_id == ref.id
     if store.dialect == "postgresql":
@@ -204,11 +254,18 @@ def buckets(per_second: list[tuple[int, int]]) -> list[Bucket]:
     return out
 
 
-def write_csv(store: RecordStore, lot: str | None, path: Path, *, force: bool = False) -> int:
-    """One row per chip of the lot: its final record, or its state if it has none. Written
-    atomically (``-``: to standard output); returns the rows written. An existing file is
-    replaced only with ``force``."""
-    ref, _ = find_job(store, lot)
+def write_csv(
+    store: RecordStore,
+    lot: str | None,
+    path: Path,
+    *,
+    force: bool = False,
+    bundle: str | None = None,
+) -> int:
+    """One row per chip of the lot (of the job of ``bundle``, if given): its final record, or
+    its state if it has none. Written atomically (``-``: to standard output); returns the rows
+    written. An existing file is replaced only with ``force``."""
+    ref, _ = find_job(store, lot, bundle)
     path = Path(path)
     if str(path) != STDOUT:
         if not path.resolve().parent.is_dir():

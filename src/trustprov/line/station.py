@@ -269,7 +269,7 @@ def _outcomes(f: Future[list[Outcome]]) -> list[Outcome]:
     except TrustprovError:
         raise
     except Exception as e:
-        raise StationError(f"a worker failed: {type(e).__name__}: {e}") from e
+        raise StationError(f"a worker failed: {e or 'no message'}") from e
 
 
 def _lot_uids(

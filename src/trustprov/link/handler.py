@@ -78,7 +78,7 @@ class BoardClient:
         except OSError as e:
             self.close()
             raise TransportError(
-                f"board {self.address} does not answer ({e.strerror or type(e).__name__})",
+                f"board {self.address} does not answer ({e.strerror or e or 'no answer'})",
                 code="board-down",
             ) from e
         try:

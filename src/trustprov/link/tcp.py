@@ -40,7 +40,7 @@ class TcpStream:
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as e:
             raise TransportError(
-                f"cannot connect to tcp://{host}:{port}: {e.strerror or type(e).__name__}",
+                f"cannot connect to tcp://{host}:{port}: {e.strerror or e or 'no answer'}",
                 code="link-closed",
             ) from e
         return cls(sock)

@@ -412,9 +412,13 @@ def _keys(table: dict[str, Any], what: str, required: set[str], optional: set[st
     cbor.expect_map(table, what, required, optional)
 
 
+#: TOML's types as a person says them ("an integer", never "a int")
+_TYPE_WORDS = {int: "an integer", str: "a string", bool: "true or false", dict: "a table"}
+
+
 def _typed(value: Any, typ: type, what: str) -> Any:
     if not isinstance(value, typ) or isinstance(value, bool):
-        raise FormatError(f"{what} must be a {typ.__name__}")
+        raise FormatError(f"{what} must be {_TYPE_WORDS.get(typ, 'of another type')}")
     return value
 
 

@@ -35,3 +35,32 @@ class Description:
 
 #: reads a records store (an SQLite file that is not a farm); None if it is not one either
 DatabaseReader = Callable[[Path], Description | None]
+
+
+#: each kind of `Description`, as the noun of "FILE: this is ..., not ..."
+_IT_IS = {
+    "software": "signed provisioning software",
+    "lot-signature": "the ICM's signature of a lot manifest (LOT_JSON.cose)",
+    "receipts": "chip receipts (cm receipts)",
+    "manifest": "a bundle's manifest alone",
+    "bundle": "a sealed bundle",
+    "authorized-set": "an authorized set (AUTH, oem authorize)",
+    "family-secrets": "the ICM's family secrets",
+    "private-key": "a private key",
+    "public-key": "a public key",
+    "certificate": "an X.509 certificate",
+    "icm-metadata": "the ICM's icm.json",
+    "oem-metadata": "the OEM's oem.json",
+    "run-summary": "a provisioning run's summary",
+    "lot-manifest": "a lot manifest (icm manufacture)",
+    "asset-list": "an asset list",
+    "farm": "a chip farm",
+    "records": "a records store",
+}
+
+
+def what_it_is(found: Description) -> str:
+    """``found`` named as a person names it: a sealed value by what it seals, ENC(RND_SHARE)."""
+    if found.kind == "sealed-value":
+        return f"ENC({str(found.fields.get('value', '?')).upper().replace('-', '_')})"
+    return _IT_IS.get(found.kind, found.what)

@@ -149,7 +149,7 @@ class Icm:
             if len(family_id) != FAMILY_ID_LEN:
                 raise ValueError("family id length")
         except (ValueError, KeyError, TypeError) as e:
-            raise InputError(f"{path}: ICM directory is damaged ({type(e).__name__})") from e
+            raise InputError(f"{path}: ICM directory is damaged (icm.json)") from e
         if alg not in SUITES:
             raise InputError(f"{path}: ICM directory is damaged (signing suite)")
         secrets = load_secrets(meta, family_id, path)
@@ -373,8 +373,10 @@ def manufacture(
     rng: Random = os.urandom,
     now: Clock = utc_now,
     force: bool = False,
+    on_chip: Callable[[bytes], None] | None = None,
 ) -> MadeLot:
-    """Make ``count`` chips of the family into lot ``lot``: burn, identity, certificate.
+    """Make ``count`` chips of the family into lot ``lot``: burn, identity, certificate;
+    ``on_chip`` is told each chip's UID as it is made (a progress bar).
 
     The whole lot is one farm transaction, and its manifest is written chip by chip into a file
     that appears at ``manifest_path`` only when complete, before the transaction commits: a
@@ -422,6 +424,8 @@ def manufacture(
                             chip.store_certificate(cert.public_bytes(serialization.Encoding.DER))
                         manifest.add(uid, cert)
                         uids.append(uid)
+                        if on_chip is not None:
+                            on_chip(uid)
                     manifest.finish()
                     signature = LotSignature.sign(
                         icm.lot_key,

@@ -15,6 +15,10 @@ Invariants:
 - input that is no trustprov artifact, or a damaged one, is an `InputError` naming the file and,
   where recognised, what the file is; a signature or certificate that fails the check asked for
   is a `VerificationError`.
+
+The same recogniser names what a file is when a command is given the wrong one (`sniff_file`,
+`description.what_it_is`, cli/artifacts.py): "FILE: this is signed provisioning software, not a
+sealed bundle".
 """
 
 from __future__ import annotations
@@ -91,6 +95,21 @@ def describe(
         return reader(path)
     except FormatError as e:
         raise InputError(f"{path}: a damaged {_what(kind)} ({e.message})") from e
+
+
+def sniff_file(path: Path) -> str:
+    """The kind the first bytes of ``path`` announce (a coarse kind: "software" is any
+    COSE_Sign1, "json" any JSON object, "sqlite" a farm or a records store); "unknown" if none,
+    or if the file cannot be read (its reader then says why)."""
+    try:
+        return _sniff(_head(Path(path)))
+    except InputError:
+        return "unknown"
+
+
+def sniffed_what(kind: str) -> str:
+    """What a coarse kind of `sniff_file` is, in words."""
+    return _what(kind)
 
 
 def _head(path: Path) -> bytes:

@@ -69,7 +69,7 @@ def _key_type(public: Any) -> str:
     try:
         return key_type_of(public)
     except AttributeError:  # RSA and other keys trustprov does not use
-        return type(public).__name__.removeprefix("_").lower()
+        return "other (a type trustprov does not use)"
 
 
 def verify_lot(lot: LotManifest, ca_path: Path, path: Path | None) -> None:

@@ -65,8 +65,7 @@ def read_key_file(path: Path, key_type: str, what: str) -> bytes:
         ) from e
     if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
         raise FormatError(
-            f"{what}: {path.name} is a {type(key).__name__.removeprefix('_')} key; "
-            f"expected {expected(key_type)}"
+            f"{what}: {path.name} is {_other_kind(key)} key; expected {expected(key_type)}"
         )
     found = key_type_of(key)
     if found != key_type:
@@ -77,3 +76,23 @@ def read_key_file(path: Path, key_type: str, what: str) -> bytes:
 def _pem_label(data: bytes) -> str:
     first = data.lstrip().split(b"\n", 1)[0].decode("ascii", "replace").strip("- \r")
     return f"PEM {first.removeprefix('BEGIN ')!r}"
+
+
+def _other_kind(key: object) -> str:
+    """A private key trustprov does not take, named in words (never its class name)."""
+    from cryptography.hazmat.primitives.asymmetric import (  # noqa: PLC0415 - the error path
+        dsa,
+        ed448,
+        rsa,
+        x448,
+        x25519,
+    )
+
+    kinds = (
+        (rsa.RSAPrivateKey, "an RSA"),
+        (dsa.DSAPrivateKey, "a DSA"),
+        (ed448.Ed448PrivateKey, "an Ed448"),
+        (x25519.X25519PrivateKey, "an X25519"),
+        (x448.X448PrivateKey, "an X448"),
+    )
+    return next((words for cls, words in kinds if isinstance(key, cls)), "another type of")

@@ -17,6 +17,7 @@ costs more than a signature.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from pathlib import Path
 from typing import Any, NoReturn
@@ -45,7 +46,9 @@ _sessions: dict[tuple[str, str], Any] = {}
 
 def _fail(uri: Pkcs11Uri, what: str, e: BaseException) -> NoReturn:
     # the exception class names the PKCS#11 return value (PinIncorrect, NoSuchToken, ...)
-    raise InputError(f"PKCS#11 token {uri.token!r}: {what} ({type(e).__name__})") from e
+    # said in words: "pin incorrect", never the class name
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", type(e).__name__).lower()
+    raise InputError(f"PKCS#11 token {uri.token!r}: {what} ({words})") from e
 
 
 def session(uri: Pkcs11Uri) -> Any:
