@@ -140,6 +140,13 @@ class TrustprovGroup(click.Group):
             _traceback()
             click.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
             ctx.exit(EXIT_USAGE)
+        except MemoryError:
+            # not a bug but the machine's limit (e.g. ulimit -v): say so, never a traceback
+            _traceback()
+            click.echo(
+                "error: out of memory: the process hit its memory limit", err=True
+            )
+            ctx.exit(EXIT_FAILED)
         except Exception:  # noqa: BLE001 - a bug: one line, the traceback only with --debug
             _traceback()
             how = "the traceback above" if debug() else "what --debug prints (its traceback)"
