@@ -40,6 +40,7 @@ Bundle file: canonical CBOR array ["trustprov-bundle", 1, manifest COSE_Mac0 byt
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,7 +187,9 @@ def chunk_nonce(prefix: bytes, index: int, last: bool) -> bytes:
     return prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
 
 
+@functools.lru_cache(maxsize=256)
 def chunk_aad(bundle_id: bytes, asset_index: int) -> bytes:
+    # the same for every chip of a lot: encoded once per asset of a bundle, not per chip
     return cbor.encode(["tp-chunk", bundle_id, asset_index])
 
 
@@ -275,6 +278,14 @@ class Manifest:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Manifest:
+        """The manifest of ``payload``, checked field by field. Every chip of a lot receives
+        the same payload: the manifest of a payload already parsed in this process is that
+        parse's (immutable) result, found by the payload's bytes; the CMAC over them is each
+        chip's own."""
+        return _manifest_of(bytes(payload))
+
+    @classmethod
+    def _parse(cls, payload: bytes) -> Manifest:
         what = "manifest"
         m = cbor.expect_map(
             cbor.decode(payload, limit=LIMITS.manifest, what=what, shape=LIMITS.manifest_shape),
@@ -323,6 +334,11 @@ class Manifest:
             else Authorization.from_cbor(m["authorized"], f"{what}: authorized"),
             device_keys=device_keys,
         )
+
+
+@functools.lru_cache(maxsize=16)
+def _manifest_of(payload: bytes) -> Manifest:
+    return Manifest._parse(payload)  # a refusal raises: only good parses are kept
 
 
 @dataclass(frozen=True)
