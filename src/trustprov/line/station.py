@@ -42,7 +42,13 @@ from trustprov.line.stopping import (
     signals_blocked,
 )
 from trustprov.line.summary import LotSummary
-from trustprov.line.worker import check_job, init_worker, provision_one, work
+from trustprov.line.worker import (
+    check_job,
+    init_worker,
+    provision_one,
+    warm_allocator,
+    work,
+)
 from trustprov.link.farm import FarmLink
 from trustprov.roles.cm import Job, Outcome
 
@@ -298,6 +304,7 @@ def _run(
         line.give_back([])
         return
     assert farm_path is not None  # noqa: S101 - given without a runner
+    warm_allocator()  # the canary, and with one worker every chip, run in this process
     line.canary(farm_path)
     if line.stop.requested:
         line.give_back([])
