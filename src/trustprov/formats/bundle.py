@@ -81,10 +81,10 @@ class DeviceKeySpec:
     def to_map(self) -> dict[str, Any]:
         return {"name": self.name, "key-type": self.key_type, "slot": self.slot}
 
-    @property
+    @functools.cached_property
     def digest(self) -> bytes:
         """What stands for the key in the installed digest (docs/protocol.md 6.7): the same on
-        every chip, so a host computes it from the manifest alone."""
+        every chip, so a host computes it from the manifest alone (and once per manifest)."""
         return sha256(cbor.encode(["tp-device-key", self.name, self.key_type, self.slot]))
 
     @classmethod
