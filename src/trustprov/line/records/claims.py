@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -38,6 +38,7 @@ class RecordClaims:
     dialect: str  # "sqlite" or "postgresql"
     # (table, columns) -> the INSERT of such rows on SQLite, and each column's bind processor
     _row_inserts: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[Any, ...]]]
+    _statements: dict[tuple[object, ...], Any]  # see `_statement`
 
     def transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError  # the store's own
@@ -85,30 +86,19 @@ class RecordClaims:
     def _claim_after(
         self, c: Connection, job: JobRef, station: str, n: int, after: str
     ) -> list[str]:
-        # a CTE, evaluated once: as an IN (subquery), PostgreSQL may run the locking subquery
-        # again per row and claim more than n
-        pending = (
-            sa.select(lot_chips.c.uid)
-            .where(
-                lot_chips.c.job_id == job.id,
-                lot_chips.c.state == "pending",
-                lot_chips.c.uid > after,
-            )
-            .order_by(lot_chips.c.uid)
-            .limit(n)
-            .with_for_update(skip_locked=True)  # nothing on SQLite: one writer anyway
-            .cte("claimable")
-        )
-        # no second "state = 'pending'" here: the CTE's rows are pending and locked (PostgreSQL
-        # re-checks the condition when it locks), and the planner would drive the join from the
-        # state index, scanning every pending chip of the lot per claim
         uids = c.execute(
-            sa.update(lot_chips)
-            .where(lot_chips.c.job_id == job.id, lot_chips.c.uid == pending.c.uid)
-            .values(state="claimed", station=station, claimed_at=self._now())
-            .returning(lot_chips.c.uid)
+            self._statement(("claim", job.id, station, n), lambda: _claim(job, station, n)),
+            {"after": after, "now": self._now()},
         ).scalars()
         return sorted(uids)
+
+    def _statement(self, key: tuple[object, ...], build: Callable[[], Any]) -> Any:
+        """The statement of ``key``, built once: building one costs a batch more than
+        running it (SQLAlchemy caches the compiled SQL, not the Python expression)."""
+        stmt = self._statements.get(key)
+        if stmt is None:
+            stmt = self._statements[key] = build()
+        return stmt
 
     def claim_chip(self, job: JobRef, station: str, uid: str) -> list[Claim]:
         """Claim the one chip ``uid`` if it is pending (a chip on a bare serial port)."""
@@ -229,14 +219,8 @@ class RecordClaims:
             return self.claim(job, station, claim) if claim else []
         uids = [o.uid.hex() for o in outcomes]
         with self.transaction() as c:
-            held = set(
-                c.execute(
-                    sa.update(lot_chips)
-                    .where(_claimed_by(job, station), lot_chips.c.uid.in_(uids))
-                    .values(state="done")
-                    .returning(lot_chips.c.uid)
-                ).scalars()
-            )
+            done = self._statement(("done", job.id, station), lambda: _mark_done(job, station))
+            held = set(c.execute(done, {"uids": uids}).scalars())
             rows = [
                 {
                     "job_id": job.id,
@@ -300,3 +284,48 @@ class RecordClaims:
                 values[i] = p(values[i])
             params.append(tuple(values))
         c.exec_driver_sql(sql, params)
+
+
+def _claim(job: JobRef, station: str, n: int) -> Any:
+    """UPDATE claiming up to ``n`` pending chips of ``job`` for ``station``, from the uid after
+    :after on, at time :now; RETURNING their uids."""
+    # a CTE, evaluated once: as an IN (subquery), PostgreSQL may run the locking subquery
+    # again per row and claim more than n
+    pending = (
+        sa.select(lot_chips.c.uid)
+        .where(
+            lot_chips.c.job_id == job.id,
+            lot_chips.c.state == "pending",
+            lot_chips.c.uid > sa.bindparam("after", type_=lot_chips.c.uid.type),
+        )
+        .order_by(lot_chips.c.uid)
+        .limit(n)
+        .with_for_update(skip_locked=True)  # nothing on SQLite: one writer anyway
+        .cte("claimable")
+    )
+    # no second "state = 'pending'" here: the CTE's rows are pending and locked (PostgreSQL
+    # re-checks the condition when it locks), and the planner would drive the join from the
+    # state index, scanning every pending chip of the lot per claim
+    return (
+        sa.update(lot_chips)
+        .where(lot_chips.c.job_id == job.id, lot_chips.c.uid == pending.c.uid)
+        .values(
+            state="claimed",
+            station=station,
+            claimed_at=sa.bindparam("now", type_=lot_chips.c.claimed_at.type),
+        )
+        .returning(lot_chips.c.uid)
+    )
+
+
+def _mark_done(job: JobRef, station: str) -> Any:
+    """UPDATE marking ``done`` the chips of :uids that ``station`` holds; RETURNING them."""
+    return (
+        sa.update(lot_chips)
+        .where(
+            _claimed_by(job, station),
+            lot_chips.c.uid.in_(sa.bindparam("uids", expanding=True)),
+        )
+        .values(state="done")
+        .returning(lot_chips.c.uid)
+    )

@@ -65,6 +65,7 @@ class RecordStore(RecordClaims, RecordQueries):
         self._leases: _Leases | None = None
         self._cursor: dict[int, str] = {}  # job id -> the last uid claimed
         self._row_inserts = {}
+        self._statements = {}
         self.dialect = parsed.get_backend_name()
         self._read_only = read_only
         if self.dialect == "sqlite":
