@@ -55,6 +55,23 @@ def _rom_public_key(spki_der: bytes) -> PublicKey:
     return load_public_key(spki_der)
 
 
+_booted: tuple[bytes, SignedSoftware] | None = None  # see `_parse_image`
+
+
+def _parse_image(image: bytes) -> SignedSoftware:
+    """`SignedSoftware.from_bytes` of the boot ROM (step 1). A lot boots one image chip after
+    chip: the last image parsed in this process is kept with its parse and recognized by
+    comparing the bytes, a memcmp far below a parse. The parse is immutable; its signature
+    (step 2) is verified at every boot."""
+    global _booted  # noqa: PLW0603 - one image at a time, per process
+    last = _booted
+    if last is not None and last[0] == image:
+        return last[1]
+    software = SignedSoftware.from_bytes(image, check_code=False)
+    _booted = (image, software)
+    return software
+
+
 @dataclass(frozen=True)
 class FlashWrite:
     region: str
@@ -209,7 +226,7 @@ class Chip:
         try:  # 1.
             # the payload is not hashed on its own: the signature (2.) covers it, and "tp-code"
             # is compared with the code this chip runs (3.)
-            software = SignedSoftware.from_bytes(image, check_code=False)
+            software = _parse_image(image)
         except ArtifactError as e:
             raise ChipRefused(f"boot refused: {e.message}", code="bad-software") from e
         try:  # 2.

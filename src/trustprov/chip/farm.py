@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +51,8 @@ CREATE INDEX IF NOT EXISTS chips_by_lot ON chips (lot, uid);
 # 3: each key slot keeps its asset's manifest digest; 4: each chip's provisioning counter (OTP)
 FARM_FORMAT = "trustprov-farm-4"
 STATE_CACHE = 64  # decoded installed states kept per process (a lot shares a handful)
+LOCK_WAIT = 60.0  # seconds a write waits for another process's
+LOCK_PAUSE, LOCK_PAUSE_MAX = 20e-6, 5e-3  # its first pause, doubling up to the longest
 
 
 _ACCESS_ERRORS = (
@@ -97,6 +100,10 @@ class Farm:
         try:  # only now, on a file known to be a farm, change its journal mode
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # from now on a write waits for another process's write in `_begin`, in steps of
+            # tens of microseconds, not in SQLite's busy handler, which sleeps 1 ms at least
+            # (a chip's write holds the lock some 50 us): readers never wait under WAL
+            self._db.execute("PRAGMA busy_timeout=0")
         except sqlite3.OperationalError as e:  # read-only media: a farm, but not usable here
             self._db.close()
             raise InputError(f"cannot use chip farm {self.path}: {e}") from e
@@ -141,7 +148,7 @@ class Farm:
         self._pending_families.clear()
         self._pending_blobs.clear()
         self._pending_states.clear()
-        self._db.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             yield
             if self.before_commit is not None:
@@ -154,6 +161,25 @@ class Farm:
         self._known_blobs.update(self._pending_blobs)
         for state_id, data in self._pending_states.items():
             self._remember_state(state_id, data)
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE: take the write lock, waiting up to `LOCK_WAIT` seconds for other
+        processes of the farm (a station's workers) to let go of it."""
+        deadline, pause = 0.0, LOCK_PAUSE
+        while True:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                if not getattr(e, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                    raise
+                now = time.monotonic()
+                if not deadline:
+                    deadline = now + LOCK_WAIT
+                elif now > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(2 * pause, LOCK_PAUSE_MAX)
 
     # -- chips ------------------------------------------------------------------------------
     def add_blank(self, uid: bytes, lot: str) -> ChipState:
@@ -227,6 +253,10 @@ class Farm:
         ``seen_prov_counter``: the provisioning counter of the state the writer started from;
         the write lands only if the chip still holds it (compare-and-swap), so two chip objects
         of one chip can never both install on the same view and sign the same counter."""
+        installed = state_id = None
+        if state.installed is not None:  # encoded before the write lock is taken
+            installed = installed_bytes or state.installed.to_bytes()
+            state_id = sha256(installed)
         with self._write() as db:
             if state.immutable is not None:
                 fam = state.immutable.family_id
@@ -246,16 +276,16 @@ class Farm:
                     else:
                         db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (blob_id, data))
                     self._pending_blobs.add(blob_id)
-            state_id = None
-            if state.installed is not None:
-                installed = installed_bytes or state.installed.to_bytes()
-                state_id = sha256(installed)
-                if state_id not in self._states and state_id not in self._pending_states:
-                    db.execute(
-                        "INSERT OR IGNORE INTO installed_states VALUES (?, ?)",
-                        (state_id, installed),
-                    )
-                    self._pending_states[state_id] = installed
+            if (
+                installed is not None
+                and state_id is not None
+                and state_id not in self._states
+                and state_id not in self._pending_states
+            ):
+                db.execute(
+                    "INSERT OR IGNORE INTO installed_states VALUES (?, ?)", (state_id, installed)
+                )
+                self._pending_states[state_id] = installed
             # OTP only advances: a write that would lower the stored lifecycle, security counter
             # or provisioning counter (a chip object holding a stale view) changes no row
             updated = db.execute(

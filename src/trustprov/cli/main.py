@@ -143,9 +143,7 @@ class TrustprovGroup(click.Group):
         except MemoryError:
             # not a bug but the machine's limit (e.g. ulimit -v): say so, never a traceback
             _traceback()
-            click.echo(
-                "error: out of memory: the process hit its memory limit", err=True
-            )
+            click.echo("error: out of memory: the process hit its memory limit", err=True)
             ctx.exit(EXIT_FAILED)
         except Exception:  # noqa: BLE001 - a bug: one line, the traceback only with --debug
             _traceback()

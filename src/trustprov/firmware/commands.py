@@ -31,6 +31,7 @@ NONCE_LEN = 12
 SHARE_LEN = 32
 
 Args = dict[str, Any]
+_CHUNK_ARGS = frozenset({"asset", "index", "data", "next"})
 
 
 def _args(args: Args, required: set[str], optional: set[str] = frozenset()) -> Args:  # type: ignore[assignment]
@@ -243,15 +244,19 @@ class ProvisioningSoftware:
         return {"assets": len(self._provisioning.manifest.assets)}
 
     def cm_chunk(self, args: Args) -> Args:
-        a = _args(args, {"asset", "index", "data", "next"})
-        if self._provisioning is None:
-            raise ChipRefused("no provisioning session: run cm.begin", code="bad-sequence")
-        self._provisioning.chunk(
-            _field(cbor.expect_uint, a["asset"], "asset", 2**16),
-            _field(cbor.expect_uint, a["index"], "index", 2**32),
-            _field(cbor.expect_bstr, a["data"], "data", None, LIMITS.chunk + 16),
-            _field(cbor.expect_bstr, a["next"], "next", 32),
-        )
+        # the hot path of FIG. 3 (one request per chunk): the same checks as `_args` and
+        # `_field`, under one handler
+        try:
+            a = cbor.expect_map(args, "arguments", _CHUNK_ARGS)
+            if self._provisioning is None:
+                raise ChipRefused("no provisioning session: run cm.begin", code="bad-sequence")
+            asset = cbor.expect_uint(a["asset"], "asset", 2**16)
+            index = cbor.expect_uint(a["index"], "index", 2**32)
+            data = cbor.expect_bstr(a["data"], "data", None, LIMITS.chunk + 16)
+            next_link = cbor.expect_bstr(a["next"], "next", 32)
+        except FormatError as e:
+            raise ChipRefused(e.message, code="bad-request") from e
+        self._provisioning.chunk(asset, index, data, next_link)
         return {}
 
     def cm_finish(self, args: Args) -> Args:

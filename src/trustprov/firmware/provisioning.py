@@ -27,6 +27,7 @@ Any failure ends the session: keys and staging are dropped and nothing is instal
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from trustprov.chip.device import FlashWrite, Hardware
@@ -97,7 +98,7 @@ class ProvisioningSession:
         hw = self._hw
         # 2. ENC(OEM_SHARE): only K_OEM_SHARE opens it; kind and family are authenticated.
         try:
-            sealed = SealedValue.from_bytes(enc_oem_share, "oem-share")
+            sealed = _sealed_share(enc_oem_share)
         except ArtifactError as e:
             raise ChipRefused(e.message, code="bad-share") from e
         if sealed.family_id != hw.family_id:
@@ -110,16 +111,10 @@ class ProvisioningSession:
         keys = oem_keys(hw, oem_share)
         # 5. CMAC first: nothing of the payload is trusted before it verifies.
         try:
-            message = cose.decode(
-                manifest_bytes,
-                cose.TAG_MAC0,
-                limit=LIMITS.manifest,
-                what="manifest",
-                shape=LIMITS.manifest_shape,
-            )
-            cmac_verify(keys.auth, message.mac_structure(), message.auth)
+            message, mac_structure, body_digest = _manifest_message(manifest_bytes)
+            cmac_verify(keys.auth, mac_structure, message.auth)
             manifest = SignedManifest.from_message(message).manifest
-            self._manifest_digest = sha256(message.body)  # what the CMAC covered
+            self._manifest_digest = body_digest  # what the CMAC covered
         except ArtifactError as e:
             raise ChipRefused(f"manifest refused: {e.message}", code="bad-manifest") from e
         # 6.
@@ -286,6 +281,24 @@ class ProvisioningSession:
             device_keys=self._device_public,
         )
         return make_receipt(claims, certificate, hw.identity_sign)
+
+
+# Every chip of a lot receives the same ENC(OEM_SHARE) and manifest: their parses (pure
+# functions of the bytes, immutable) are kept per process, found again by the bytes. What they
+# protect is checked per chip: the share opens under the chip's K_OEM_SHARE, the CMAC verifies
+# under the chip's K_AUTH. A refusal raises, and nothing is kept of it.
+@functools.lru_cache(maxsize=8)
+def _sealed_share(data: bytes) -> SealedValue:
+    return SealedValue.from_bytes(data, "oem-share")
+
+
+@functools.lru_cache(maxsize=8)
+def _manifest_message(data: bytes) -> tuple[cose.CoseMessage, bytes, bytes]:
+    """The manifest's COSE_Mac0, its MAC_structure and the digest of its payload."""
+    message = cose.decode(
+        data, cose.TAG_MAC0, limit=LIMITS.manifest, what="manifest", shape=LIMITS.manifest_shape
+    )
+    return message, message.mac_structure(), sha256(message.body)
 
 
 def _check_key(key_type: str, value: bytes, name: str) -> None:

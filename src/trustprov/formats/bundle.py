@@ -40,6 +40,7 @@ Bundle file: canonical CBOR array ["trustprov-bundle", 1, manifest COSE_Mac0 byt
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,10 +81,10 @@ class DeviceKeySpec:
     def to_map(self) -> dict[str, Any]:
         return {"name": self.name, "key-type": self.key_type, "slot": self.slot}
 
-    @property
+    @functools.cached_property
     def digest(self) -> bytes:
         """What stands for the key in the installed digest (docs/protocol.md 6.7): the same on
-        every chip, so a host computes it from the manifest alone."""
+        every chip, so a host computes it from the manifest alone (and once per manifest)."""
         return sha256(cbor.encode(["tp-device-key", self.name, self.key_type, self.slot]))
 
     @classmethod
@@ -186,7 +187,9 @@ def chunk_nonce(prefix: bytes, index: int, last: bool) -> bytes:
     return prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
 
 
+@functools.lru_cache(maxsize=256)
 def chunk_aad(bundle_id: bytes, asset_index: int) -> bytes:
+    # the same for every chip of a lot: encoded once per asset of a bundle, not per chip
     return cbor.encode(["tp-chunk", bundle_id, asset_index])
 
 
@@ -275,6 +278,14 @@ class Manifest:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Manifest:
+        """The manifest of ``payload``, checked field by field. Every chip of a lot receives
+        the same payload: the manifest of a payload already parsed in this process is that
+        parse's (immutable) result, found by the payload's bytes; the CMAC over them is each
+        chip's own."""
+        return _manifest_of(bytes(payload))
+
+    @classmethod
+    def _parse(cls, payload: bytes) -> Manifest:
         what = "manifest"
         m = cbor.expect_map(
             cbor.decode(payload, limit=LIMITS.manifest, what=what, shape=LIMITS.manifest_shape),
@@ -323,6 +334,11 @@ class Manifest:
             else Authorization.from_cbor(m["authorized"], f"{what}: authorized"),
             device_keys=device_keys,
         )
+
+
+@functools.lru_cache(maxsize=16)
+def _manifest_of(payload: bytes) -> Manifest:
+    return Manifest._parse(payload)  # a refusal raises: only good parses are kept
 
 
 @dataclass(frozen=True)

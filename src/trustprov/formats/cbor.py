@@ -4,17 +4,20 @@ Encoding is RFC 8949 section 4.2.1 core deterministic encoding (cbor2 ``canonica
 bytes that are signed or MACed are reproducible by any implementation. Decoding refuses oversized
 input and trailing bytes and turns every decoder failure into `FormatError`.
 
-Before cbor2 builds a single object, `_scan` walks the item heads of the input (skipping string
+Before cbor2 builds a single object, `_walk` reads the item heads of the input (skipping string
 contents) and refuses more items or deeper nesting than the artifact's `Shape`, indefinite
-lengths, tags other than the caller's outermost one, and lengths beyond the end of the input.
-So decoding n bytes costs O(n + shape.items) memory and work whatever the bytes are: a 4 MiB
-request of empty maps is refused after ``shape.items`` heads, having built nothing. The type
-walk after decoding counts the items it reaches; fewer than scanned means a map repeated a key.
+lengths, tags other than the caller's outermost one, lengths beyond the end of the input, and
+every item trustprov's formats never use: floats, simple values other than false, true and
+null (undefined among them), and containers as map keys. So decoding n bytes costs
+O(n + shape.items) memory and work whatever the bytes are: a 4 MiB request of empty maps is
+refused after ``shape.items`` heads, having built nothing. What the heads alone cannot show is
+a map that repeats a key (cbor2 keeps the last): the walk counts the pairs every map announces,
+and decoding counts the pairs the built maps hold; fewer means a repeated key. One pass over the
+heads and none over the built value: what the walk refuses, no value is ever built from.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,30 +48,46 @@ def decode(
     if not data:
         raise FormatError(f"{what}: empty")
     data = bytes(data)  # one immutable copy: what is scanned is what is decoded
-    items = _scan(data, shape, tags, what)
-    fp = io.BytesIO(data)
+    pairs, tagged = _scan(data, shape, tags, what)  # it also proved no byte follows the item
+    built = 0
+
+    def count(_decoder: Any, m: dict[Any, Any]) -> dict[Any, Any]:
+        nonlocal built
+        built += len(m)
+        return m
+
     try:
         # cbor2's own depth limit too (it counts the leaf inside the deepest container as one
-        # more level), should the scan and cbor2 ever disagree on depth
-        value = cbor2.CBORDecoder(fp, max_depth=shape.depth + 1).decode()
+        # more level), should the walk and cbor2 ever disagree on depth
+        value = cbor2.loads(data, max_depth=shape.depth + 1, object_hook=count if pairs else None)
     # hostile input makes the decoder raise many types (ValueError, RecursionError, MemoryError,
     # CBORDecodeError...): each is malformed input to us
     except Exception as e:
         raise FormatError(f"{what}: not valid CBOR") from e
-    if fp.tell() != len(data):
-        raise FormatError(f"{what}: trailing bytes after the CBOR item")
-    if _check_types(value, what) != items:
-        # cbor2 keeps the last of equal keys: the built value holds fewer items than the input
+    if built != pairs:
+        # cbor2 keeps the last of equal keys: the built maps hold fewer pairs than announced
         raise FormatError(f"{what}: a CBOR map repeats a key")
+    if tagged and type(value) is not cbor2.CBORTag:
+        # a tag number cbor2 gives a meaning of its own (a date, a bignum...): not a format's
+        raise FormatError(f"{what}: CBOR tag where trustprov uses none")
     return value
 
 
-def _scan(data: bytes, shape: Shape, tags: frozenset[int], what: str) -> int:
-    """`_walk`, and no byte after the item."""
-    items, pos = _walk(data, shape, tags, what)
+def _scan(data: bytes, shape: Shape, tags: frozenset[int], what: str) -> tuple[int, bool]:
+    """`_walk`, and no byte after the item: the pairs its maps announce, and whether it is
+    tagged."""
+    _, pos, pairs, tagged = _walk(data, shape, tags, what)
     if pos != len(data):
         raise FormatError(f"{what}: trailing bytes after the CBOR item")
-    return items
+    return pairs, tagged
+
+
+def count_items(data: bytes, shape: Shape, what: str) -> int:
+    """The number of CBOR items (heads) of ``data``, one untagged item within ``shape``."""
+    n, pos, _, _ = _walk(data, shape, frozenset(), what)
+    if pos != len(data):
+        raise FormatError(f"{what}: trailing bytes after the CBOR item")
+    return n
 
 
 def sequence(
@@ -80,7 +99,7 @@ def sequence(
     while pos < n:
         window = data[pos : pos + item_limit]
         try:
-            _, used = _walk(window, shape, tags, what)
+            _, used, _, _ = _walk(window, shape, tags, what)
         except FormatError as e:
             raise FormatError(f"{e.message} (an item of the sequence at byte {pos})") from e
         yield window[:used]
@@ -89,17 +108,22 @@ def sequence(
 
 def _walk(  # noqa: PLR0912, PLR0915 - one lean loop: a call per item would double its cost
     data: bytes, shape: Shape, tags: frozenset[int], what: str
-) -> tuple[int, int]:
-    """The number of items of the well-formed CBOR item of ``shape`` at most that ``data``
-    starts with, and where it ends, found
-    from the heads alone (RFC 8949 section 3): nothing is built, string contents are skipped,
+) -> tuple[int, int, int, bool]:
+    """The well-formed CBOR item of ``shape`` at most that ``data`` starts with, read from the
+    heads alone (RFC 8949 section 3): its number of items, where it ends, the number of pairs
+    its maps announce, and whether it is tagged. Nothing is built, string contents are skipped,
     and the work is O(items). Refuses what trustprov never encodes (indefinite lengths,
-    reserved additional information, nested tags) and what cannot be there: a length or count
-    beyond the end of the input. Runs on every link message: keep the loop lean."""
+    reserved additional information, nested tags, floats, simple values but false, true and
+    null, containers as map keys) and what cannot be there: a length or count beyond the end
+    of the input. Runs on every link message: keep the loop lean."""
     n = len(data)
     max_items, max_depth = shape.items, shape.depth
-    pos = items = 0
-    todo = 1  # items still to read in the innermost open container (the top level: one)
+    pos = items = pairs = 0
+    tagged = False
+    # items still to read in the innermost open container: in an array (and at the top level,
+    # one item) counting down to 0; in a map of n pairs counting up from -2n to 0, a key next
+    # while it is even
+    todo = 1
     stack: list[int] = []  # the same for each enclosing container
     while True:
         if not todo:
@@ -107,7 +131,12 @@ def _walk(  # noqa: PLR0912, PLR0915 - one lean loop: a call per item would doub
                 break
             todo = stack.pop()
             continue
-        todo -= 1
+        if todo > 0:
+            todo -= 1
+            key = False
+        else:
+            key = not todo & 1
+            todo += 1
         if pos >= n:
             raise FormatError(f"{what}: truncated CBOR")
         head = data[pos]
@@ -128,18 +157,26 @@ def _walk(  # noqa: PLR0912, PLR0915 - one lean loop: a call per item would doub
         items += 1
         if items > max_items:
             raise FormatError(f"{what}: more than {max_items} CBOR items")
-        if major < 2 or major == 7:  # integers, simple values and floats: the head is all
+        if major < 2:  # integers: CBOR's are 64-bit, the head is all
             continue
         if major < 4:  # byte and text strings
             if arg > n - pos:
                 raise FormatError(f"{what}: a CBOR string claims {arg} bytes, more than remain")
             pos += arg
             continue
+        if major == 7:  # false, true, null; floats (3.0 equals 3 in Python), undefined, others
+            if 20 <= info <= 22:
+                continue
+            kind = "float" if 25 <= info <= 27 else "simple value"
+            raise FormatError(f"{what}: a CBOR {kind} where trustprov uses none")
         if major == 6:
             if stack or todo or arg not in tags:
                 raise FormatError(f"{what}: CBOR tag {arg} where trustprov uses none")
+            tagged = True
             count = 1
         else:
+            if key:  # cbor2 would build a tuple or a frozen map: no format has such a key
+                raise FormatError(f"{what}: a CBOR {_CONTAINER[major]} as a map key")
             count = arg if major == 4 else 2 * arg
             # every item takes at least one byte, and the item budget is known: refuse a
             # container that announces more now, before reading any of it
@@ -149,61 +186,23 @@ def _walk(  # noqa: PLR0912, PLR0915 - one lean loop: a call per item would doub
                 )
             if count > max_items - items:
                 raise FormatError(f"{what}: more than {max_items} CBOR items")
+            if major == 5:
+                pairs += arg
+                count = -count
         if len(stack) >= max_depth:
             raise FormatError(f"{what}: CBOR nested deeper than {max_depth}")
         stack.append(todo)
         todo = count
-    return items, pos
+    return items, pos, pairs, tagged
 
 
 _CONTAINER = {4: "array", 5: "map"}
 
 
-_INT_MIN, _INT_MAX = -(2**64), 2**64 - 1
-
-
-def _check_types(value: Any, what: str) -> int:
-    """Refuse everything trustprov's formats never use, wherever it is nested: floats (3.0
-    equals 3 in Python), bignums beyond CBOR's 64-bit integers, stray break codes, undefined,
-    the objects cbor2 builds from semantic tags (dates, sets...), and shared references (tags
-    28/29), which can make a structure contain itself: no container may be reached twice.
-    Returns the number of items reached (a map's key and value are two, a tag and its content
-    two), which is the number of heads in the input unless a map repeated a key."""
-    stack = [value]
-    seen: set[int] = set()
-    pop, extend, leaves = stack.pop, stack.extend, _LEAVES
-    count = 0
-    while stack:
-        v = pop()
-        count += 1
-        t = type(v)
-        if t in leaves:
-            continue
-        if t is int:
-            if not _INT_MIN <= v <= _INT_MAX:
-                raise FormatError(f"{what}: integer outside CBOR's 64-bit range")
-            continue
-        if t is not list and t is not dict and t is not cbor2.CBORTag:
-            kind = "a floating-point number" if t is float else "a tag or simple value"
-            raise FormatError(f"{what}: a CBOR item of a kind trustprov does not use ({kind})")
-        if id(v) in seen:
-            raise FormatError(f"{what}: shared or self-referencing CBOR structure")
-        seen.add(id(v))
-        if t is list:
-            extend(v)
-        elif t is dict:
-            extend(v.keys())
-            extend(v.values())
-        else:  # a tag cbor2 has no meaning for: the format decides
-            stack.append(v.value)
-    return count
-
-
-_LEAVES = frozenset({bytes, str, bool, type(None)})
-
-
 def expect(value: Any, typ: type | tuple[type, ...], what: str) -> Any:
     """``value`` if it has type ``typ`` (bool is never accepted as an int), else `FormatError`."""
+    if type(value) is typ:  # the common case, decided at once (a bool is not of type int)
+        return value
     if isinstance(value, bool) and typ is not bool:
         raise FormatError(f"{what}: wrong type")
     if not isinstance(value, typ):
@@ -217,13 +216,15 @@ def expect_map(
     required: set[Any] | frozenset[Any],
     optional: set[Any] | frozenset[Any] = frozenset(),
 ) -> dict[Any, Any]:
-    m: dict[Any, Any] = expect(value, dict, what)
-    missing = required - m.keys()
-    if missing:
+    m: dict[Any, Any] = value if type(value) is dict else expect(value, dict, what)
+    keys = m.keys()
+    if not keys >= required:
+        missing = required - keys
         raise FormatError(f"{what}: missing {', '.join(sorted(map(show, missing)))}")
-    unknown = m.keys() - required - optional
-    if unknown:
-        raise FormatError(f"{what}: unknown fields {', '.join(sorted(map(show, unknown)))}")
+    if len(keys) != len(required):  # more keys than the required ones: each must be optional
+        unknown = keys - required - optional
+        if unknown:
+            raise FormatError(f"{what}: unknown fields {', '.join(sorted(map(show, unknown)))}")
     return m
 
 
@@ -241,16 +242,17 @@ def show(key: Any) -> str:
 
 
 def expect_uint(value: Any, what: str, maximum: int = 2**64 - 1) -> int:
-    v: int = expect(value, int, what)
-    if not 0 <= v <= maximum:
+    if type(value) is not int:
+        expect(value, int, what)  # raises: an int subclass (bool) or another type
+    if not 0 <= value <= maximum:
         raise FormatError(f"{what}: out of range")
-    return v
+    return int(value)
 
 
 def expect_bstr(
     value: Any, what: str, length: int | None = None, max_len: int | None = None
 ) -> bytes:
-    v = bytes(expect(value, bytes, what))
+    v = value if type(value) is bytes else bytes(expect(value, bytes, what))
     if length is not None and len(v) != length:
         raise FormatError(f"{what}: must be {length} bytes")
     if max_len is not None and len(v) > max_len:
@@ -261,8 +263,13 @@ def expect_bstr(
 def expect_name(value: Any, what: str, max_len: int) -> str:
     """A printable text string of 1..``max_len`` bytes in UTF-8: what a chip stores is bytes, so
     a limit in characters would let a name of 4-byte characters take four times the room."""
-    v: str = expect(value, str, what)
-    # printable first: it refuses lone surrogates, which have no UTF-8 encoding
-    if not v or not v.isprintable() or len(v.encode("utf-8")) > max_len:
+    v: str = value if type(value) is str else expect(value, str, what)
+    # printable first: it refuses lone surrogates, which have no UTF-8 encoding; ASCII is
+    # one byte a character
+    if (
+        not v
+        or not v.isprintable()
+        or (len(v) if v.isascii() else len(v.encode("utf-8"))) > max_len
+    ):
         raise FormatError(f"{what}: must be printable, 1..{max_len} bytes in UTF-8")
     return v

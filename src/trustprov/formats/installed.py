@@ -14,7 +14,9 @@ Invariants (docs/protocol.md 6.7):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import Any
 
 from trustprov.crypto.digest import sha256
 from trustprov.errors import FormatError
@@ -44,6 +46,24 @@ def installed_digest(
     slots: Mapping[int, SlotView],
     regions: Mapping[str, RegionView],
 ) -> bytes:
+    # every chip of a lot holding one bundle has the same public view: computed once
+    return _installed_digest(
+        domain_id,
+        bundle_id,
+        epoch,
+        tuple((n, tuple(s)) for n, s in slots.items()),
+        tuple((name, tuple(r)) for name, r in regions.items()),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _installed_digest(
+    domain_id: bytes,
+    bundle_id: bytes,
+    epoch: int,
+    slots: tuple[tuple[int, tuple[Any, ...]], ...],
+    regions: tuple[tuple[str, tuple[Any, ...]], ...],
+) -> bytes:
     return sha256(
         cbor.encode(
             [
@@ -52,8 +72,8 @@ def installed_digest(
                 domain_id,
                 bundle_id,
                 epoch,
-                {n: list(s) for n, s in slots.items()},
-                {name: list(r) for name, r in regions.items()},
+                {n: list(s) for n, s in slots},
+                {name: list(r) for name, r in regions},
             ]
         )
     )

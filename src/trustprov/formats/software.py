@@ -22,6 +22,7 @@ unprotected header, in the suite's order (classical first); the suite they spell
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,12 @@ class SignedSoftware:
     @property
     def algorithms(self) -> tuple[str, ...]:
         return tuple(self.alg.split("+"))
+
+    @functools.cached_property
+    def _to_be_signed(self) -> bytes:
+        # a COSE_Sign1's Sig_structure: encoded once per parsed image, however many chips
+        # verify it (it repeats the whole code archive)
+        return self.message.to_be_signed()
 
     @classmethod
     def sign(
@@ -211,7 +218,7 @@ class SignedSoftware:
             )
         m = self.message
         if m.tag == cose.TAG_SIGN1:
-            SIGNATURE_ALGORITHMS[self.alg].verify(keys[0], m.auth, m.to_be_signed())
+            SIGNATURE_ALGORITHMS[self.alg].verify(keys[0], m.auth, self._to_be_signed)
             return
         for name, k, signature in zip(self.algorithms, keys, m.signatures, strict=True):
             SIGNATURE_ALGORITHMS[name].verify(k, signature.signature, m.to_be_signed_by(signature))

@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from trustprov.errors import InputError, TransportError, TrustprovError
+from trustprov.line.batches import _Line
 from trustprov.line.records import Claim
-from trustprov.line.station import _Line
 from trustprov.link import messages
 from trustprov.link.client import ChipClient, PreparedBundle
 from trustprov.link.handler import BoardClient

@@ -14,6 +14,7 @@ from trustprov.formats.limits import LIMITS
 
 MAX_OP = 32
 MAX_MESSAGE_TEXT = 300
+_REQUEST = frozenset({"op", "args"})
 
 
 def encode_request(op: str, args: dict[str, Any]) -> bytes:
@@ -26,12 +27,13 @@ def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
             data, limit=LIMITS.link_message, what="request", shape=LIMITS.link_message_shape
         ),
         "request",
-        {"op", "args"},
+        _REQUEST,
     )
     op = cbor.expect_name(m["op"], "request op", MAX_OP)
     args = cbor.expect(m["args"], dict, "request args")
-    if not all(isinstance(k, str) for k in args):
-        raise FormatError("request args: keys must be text")
+    for k in args:
+        if type(k) is not str:
+            raise FormatError("request args: keys must be text")
     return op, args
 
 
