@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from trustprov.crypto.aead import cmac_verify
-from trustprov.crypto.digest import chain_link
+from trustprov.crypto.digest import sealed_tag, tag_link
 from trustprov.crypto.keys import load_public_key
 from trustprov.crypto.schedule import derive_keys, g_master_key
 from trustprov.demo import CM_LOT, make_family, seal_bundle, write_sample_assets
@@ -85,7 +85,7 @@ def crypto_floor_us(root: Path, made: icm.Icm, rounds: int = 300) -> tuple[float
             key = ciphers[0] if entry.is_key else ciphers[1]
             aad = chunk_aad(m.bundle_id, a)
             for i, c in enumerate(bundle.chunks[a]):
-                chain_link(c, links[a][i])
+                tag_link(sealed_tag(c), links[a][i])
                 m.aead.open(key, chunk_nonce(entry.nonce, i, i == entry.chunks - 1), c, aad)
 
     parts = {"verify": verify, "unseal": unseal, "kdf": kdfs, "cmac": cmac, "assets": assets}
