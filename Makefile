@@ -58,6 +58,8 @@ bench: venv
 	$(BIN)/python bench/provision.py --chips $(BENCH_CHIPS) --workers 1,2
 	$(BIN)/python bench/lots.py --chips 2000000
 	$(BIN)/python bench/reconcile.py --receipts $(BENCH_RECEIPTS)
+	$(BIN)/python bench/floor.py
+	$(BIN)/python bench/manufacture.py --chips 20000
 
 # the attack suite at full strength: every byte flip, >= 10,000 random flips per large artifact
 attacks: venv

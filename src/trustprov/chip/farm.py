@@ -15,6 +15,7 @@ stands in for the physical chips at the CM. See docs/threat-model.md.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -47,6 +48,9 @@ CREATE INDEX IF NOT EXISTS chips_by_lot ON chips (lot, uid);
 # 3: each key slot keeps its asset's manifest digest; 4: each chip's provisioning counter (OTP)
 FARM_FORMAT = "trustprov-farm-4"
 STATE_CACHE = 64  # decoded installed states kept per process (a lot shares a handful)
+#: chip rows a batch (manufacturing) keeps in memory before it writes them, each once, in one
+#: statement: memory stays flat whatever the lot's size
+WRITE_BEHIND = 512
 
 
 _ACCESS_ERRORS = (
@@ -105,6 +109,8 @@ class Farm:
         self._pending_families: dict[bytes, ImmutableMemory] = {}
         self._pending_blobs: set[bytes] = set()
         self._pending_states: dict[bytes, bytes] = {}
+        #: in a batch, the latest state of chips added in it, not yet written (`_flush_behind`)
+        self._behind: dict[bytes, ChipState] = {}
         #: test-only fault injection: called before each commit; raising there is a power cut
         #: at that persistent write (the transaction never lands)
         self.before_commit: Callable[[], None] | None = None
@@ -120,8 +126,10 @@ class Farm:
             self._in_batch = True
             try:
                 yield
+                self._flush_behind()  # inside the transaction: it commits with the rest
             finally:
                 self._in_batch = False
+                self._behind.clear()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -163,9 +171,16 @@ class Farm:
                 )
             except sqlite3.IntegrityError as e:
                 raise InputError(f"chip {uid.hex()} already exists in the farm") from e
+        if self._in_batch:  # its next writes wait in memory until the batch writes them
+            if len(self._behind) >= WRITE_BEHIND:
+                self._flush_behind()
+            self._behind[uid] = state
         return state
 
     def load(self, uid: bytes) -> ChipState:
+        behind = self._behind.get(uid)
+        if behind is not None:
+            return dataclasses.replace(behind)
         row = self._db.execute(
             "SELECT lot, family_id, lifecycle, security_counter, identity_key, certificate, "
             "installed_id, prov_counter FROM chips WHERE uid = ?",
@@ -224,6 +239,10 @@ class Farm:
         ``seen_prov_counter``: the provisioning counter of the state the writer started from;
         the write lands only if the chip still holds it (compare-and-swap), so two chip objects
         of one chip can never both install on the same view and sign the same counter."""
+        if state.uid in self._behind:
+            if self._save_behind(state, blobs, seen_prov_counter):
+                return
+            self._flush_behind()  # the stored rows are the whole truth again for what follows
         with self._write() as db:
             if state.immutable is not None:
                 fam = state.immutable.family_id
@@ -278,6 +297,60 @@ class Farm:
                         "the lifecycle and the counters only advance", code="lifecycle"
                     )
                 raise InputError(f"no chip {state.uid.hex()} in {self.path}")
+
+    def _save_behind(
+        self, state: ChipState, blobs: dict[bytes, bytes] | None, seen_prov_counter: int | None
+    ) -> bool:
+        """A manufacturing write of a chip added in this batch, kept in memory: True if kept,
+        False for a write that also stores something else (a new family, blobs, an installed
+        state), which takes the ordinary path. The same OTP rule as the UPDATE's."""
+        fam = state.immutable.family_id if state.immutable is not None else None
+        if (
+            blobs
+            or state.installed is not None
+            or (fam is not None and fam not in self._families and fam not in self._pending_families)
+        ):
+            return False
+        old = self._behind[state.uid]
+        if (
+            state.lifecycle < old.lifecycle
+            or state.security_counter < old.security_counter
+            or state.prov_counter < old.prov_counter
+            or (seen_prov_counter is not None and seen_prov_counter != old.prov_counter)
+        ):
+            raise ChipRefused("the lifecycle and the counters only advance", code="lifecycle")
+        self._behind[state.uid] = state
+        return True
+
+    def _flush_behind(self) -> None:
+        """Write the chips kept by `_save_behind`, one UPDATE each in one statement, under the
+        same OTP rule as `save` against what is stored."""
+        rows = [
+            (
+                s.immutable.family_id if s.immutable else None,
+                int(s.lifecycle),
+                s.security_counter,
+                s.identity_key,
+                s.certificate,
+                s.prov_counter,
+                s.uid,
+                int(s.lifecycle),
+                s.security_counter,
+                s.prov_counter,
+            )
+            for s in self._behind.values()
+        ]
+        self._behind.clear()
+        if not rows:
+            return
+        updated = self._db.executemany(
+            "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "
+            "identity_key = ?, certificate = ?, prov_counter = ? "
+            "WHERE uid = ? AND lifecycle <= ? AND security_counter <= ? AND prov_counter <= ?",
+            rows,
+        ).rowcount
+        if updated != len(rows):
+            raise ChipRefused("the lifecycle and the counters only advance", code="lifecycle")
 
     def blob(self, blob_id: bytes) -> bytes:
         row = self._db.execute("SELECT data FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone()
