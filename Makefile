@@ -60,6 +60,8 @@ bench: venv
 	$(BIN)/python bench/reconcile.py --receipts $(BENCH_RECEIPTS)
 	$(BIN)/python bench/stream.py --sizes-mib 1,64,900
 	$(BIN)/python bench/seal.py --mib 64
+	$(BIN)/python bench/floor.py
+	$(BIN)/python bench/manufacture.py --chips 20000
 
 # the attack suite at full strength: every byte flip, >= 10,000 random flips per large artifact
 attacks: venv

@@ -53,7 +53,7 @@ if __name__ == "__main__" or TYPE_CHECKING:
     from cryptography.x509.oid import NameOID
 
     from trustprov.crypto.aead import cmac_verify
-    from trustprov.crypto.digest import chain_link
+    from trustprov.crypto.digest import sealed_tag, tag_link
     from trustprov.crypto.keys import (
         MATERIAL_LEN,
         SIGNATURE_ALGORITHMS,
@@ -120,7 +120,7 @@ def crypto_floor_us(root: Path, made: icm.Icm, rounds: int = 300) -> tuple[float
             key = ciphers[0] if entry.is_key else ciphers[1]
             aad = chunk_aad(m.bundle_id, a)
             for i, c in enumerate(bundle.chunks[a]):
-                chain_link(c, links[a][i])
+                tag_link(sealed_tag(c), links[a][i])
                 m.aead.open(key, chunk_nonce(entry.nonce, i, i == entry.chunks - 1), c, aad)
 
     # per device key the manifest names: a key pair made from the chip's TRNG (the public

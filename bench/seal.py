@@ -9,7 +9,7 @@ the same as one `trustprov oem keygen` process, start-up included (median of --r
 Floor, measured in the same run: the bare pyca/cryptography calls of that keygen, each done
 once as the chip does it: the boot's signature verify, the three seals of FIG. 2 (ENC(OEM_RND_
 INPUT), ENC(RND_SHARE), ENC(OEM_SHARE)), F, G, the key derivation and H, then per chunk one
-AEAD seal and one chain link (`trustprov.crypto.digest.chain_link`, whatever the chain is), and
+AEAD seal and one chain link (`trustprov.crypto.digest.tag_link` over its tag), and
 the CMAC of the manifest. Plaintext comes from memory: reading the file is not crypto.
 
 SPSDK: `nxpimage sb31 export` (an SB3.1 container, NXP's secure-binary update format for the
@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trustprov.crypto.aead import cmac_tag
-from trustprov.crypto.digest import CHAIN_END, chain_link
+from trustprov.crypto.digest import CHAIN_END, sealed_tag, tag_link
 from trustprov.crypto.keys import load_public_key
 from trustprov.crypto.schedule import derive_keys, f_oem_share, g_master_key, h_seed
 from trustprov.demo import Family, make_family
@@ -94,7 +94,7 @@ def floor_seconds(family: Family, firmware: bytes, bundle: BundleFile, rounds: i
         for i in reversed(range(n)):
             plain = view[i * chunk_size : (i + 1) * chunk_size]
             c = m.aead.seal(cipher, chunk_nonce(entry.nonce, i, i == n - 1), plain, aad)  # type: ignore[arg-type]  # AESGCM takes any buffer
-            link = chain_link(c, link)
+            link = tag_link(sealed_tag(c), link)
         cmac_tag(keys.auth, message.mac_structure())
 
     return _median(once, rounds)

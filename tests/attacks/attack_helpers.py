@@ -32,8 +32,8 @@ from cryptography.x509.oid import NameOID
 from helpers import assert_holds_world_assets, assert_untouched, world_job
 
 from trustprov.chip.probe import Probe, Reading
-from trustprov.crypto.aead import A256GCM, AES_CCM_16_128_256, cmac_tag
-from trustprov.crypto.digest import CHAIN_END, chain_link
+from trustprov.crypto.aead import A256GCM, AES_CCM_16_128_256, TAG_LEN, cmac_tag
+from trustprov.crypto.digest import CHAIN_END, sealed_tag, tag_link
 from trustprov.crypto.keys import (
     MATERIAL_LEN,
     private_key_bytes,
@@ -101,14 +101,17 @@ boot_request = ChipClient.boot_request
 
 def chained(parts: Sequence[tuple[int, int, bytes]]) -> list[bytes]:
     """cm.chunk requests for (asset label, index label, sealed data) in the CM's chosen order,
-    each with the hash-chain link the CM computes itself over what it sends: the strongest CM
+    each with the tag-chain link the CM computes itself over what it sends: the strongest CM
     makes every link self-consistent, and only the manifest's CMAC-verified head can stop it."""
     out: list[bytes] = []
     for _, group in itertools.groupby(parts, key=lambda p: p[0]):
         items = list(group)
         links = [CHAIN_END]
         for _, _, data in reversed(items[1:]):
-            links.append(chain_link(data, links[-1]))
+            # data shorter than a tag has none: the CM links its bytes padded to a tag's length
+            # (any link would do; the chip must refuse such a chunk whatever comes beside it)
+            tag = sealed_tag(data) if len(data) >= TAG_LEN else data.rjust(TAG_LEN, b"\x00")
+            links.append(tag_link(tag, links[-1]))
         links.reverse()
         out += [chunk_request(a, i, d, n) for (a, i, d), n in zip(items, links, strict=True)]
     return out

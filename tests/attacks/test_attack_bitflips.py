@@ -1,5 +1,6 @@
 """T4: the CM flips bits in ENC(OEM_SHARE), the manifest, every sealed chunk and every hash-chain
-link it passes beside a chunk.
+link it passes beside a chunk; and it keeps each chunk's tag, which is all the chain binds, under
+another ciphertext.
 
 Artifacts up to 4 KiB are flipped in every bit; larger ones (the firmware's chunks) in a random
 sample: a few hundred bits each in ``make test``, 10,000 each with ``TRUSTPROV_ATTACKS_FULL=1``.
@@ -223,6 +224,44 @@ def test_attack_every_bit_flip_of_every_chain_link_is_refused(
         exhaustive=True,
         seconds=elapsed(),
     )
+    retry_succeeds(world, cm_farm, uid)
+
+
+def _other_ciphertexts(args: Sequence[tuple[int, int, bytes, bytes]], k: int) -> list[bytes]:
+    """Ciphertexts of chunk k's length to put before its genuine tag: zeros, ones, every other
+    chunk's ciphertext (cut or padded to the length), and its own with the first byte changed."""
+    body = args[k][2][:-16]
+    others = [bytes(len(body)), b"\xff" * len(body)]
+    for j, (_, _, d, _) in enumerate(args):
+        if j != k:
+            others.append(d[:-16][: len(body)].ljust(len(body), b"\x00"))
+    others.append(bytes([body[0] ^ 0x80]) + body[1:])
+    return [o for o in others if o != body]
+
+
+def test_attack_genuine_tag_under_another_ciphertext_is_refused(
+    world: Any, cm_farm: Path, artifacts: Artifacts
+) -> None:
+    """The chain binds a chunk's 16-byte tag only (docs/protocol.md 6.3): the CM keeps every
+    tag and its genuine link, so the chain check passes, and sends other ciphertext before it.
+    The AEAD must refuse it (it verifies that tag over the ciphertext, under a key the CM does
+    not hold) before any plaintext is staged."""
+    flow = artifacts.flow()
+    args = _chunk_args(artifacts)
+    attempts = [
+        (
+            f"chunk {k} (asset {a} #{i}) other ciphertext {n}",
+            [*flow[: 1 + k], chunk_request(a, i, body + data[-16:], nxt), *flow[2 + k :]],
+            1 + k,
+        )
+        for k, (a, i, data, nxt) in enumerate(args)
+        for n, body in enumerate(_other_ciphertexts(args, k))
+    ]
+    uid = world.cm_uids(cm_farm)[6]
+    with timed() as elapsed:
+        seen = _campaign(cm_farm, uid, artifacts.image, attempts, {"bad-chunk"})
+    assert seen["bad-chunk"] == len(attempts) >= len(args) * 3
+    report("genuine tags under other ciphertext", attempts=len(attempts), seconds=elapsed())
     retry_succeeds(world, cm_farm, uid)
 
 

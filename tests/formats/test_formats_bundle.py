@@ -10,7 +10,7 @@ import cbor2
 import pytest
 
 from trustprov.crypto.aead import A256GCM, AES_CCM_16_128_256, cmac_verify
-from trustprov.crypto.digest import CHAIN_END, chain_head, chain_link
+from trustprov.crypto.digest import CHAIN_END, chain_head, sealed_tag, tag_link
 from trustprov.errors import FormatError, VerificationError
 from trustprov.formats import cbor, cose
 from trustprov.formats.bundle import (
@@ -201,7 +201,8 @@ def test_payload_round_trip(b: SimpleNamespace, aead: Any) -> None:
 @pytest.mark.parametrize(
     "changes",
     [
-        {"v": 2},
+        {"v": 1},
+        {"v": 3},
         {"v": 0},
         {"v": True},
         {"v": "1"},
@@ -229,6 +230,22 @@ def test_payload_round_trip(b: SimpleNamespace, aead: Any) -> None:
 def test_bad_payload_fields(b: SimpleNamespace, changes: dict[str, Any]) -> None:
     with pytest.raises(FormatError):
         Manifest.from_payload(payload_with(b.manifest(), **changes))
+
+
+@pytest.mark.parametrize("version", [1, 3, 2**40])
+def test_another_manifest_version_has_its_own_code(b: SimpleNamespace, version: int) -> None:
+    """v1 digests are heads of the old ciphertext chain: a host and a chip refuse such a bundle
+    with code bundle-version and a message that says what to do, before reading its fields."""
+    with pytest.raises(FormatError, match=f"manifest v{version}") as e:
+        Manifest.from_payload(payload_with(b.manifest(), v=version, extra=1))
+    assert e.value.code == "bundle-version"
+    assert "\n" not in e.value.message
+    if version == 1:
+        assert "reseal" in e.value.message
+
+
+def test_manifest_version_is_2(b: SimpleNamespace) -> None:
+    assert cbor2.loads(b.manifest().to_payload())["v"] == 2
 
 
 def test_too_many_assets_in_payload(b: SimpleNamespace) -> None:
@@ -445,7 +462,7 @@ def test_chain_links(bundle: Bundle) -> None:
         assert links[-1] == CHAIN_END
         expected = e.digest
         for c, link in zip(chunks, links, strict=True):
-            assert chain_link(c, link) == expected
+            assert tag_link(sealed_tag(c), link) == expected
             expected = link
 
 

@@ -23,7 +23,7 @@ import cbor2
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 
 from trustprov.crypto.aead import AEADS, cmac_tag
-from trustprov.crypto.digest import chain_head
+from trustprov.crypto.digest import chain_head, chain_links, sealed_tag
 from trustprov.crypto.kdf import kdf
 from trustprov.crypto.keys import (
     MATERIAL_LEN,
@@ -217,10 +217,17 @@ def chunk_vectors() -> dict[str, Any]:
             {"bundle_id": BUNDLE_ID.hex(), "asset_index": i, "aad": chunk_aad(BUNDLE_ID, i).hex()}
             for i in (0, 1, 23, 64)
         ],
-        "chain_head": [
-            {"chunks": [c.hex() for c in chunks], "head": chain_head(chunks).hex()}
+        # the chain over the chunks' AEAD tags (6.3): the shortest sealed chunk (1 byte and its
+        # tag), a 48-byte one, and three of an asset, each with every link h_1..h_{n+1}
+        "tag_chain": [
+            {
+                "chunks": [c.hex() for c in chunks],
+                "tags": [sealed_tag(c).hex() for c in chunks],
+                "links": [link.hex() for link in chain_links(chunks)],
+                "head": chain_head(chunks).hex(),
+            }
             for chunks in (
-                [],
+                [b"\x5a" * 17],
                 [b"\x00" * 48],
                 [firmware_plaintext(272), firmware_plaintext(272)[::-1], b"tail" * 10],
             )

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from trustprov.crypto.aead import AEADS, cmac_tag, cmac_verify
-from trustprov.crypto.digest import chain_head
+from trustprov.crypto.digest import chain_head, chain_links
 from trustprov.crypto.kdf import kdf
 from trustprov.crypto.keys import (
     SIGNATURE_ALGORITHMS,
@@ -72,7 +72,7 @@ SECTIONS = {
     "sealed_value",
     "chunk_nonce",
     "chunk_aad",
-    "chain_head",
+    "tag_chain",
     "bundle",
     "link_frames",
     "link_hello",
@@ -224,9 +224,11 @@ def test_chunk_aad(v: dict[str, Any]) -> None:
     assert chunk_aad(h(v["bundle_id"]), v["asset_index"]).hex() == v["aad"]
 
 
-@pytest.mark.parametrize("v", cases("chain_head"))
-def test_chain_head(v: dict[str, Any]) -> None:
-    assert chain_head([h(c) for c in v["chunks"]]).hex() == v["head"]
+@pytest.mark.parametrize("v", cases("tag_chain"))
+def test_tag_chain(v: dict[str, Any]) -> None:
+    chunks = [h(c) for c in v["chunks"]]
+    assert chain_head(chunks).hex() == v["head"]
+    assert [link.hex() for link in chain_links(chunks)] == v["links"]
 
 
 def _entry(a: dict[str, Any], chunk_size: int, digest: bytes) -> AssetEntry:
@@ -306,7 +308,7 @@ def test_bundle_vector_parses_verifies_and_opens(v: dict[str, Any]) -> None:
         plaintext = b""
         key = h(v["keys"]["enck" if entry.is_key else "encd"])
         for i, (c, link) in enumerate(zip(chunks, links, strict=True)):
-            assert hashlib.sha256(c + link).digest() == expected
+            assert tag_link_by_hand(c, link) == expected
             expected = link
             nonce = chunk_nonce(entry.nonce, i, i == entry.chunks - 1)
             plaintext += manifest.aead.open(key, nonce, c, chunk_aad(manifest.bundle_id, index))
@@ -428,12 +430,30 @@ def test_chunk_aad_is_the_cbor_array(v: dict[str, Any]) -> None:
     assert cbor2.loads(h(v["aad"])) == ["tp-chunk", h(v["bundle_id"]), v["asset_index"]]
 
 
-@pytest.mark.parametrize("v", cases("chain_head"))
-def test_chain_head_by_hand(v: dict[str, Any]) -> None:
+def tag_link_by_hand(sealed: bytes, next_link: bytes) -> bytes:
+    """h_i = SHA-256("tp-tagc" || tag_i || h_{i+1}), tag_i the last 16 bytes of sealed_i (6.3)."""
+    return hashlib.sha256(b"tp-tagc" + sealed[-16:] + next_link).digest()
+
+
+@pytest.mark.parametrize("v", cases("tag_chain"))
+def test_tag_chain_by_hand(v: dict[str, Any]) -> None:
     link = bytes(32)
-    for c in reversed(v["chunks"]):
-        link = hashlib.sha256(h(c) + link).digest()
+    links = [link]
+    for c, tag in zip(reversed(v["chunks"]), reversed(v["tags"]), strict=True):
+        assert h(c)[-16:] == h(tag)
+        link = tag_link_by_hand(h(c), link)
+        links.insert(0, link)
     assert link.hex() == v["head"]
+    assert [x.hex() for x in links] == v["links"]
+
+
+@pytest.mark.parametrize("v", cases("tag_chain"))
+def test_tag_chain_ignores_the_ciphertext_before_the_tag(v: dict[str, Any]) -> None:
+    """Only the tag enters a link: the AEAD, which verifies that tag over the ciphertext, binds
+    the rest. A chip must still refuse such a chunk, by its AEAD (tests/attacks)."""
+    chunks = [h(c) for c in v["chunks"]]
+    changed = [bytes(len(c) - 16) + c[-16:] for c in chunks]
+    assert chain_head(changed).hex() == v["head"]
 
 
 @pytest.mark.parametrize("v", cases("sealed_value"))
@@ -469,9 +489,14 @@ def test_manifest_mac0_layout_by_hand(v: dict[str, Any]) -> None:
     mac_structure = cbor2.dumps(["MAC0", protected, b"", payload])
     assert aes_cmac(h(v["keys"]["auth"]), mac_structure) == tag
     fields = cbor2.loads(payload)
-    assert fields["v"] == 1
+    assert fields["v"] == 2  # the chain over the tags (protocol.md 6.3)
     assert fields["aead"] == AEADS[v["aead"]].cose_id
     assert [a["digest"].hex() for a in fields["assets"]] == v["digests"]
+    for a, chunks in zip(fields["assets"], v["chunks"], strict=True):
+        link = bytes(32)
+        for c in reversed(chunks):
+            link = tag_link_by_hand(h(c), link)
+        assert a["digest"] == link
     bundle = cbor2.loads(h(v["bundle"]))
     assert bundle[:3] == ["trustprov-bundle", 1, h(v["manifest_mac0"])]
     assert [[c.hex() for c in a] for a in bundle[3]] == v["chunks"]

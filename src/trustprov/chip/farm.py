@@ -15,6 +15,7 @@ stands in for the physical chips at the CM. See docs/threat-model.md.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -53,6 +54,9 @@ FARM_FORMAT = "trustprov-farm-4"
 STATE_CACHE = 64  # decoded installed states kept per process (a lot shares a handful)
 LOCK_WAIT = 60.0  # seconds a write waits for another process's
 LOCK_PAUSE, LOCK_PAUSE_MAX = 20e-6, 5e-3  # its first pause, doubling up to the longest
+#: chip rows a batch (manufacturing) keeps in memory before it writes them, each once, in one
+#: statement: memory stays flat whatever the lot's size
+WRITE_BEHIND = 512
 
 
 _ACCESS_ERRORS = (
@@ -115,6 +119,8 @@ class Farm:
         self._pending_families: dict[bytes, ImmutableMemory] = {}
         self._pending_blobs: set[bytes] = set()
         self._pending_states: dict[bytes, bytes] = {}
+        #: in a batch, the latest state of chips added in it, not yet written (`_flush_behind`)
+        self._behind: dict[bytes, ChipState] = {}
         #: test-only fault injection: called before each commit; raising there is a power cut
         #: at that persistent write (the transaction never lands)
         self.before_commit: Callable[[], None] | None = None
@@ -130,8 +136,10 @@ class Farm:
             self._in_batch = True
             try:
                 yield
+                self._flush_behind()  # inside the transaction: it commits with the rest
             finally:
                 self._in_batch = False
+                self._behind.clear()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -192,9 +200,16 @@ class Farm:
                 )
             except sqlite3.IntegrityError as e:
                 raise InputError(f"chip {uid.hex()} already exists in the farm") from e
+        if self._in_batch:  # its next writes wait in memory until the batch writes them
+            if len(self._behind) >= WRITE_BEHIND:
+                self._flush_behind()
+            self._behind[uid] = state
         return state
 
     def load(self, uid: bytes) -> ChipState:
+        behind = self._behind.get(uid)
+        if behind is not None:
+            return dataclasses.replace(behind)
         row = self._db.execute(
             "SELECT lot, family_id, lifecycle, security_counter, identity_key, certificate, "
             "installed_id, prov_counter FROM chips WHERE uid = ?",
@@ -253,6 +268,10 @@ class Farm:
         ``seen_prov_counter``: the provisioning counter of the state the writer started from;
         the write lands only if the chip still holds it (compare-and-swap), so two chip objects
         of one chip can never both install on the same view and sign the same counter."""
+        if state.uid in self._behind:
+            if self._save_behind(state, blobs, seen_prov_counter):
+                return
+            self._flush_behind()  # the stored rows are the whole truth again for what follows
         installed = state_id = None
         if state.installed is not None:  # encoded before the write lock is taken
             installed = installed_bytes or state.installed.to_bytes()
@@ -269,13 +288,7 @@ class Farm:
                     if stored != image:
                         raise InputError("this farm holds another immutable image for the family")
                     self._pending_families[fam] = state.immutable
-            for blob_id, data in (blobs or {}).items():
-                if blob_id not in self._known_blobs and blob_id not in self._pending_blobs:
-                    if isinstance(data, StagedContent):
-                        self._insert_staged(db, data)
-                    else:
-                        db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (blob_id, data))
-                    self._pending_blobs.add(blob_id)
+            self._insert_blobs(db, blobs or {})
             if (
                 installed is not None
                 and state_id is not None
@@ -315,6 +328,18 @@ class Farm:
                     )
                 raise InputError(f"no chip {state.uid.hex()} in {self.path}")
 
+    def _insert_blobs(
+        self, db: sqlite3.Connection, blobs: Mapping[bytes, bytes | StagedContent]
+    ) -> None:
+        """The flash contents the farm does not hold yet; part of the caller's transaction."""
+        for blob_id, data in blobs.items():
+            if blob_id not in self._known_blobs and blob_id not in self._pending_blobs:
+                if isinstance(data, StagedContent):
+                    self._insert_staged(db, data)
+                else:
+                    db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (blob_id, data))
+                self._pending_blobs.add(blob_id)
+
     def _insert_staged(self, db: sqlite3.Connection, staged: StagedContent) -> None:
         """A staged content into the blob store, a piece at a time (SQLite's incremental blob
         I/O): the host never holds the content whole. Part of the caller's transaction."""
@@ -349,6 +374,63 @@ class Farm:
             while piece := blob.read(PIECE):
                 h.update(piece)
         return h.finalize()
+
+    def _save_behind(
+        self,
+        state: ChipState,
+        blobs: Mapping[bytes, bytes | StagedContent] | None,
+        seen_prov_counter: int | None,
+    ) -> bool:
+        """A manufacturing write of a chip added in this batch, kept in memory: True if kept,
+        False for a write that also stores something else (a new family, blobs, an installed
+        state), which takes the ordinary path. The same OTP rule as the UPDATE's."""
+        fam = state.immutable.family_id if state.immutable is not None else None
+        if (
+            blobs
+            or state.installed is not None
+            or (fam is not None and fam not in self._families and fam not in self._pending_families)
+        ):
+            return False
+        old = self._behind[state.uid]
+        if (
+            state.lifecycle < old.lifecycle
+            or state.security_counter < old.security_counter
+            or state.prov_counter < old.prov_counter
+            or (seen_prov_counter is not None and seen_prov_counter != old.prov_counter)
+        ):
+            raise ChipRefused("the lifecycle and the counters only advance", code="lifecycle")
+        self._behind[state.uid] = state
+        return True
+
+    def _flush_behind(self) -> None:
+        """Write the chips kept by `_save_behind`, one UPDATE each in one statement, under the
+        same OTP rule as `save` against what is stored."""
+        rows = [
+            (
+                s.immutable.family_id if s.immutable else None,
+                int(s.lifecycle),
+                s.security_counter,
+                s.identity_key,
+                s.certificate,
+                s.prov_counter,
+                s.uid,
+                int(s.lifecycle),
+                s.security_counter,
+                s.prov_counter,
+            )
+            for s in self._behind.values()
+        ]
+        self._behind.clear()
+        if not rows:
+            return
+        updated = self._db.executemany(
+            "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "
+            "identity_key = ?, certificate = ?, prov_counter = ? "
+            "WHERE uid = ? AND lifecycle <= ? AND security_counter <= ? AND prov_counter <= ?",
+            rows,
+        ).rowcount
+        if updated != len(rows):
+            raise ChipRefused("the lifecycle and the counters only advance", code="lifecycle")
 
     def blob(self, blob_id: bytes) -> bytes:
         row = self._db.execute("SELECT data FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone()

@@ -22,8 +22,9 @@ from trustprov.crypto.keys import (
     public_key_pem,
 )
 from trustprov.crypto.schedule import asset_material, f_oem_share, h_seed
-from trustprov.formats import cose
+from trustprov.formats import cbor, cose
 from trustprov.formats.bundle import SignedManifest, chunk_aad, chunk_nonce
+from trustprov.formats.limits import LIMITS
 from trustprov.link import messages
 from trustprov.link.client import ChipClient, PreparedBundle
 
@@ -236,6 +237,30 @@ def ram_budget(ctx: Context) -> str:
     return _refusal(ctx, {"ram-budget"}, go)
 
 
+def manifest_version(ctx: Context) -> str:
+    """The vector manifest as version 1 (the old chain over the ciphertext), MACed with the
+    vector OEM's K_AUTH: genuine but of another construction, refused by its version (6.1)."""
+    fam = ctx.family
+    payload = cbor.decode(
+        fam.vector.bundle.signed.message.body,
+        limit=LIMITS.manifest,
+        what="manifest",
+        shape=LIMITS.manifest_shape,
+    )
+    payload["v"] = 1
+    body = cbor.encode(payload)
+    header = SignedManifest.protected_header(fam.family_id)
+    protected = cose.encode_protected(header)
+    tag = cmac_tag(fam.oem_keys(fam.oem_share).auth, cose.mac_structure(protected, body))
+    mac0 = cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, body, tag).to_bytes()
+
+    def go(chip: ChipClient, p: PreparedBundle) -> None:
+        _, args = messages.decode_request(p.begin)
+        chip.send(messages.encode_request("cm.begin", {**args, "manifest": mac0}))
+
+    return _refusal(ctx, {"bundle-version"}, go)
+
+
 def stale_epoch(ctx: Context) -> str:
     return _refusal(ctx, {"stale-epoch"}, _run)
 
@@ -340,6 +365,7 @@ CASES_BEFORE_INSTALL = [
     Case("refusal.tampered-chunk", "6.3, 6.6 (7.)", "a damaged chunk", tampered_chunk),
     Case("refusal.out-of-order", "6.6 (7.)", "a chunk before its predecessor", out_of_order),
     Case("refusal.ram-budget", "6.6 (6.)", "a manifest beyond a 64 KiB RAM", ram_budget),
+    Case("refusal.manifest-version", "6.1", "a genuine manifest of v1", manifest_version),
     Case("secrets.fixed-messages", "8", "refusal texts do not depend on keys", fixed_messages),
 ]
 CASES_INSTALL = [

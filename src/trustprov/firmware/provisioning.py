@@ -11,8 +11,9 @@ Steps, numbered as in the figure and in docs/protocol.md:
 6a. If the manifest names an authorized set, the chip's own UID must be in it: the inclusion
     proof the CM sent with cm.begin must lead from the UID to the manifest's root, in a tree of
     the manifest's size (formats.authz). Else ``unauthorized``, before any chunk is decrypted.
- 7. Per chunk, in order: check it against the hash chain whose head the manifest carries, then
-    decrypt it with K_ENCK (keys) or K_ENCD (data) into staging.
+ 7. Per chunk, in order: check its AEAD tag against the chain whose head the manifest carries,
+    then open it with K_ENCK (keys) or K_ENCD (data), which verifies that tag over the ciphertext
+    before any plaintext comes out, into staging.
  8. Verify every asset: complete, right length, a valid key of its type.
  9. Install keys into their slots and data into flash in one atomic commit that replaces the
     whole installed state (an update leaves nothing of the bundle before it).
@@ -33,8 +34,8 @@ from dataclasses import dataclass, field
 from trustprov.chip.device import FlashWrite, Hardware
 from trustprov.chip.model import KeySlot, Lifecycle
 from trustprov.chip.staging import StagedContent
-from trustprov.crypto.aead import cmac_verify
-from trustprov.crypto.digest import CHAIN_END, chain_link, sha256
+from trustprov.crypto.aead import TAG_LEN, cmac_verify
+from trustprov.crypto.digest import CHAIN_END, DIGEST_LEN, sha256, tag_link
 from trustprov.crypto.keys import (
     CURVES,
     MATERIAL_LEN,
@@ -43,6 +44,7 @@ from trustprov.crypto.keys import (
     private_key_from_material,
     public_key_der,
 )
+from trustprov.crypto.schedule import OemKeys
 from trustprov.errors import ArtifactError, ChipRefused
 from trustprov.firmware.sealing import oem_keys
 from trustprov.formats import cose
@@ -109,14 +111,7 @@ class ProvisioningSession:
             raise ChipRefused("ENC(OEM_SHARE) does not open on this chip", code="bad-share") from e
         # 3.-4.
         keys = oem_keys(hw, oem_share)
-        # 5. CMAC first: nothing of the payload is trusted before it verifies.
-        try:
-            message, mac_structure, body_digest = _manifest_message(manifest_bytes)
-            cmac_verify(keys.auth, mac_structure, message.auth)
-            manifest = SignedManifest.from_message(message).manifest
-            self._manifest_digest = body_digest  # what the CMAC covered
-        except ArtifactError as e:
-            raise ChipRefused(f"manifest refused: {e.message}", code="bad-manifest") from e
+        manifest = self._verified_manifest(keys, manifest_bytes)
         # 6.
         if manifest.family_id != hw.family_id:
             raise ChipRefused("bundle is for another chip family", code="wrong-family")
@@ -161,6 +156,19 @@ class ProvisioningSession:
         self._slots: dict[int, KeySlot] = {}
         self._flash: list[FlashWrite] = []
 
+    def _verified_manifest(self, keys: OemKeys, manifest_bytes: bytes) -> Manifest:
+        # 5. CMAC first: nothing of the payload is trusted before it verifies.
+        try:
+            message, mac_structure, body_digest = _manifest_message(manifest_bytes)
+            cmac_verify(keys.auth, mac_structure, message.auth)
+            manifest = SignedManifest.from_message(message).manifest
+        except ArtifactError as e:
+            if e.code == "bundle-version":  # genuine, of another construction (6.1 "v")
+                raise ChipRefused(e.message, code="bundle-version") from e
+            raise ChipRefused(f"manifest refused: {e.message}", code="bad-manifest") from e
+        self._manifest_digest = body_digest  # what the CMAC covered
+        return manifest
+
     def __repr__(self) -> str:
         return "ProvisioningSession()"
 
@@ -185,8 +193,14 @@ class ProvisioningSession:
             raise ChipRefused("chunks must come in order, first to last", code="bad-sequence")
         entry = m.assets[asset]
         last = index == entry.chunks - 1
-        # 7. authenticate the ciphertext by the CMAC-verified manifest, then decrypt
-        if chain_link(ciphertext, next_link) != s.link or (last and next_link != CHAIN_END):
+        # 7. bind the chunk's tag to the CMAC-verified manifest, then let the AEAD verify that
+        # tag over the ciphertext before it releases anything (docs/protocol.md 6.3)
+        if (
+            len(ciphertext) < TAG_LEN
+            or len(next_link) != DIGEST_LEN
+            or tag_link(ciphertext[-TAG_LEN:], next_link) != s.link
+            or (last and next_link != CHAIN_END)
+        ):
             raise ChipRefused(
                 f"chunk {index} of {entry.name!r} does not match the manifest", code="bad-chunk"
             )

@@ -1,8 +1,8 @@
 """FIG. 2 (OEM keygen) and FIG. 4 (OEM regeneration): sealing the OEM's assets on its chip.
 
 A sealing session holds K_ENCK, K_ENCD, K_AUTH and the seed in chip RAM. Assets are sealed one
-at a time, their chunks fed last-to-first so the chip can build each asset's ciphertext hash chain
-(`trustprov.crypto.digest`) in constant memory; `finish` MACs the manifest under K_AUTH.
+at a time, their chunks fed last-to-first so the chip can build each asset's chain over the chunks'
+AEAD tags (`trustprov.crypto.digest`) in constant memory; `finish` MACs the manifest under K_AUTH.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from trustprov.chip.device import Hardware
 from trustprov.crypto.aead import Aead, cmac_tag
-from trustprov.crypto.digest import CHAIN_END, chain_link
+from trustprov.crypto.digest import CHAIN_END, sealed_tag, tag_link
 from trustprov.crypto.keys import (
     MATERIAL_LEN,
     private_key_bytes,
@@ -152,7 +152,7 @@ class SealingSession:
             cipher = self._ciphers[0] if e.is_key else self._ciphers[1]
             nonce = chunk_nonce(e.nonce, index, index == e.chunks - 1)
             ciphertext = p.aead.seal(cipher, nonce, plaintext, a.aad)
-        a.link = chain_link(ciphertext, a.link)
+        a.link = tag_link(sealed_tag(ciphertext), a.link)
         a.next_index -= 1
         if index == 0:
             self._hw.ram.reserve(ENTRY_RAM)

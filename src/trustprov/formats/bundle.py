@@ -2,7 +2,7 @@
 
 Manifest payload (canonical CBOR map)::
 
-    "v"           1
+    "v"           2             1 was the hash chain over every ciphertext byte: refused
     "family"      bstr .8       chip family id
     "bundle-id"   bstr .16      random, names this bundle
     "epoch"       uint          chips refuse an update whose epoch is not above the installed one
@@ -26,7 +26,7 @@ Manifest payload (canonical CBOR map)::
       "length": uint,              ; plaintext bytes
       "chunks": uint,
       "nonce": bstr,               ; STREAM nonce prefix, AEAD nonce length - 5 bytes
-      "digest": bstr .32           ; head of the ciphertext hash chain (trustprov.crypto.digest)
+      "digest": bstr .32           ; head of the chain over the chunks' AEAD tags (crypto.digest)
     }
 
 COSE_Mac0 protected header: {1: -65537 (AES-CMAC-256/128, private use), 3:
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trustprov.crypto.aead import AEAD_BY_ID, CMAC_ALG_ID, TAG_LEN, Aead
-from trustprov.crypto.digest import CHAIN_END, DIGEST_LEN, chain_link, sha256
+from trustprov.crypto.digest import DIGEST_LEN, chain_links, sha256
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError
 from trustprov.formats import cbor, cose
@@ -53,7 +53,11 @@ from trustprov.formats.limits import LIMITS, Shape
 
 MANIFEST_CONTENT_TYPE = "application/vnd.trustprov.manifest+cbor"
 BUNDLE_MAGIC = "trustprov-bundle"
-FORMAT = 1
+FORMAT = 1  # of the bundle file's wrapper
+#: the manifest's "v": 2 since the chain runs over the AEAD tags (docs/protocol.md 6.3). A v1
+#: manifest's digests are heads of a chain over the ciphertext, which no chip of this software
+#: checks: both the host and the chip refuse it with code ``bundle-version``, telling to reseal.
+MANIFEST_VERSION = 2
 BUNDLE_ID_LEN = 16
 MIN_CHUNK = 256
 ASSET_KINDS: tuple[str, ...] = ("key", "certificate", "firmware", "config")
@@ -258,7 +262,7 @@ class Manifest:
     def to_payload(self) -> bytes:
         return cbor.encode(
             {
-                "v": FORMAT,
+                "v": MANIFEST_VERSION,
                 "family": self.family_id,
                 "bundle-id": self.bundle_id,
                 "epoch": self.epoch,
@@ -287,8 +291,12 @@ class Manifest:
     @classmethod
     def _parse(cls, payload: bytes) -> Manifest:
         what = "manifest"
+        decoded = cbor.decode(
+            payload, limit=LIMITS.manifest, what=what, shape=LIMITS.manifest_shape
+        )
+        _check_version(decoded)
         m = cbor.expect_map(
-            cbor.decode(payload, limit=LIMITS.manifest, what=what, shape=LIMITS.manifest_shape),
+            decoded,
             what,
             {
                 "v",
@@ -303,8 +311,6 @@ class Manifest:
             },
             {"device-keys"},
         )
-        if m["v"] != FORMAT or isinstance(m["v"], bool):
-            raise FormatError(f"{what}: unsupported format version")
         aead_id = cbor.expect(m["aead"], int, f"{what}: aead")
         if aead_id not in AEAD_BY_ID:
             raise FormatError(f"{what}: unsupported AEAD {cbor.show(aead_id)}")
@@ -414,12 +420,9 @@ class Bundle:
         return self.signed.manifest
 
     def chain_links(self, asset_index: int) -> list[bytes]:
-        """h_2..h_{n+1} for the chunks of one asset: what a chip needs beside each chunk."""
-        chunks = self.chunks[asset_index]
-        links = [CHAIN_END]
-        for c in reversed(chunks[1:]):
-            links.append(chain_link(c, links[-1]))
-        return links[::-1]
+        """h_2..h_{n+1} for the chunks of one asset: what a chip needs beside each chunk.
+        From the chunks' tags alone (16 bytes each), not their ciphertext."""
+        return chain_links(self.chunks[asset_index])[1:]
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Bundle:
@@ -447,6 +450,28 @@ class Bundle:
     def to_bytes(self) -> bytes:
         return cbor.encode(
             [BUNDLE_MAGIC, FORMAT, self.signed.to_bytes(), [list(c) for c in self.chunks]]
+        )
+
+
+def _check_version(decoded: Any) -> None:
+    """The manifest's "v" before anything else of it: a bundle of another version gets its own
+    code and a message that says what to do, not a complaint about its fields."""
+    if not isinstance(decoded, dict) or "v" not in decoded:
+        return  # expect_map says what is wrong with it
+    v = decoded["v"]
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise FormatError("manifest: version is not an integer")
+    if v == 1:
+        raise FormatError(
+            "bundle of manifest v1 (hash chain over the ciphertext), which this trustprov no "
+            f"longer installs: reseal the assets into a v{MANIFEST_VERSION} bundle "
+            "(oem keygen or oem regen)",
+            code="bundle-version",
+        )
+    if v != MANIFEST_VERSION:
+        raise FormatError(
+            f"bundle of manifest v{cbor.show(v)}: this trustprov installs v{MANIFEST_VERSION} only",
+            code="bundle-version",
         )
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from trustprov.crypto.aead import TAG_LEN
-from trustprov.crypto.digest import CHAIN_END, DIGEST_LEN, chain_link
+from trustprov.crypto.digest import CHAIN_END, DIGEST_LEN, tag_link
 from trustprov.errors import FormatError
 from trustprov.formats import cbor
 from trustprov.formats.bundle import (
@@ -185,14 +185,15 @@ class BundleIndex:
     def chunks(self, asset: int) -> int:
         return len(self._offsets[asset])
 
-    def chain_links(self, asset: int, read: Callable[[int, int], bytes]) -> bytes:
-        """h_2..h_{n+1} of one asset's chain (`trustprov.crypto.digest`), 32 bytes each, with
-        one chunk (``read(asset, index)``) in memory at a time: link i is at ``32 * i``."""
+    def chain_links(self, asset: int, read_tag: Callable[[int, int], bytes]) -> bytes:
+        """h_2..h_{n+1} of one asset's tag chain (`trustprov.crypto.digest`), 32 bytes each,
+        from each chunk's AEAD tag alone (``read_tag(asset, index)``, its last 16 bytes): the
+        ciphertext before the tags is never read for it. Link i is at ``32 * i``."""
         n = self.chunks(asset)
         links = bytearray(DIGEST_LEN * n)
         link = CHAIN_END
         for i in range(n - 1, 0, -1):
-            link = chain_link(read(asset, i), link)
+            link = tag_link(read_tag(asset, i), link)
             links[DIGEST_LEN * (i - 1) : DIGEST_LEN * i] = link
         return bytes(links)
 

@@ -23,6 +23,22 @@ from trustprov.link import messages
 log = logging.getLogger(__name__)
 
 
+_last_image: tuple[bytes, ImmutableMemory] | None = None
+
+
+def _parsed_image(data: bytes) -> ImmutableMemory:
+    """`ImmutableMemory.from_bytes`, parsed once for a run of chips burned with the same image
+    (a lot): the result is a frozen value of those exact bytes, so reusing it changes nothing
+    but the time. A parse that fails is never kept."""
+    global _last_image  # noqa: PLW0603 - one entry per process, like the farm's family cache
+    last = _last_image
+    if last is not None and last[0] == data:
+        return last[1]
+    image = ImmutableMemory.from_bytes(data)
+    _last_image = (bytes(data), image)
+    return image
+
+
 class ChipPort:
     def __init__(self, chip: Chip) -> None:
         self._chip = chip
@@ -57,7 +73,7 @@ class ChipPort:
 
     def _burn(self, args: dict[str, Any]) -> dict[str, Any]:
         m = cbor.expect_map(args, "burn", {"image"})
-        self._chip.burn_immutable(ImmutableMemory.from_bytes(cbor.expect_bstr(m["image"], "image")))
+        self._chip.burn_immutable(_parsed_image(cbor.expect_bstr(m["image"], "image")))
         return {}
 
     def _make_identity(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from trustprov.crypto.aead import TAG_LEN
 from trustprov.errors import FormatError, InputError
 from trustprov.formats.bundle import Manifest, SignedManifest
 from trustprov.formats.bundle_file import BundleIndex, BundleWriter
@@ -65,9 +66,22 @@ class BundleFile:
             raise InputError(f"bundle {self.path}: the file changed while it was read")
         return data
 
+    def tag(self, asset: int, index: int) -> bytes:
+        """The AEAD tag of chunk ``index`` of asset ``asset``: its last 16 bytes."""
+        offset, length = self.index.locate(asset, index)
+        if length < TAG_LEN:
+            raise InputError(f"bundle {self.path}: a chunk shorter than its tag")
+        try:
+            data = os.pread(self._file(), TAG_LEN, offset + length - TAG_LEN)
+        except OSError as e:
+            raise InputError(f"bundle {self.path}: cannot read ({e.strerror})") from e
+        if len(data) != TAG_LEN:
+            raise InputError(f"bundle {self.path}: the file changed while it was read")
+        return data
+
     def chain_links(self, asset: int) -> bytes:
         """The chain links beside each chunk of ``asset``, 32 bytes each (`BundleIndex`)."""
-        return self.index.chain_links(asset, self.chunk)
+        return self.index.chain_links(asset, self.tag)
 
     def _file(self) -> int:
         # opened once per process: a descriptor does not cross into a spawned worker

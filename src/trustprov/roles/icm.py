@@ -44,11 +44,12 @@ from trustprov.crypto.keys import (
     public_key_pem,
 )
 from trustprov.crypto.schedule import FAMILY_ID_LEN
-from trustprov.errors import FormatError, InputError, VerificationError
+from trustprov.errors import FormatError, InputError, TransportError, VerificationError
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.lot import LotChip, LotManifest, LotManifestWriter, device_ca_common_name
 from trustprov.formats.lotsig import HashingWriter, LotSignature
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
+from trustprov.link import messages
 from trustprov.link.farm import FarmLink
 from trustprov.roles.custody import (
     LOT_PUBLIC_FILE,
@@ -298,6 +299,17 @@ def issue_certificate(
     Returned as the certificate object, so its DER (for the chip) and PEM (for the lot manifest)
     are both encoded from it without parsing it again.
     """
+    return _certificate(icm, _lot_template(icm, now()), uid, public_der)
+
+
+def _lot_template(icm: Icm, now: datetime.datetime) -> x509.CertificateBuilder:
+    """The family's template with the validity start every certificate of one lot shares."""
+    return icm.chip_certificate_template.not_valid_before(now - datetime.timedelta(minutes=5))
+
+
+def _certificate(
+    icm: Icm, template: x509.CertificateBuilder, uid: bytes, public_der: bytes
+) -> x509.Certificate:
     public = serialization.load_der_public_key(public_der)
     if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(
         public.curve, ec.SECP256R1
@@ -311,10 +323,9 @@ def issue_certificate(
         ]
     )
     return (
-        icm.chip_certificate_template.subject_name(name)
+        template.subject_name(name)
         .public_key(public)
         .serial_number(int.from_bytes(uid) or 1)  # unique per UID (RFC 5280 4.1.2.2)
-        .not_valid_before(now() - datetime.timedelta(minutes=5))
         .sign(icm.ca_key, hashes.SHA256())
     )
 
@@ -363,6 +374,26 @@ def _new_private_farm(path: Path) -> None:
     os.close(fd)
 
 
+def _make_chip(
+    farm: FarmLink,
+    uid: bytes,
+    icm: Icm,
+    *,
+    template: x509.CertificateBuilder,
+    burn: bytes,
+    make_identity: bytes,
+) -> x509.Certificate:
+    """One blank chip of the farm burned, its identity key made, its certificate stored."""
+    with farm.connect(uid) as chip:
+        chip.send(burn)
+        public = chip.send(make_identity).get("public-key")
+        if not isinstance(public, bytes):
+            raise TransportError("chip answered without 'public-key'")
+        cert = _certificate(icm, template, uid, public)
+        chip.store_certificate(cert.public_bytes(serialization.Encoding.DER))
+    return cert
+
+
 def manufacture(
     icm: Icm,
     farm_path: Path,
@@ -403,6 +434,10 @@ def manufacture(
     check_output(sig_path, force=force)
     check_output(farm_path, force=False, existing_ok=True)  # a farm is added to, never replaced
     image = icm.immutable.to_bytes()  # unwraps the family secrets: refused before any file
+    # the same two requests for every chip: encoded once
+    burn = messages.encode_request("rom.burn", {"image": image})
+    make_identity = messages.encode_request("rom.make-identity", {})
+    template = _lot_template(icm, now())
     _new_private_farm(Path(farm_path))
     uids: list[bytes] = []
     placed = False
@@ -418,10 +453,14 @@ def manufacture(
                     for _ in range(count):
                         uid = rng(UID_LEN)
                         farm.add_blank(uid, lot)
-                        with farm.connect(uid) as chip:
-                            chip.burn(image)
-                            cert = issue_certificate(icm, uid, chip.make_identity(), now)
-                            chip.store_certificate(cert.public_bytes(serialization.Encoding.DER))
+                        cert = _make_chip(
+                            farm,
+                            uid,
+                            icm,
+                            template=template,
+                            burn=burn,
+                            make_identity=make_identity,
+                        )
                         manifest.add(uid, cert)
                         uids.append(uid)
                         if on_chip is not None:

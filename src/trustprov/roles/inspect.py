@@ -94,6 +94,8 @@ def describe(
             )
         return reader(path)
     except FormatError as e:
+        if e.code == "bundle-version":  # not damaged: of another construction, to be resealed
+            raise InputError(f"{path}: {e.message}") from e
         raise InputError(f"{path}: a damaged {_what(kind)} ({e.message})") from e
 
 
