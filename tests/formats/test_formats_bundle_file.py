@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import cbor2
 import pytest
 
+from trustprov.crypto.aead import TAG_LEN
 from trustprov.crypto.digest import DIGEST_LEN
 from trustprov.errors import FormatError
 from trustprov.formats.bundle import Bundle
@@ -49,7 +50,7 @@ def test_the_index_finds_every_chunk_and_the_chain(bundle: Bundle) -> None:
     chunks = read_from(data, index)
     assert chunks == [list(c) for c in bundle.chunks]
     for a in range(len(chunks)):
-        links = index.chain_links(a, lambda asset, i: chunks[asset][i])
+        links = index.chain_links(a, lambda asset, i: chunks[asset][i][-TAG_LEN:])
         assert [links[k : k + DIGEST_LEN] for k in range(0, len(links), DIGEST_LEN)] == (
             bundle.chain_links(a)
         )

@@ -477,6 +477,23 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
         "cm.begin",
         {**begin_args, "manifest": _flip(begin_args["manifest"], -1)},
     )
+    v1 = cbor2.loads(good.signed.message.body)
+    v1["v"] = 1  # genuine (MACed with K_AUTH) but of the old construction
+    v1_body = cbor.encode(v1)
+    v1_header = SignedManifest.protected_header(fam.family_id)
+    v1_protected = cose.encode_protected(v1_header)
+    v1_tag = cmac_tag(fam.oem_keys(fam.oem_share).auth, cose.mac_structure(v1_protected, v1_body))
+    s.call(
+        "cm.begin manifest v1: bundle-version",
+        "6.1, 8.2",
+        "cm.begin",
+        {
+            **begin_args,
+            "manifest": cose.CoseMessage(
+                cose.TAG_MAC0, v1_protected, v1_header, {}, v1_body, v1_tag
+            ).to_bytes(),
+        },
+    )
     s.call(
         "cm.begin min-svn 4: software-too-old",
         "6.6, 8.2",

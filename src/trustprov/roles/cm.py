@@ -141,6 +141,7 @@ SYSTEMIC = frozenset(
         "bad-share",
         "bad-sealed-value",
         "bad-manifest",
+        "bundle-version",
         "software-too-old",
         "bad-chunk",
         "bad-asset",
