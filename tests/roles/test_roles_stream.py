@@ -130,12 +130,9 @@ def test_oem_regen_seals_a_firmware_larger_than_its_memory(
     assert (tmp_path / "update" / "bundle.cbor").stat().st_size > FIRMWARE
 
 
-def test_cm_provision_streams_a_bundle_larger_than_its_memory(
-    world: Any, large: dict[str, Any], tmp_path: Path
-) -> None:
-    farm = world.fresh_cm_farm(tmp_path)
-    r = _limited(
-        HEADROOM,
+def _provision(world: Any, large: dict[str, Any], farm: Path, tmp_path: Path) -> list[str]:
+    """The arguments of `cm provision` of the large bundle onto ``farm``'s CM lot, one worker."""
+    return [
         "cm",
         "provision",
         "--farm",
@@ -152,7 +149,14 @@ def test_cm_provision_streams_a_bundle_larger_than_its_memory(
         f"sqlite:///{tmp_path / 'records.sqlite'}",
         "--jobs",
         "1",
-    )
+    ]
+
+
+def test_cm_provision_streams_a_bundle_larger_than_its_memory(
+    world: Any, large: dict[str, Any], tmp_path: Path
+) -> None:
+    farm = world.fresh_cm_farm(tmp_path)
+    r = _limited(HEADROOM, *_provision(world, large, farm, tmp_path))
     assert r.returncode == 0, r.stderr
     uids = world.cm_uids(farm)
     with Probe(farm) as probe:
@@ -167,25 +171,7 @@ def test_the_limit_is_real(world: Any, large: dict[str, Any], tmp_path: Path) ->
     """With no headroom at all the same command dies of MemoryError (here before it starts, in
     an import it still needs): the test above does not pass for want of a limit."""
     farm = world.fresh_cm_farm(tmp_path)
-    r = _limited(
-        0,
-        "cm",
-        "provision",
-        "--farm",
-        str(farm),
-        "--lot",
-        world.cm_lot,
-        "--software",
-        str(world.software),
-        "--share",
-        str(large["oem"] / "enc-oem-share.cose"),
-        "--bundle",
-        str(large["oem"] / "bundle.cbor"),
-        "--records",
-        f"sqlite:///{tmp_path / 'records.sqlite'}",
-        "--jobs",
-        "1",
-    )
+    r = _limited(0, *_provision(world, large, farm, tmp_path))
     assert r.returncode != 0
     assert "out of memory" in r.stderr
 

@@ -21,7 +21,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from trustprov.crypto.keys import SIGNATURE_ALGORITHMS, load_public_key
+from trustprov.firmware import commands
 from trustprov.formats import cbor
+from trustprov.link import port
 
 HERE = Path(__file__).resolve().parent
 VECTORS: dict[str, Any] = json.loads((HERE / "link_messages.json").read_text(encoding="ascii"))
@@ -87,24 +89,8 @@ def _verify_receipt(receipt: bytes, key: ec.EllipticCurvePublicKey) -> None:
     SIGNATURE_ALGORITHMS["ES256"].verify(key, signature, tbs)
 
 
-OPS = (
-    "rom.status",
-    "rom.identity",
-    "rom.burn",
-    "rom.make-identity",
-    "rom.store-certificate",
-    "rom.boot",
-    "oem.keygen",
-    "oem.regen",
-    "seal.asset",
-    "seal.chunk",
-    "seal.generate",
-    "seal.finish",
-    "cm.begin",
-    "cm.chunk",
-    "cm.finish",
-    "lock",
-)
+# every op the chip serves, from its own dispatch tables: a new op without a vector fails
+OPS = (*port._ROM, *commands._COMMANDS)
 
 
 @pytest.mark.parametrize("op", OPS)
