@@ -36,7 +36,7 @@ class Expect:
     """What an input file must be."""
 
     what: str  # as in "not <what>"
-    sniffs: frozenset[str]  # the coarse kinds of roles.inspect.sniff_file it may start as
+    sniffs: frozenset[str]  # the coarse kinds of roles.sniff.sniff_file it may start as
     kinds: frozenset[str]  # the kinds of roles.inspect.describe it may be
     peer: bool = True  # from a peer (wrong: exit 1), or the operator's own (wrong: exit 2)
     sealed: str | None = None  # a sealed value: which one
@@ -143,7 +143,7 @@ def _error(expect: Expect, message: str, like: TrustprovError | None = None) -> 
 
 def precheck(path: Path, expect: Expect) -> None:
     """Refuse a file that plainly is another trustprov artifact, before any work."""
-    from trustprov.roles.inspect import sniff_file  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.sniff import sniff_file  # noqa: PLC0415 - lazy: start-up
 
     if not path.is_file():
         return  # the command's reader says what is wrong with it
@@ -158,7 +158,8 @@ def precheck(path: Path, expect: Expect) -> None:
 
 def _it_is(path: Path, sniffed: str) -> str:
     from trustprov.roles.description import what_it_is  # noqa: PLC0415 - the error path
-    from trustprov.roles.inspect import describe, sniffed_what  # noqa: PLC0415
+    from trustprov.roles.inspect import describe  # noqa: PLC0415
+    from trustprov.roles.sniff import sniffed_what  # noqa: PLC0415
 
     if sniffed == "sqlite":
         return "an SQLite database (a chip farm or a records store)"
@@ -173,7 +174,8 @@ def _it_is(path: Path, sniffed: str) -> str:
 def _diagnose(files: list[tuple[Path, Expect]], error: TrustprovError) -> TrustprovError | None:
     """The error restated about the file at fault; None to let ``error`` pass as it is."""
     from trustprov.roles.description import what_it_is  # noqa: PLC0415 - the error path
-    from trustprov.roles.inspect import describe, sniff_file  # noqa: PLC0415 - the error path
+    from trustprov.roles.inspect import describe  # noqa: PLC0415 - the error path
+    from trustprov.roles.sniff import sniff_file  # noqa: PLC0415 - the error path
 
     if any(str(p) in error.message for p, _ in files):
         return None  # it names its file already

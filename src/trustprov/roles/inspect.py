@@ -16,9 +16,9 @@ Invariants:
   where recognised, what the file is; a signature or certificate that fails the check asked for
   is a `VerificationError`.
 
-The same recogniser names what a file is when a command is given the wrong one (`sniff_file`,
-`description.what_it_is`, cli/artifacts.py): "FILE: this is signed provisioning software, not a
-sealed bundle".
+The recogniser it starts from (roles/sniff.py) names what a file is when a command is given the
+wrong one (`sniff_file`, `description.what_it_is`, cli/artifacts.py): "FILE: this is signed
+provisioning software, not a sealed bundle".
 """
 
 from __future__ import annotations
@@ -34,10 +34,9 @@ from trustprov.formats import cbor
 from trustprov.formats.limits import LIMITS, KiB
 from trustprov.roles.description import FIRST_UIDS, DatabaseReader, Description
 from trustprov.roles.files import read_bytes
+from trustprov.roles.sniff import sniff_file, what
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 FAMILY_SECRETS_KEYS = frozenset({"hw-share", "rom-share", "k-oem-share", "k-oem-master-share"})
-_HEAD = 32
 _SMALL = 64 * KiB  # key, certificate and metadata files
 
 
@@ -55,11 +54,11 @@ def describe(
         raise InputError(f"{path} is a directory; inspect takes a file")
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    kind = _sniff(_head(path))
+    kind = sniff_file(path, strict=True)
     if key is not None and kind != "software":
-        raise InputError(f"--key checks signed software; {path} is another file ({_what(kind)})")
+        raise InputError(f"--key checks signed software; {path} is another file ({what(kind)})")
     if ca is not None and kind != "json":
-        raise InputError(f"--verify checks a lot manifest; {path} is another file ({_what(kind)})")
+        raise InputError(f"--verify checks a lot manifest; {path} is another file ({what(kind)})")
     try:
         if kind == "sqlite":
             from trustprov.roles.inspect_farm import describe_database  # noqa: PLC0415 - lazy
@@ -96,79 +95,7 @@ def describe(
     except FormatError as e:
         if e.code == "bundle-version":  # not damaged: of another construction, to be resealed
             raise InputError(f"{path}: {e.message}") from e
-        raise InputError(f"{path}: a damaged {_what(kind)} ({e.message})") from e
-
-
-def sniff_file(path: Path) -> str:
-    """The kind the first bytes of ``path`` announce (a coarse kind: "software" is any
-    COSE_Sign1, "json" any JSON object, "sqlite" a farm or a records store); "unknown" if none,
-    or if the file cannot be read (its reader then says why)."""
-    try:
-        return _sniff(_head(Path(path)))
-    except InputError:
-        return "unknown"
-
-
-def sniffed_what(kind: str) -> str:
-    """What a coarse kind of `sniff_file` is, in words."""
-    return _what(kind)
-
-
-def _head(path: Path) -> bytes:
-    try:
-        with path.open("rb") as f:
-            return f.read(_HEAD)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from e
-
-
-#: (first bytes, kind); text formats match after leading white space
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (SQLITE_MAGIC, "sqlite"),
-    (b"\xd2", "software"),  # CBOR tag 18, COSE_Sign1
-    (b"\xd0", "sealed-value"),  # tag 16, COSE_Encrypt0
-    (b"\xd1", "manifest"),  # tag 17, COSE_Mac0
-    (b"\x84\x70trustprov-bundle", "bundle"),  # array(4), text(16)
-    (b"\x85\x74trustprov-authorized", "authorized-set"),  # array(5), text(20)
-    (b"\xa4", "cbor-map"),  # map(4): the family secrets' shape
-)
-_TEXT_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"-----BEGIN ", "pem"),
-    (b"{", "json"),
-    (b"#", "toml"),
-    (b"[", "toml"),
-)
-
-
-def _sniff(head: bytes) -> str:
-    """The kind the first bytes announce; "unknown" if none."""
-    for magic, kind in _MAGIC:
-        if head.startswith(magic):
-            return kind
-    text = head.lstrip()
-    for magic, kind in _TEXT_MAGIC:
-        if text.startswith(magic):
-            return kind
-    return "unknown"
-
-
-_WHAT = {
-    "sqlite": "database",
-    "pem": "PEM file",
-    "json": "JSON file",
-    "software": "signed provisioning software",
-    "sealed-value": "sealed value",
-    "manifest": "bundle manifest",
-    "bundle": "bundle",
-    "cbor-map": "CBOR file",
-    "toml": "asset list",
-    "lot-manifest": "lot manifest",
-    "authorized-set": "authorized set",
-}
-
-
-def _what(kind: str) -> str:
-    return _WHAT.get(kind, "unknown content")
+        raise InputError(f"{path}: a damaged {what(kind)} ({e.message})") from e
 
 
 # -- COSE and CBOR artifacts ----------------------------------------------------------------------
