@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trustprov.crypto.aead import TAG_LEN
 from trustprov.crypto.keys import load_public_key
 from trustprov.errors import ArtifactError, FormatError, InputError
 from trustprov.formats.bundle import Authorization, Bundle, Manifest, SignedManifest
@@ -151,7 +152,7 @@ def _seal_one(
         # a chunk at a time
         for i in reversed(range(n)):
             size = chunk_size if i < n - 1 else length - chunk_size * (n - 1)
-            out.chunk(at, i, chip.seal_chunk(i, read(i * chunk_size, size)))
+            out.chunk(at, i, chip.seal_chunk_view(i, read(i * chunk_size, size), size + TAG_LEN))
 
 
 def _write_common(
