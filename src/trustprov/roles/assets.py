@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from trustprov.crypto.aead import AEAD_ALIASES, TAG_LEN, Aead
@@ -346,6 +345,9 @@ def _asset(item: Any, base: Path, i: int) -> AssetSpec:
     value, path = _source(item, base, what, allow_text=text)
     if kind == "certificate":
         data = value if value is not None else read_bytes(path, limit=LIMITS.chunk, what=what)  # type: ignore[arg-type]  # _source gives one of the two
+        from cryptography import x509  # noqa: PLC0415 - lazy: a list without a certificate
+        # (a firmware's) seals without X.509's start-up
+
         try:
             if data.lstrip().startswith(b"-----BEGIN"):
                 cert = x509.load_pem_x509_certificate(data)
