@@ -207,11 +207,12 @@ def write_assets(
     (d / "key2.bin").write_bytes(KEY2)
     (d / "fw.bin").write_bytes(firmware if firmware is not None else firmware_bytes())
     bundle = f'epoch = {epoch}\naead = "{aead}"\n'
-    if chunk_size is not None:
-        bundle += f"chunk-size = {chunk_size}\n"
+    bundle += f"chunk-size = {16384 if chunk_size is None else chunk_size}\n"  # the conftest's
     if min_svn is not None:
         bundle += f"min-security-version = {min_svn}\n"
-    text = ASSETS_TEMPLATE.format(key1=KEY1.hex()).replace("epoch = 1\n", bundle, 1)
+    text = ASSETS_TEMPLATE.format(key1=KEY1.hex()).replace(
+        "epoch = 1\nchunk-size = 16384\n", bundle, 1
+    )
     toml = d / "assets.toml"
     toml.write_text(text + extra)
     return toml

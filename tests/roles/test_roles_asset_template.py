@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 
+import pytest
 from template_files import write_example_files
 
 from trustprov.crypto.aead import AEAD_ALIASES
+from trustprov.errors import InputError
 from trustprov.formats.bundle import KEY_TYPES
 from trustprov.roles import assets as asset_list
 from trustprov.roles.asset_template import TEMPLATE
@@ -21,7 +24,12 @@ def test_the_template_is_a_valid_asset_list(tmp_path: Path) -> None:
     kinds = {a.kind for a in listed.assets}
     assert kinds == set(asset_list.KINDS)
     assert listed.epoch == 1
-    assert listed.chunk_size == 16384
+    # the default chunk size: the largest multiple of 1 KiB that fits the chips' RAM
+    assert listed.chunk_size % 1024 == 0
+    asset_list.check_fits(listed, 1)
+    bigger = dataclasses.replace(listed, chunk_size=listed.chunk_size + 1024)
+    with pytest.raises(InputError, match="RAM"):
+        asset_list.check_fits(bigger, 1)
 
 
 def test_every_field_and_kind_is_explained() -> None:

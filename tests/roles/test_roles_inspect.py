@@ -74,7 +74,8 @@ def test_bundle_lists_its_assets_and_says_they_are_sealed(world: Any, tmp_path: 
     rows = {a["name"]: a for a in d.fields["assets"]}
     assert set(rows) == {a.name for a in m.assets}
     assert rows["fw"]["region"] == "app"
-    assert rows["fw"]["chunks"] == 3
+    fw = next(a for a in m.assets if a.name == "fw")
+    assert rows["fw"]["chunks"] == -(-fw.length // m.chunk_size) >= 2
     assert rows["aes-1"]["slot"] == 1
     assert d.note is not None
     assert "sealed" in d.note

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,56 @@ def test_every_chunk_size_the_asset_list_accepts_seals_and_installs(
         uid = bench.uids()[0]
         _install(bench, uid, job)
         assert_holds_world_assets(bench.read(uid), world.public_keys)
+
+
+def test_the_default_chunk_size_is_the_largest_that_seals_and_installs(
+    world: Any, cm_farm: Path, tmp_path: Path
+) -> None:
+    toml = write_assets(tmp_path / "assets", epoch=2)
+    toml.write_text(toml.read_text().replace("chunk-size = 16384\n", ""))
+    assets = asset_list.load(toml)
+    assert assets.chunk_size % 1024 == 0
+    assert assets.chunk_size > 16384
+    farm = copy_farm(world.oem_farm, tmp_path / "oem.farm")
+    run = oem.regen(
+        farm,
+        world.oem_uid,
+        software_path=world.software,
+        state=world.oem_dir,
+        assets=assets,
+        out=tmp_path / "out",
+    )
+    assert run.bundle.manifest.chunk_size == assets.chunk_size
+    job = Job.load(
+        world.software, tmp_path / "out/enc-oem-share.cose", tmp_path / "out/bundle.cbor"
+    )
+    with Bench(cm_farm) as bench:
+        uid = bench.uids()[0]
+        _install(bench, uid, job)
+        assert_holds_world_assets(bench.read(uid), world.public_keys)
+
+
+def test_the_default_chunk_size_leaves_room_for_a_long_manifest(tmp_path: Path) -> None:
+    """64 assets of 64-character names: a manifest of some KiB, so smaller chunks by default,
+    and still room for the highest min-security-version; 1 KiB more would not fit."""
+    doc = {
+        "asset": [
+            {
+                "name": f"{i:02d}" + "n" * 62,
+                "kind": "config",
+                "region": f"{i:02d}" + "r" * 62,
+                "value": "x" * 40_000,
+            }
+            for i in range(64)
+        ]
+    }
+    assets = asset_list.parse(doc, tmp_path)
+    assert 1024 <= assets.chunk_size < 31744
+    assert assets.chunk_size % 1024 == 0
+    asset_list.check_fits(assets, 2**32 - 1)
+    bigger = dataclasses.replace(assets, chunk_size=assets.chunk_size + 1024)
+    with pytest.raises(InputError, match="RAM"):
+        asset_list.check_fits(bigger, 2**32 - 1)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -203,6 +202,10 @@ class Chip:
             raise ChipRefused(
                 "certificate can be stored once, after the identity key", code="lifecycle"
             )
+        # imported here: X.509 costs every process that runs a chip (oem keygen) a tenth of
+        # its start-up, and only manufacturing stores a certificate
+        from cryptography import x509  # noqa: PLC0415 - lazy: start-up
+
         try:
             cert = x509.load_der_x509_certificate(der)
             certified = public_key_der(cert.public_key())  # type: ignore[arg-type]  # any key type compares

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trustprov.crypto.aead import TAG_LEN
 from trustprov.errors import FormatError, TransportError
 from trustprov.formats import cbor
 from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Authorization, Bundle, Manifest
 from trustprov.formats.installed import expected_installed_digest
-from trustprov.link import messages
+from trustprov.link import messages, seal_wire
 from trustprov.link.chunk_requests import PREENCODE_MAX, ChunkRequests, ChunkSource, Requests
 from trustprov.link.transport import Link
 
@@ -192,7 +193,13 @@ class ChipClient:
         self.call("seal.asset", {"name": name, "kind": kind, "length": length, **target})
 
     def seal_chunk(self, index: int, data: bytes) -> bytes:
-        return self._bytes(self.call("seal.chunk", {"index": index, "data": data}), "chunk")
+        return bytes(self.seal_chunk_view(index, data, len(data) + TAG_LEN))
+
+    def seal_chunk_view(self, index: int, data: bytes, sealed_len: int) -> memoryview:
+        """`seal_chunk` without a copy of the answer: the sealed chunk as a view of it, which
+        the bundle writer writes to the file as it is (`trustprov.link.seal_wire`)."""
+        answer = self._link.exchange(seal_wire.chunk_request(index, data))
+        return seal_wire.chunk_answer(answer, sealed_len)
 
     def seal_generate(self, name: str, key_type: str, slot: int) -> tuple[bytes, bytes | None]:
         r = self.call("seal.generate", {"name": name, "key-type": key_type, "slot": slot})

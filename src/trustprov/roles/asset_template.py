@@ -30,9 +30,10 @@ epoch = 1
 # The AEAD that seals the assets: "AES-GCM" (default; COSE name "A256GCM") or "AES-CCM"
 # (patent claim 6; COSE name "AES-CCM-16-128-256").
 aead = "AES-GCM"
-# Plaintext bytes per chunk, 256 .. 24576. A chip holds one chunk at a time in its 64 KiB of RAM,
-# so a firmware image of any size installs chunk by chunk.
-chunk-size = 16384
+# Plaintext bytes per chunk, 256 .. 32768. A chip holds one chunk at a time in its 64 KiB of RAM,
+# so a firmware image of any size installs chunk by chunk. Default (omit the line): the largest
+# multiple of 1024 that fits beside this list's manifest, the fewest chunks to send.
+# chunk-size = 16384
 # The lowest security version of the provisioning software allowed to install this bundle.
 # Default: the security version of the software that seals it (omit the line to keep that).
 # min-security-version = 1

@@ -4,7 +4,8 @@
     epoch = 1                     # chips refuse an update whose epoch is not above theirs
                                   # (regen: above the epoch of the state it starts from)
     aead = "AES-GCM"              # or "AES-CCM" (claim 6)
-    chunk-size = 16384            # plaintext bytes per chunk, 256..24576 (fits 64 KiB of RAM)
+    chunk-size = 16384            # plaintext bytes per chunk, 256..32768, as fits 64 KiB of
+                                  # RAM; default: the largest multiple of 1 KiB that fits
     min-security-version = 1      # default: the signing software's security version
 
     [[asset]]
@@ -35,6 +36,7 @@ Certificates may be PEM or DER and are installed as DER.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Callable, Iterator
@@ -43,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from trustprov.crypto.aead import AEAD_ALIASES, TAG_LEN, Aead
@@ -74,10 +75,12 @@ from trustprov.roles.keyfiles import read_key_file
 
 KINDS = ("key", "certificate", "firmware", "config", "generate", "device-key")
 MAX_FILE = LIMITS.bundle  # a larger file cannot be in a bundle that cm provision reads
-DEFAULT_CHUNK = 16 * 1024
-#: a chip holds a chunk's ciphertext and plaintext at once, beside the manifest and its keys:
-#: 24 KiB chunks keep that within the default 64 KiB of RAM (the format itself allows 64 KiB)
-MAX_CHUNK = 24 * 1024
+#: a chip holds a chunk's ciphertext and plaintext at once, beside the manifest and its keys,
+#: so no chunk of 32 KiB fits its 64 KiB of RAM (the format itself allows 64 KiB); whether a
+#: smaller one fits is `check_fits`'s question, asked with the chip's own numbers
+MAX_CHUNK = 32 * 1024
+#: without [bundle] chunk-size, the largest multiple of this that fits the family's RAM
+CHUNK_STEP = 1024
 
 
 @dataclass(frozen=True)
@@ -274,9 +277,9 @@ def parse(doc: dict[str, Any], base: Path) -> AssetList:
     if aead_name not in AEAD_ALIASES:
         raise FormatError(f"[bundle] aead must be one of {', '.join(AEAD_ALIASES)}")
     aead = AEAD_ALIASES[aead_name]
-    chunk_size = _int(
-        bundle.get("chunk-size", DEFAULT_CHUNK), "[bundle] chunk-size", MIN_CHUNK, MAX_CHUNK
-    )
+    chunk_size = bundle.get("chunk-size")
+    if chunk_size is not None:
+        chunk_size = _int(chunk_size, "[bundle] chunk-size", MIN_CHUNK, MAX_CHUNK)
     epoch = _int(bundle.get("epoch", 1), "[bundle] epoch", 0, 2**32 - 1)
     min_svn = bundle.get("min-security-version")
     if min_svn is not None:
@@ -297,7 +300,28 @@ def parse(doc: dict[str, Any], base: Path) -> AssetList:
         dupes = sorted({v for v in values if values.count(v) > 1})
         if dupes:
             raise FormatError(f"duplicate asset {what}: {', '.join(dupes)}")
+    if chunk_size is None:
+        return fit_chunk_size(AssetList(epoch, aead, CHUNK_STEP, min_svn, assets))
     return AssetList(epoch, aead, chunk_size, min_svn, assets)
+
+
+def fit_chunk_size(assets: AssetList) -> AssetList:
+    """``assets`` with the largest chunk size, a multiple of `CHUNK_STEP`, that every chip of
+    the family has the RAM to seal and install (`trustprov.formats.budget`): fewer, larger
+    chunks are fewer link exchanges at the OEM and at the CM.
+
+    The manifest is planned with chunks of `CHUNK_STEP` (the most chunks, so the longest
+    counts), the highest min-security-version and an authorized set, so the size chosen fits
+    whatever keygen or regen adds; a list that fits no size keeps `CHUNK_STEP` * 16 and is
+    refused by `check_fits` with the reason."""
+    at_step = dataclasses.replace(assets, chunk_size=CHUNK_STEP)
+    manifest_len, _ = _planned(at_step, 2**32 - 1, Authorization(bytes(32), LIMITS.authorized_uids))
+    room = budget.CHIP_RAM - max(
+        budget.provisioning_ram(manifest_len, 0), budget.sealing_ram(len(assets.assets), 0)
+    )
+    steps = min(room // 2, MAX_CHUNK) // CHUNK_STEP
+    chunk_size = steps * CHUNK_STEP if steps * CHUNK_STEP >= MIN_CHUNK else 16 * CHUNK_STEP
+    return dataclasses.replace(assets, chunk_size=chunk_size)
 
 
 def _asset(item: Any, base: Path, i: int) -> AssetSpec:
@@ -321,6 +345,9 @@ def _asset(item: Any, base: Path, i: int) -> AssetSpec:
     value, path = _source(item, base, what, allow_text=text)
     if kind == "certificate":
         data = value if value is not None else read_bytes(path, limit=LIMITS.chunk, what=what)  # type: ignore[arg-type]  # _source gives one of the two
+        from cryptography import x509  # noqa: PLC0415 - lazy: a list without a certificate
+        # (a firmware's) seals without X.509's start-up
+
         try:
             if data.lstrip().startswith(b"-----BEGIN"):
                 cert = x509.load_pem_x509_certificate(data)

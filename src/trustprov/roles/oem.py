@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trustprov.crypto.aead import TAG_LEN
 from trustprov.crypto.keys import load_public_key
 from trustprov.errors import ArtifactError, FormatError, InputError
 from trustprov.formats.bundle import Authorization, Bundle, Manifest, SignedManifest
@@ -34,7 +35,6 @@ from trustprov.formats.software import SignedSoftware
 from trustprov.link.client import BundleParams, ChipClient
 from trustprov.link.farm import FarmLink
 from trustprov.roles.assets import AssetList, AssetSpec, check_fits, planned_layout
-from trustprov.roles.authorize import load_authorized
 from trustprov.roles.bundle_io import bundle_output
 from trustprov.roles.files import PRIVATE, new_directory, read_bytes, write_file
 
@@ -91,6 +91,10 @@ def _params(assets: AssetList, software: SignedSoftware, auth: Path | None = Non
     check_fits(assets, min_svn)
     authorized = None
     if auth is not None:
+        # imported here: the lot formats behind it bring X.509, a tenth of a keygen process's
+        # start-up, which a bundle for every chip of the family does not need
+        from trustprov.roles.authorize import load_authorized  # noqa: PLC0415 - lazy: start-up
+
         s = load_authorized(auth)
         authorized = Authorization(s.root, len(s))
     return BundleParams(assets.epoch, min_svn, assets.aead.cose_id, assets.chunk_size, authorized)
@@ -151,7 +155,7 @@ def _seal_one(
         # a chunk at a time
         for i in reversed(range(n)):
             size = chunk_size if i < n - 1 else length - chunk_size * (n - 1)
-            out.chunk(at, i, chip.seal_chunk(i, read(i * chunk_size, size)))
+            out.chunk(at, i, chip.seal_chunk_view(i, read(i * chunk_size, size), size + TAG_LEN))
 
 
 def _write_common(
