@@ -284,3 +284,20 @@ def test_empty_and_garbage_inputs_exit_as_the_readme_says(
         ok(*argv)  # an empty file is a new store, as the one the command creates itself
         return
     assert_error(run(*argv), exit_code=code)
+
+
+def test_running_out_of_memory_is_told_apart_from_a_bug() -> None:
+    """Under a memory limit the failing allocation may sit inside an import or a library that
+    raises its own error from it: still the machine's limit, not a bug to report."""
+    from trustprov.cli.main import _out_of_memory  # noqa: PLC0415 - the one function tested
+
+    try:
+        try:
+            raise MemoryError
+        except MemoryError as e:
+            raise RuntimeError("a library's own wrapping") from e
+    except RuntimeError as wrapped:
+        assert _out_of_memory(wrapped)
+    assert _out_of_memory(ImportError("libx.so: failed to map segment from shared object"))
+    assert not _out_of_memory(ImportError("No module named 'x'"))
+    assert not _out_of_memory(ValueError("a bug"))

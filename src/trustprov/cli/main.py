@@ -140,17 +140,32 @@ class TrustprovGroup(click.Group):
             _traceback()
             click.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
             ctx.exit(EXIT_USAGE)
-        except MemoryError:
-            # not a bug but the machine's limit (e.g. ulimit -v): say so, never a traceback
+        except Exception as e:  # noqa: BLE001 - a bug, or the machine's memory limit
             _traceback()
-            click.echo("error: out of memory: the process hit its memory limit", err=True)
-            ctx.exit(EXIT_FAILED)
-        except Exception:  # noqa: BLE001 - a bug: one line, the traceback only with --debug
-            _traceback()
+            if _out_of_memory(e):
+                # not a bug but the machine's limit (e.g. ulimit -v): say so
+                click.echo("error: out of memory: the process hit its memory limit", err=True)
+                ctx.exit(EXIT_FAILED)
             how = "the traceback above" if debug() else "what --debug prints (its traceback)"
             # nothing of the exception itself: a bug's message could hold anything
             click.echo(f"error: internal error, a bug in trustprov; please report {how}", err=True)
             ctx.exit(EXIT_FAILED)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is, or was caused by, a MemoryError: under a memory limit the allocation
+    that fails may be inside an import or a library, which raises its own error from it."""
+    seen: set[int] = set()
+    cause: BaseException | None = e
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, MemoryError):
+            return True
+        # a C extension loaded lazily under the limit: the loader's mmap fails (ENOMEM)
+        if isinstance(cause, ImportError) and "failed to map segment" in str(cause):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _add_common_options(command: click.Command) -> None:
