@@ -291,13 +291,12 @@ def test_running_out_of_memory_is_told_apart_from_a_bug() -> None:
     raises its own error from it: still the machine's limit, not a bug to report."""
     from trustprov.cli.main import _out_of_memory  # noqa: PLC0415 - the one function tested
 
-    try:
-        try:
-            raise MemoryError
-        except MemoryError as e:
-            raise RuntimeError("a library's own wrapping") from e
-    except RuntimeError as wrapped:
-        assert _out_of_memory(wrapped)
+    wrapped = RuntimeError("a library's own wrapping")
+    wrapped.__cause__ = MemoryError()
+    assert _out_of_memory(wrapped)
+    context = ValueError("raised while handling")
+    context.__context__ = MemoryError()
+    assert _out_of_memory(context)
     assert _out_of_memory(ImportError("libx.so: failed to map segment from shared object"))
     assert not _out_of_memory(ImportError("No module named 'x'"))
     assert not _out_of_memory(ValueError("a bug"))
