@@ -32,218 +32,52 @@ chip makes its own from its TRNG when it installs the bundle; the private half n
 chip, the public half comes back in the chip's receipt (`oem reconcile --csv`). The reference,
 with every field, is docs/assets.md; `trustprov oem template` prints a commented list to start from.
 Certificates may be PEM or DER and are installed as DER.
+
+This module parses a list (bounded: its size, items and nesting; every error an `InputError`
+naming the list); the specs it makes are in asset_model.py, the bundle they plan in
+asset_plan.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import tomllib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from trustprov.crypto.aead import AEAD_ALIASES, TAG_LEN, Aead
-from trustprov.crypto.digest import CHAIN_END
+from trustprov.crypto.aead import AEAD_ALIASES
 from trustprov.crypto.keys import CURVES, MATERIAL_LEN, check_private_scalar
-from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError, InputError
-from trustprov.formats import budget, cbor, cose, text
+from trustprov.formats import cbor, text
 from trustprov.formats.bundle import (
-    BUNDLE_ID_LEN,
-    BUNDLE_MAGIC,
     DEVICE_KEY_TYPES,
-    FORMAT,
     KEY_TYPES,
     MAX_SLOT,
     MIN_CHUNK,
-    AssetEntry,
-    Authorization,
-    DeviceKeySpec,
-    Manifest,
-    SignedManifest,
-    chunk_count,
 )
-from trustprov.formats.bundle_file import chunk_lengths
 from trustprov.formats.limits import LIMITS, GiB
+from trustprov.roles.asset_model import CHUNK_STEP, MAX_CHUNK, AssetList, AssetSpec
+from trustprov.roles.asset_plan import check_fits, fit_chunk_size, planned_layout, planned_sizes
 from trustprov.roles.files import read_bytes
 from trustprov.roles.keyfiles import read_key_file
 
+__all__ = [
+    "CHUNK_STEP",
+    "KINDS",
+    "MAX_CHUNK",
+    "AssetList",
+    "AssetSpec",
+    "check_fits",
+    "fit_chunk_size",
+    "load",
+    "parse",
+    "planned_layout",
+    "planned_sizes",
+]
+
 KINDS = ("key", "certificate", "firmware", "config", "generate", "device-key")
 MAX_FILE = LIMITS.bundle  # a larger file cannot be in a bundle that cm provision reads
-#: a chip holds a chunk's ciphertext and plaintext at once, beside the manifest and its keys,
-#: so no chunk of 32 KiB fits its 64 KiB of RAM (the format itself allows 64 KiB); whether a
-#: smaller one fits is `check_fits`'s question, asked with the chip's own numbers
-MAX_CHUNK = 32 * 1024
-#: without [bundle] chunk-size, the largest multiple of this that fits the family's RAM
-CHUNK_STEP = 1024
-
-
-@dataclass(frozen=True)
-class AssetSpec:
-    name: str
-    kind: str
-    key_type: str | None = None
-    slot: int | None = None
-    region: str | None = None
-    value: bytes | None = field(default=None, repr=False)
-    path: Path | None = None
-
-    @property
-    def length(self) -> int:
-        if self.value is not None:
-            return len(self.value)
-        assert self.path is not None  # noqa: S101 - every non-generated asset has one source
-        return self.path.stat().st_size
-
-    def read(self, offset: int, size: int) -> bytes:
-        with self.reader() as read:
-            return read(offset, size)
-
-    @contextmanager
-    def reader(self) -> Iterator[Callable[[int, int], bytes]]:
-        """``read(offset, size)`` of the asset's bytes, its file opened once for all of them:
-        the sealing tool reads a large file a chunk at a time, in any order."""
-        if self.value is not None:
-            value = self.value
-            yield lambda offset, size: value[offset : offset + size]
-            return
-        assert self.path is not None  # noqa: S101 - every non-generated asset has one source
-        path, name = self.path, self.name
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as e:
-            raise InputError(f"asset {name!r}: cannot read {path} ({e.strerror})") from e
-
-        def read(offset: int, size: int) -> bytes:
-            try:
-                data = os.pread(fd, size, offset)
-            except OSError as e:
-                raise InputError(f"asset {name!r}: cannot read {path} ({e.strerror})") from e
-            if len(data) != size:
-                raise InputError(f"asset {name!r}: {path} changed while being read")
-            return data
-
-        try:
-            yield read
-        finally:
-            os.close(fd)
-
-
-@dataclass(frozen=True)
-class AssetList:
-    epoch: int
-    aead: Aead
-    chunk_size: int
-    min_security_version: int | None
-    assets: tuple[AssetSpec, ...]
-
-
-def _planned_entry(spec: AssetSpec, aead: Aead, chunk_size: int) -> AssetEntry:
-    """The manifest entry the chip will make for ``spec``, with placeholder nonce and digest
-    of their fixed lengths: its encoding is as long as the real one."""
-    if spec.kind == "generate":
-        assert spec.key_type is not None  # noqa: S101 - the parser checked it
-        length, kind = KEY_TYPES[spec.key_type][0], "key"
-    else:
-        length, kind = spec.length, spec.kind
-    return AssetEntry(
-        name=spec.name,
-        kind=kind,
-        length=length,
-        chunks=chunk_count(length, chunk_size),
-        nonce=bytes(aead.nonce_len - 5),
-        digest=CHAIN_END,
-        key_type=spec.key_type,
-        slot=spec.slot,
-        region=spec.region,
-    )
-
-
-def _head(n: int) -> int:
-    """Bytes of a CBOR item head carrying the number ``n`` (RFC 8949 3.1)."""
-    return 1 if n < 24 else 2 if n < 2**8 else 3 if n < 2**16 else 5 if n < 2**32 else 9
-
-
-def planned_sizes(
-    assets: AssetList, min_security_version: int, authorized: Authorization | None = None
-) -> tuple[int, int]:
-    """(manifest bytes, bundle bytes) of the bundle a chip seals from ``assets`` (for the
-    chips of ``authorized``): exact, as the chip encodes the same structure with values of the
-    same lengths."""
-    manifest_len, entries = _planned(assets, min_security_version, authorized)
-    size = _head(4) + len(cbor.encode(BUNDLE_MAGIC)) + len(cbor.encode(FORMAT))
-    size += _head(manifest_len) + manifest_len + _head(len(entries))
-    for e in entries:
-        size += _head(e.chunks)
-        full, last = e.chunks - 1, e.length - assets.chunk_size * (e.chunks - 1)
-        size += full * (_head(assets.chunk_size + TAG_LEN) + assets.chunk_size + TAG_LEN)
-        size += _head(last + TAG_LEN) + last + TAG_LEN
-    return manifest_len, size
-
-
-def planned_layout(
-    assets: AssetList, min_security_version: int, authorized: Authorization | None = None
-) -> tuple[int, list[list[int]]]:
-    """The manifest's exact length and each sealed asset's chunk lengths: where every byte of
-    the bundle file goes before the chip seals any (`trustprov.formats.bundle_file`)."""
-    manifest_len, entries = _planned(assets, min_security_version, authorized)
-    return manifest_len, [chunk_lengths(e, assets.chunk_size) for e in entries]
-
-
-def _planned(
-    assets: AssetList, min_security_version: int, authorized: Authorization | None
-) -> tuple[int, tuple[AssetEntry, ...]]:
-    entries = tuple(
-        _planned_entry(a, assets.aead, assets.chunk_size)
-        for a in assets.assets
-        if a.kind != "device-key"
-    )
-    device_keys = tuple(
-        DeviceKeySpec(a.name, a.key_type or "", a.slot or 0)
-        for a in assets.assets
-        if a.kind == "device-key"
-    )
-    manifest = Manifest(
-        family_id=bytes(FAMILY_ID_LEN),
-        bundle_id=bytes(BUNDLE_ID_LEN),
-        epoch=assets.epoch,
-        min_security_version=min_security_version,
-        aead=assets.aead,
-        chunk_size=assets.chunk_size,
-        assets=entries,
-        authorized=authorized,
-        device_keys=device_keys,
-    )
-    header = SignedManifest.protected_header(manifest.family_id)
-    message = cose.CoseMessage(
-        cose.TAG_MAC0,
-        cose.encode_protected(header),
-        header,
-        {},
-        manifest.to_payload(),
-        bytes(TAG_LEN),
-    )
-    return len(message.to_bytes()), entries
-
-
-def check_fits(assets: AssetList, min_security_version: int) -> None:
-    """Refuse, before a chip is touched, an asset list whose bundle a chip of the family or
-    `cm provision` would refuse (`trustprov.formats.budget`)."""
-    try:
-        manifest_len, bundle_len = planned_sizes(assets, min_security_version)
-        budget.check_bundle(
-            manifest_len=manifest_len,
-            chunk_size=assets.chunk_size,
-            assets=len(assets.assets),
-            bundle_len=bundle_len,
-        )
-    except FormatError as e:
-        raise InputError(f"asset list: {e.message}") from e
 
 
 def load(path: Path) -> AssetList:
@@ -303,25 +137,6 @@ def parse(doc: dict[str, Any], base: Path) -> AssetList:
     if chunk_size is None:
         return fit_chunk_size(AssetList(epoch, aead, CHUNK_STEP, min_svn, assets))
     return AssetList(epoch, aead, chunk_size, min_svn, assets)
-
-
-def fit_chunk_size(assets: AssetList) -> AssetList:
-    """``assets`` with the largest chunk size, a multiple of `CHUNK_STEP`, that every chip of
-    the family has the RAM to seal and install (`trustprov.formats.budget`): fewer, larger
-    chunks are fewer link exchanges at the OEM and at the CM.
-
-    The manifest is planned with chunks of `CHUNK_STEP` (the most chunks, so the longest
-    counts), the highest min-security-version and an authorized set, so the size chosen fits
-    whatever keygen or regen adds; a list that fits no size keeps `CHUNK_STEP` * 16 and is
-    refused by `check_fits` with the reason."""
-    at_step = dataclasses.replace(assets, chunk_size=CHUNK_STEP)
-    manifest_len, _ = _planned(at_step, 2**32 - 1, Authorization(bytes(32), LIMITS.authorized_uids))
-    room = budget.CHIP_RAM - max(
-        budget.provisioning_ram(manifest_len, 0), budget.sealing_ram(len(assets.assets), 0)
-    )
-    steps = min(room // 2, MAX_CHUNK) // CHUNK_STEP
-    chunk_size = steps * CHUNK_STEP if steps * CHUNK_STEP >= MIN_CHUNK else 16 * CHUNK_STEP
-    return dataclasses.replace(assets, chunk_size=chunk_size)
 
 
 def _asset(item: Any, base: Path, i: int) -> AssetSpec:
