@@ -186,7 +186,13 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, run twice, repo
                 profiles[-1].disable()
                 pstats.Stats(*profiles).dump_stats(args.profile)
         finally:
+            children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             boards.close()
+            children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # the boards' CPU (the virtual chips' work), counted once they have exited
+        board_cpu = sum(
+            getattr(children1, f) - getattr(children0, f) for f in ("ru_utime", "ru_stime")
+        )
         if summary.failed or summary.provisioned != args.chips:
             _say(f"FAILED: {summary.to_json()}")
             return 1
@@ -205,6 +211,8 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, run twice, repo
         "frames_received_per_chip": round(
             sum(k.stats.frames_received for k in links) / args.chips, 1
         ),
+        "link_timeouts": sum(k.stats.timeouts for k in links),
+        "boards_cpu_us_per_chip": round(board_cpu / args.chips * 1e6, 1),
         "inproc_per_chip_us": round(inproc_us, 1),
         "target_host_cpu_us_per_chip": TARGET_US,
         "met": host_us <= TARGET_US,
