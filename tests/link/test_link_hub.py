@@ -135,3 +135,24 @@ def test_outside_a_hub_waits_block_with_poll(echo: tuple[str, int]) -> None:
 def test_one_hub_per_thread() -> None:
     with Hub(), pytest.raises(RuntimeError), Hub():
         pass
+
+
+def test_a_socket_closed_and_its_number_reused_is_watched_anew(echo: tuple[str, int]) -> None:
+    numbers: list[int] = []
+    answers: list[bytes] = []
+
+    def task() -> None:
+        for k in range(3):  # each connection likely gets the number the last one freed
+            sock = connect(*echo, 2.0)
+            numbers.append(sock.fileno())
+            sock.send(b"%d" % k)
+            assert wait(sock, READ, 2.0)
+            answers.append(sock.recv(10))
+            sock.close()
+
+    with Hub() as hub:
+        hub.spawn(task)
+        while hub.busy:
+            hub.run_once()
+    assert answers == [b"0", b"1", b"2"]
+    assert len(numbers) == 3

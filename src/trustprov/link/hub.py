@@ -49,7 +49,7 @@ class Hub:
         self._loop: Any = greenlet.getcurrent()  # the greenlet that runs `run_once`
         self._ready: deque[tuple[Any, bool]] = deque()
         self._timers: list[tuple[float, int, Any]] = []
-        self._waits: dict[Any, int] = {}  # task -> the token of its wait in progress
+        self._waits: dict[Any, tuple[int, int]] = {}  # task -> (token, fd) of its wait
         self._tokens = itertools.count()
         self._live = 0  # tasks spawned and not ended
 
@@ -94,15 +94,26 @@ class Hub:
         """Park the calling task until ``fileobj`` is ready for ``events`` (True) or ``timeout``
         seconds pass (False)."""
         task = greenlet.getcurrent()
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        # a file stays registered after its wait, so the next wait on it costs no system call;
+        # a registration of another file (a closed socket's number reused) or events is redone
+        key = self._selector.get_map().get(fd)
+        if (
+            key is None
+            or key.fileobj is not fileobj
+            or key.events != events
+            or key.data is not task
+        ):
+            if key is not None:
+                self._selector.unregister(fd)
+            self._selector.register(fileobj, events, task)
         token = next(self._tokens)
-        self._selector.register(fileobj, events, task)
-        self._waits[task] = token
+        self._waits[task] = (token, fd)
         heapq.heappush(self._timers, (self._clock() + max(timeout, 0.0), token, task))
         try:
             return bool(self._loop.switch())
         finally:
             self._waits.pop(task, None)
-            self._selector.unregister(fileobj)
 
     def on_readable(self, fileobj: Any, callback: Callable[[], None]) -> None:
         """Call ``callback`` in the loop whenever ``fileobj`` is readable (it must read it)."""
@@ -133,12 +144,16 @@ class Hub:
             task = key.data
             if not isinstance(task, greenlet.greenlet):
                 task()  # an `on_readable` callback
-            elif self._waits.pop(task, None) is not None:
+            elif (waiting := self._waits.get(task)) is not None and waiting[1] == key.fd:
+                del self._waits[task]
                 self._ready.append((task, True))
+            else:  # nobody waits on it now; level-triggered, it would fire again and again
+                self._selector.unregister(key.fd)
         now = self._clock()
         while self._timers and self._timers[0][0] <= now:
             _, token, task = heapq.heappop(self._timers)
-            if self._waits.get(task) == token:
+            waiting = self._waits.get(task)
+            if waiting is not None and waiting[0] == token:
                 del self._waits[task]
                 self._ready.append((task, False))
 
