@@ -31,7 +31,8 @@ def echo() -> Iterator[tuple[str, int]]:
                 except OSError:
                     return
                 if not data or data.startswith(b"mute"):
-                    return stop.wait() and None
+                    stop.wait()  # a stalled chip: holds the connection, answers nothing
+                    return
                 conn.sendall(data)
 
     def accept() -> None:
