@@ -78,9 +78,10 @@ class PayloadCache:
         out: list[tuple[EncodedPayload, ...] | None] = []
         missing: list[int] = []
         entries = self._entries
+        low, high = self.MIN_REQUEST, self._max
         with self._lock:
             for k, request in enumerate(requests):
-                if len(request) < self.MIN_REQUEST or len(request) > self._max:
+                if not low <= len(request) <= high:
                     out.append(_encode(request, size))
                     continue
                 key = (request, size)  # bytes cache their hash: the same object is found cheaply
@@ -222,15 +223,15 @@ class FramedLink:
             raise TransportError("link not established: call hello()", code="link-down")
         if not requests:
             return []
-        for request in requests:  # refused before anything is sent: the link stays up
-            if len(request) > self.info.max_message:
-                raise TransportError(
-                    f"a request of {len(request)} bytes is above the chip's limit of "
-                    f"{self.info.max_message}",
-                    code="too-large",
-                )
-            if len(request) > self._fragment * MAX_FRAGMENTS:
-                raise TransportError("a request needs too many fragments", code="too-large")
+        longest = max(map(len, requests))  # refused before anything is sent: the link stays up
+        if longest > self.info.max_message:
+            raise TransportError(
+                f"a request of {longest} bytes is above the chip's limit of "
+                f"{self.info.max_message}",
+                code="too-large",
+            )
+        if longest > self._fragment * MAX_FRAGMENTS:
+            raise TransportError("a request needs too many fragments", code="too-large")
         try:
             return _Exchange(self, self.info, requests).run()
         except TransportError:

@@ -50,6 +50,7 @@ class Hub:
         self._ready: deque[tuple[Any, bool]] = deque()
         self._timers: list[tuple[float, int, Any]] = []
         self._waits: dict[Any, tuple[int, int]] = {}  # task -> (token, fd) of its wait
+        self._watched: dict[int, tuple[Any, int, Any]] = {}  # fd -> (file, events, task)
         self._tokens = itertools.count()
         self._live = 0  # tasks spawned and not ended
 
@@ -97,16 +98,12 @@ class Hub:
         fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
         # a file stays registered after its wait, so the next wait on it costs no system call;
         # a registration of another file (a closed socket's number reused) or events is redone
-        key = self._selector.get_map().get(fd)
-        if (
-            key is None
-            or key.fileobj is not fileobj
-            or key.events != events
-            or key.data is not task
-        ):
-            if key is not None:
+        watched = self._watched.get(fd)
+        if watched != (fileobj, events, task):
+            if watched is not None:
                 self._selector.unregister(fd)
             self._selector.register(fileobj, events, task)
+            self._watched[fd] = (fileobj, events, task)
         token = next(self._tokens)
         self._waits[task] = (token, fd)
         heapq.heappush(self._timers, (self._clock() + max(timeout, 0.0), token, task))
@@ -149,6 +146,7 @@ class Hub:
                 self._ready.append((task, True))
             else:  # nobody waits on it now; level-triggered, it would fire again and again
                 self._selector.unregister(key.fd)
+                del self._watched[key.fd]
         now = self._clock()
         while self._timers and self._timers[0][0] <= now:
             _, token, task = heapq.heappop(self._timers)
