@@ -1,12 +1,13 @@
 """The line over the wire: one station drives every socket of every chip board at once.
 
 One thread waits on every wire at once (the chips do the crypto; the host mostly waits on I/O):
-a selector loop (`link.hub.Hub`) runs each socket's work as a task that runs until it waits for
-its socket, so a silent or stalled socket holds up no other. Between turns of that loop, the
-runner alone talks to the records store: it claims batches, hands their chips to the sockets'
-tasks, and settles a batch once each of its chips has an outcome.
+a selector loop (`link.hub.Hub`) on a thread of its own runs each socket's work as a task that
+runs until it waits for its socket, so a silent or stalled socket holds up no other. The
+runner's thread alone talks to the records store: it claims batches, hands their chips to the
+sockets' tasks (a byte on a socket pair wakes the loop), and settles a batch once each of its
+chips has an outcome, so a commit never holds up the sockets.
 
-Per chip, a socket thread: asks the board to place the chip in its socket (the chip before it
+Per chip, a socket's task: asks the board to place the chip in its socket (the chip before it
 leaves in the same request); reads the chip's UID from the chip itself (``rom.status``) and
 records a misplaced chip as an error without sending it anything else; runs FIG. 3 with the
 chunks streamed through a window of frames. A transport failure (a cut cable, a power cut, a

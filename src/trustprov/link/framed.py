@@ -19,9 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from trustprov.errors import FormatError, TransportError
@@ -29,7 +27,6 @@ from trustprov.formats.frame import (
     MAX_FRAGMENTS,
     PROTOCOL_VERSION,
     SEQ_MOD,
-    EncodedPayload,
     Frame,
     FrameDecoder,
     FrameType,
@@ -41,6 +38,7 @@ from trustprov.formats.frame import (
     frame_parts,
 )
 from trustprov.formats.limits import LIMITS
+from trustprov.link.payloads import SHARED_CACHE, PayloadCache
 from trustprov.link.stream import ByteStream
 
 __all__ = ["SHARED_CACHE", "FramedLink", "LinkInfo", "LinkStats", "PayloadCache"]
@@ -50,66 +48,6 @@ _REASONS: dict[int, str] = {
     LinkErrorReason.TOO_LARGE: "message too large",
     LinkErrorReason.TOO_MANY_FRAGMENTS: "too many fragments",
 }
-
-
-class PayloadCache:
-    """Encoded fragments of large requests, shared by the links of a station: a lot sends the
-    same software image and bundle requests to every chip, so their stuffing and CRC are done
-    once, not per chip. Bounded in bytes, least recently used out first; thread-safe."""
-
-    MIN_REQUEST = 1024  # below this, encoding is cheaper than keeping it
-
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
-        self._max = max_bytes
-        self._size = 0
-        self._entries: OrderedDict[tuple[bytes, int], tuple[EncodedPayload, ...]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"PayloadCache({len(self._entries)} requests, {self._size} bytes)"
-
-    def fragments(self, request: bytes, size: int) -> tuple[EncodedPayload, ...]:
-        return self.fragments_of([request], size)[0]
-
-    def fragments_of(
-        self, requests: Sequence[bytes], size: int
-    ) -> list[tuple[EncodedPayload, ...]]:
-        """Each request's fragments, in order: one lock for a whole run of requests."""
-        out: list[tuple[EncodedPayload, ...] | None] = []
-        missing: list[int] = []
-        entries = self._entries
-        low, high = self.MIN_REQUEST, self._max
-        with self._lock:
-            for k, request in enumerate(requests):
-                if not low <= len(request) <= high:
-                    out.append(_encode(request, size))
-                    continue
-                key = (request, size)  # bytes cache their hash: the same object is found cheaply
-                hit = entries.get(key)
-                if hit is None:
-                    missing.append(k)
-                else:
-                    entries.move_to_end(key)
-                out.append(hit)
-        for k in missing:  # encoded outside the lock: another link may use the cache meanwhile
-            request = requests[k]
-            made = out[k] = _encode(request, size)
-            with self._lock:
-                if (request, size) not in entries:
-                    entries[(request, size)] = made
-                    self._size += len(request)
-                    while self._size > self._max:
-                        (old, _), _ = entries.popitem(last=False)
-                        self._size -= len(old)
-        return [f for f in out if f is not None]
-
-
-SHARED_CACHE = PayloadCache()
-
-
-def _encode(request: bytes, size: int) -> tuple[EncodedPayload, ...]:
-    count = max(1, -(-len(request) // size))
-    return tuple(EncodedPayload.of(request[k * size : (k + 1) * size]) for k in range(count))
 
 
 class LinkStats:
