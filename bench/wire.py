@@ -9,8 +9,10 @@ worker, chips in this process) in the same run, for comparison.
     python bench/wire.py [--chips 2000] [--boards 2] [--sockets 16] [--profile FILE]
 
 Progress goes to stderr; the last line is one JSON object: chips, sockets, seconds, chips_per_s,
-host_cpu_us_per_chip, wall_us_per_chip, inproc_per_chip_us, and the target (150 us of station
-CPU per chip). ``--profile`` writes a cProfile of the station's threads' work to FILE.
+host_cpu_us_per_chip (with its user and system parts), wall_us_per_chip, the frames the
+station sent and received per chip (hellos and resends included), inproc_per_chip_us, and the
+target (150 us of station CPU per chip). ``--profile`` writes a cProfile of the station's
+threads' work to FILE.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from trustprov.demo import CM_LOT, make_family, seal_bundle, write_sample_assets
 from trustprov.formats.lot import LotManifest
 from trustprov.line.boards import provision_lot_wire
 from trustprov.line.station import provision_lot
+from trustprov.link.address import open_link
+from trustprov.link.framed import FramedLink
 from trustprov.roles import assets as asset_list
 from trustprov.roles import icm
 from trustprov.roles.cm import Job
@@ -158,6 +162,13 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, run twice, repo
                 _profiled_threads(profiles)
                 profiles.append(cProfile.Profile(time.thread_time))  # CPU time, not waits
                 profiles[-1].enable()
+            links: list[FramedLink] = []  # every link the station opens, for frames per chip
+
+            def opener(address: str) -> FramedLink:
+                link = open_link(address)
+                links.append(link)
+                return link
+
             cpu0, wall0 = _cpu(), time.perf_counter()
             summary = provision_lot_wire(
                 manifest=manifest,
@@ -166,6 +177,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, run twice, repo
                 records_url=f"sqlite:///{root / 'wire.sqlite'}",
                 boards=boards.handlers,
                 station="bench-wire",
+                open_link=opener,
             )
             cpu1, wall = _cpu(), time.perf_counter() - wall0
             user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
@@ -174,7 +186,13 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, run twice, repo
                 profiles[-1].disable()
                 pstats.Stats(*profiles).dump_stats(args.profile)
         finally:
+            children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             boards.close()
+            children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # the boards' CPU (the virtual chips' work), counted once they have exited
+        board_cpu = sum(
+            getattr(children1, f) - getattr(children0, f) for f in ("ru_utime", "ru_stime")
+        )
         if summary.failed or summary.provisioned != args.chips:
             _say(f"FAILED: {summary.to_json()}")
             return 1
@@ -189,6 +207,12 @@ def main() -> int:  # noqa: PLR0915 - one linear script: set up, run twice, repo
         "host_user_us_per_chip": round(user / args.chips * 1e6, 1),
         "host_system_us_per_chip": round(system / args.chips * 1e6, 1),
         "wall_us_per_chip": round(wall / args.chips * 1e6, 1),
+        "frames_sent_per_chip": round(sum(k.stats.frames_sent for k in links) / args.chips, 1),
+        "frames_received_per_chip": round(
+            sum(k.stats.frames_received for k in links) / args.chips, 1
+        ),
+        "link_timeouts": sum(k.stats.timeouts for k in links),
+        "boards_cpu_us_per_chip": round(board_cpu / args.chips * 1e6, 1),
         "inproc_per_chip_us": round(inproc_us, 1),
         "target_host_cpu_us_per_chip": TARGET_US,
         "met": host_us <= TARGET_US,

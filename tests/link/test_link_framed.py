@@ -119,6 +119,29 @@ def test_many_requests_are_pipelined_in_order_exactly_once() -> None:
     assert len(serial.stream.written) - 1 >= 40
 
 
+def test_frames_are_counted_one_ack_per_fragment_with_more_and_one_response_per_request() -> None:
+    answered: list[bytes] = []
+
+    def seen(data: bytes) -> bytes:
+        answered.append(data)
+        return data
+
+    rig = Rig(max_frame=64, window=8, to_host=seen)
+    rig.link.hello()
+    stats = rig.link.stats
+    assert (stats.frames_sent, stats.frames_received) == (1, 1)  # the hello and its answer
+    three = bytes(range(150))  # three fragments each way: two ACKs, a response of three
+    reqs = [three, b"a", b"b"]
+    assert rig.link.exchange_many(reqs) == [b"re:" + r for r in reqs]
+    assert (stats.frames_sent, stats.frames_received) == (1 + 5, 1 + 2 + 5)
+    decoder = FrameDecoder()
+    answers = [f.kind for chunk in answered for f in decoder.feed(chunk)]
+    assert answers.count(FrameType.ACK) == 2
+    # no ACK of a last fragment: the response acknowledges it
+    assert answers.count(FrameType.RESPONSE) == 5
+    assert len(answers) == stats.frames_received
+
+
 @pytest.mark.parametrize("lost", [1, 2, 5, 9, 14])
 def test_a_lost_request_frame_is_resent_and_each_request_runs_once(lost: int) -> None:
     rig = Rig(to_chip=drop_nth(lost))

@@ -1,10 +1,13 @@
 """The line over the wire: one station drives every socket of every chip board at once.
 
-One thread per socket waits on that socket's wire (the chips do the crypto; the host mostly
-waits on I/O). The main thread alone talks to the records store: it claims batches, hands their
-chips to the sockets through a queue, and settles a batch once each of its chips has an outcome.
+One thread waits on every wire at once (the chips do the crypto; the host mostly waits on I/O):
+a selector loop (`link.hub.Hub`) on a thread of its own runs each socket's work as a task that
+runs until it waits for its socket, so a silent or stalled socket holds up no other. The
+runner's thread alone talks to the records store: it claims batches, hands their chips to the
+sockets' tasks (a byte on a socket pair wakes the loop), and settles a batch once each of its
+chips has an outcome, so a commit never holds up the sockets.
 
-Per chip, a socket thread: asks the board to place the chip in its socket (the chip before it
+Per chip, a socket's task: asks the board to place the chip in its socket (the chip before it
 leaves in the same request); reads the chip's UID from the chip itself (``rom.status``) and
 records a misplaced chip as an error without sending it anything else; runs FIG. 3 with the
 chunks streamed through a window of frames. A transport failure (a cut cable, a power cut, a
@@ -21,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -33,6 +38,7 @@ from trustprov.line.records import Claim
 from trustprov.link import messages
 from trustprov.link.client import ChipClient, PreparedBundle
 from trustprov.link.handler import BoardClient
+from trustprov.link.hub import Hub
 from trustprov.roles.cm import Job, Outcome, provision_chip
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,7 @@ log = logging.getLogger(__name__)
 ATTEMPTS = 8  # broken sessions of one chip on one socket before it is recorded failed
 SILENT_TRIES = 2  # attempts in a row without a hello answer before a socket is out of service
 AHEAD = 2  # chips queued per socket in service, so no socket waits for the store
+STOP_WAIT = 10.0  # seconds the sockets' tasks get to finish their chip when the run ends
 
 
 class WireError(TrustprovError):
@@ -138,18 +145,45 @@ class WireRunner:
         self.job = job
         self.open_link = open_link
         self._lot_uids = lot_uids
-        self._work: queue.Queue[_Item | None] = queue.Queue()
+        self._work: deque[_Item] = deque()  # appended by the runner, taken by the tasks
         self._results: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._idle: list[Any] = []  # tasks parked until there is work (the hub's thread only)
         self._stop = threading.Event()
+        self._hub: Hub | None = None
+        # the runner wakes the hub's thread when it gives work or stops: a byte on this pair
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
 
     def run(self, line: _Line) -> None:
-        threads = [
-            threading.Thread(target=self._socket_loop, args=(s,), daemon=True, name=s.address)
-            for s in self.sockets
-        ]
-        for t in threads:
-            t.start()
-        live = len(threads)
+        hub = threading.Thread(target=self._serve, daemon=True, name="wire-hub")
+        hub.start()
+        try:
+            self._run(line)
+        finally:
+            self._stop.set()
+            self._nudge()
+            hub.join(timeout=STOP_WAIT)
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _serve(self) -> None:
+        """The hub's thread: every socket's task, until each has ended."""
+        try:
+            with Hub() as hub:
+                self._hub = hub
+                hub.on_readable(self._wake_r, self._on_wake)
+                for s in self.sockets:
+                    hub.spawn(self._socket_loop, s)
+                while hub.busy:
+                    hub.run_once()
+        except BaseException as e:  # noqa: BLE001 - handed to the runner, which raises it
+            self._results.put(("fatal", e))
+        finally:
+            self._results.put(("ended", None))
+
+    def _run(self, line: _Line) -> None:
+        live = len(self.sockets)
         batches: dict[int, tuple[list[Claim], list[Outcome]]] = {}
         queued = 0
         serial = 0
@@ -160,7 +194,7 @@ class WireRunner:
                     serial += 1
                     batches[serial] = (batch, [])
                     for claim in batch:
-                        self._work.put(_Item(serial, claim))
+                        self._give(_Item(serial, claim))
                     queued += len(batch)
                 if not batches:
                     break
@@ -178,16 +212,43 @@ class WireRunner:
             unstarted = self._drain_queue()
             line._stop(lambda: self._record_partial(line, batches), unstarted)
             raise
-        finally:
-            self._stop.set()
-            for _ in threads:
-                self._work.put(None)
-            for t in threads:
-                t.join(timeout=10)
+
+    def _nudge(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # a byte already waiting will do
+            self._wake_w.send(b"\0")
+
+    def _give(self, item: _Item) -> None:
+        self._work.append(item)
+        self._nudge()
+
+    def _on_wake(self) -> None:
+        """In the hub's thread: the runner gave work or stopped; wake the tasks it concerns."""
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(4096):
+                pass
+        assert self._hub is not None  # noqa: S101 - set before any wake-up is read
+        wanted = len(self._idle) if self._stop.is_set() else len(self._work)
+        while self._idle and wanted > 0:
+            self._hub.wake(self._idle.pop())
+            wanted -= 1
+
+    def _take(self) -> _Item | None:
+        """The next chip for the calling task, parked until there is one; None: stop."""
+        assert self._hub is not None  # noqa: S101 - tasks run in the hub
+        while True:
+            if self._stop.is_set():
+                return None
+            try:
+                return self._work.popleft()
+            except IndexError:
+                self._idle.append(self._hub.current_task())
+                self._hub.park()
 
     def _next_result(self, batches: dict[int, tuple[list[Claim], list[Outcome]]]) -> int | None:
         """Wait for a socket: the batch it completed (0: none yet), or None: a socket lost."""
         kind, value = self._results.get()
+        if kind == "ended":  # every task ended without a word: cannot happen, but no hang
+            raise WireError("the sockets' tasks ended early; check the boards")
         if kind == "fatal":
             raise value
         if kind == "lost":
@@ -220,14 +281,9 @@ class WireRunner:
         return lambda: pending.pop() if pending else []
 
     def _drain_queue(self) -> list[list[Claim]]:
-        unstarted: list[Claim] = []
-        while True:
-            try:
-                item = self._work.get_nowait()
-            except queue.Empty:
-                return [unstarted]
-            if item is not None and not item.touched:
-                unstarted.append(item.claim)
+        unstarted = [item.claim for item in self._work if not item.touched]
+        self._work.clear()
+        return [unstarted]
 
     def _record_partial(
         self, line: _Line, batches: dict[int, tuple[list[Claim], list[Outcome]]]
@@ -252,21 +308,19 @@ class WireRunner:
         link: ChipLink | None = None
         try:
             while not self._stop.is_set():
-                item = self._work.get()
-                if item is None or self._stop.is_set():
-                    if item is not None:
-                        self._work.put(item)
+                item = self._take()
+                if item is None:
                     return
                 try:
                     outcome, link = self._one_chip(ref, board, link, item)
                 except _SocketLost:
-                    self._work.put(replace(item, touched=True))
+                    self._give(replace(item, touched=True))
                     self._results.put(("lost", ref.address))
                     return
                 self._results.put(("done", (item, outcome)))
         except TransportError as e:  # the board's handler refused, or is gone with its power
             self._results.put(("fatal", _board_down(ref, e)))
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread, which raises it
+        except Exception as e:  # noqa: BLE001 - handed to the runner, which raises it
             self._results.put(("fatal", e))
         finally:
             if link is not None:

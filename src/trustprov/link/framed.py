@@ -19,9 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from trustprov.errors import FormatError, TransportError
@@ -29,7 +27,6 @@ from trustprov.formats.frame import (
     MAX_FRAGMENTS,
     PROTOCOL_VERSION,
     SEQ_MOD,
-    EncodedPayload,
     Frame,
     FrameDecoder,
     FrameType,
@@ -38,9 +35,10 @@ from trustprov.formats.frame import (
     encode_frame,
     encode_hello,
     encoded_size_bound,
-    frame_of,
+    frame_parts,
 )
 from trustprov.formats.limits import LIMITS
+from trustprov.link.payloads import SHARED_CACHE, PayloadCache
 from trustprov.link.stream import ByteStream
 
 __all__ = ["SHARED_CACHE", "FramedLink", "LinkInfo", "LinkStats", "PayloadCache"]
@@ -52,62 +50,20 @@ _REASONS: dict[int, str] = {
 }
 
 
-class PayloadCache:
-    """Encoded fragments of large requests, shared by the links of a station: a lot sends the
-    same software image and bundle requests to every chip, so their stuffing and CRC are done
-    once, not per chip. Bounded in bytes, least recently used out first; thread-safe."""
-
-    MIN_REQUEST = 1024  # below this, encoding is cheaper than keeping it
-
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
-        self._max = max_bytes
-        self._size = 0
-        self._entries: OrderedDict[tuple[bytes, int], tuple[EncodedPayload, ...]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"PayloadCache({len(self._entries)} requests, {self._size} bytes)"
-
-    def fragments(self, request: bytes, size: int) -> tuple[EncodedPayload, ...]:
-        if len(request) < self.MIN_REQUEST or len(request) > self._max:
-            return _encode(request, size)
-        key = (request, size)  # bytes cache their hash: a lookup of the same object is cheap
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None:
-                self._entries.move_to_end(key)
-                return hit
-        made = _encode(request, size)
-        with self._lock:
-            if key not in self._entries:
-                self._entries[key] = made
-                self._size += len(request)
-                while self._size > self._max:
-                    (old, _), _ = self._entries.popitem(last=False)
-                    self._size -= len(old)
-        return made
-
-
-SHARED_CACHE = PayloadCache()
-
-
-def _encode(request: bytes, size: int) -> tuple[EncodedPayload, ...]:
-    count = max(1, -(-len(request) // size))
-    return tuple(EncodedPayload.of(request[k * size : (k + 1) * size]) for k in range(count))
-
-
 class LinkStats:
     """Counters for tests and benchmarks: what the wire cost beyond the first transmission."""
 
     def __init__(self) -> None:
         self.frames_sent = 0
+        self.frames_received = 0  # valid frames from the chip (for frames per chip)
         self.resent = 0
         self.naks = 0
         self.timeouts = 0
 
     def __repr__(self) -> str:
         return (
-            f"LinkStats(sent={self.frames_sent}, resent={self.resent}, "
+            f"LinkStats(sent={self.frames_sent}, received={self.frames_received}, "
+            f"resent={self.resent}, "
             f"naks={self.naks}, timeouts={self.timeouts})"
         )
 
@@ -159,9 +115,12 @@ class FramedLink:
         frame = encode_frame(FrameType.HELLO, payload=encode_hello(link_id))
         for _ in range(self._max_retries + 1):
             self._send(frame)
+            self.stats.frames_sent += 1
             deadline = self._clock() + self._base_timeout
             while (left := deadline - self._clock()) > 0:
-                for f in self._decoder.feed(self._stream.read(READ_SIZE, left)):
+                frames = self._decoder.feed(self._stream.read(READ_SIZE, left))
+                self.stats.frames_received += len(frames)
+                for f in frames:
                     if f.kind is not FrameType.HELLO_ANSWER:
                         continue  # left over from an earlier link
                     try:
@@ -202,15 +161,15 @@ class FramedLink:
             raise TransportError("link not established: call hello()", code="link-down")
         if not requests:
             return []
-        for request in requests:  # refused before anything is sent: the link stays up
-            if len(request) > self.info.max_message:
-                raise TransportError(
-                    f"a request of {len(request)} bytes is above the chip's limit of "
-                    f"{self.info.max_message}",
-                    code="too-large",
-                )
-            if len(request) > self._fragment * MAX_FRAGMENTS:
-                raise TransportError("a request needs too many fragments", code="too-large")
+        longest = max(map(len, requests))  # refused before anything is sent: the link stays up
+        if longest > self.info.max_message:
+            raise TransportError(
+                f"a request of {longest} bytes is above the chip's limit of "
+                f"{self.info.max_message}",
+                code="too-large",
+            )
+        if longest > self._fragment * MAX_FRAGMENTS:
+            raise TransportError("a request needs too many fragments", code="too-large")
         try:
             return _Exchange(self, self.info, requests).run()
         except TransportError:
@@ -222,26 +181,33 @@ class FramedLink:
 
 
 class _Exchange:
-    """One pipelined run of requests: go-back-N over fragments, a window over messages."""
+    """One pipelined run of requests: go-back-N over fragments, a window over messages.
+
+    The frames are kept as a flat list of wire parts, three per fragment (`frame_parts`), so a
+    window goes out as one join of the parts in flight: one copy of the payloads, not two."""
 
     def __init__(self, link: FramedLink, info: LinkInfo, requests: Sequence[bytes]) -> None:
         self.link = link
         self.info = info
-        self.first_seq = link._seq
-        self.frames: list[bytes] = []
-        self.msg_of: list[int] = []
-        self.msg_first: list[int] = []
-        size = link._fragment
-        for i, request in enumerate(requests):
-            pieces = link._cache.fragments(request, size)
-            seq = (self.first_seq + i) % SEQ_MOD
+        self.first_seq = first = link._seq
+        parts: list[bytes] = []
+        msg_of: list[int] = []
+        msg_first: list[int] = []
+        count = 0
+        request_type = FrameType.REQUEST
+        for i, pieces in enumerate(link._cache.fragments_of(requests, link._fragment)):
+            seq = (first + i) % SEQ_MOD
             last = len(pieces) - 1
-            self.msg_first.append(len(self.frames))
-            self.frames += [
-                frame_of(FrameType.REQUEST, seq, k, p, more=k < last) for k, p in enumerate(pieces)
-            ]
-            self.msg_of += [i] * len(pieces)
-        self.msg_first.append(len(self.frames))  # sentinel: one past the last message's frames
+            msg_first.append(count)
+            for k, p in enumerate(pieces):
+                parts += frame_parts(request_type, seq, k, p, more=k < last)
+            count += last + 1
+            msg_of += [i] * (last + 1)
+        msg_first.append(count)  # sentinel: one past the last message's frames
+        self.parts = parts
+        self.count = count
+        self.msg_of = msg_of
+        self.msg_first = msg_first
         self.n = len(requests)
         self.responses: list[bytes | None] = [None] * self.n
         self.partial: dict[int, list[bytes]] = {}
@@ -251,13 +217,25 @@ class _Exchange:
         self.retries = 0
         self.deadline = 0.0
 
+    def _frame(self, index: int) -> bytes:
+        return b"".join(self.parts[3 * index : 3 * index + 3])
+
     def run(self) -> list[bytes]:
         link = self.link
         clock = link._clock
-        self.deadline = clock() + link._timeout
+        read = link._stream.read
+        quiet = link._quiet
         decoder = link._decoder
+        stats = link.stats
+        responses = self.responses
+        first_seq = self.first_seq
+        msg_first = self.msg_first
+        n = self.n
+        window = self.info.window
+        response_type = FrameType.RESPONSE
+        self.deadline = clock() + link._timeout
         damaged = False  # a frame from the chip arrived damaged since the last resend
-        while self.answered < self.n:
+        while self.answered < n:
             self._send_window()
             left = self.deadline - clock()
             if left <= 0:
@@ -266,32 +244,55 @@ class _Exchange:
                 continue
             # after a damaged frame (perhaps a response), resend as soon as the line is quiet
             # rather than at the full timeout: a duplicate costs the chip nothing
-            wait = min(left, link._quiet) if damaged else left
             bad_before = decoder.bad_frames
-            data = link._stream.read(READ_SIZE, wait)
+            data = read(READ_SIZE, min(left, quiet) if damaged else left)
             if not data and damaged:
                 self._timed_out()
                 damaged = False
                 continue
-            for frame in decoder.feed(data):
-                self._on_frame(frame)
+            frames = decoder.feed(data)
+            stats.frames_received += len(frames)
+            progressed = False
+            for frame in frames:
+                # the common case inline: the whole response of the oldest message in flight
+                if (
+                    frame.kind is response_type
+                    and not frame.frag
+                    and not frame.more
+                    and not self.partial
+                    and self.answered < n
+                    and not (frame.seq - first_seq - self.answered) % SEQ_MOD
+                ):
+                    msg = self.answered
+                    responses[msg] = frame.payload
+                    if self.base < msg_first[msg + 1]:
+                        self.base = msg_first[msg + 1]
+                        self.next = max(self.next, self.base)
+                    msg += 1
+                    while msg < n and responses[msg] is not None:
+                        msg += 1
+                    self.answered = msg
+                    progressed = True
+                elif self._on_frame(frame, window):
+                    progressed = True
+            if progressed:
+                self.retries = 0
+                self.deadline = clock() + link._timeout
             damaged = damaged or decoder.bad_frames != bad_before
-        link._seq = (self.first_seq + self.n) % SEQ_MOD
-        return [r for r in self.responses if r is not None]
+        link._seq = (first_seq + n) % SEQ_MOD
+        return [r for r in responses if r is not None]
 
     def _send_window(self) -> None:
-        limit = min(self.base + self.link._window, len(self.frames))
+        limit = min(self.base + self.link._window, self.count)
         msg_limit = self.answered + self.info.window
-        start = self.next
-        while self.next < limit and self.msg_of[self.next] < msg_limit:
-            self.next += 1
-        if self.next > start:
-            self.link._send(b"".join(self.frames[start : self.next]))
-            self.link.stats.frames_sent += self.next - start
-
-    def _progress(self) -> None:
-        self.retries = 0
-        self.deadline = self.link._clock() + self.link._timeout
+        start = nxt = self.next
+        msg_of = self.msg_of
+        while nxt < limit and msg_of[nxt] < msg_limit:
+            nxt += 1
+        if nxt > start:
+            self.next = nxt
+            self.link._send(b"".join(self.parts[3 * start : 3 * nxt]))
+            self.link.stats.frames_sent += nxt - start
 
     def _timed_out(self) -> None:
         stats = self.link.stats
@@ -307,42 +308,44 @@ class _Exchange:
         last = self.msg_first[self.answered + 1] - 1
         if last < self.base:  # all of it arrived but its response did not: ask again
             stats.resent += 1
-            self.link._send(self.frames[last])
+            stats.frames_sent += 1
+            self.link._send(self._frame(last))
         self.deadline = self.link._clock() + self.link._timeout
 
-    def _on_frame(self, frame: Frame) -> None:
+    def _on_frame(self, frame: Frame, window: int) -> bool:
+        """Any frame but the common whole response; True if it acknowledged something."""
         kind = frame.kind
         if kind is FrameType.RESET:
             raise TransportError("the chip was reset (power cut?) mid-session", code="chip-reset")
         if kind is FrameType.HELLO_ANSWER:
             self._check_boot(frame)
-            return
+            return False
         # only messages in flight matter (answered .. answered + window - 1): relative to the
         # oldest of them, so that an exchange of more than 65536 requests maps correctly too
         ahead = (frame.seq - self.first_seq - self.answered) % SEQ_MOD
-        if ahead >= self.info.window or self.answered + ahead >= self.n:
-            return  # about an answered message or another exchange: nothing to do
+        if ahead >= window or self.answered + ahead >= self.n:
+            return False  # about an answered message or another exchange: nothing to do
         msg = self.answered + ahead
         if kind is FrameType.RESPONSE:
-            self._response(msg, frame)
-            return
+            return self._response(msg, frame)
         if kind is FrameType.ERROR:
             reason = frame.payload[0] if frame.payload else 0
             text = _REASONS.get(reason, "unknown reason")
             raise TransportError(f"the chip refused a request frame: {text}", code="link-refused")
         index = self.msg_first[msg] + frame.frag  # the request fragment an ACK or NAK is about
         if index >= self.msg_first[msg + 1]:
-            return
+            return False
         if kind is FrameType.ACK:
             if self.base <= index < self.next:
                 self.base = index + 1
-                self._progress()
+                return True
         elif kind is FrameType.NAK:
             self.link.stats.naks += 1
             if self.base <= index < self.next:  # the chip has all before ``index``
                 self.link.stats.resent += self.next - index
                 self.base = index
                 self.next = index
+        return False
 
     def _check_boot(self, frame: Frame) -> None:
         try:
@@ -352,25 +355,26 @@ class _Exchange:
         if info.boot_id != self.info.boot_id:
             raise TransportError("the chip was reset (power cut?) mid-session", code="chip-reset")
 
-    def _response(self, msg: int, frame: Frame) -> None:
-        if msg < self.answered or self.responses[msg] is not None:
-            return  # a duplicate of an answer we have
+    def _response(self, msg: int, frame: Frame) -> bool:
+        if self.responses[msg] is not None:
+            return False  # a duplicate of an answer we have
         pieces = self.partial.setdefault(msg, [])
         if frame.frag != len(pieces):
             if frame.frag > len(pieces):  # a fragment was lost: ask for all of it again
                 pieces.clear()
                 self.link.stats.resent += 1
-                self.link._send(self.frames[self.msg_first[msg + 1] - 1])
-            return
+                self.link.stats.frames_sent += 1
+                self.link._send(self._frame(self.msg_first[msg + 1] - 1))
+            return False
         pieces.append(frame.payload)
         if sum(len(p) for p in pieces) > LIMITS.link_message:
             raise TransportError("response from chip too large", code="malformed")
         if frame.more:
-            return
+            return False
         self.responses[msg] = b"".join(pieces)
         del self.partial[msg]
         self.base = max(self.base, self.msg_first[msg + 1])
         self.next = max(self.next, self.base)
         while self.answered < self.n and self.responses[self.answered] is not None:
             self.answered += 1
-        self._progress()
+        return True

@@ -15,6 +15,7 @@ import socket
 from typing import Any
 
 from trustprov.errors import InputError, TransportError
+from trustprov.link.hub import READ, WRITE, connect, wait
 
 MAX_ANSWER = 1 << 20
 TIMEOUT = 5.0
@@ -73,7 +74,7 @@ class BoardClient:
     def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
             sock = self._connect()
-            sock.sendall(json.dumps(request, separators=(",", ":")).encode() + b"\n")
+            self._send(sock, json.dumps(request, separators=(",", ":")).encode() + b"\n")
             answer = self._line(sock)
         except OSError as e:
             self.close()
@@ -98,17 +99,33 @@ class BoardClient:
 
     def _connect(self) -> socket.socket:
         if self._sock is None:
-            sock = socket.create_connection(self._where, timeout=self._timeout)
+            # non-blocking, every wait through `link.hub.wait`: in a station's selector loop a
+            # slow board parks only the task asking it; elsewhere the wait is poll
+            sock = connect(*self._where, self._timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
             self._buf.clear()
         return self._sock
 
+    def _send(self, sock: socket.socket, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[sock.send(view) :]
+            except BlockingIOError:
+                if not wait(sock, WRITE, self._timeout):
+                    raise TimeoutError("the board stopped reading") from None
+
     def _line(self, sock: socket.socket) -> bytes:
         while (n := self._buf.find(b"\n")) < 0:
             if len(self._buf) > MAX_ANSWER:
                 raise ConnectionError("answer too long")
-            data = sock.recv(65536)
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                if not wait(sock, READ, self._timeout):
+                    raise TimeoutError("no answer") from None
+                continue
             if not data:
                 raise ConnectionResetError("connection closed")
             self._buf.extend(data)

@@ -12,6 +12,7 @@ import select
 import serial as pyserial
 
 from trustprov.errors import TransportError
+from trustprov.link.hub import READ, current_hub
 
 
 class SerialStream:
@@ -39,7 +40,11 @@ class SerialStream:
             if self._fd is not None:
                 # wait with select: setting pyserial's timeout reprograms the port (tcsetattr)
                 # on every call; the port stays non-blocking (timeout 0)
-                if not select.select([self._fd], [], [], max(timeout, 0.0))[0]:
+                hub = current_hub()
+                if hub is not None:  # a station's selector loop: a pty or tty fd works there too
+                    if not hub.wait(self._fd, READ, timeout):
+                        return b""
+                elif not select.select([self._fd], [], [], max(timeout, 0.0))[0]:
                     return b""
                 return bytes(self._port.read(max(1, min(self._port.in_waiting, max_bytes))))
             self._port.timeout = max(timeout, 0.0)  # a port without a file descriptor

@@ -5,7 +5,9 @@ Invariants: socket errors and a peer's close surface as `TransportError` with co
 ``write_timeout`` seconds (the peer stopped reading) is "link-timeout", never a hang.
 
 The socket stays non-blocking and waits with poll: a station drives many sockets and reads
-after every window, and Python's socket timeouts cost an extra system call per operation.
+after every window, and Python's socket timeouts cost an extra system call per operation. Inside
+a task of a station's selector loop (`link.hub`) it waits through the loop instead, so a silent
+or stalled socket parks only its own task.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 import time
 
 from trustprov.errors import TransportError
+from trustprov.link.hub import READ, WRITE, connect, current_hub
 
 WRITE_TIMEOUT = 30.0
 
@@ -37,7 +40,7 @@ class TcpStream:
     @classmethod
     def connect(cls, host: str, port: int, *, timeout: float = 5.0) -> TcpStream:
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            sock = connect(host, port, timeout)  # in a station's selector loop, parks its task
         except OSError as e:
             raise TransportError(
                 f"cannot connect to tcp://{host}:{port}: {e.strerror or e or 'no answer'}",
@@ -67,14 +70,22 @@ class TcpStream:
                 deadline = deadline or now + self._write_timeout
                 if now >= deadline:
                     raise TransportError("the other end stopped reading", code="link-timeout")
-                self._out.poll(max(1, int((deadline - now) * 1000)))
+                hub = current_hub()
+                if hub is not None:  # a station's selector loop: let the other sockets run
+                    hub.wait(self._sock, WRITE, deadline - now)
+                else:
+                    self._out.poll(max(1, int((deadline - now) * 1000)))
         except OSError as e:
             raise TransportError("link cut while sending", code="link-closed") from e
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
         self._check_open()
         try:
-            if not self._in.poll(max(0, int(timeout * 1000 + 0.999))):
+            hub = current_hub()
+            if hub is not None:  # a station's selector loop: let the other sockets run
+                if not hub.wait(self._sock, READ, timeout):
+                    return b""
+            elif not self._in.poll(max(0, int(timeout * 1000 + 0.999))):
                 return b""
             data = self._sock.recv(max_bytes)
         except BlockingIOError:
