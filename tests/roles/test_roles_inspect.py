@@ -228,3 +228,16 @@ def test_another_sqlite_database_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="neither a chip farm nor a records store"):
         describe(path, database=describe_records)
     assert path.read_bytes() == before  # inspecting changed nothing
+
+
+@pytest.mark.parametrize("first", [b"\xd2", b"\xd0", b"\xd1", b"\xa4"])
+def test_raw_bytes_that_start_like_an_artifact_are_not_called_a_damaged_one(
+    tmp_path: Path, first: bytes
+) -> None:
+    """The first byte of signed software, a sealed value, a manifest or the family secrets
+    starts one raw key or firmware file in 85 by chance: that file is no damaged artifact."""
+    raw = tmp_path / "key.bin"
+    raw.write_bytes(first + bytes(range(1, 32)))
+    with pytest.raises(InputError, match="not a trustprov artifact") as refused:
+        describe(raw)
+    assert "damaged" not in refused.value.message

@@ -45,9 +45,11 @@ def _head(path: Path) -> bytes:
 #: (first bytes, kind); text formats match after leading white space
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (SQLITE_MAGIC, "sqlite"),
-    (b"\xd2", "software"),  # CBOR tag 18, COSE_Sign1
-    (b"\xd0", "sealed-value"),  # tag 16, COSE_Encrypt0
-    (b"\xd1", "manifest"),  # tag 17, COSE_Mac0
+    # a tag and its array's head: one byte alone would announce an artifact in one raw key or
+    # firmware file of 85, which would then be called a damaged one
+    (b"\xd2\x84", "software"),  # CBOR tag 18, COSE_Sign1: array(4)
+    (b"\xd0\x83", "sealed-value"),  # tag 16, COSE_Encrypt0: array(3)
+    (b"\xd1\x84", "manifest"),  # tag 17, COSE_Mac0: array(4)
     (b"\x84\x70trustprov-bundle", "bundle"),  # array(4), text(16)
     (b"\x85\x74trustprov-authorized", "authorized-set"),  # array(5), text(20)
     (b"\xa4", "cbor-map"),  # map(4): the family secrets' shape
