@@ -199,6 +199,11 @@ def _walk(  # noqa: PLR0912, PLR0915 - one lean loop: a call per item would doub
         if info < 24:
             arg = info
             pos += 1
+        elif info == 24:  # one byte of argument: the commonest after none (strings of 24..255)
+            if pos + 1 >= n:
+                raise FormatError(f"{what}: truncated CBOR")
+            arg = data[pos + 1]
+            pos += 2
         elif info < 28:
             end = pos + 1 + (1 << (info - 24))
             if end > n:
