@@ -261,6 +261,12 @@ def test_a_request_every_chip_receives_alike_is_decoded_and_checked_anew_each_ti
     assert again[1] is not args
     other = messages.encode_request("rom.boot", {"image": job.image[:-1] + b"\x00"})
     assert messages.decode_request(other)[1]["image"] != job.image
+    # kept across a chip's flow (the other requests between two boots): the image is found
+    # again, not decoded anew, so the boot ROM finds its parse by identity
+    kept = messages.decode_request(request)[1]["image"]
+    for between in job.prepared.requests(bench.uids()[0]):
+        messages.decode_request(between)
+    assert messages.decode_request(request)[1]["image"] is kept
     # the same bytes boot a chip running the signed code and are refused by one running other
     code = tmp_path / "code"
     shutil.copytree(Path(commands.__file__).parent.parent, code)
