@@ -324,3 +324,11 @@ def test_decoders_of_two_threads_do_not_mix() -> None:
     for t in threads:
         t.join()
     assert wrong == []
+
+
+def test_a_large_encoding_is_not_kept_by_the_encoder() -> None:
+    big = cbor.encode(b"\x00" * (1 << 20))
+    assert cbor._encoders.fp.getbuffer().nbytes < 1 << 16
+    assert big == cbor2.dumps(b"\x00" * (1 << 20), canonical=True)
+    small = cbor.encode({"ok": {}})
+    assert cbor._encoders.fp.getbuffer().nbytes == len(small)

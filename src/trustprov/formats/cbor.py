@@ -43,6 +43,7 @@ class _Encoders(threading.local):
 
 
 _encoders = _Encoders()
+_KEEP_BUFFER = 64 * 1024
 
 
 class _Decoders(threading.local):
@@ -76,7 +77,10 @@ def encode(value: Any) -> bytes:
         # an encoder stopped half-way may still track containers it was inside: never reuse it
         e.reset()
         raise
-    return fp.getvalue()
+    out = fp.getvalue()
+    if len(out) > _KEEP_BUFFER:
+        e.reset()  # the buffer of a large encoding is not kept alive until the next one
+    return out
 
 
 def decode(
