@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import cbor2
@@ -264,3 +265,70 @@ def test_decode_of_shared_references_terminates_and_refuses(name: str) -> None:
         pytest.fail(f"cbor.decode of {len(data)} bytes ({name}) did not finish in 5 s")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "refused"
+
+
+# -- the reused encoder and decoders ------------------------------------------------------------
+REUSE_VALUES: list[Any] = [
+    {},
+    {"ok": {}},
+    [1, -2, b"\x00" * 300, "text", None, True, False],
+    {"bb": [{"a": b"x"}], 10: {1: 2}, -1: 2**64 - 1},
+    b"\x01" * 200_000,
+]
+
+
+def test_encode_gives_cbor2s_canonical_bytes_call_after_call() -> None:
+    for value in REUSE_VALUES * 2:  # the second round runs on the encoder the first one used
+        assert cbor.encode(value) == cbor2.dumps(value, canonical=True)
+
+
+def test_an_encode_that_fails_leaves_the_next_encode_whole() -> None:
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    for bad in ({1: [object()]}, {"a": cyclic}):
+        with pytest.raises(Exception):  # noqa: B017, PT011 - cbor2's own error types
+            cbor.encode(bad)
+        for value in REUSE_VALUES:
+            assert cbor.encode(value) == cbor2.dumps(value, canonical=True)
+
+
+def test_a_decode_that_fails_leaves_the_next_decode_whole() -> None:
+    good = [cbor.encode(v) for v in REUSE_VALUES[:4]]
+    # well-formed heads around text that is no UTF-8: the walk passes them, and cbor2 stops
+    # half-way through a map, once on a key (decoding keys, it builds immutable values)
+    for bad in (b"\xa1\x61a\xa1\x61b\x61\xff", b"\xa1\x61a\xa1\x61\xff\x01", b"\x82\x01\x61\xff"):
+        with pytest.raises(FormatError, match="not valid CBOR"):
+            dec(bad)
+        for data, value in zip(good, REUSE_VALUES, strict=False):
+            assert dec(data) == value
+
+
+def test_decoders_of_two_threads_do_not_mix() -> None:
+    a, b = cbor.encode({"a": [1] * 50}), cbor.encode({"b": [b"x" * 100] * 50})
+    wrong: list[Any] = []
+
+    def run(data: bytes, want: Any) -> None:
+        for _ in range(2000):
+            got = cbor.decode(data, limit=10_000, what="t")
+            if got != want:
+                wrong.append(got)
+            if cbor.encode(want) != data:
+                wrong.append(want)
+
+    threads = [
+        threading.Thread(target=run, args=(a, {"a": [1] * 50})),
+        threading.Thread(target=run, args=(b, {"b": [b"x" * 100] * 50})),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
+def test_a_large_encoding_is_not_kept_by_the_encoder() -> None:
+    big = cbor.encode(b"\x00" * (1 << 20))
+    assert cbor._encoders.fp.getbuffer().nbytes < 1 << 16
+    assert big == cbor2.dumps(b"\x00" * (1 << 20), canonical=True)
+    small = cbor.encode({"ok": {}})
+    assert cbor._encoders.fp.getbuffer().nbytes == len(small)

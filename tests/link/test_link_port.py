@@ -245,3 +245,34 @@ def test_a_host_tells_whether_a_chip_holds_exactly_a_bundle(world: Any, bench: B
     port_link = InProcessLink(ChipPort(chip))
     for patch in ({"installed-digest": bytes(32)}, {"installed-digest": None}):
         assert not ChipClient(_StatusLink(port_link, **patch)).holds(job.prepared), patch
+
+
+def test_a_request_every_chip_receives_alike_is_decoded_and_checked_anew_each_time(
+    world: Any, bench: Bench, tmp_path: Path
+) -> None:
+    """`messages.decode_request` finds the last "rom.boot" or "cm.begin" again by its bytes:
+    equal bytes give an equal request, in a map of its own, and each chip still checks it."""
+    job = world_job(world)
+    request = job.boot_request
+    _, args = messages.decode_request(request)
+    args["image"] = b"changed by a handler"
+    again = messages.decode_request(bytes(bytearray(request)))  # equal bytes, another object
+    assert again == ("rom.boot", {"image": job.image})
+    assert again[1] is not args
+    other = messages.encode_request("rom.boot", {"image": job.image[:-1] + b"\x00"})
+    assert messages.decode_request(other)[1]["image"] != job.image
+    # kept across a chip's flow (the other requests between two boots): the image is found
+    # again, not decoded anew, so the boot ROM finds its parse by identity
+    kept = messages.decode_request(request)[1]["image"]
+    for between in job.prepared.requests(bench.uids()[0]):
+        messages.decode_request(between)
+    assert messages.decode_request(request)[1]["image"] is kept
+    # the same bytes boot a chip running the signed code and are refused by one running other
+    code = tmp_path / "code"
+    shutil.copytree(Path(commands.__file__).parent.parent, code)
+    (code / "firmware" / "commands.py").write_text("# other code\n")
+    first, second = bench.uids()[:2]
+    assert bench.client(first).send(request)["security-counter"] >= 0
+    with pytest.raises(ChipRefused) as e:
+        bench.client(second, code_root=code).send(request)
+    assert e.value.code == "code-mismatch"

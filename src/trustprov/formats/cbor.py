@@ -18,6 +18,8 @@ heads and none over the built value: what the walk refuses, no value is ever bui
 
 from __future__ import annotations
 
+import io
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,8 +29,58 @@ from trustprov.errors import FormatError
 from trustprov.formats.limits import LIMITS, Shape
 
 
+class _Encoders(threading.local):
+    """One canonical encoder and its buffer per thread. ``cbor2.dumps`` builds a new encoder
+    for every call, which costs more than encoding a link message: a chip's answers and its
+    receipt are a handful of small maps each."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.fp = io.BytesIO()
+        self.encoder = cbor2.CBOREncoder(self.fp, canonical=True)
+
+
+_encoders = _Encoders()
+_KEEP_BUFFER = 64 * 1024
+
+
+class _Decoders(threading.local):
+    """A decoder per thread and depth limit, reused for the same reason as `_Encoders`. Each
+    decodes only what `_walk` passed: no tag but the caller's outermost one, so none of cbor2's
+    shared-value or string-reference state carries from one input to the next."""
+
+    def __init__(self) -> None:
+        self.by_depth: dict[int, Any] = {}
+
+    def get(self, max_depth: int) -> Any:
+        d = self.by_depth.get(max_depth)
+        if d is None:
+            d = self.by_depth[max_depth] = cbor2.CBORDecoder(_NOTHING, max_depth=max_depth)
+        return d
+
+
+_NOTHING = io.BytesIO(b"")
+_decoders = _Decoders()
+
+
 def encode(value: Any) -> bytes:
-    return bytes(cbor2.dumps(value, canonical=True))
+    """``cbor2.dumps(value, canonical=True)``, the same bytes."""
+    e = _encoders
+    fp = e.fp
+    fp.seek(0)
+    fp.truncate()
+    try:
+        e.encoder.encode(value)
+    except BaseException:
+        # an encoder stopped half-way may still track containers it was inside: never reuse it
+        e.reset()
+        raise
+    out = fp.getvalue()
+    if len(out) > _KEEP_BUFFER:
+        e.reset()  # the buffer of a large encoding is not kept alive until the next one
+    return out
 
 
 def decode(
@@ -56,14 +108,21 @@ def decode(
         built += len(m)
         return m
 
+    # cbor2's own depth limit too (it counts the leaf inside the deepest container as one
+    # more level), should the walk and cbor2 ever disagree on depth
+    depth = shape.depth + 1
+    decoder = _decoders.get(depth)
+    decoder.object_hook = count if pairs else None
+    decoder.fp = io.BytesIO(data)
     try:
-        # cbor2's own depth limit too (it counts the leaf inside the deepest container as one
-        # more level), should the walk and cbor2 ever disagree on depth
-        value = cbor2.loads(data, max_depth=shape.depth + 1, object_hook=count if pairs else None)
+        value = decoder.decode()
     # hostile input makes the decoder raise many types (ValueError, RecursionError, MemoryError,
     # CBORDecodeError...): each is malformed input to us
     except Exception as e:
+        _decoders.by_depth.pop(depth, None)  # stopped half-way: never reused
         raise FormatError(f"{what}: not valid CBOR") from e
+    finally:
+        decoder.fp = _NOTHING  # the input is not kept alive until the next decode
     if built != pairs:
         # cbor2 keeps the last of equal keys: the built maps hold fewer pairs than announced
         raise FormatError(f"{what}: a CBOR map repeats a key")
@@ -144,6 +203,11 @@ def _walk(  # noqa: PLR0912, PLR0915 - one lean loop: a call per item would doub
         if info < 24:
             arg = info
             pos += 1
+        elif info == 24:  # one byte of argument: the commonest after none (strings of 24..255)
+            if pos + 1 >= n:
+                raise FormatError(f"{what}: truncated CBOR")
+            arg = data[pos + 1]
+            pos += 2
         elif info < 28:
             end = pos + 1 + (1 << (info - 24))
             if end > n:
