@@ -52,12 +52,21 @@ def test_every_command_with_a_result_takes_json(path: Path_) -> None:
     assert "--json" in options_of(COMMANDS[path]), f"{ids(path)} has a result but no --json"
 
 
-@pytest.mark.parametrize("path", [p for p in LEAVES if p not in NO_RESULT], ids=ids)
+def test_the_commands_run_elsewhere_are_commands_with_a_result() -> None:
+    """Each command whose --json run is in another file (it needs a chip board) is a command
+    with a result that the run below leaves out, named with where it runs."""
+    for path, where in RUN_ELSEWHERE.items():
+        assert path in LEAVES, ids(path)
+        assert path not in NO_RESULT, ids(path)
+        assert (Path(__file__).parent / where.split()[0]).is_file(), where
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in LEAVES if p not in NO_RESULT and p not in RUN_ELSEWHERE], ids=ids
+)
 def test_json_is_one_object_on_stdout_and_nothing_else(
     cw: CliWorld, tmp_path: Path, path: Path_
 ) -> None:
-    if path in RUN_ELSEWHERE:
-        pytest.skip(RUN_ELSEWHERE[path])
     assert path in RUNS, f"add a good run of {ids(path)} to RUNS"
     result = ok(*command_line(path, RUNS[path](cw, tmp_path), "--json"))
     doc = json.loads(result.stdout)  # the whole of stdout: one document
