@@ -35,9 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from trustprov.chip.device import Chip
 from trustprov.chip.farm import Farm
 from trustprov.conformance.family import TestFamily
-from trustprov.crypto.aead import cmac_tag
 from trustprov.crypto.keys import load_public_key
-from trustprov.formats import cbor, cose
+from trustprov.formats import cbor
 from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Bundle, SignedManifest
 from trustprov.formats.sealed import SealedKind, SealedValue
@@ -479,19 +478,13 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
     )
     v1 = cbor2.loads(good.signed.message.body)
     v1["v"] = 1  # genuine (MACed with K_AUTH) but of the old construction
-    v1_body = cbor.encode(v1)
-    v1_header = SignedManifest.protected_header(fam.family_id)
-    v1_protected = cose.encode_protected(v1_header)
-    v1_tag = cmac_tag(fam.oem_keys(fam.oem_share).auth, cose.mac_structure(v1_protected, v1_body))
     s.call(
         "cm.begin manifest v1: bundle-version",
         "6.1, 8.2",
         "cm.begin",
         {
             **begin_args,
-            "manifest": cose.CoseMessage(
-                cose.TAG_MAC0, v1_protected, v1_header, {}, v1_body, v1_tag
-            ).to_bytes(),
+            "manifest": fam.manifest_mac0(cbor.encode(v1)),
         },
     )
     s.call(
@@ -512,11 +505,7 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
         chunk_size=65536,
         assets=tuple(dataclasses.replace(a, chunks=1) for a in manifest.assets),
     )
-    header = SignedManifest.protected_header(fam.family_id)
-    protected = cose.encode_protected(header)
-    payload = big.to_payload()
-    tag = cmac_tag(fam.oem_keys(fam.oem_share).auth, cose.mac_structure(protected, payload))
-    big_mac0 = cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
+    big_mac0 = fam.manifest_mac0(big.to_payload())
     s.call(
         "cm.begin chunk-size 65536: ram-budget",
         "6.6, 8.4",

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
+from trustprov.crypto.aead import cmac_tag
 from trustprov.crypto.keys import (
     MATERIAL_LEN,
     PublicKey,
@@ -38,7 +39,8 @@ from trustprov.crypto.schedule import (
     g_master_key,
     h_seed,
 )
-from trustprov.formats.bundle import Bundle, chunk_aad, chunk_nonce
+from trustprov.formats import cose
+from trustprov.formats.bundle import Bundle, SignedManifest, chunk_aad, chunk_nonce
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.sealed import SealedKind, SealedValue
 from trustprov.formats.software import SignedSoftware
@@ -179,6 +181,14 @@ class TestFamily:
         if value.family_id != self.family_id:
             raise ValueError(f"sealed {kind} names family {value.family_id.hex()}")
         return value.open(key)
+
+    def manifest_mac0(self, payload: bytes) -> bytes:
+        """A manifest COSE_Mac0 over ``payload`` under the vector OEM's K_AUTH: genuine, so a
+        chip refuses it only for what the payload says (a test's own manifest)."""
+        header = SignedManifest.protected_header(self.family_id)
+        protected = cose.encode_protected(header)
+        tag = cmac_tag(self.oem_keys(self.oem_share).auth, cose.mac_structure(protected, payload))
+        return cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
 
     def oem_keys(self, oem_share: bytes) -> OemKeys:
         return derive_keys(g_master_key(oem_share, self.hw_share, self.rom_share), self.family_id)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from trustprov.conformance.suite import Case, CaseFailed, Context, expect, refused
-from trustprov.crypto.aead import cmac_tag, cmac_verify
+from trustprov.crypto.aead import cmac_verify
 from trustprov.crypto.keys import (
     MATERIAL_LEN,
     private_key_bytes,
@@ -22,7 +22,7 @@ from trustprov.crypto.keys import (
     public_key_pem,
 )
 from trustprov.crypto.schedule import asset_material, f_oem_share, h_seed
-from trustprov.formats import cbor, cose
+from trustprov.formats import cbor
 from trustprov.formats.bundle import SignedManifest, chunk_aad, chunk_nonce
 from trustprov.formats.limits import LIMITS
 from trustprov.link import messages
@@ -224,11 +224,7 @@ def ram_budget(ctx: Context) -> str:
         chunk_size=65536,
         assets=tuple(dataclasses.replace(a, chunks=1) for a in manifest.assets),
     )
-    payload = big.to_payload()
-    header = SignedManifest.protected_header(fam.family_id)
-    protected = cose.encode_protected(header)
-    tag = cmac_tag(fam.oem_keys(fam.oem_share).auth, cose.mac_structure(protected, payload))
-    mac0 = cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
+    mac0 = fam.manifest_mac0(big.to_payload())
 
     def go(chip: ChipClient, p: PreparedBundle) -> None:
         _, args = messages.decode_request(p.begin)
@@ -248,11 +244,7 @@ def manifest_version(ctx: Context) -> str:
         shape=LIMITS.manifest_shape,
     )
     payload["v"] = 1
-    body = cbor.encode(payload)
-    header = SignedManifest.protected_header(fam.family_id)
-    protected = cose.encode_protected(header)
-    tag = cmac_tag(fam.oem_keys(fam.oem_share).auth, cose.mac_structure(protected, body))
-    mac0 = cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, body, tag).to_bytes()
+    mac0 = fam.manifest_mac0(cbor.encode(payload))
 
     def go(chip: ChipClient, p: PreparedBundle) -> None:
         _, args = messages.decode_request(p.begin)
