@@ -17,11 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from trustprov.crypto.digest import CHAIN_END, chain_head, sha256
@@ -34,15 +31,7 @@ from trustprov.roles import icm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
 from provision import crypto_floor_us
-
-
-def _median_us(fn: Callable[[], object], rounds: int) -> float:
-    samples = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples) * 1e6
+from timing import median_us
 
 
 def _chunk_parts(root: Path, made: icm.Icm, rounds: int) -> dict[str, float]:
@@ -74,9 +63,9 @@ def _chunk_parts(root: Path, made: icm.Icm, rounds: int) -> dict[str, float]:
                 link = sha256(c, link)
 
     return {
-        "aead_open": _median_us(opens, rounds),
-        "tag_chain": _median_us(tag_chain, rounds),
-        "v1_ciphertext_chain": _median_us(ciphertext_chain, rounds),
+        "aead_open": median_us(opens, rounds),
+        "tag_chain": median_us(tag_chain, rounds),
+        "v1_ciphertext_chain": median_us(ciphertext_chain, rounds),
     }
 
 

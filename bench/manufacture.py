@@ -21,11 +21,9 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -35,14 +33,8 @@ from cryptography.x509.oid import NameOID
 from trustprov.crypto.keys import MATERIAL_LEN, private_key_from_material
 from trustprov.roles import icm
 
-
-def _median_us(fn: Callable[[], object], rounds: int) -> float:
-    samples = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples) * 1e6
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
+from timing import median_us
 
 
 def floor_us(made: icm.Icm, rounds: int = 2000) -> dict[str, float]:
@@ -69,7 +61,7 @@ def floor_us(made: icm.Icm, rounds: int = 2000) -> dict[str, float]:
             serialization.Encoding.DER
         )
 
-    return {"key": _median_us(key, rounds), "certificate": _median_us(certificate, rounds)}
+    return {"key": median_us(key, rounds), "certificate": median_us(certificate, rounds)}
 
 
 def main() -> int:

@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING
 # The line's worker processes start with "spawn" and import this module again, as their
 # __mp_main__, where none of this is used: a worker's start-up stays the line's own, not this
 # benchmark's (trustprov.demo, the records store, the custody and authorization benchmarks).
-if __name__ == "__main__" or TYPE_CHECKING:
+# Imported by name (bench/floor.py uses its floor), it imports them.
+if __name__ != "__mp_main__" or TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec

@@ -1,0 +1,53 @@
+"""Every benchmark of `make bench`, `make bench-wire` and `make bench-dashboard` runs to its end
+at its smallest size and ends with one JSON object: a benchmark is only run by hand, on a quiet
+machine, so without this a change elsewhere could break one unseen until then. Figures are not
+checked here (speed is measured by the benchmarks themselves, never asserted in a test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMALL = {
+    "startup.py": ["--runs", "2"],
+    "provision.py": ["--chips", "40", "--workers", "1,2", "--custody-chips", "0",
+                     "--authorize-uids", "0"],
+    "lots.py": ["--chips", "200"],
+    "reconcile.py": ["--receipts", "200"],
+    "stream.py": ["--sizes-mib", "1", "--chips", "1"],
+    "seal.py": ["--mib", "1", "--rounds", "1", "--no-spsdk"],
+    "floor.py": ["--firmware-mib", "1", "--rounds", "2"],
+    "manufacture.py": ["--chips", "50", "--rounds", "20"],
+    "wire.py": ["--chips", "20", "--boards", "1", "--sockets", "2"],
+    "dashboard.py": ["--chips", "2000", "--stations", "2", "--pending", "500", "--batch", "100",
+                     "--runs", "1"],
+}  # fmt: skip
+
+
+def test_every_benchmark_of_the_makefile_has_a_small_run_here() -> None:
+    named = set(re.findall(r"bench/(\w+\.py)", (ROOT / "Makefile").read_text()))
+    assert named == set(SMALL), "give each benchmark of the Makefile a small run in SMALL"
+
+
+@pytest.mark.parametrize("script", sorted(SMALL))
+def test_a_benchmark_runs_to_its_json_line(script: str, tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *SMALL[script]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert isinstance(json.loads(r.stdout.strip().splitlines()[-1]), dict), r.stdout[-500:]
