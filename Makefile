@@ -8,6 +8,7 @@ DEMO_DIR ?= demo-out
 CHIPS ?= 1000
 BENCH_CHIPS ?= 1000000
 BENCH_RECEIPTS ?= 1000000
+BENCH_OUT ?= bench-out
 # ICM_KEYS=pkcs11: the demo's ICM keys in a SoftHSM2 token made for it in $(DEMO_DIR).softhsm
 ICM_KEYS ?= files
 DEMO_HSM = $(abspath $(DEMO_DIR)).softhsm
@@ -51,17 +52,20 @@ unit: venv
 
 test: lint typecheck unit
 
-# a lot of a million chips, manufactured once, provisioned with 1 and then 2 workers (~30 min);
-# BENCH_CHIPS=10000 for a quick look
+# a lot of a million chips, manufactured once, provisioned with 1 and then 2 workers (~30 min),
+# and the other benchmarks; BENCH_CHIPS=10000 for a quick look. Each one's output is kept in
+# $(BENCH_OUT); the last line is all their figures in one JSON object (bench/summary.py)
 bench: venv
-	$(BIN)/python bench/startup.py --importtime
-	$(BIN)/python bench/provision.py --chips $(BENCH_CHIPS) --workers 1,2
-	$(BIN)/python bench/lots.py --chips 2000000
-	$(BIN)/python bench/reconcile.py --receipts $(BENCH_RECEIPTS)
-	$(BIN)/python bench/stream.py --sizes-mib 1,64,900
-	$(BIN)/python bench/seal.py --mib 64
-	$(BIN)/python bench/floor.py
-	$(BIN)/python bench/manufacture.py --chips 20000
+	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
+	$(BIN)/python bench/startup.py --importtime > $(BENCH_OUT)/startup.txt && cat $(BENCH_OUT)/startup.txt
+	$(BIN)/python bench/provision.py --chips $(BENCH_CHIPS) --workers 1,2 > $(BENCH_OUT)/provision.txt && cat $(BENCH_OUT)/provision.txt
+	$(BIN)/python bench/lots.py --chips 2000000 > $(BENCH_OUT)/lots.txt && cat $(BENCH_OUT)/lots.txt
+	$(BIN)/python bench/reconcile.py --receipts $(BENCH_RECEIPTS) > $(BENCH_OUT)/reconcile.txt && cat $(BENCH_OUT)/reconcile.txt
+	$(BIN)/python bench/stream.py --sizes-mib 1,64,900 > $(BENCH_OUT)/stream.txt && cat $(BENCH_OUT)/stream.txt
+	$(BIN)/python bench/seal.py --mib 64 > $(BENCH_OUT)/seal.txt && cat $(BENCH_OUT)/seal.txt
+	$(BIN)/python bench/floor.py > $(BENCH_OUT)/floor.txt && cat $(BENCH_OUT)/floor.txt
+	$(BIN)/python bench/manufacture.py --chips 20000 > $(BENCH_OUT)/manufacture.txt && cat $(BENCH_OUT)/manufacture.txt
+	$(BIN)/python bench/summary.py $(BENCH_OUT)/*.txt
 
 # the attack suite at full strength: every byte flip, >= 10,000 random flips per large artifact
 attacks: venv
@@ -90,4 +94,4 @@ vectors: venv
 	$(BIN)/python tests/vectors/generate_link_messages.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) $(DEMO_HSM) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_DIR) $(DEMO_HSM) $(BENCH_OUT) .mypy_cache .ruff_cache .pytest_cache .hypothesis

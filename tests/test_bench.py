@@ -34,7 +34,36 @@ SMALL = {
 
 def test_every_benchmark_of_the_makefile_has_a_small_run_here() -> None:
     named = set(re.findall(r"bench/(\w+\.py)", (ROOT / "Makefile").read_text()))
-    assert named == set(SMALL), "give each benchmark of the Makefile a small run in SMALL"
+    assert named - {"summary.py"} == set(SMALL), "give each benchmark a small run in SMALL"
+
+
+def test_the_last_line_of_make_bench_holds_every_benchmark_s_figures(tmp_path: Path) -> None:
+    runs = {"provision": {"chips": 40, "ratio": 3.5}, "startup": {"startup": {"worst_ms": 61}}}
+    runs["seal"] = {"seal_mib": 1, "seal_ratio": 7.4}
+    for name, doc in runs.items():
+        (tmp_path / f"{name}.txt").write_text(f"figures for people\n{json.dumps(doc)}\n")
+    files = sorted(str(p) for p in tmp_path.iterdir())
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "summary.py"), *files],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(r.stdout) == {
+        "chips": 40,
+        "ratio": 3.5,
+        "startup": {"worst_ms": 61},
+        "seal": {"seal_mib": 1, "seal_ratio": 7.4},
+    }
+    (tmp_path / "floor.txt").write_text("a benchmark that died before its figures\n")
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "summary.py"), *files, str(tmp_path / "floor.txt")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode != 0
+    assert "floor.txt" in r.stderr
 
 
 @pytest.mark.parametrize("script", sorted(SMALL))
