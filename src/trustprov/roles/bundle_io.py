@@ -58,24 +58,22 @@ class BundleFile:
     def chunk(self, asset: int, index: int) -> bytes:
         """The ciphertext of chunk ``index`` of asset ``asset``."""
         offset, length = self.index.locate(asset, index)
-        try:
-            data = os.pread(self._file(), length, offset)
-        except OSError as e:
-            raise InputError(f"bundle {self.path}: cannot read ({e.strerror})") from e
-        if len(data) != length:
-            raise InputError(f"bundle {self.path}: the file changed while it was read")
-        return data
+        return self._read(offset, length)
 
     def tag(self, asset: int, index: int) -> bytes:
         """The AEAD tag of chunk ``index`` of asset ``asset``: its last 16 bytes."""
         offset, length = self.index.locate(asset, index)
         if length < TAG_LEN:
             raise InputError(f"bundle {self.path}: a chunk shorter than its tag")
+        return self._read(offset + length - TAG_LEN, TAG_LEN)
+
+    def _read(self, offset: int, length: int) -> bytes:
+        """Exactly ``length`` bytes at ``offset`` of the bundle file, or an `InputError`."""
         try:
-            data = os.pread(self._file(), TAG_LEN, offset + length - TAG_LEN)
+            data = os.pread(self._file(), length, offset)
         except OSError as e:
             raise InputError(f"bundle {self.path}: cannot read ({e.strerror})") from e
-        if len(data) != TAG_LEN:
+        if len(data) != length:
             raise InputError(f"bundle {self.path}: the file changed while it was read")
         return data
 
