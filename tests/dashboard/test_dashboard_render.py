@@ -9,6 +9,8 @@ import re
 from html.parser import HTMLParser
 
 from dashboard_support import BUNDLE, T0, Clock, settle, uid
+from poison import CODE, STATION, raw_controls
+from poison import LOT as POISONED_LOT
 
 from trustprov.dashboard.model import LineView
 from trustprov.dashboard.render import dashboard_page, report_page, static
@@ -83,3 +85,21 @@ def test_the_report_is_self_contained(store_url: str, clock: Clock) -> None:
     assert csp.group(1).startswith("default-src 'none'; ")
     assert f"style-src 'sha256-{digest}'" in csp.group(1)
     assert style.group(1) == static("dashboard.css").decode()
+
+
+def test_control_and_bidi_characters_from_the_records_are_shown_as_text(
+    store_url: str, clock: Clock
+) -> None:
+    """A bidi override in a station name or error code would reorder what the supervisor
+    reads; an escape sequence would reach a terminal that shows the file: both as text."""
+    with RecordStore(store_url, clock=clock) as w:
+        job = w.open_job(POISONED_LOT, BUNDLE, [uid(i) for i in range(5)])
+        settle(w, job, STATION, 3, at=T0 - 1, failed=[CODE])
+    with RecordStore(store_url, create=False, read_only=True) as r:
+        snap = LineView(r, clock=clock).refresh()
+        page = dashboard_page(snap)
+        report = report_page(lot_report(r), snap.failures, clock.now_dt())
+    for html in (page, report):
+        assert not raw_controls(html)
+        assert "LOT\\u202e\\x1b[2J" in html
+        assert "st\\x1b[2J\\x1b[HFAKE-OK\\x0d\\x07" in html

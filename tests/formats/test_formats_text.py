@@ -1,6 +1,7 @@
 """trustprov.formats.text: JSON and TOML inputs (lot manifests, asset lists) are bounded in
 items before they are parsed and in nesting after, so a flood of small values or deep
-nesting is refused with a typed error in bounded memory (measured with tracemalloc)."""
+nesting is refused with a typed error in bounded memory (measured with tracemalloc); and
+`printable` shows any text without a character a terminal would act on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trustprov.errors import FormatError, InputError
 from trustprov.formats import text
@@ -85,3 +88,31 @@ def test_check_depth_counts_containers() -> None:
     with pytest.raises(FormatError, match="deeper than 2"):
         text.check_depth({"a": [[1]]}, 2, "t")
     text.check_depth(5, 0, "t")
+
+
+# -- printable: the one way text from outside is shown ------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("plain text, é, 漢字", "plain text, é, 漢字"),
+        ("\x1b[2J\x1b[HOK", "\\x1b[2J\\x1b[HOK"),
+        ("a\rb\nc\td\x07\x00", "a\\x0db\\x0ac\\x09d\\x07\\x00"),
+        ("\x7f\x9b\x85", "\\x7f\\x9b\\x85"),  # DEL and C1 controls (CSI, NEL)
+        ("abc\u202edef\u2066\u200b", "abc\\u202edef\\u2066\\u200b"),  # bidi, zero width
+        ("\u2028\u00a0\udcff", "\\u2028\\xa0\\udcff"),  # separators, a lone surrogate
+        ("\U000e0041", "\\U000e0041"),  # a tag character
+    ],
+)
+def test_printable_escapes_what_drives_or_disguises_text(raw: str, shown: str) -> None:
+    assert text.printable(raw) == shown
+
+
+@given(st.text())
+def test_printable_leaves_nothing_a_terminal_acts_on(value: str) -> None:
+    out = text.printable(value)
+    assert out.isprintable()
+    assert text.printable(out) == out  # escaping twice changes nothing
+    # printable text is kept as it is, and only the escapes are added
+    if value.isprintable():
+        assert out == value
+    out.encode("utf-8")  # raises on a lone surrogate: none is left to fail the terminal's encoder

@@ -10,7 +10,7 @@ import click
 from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
 from trustprov.cli.conformance import conformance
-from trustprov.cli.options import emit_json, parse_uid, path_option, plural
+from trustprov.cli.options import emit_json, parse_uid, path_option, plural, say
 from trustprov.cli.serve import serve
 
 
@@ -103,23 +103,23 @@ def show(farm: Path, uid: str | None, lot: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(view)
         return
-    click.echo(f"chip {view['uid']}  lot {view['lot']}  family {view['family']}")
-    click.echo(f"lifecycle {view['lifecycle']}  security counter {view['security_counter']}")
+    say(f"chip {view['uid']}  lot {view['lot']}  family {view['family']}")
+    say(f"lifecycle {view['lifecycle']}  security counter {view['security_counter']}")
     inst = view["installed"]
     if inst:
-        click.echo(
-            f"OEM domain {inst['domain_id']}  bundle {inst['bundle_id']}  epoch {inst['epoch']}"
-        )
-        click.echo(f"installed digest {inst['digest']}")
+        say(f"OEM domain {inst['domain_id']}  bundle {inst['bundle_id']}  epoch {inst['epoch']}")
+        say(f"installed digest {inst['digest']}")
         for n, s in inst["key_slots"].items():
-            click.echo(f"  slot {n}: {s['asset']} ({s['key_type']})")
+            say(f"  slot {n}: {s['asset']} ({s['key_type']})")
             if s["public_key"]:
-                click.echo("    " + s["public_key"].rstrip().replace("\n", "\n    "))
+                for line in s["public_key"].rstrip().splitlines():
+                    say(f"    {line}")
         for n, r in inst["flash_regions"].items():
             digest = f", sha256 {r['sha256']}" if r["sha256"] else ""
-            click.echo(f"  region {n}: {r['asset']} ({r['length']} bytes{digest})")
+            say(f"  region {n}: {r['asset']} ({r['length']} bytes{digest})")
     if view["certificate"]:
-        click.echo(view["certificate"].rstrip())
+        for line in view["certificate"].rstrip().splitlines():
+            say(line)
 
 
 def _show_lot(farm_link: Any, farm: Path, lot: str, as_json: bool) -> None:
@@ -135,6 +135,6 @@ def _show_lot(farm_link: Any, farm: Path, lot: str, as_json: bool) -> None:
     if as_json:
         emit_json({"lot": lot, "chips": chips})
         return
-    click.echo(f"lot {lot}: {plural(len(chips), 'chip')}")
+    say(f"lot {lot}: {plural(len(chips), 'chip')}")
     for c in chips:
-        click.echo(f"  {c['uid']}  {c['lifecycle']}")
+        say(f"  {c['uid']}  {c['lifecycle']}")

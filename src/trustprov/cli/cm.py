@@ -19,6 +19,7 @@ from trustprov.cli.options import (
     progress_enabled,
     records_options,
     records_url,
+    say,
     status,
 )
 from trustprov.errors import InputError
@@ -169,7 +170,7 @@ def provision(
                 )
             )
     except LineAborted as e:
-        click.echo(
+        say(
             "error: aborted by a second signal; the chips in flight are settled from the "
             "chips by the next run of the same command",
             err=True,
@@ -187,7 +188,7 @@ def provision(
             )
             if n
         )
-        click.echo(
+        say(
             f"lot {summary.lot}: {plural(summary.chips, 'chip')}, "
             f"{summary.provisioned} provisioned, "
             f"{summary.already_provisioned} already provisioned, {summary.failed} failed"
@@ -197,13 +198,13 @@ def provision(
     if summary.stopped:
         pending = f"{summary.pending} chips left pending; rerun the same command to resume"
         if summary.signum is not None:
-            click.echo(f"error: {summary.stopped}; {pending}", err=True)
+            say(f"error: {summary.stopped}; {pending}", err=True)
             sys.exit(128 + summary.signum)
-        click.echo(f"error: lot stopped: {summary.stopped}; {pending}", err=True)
+        say(f"error: lot stopped: {summary.stopped}; {pending}", err=True)
         sys.exit(EXIT_FAILED)
     if summary.failed:
         causes = ", ".join(f"{code}: {n}" for code, n in sorted(summary.failures.items()))
-        click.echo(f"error: {summary.failed} of {summary.chips} chips failed ({causes})", err=True)
+        say(f"error: {summary.failed} of {summary.chips} chips failed ({causes})", err=True)
         sys.exit(EXIT_FAILED)
 
 
@@ -273,34 +274,32 @@ def report(
         emit_json(r.to_json())
         return
     t = r.total
-    click.echo(f"lot {r.lot}, bundle {r.bundle_id}: {plural(r.chips, 'chip')}")
-    click.echo(
+    say(f"lot {r.lot}, bundle {r.bundle_id}: {plural(r.chips, 'chip')}")
+    say(
         f"  {t.provisioned} provisioned, {t.already_provisioned} already provisioned, "
         f"{t.failed} failed, {r.pending} pending ({r.in_progress} in progress)"
     )
-    click.echo(f"  {r.yield_line()}")
+    say(f"  {r.yield_line()}")
     if r.failures:
-        click.echo("  failures: " + ", ".join(f"{c} {n}" for c, n in sorted(r.failures.items())))
+        say("  failures: " + ", ".join(f"{c} {n}" for c, n in sorted(r.failures.items())))
     for name, s in sorted(r.stations.items()):
-        click.echo(
+        say(
             f"  station {name}: {plural(s.chips, 'chip')} ({s.provisioned} provisioned, "
             f"{s.already_provisioned} already provisioned, {s.failed} failed)"
         )
     if r.throughput:
-        click.echo("  throughput:")
+        say("  throughput:")
         for b in r.throughput:
-            click.echo(
+            say(
                 f"    {b.start:%Y-%m-%d %H:%M:%S}Z  {b.seconds:>5} s  {b.chips:>8} chips  "
                 f"{b.chips / b.seconds:>8.1f} chips/s"
             )
     if r.other_bundles:
-        click.echo(
-            f"  other bundles of this lot: {', '.join(r.other_bundles)} (cm report --bundle ID)"
-        )
+        say(f"  other bundles of this lot: {', '.join(r.other_bundles)} (cm report --bundle ID)")
     if rows is not None:
-        click.echo(f"  {rows} chips written to {csv_path}")
+        say(f"  {rows} chips written to {csv_path}")
     if html_path is not None:
-        click.echo(f"  audit report written to {html_path}")
+        say(f"  audit report written to {html_path}")
 
 
 @cm.command(short_help="Export the chips' signed receipts for the OEM.")

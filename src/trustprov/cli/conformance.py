@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from trustprov.cli.options import EXIT_FAILED, emit_json, json_option
+from trustprov.cli.options import EXIT_FAILED, emit_json, json_option, say
 
 
 @click.command(short_help="Check the chip behind a port against the spec.")
@@ -83,8 +83,8 @@ def conformance(
         for r in results:
             mark = "pass" if r.passed else "FAIL"
             needs = f" [needs {r.needs}]" if r.needs and not r.passed else ""
-            click.echo(f"{mark}  {r.name:28} §{r.section}: {r.evidence}{needs}")
-        click.echo(f"{len(results) - len(failed)} of {len(results)} cases passed")
+            say(f"{mark}  {r.name:28} §{r.section}: {r.evidence}{needs}")
+        say(f"{len(results) - len(failed)} of {len(results)} cases passed")
     if failed:
         sys.exit(EXIT_FAILED)
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import click
 
 from trustprov import demo as flow
-from trustprov.cli.options import EXIT_FAILED, emit_json, json_option, plural, progress_enabled
+from trustprov.cli.options import (
+    EXIT_FAILED,
+    emit_json,
+    json_option,
+    plural,
+    progress_enabled,
+    say,
+)
 from trustprov.cli.progress import LineProgress
 from trustprov.roles.icm import MAX_LOT
 
@@ -52,18 +59,18 @@ def demo(chips: int, out: Path, jobs: int, as_json: bool, icm_keys: str | None) 
     if as_json:
         emit_json(result.to_json())
     else:
-        click.echo(f"ICM, OEM and CM artifacts in {out}")
-        click.echo(
+        say(f"ICM, OEM and CM artifacts in {out}")
+        say(
             f"lot {s.lot}: {plural(s.chips, 'chip')}, {s.provisioned} provisioned, "
             f"{s.failed} failed "
             f"in {s.seconds:.2f} s ({s.chips / s.seconds:.0f} chips/s)"
         )
-        click.echo(
+        say(
             f"checked by probe: {result.verified} chips hold exactly the OEM's assets, "
             f"{len(result.mismatched)} do not"
         )
         r = result.reconciliation
-        click.echo(
+        say(
             f"reconciled by the OEM: {r.counts['valid']} valid receipts of {r.authorized} chips "
             f"ordered, {len(r.missing)} missing, {r.receipts - r.counts['valid']} not valid"
         )

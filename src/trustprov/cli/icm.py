@@ -11,7 +11,14 @@ import click
 from trustprov import __version__
 from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
-from trustprov.cli.options import emit_json, force_option, json_option, path_option, plural
+from trustprov.cli.options import (
+    emit_json,
+    force_option,
+    json_option,
+    path_option,
+    plural,
+    say,
+)
 
 # the roles and the crypto are imported when a command runs (or, for the algorithm names, when
 # --alg is parsed or its help shown), so that `trustprov icm --help` starts fast
@@ -77,7 +84,7 @@ def init(icm_dir: Path, alg: str, keys: str | None, as_json: bool) -> None:
             }
         )
         return
-    click.echo(
+    say(
         f"family {made.family_id.hex()}: wrote {icm_dir} ({alg} signing key, device CA; "
         f"keys in {where})"
     )
@@ -138,7 +145,7 @@ def sign_software(
             }
         )
         return
-    click.echo(
+    say(
         f"signed {sw.name} {sw.version} (security version {sw.security_version}, {sw.alg}, "
         f"code {sw.code_digest.hex()[:16]}): {out}"
     )
@@ -181,7 +188,7 @@ def manufacture(
         )
         return
     chips = plural(made.count, "chip")
-    click.echo(f"lot {made.lot}: {chips} of family {made.family_id.hex()} in {farm}")
+    say(f"lot {made.lot}: {chips} of family {made.family_id.hex()} in {farm}")
 
 
 def _version(value: str) -> str:

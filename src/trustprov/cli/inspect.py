@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from trustprov.cli.options import emit_json
+from trustprov.cli.options import emit_json, say
 
 if TYPE_CHECKING:
     from trustprov.roles.description import Description
@@ -46,11 +46,11 @@ def inspect(file: Path, key: Path | None, ca: Path | None, as_json: bool) -> Non
     if as_json:
         emit_json(found.to_json(file))
         return
-    click.echo(f"{file}: {found.what}")
+    say(f"{file}: {found.what}")
     for name, value in found.fields.items():
         _render(name, value)
     if found.note:
-        click.echo(f"  ({found.note})")
+        say(f"  ({found.note})")
 
 
 def _records(path: Path) -> Description | None:
@@ -63,13 +63,11 @@ def _records(path: Path) -> Description | None:
 def _render(name: str, value: Any) -> None:
     label = name.replace("_", " ")
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        click.echo(f"  {label}:")
+        say(f"  {label}:")
         for item in value:
-            click.echo(
-                "    - " + ", ".join(f"{k.replace('_', ' ')} {_flat(v)}" for k, v in item.items())
-            )
+            say("    - " + ", ".join(f"{k.replace('_', ' ')} {_flat(v)}" for k, v in item.items()))
     else:
-        click.echo(f"  {label}: {_flat(value)}")
+        say(f"  {label}: {_flat(value)}")
 
 
 def _flat(value: Any) -> str:

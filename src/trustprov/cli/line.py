@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from trustprov.cli.options import records_options, records_url
+from trustprov.cli.options import records_options, records_url, say
 
 # the web stack (Starlette, uvicorn) and SQLAlchemy are imported when the command runs, so that
 # `trustprov --help` starts fast
@@ -54,11 +54,11 @@ def dashboard(
     required, generated = access_token(host, token)
 
     def ready(address: str) -> None:
-        click.echo(f"dashboard of {shown} on {address}", err=True)
+        say(f"dashboard of {shown} on {address}", err=True)
         if generated:
             # printed once, here only: the token is not logged or stored anywhere
-            click.echo(f"access token (shown once): open {address}?token={required}", err=True)
+            say(f"access token (shown once): open {address}?token={required}", err=True)
         elif required is not None:
-            click.echo(f"open {address}?token=<your token> once; a cookie keeps it", err=True)
+            say(f"open {address}?token=<your token> once; a cookie keeps it", err=True)
 
     serve(records, listen, required, interval=interval, on_ready=ready)

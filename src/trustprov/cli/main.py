@@ -4,7 +4,8 @@ Exit codes: 0 success; 1 a chip refused, an artifact failed to verify, or chips 
 internal error: a bug, one line asking for a report; --debug prints its traceback); 2 bad
 input or usage; 130 interrupted (SIGINT); 143 terminated (SIGTERM); 141 standard output closed
 early (a broken pipe, as in `trustprov cm report | head -1`: quietly, as a program killed by
-SIGPIPE would). Every error is one line on stderr; data goes to stdout.
+SIGPIPE would). Every error is one line on stderr, every character in it that a terminal would act
+on escaped (`options.say`: a message may quote a file, a store or a chip); data goes to stdout.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from trustprov.cli.options import (
     EXIT_USAGE,
     common_options,
     debug,
+    say,
 )
 from trustprov.errors import InputError, TrustprovError
 
@@ -123,11 +125,11 @@ class TrustprovGroup(click.Group):
             _usage_error(e)
         except click.ClickException as e:
             _traceback()
-            click.echo(f"error: {_sentence(e.format_message())}", err=True)
+            say(f"error: {_sentence(e.format_message())}", err=True)
             ctx.exit(e.exit_code)
         except TrustprovError as e:
             _traceback()
-            click.echo(f"error: {e.diagnostics()}", err=True)
+            say(f"error: {e.diagnostics()}", err=True)
             ctx.exit(EXIT_USAGE if isinstance(e, InputError) else EXIT_FAILED)
         except KeyboardInterrupt:
             _traceback()
@@ -138,7 +140,7 @@ class TrustprovGroup(click.Group):
                 _silence_stdout()
                 ctx.exit(EXIT_BROKEN_PIPE)
             _traceback()
-            click.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
+            say(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
             ctx.exit(EXIT_USAGE)
         except Exception as e:  # noqa: BLE001 - a bug, or the machine's memory limit
             _traceback()
@@ -205,7 +207,7 @@ def _usage_error(e: click.UsageError) -> NoReturn:
         e.show()
         raise click.exceptions.Exit(e.exit_code)
     where = f"; see '{e.ctx.command_path} --help'" if e.ctx is not None else ""
-    click.echo(f"error: {_sentence(e.format_message())}{where}", err=True)
+    say(f"error: {_sentence(e.format_message())}{where}", err=True)
     raise click.exceptions.Exit(EXIT_USAGE)
 
 
@@ -214,7 +216,8 @@ def _traceback() -> None:
     if debug():
         import traceback  # noqa: PLC0415 - only with --debug: start-up
 
-        click.echo(traceback.format_exc().rstrip(), err=True)
+        for line in traceback.format_exc().rstrip().splitlines():
+            say(line, err=True)
 
 
 @click.group(cls=TrustprovGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,6 +16,7 @@ from trustprov.cli.options import (
     parse_uid,
     path_option,
     plural,
+    say,
 )
 from trustprov.cli.template import template
 
@@ -70,7 +71,7 @@ def verify_software(software: Path, key: tuple[Path, ...], as_json: bool) -> Non
             }
         )
         return
-    click.echo(
+    say(
         f"OK: {sw.name} {sw.version}, security version {sw.security_version}, {sw.alg}, "
         f"code sha256 {sw.code_digest.hex()}"
     )
@@ -180,7 +181,7 @@ def authorize(
 
     s = role.authorize(lots, out, icm_key, force=force)
     if icm_key is None:
-        click.echo(
+        say(
             "warning: no --icm-key: the lots were checked whole and of one signer, not that the "
             "ICM signed them",
             err=True,
@@ -197,7 +198,7 @@ def authorize(
         )
         return
     chips, of = plural(len(s), "chip"), plural(len(lots), "lot")
-    click.echo(f"authorized {chips} of {of}, root {s.root.hex()}: {out}")
+    say(f"authorized {chips} of {of}, root {s.root.hex()}: {out}")
 
 
 # `oem template` lives in its own module: it needs no role and no chip
@@ -220,9 +221,7 @@ def _report(result: role.SealResult, out: Path, *, as_json: bool) -> None:
         )
         return
     who = "any chip of the family" if m.authorized is None else plural(m.authorized.count, "chip")
-    click.echo(
-        f"bundle {m.bundle_id.hex()} (epoch {m.epoch}, {len(m.assets)} assets, for {who}): {out}"
-    )
+    say(f"bundle {m.bundle_id.hex()} (epoch {m.epoch}, {len(m.assets)} assets, for {who}): {out}")
 
 
 @oem.command(short_help="Reconcile the chips' receipts against the bundle and the order.")
@@ -282,13 +281,13 @@ def reconcile(
         c = result.counts
         missing = len(result.missing) if result.authorized is not None else "-"
         ordered = result.authorized if result.authorized is not None else "-"
-        click.echo(
+        say(
             f"{result.receipts} receipts: {c['valid']} valid, {c['duplicate']} duplicate, "
             f"{c['replayed']} replayed, {c['unauthorized']} unauthorized, {c['forged']} forged, "
             f"{c['wrong-bundle']} wrong bundle, {c['wrong-state']} wrong state; "
             f"{missing} missing of {ordered} authorized"
         )
         for uid in result.missing[:20]:
-            click.echo(f"  missing {uid.hex()}")
+            say(f"  missing {uid.hex()}")
     if not result.ok:
         sys.exit(EXIT_FAILED)

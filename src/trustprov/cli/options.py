@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from trustprov.errors import InputError
+from trustprov.formats.text import printable
 
 UID_HEX_LEN = 32
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +58,14 @@ def force_option(what: str) -> Callable[[F], F]:
 def plural(n: int, noun: str) -> str:
     """``n`` of ``noun``, as a person writes it: "1 chip", "4 chips"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def say(line: str = "", *, err: bool = False) -> None:
+    """One line of human-readable output, every character in it that a terminal would act on
+    escaped (`formats.text.printable`): a station name, lot, error code or message that came
+    from a file, a records store, a chip or a board shows as text, never drives the terminal.
+    Data (--json, --csv, receipts) is written exactly, never through here."""
+    click.echo(printable(line), err=err)
 
 
 def emit_json(doc: object) -> None:
@@ -125,7 +134,7 @@ def debug() -> bool:
 def status(message: str) -> None:
     """A status line for the operator: on stderr, never with the data; not with -q."""
     if verbosity() >= 0:
-        click.echo(message, err=True)
+        say(message, err=True)
 
 
 def progress_enabled(as_json: bool = False) -> bool:
@@ -169,7 +178,8 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(self.format(record), err=True)
+            # one record, one line: whatever a logged value holds is shown as text
+            say(self.format(record), err=True)
         except Exception:  # noqa: BLE001 - logging must never raise into the command
             self.handleError(record)
 

@@ -1,7 +1,9 @@
 """Charts as inline SVG, drawn on the server: no script draws them, nothing is vendored.
 
 Invariants: every text that reaches the markup is escaped here (station names and error codes
-come from the records, which stations write); colours and sizes are SVG presentation
+come from the records, which stations write), by `escape`: its control and format characters
+written out as text first (`formats.text.printable`: a bidi override would reorder what the
+page shows), then HTML-escaped; colours and sizes are SVG presentation
 attributes, never ``style`` attributes, so the dashboard's CSP needs no ``unsafe-inline``.
 """
 
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from html import escape
+from html import escape as html_escape
+
+from trustprov.formats.text import printable
 
 #: station colours, distinguishable for the common colour-vision deficiencies (Okabe-Ito, then
 #: darker variants): a dozen stations still read apart
@@ -28,6 +32,11 @@ PALETTE = (
     "#8c4f74",
 )
 GOOD, ALREADY, BAD, WAITING = "#009e73", "#56b4e9", "#d55e00", "#dddddd"
+
+
+def escape(text: str) -> str:
+    """``text`` for the page: shown as text (`printable`), then HTML-escaped."""
+    return html_escape(printable(text))
 
 
 def colour(i: int) -> str:

@@ -1,7 +1,8 @@
 """HTML of the live dashboard and of the self-contained audit report of a lot.
 
 Invariants: one renderer for both (the report shows the tables and charts the dashboard does);
-every value from the records is escaped (`html.escape`); the live page loads its style and
+every value from the records is escaped (`charts.escape`: control and format characters as
+text, then `html.escape`); the live page loads its style and
 script from the dashboard itself (CSP ``'self'``, no inline script or style); the report file
 inlines its style under a CSP that names the style's hash and allows nothing else (no script,
 no network), so it opens offline and cannot reach out. The counts carry ``data-count`` names
@@ -13,10 +14,10 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
-from html import escape
 from importlib import resources
 
 from trustprov.dashboard import charts
+from trustprov.dashboard.charts import escape
 from trustprov.dashboard.model import Failure, LotView, Snapshot, StationView
 from trustprov.line.report import LotReport
 
