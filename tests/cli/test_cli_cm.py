@@ -394,6 +394,10 @@ BAD_JOBS: dict[str, tuple[Callable[[CliWorld, Path], Args], int | None]] = {
     "software-below-the-bundle-minimum": (_old_software, 2),
     "records-unsupported-database": (lambda _cw, _t: {"--records": "mysql://line/records"}, 2),
     "records-server-unreachable": (
+        lambda _cw, _t: {"--records": "postgresql://line@127.0.0.1:1/records"},
+        2,
+    ),
+    "records-url-with-a-password": (
         lambda _cw, _t: {"--records": "postgresql://line:secret-pw@127.0.0.1:1/records"},
         2,
     ),

@@ -7,6 +7,8 @@ import re
 import socket
 from pathlib import Path
 
+import pytest
+
 from trustprov.link.farm import FarmLink
 
 from .conftest import CliWorld
@@ -29,9 +31,11 @@ def test_dashboard_bad_input_is_one_line(cw: CliWorld, tmp_path: Path) -> None:
     assert not (tmp_path / "none.sqlite").exists()  # read-only: nothing created
     url = _provisioned_with_a_failure(cw, tmp_path)
     assert_error(run("line", "dashboard", "--records", url, "--listen", "8080"), exit_code=2)
-    assert_error(
-        run("line", "dashboard", "--records", url, "--token", "short"), exit_code=2, match="token"
-    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TRUSTPROV_DASHBOARD_TOKEN", "short")
+        assert_error(
+            run("line", "dashboard", "--records", url), exit_code=2, match="at least 16 characters"
+        )
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

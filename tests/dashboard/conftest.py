@@ -39,7 +39,7 @@ def start_dashboard() -> Iterator[Callable[..., Dashboard]]:
         assert proc.stderr is not None
         lines = [proc.stderr.readline()]
         loopback = "127.0.0.1" in lines[0] or "[::1]" in lines[0]
-        if not loopback or "--token" in args or "TRUSTPROV_DASHBOARD_TOKEN" in (env or {}):
+        if not loopback or "--token-file" in args or "TRUSTPROV_DASHBOARD_TOKEN" in (env or {}):
             lines.append(proc.stderr.readline())  # the token's line
         assert lines[0].startswith("dashboard of"), (lines, proc.poll())
         return Dashboard(proc, lines)

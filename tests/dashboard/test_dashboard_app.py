@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -123,5 +124,19 @@ def test_a_given_token_on_loopback(start_dashboard: Start, store_url: str, clock
         store_url, "--listen", "127.0.0.1:0", env={"TRUSTPROV_DASHBOARD_TOKEN": token}
     )  # the token not on argv, where `ps` shows it
     assert token not in "".join(d.lines)  # an operator's token is never printed
+    assert _get(d.url).status == 401
+    assert _get(d.url, headers={"Authorization": f"Bearer {token}"}).status == 200
+
+
+def test_a_token_from_a_file(
+    start_dashboard: Start, store_url: str, clock: Clock, tmp_path: Path
+) -> None:
+    _filled(store_url, clock)
+    token = "token-of-the-operator-in-a-file"  # noqa: S105 - a test's token, not a credential
+    path = tmp_path / "token"
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    d = start_dashboard(store_url, "--listen", "127.0.0.2:0", "--token-file", str(path))
+    assert token not in "".join(d.lines)
     assert _get(d.url).status == 401
     assert _get(d.url, headers={"Authorization": f"Bearer {token}"}).status == 200

@@ -1,6 +1,9 @@
 """Records stores for the line tests: a SQLite file, or a schema of its own on a real PostgreSQL.
 
-PostgreSQL comes from ``TRUSTPROV_TEST_PG`` (``.ci/run`` starts a server and sets it). Without
+PostgreSQL comes from ``TRUSTPROV_TEST_PG``, a URL without a password, and the password from
+where libpq looks (``.ci/run`` starts a server and sets both: the URL, and ``PGPASSFILE``); a
+URL that still carries one has it moved to ``PGPASSWORD`` for the session, since trustprov
+refuses a records URL with a password on its command line. Without
 a reachable server the PostgreSQL variants skip with a one-line reason, except in CI (``CI`` set):
 there they fail, so CI can never pass without having run them.
 """
@@ -33,8 +36,14 @@ def pg_server() -> str:
     """The base URL of a reachable PostgreSQL server."""
     url = os.environ.get(PG_ENV, "")
     reason = None
+    if url and make_url(url).password is not None:
+        os.environ["PGPASSWORD"] = str(make_url(url).password)
+        url = make_url(url).set(password=None).render_as_string(hide_password=False)
     if not url:
-        reason = f"no PostgreSQL server: set {PG_ENV}=postgresql://USER:PASSWORD@HOST/DB"
+        reason = (
+            f"no PostgreSQL server: set {PG_ENV}=postgresql://USER@HOST/DB "
+            "(the password in PGPASSFILE or PGPASSWORD)"
+        )
     else:
         try:
             psycopg.connect(_libpq(url), connect_timeout=5).close()

@@ -11,6 +11,7 @@ from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs, precheck
 from trustprov.cli.options import (
     EXIT_FAILED,
+    RECORDS_HELP,
     emit_json,
     force_option,
     json_option,
@@ -18,6 +19,8 @@ from trustprov.cli.options import (
     plural,
     progress_enabled,
     records_options,
+    records_password,
+    records_password_option,
     records_url,
     say,
     status,
@@ -77,9 +80,9 @@ def cm() -> None:
 @click.option(
     "--records",
     default=None,
-    help="Records store: sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB "
-    "[default: sqlite:///FARM_DIR/records.sqlite].",
+    help=f"{RECORDS_HELP} [default: sqlite:///FARM_DIR/records.sqlite].",
 )
+@records_password_option
 @click.option(
     "--jobs",
     type=click.IntRange(1, 256),
@@ -113,6 +116,7 @@ def provision(
     auth: Path | None,
     icm_key: Path | None,
     records: str | None,
+    records_password_file: Path | None,
     jobs: int | None,
     station: str | None,
     stop_after: int | None,
@@ -141,6 +145,7 @@ def provision(
     where = manifest if manifest is not None else farm
     assert where is not None  # noqa: S101 - check_wire_options wants one of them
     url = records or f"sqlite:///{(where.resolve().parent / 'records.sqlite')}"
+    password = records_password(url, records_password_file)
     stop = STOP_AFTER if stop_after is None else stop_after
     try:
         with LineProgress(enabled=progress_enabled(as_json)) as progress:
@@ -155,6 +160,7 @@ def provision(
                     progress.advance,
                     stop,
                     icm_key,
+                    password,
                 )
                 if wire is not None
                 else provision_lot(
@@ -167,6 +173,7 @@ def provision(
                     on_start=progress.start,
                     on_outcome=progress.advance,
                     stop_after=stop,
+                    records_password=password,
                 )
             )
     except LineAborted as e:
@@ -238,6 +245,7 @@ def provision(
 def report(
     records: str | None,
     where: Path | None,
+    records_password_file: Path | None,
     lot: str | None,
     bundle_id: str | None,
     as_json: bool,
@@ -256,8 +264,9 @@ def report(
 
         check_html_path(html_path, force=force)
     url = records_url(records, where)
+    password = records_password(url, records_password_file)
     bundle = _bundle_id(bundle_id)
-    with RecordStore(url, create=False, read_only=True) as store:
+    with RecordStore(url, create=False, read_only=True, password=password) as store:
         r = lot_report(store, lot, bundle)
         rows = (
             write_csv(store, r.lot, csv_path, force=force, bundle=r.bundle_id)
@@ -324,6 +333,7 @@ def report(
 def receipts(
     records: str | None,
     where: Path | None,
+    records_password_file: Path | None,
     lot: str | None,
     out: Path,
     fmt: str,
@@ -338,7 +348,8 @@ def receipts(
     if as_json and str(out) == "-":
         raise InputError("--json and --out - both write to standard output; give one")
     url = records_url(records, where)
-    with RecordStore(url, create=False, read_only=True) as store:
+    password = records_password(url, records_password_file)
+    with RecordStore(url, create=False, read_only=True, password=password) as store:
         n = export_receipts(store, lot, out, "jsonl" if fmt == "jsonl" else "cbor-seq", force=force)
     if as_json:
         emit_json({"receipts": n, "out": str(out), "format": fmt, "lot": lot})

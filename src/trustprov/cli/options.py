@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -72,13 +74,55 @@ def emit_json(doc: object) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=True))
 
 
+# -- secrets from files, never from the command line ------------------------------------------
+SECRET_FILE_MAX = 4096  # bytes: a password or a token, not a document
+
+
+def read_secret_file(path: Path, option: str) -> str:
+    """The one secret in ``path`` (a password, a token), for ``option``: a file only its owner
+    can read or write (as libpq wants of ~/.pgpass), or a pipe (``<(pass show db)``); one line,
+    its line break dropped. No error shows a byte of it."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InputError(f"{option} {path}: {e.strerror or 'cannot read it'}") from e
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{option} {path}: a directory, not a file")
+    if stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InputError(
+            f"{option} {path}: other users can reach it (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"make it private: chmod 600 {path}"
+        )
+    try:
+        with open(path, "rb") as f:
+            data = f.read(SECRET_FILE_MAX + 1)
+    except OSError as e:
+        raise InputError(f"{option} {path}: {e.strerror or 'cannot read it'}") from e
+    if len(data) > SECRET_FILE_MAX:
+        raise InputError(f"{option} {path}: larger than {SECRET_FILE_MAX} bytes; not one secret")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{option} {path}: not UTF-8 text") from e
+    secret = text.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise InputError(f"{option} {path}: empty")
+    if any(c in secret for c in "\r\n\x00"):
+        raise InputError(f"{option} {path}: more than one line; the file holds the secret alone")
+    return secret
+
+
 # -- the records store, found as `cm provision` finds it ------------------------------------
+RECORDS_HELP = (
+    "Records store: sqlite:///PATH or postgresql://USER@HOST/DB, with no password in it "
+    "(PostgreSQL's password: --records-password-file, or where libpq looks: PGPASSWORD, "
+    "~/.pgpass or PGPASSFILE, a service file)"
+)
 _RECORDS: Callable[[Any], Any] = click.option(
     "--records",
     default=None,
-    help="Records store: sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB [default, as cm "
-    "provision: sqlite:///FARM_DIR/records.sqlite with --farm or --manifest, else "
-    "./records.sqlite].",
+    help=f"{RECORDS_HELP} [default, as cm provision: sqlite:///FARM_DIR/records.sqlite with "
+    "--farm or --manifest, else ./records.sqlite].",
 )
 _WHERE: Callable[[Any], Any] = click.option(
     "--farm",
@@ -86,6 +130,14 @@ _WHERE: Callable[[Any], Any] = click.option(
     type=click.Path(path_type=Path),
     default=None,
     help="The farm (or lot manifest) cm provision was given: the records beside it.",
+)
+records_password_option: Callable[[F], F] = click.option(
+    "--records-password-file",
+    "records_password_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A file holding the PostgreSQL password of --records, alone (only its owner may read "
+    "it: mode 0600; or a pipe) [default: PGPASSWORD, ~/.pgpass or PGPASSFILE, a service file].",
 )
 
 
@@ -105,9 +157,22 @@ def records_url(records: str | None, where: Path | None) -> str:
     return f"sqlite:///{path}"
 
 
+def records_password(url: str, password_file: Path | None) -> str | None:
+    """The password of the records store ``url``, from --records-password-file, or None (libpq
+    then looks where PostgreSQL always does). A URL that carries a password is refused: on a
+    command line every user of the machine reads it (docs/protocol.md section 9)."""
+    from trustprov.line.records import check_no_password  # noqa: PLC0415 - lazy: start-up
+
+    check_no_password(url)
+    if password_file is None:
+        return None
+    return read_secret_file(password_file, "--records-password-file")
+
+
 def records_options(command: F) -> F:
-    """--records URL, or --farm FARM for the records `cm provision` keeps beside it."""
-    return _RECORDS(_WHERE(command))  # type: ignore[no-any-return]  # click's decorators
+    """--records URL, or --farm FARM for the records `cm provision` keeps beside it; and
+    --records-password-file."""
+    return _RECORDS(_WHERE(records_password_option(command)))  # type: ignore[no-any-return]  # click's decorators
 
 
 # -- the conventions every command shares: -v/-vv/-q/--debug, status lines ---------------------

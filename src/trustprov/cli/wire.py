@@ -47,6 +47,7 @@ def provision_wire(
     on_outcome: Callable[[Outcome], None],
     stop_after: int,
     icm_key: Path | None = None,
+    records_password: str | None = None,
 ) -> LotSummary:
     # its ICM signature first (roles/lots.py): under the lot-signing key given, or else under
     # the key the signature names, which proves the manifest whole, not who made it
@@ -65,4 +66,5 @@ def provision_wire(
         on_outcome=on_outcome,
         on_start=on_start,
         stop_after=stop_after,
+        records_password=records_password,
     )

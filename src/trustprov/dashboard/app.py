@@ -87,7 +87,7 @@ def access_token(host: str, given: str | None) -> tuple[str | None, bool]:
     """(the token to require or None, whether it was generated here)."""
     if given is not None:
         if len(given) < TOKEN_MIN:
-            raise InputError(f"--token must be at least {TOKEN_MIN} characters")
+            raise InputError(f"the access token must be at least {TOKEN_MIN} characters")
         return given, False
     if needs_token(host):
         return secrets.token_urlsafe(32), True
@@ -245,10 +245,11 @@ def serve(
     *,
     interval: float = 1.0,
     on_ready: Callable[[str], None],
+    records_password: str | None = None,
 ) -> None:
     """Serve the dashboard of ``records_url`` until interrupted; ``on_ready`` gets the address."""
     host, port = parse_listen(listen)
-    store = RecordStore(records_url, create=False, read_only=True)
+    store = RecordStore(records_url, create=False, read_only=True, password=records_password)
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)

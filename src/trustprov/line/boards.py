@@ -53,6 +53,7 @@ def provision_lot_wire(
     on_start: Callable[[int], None] | None = None,
     open_link: LinkOpener | None = None,
     stop_after: int = STOP_AFTER,
+    records_password: str | None = None,
 ) -> LotSummary:
     """`provision_lot` over the wire: the chips of ``lot`` from its manifest, on the sockets of
     ``boards`` (handler addresses), or the one chip on ``port``."""
@@ -79,4 +80,5 @@ def provision_lot_wire(
         lot_uids=uids,
         runner=runner.run,
         stop_after=stop_after,
+        records_password=records_password,
     )

@@ -113,6 +113,7 @@ def provision_lot(
     stop_after: int = STOP_AFTER,
     lot_uids: list[bytes] | None = None,
     runner: Callable[[_Line], None] | None = None,
+    records_password: str | None = None,
 ) -> LotSummary:
     """Provision the chips of ``lot`` that have no final record yet, alongside any other
     stations on the same records store; record each result; return this run's summary.
@@ -131,6 +132,8 @@ def provision_lot(
     With ``lot_uids`` and ``runner`` (the line over the wire, `line.boards`) the chips come from
     the lot manifest and ``runner`` drives them, not a farm; the job is then checked by the
     runner's chips themselves (no pre-flight status read, no canary chip).
+
+    ``records_password`` goes to the records store's driver only (`RecordStore`).
     """
     station = check_station(os.uname().nodename if station is None else station)
     if jobs < 1:
@@ -140,7 +143,7 @@ def provision_lot(
     uids = _lot_uids(farm_path, lot, job, lot_uids)
     start = time.perf_counter()
     stop = Stop()
-    with catch_signals(stop), RecordStore(records_url) as store:
+    with catch_signals(stop), RecordStore(records_url, password=records_password) as store:
         ref = store.open_job(lot, job.prepared.bundle_id.hex(), uids)
         summary = LotSummary(
             lot=lot, station=station, chips=ref.chips, bundle_id=ref.bundle_id, records=store.url

@@ -122,21 +122,52 @@ def sqlite_path(url: str) -> Path:
     return Path(parsed.database)
 
 
-def parse_url(text: str) -> URL:
+#: libpq connection parameters that carry a secret (``?password=`` works as well as USER:PASSWORD@)
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+_HINT = "use sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+
+
+def parse_url(text: str | URL) -> URL:
     """``sqlite:///PATH`` or PostgreSQL through psycopg 3 (``postgresql://`` means psycopg)."""
-    hint = "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DATABASE"
     try:
         url = make_url(text)
     except (exc.ArgumentError, ValueError) as e:
-        raise InputError(f"records URL is not a database URL; {hint}") from e
-    shown = url.render_as_string(hide_password=True)
+        raise InputError(f"records URL is not a database URL; {_HINT}") from e
+    shown = redacted(url)
     if url.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
         return url.set(drivername="postgresql+psycopg")
     if url.drivername in ("sqlite", "sqlite+pysqlite"):
         if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
-            raise InputError(f"records URL {shown!r} names no file; {hint}")
+            raise InputError(f"records URL {shown!r} names no file; {_HINT}")
         return url.set(drivername="sqlite")
-    raise InputError(f"records URL {shown!r}: unsupported database; {hint}")
+    raise InputError(f"records URL {shown!r}: unsupported database; {_HINT}")
+
+
+def redacted(url: URL) -> str:
+    """``url`` as it may be shown (errors, the summary, the dashboard): its password, and any
+    secret parameter of its query, as ``***``."""
+    query = {k: ("***" if k in _SECRET_PARAMS else v) for k, v in url.query.items()}
+    return url.set(query=query).render_as_string(hide_password=True)
+
+
+def carries_secret(url: URL) -> bool:
+    """Whether ``url`` holds a password (``USER:PASSWORD@`` or ``?password=``)."""
+    return url.password is not None or bool(_SECRET_PARAMS & set(url.query))
+
+
+def check_no_password(text: str) -> None:
+    """Refuse a records URL that carries a password: given on a command line, it is readable by
+    every user of the machine (``ps``, ``/proc/PID/cmdline``) for as long as the command runs,
+    and stays in shell histories (docs/protocol.md section 9, "No password in the URL"). The
+    password comes from PostgreSQL's own places instead, which libpq reads when the URL has
+    none, or from a password file."""
+    if carries_secret(parse_url(text)):
+        raise InputError(
+            "--records: the URL carries a password, which every user of this machine can read "
+            "in 'ps' while the command runs; remove it and give the password with "
+            "--records-password-file FILE, PGPASSWORD, ~/.pgpass (PGPASSFILE) or a service "
+            "file (PGSERVICE)"
+        )
 
 
 def _first_line(e: BaseException) -> str:

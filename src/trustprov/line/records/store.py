@@ -40,6 +40,7 @@ from trustprov.line.records.schema import (
     meta,
     metadata,
     parse_url,
+    redacted,
 )
 
 log = logging.getLogger("trustprov.line.records")
@@ -55,12 +56,18 @@ class RecordStore(RecordClaims, RecordQueries):
         create: bool = True,
         read_only: bool = False,
         clock: Callable[[], float] = time.time,
+        password: str | None = None,
     ) -> None:
         """``read_only`` (a report): SQLite is opened with ``mode=ro``, and as ``immutable`` when
         the file or its directory cannot be written (read-only media, where SQLite could not make
-        the WAL's shared-memory file); nothing is created or changed."""
+        the WAL's shared-memory file); nothing is created or changed.
+
+        ``password`` (PostgreSQL; from a password file): given to the driver alone, never put in
+        the URL, so nothing that shows the URL (``self.url``, errors) can show it. Without it
+        libpq looks where PostgreSQL always does (PGPASSWORD, ~/.pgpass or PGPASSFILE, a
+        service file)."""
         parsed = parse_url(url)
-        self.url = parsed.render_as_string(hide_password=True)
+        self.url = redacted(parsed)
         self._clock = clock
         self._leases: _Leases | None = None
         self._cursor: dict[int, str] = {}  # job id -> the last uid claimed
@@ -68,6 +75,8 @@ class RecordStore(RecordClaims, RecordQueries):
         self._statements = {}
         self.dialect = parsed.get_backend_name()
         self._read_only = read_only
+        if password is not None and self.dialect == "sqlite":
+            raise InputError("a records password is for PostgreSQL: an SQLite store takes none")
         if self.dialect == "sqlite":
             assert parsed.database is not None  # noqa: S101 - parse_url checked
             path = Path(parsed.database)
@@ -81,6 +90,8 @@ class RecordStore(RecordClaims, RecordQueries):
             self._path = None
             query = dict(parsed.query)
             args: dict[str, Any] = {} if "connect_timeout" in query else {"connect_timeout": 10}
+            if password is not None:
+                args["password"] = password
             self._engine = sa.create_engine(parsed, connect_args=args, pool_size=2)
             if read_only:
                 # a reader (a report, the dashboard) cannot write even by a bug of its own: the
@@ -90,7 +101,10 @@ class RecordStore(RecordClaims, RecordQueries):
             self._conn = self._engine.connect()
         except exc.DBAPIError as e:
             self._engine.dispose()
-            raise InputError(f"records store {self.url}: cannot connect: {_first_line(e)}") from e
+            why = _first_line(e)
+            if password:  # no driver is known to echo it; should one ever do, it is not shown
+                why = why.replace(password, "***")
+            raise InputError(f"records store {self.url}: cannot connect: {why}") from e
         try:
             self._prepare(create=create)
         except RecordsError as e:  # e.g. not a database at all, or no right to create tables
