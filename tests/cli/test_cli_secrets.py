@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from .conftest import CliWorld
 from .helpers import assert_error, listing, run
@@ -179,3 +180,23 @@ def test_the_token_is_in_no_command_line_and_no_output(cw: CliWorld, tmp_path: P
             proc.terminate()
             _, err = proc.communicate(timeout=10)
         assert SECRET not in err
+
+
+def _through_a_pipe(content: str) -> Result:
+    read, write = os.pipe()
+    try:
+        os.write(write, content.encode())
+        os.close(write)
+        return run("cm", "report", "--records", UNREACHABLE, "--records-password-file",
+                   f"/dev/fd/{read}")  # fmt: skip
+    finally:
+        os.close(read)
+
+
+def test_a_password_from_a_pipe() -> None:
+    """`--records-password-file <(pass show records)`: a pipe has no mode to check; it is read
+    (an empty one is refused as empty) and its password reaches the driver."""
+    assert_error(_through_a_pipe(""), exit_code=2, match="empty")
+    result = _through_a_pipe(f"{SECRET}\n")
+    assert_error(result, exit_code=2, match="cannot connect")
+    assert SECRET not in result.stderr

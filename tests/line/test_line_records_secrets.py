@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from trustprov.line.records import RecordStore
+from trustprov.errors import InputError
+from trustprov.line.records import (
+    RecordStore,
+    check_no_password,
+    parse_url,
+    redacted,
+    sqlite_path,
+)
+from trustprov.line.records.schema import carries_secret
 
 #: variables through which libpq finds a password; each run below sets the one it tests
 _LIBPQ_PASSWORD_ENV = ("PGPASSWORD", "PGPASSFILE", "PGSERVICEFILE", "PGSERVICE")
@@ -156,3 +164,27 @@ def test_the_summary_and_dashboard_show_the_url_without_its_password(
     query = make_url(pg_url).update_query_dict({"password": password})
     with RecordStore(query.render_as_string(hide_password=False)) as store:
         assert password not in store.url
+
+
+def test_every_shown_url_redacts_its_password() -> None:
+    """No server needed: the URL as errors and the summary show it."""
+    secret = "pw-Zq9-" + "x" * 8
+    for text in (
+        f"postgresql://u:{secret}@h/db",
+        f"postgresql://u@h/db?password={secret}&options=-csearch_path%3Ds",
+        f"postgres://u@h/db?sslpassword={secret}",
+    ):
+        url = parse_url(text)
+        assert secret not in redacted(url)
+        assert "***" in redacted(url) or "password=redacted" in redacted(url)
+        assert carries_secret(url)
+        with pytest.raises(InputError) as e:
+            check_no_password(text)
+        assert secret not in str(e.value)
+        with pytest.raises(InputError) as e:
+            sqlite_path(text)
+        assert secret not in str(e.value)
+    assert redacted(parse_url("postgresql://u@h/db?options=x")) == (
+        "postgresql+psycopg://u@h/db?options=x"
+    )
+    check_no_password("postgresql://u@h/db?passfile=/run/pgpass")  # a path, not a secret

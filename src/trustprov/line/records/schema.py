@@ -118,7 +118,7 @@ def sqlite_path(url: str) -> Path:
     """The file of a ``sqlite:///PATH`` URL."""
     parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        raise InputError(f"records URL {url!r} is not sqlite:///PATH")
+        raise InputError(f"records URL {redacted(parsed)!r} is not sqlite:///PATH")
     return Path(parsed.database)
 
 
@@ -144,9 +144,9 @@ def parse_url(text: str | URL) -> URL:
 
 
 def redacted(url: URL) -> str:
-    """``url`` as it may be shown (errors, the summary, the dashboard): its password, and any
-    secret parameter of its query, as ``***``."""
-    query = {k: ("***" if k in _SECRET_PARAMS else v) for k, v in url.query.items()}
+    """``url`` as it may be shown (errors, the summary, the dashboard): its password as ``***``,
+    any secret parameter of its query as ``redacted``."""
+    query = {k: ("redacted" if k in _SECRET_PARAMS else v) for k, v in url.query.items()}
     return url.set(query=query).render_as_string(hide_password=True)
 
 
