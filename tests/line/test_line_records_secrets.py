@@ -11,8 +11,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from helpers import copy_farm, provision_command
 from sqlalchemy.engine import make_url
 
 from trustprov.errors import InputError
@@ -188,3 +190,49 @@ def test_every_shown_url_redacts_its_password() -> None:
         "postgresql+psycopg://u@h/db?options=x"
     )
     check_no_password("postgresql://u@h/db?passfile=/run/pgpass")  # a path, not a secret
+
+
+def test_a_station_and_a_dashboard_on_postgresql_show_the_password_nowhere(
+    pg_server: str, pg_url: str, world: Any, tmp_path: Path
+) -> None:
+    """The long runs: `cm provision` (hours) and `line dashboard` (days), each sampled in `ps`
+    while it runs, with -vv logs and --json."""
+    password = _password(pg_server)
+    pwfile = _private(tmp_path / "pw", password + "\n")
+    farm = copy_farm(world.cm_farm, tmp_path / "cm.farm")
+    argv = provision_command(
+        farm=farm,
+        lot=world.cm_lot,
+        software=world.software,
+        share=world.share,
+        bundle=world.bundle,
+        station="pg-station",
+        jobs=1,
+        records=pg_url,
+    )
+    done, shown = _trustprov(
+        *argv[3:], "-vv", "--records-password-file", pwfile, env=_env()
+    )  # argv[3:]: the command after `python -c ...`
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["provisioned"] == len(world.cm_uids())
+    _no_secret(password, shown, done.stdout, done.stderr)
+    token = _private(tmp_path / "token", "a-token-of-the-supervisor-0123\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trustprov", "line", "dashboard", "--records", pg_url,
+         "--records-password-file", str(pwfile), "--token-file", str(token), "--listen",
+         "127.0.0.2:0", "-v"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert first.startswith("dashboard of postgresql+psycopg://"), first
+        running = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
+        assert "line\0dashboard" in running
+        _no_secret(password, running, first)
+        _no_secret("a-token-of-the-supervisor-0123", running, first)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    _no_secret(password, out, err)
