@@ -112,9 +112,11 @@ NOT_INPUTS: dict[Path_, set[str]] = {
     ("oem", "authorize"): {"out"},
     ("oem", "reconcile"): {"csv_path"},
     ("oem", "template"): {"out"},
-    ("cm", "report"): {"where", "csv_path", "html_path"},
-    ("cm", "receipts"): {"where", "out"},
-    ("line", "dashboard"): {"where"},
+    # a secret file (a password, a token) is no artifact: never sniffed for what it is
+    ("cm", "provision"): {"records_password_file"},
+    ("cm", "report"): {"where", "csv_path", "html_path", "records_password_file"},
+    ("cm", "receipts"): {"where", "out", "records_password_file"},
+    ("line", "dashboard"): {"where", "records_password_file", "token_file"},
     ("chip", "conformance"): {"code_file"},  # the chip's code: raw bytes, any content
     ("inspect",): {"file", "key", "ca"},  # inspect is the recogniser itself
     ("demo",): {"out"},
