@@ -43,35 +43,52 @@ def _count(name: str, value: object) -> str:
     return f'<td data-count="{name}">{escape(str(value))}</td>'
 
 
+def _eta(r: LotReport, view: LotView) -> str:
+    if not r.pending:
+        failed = r.total.failed
+        return f"finished, {failed} chips failed" if failed else "finished"
+    if view.eta_s is None:
+        return "- (no chip settled in the last minute)"
+    return _duration(view.eta_s)
+
+
+def headline(r: LotReport) -> str:
+    """The lot's progress as good chips of the lot: never attempts (a failed chip is not
+    progress), with the failed and pending chips beside it."""
+    t = r.total
+    bar = charts.progress(
+        [(t.provisioned, charts.GOOD), (t.already_provisioned, charts.ALREADY)],
+        r.chips,
+        label=f"{r.good} of {r.chips} chips good",
+    )
+    share = 100 * r.good / r.chips if r.chips else 0.0
+    parts = [
+        f'{bar} <strong data-headline="good">{r.good}</strong> of {r.chips} chips good '
+        f"({share:.1f} %)"
+    ]
+    if t.failed:
+        parts.append(f'<span class="failed" data-headline="failed">{t.failed} failed</span>')
+    if r.pending:
+        parts.append(f'<span data-headline="pending">{r.pending} pending</span>')
+    return f'<p class="progress-line">{", ".join(parts)}</p>'
+
+
 def lot_section(r: LotReport, view: LotView | None = None) -> str:
     t = r.total
     y = f"{r.yield_percent} %" if r.yield_percent is not None else "-"
-    settled = t.chips
-    bar = charts.progress(
-        [
-            (t.provisioned, charts.GOOD),
-            (t.already_provisioned, charts.ALREADY),
-            (t.failed, charts.BAD),
-        ],
-        r.chips,
-        label=f"{settled} of {r.chips} chips settled",
-    )
     rate = ""
+    alarms = ""
     if view is not None:
-        eta = (
-            _duration(view.eta_s)
-            if view.eta_s is not None
-            else ("done" if not r.pending else "- (no recent progress)")
-        )
         rate = (
             f'<p class="rate">{view.rate:.1f} chips/s over the last minute; '
-            f'ETA <span data-count="eta">{escape(eta)}</span></p>'
+            f'ETA <span data-count="eta">{escape(_eta(r, view))}</span></p>'
         )
+        alarms = "".join(f'<p class="alarm">{escape(a)}</p>' for a in view.alarms)
     out = [
         f'<section class="lot" data-lot="{escape(r.lot)}">',
         f"<h2>Lot {escape(r.lot)} <small>bundle {escape(r.bundle_id)}</small></h2>",
-        f'<p class="progress-line">{bar} {settled} / {r.chips} '
-        f"({100 * settled / r.chips if r.chips else 0:.1f} %)</p>",
+        alarms,
+        headline(r),
         rate,
         "<table><tr><th>chips</th><th>provisioned</th><th>already provisioned</th>"
         "<th>failed</th><th>pending</th><th>in progress</th><th>yield of the chips done</th>"
@@ -137,6 +154,21 @@ def stations_table(stations: list[StationView]) -> str:
     )
 
 
+def alarm_banner(snap: Snapshot) -> str:
+    """Every lot that needs a person, at the top of the page."""
+    if not snap.alarms:
+        return '<section class="alarms clear" data-alarms="0"><p>No alarm.</p></section>'
+    items = "".join(
+        f'<li data-alarm-lot="{escape(lot)}"><strong>Lot {escape(lot)}</strong>: '
+        f"{escape('; '.join(why))}</li>"
+        for lot, why in snap.alarms
+    )
+    return (
+        f'<section class="alarms" data-alarms="{len(snap.alarms)}" role="alert">'
+        f"<h2>Alarms</h2><ul>{items}</ul></section>"
+    )
+
+
 def live_fragment(snap: Snapshot) -> str:
     """The part of the page that each update replaces."""
     legend = "".join(
@@ -150,6 +182,7 @@ def live_fragment(snap: Snapshot) -> str:
     return (
         f'<p class="generated">Records {escape(snap.records_url)}; read at '
         f'<span id="generated">{_when(snap.generated)}</span></p>'
+        f"{alarm_banner(snap)}"
         f"{lots}"
         f"<section><h2>Chips per second, per station</h2>"
         f"{chart}"

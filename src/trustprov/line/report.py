@@ -24,6 +24,9 @@ from trustprov.errors import InputError
 from trustprov.line.records import JobRef, RecordStore, as_utc, lot_chips, results
 from trustprov.roles.files import STDOUT, check_output, output_file
 
+#: the final outcomes of a chip that holds the bundle; every other outcome (failed, and any the
+#: line adds later) counts as not good, everywhere: totals, failures by cause, the dashboard
+GOOD_OUTCOMES = ("provisioned", "already-provisioned")
 # bucket widths for the throughput table, in seconds; the smallest giving <= MAX_BUCKETS rows
 _WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 MAX_BUCKETS = 24
@@ -68,9 +71,9 @@ class StationCounts:
         return self.provisioned + self.already_provisioned + self.failed
 
     def add(self, result: str, n: int) -> None:
-        if result == "provisioned":
+        if result == GOOD_OUTCOMES[0]:
             self.provisioned += n
-        elif result == "already-provisioned":
+        elif result == GOOD_OUTCOMES[1]:
             self.already_provisioned += n
         else:
             self.failed += n
@@ -96,6 +99,8 @@ class LotReport:
     stations: dict[str, StationCounts] = field(default_factory=dict)
     throughput: list[Bucket] = field(default_factory=list)
     other_bundles: list[str] = field(default_factory=list)
+    #: station -> final outcome as recorded -> chips (the dashboard's metrics, per outcome)
+    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def good(self) -> int:
@@ -226,9 +231,10 @@ def lot_counts(store: RecordStore, ref: JobRef, others: list[str] | None = None)
         ):
             report.stations.setdefault(station, StationCounts()).add(result, n)
             report.total.add(result, n)
+            report.outcomes.setdefault(station, {})[result] = n
         for code, n in c.execute(
             sa.select(results.c.error_code, sa.func.count())
-            .where(mine, results.c.result == "failed")
+            .where(mine, results.c.result.not_in(GOOD_OUTCOMES))
             .group_by(results.c.error_code)
         ):
             report.failures[code or "unknown"] = n
