@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +23,9 @@ from trustprov.cli.options import (
     status,
 )
 from trustprov.errors import InputError
+
+if TYPE_CHECKING:  # for annotations only: the line is imported when a command runs
+    from trustprov.line.report import LotReport
 
 # the production line (SQLAlchemy), the progress bar (rich) and the roles are imported by each
 # command when it runs, so that `trustprov cm --help` starts fast
@@ -208,6 +212,7 @@ def provision(
 
 
 @cm.command(short_help="Report a lot from its records: yield, failures, pending.")
+@inputs(device_ca=expect.CERTIFICATE, auth=expect.AUTH)
 @records_options
 @click.option("--lot", default=None, help="Lot to report [default: the only lot].")
 @click.option(
@@ -233,6 +238,21 @@ def provision(
     default=None,
     help="Also write the lot's audit report, one self-contained HTML file (opens offline).",
 )
+@click.option(
+    "--ca",
+    "device_ca",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="DEVICE_CA",
+    help="With --html and --bundle FILE: reconcile the lot's stored receipts under this device "
+    "CA (as 'oem reconcile') and put the counts in the report.",
+)
+@click.option(
+    "--auth",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --ca: the authorized set, so that the report counts missing and unauthorized chips.",
+)
 @force_option("--csv or --html file")
 def report(
     records: str | None,
@@ -242,6 +262,8 @@ def report(
     as_json: bool,
     csv_path: Path | None,
     html_path: Path | None,
+    device_ca: Path | None,
+    auth: Path | None,
     force: bool,
 ) -> None:
     """A lot from its records: yield, failures by cause, stations, throughput, pending chips."""
@@ -250,12 +272,14 @@ def report(
 
     if as_json and csv_path is not None and str(csv_path) == "-":
         raise InputError("--json and --csv - both write to standard output; give one")
+    bundle_file = _html_inputs(html_path, bundle_id, device_ca, auth)
     if html_path is not None:
         from trustprov.dashboard.report import check_html_path  # noqa: PLC0415 - lazy: start-up
 
         check_html_path(html_path, force=force)
     url = records_url(records, where)
     bundle = _bundle_id(bundle_id)
+    html_sha256 = None
     with RecordStore(url, create=False, read_only=True) as store:
         r = lot_report(store, lot, bundle)
         rows = (
@@ -266,41 +290,18 @@ def report(
         if html_path is not None:
             from trustprov.dashboard.report import write_html  # noqa: PLC0415 - lazy: start-up
 
-            write_html(store, r, html_path, force=force)
+            html_sha256 = write_html(
+                store, r, html_path, force=force, bundle_file=bundle_file, ca=device_ca, auth=auth
+            )
     if csv_path is not None and str(csv_path) == "-":
         return  # standard output holds the CSV alone
     if as_json:
-        emit_json(r.to_json())
+        doc = r.to_json()
+        if html_sha256 is not None:
+            doc["html"] = {"path": str(html_path), "sha256": html_sha256}
+        emit_json(doc)
         return
-    t = r.total
-    click.echo(f"lot {r.lot}, bundle {r.bundle_id}: {plural(r.chips, 'chip')}")
-    click.echo(
-        f"  {t.provisioned} provisioned, {t.already_provisioned} already provisioned, "
-        f"{t.failed} failed, {r.pending} pending ({r.in_progress} in progress)"
-    )
-    click.echo(f"  {r.yield_line()}")
-    if r.failures:
-        click.echo("  failures: " + ", ".join(f"{c} {n}" for c, n in sorted(r.failures.items())))
-    for name, s in sorted(r.stations.items()):
-        click.echo(
-            f"  station {name}: {plural(s.chips, 'chip')} ({s.provisioned} provisioned, "
-            f"{s.already_provisioned} already provisioned, {s.failed} failed)"
-        )
-    if r.throughput:
-        click.echo("  throughput:")
-        for b in r.throughput:
-            click.echo(
-                f"    {b.start:%Y-%m-%d %H:%M:%S}Z  {b.seconds:>5} s  {b.chips:>8} chips  "
-                f"{b.chips / b.seconds:>8.1f} chips/s"
-            )
-    if r.other_bundles:
-        click.echo(
-            f"  other bundles of this lot: {', '.join(r.other_bundles)} (cm report --bundle ID)"
-        )
-    if rows is not None:
-        click.echo(f"  {rows} chips written to {csv_path}")
-    if html_path is not None:
-        click.echo(f"  audit report written to {html_path}")
+    _print_report(r, rows, csv_path, html_path, html_sha256)
 
 
 @cm.command(short_help="Export the chips' signed receipts for the OEM.")
@@ -345,6 +346,61 @@ def receipts(
         emit_json({"receipts": n, "out": str(out), "format": fmt, "lot": lot})
     elif str(out) != "-":
         status(f"{n} receipts written to {out}")
+
+
+def _print_report(
+    r: LotReport,
+    rows: int | None,
+    csv_path: Path | None,
+    html_path: Path | None,
+    html_sha256: str | None,
+) -> None:
+    t = r.total
+    click.echo(f"lot {r.lot}, bundle {r.bundle_id}: {plural(r.chips, 'chip')}")
+    click.echo(
+        f"  {t.provisioned} provisioned, {t.already_provisioned} already provisioned, "
+        f"{t.failed} failed, {r.pending} pending ({r.in_progress} in progress)"
+    )
+    click.echo(f"  {r.yield_line()}")
+    if r.failures:
+        click.echo("  failures: " + ", ".join(f"{c} {n}" for c, n in sorted(r.failures.items())))
+    for name, s in sorted(r.stations.items()):
+        click.echo(
+            f"  station {name}: {plural(s.chips, 'chip')} ({s.provisioned} provisioned, "
+            f"{s.already_provisioned} already provisioned, {s.failed} failed)"
+        )
+    if r.throughput:
+        click.echo("  throughput:")
+        for b in r.throughput:
+            click.echo(
+                f"    {b.start:%Y-%m-%d %H:%M:%S}Z  {b.seconds:>5} s  {b.chips:>8} chips  "
+                f"{b.chips / b.seconds:>8.1f} chips/s"
+            )
+    if r.other_bundles:
+        click.echo(
+            f"  other bundles of this lot: {', '.join(r.other_bundles)} (cm report --bundle ID)"
+        )
+    if rows is not None:
+        click.echo(f"  {rows} chips written to {csv_path}")
+    if html_path is not None:
+        # as sha256sum prints it, so that `sha256sum -c` checks the copy the OEM receives
+        click.echo(f"  audit report written to {html_path}, sha256:")
+        click.echo(f"{html_sha256}  {html_path}")
+
+
+def _html_inputs(
+    html: Path | None, bundle: str | None, ca: Path | None, auth: Path | None
+) -> Path | None:
+    """Check that --ca and --auth come with what they need; the bundle file, if --bundle is
+    one (its manifest gives the report's epoch and authorized set)."""
+    if (ca is not None or auth is not None) and html is None:
+        raise InputError("--ca and --auth go into the audit report: give --html FILE")
+    if auth is not None and ca is None:
+        raise InputError("--auth is for reconciling the receipts: give --ca DEVICE_CA too")
+    bundle_file = Path(bundle) if bundle is not None and Path(bundle).is_file() else None
+    if ca is not None and bundle_file is None:
+        raise InputError("--ca reconciles the receipts against a bundle: give --bundle FILE")
+    return bundle_file
 
 
 def _bundle_id(given: str | None) -> str | None:

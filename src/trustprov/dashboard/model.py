@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from trustprov import __version__
 from trustprov.line.records import JobRef, RecordStore, as_utc, lot_chips, records, results
 from trustprov.line.report import GOOD_OUTCOMES, LotReport, lot_counts
 
@@ -90,6 +91,36 @@ class Snapshot:
     def alarms(self) -> list[tuple[str, list[str]]]:
         """(lot, why) of every lot that needs a person, in the order of the lots."""
         return [(v.report.lot, v.alarms) for v in self.lots if v.alarms]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One bucket of the report's charts: good and failed chips settled in it."""
+
+    start: datetime.datetime
+    seconds: int
+    good: int
+    failed: int
+
+
+@dataclass
+class Provenance:
+    """What was provisioned with what; None where no source given says it."""
+
+    bundle_id: str
+    first_chip: datetime.datetime | None = None
+    last_chip: datetime.datetime | None = None
+    stations: list[str] = field(default_factory=list)
+    software_versions: list[str] = field(default_factory=list)  # as the records hold them
+    software_name: str | None = None  # from a stored receipt's claims
+    security_version: int | None = None
+    receipt_epoch: int | None = None
+    epoch: int | None = None  # from the bundle file's manifest
+    min_security_version: int | None = None
+    authorized: str | None = None
+    reconciliation: dict[str, int] | None = None
+    reconciled_against: str | None = None
+    trustprov_version: str = __version__
 
 
 class LineView:

@@ -241,6 +241,11 @@ def lot_counts(store: RecordStore, ref: JobRef, others: list[str] | None = None)
     return report
 
 
+def bucket_width(span: int) -> int:
+    """The seconds per bucket that cut ``span`` seconds into at most MAX_BUCKETS buckets."""
+    return next((w for w in _WIDTHS if math.ceil(span / w) <= MAX_BUCKETS), _WIDTHS[-1])
+
+
 def buckets(per_second: list[tuple[int, int]]) -> list[Bucket]:
     """Chips settled per second (unix time) -> at most MAX_BUCKETS even buckets, gaps included
     (a gap is a stopped line)."""
@@ -248,7 +253,7 @@ def buckets(per_second: list[tuple[int, int]]) -> list[Bucket]:
         return []
     first, last = per_second[0][0], per_second[-1][0]
     span = last - first + 1
-    width = next((w for w in _WIDTHS if math.ceil(span / w) <= MAX_BUCKETS), _WIDTHS[-1])
+    width = bucket_width(span)
     counts = [0] * math.ceil(span / width)
     for second, n in per_second:
         counts[(second - first) // width] += n
