@@ -27,17 +27,23 @@ $(BIN)/trustprov: pyproject.toml
 
 venv: $(BIN)/trustprov
 
+# never deletes what it did not make: `demo --replace` replaces a previous demo's DEMO_DIR only
+# if it holds that demo's files, unchanged, and nothing else (its marker lists them); the token
+# directory is replaced only if it carries the marker this target wrote into it
 demo: venv
-	rm -rf $(DEMO_DIR)
 ifeq ($(ICM_KEYS),pkcs11)
-	rm -rf $(DEMO_HSM) && mkdir -p $(DEMO_HSM)/tokens
+	@if [ -n "$$(ls -A $(DEMO_DIR) 2>/dev/null)" ] && [ ! -f $(DEMO_DIR)/.trustprov-demo.json ]; then \
+	  echo "error: $(DEMO_DIR) is not empty and is not a previous demo's output; give another DEMO_DIR" >&2; exit 2; fi
+	@if [ -e $(DEMO_HSM) ] && [ ! -f $(DEMO_HSM)/.trustprov-demo-softhsm ]; then \
+	  echo "error: $(DEMO_HSM) exists and is not a previous demo's token directory; move it or give another DEMO_DIR" >&2; exit 2; fi
+	rm -rf $(DEMO_HSM) && mkdir -p $(DEMO_HSM)/tokens && touch $(DEMO_HSM)/.trustprov-demo-softhsm
 	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\n' $(DEMO_HSM) > $(DEMO_HSM)/softhsm2.conf
 	umask 077 && printf 'demo-pin' > $(DEMO_HSM)/pin
 	SOFTHSM2_CONF=$(DEMO_HSM)/softhsm2.conf softhsm2-util --init-token --free --label trustprov-demo --so-pin demo-so-pin --pin demo-pin >/dev/null
-	SOFTHSM2_CONF=$(DEMO_HSM)/softhsm2.conf $(BIN)/trustprov demo --chips $(CHIPS) --out $(DEMO_DIR) \
+	SOFTHSM2_CONF=$(DEMO_HSM)/softhsm2.conf $(BIN)/trustprov demo --chips $(CHIPS) --out $(DEMO_DIR) --replace \
 	  --icm-keys 'pkcs11:token=trustprov-demo?module-path=$(SOFTHSM_MODULE)&pin-source=file:$(DEMO_HSM)/pin'
 else
-	$(BIN)/trustprov demo --chips $(CHIPS) --out $(DEMO_DIR)
+	$(BIN)/trustprov demo --chips $(CHIPS) --out $(DEMO_DIR) --replace
 endif
 
 lint: venv

@@ -6,13 +6,20 @@ assets -> the chips' receipts exported from the records (`cm receipts`) and reco
 OEM against the chips it authorized (`oem reconcile --auth`): every chip must have returned a
 valid receipt. DIR keeps what the parties exchanged, so each step can be repeated by hand with
 the CLI.
+
+A finished run leaves a marker, ``DIR/.trustprov-demo.json``, naming every file it made with its
+SHA-256. `clear_previous` empties a directory only when it holds exactly those files, unchanged,
+and nothing else: a demo never deletes what it did not make (a reader's own files, or a demo's
+file changed since), and refuses the whole directory rather than part of it.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +46,8 @@ from trustprov.roles.files import PRIVATE, write_file
 from trustprov.roles.reconcile import Reconciliation
 
 FIRMWARE_SIZE = 256 * 1024
+MARKER = ".trustprov-demo.json"
+MARKER_KIND = "trustprov demo output"
 CM_LOT = "LOT-0001"
 OEM_LOT = "OEM-PROV"
 Random = Callable[[int], bytes]
@@ -293,4 +302,71 @@ def run(
     )
     result = DemoResult(summary, len(uids) - len(mismatched), mismatched, reconciliation)
     write_file(out / "cm" / "report.json", json.dumps(result.to_json(), indent=2).encode() + b"\n")
+    mark(out)
     return result
+
+
+# -- the marker: what a demo made, so that the next one replaces that and nothing else --------
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files_in(out: Path) -> tuple[dict[str, Path], list[str]]:
+    """(every regular file under ``out`` by its relative path, every other entry that is not a
+    directory: a symbolic link, a FIFO, ...); symbolic links are never followed."""
+    files: dict[str, Path] = {}
+    others: list[str] = []
+    for top, dirs, names in os.walk(out):
+        for name in [*names, *(d for d in dirs if Path(top, d).is_symlink())]:
+            path = Path(top, name)
+            rel = path.relative_to(out).as_posix()
+            if path.is_file() and not path.is_symlink():
+                files[rel] = path
+            else:
+                others.append(rel)
+    return files, others
+
+
+def mark(out: Path) -> None:
+    """Write the marker of a finished run: every file under ``out`` with its SHA-256."""
+    files, _ = _files_in(out)
+    made = {rel: _sha256(path) for rel, path in sorted(files.items()) if rel != MARKER}
+    body = {"kind": MARKER_KIND, "files": made}
+    write_file(out / MARKER, json.dumps(body, indent=1, sort_keys=True).encode() + b"\n")
+
+
+def clear_previous(out: Path) -> None:
+    """Empty ``out`` if it holds a previous demo's files, unchanged, and nothing else; otherwise
+    raise `InputError` naming what is not the demo's, and delete nothing."""
+    try:
+        marker = json.loads((out / MARKER).read_bytes())
+        made = marker["files"] if marker.get("kind") == MARKER_KIND else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        made = None
+    if not isinstance(made, dict):
+        raise InputError(
+            f"{out} is not empty and is not a previous demo's output (no {MARKER}); "
+            "give a new or empty directory"
+        )
+    files, others = _files_in(out)
+    files.pop(MARKER, None)
+    foreign = sorted(others + [rel for rel in files if rel not in made])
+    changed = sorted(
+        rel for rel, path in files.items() if rel in made and _sha256(path) != made[rel]
+    )
+    if foreign or changed:
+        names = [*foreign, *(f"{rel} (changed since the demo)" for rel in changed)]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise InputError(
+            f"{out} holds more than a previous demo's output: {shown}; "
+            "move those, or give another directory"
+        )
+    for entry in out.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

@@ -173,7 +173,7 @@ def test_python_m_trustprov_is_the_same_command(tmp_path: Path) -> None:
     ("shell", "marker"), [("bash", "complete "), ("zsh", "compdef"), ("fish", "complete ")]
 )
 def test_shell_completion_produces_a_script(shell: str, marker: str) -> None:
-    """As the README says: eval "$(_TRUSTPROV_COMPLETE=bash_source trustprov)"."""
+    """As docs/cli.md says: eval "$(_TRUSTPROV_COMPLETE=bash_source trustprov)"."""
     script = Path(sys.executable).parent / "trustprov"
     if not script.exists():
         pytest.skip("the trustprov console script is not installed beside this Python")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,97 @@ def test_a_failed_demo_leaves_nothing_behind(tmp_path: Path, existing: bool) -> 
     assert_error(run("demo", "--chips", "1", "--out", out, "--icm-keys", "garbage"), exit_code=2)
     assert snapshot(out) == {}  # gone, or (given empty) empty again
     assert out.exists() == existing
+
+
+# -- a demo never deletes what it did not make (issue 24, item 1: make demo) -------------------
+MARKER = ".trustprov-demo.json"
+
+
+def test_a_finished_demo_marks_every_file_it_made(demo: tuple[Path, Result]) -> None:
+    out, _ = demo
+    marker = json.loads((out / MARKER).read_text())
+    made = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} - {MARKER}
+    assert set(marker["files"]) == made
+    assert set(LAYOUT) <= made
+
+
+def test_replace_replaces_a_previous_demo(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    ok("demo", "--chips", "1", "--out", out, "--json")
+    first = (out / "icm" / "device-ca.pem").read_bytes()
+    ok("demo", "--chips", "1", "--out", out, "--json", "--replace")
+    assert (out / "icm" / "device-ca.pem").read_bytes() != first  # a new family
+    assert (out / MARKER).is_file()
+
+
+def _refused_whole(out: Path, match: str) -> None:
+    before = snapshot(out)
+    result = run("demo", "--chips", "1", "--out", out, "--replace")
+    assert_error(result, exit_code=2, match=match)
+    assert snapshot(out) == before
+
+
+def test_replace_never_deletes_a_reader_s_file(tmp_path: Path) -> None:
+    """The old README had its reader work inside demo-out/: a rerun deleted that work."""
+    out = tmp_path / "run"
+    ok("demo", "--chips", "1", "--out", out, "--json")
+    (out / "lot-0002.json").write_text("my own lot")
+    (out / "oem-0002").mkdir()
+    (out / "oem-0002" / "bundle.cbor").write_bytes(b"mine")
+    _refused_whole(out, "lot-0002.json")
+
+
+def test_replace_never_deletes_a_demo_file_changed_since(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    ok("demo", "--chips", "1", "--out", out, "--json")
+    (out / "assets" / "assets.toml").write_text("# my own edits\n")
+    _refused_whole(out, "assets/assets.toml (changed since the demo)")
+
+
+@pytest.mark.parametrize("how", ["no-marker", "garbage-marker", "symlink"])
+def test_replace_refuses_what_no_demo_made(tmp_path: Path, how: str) -> None:
+    out = tmp_path / "run"
+    if how == "symlink":  # a demo's directory, but a link in it leads out
+        ok("demo", "--chips", "1", "--out", out, "--json")
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / "keep").write_text("keep me")
+        (out / "link").symlink_to(tmp_path / "elsewhere")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("keep me")
+        if how == "garbage-marker":
+            (out / MARKER).write_text('{"kind": "something else", "files": {"notes.txt": 1}}')
+    _refused_whole(out, "not a previous demo's output" if how != "symlink" else "link")
+    if how == "symlink":
+        assert (tmp_path / "elsewhere" / "keep").read_text() == "keep me"
+
+
+def _make_demo(demo_dir: Path) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parents[2]
+    if shutil.which("make") is None or not (root / ".venv" / "bin" / "trustprov").exists():
+        pytest.skip("make demo needs make and the clone's .venv")
+    command = ["make", "-s", "-C", str(root), "-o", ".venv/bin/trustprov", "demo"]
+    return subprocess.run(
+        # -o: the venv is taken as it is, never rebuilt by a test
+        [*command, f"DEMO_DIR={demo_dir}", "CHIPS=1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_make_demo_reruns_and_never_deletes_what_it_did_not_make(tmp_path: Path) -> None:
+    out = tmp_path / "demo-out"
+    first = _make_demo(out)
+    assert first.returncode == 0, first.stderr
+    assert (out / MARKER).is_file()
+    again = _make_demo(out)  # a rerun replaces its own output
+    assert again.returncode == 0, again.stderr
+    (out / "my-notes.txt").write_text("keep me")
+    before = snapshot(out)
+    refused = _make_demo(out)
+    assert refused.returncode != 0
+    assert "my-notes.txt" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert snapshot(out) == before

@@ -1,6 +1,6 @@
-"""Errors a careless operator meets: one line, the README's exit code, never a traceback.
+"""Errors a careless operator meets: one line, docs/cli.md's exit code, never a traceback.
 
-Exit codes (README, cli/main.py): 2 for bad input, the operator's own files included (a farm, a
+Exit codes (docs/cli.md, cli/main.py): 2 for bad input, the operator's own files included (a farm, a
 records store, an ICM directory, an asset list that is empty, garbage or unusable); 1 for an
 artifact from a peer or a chip (software, ENC values, bundle, public key) that does not parse or
 verify; 141 quietly when the reader of standard output goes away.
@@ -149,7 +149,7 @@ def test_a_broken_pipe_that_is_not_stdout_is_reported(
     assert_error(result, exit_code=2, match="broken pipe")
 
 
-# -- empty and garbage artifacts: the README's exit codes --------------------------------------
+# -- empty and garbage artifacts: docs/cli.md's exit codes --------------------------------------
 GARBAGE = bytes(range(256)) * 4
 CONTENTS = {"empty": b"", "garbage": GARBAGE}
 

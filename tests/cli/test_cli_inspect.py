@@ -59,7 +59,11 @@ def test_the_demo_leaves_nothing_unaccounted(demo: Path) -> None:
         for p in demo.rglob("*")
         if p.is_file() and not p.name.endswith((".lock", "-wal", "-shm"))  # SQLite and leases
     }
-    assert files == {*DEMO_ARTIFACTS, *RAW_INPUTS, "assets/storage-aes-key.bin"}
+    # and the demo's own marker: the files it made, so that the next `make demo` replaces only
+    # them (no party's artifact: inspect calls it none)
+    marker = ".trustprov-demo.json"
+    assert files == {*DEMO_ARTIFACTS, *RAW_INPUTS, "assets/storage-aes-key.bin", marker}
+    assert_error(run("inspect", demo / marker), match="not a trustprov artifact")
 
 
 @pytest.mark.parametrize(("name", "kind"), sorted(DEMO_ARTIFACTS.items()))

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
+from html import unescape
 from pathlib import Path
 
 import pytest
 
+import trustprov
 from trustprov.link.farm import FarmLink
 
-from .conftest import CliWorld
+from .conftest import CM_CHIPS, CliWorld
 from .helpers import assert_error, ok, run
 
 
@@ -67,3 +70,64 @@ def test_report_html(cw: CliWorld, tmp_path: Path) -> None:
     assert_error(run("cm", "report", "--records", url, "--html", tmp_path), exit_code=2)
     missing_dir = tmp_path / "no" / "audit.html"
     assert_error(run("cm", "report", "--records", url, "--html", missing_dir), exit_code=2)
+
+
+def _provenance(html: str) -> dict[str, str]:
+    return {
+        k: unescape(v) for k, v in re.findall(r'<dd data-provenance="(\w+)">([^<]*)</dd>', html)
+    }
+
+
+def test_report_html_says_what_was_provisioned_with_what(cw: CliWorld, tmp_path: Path) -> None:
+    """Provenance from the records, the stored receipts and the bundle file; the receipts
+    reconciled under the device CA; the file's SHA-256 printed beside it, as sha256sum does."""
+    url = f"sqlite:///{cw.provisioned_farm.parent / 'records.sqlite'}"
+    doc = json.loads(ok("cm", "report", "--records", url, "--json").stdout)
+    out = tmp_path / "audit.html"
+    ca = cw.a.icm / "device-ca.pem"
+    argv = ["cm", "report", "--records", url, "--html", out, "--bundle", cw.a.bundle, "--ca", ca]
+    text = ok(*argv).stdout
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert f"{digest}  {out}" in text.splitlines()
+    p = _provenance(out.read_text(encoding="utf-8"))
+    assert p["software"].startswith("trustprov-provisioning ")
+    assert p["security_version"] == "1"
+    assert p["bundle_id"] == doc["bundle_id"]
+    assert p["epoch"] == "1"
+    assert p["authorized"] == "any chip of the family (no authorized set)"
+    assert p["trustprov_version"] == trustprov.__version__
+    assert p["stations"] == ", ".join(doc["stations"])
+    assert p["first_chip"] != "-"
+    assert p["last_chip"] >= p["first_chip"]
+    assert p["reconciliation"].startswith(f"{CM_CHIPS} valid, 0 duplicate")
+    # --json names the file and its digest too
+    again = ok(*argv, "--force", "--json").stdout
+    html = json.loads(again)["html"]
+    assert html == {"path": str(out), "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+
+
+def test_report_html_without_a_bundle_file_or_a_ca(cw: CliWorld, tmp_path: Path) -> None:
+    url = f"sqlite:///{cw.provisioned_farm.parent / 'records.sqlite'}"
+    out = tmp_path / "audit.html"
+    ok("cm", "report", "--records", url, "--html", out)
+    p = _provenance(out.read_text(encoding="utf-8"))
+    assert p["epoch"] == "1"  # as the receipts state it
+    assert p["authorized"] == "not given (cm report --bundle FILE)"
+    assert p["reconciliation"] == "not reconciled (cm report --ca)"
+    ca = cw.a.icm / "device-ca.pem"
+    auth = tmp_path / "auth.cbor"
+    lot_key = cw.a.icm / "lot-signing.pub.pem"
+    ok("oem", "authorize", "--lot", cw.a.lot_json, "--out", auth, "--icm-key", lot_key)
+    for argv, match in (
+        (["--html", tmp_path / "b.html", "--ca", ca], "--bundle FILE"),
+        (["--ca", ca, "--bundle", cw.a.bundle], "--html FILE"),
+        (["--html", tmp_path / "c.html", "--auth", auth], "--ca DEVICE_CA"),
+    ):
+        assert_error(run("cm", "report", "--records", url, *argv), exit_code=2, match=match)
+    assert not (tmp_path / "b.html").exists()
+    # with the authorized set: the chips ordered and missing are counted too
+    argv = ["--html", out, "--force", "--bundle", cw.a.bundle, "--ca", ca, "--auth", auth]
+    ok("cm", "report", "--records", url, *argv)
+    counts = _provenance(out.read_text(encoding="utf-8"))["reconciliation"]
+    assert counts.startswith(f"{CM_CHIPS} valid, ")
+    assert counts.endswith("0 unauthorized, 0 forged, 0 wrong-bundle, 0 wrong-state, 0 missing")

@@ -1,7 +1,7 @@
 """Every output of the CLI: never a silent replace, never through a symlink or onto a device.
 
 An existing regular file is replaced only with --force; a symlink, a FIFO, a device or a directory
-is never replaced, --force or not; ``-`` is standard output where the README says so; files that
+is never replaced, --force or not; ``-`` is standard output where docs/cli.md says so; files that
 hold secrets are 0600.
 """
 

@@ -96,3 +96,21 @@ def test_inspecting_a_file_loads_no_records_store(tmp_path: Path) -> None:
     )
     assert "trustprov.roles.inspect" in modules
     assert _heavy(modules) == []
+
+
+def test_reading_an_sqlite_store_loads_no_cm_role_and_no_postgresql(tmp_path: Path) -> None:
+    """Issue 24, item 7: `cm report` of an SQLite store imports the store, not the CM's role
+    (claims name its Outcome type only) nor the PostgreSQL dialect or driver."""
+    from trustprov.line.records import RecordStore  # noqa: PLC0415 - only this test
+
+    url = f"sqlite:///{tmp_path / 'records.sqlite'}"
+    with RecordStore(url) as w:
+        w.open_job("LOT-1", "ab" * 16, ["00" * 16])
+    argv = ["cm", "report", "--records", url, "--json"]
+    modules = _imported_after(
+        "from trustprov.cli.main import cli\n"
+        f"try:\n    cli({argv!r}, prog_name='trustprov')\nexcept SystemExit:\n    pass"
+    )
+    assert "trustprov.line.records" in modules  # the probe did read the store
+    unused = ("trustprov.roles.cm", "sqlalchemy.dialects.postgresql", "psycopg")
+    assert sorted(m for m in modules if m.startswith(unused)) == []

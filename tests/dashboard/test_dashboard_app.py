@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -21,13 +22,19 @@ Start = Callable[..., Dashboard]
 def _get(
     url: str, path: str = "/", *, method: str = "GET", headers: dict[str, str] | None = None
 ) -> http.client.HTTPResponse:
+    return _fetch(url, path, method=method, headers=headers)[0]
+
+
+def _fetch(
+    url: str, path: str = "/", *, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[http.client.HTTPResponse, bytes]:
     parts = urllib.parse.urlsplit(url)
     c = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     c.request(method, path, headers=headers or {})
     r = c.getresponse()
-    r.read()
+    body = r.read()
     c.close()
-    return r
+    return r, body
 
 
 def _filled(url: str, clock: Clock) -> None:
@@ -102,7 +109,7 @@ def test_the_token_is_required_beyond_loopback(
     d = start_dashboard(store_url, "--listen", "127.0.0.2:0")
     assert d.token_url is not None
     token = urllib.parse.parse_qs(urllib.parse.urlsplit(d.token_url).query)["token"][0]
-    for path in ("/", "/events", "/static/dashboard.js"):
+    for path in ("/", "/events", "/static/dashboard.js", "/metrics", "/api/lots"):
         assert _get(d.url, path).status == 401, path
     assert _get(d.url, f"/?token={token[:-1]}x").status == 401
     assert _get(d.url, headers={"Authorization": f"Bearer {token}x"}).status == 401
@@ -115,6 +122,10 @@ def test_the_token_is_required_beyond_loopback(
     assert "SameSite=strict" in cookie
     assert _get(d.url, headers={"Cookie": cookie.split(";")[0]}).status == 200
     assert _get(d.url, headers={"Authorization": f"Bearer {token}"}).status == 200
+    # a scraper presents the token as a bearer token (Prometheus: authorization.credentials)
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert _get(d.url, "/metrics", headers=bearer).status == 200
+    assert _get(d.url, "/api/lots", headers=bearer).status == 200
 
 
 def test_a_given_token_on_loopback(start_dashboard: Start, store_url: str, clock: Clock) -> None:
@@ -140,3 +151,26 @@ def test_a_token_from_a_file(
     assert token not in "".join(d.lines)
     assert _get(d.url).status == 401
     assert _get(d.url, headers={"Authorization": f"Bearer {token}"}).status == 200
+
+
+def test_metrics_and_api_lots_are_served(
+    start_dashboard: Start, store_url: str, clock: Clock
+) -> None:
+    _filled(store_url, clock)
+    d = start_dashboard(store_url, "--listen", "127.0.0.1:0")
+    r, body = _fetch(d.url, "/metrics")
+    assert r.status == 200
+    assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert r.headers["Content-Security-Policy"] == CSP
+    text = body.decode()
+    assert 'trustprov_lot_good_chips{lot="LOT-1"} 5\n' in text
+    assert 'trustprov_lot_failed_chips{lot="LOT-1"} 1\n' in text
+    assert 'trustprov_lot_alarm{lot="LOT-1"} 1\n' in text
+    r, body = _fetch(d.url, "/api/lots")
+    assert r.status == 200
+    assert r.headers["Content-Type"] == "application/json"
+    doc = json.loads(body)
+    lot = doc["lots"][0]
+    assert (lot["lot"], lot["good"], lot["failed"], lot["pending"]) == ("LOT-1", 5, 1, 4)
+    assert doc["alarms"] == [{"lot": "LOT-1", "why": ["1 of 10 chips failed"]}]
+    assert _get(d.url, "/metrics", method="POST").status == 405

@@ -179,6 +179,13 @@ def test_the_page_follows_a_running_station(
     assert report["provisioned"] == str(CHIPS)
     text = browser.find_element("tag name", "body").text
     assert "st-1" in text
+    # the headline is good chips; a clean lot raises no alarm and says it finished
+    good = browser.find_element("css selector", f"section.lot[data-lot='{lot}'] [data-headline]")
+    assert good.text == str(CHIPS)
+    banner = browser.find_element("css selector", "section.alarms")
+    assert banner.get_attribute("data-alarms") == "0"
+    eta = browser.find_element("css selector", f"section.lot[data-lot='{lot}'] [data-count=eta]")
+    assert eta.text == "finished"
     # no asset value reaches the page: the records never held one
     source = browser.page_source.lower()
     for key in (KEY1, KEY2):
@@ -204,6 +211,8 @@ def test_the_page_follows_a_running_station(
     )
     browser.get(html.as_uri())
     assert _page_counts(browser, lot) == report
+    software = browser.find_element("css selector", "dd[data-provenance='software']")
+    assert software.text.startswith("trustprov-provisioning ")
     heading = browser.find_element("tag name", "header")
     assert heading.value_of_css_property("background-color") == "rgba(31, 59, 87, 1)"  # styled
     violations = [

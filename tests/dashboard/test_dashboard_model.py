@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from dashboard_support import BUNDLE, T0, Clock, settle, uid
 
-from trustprov.dashboard.model import BIN, LineView, _first_id_since
+from trustprov.dashboard.model import BIN, STALL, LineView, _first_id_since
+from trustprov.dashboard.render import dashboard_page
 from trustprov.line.records import RecordStore, records
 from trustprov.line.report import lot_report
 
@@ -89,8 +91,9 @@ def test_rate_eta_and_a_station_that_stopped_reporting(store_url: str, clock: Cl
         with RecordStore(store_url, create=False, read_only=True) as r:
             snap = LineView(r, clock=clock, stale=30).refresh()
             lot = snap.lots[0]
-            assert lot.rate == 1.0  # 60 chips in the last 60 s
-            assert lot.eta_s == 40.0  # 40 chips left
+            # 60 chips since the lot's first chip in the window, 50 s ago
+            assert lot.rate == pytest.approx(60 / 50)
+            assert lot.eta_s == pytest.approx(40 / (60 / 50))  # 40 chips left
             status = {s.name: s.status for s in snap.stations}
             assert status == {"st-1": "stopped", "st-2": "active"}
             # both go quiet with the lot finished: idle, not stopped
@@ -131,3 +134,83 @@ def _dt(ts: float) -> Any:
     import datetime  # noqa: PLC0415 - local to the helper
 
     return datetime.datetime.fromtimestamp(ts, datetime.UTC)
+
+
+# -- never flattering (issue 24, item 5) -------------------------------------------------------
+def test_a_lot_whose_chips_all_failed_is_no_progress(store_url: str, clock: Clock) -> None:
+    """150 chips, all failed: not a full bar, not "150 / 150 (100.0 %)", not "ETA done"."""
+    with _store(store_url, clock) as w:
+        job = w.open_job("LOT-1", BUNDLE, [uid(i) for i in range(150)])
+        settle(w, job, "st-1", 150, at=T0 - 2, failed=["bad-chunk"] * 150)
+    with RecordStore(store_url, create=False, read_only=True) as r:
+        snap = LineView(r, clock=clock).refresh()
+    lot = snap.lots[0]
+    assert lot.report.good == 0
+    assert lot.alarms == ["150 of 150 chips failed"]
+    assert snap.alarms == [("LOT-1", ["150 of 150 chips failed"])]
+    page = dashboard_page(snap)
+    assert '<strong data-headline="good">0</strong> of 150 chips good (0.0 %)' in page
+    assert '<span class="failed" data-headline="failed">150 failed</span>' in page
+    assert "finished, 150 chips failed" in page
+    assert "150 / 150" not in page
+    assert "100.0 %" not in page
+    assert ">done<" not in page
+    # the alarm comes before the lot
+    assert page.index('class="alarms"') < page.index('data-lot="LOT-1"')
+
+
+def test_the_rate_of_a_lot_that_just_started(store_url: str, clock: Clock) -> None:
+    """A station at 27 chips/s for 7 s shows 27 chips/s, not 27 * 7 / 60 = 3.2."""
+    with _store(store_url, clock) as w:
+        job = w.open_job("LOT-1", BUNDLE, [uid(i) for i in range(1000)])
+        for k in range(7):
+            settle(w, job, "st-1", 27, at=T0 - 7 + k)
+    with RecordStore(store_url, create=False, read_only=True) as r:
+        lot = LineView(r, clock=clock).refresh().lots[0]
+    assert lot.rate == pytest.approx(27.0)
+    assert lot.eta_s == pytest.approx((1000 - 189) / 27.0)
+    assert lot.alarms == []
+
+
+def test_a_stalled_lot_and_a_stopped_station_raise_a_lot_alarm(
+    store_url: str, clock: Clock
+) -> None:
+    with _store(store_url, clock) as w:
+        job = w.open_job("LOT-1", BUNDLE, [uid(i) for i in range(50)])
+        settle(w, job, "st-1", 10, at=T0 - STALL - 40)
+        w.claim(job, "st-1", 3)  # and then nothing: the station died holding them
+    with RecordStore(store_url, create=False, read_only=True) as r:
+        view = LineView(r, clock=clock)
+        lot = view.refresh().lots[0]
+        assert lot.alarms == [
+            "station st-1 stopped reporting",
+            "no chip settled for 1 min 40 s, 40 pending",
+        ]
+        assert lot.eta_s is None  # no progress in the recent window: no promise either
+        assert lot.rate == 0.0
+
+
+def test_a_healthy_lot_has_no_alarm(store_url: str, clock: Clock) -> None:
+    with _store(store_url, clock) as w:
+        job = w.open_job("LOT-1", BUNDLE, [uid(i) for i in range(50)])
+        settle(w, job, "st-1", 10, at=T0 - 3)
+    with RecordStore(store_url, create=False, read_only=True) as r:
+        snap = LineView(r, clock=clock).refresh()
+    assert snap.lots[0].alarms == []
+    assert snap.alarms == []
+    assert 'data-alarms="0"' in dashboard_page(snap)
+
+
+def test_active_lots_come_first(store_url: str, clock: Clock) -> None:
+    with _store(store_url, clock) as w:
+        done = w.open_job("LOT-A", BUNDLE, [uid(i) for i in range(5)])
+        settle(w, done, "st-1", 5, at=T0 - 1)
+        slow = w.open_job("LOT-B", BUNDLE, [uid(100 + i) for i in range(50)])
+        settle(w, slow, "st-2", 5, at=T0 - 30)
+        busy = w.open_job("LOT-C", BUNDLE, [uid(200 + i) for i in range(50)])
+        settle(w, busy, "st-3", 5, at=T0 - 2)
+    with RecordStore(store_url, create=False, read_only=True) as r:
+        snap = LineView(r, clock=clock).refresh()
+    # active ones first, the latest to move first; the finished lot last
+    assert [v.report.lot for v in snap.lots] == ["LOT-C", "LOT-B", "LOT-A"]
+    assert [v.active for v in snap.lots] == [True, True, False]

@@ -12,10 +12,12 @@ from dashboard_support import BUNDLE, T0, Clock, settle, uid
 from poison import CODE, STATION, raw_controls
 from poison import LOT as POISONED_LOT
 
+from trustprov.dashboard import charts
 from trustprov.dashboard.model import LineView
 from trustprov.dashboard.render import dashboard_page, report_page, static
+from trustprov.dashboard.report import columns
 from trustprov.line.records import RecordStore
-from trustprov.line.report import lot_report
+from trustprov.line.report import find_job, lot_report
 
 
 class Tags(HTMLParser):
@@ -103,3 +105,26 @@ def test_control_and_bidi_characters_from_the_records_are_shown_as_text(
         assert not raw_controls(html)
         assert "LOT\\u202e\\x1b[2J" in html
         assert "st\\x1b[2J\\x1b[HFAKE-OK\\x0d\\x07" in html
+
+
+def test_failed_chips_are_never_drawn_as_throughput(store_url: str, clock: Clock) -> None:
+    """150 chips settled, all failed: the report's throughput chart stays at zero and the
+    failures have a red chart of their own."""
+    with RecordStore(store_url, clock=clock) as w:
+        job = w.open_job("LOT-1", BUNDLE, [uid(i) for i in range(150)])
+        settle(w, job, "st-1", 75, at=T0 - 30, failed=["bad-chunk"] * 75)
+        settle(w, job, "st-1", 75, at=T0 - 10, failed=["bad-chunk"] * 75)
+    with RecordStore(store_url, create=False, read_only=True) as r:
+        report = lot_report(r)
+        ref, _ = find_job(r, "LOT-1")
+        cols = columns(r, ref)
+        html = report_page(report, [], clock.now_dt(), cols)
+    assert sum(c.good for c in cols) == 0
+    assert sum(c.failed for c in cols) == 150
+    good, failed = html.split("Good chips per second", 1)[1].split("Failed chips per second", 1)
+    heights = [float(h) for h in re.findall(r'<rect [^>]*height="([0-9.]+)" fill="#', good)]
+    assert heights
+    assert max(heights) == 0.0
+    assert f'fill="{charts.BAD}"' in failed
+    assert "150 / 150" not in html
+    assert "100.0 %" not in html

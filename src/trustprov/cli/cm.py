@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,6 +27,9 @@ from trustprov.cli.options import (
     status,
 )
 from trustprov.errors import InputError
+
+if TYPE_CHECKING:  # for annotations only: the line is imported when a command runs
+    from trustprov.line.report import LotReport
 
 # the production line (SQLAlchemy), the progress bar (rich) and the roles are imported by each
 # command when it runs, so that `trustprov cm --help` starts fast
@@ -216,6 +220,7 @@ def provision(
 
 
 @cm.command(short_help="Report a lot from its records: yield, failures, pending.")
+@inputs(device_ca=expect.CERTIFICATE, auth=expect.AUTH)
 @records_options
 @click.option("--lot", default=None, help="Lot to report [default: the only lot].")
 @click.option(
@@ -241,6 +246,21 @@ def provision(
     default=None,
     help="Also write the lot's audit report, one self-contained HTML file (opens offline).",
 )
+@click.option(
+    "--ca",
+    "device_ca",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="DEVICE_CA",
+    help="With --html and --bundle FILE: reconcile the lot's stored receipts under this device "
+    "CA (as 'oem reconcile') and put the counts in the report.",
+)
+@click.option(
+    "--auth",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --ca: the authorized set, so that the report counts missing and unauthorized chips.",
+)
 @force_option("--csv or --html file")
 def report(
     records: str | None,
@@ -251,6 +271,8 @@ def report(
     as_json: bool,
     csv_path: Path | None,
     html_path: Path | None,
+    device_ca: Path | None,
+    auth: Path | None,
     force: bool,
 ) -> None:
     """A lot from its records: yield, failures by cause, stations, throughput, pending chips."""
@@ -259,6 +281,7 @@ def report(
 
     if as_json and csv_path is not None and str(csv_path) == "-":
         raise InputError("--json and --csv - both write to standard output; give one")
+    bundle_file = _html_inputs(html_path, bundle_id, device_ca, auth)
     if html_path is not None:
         from trustprov.dashboard.report import check_html_path  # noqa: PLC0415 - lazy: start-up
 
@@ -266,6 +289,7 @@ def report(
     url = records_url(records, where)
     password = records_password(url, records_password_file)
     bundle = _bundle_id(bundle_id)
+    html_sha256 = None
     with RecordStore(url, create=False, read_only=True, password=password) as store:
         r = lot_report(store, lot, bundle)
         rows = (
@@ -276,39 +300,18 @@ def report(
         if html_path is not None:
             from trustprov.dashboard.report import write_html  # noqa: PLC0415 - lazy: start-up
 
-            write_html(store, r, html_path, force=force)
+            html_sha256 = write_html(
+                store, r, html_path, force=force, bundle_file=bundle_file, ca=device_ca, auth=auth
+            )
     if csv_path is not None and str(csv_path) == "-":
         return  # standard output holds the CSV alone
     if as_json:
-        emit_json(r.to_json())
+        doc = r.to_json()
+        if html_sha256 is not None:
+            doc["html"] = {"path": str(html_path), "sha256": html_sha256}
+        emit_json(doc)
         return
-    t = r.total
-    say(f"lot {r.lot}, bundle {r.bundle_id}: {plural(r.chips, 'chip')}")
-    say(
-        f"  {t.provisioned} provisioned, {t.already_provisioned} already provisioned, "
-        f"{t.failed} failed, {r.pending} pending ({r.in_progress} in progress)"
-    )
-    say(f"  {r.yield_line()}")
-    if r.failures:
-        say("  failures: " + ", ".join(f"{c} {n}" for c, n in sorted(r.failures.items())))
-    for name, s in sorted(r.stations.items()):
-        say(
-            f"  station {name}: {plural(s.chips, 'chip')} ({s.provisioned} provisioned, "
-            f"{s.already_provisioned} already provisioned, {s.failed} failed)"
-        )
-    if r.throughput:
-        say("  throughput:")
-        for b in r.throughput:
-            say(
-                f"    {b.start:%Y-%m-%d %H:%M:%S}Z  {b.seconds:>5} s  {b.chips:>8} chips  "
-                f"{b.chips / b.seconds:>8.1f} chips/s"
-            )
-    if r.other_bundles:
-        say(f"  other bundles of this lot: {', '.join(r.other_bundles)} (cm report --bundle ID)")
-    if rows is not None:
-        say(f"  {rows} chips written to {csv_path}")
-    if html_path is not None:
-        say(f"  audit report written to {html_path}")
+    _print_report(r, rows, csv_path, html_path, html_sha256)
 
 
 @cm.command(short_help="Export the chips' signed receipts for the OEM.")
@@ -355,6 +358,61 @@ def receipts(
         emit_json({"receipts": n, "out": str(out), "format": fmt, "lot": lot})
     elif str(out) != "-":
         status(f"{n} receipts written to {out}")
+
+
+def _print_report(
+    r: LotReport,
+    rows: int | None,
+    csv_path: Path | None,
+    html_path: Path | None,
+    html_sha256: str | None,
+) -> None:
+    t = r.total
+    say(f"lot {r.lot}, bundle {r.bundle_id}: {plural(r.chips, 'chip')}")
+    say(
+        f"  {t.provisioned} provisioned, {t.already_provisioned} already provisioned, "
+        f"{t.failed} failed, {r.pending} pending ({r.in_progress} in progress)"
+    )
+    say(f"  {r.yield_line()}")
+    if r.failures:
+        say("  failures: " + ", ".join(f"{c} {n}" for c, n in sorted(r.failures.items())))
+    for name, s in sorted(r.stations.items()):
+        say(
+            f"  station {name}: {plural(s.chips, 'chip')} ({s.provisioned} provisioned, "
+            f"{s.already_provisioned} already provisioned, {s.failed} failed)"
+        )
+    if r.throughput:
+        say("  throughput:")
+        for b in r.throughput:
+            say(
+                f"    {b.start:%Y-%m-%d %H:%M:%S}Z  {b.seconds:>5} s  {b.chips:>8} chips  "
+                f"{b.chips / b.seconds:>8.1f} chips/s"
+            )
+    if r.other_bundles:
+        say(
+            f"  other bundles of this lot: {', '.join(r.other_bundles)} (cm report --bundle ID)"
+        )
+    if rows is not None:
+        say(f"  {rows} chips written to {csv_path}")
+    if html_path is not None:
+        # as sha256sum prints it, so that `sha256sum -c` checks the copy the OEM receives
+        say(f"  audit report written to {html_path}, sha256:")
+        say(f"{html_sha256}  {html_path}")
+
+
+def _html_inputs(
+    html: Path | None, bundle: str | None, ca: Path | None, auth: Path | None
+) -> Path | None:
+    """Check that --ca and --auth come with what they need; the bundle file, if --bundle is
+    one (its manifest gives the report's epoch and authorized set)."""
+    if (ca is not None or auth is not None) and html is None:
+        raise InputError("--ca and --auth go into the audit report: give --html FILE")
+    if auth is not None and ca is None:
+        raise InputError("--auth is for reconciling the receipts: give --ca DEVICE_CA too")
+    bundle_file = Path(bundle) if bundle is not None and Path(bundle).is_file() else None
+    if ca is not None and bundle_file is None:
+        raise InputError("--ca reconciles the receipts against a bundle: give --bundle FILE")
+    return bundle_file
 
 
 def _bundle_id(given: str | None) -> str | None:

@@ -27,7 +27,13 @@ from trustprov.roles.icm import MAX_LOT
     "--out",
     type=click.Path(path_type=Path),
     required=True,
-    help="New directory for every artifact.",
+    help="New or empty directory for every artifact.",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace a previous demo's output in --out: only if it holds that demo's files, "
+    "unchanged, and nothing else (make demo passes it).",
 )
 @click.option(
     "--jobs", type=click.IntRange(1, 256), default=1, show_default=True, help="CM worker processes."
@@ -39,9 +45,11 @@ from trustprov.roles.icm import MAX_LOT
     default=None,
     help="Make the ICM's keys in this PKCS#11 token (as 'icm init --keys').",
 )
-def demo(chips: int, out: Path, jobs: int, as_json: bool, icm_keys: str | None) -> None:
+def demo(
+    chips: int, out: Path, replace: bool, jobs: int, as_json: bool, icm_keys: str | None
+) -> None:
     """Run ICM -> OEM -> CM on CHIPS virtual chips and check every chip's assets."""
-    made = _check_out(out)
+    made = _check_out(out, replace=replace)
     try:
         with LineProgress(enabled=progress_enabled(as_json)) as progress:
             result = flow.run(
@@ -83,9 +91,10 @@ def demo(chips: int, out: Path, jobs: int, as_json: bool, icm_keys: str | None) 
         sys.exit(EXIT_FAILED)
 
 
-def _check_out(out: Path) -> bool:
+def _check_out(out: Path, *, replace: bool) -> bool:
     """Refuse an --out that is a symbolic link or whose directory does not exist (never made
-    on the way); True when the command makes ``out`` itself."""
+    on the way); with ``replace``, empty a previous demo's --out (only that: `clear_previous`);
+    True when the command makes ``out`` itself."""
     from trustprov.errors import InputError  # noqa: PLC0415 - lazy: start-up
 
     if out.is_symlink():
@@ -93,6 +102,8 @@ def _check_out(out: Path) -> bool:
     parent = out.absolute().parent
     if not parent.is_dir():
         raise InputError(f"cannot create {out}: its directory {parent} does not exist")
+    if replace and out.is_dir() and any(out.iterdir()):
+        flow.clear_previous(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         # here, not only in flow.run: _withdraw may then empty ``out`` of this run's files only
         raise InputError(f"{out} exists and is not empty; give a new directory")

@@ -1,6 +1,6 @@
 """Shared option types (UIDs, output paths) and the conventions every command shares.
 
-Conventions (README, "Output conventions"): data on stdout, and with ``--json`` one JSON object
+Conventions (docs/cli.md, "Output conventions"): data on stdout, and with ``--json`` one JSON object
 there and nothing else; progress, status and logs on stderr; ``-v``/``-vv``/``-q``/``--debug``
 on every command, the root's and a subcommand's adding up.
 """

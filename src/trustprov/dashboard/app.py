@@ -14,7 +14,8 @@ Invariants:
 4. Every response carries a CSP with no ``unsafe-inline`` (scripts and styles come from
    /static only), ``frame-ancestors 'none'``, ``nosniff``, ``no-referrer`` and ``no-store``.
 5. One task reads the store (`LineView` is not shared between threads); every client is sent
-   the same rendered fragment, so clients add no load on the store.
+   the same rendered fragment, so clients add no load on the store; `/metrics` and `/api/lots`
+   render that task's latest snapshot, so scrapers add none either.
 """
 
 from __future__ import annotations
@@ -33,11 +34,17 @@ import anyio
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
-from trustprov.dashboard import render
-from trustprov.dashboard.model import LineView
+from trustprov.dashboard import metrics, render
+from trustprov.dashboard.model import LineView, Snapshot
 from trustprov.errors import InputError, TrustprovError
 from trustprov.line.records import RecordStore
 
@@ -158,11 +165,13 @@ class Hub:
         self._interval = interval
         self.page = ""
         self.fragment = ""
+        self.snapshot: Snapshot | None = None
         self.version = 0
         self._changed = asyncio.Event()
 
     async def refresh(self) -> None:
         snap = await anyio.to_thread.run_sync(self._view.refresh)
+        self.snapshot = snap
         self.page = render.dashboard_page(snap)
         fragment = render.live_fragment(snap)
         if fragment != self.fragment:
@@ -198,6 +207,16 @@ def create_app(
     async def index(_request: Request) -> Response:
         return HTMLResponse(hub.page)
 
+    async def prometheus(_request: Request) -> Response:
+        assert hub.snapshot is not None  # noqa: S101 - the lifespan refreshed before serving
+        return Response(
+            metrics.prometheus(hub.snapshot), headers={"content-type": metrics.CONTENT_TYPE}
+        )
+
+    async def lots(_request: Request) -> Response:
+        assert hub.snapshot is not None  # noqa: S101 - the lifespan refreshed before serving
+        return JSONResponse(metrics.lots_json(hub.snapshot))
+
     async def static(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in STATIC:
@@ -231,6 +250,8 @@ def create_app(
         routes=[
             Route("/", index, methods=["GET"]),
             Route("/events", events, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
+            Route("/api/lots", lots, methods=["GET"]),
             Route("/static/{name}", static, methods=["GET"]),
         ],
         lifespan=lifespan,

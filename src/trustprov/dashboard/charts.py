@@ -125,7 +125,7 @@ def bar_chart(rows: Sequence[tuple[str, float]], *, label: str, fill: str = BAD)
     return "".join(parts)
 
 
-def column_chart(rows: Sequence[tuple[str, float]], *, label: str) -> str:
+def column_chart(rows: Sequence[tuple[str, float]], *, label: str, fill: str = GOOD) -> str:
     """Vertical bars in order (the report's throughput buckets), the first and last labelled."""
     if not rows:
         return ""
@@ -143,7 +143,7 @@ def column_chart(rows: Sequence[tuple[str, float]], *, label: str) -> str:
         h = plot_h * v / top
         parts.append(
             f'<rect x="{left + i * w + 1:.1f}" y="{8 + plot_h - h:.1f}" '
-            f'width="{max(w - 2, 1):.1f}" height="{h:.1f}" fill="{GOOD}">'
+            f'width="{max(w - 2, 1):.1f}" height="{h:.1f}" fill="{fill}">'
             f"<title>{escape(name)}: {_num(v)}</title></rect>"
         )
     parts.append(

@@ -13,6 +13,11 @@ Invariants:
    ``window`` seconds only, and the ``LATEST`` failures.
 4. Nothing secret: the records hold UIDs, station names, result and error codes, never a key or
    an asset; error messages are not shown (a chip's text is not ours to trust), codes are.
+5. Never flattering: progress is good chips (``GOOD_OUTCOMES``), never attempts; every other
+   outcome is a failure, whatever its name. The rate is measured over the part of the last
+   ``RATE_SPAN`` seconds in which the lot ran, not diluted by the seconds before it started.
+   A lot with failures, with a station that stopped reporting, or with chips pending and no
+   chip settled for ``STALL`` seconds carries an alarm; active lots come first.
 """
 
 from __future__ import annotations
@@ -26,13 +31,15 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from trustprov import __version__
 from trustprov.line.records import JobRef, RecordStore, as_utc, lot_chips, records, results
-from trustprov.line.report import LotReport, lot_counts
+from trustprov.line.report import GOOD_OUTCOMES, LotReport, lot_counts
 
 WINDOW = 900  # seconds of history in the chart
 BIN = 10  # seconds per point of the chart
 RATE_SPAN = 60  # seconds over which a lot's rate (and so its ETA) is measured
 STALE = 30  # seconds without an attempt after which a station with work left has stopped
+STALL = 60  # seconds without a chip settled after which a lot with chips pending raises an alarm
 LATEST = 12
 FULL_EVERY = 10.0
 COUNT_SHARE = 10
@@ -50,8 +57,15 @@ class Failure:
 @dataclass(frozen=True)
 class LotView:
     report: LotReport
-    rate: float  # chips settled per second over the last RATE_SPAN seconds
+    rate: float  # chips settled per second over the recent window (invariant 5)
     eta_s: float | None  # seconds until no chip is pending, at that rate
+    last_progress: datetime.datetime | None = None  # its latest chip settled, if seen
+    alarms: list[str] = field(default_factory=list)  # why it needs a person; empty: none
+    job_id: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.report.pending > 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,41 @@ class Snapshot:
     series: dict[str, list[float]]  # station -> chips/s per bin, oldest first
     failures: list[Failure] = field(default_factory=list)
 
+    @property
+    def alarms(self) -> list[tuple[str, list[str]]]:
+        """(lot, why) of every lot that needs a person, in the order of the lots."""
+        return [(v.report.lot, v.alarms) for v in self.lots if v.alarms]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One bucket of the report's charts: good and failed chips settled in it."""
+
+    start: datetime.datetime
+    seconds: int
+    good: int
+    failed: int
+
+
+@dataclass
+class Provenance:
+    """What was provisioned with what; None where no source given says it."""
+
+    bundle_id: str
+    first_chip: datetime.datetime | None = None
+    last_chip: datetime.datetime | None = None
+    stations: list[str] = field(default_factory=list)
+    software_versions: list[str] = field(default_factory=list)  # as the records hold them
+    software_name: str | None = None  # from a stored receipt's claims
+    security_version: int | None = None
+    receipt_epoch: int | None = None
+    epoch: int | None = None  # from the bundle file's manifest
+    min_security_version: int | None = None
+    authorized: str | None = None
+    reconciliation: dict[str, int] | None = None
+    reconciled_against: str | None = None
+    trustprov_version: str = __version__
+
 
 class LineView:
     """The dashboard's reader of one store; call `refresh` from one thread at a time."""
@@ -93,6 +142,8 @@ class LineView:
         self._per_station: dict[str, dict[int, int]] = defaultdict(dict)
         self._per_job: dict[int, dict[int, int]] = defaultdict(dict)
         self._last_seen: dict[str, float] = {}
+        self._last_progress: dict[int, float] = {}  # job id -> latest second a chip settled
+        self._lot_claims: dict[int, dict[str, int]] = {}  # job id -> station -> chips claimed
         self._counted_at = -1e18
         self._count_cost = 0.0
         self._lots: list[tuple[JobRef, LotReport]] = []
@@ -145,6 +196,7 @@ class LineView:
             job = self._per_job[job_id]
             job[sec] = job.get(sec, 0) + n
             self._last_seen[station] = max(self._last_seen.get(station, 0.0), sec)
+            self._last_progress[job_id] = max(self._last_progress.get(job_id, 0.0), sec)
         self._forget(now)
         return True
 
@@ -167,6 +219,7 @@ class LineView:
             (ref, lot_counts(self._store, ref, others[lot])) for lot, ref in sorted(latest.items())
         ]
         claims: dict[str, int] = defaultdict(int)
+        lot_claims: dict[int, dict[str, int]] = {}
         failures: list[Failure] = []
         with self._store.transaction() as c:
             for ref, report in self._lots:
@@ -177,23 +230,38 @@ class LineView:
                         .group_by(lot_chips.c.station)
                     ):
                         claims[station] += n
+                        lot_claims.setdefault(ref.id, {})[station] = n
                 if report.total.failed:
                     failures.extend(latest_failures(c, ref))
         self._claims = dict(claims)
+        self._lot_claims = lot_claims
         self._failures = sorted(failures, key=lambda f: f.time, reverse=True)[:LATEST]
 
     # -- the picture -------------------------------------------------------------------------
+    def _lot_view(self, ref: JobRef, report: LotReport, now: float, stopped: set[str]) -> LotView:
+        recent = [(s, n) for s, n in self._per_job.get(ref.id, {}).items() if s > now - RATE_SPAN]
+        # over the seconds the lot actually ran in the window: a lot started 7 s ago at 27
+        # chips/s shows 27, not 27 * 7 / 60
+        span = max(now - min(s for s, _ in recent), 1.0) if recent else RATE_SPAN
+        rate = sum(n for _, n in recent) / span
+        eta = report.pending / rate if rate > 0 and report.pending else None
+        last = self._last_progress.get(ref.id)
+        alarms = []
+        if report.total.failed:
+            alarms.append(f"{report.total.failed} of {report.chips} chips failed")
+        for name in sorted(stopped & {*report.stations, *self._lot_claims.get(ref.id, {})}):
+            if report.pending:
+                alarms.append(f"station {name} stopped reporting")
+        if report.pending and (last is None or now - last > STALL):
+            quiet = _quiet(now - last) if last is not None else f"{self._window // 60} min"
+            alarms.append(f"no chip settled for {quiet}, {report.pending} pending")
+        return LotView(report, rate, eta, _utc(last) if last else None, alarms, ref.id)
+
     def _snapshot(self, now: float) -> Snapshot:
-        lots = []
-        for ref, report in self._lots:
-            recent = self._per_job.get(ref.id, {})
-            rate = sum(n for s, n in recent.items() if s > now - RATE_SPAN) / RATE_SPAN
-            eta = report.pending / rate if rate > 0 and report.pending else None
-            lots.append(LotView(report, rate, eta))
         # a station with work left: it holds claims, or worked on a lot with chips pending
-        busy = {name for lv in lots if lv.report.pending for name in lv.report.stations}
+        busy = {name for _, r in self._lots if r.pending for name in r.stations}
         names = sorted(
-            {*self._last_seen, *self._claims, *(s for lv in lots for s in lv.report.stations)}
+            {*self._last_seen, *self._claims, *(s for _, r in self._lots for s in r.stations)}
         )
         stations = []
         for name in names:
@@ -207,6 +275,10 @@ class LineView:
             else:
                 status = "idle"
             stations.append(StationView(name, _utc(seen) if seen else None, claims, status))
+        stopped = {s.name for s in stations if s.status == "stopped"}
+        lots = [self._lot_view(ref, report, now, stopped) for ref, report in self._lots]
+        # active lots first, the latest to move first among them; then the finished ones
+        lots.sort(key=lambda v: (not v.active, -(self._last_progress.get(v.job_id, 0.0))))
         # whole bins only: the one still filling would draw every line dropping to the present
         start = (int(now) - self._window) // BIN * BIN + BIN
         bins = (int(now) - start) // BIN
@@ -236,7 +308,7 @@ def latest_failures(c: Connection, ref: JobRef) -> list[Failure]:
         Failure(as_utc(at), ref.lot, station, uid, code or "unknown")
         for at, station, uid, code in c.execute(
             sa.select(results.c.time, results.c.station, results.c.uid, results.c.error_code)
-            .where(results.c.job_id == ref.id, results.c.result == "failed")
+            .where(results.c.job_id == ref.id, results.c.result.not_in(GOOD_OUTCOMES))
             .order_by(results.c.time.desc())
             .limit(LATEST)
         )
@@ -269,6 +341,11 @@ def _epoch_second(dialect: str) -> sa.ColumnElement[int]:
     if dialect == "postgresql":
         return sa.cast(sa.func.floor(sa.extract("epoch", records.c.time)), sa.BigInteger)
     return sa.cast(sa.func.strftime("%s", records.c.time), sa.Integer)
+
+
+def _quiet(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
 def _utc(ts: float) -> datetime.datetime:

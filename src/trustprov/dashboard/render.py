@@ -14,11 +14,19 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+from collections.abc import Sequence
 from importlib import resources
 
 from trustprov.dashboard import charts
 from trustprov.dashboard.charts import escape
-from trustprov.dashboard.model import Failure, LotView, Snapshot, StationView
+from trustprov.dashboard.model import (
+    Column,
+    Failure,
+    LotView,
+    Provenance,
+    Snapshot,
+    StationView,
+)
 from trustprov.line.report import LotReport
 
 
@@ -44,35 +52,52 @@ def _count(name: str, value: object) -> str:
     return f'<td data-count="{name}">{escape(str(value))}</td>'
 
 
+def _eta(r: LotReport, view: LotView) -> str:
+    if not r.pending:
+        failed = r.total.failed
+        return f"finished, {failed} chips failed" if failed else "finished"
+    if view.eta_s is None:
+        return "- (no chip settled in the last minute)"
+    return _duration(view.eta_s)
+
+
+def headline(r: LotReport) -> str:
+    """The lot's progress as good chips of the lot: never attempts (a failed chip is not
+    progress), with the failed and pending chips beside it."""
+    t = r.total
+    bar = charts.progress(
+        [(t.provisioned, charts.GOOD), (t.already_provisioned, charts.ALREADY)],
+        r.chips,
+        label=f"{r.good} of {r.chips} chips good",
+    )
+    share = 100 * r.good / r.chips if r.chips else 0.0
+    parts = [
+        f'{bar} <strong data-headline="good">{r.good}</strong> of {r.chips} chips good '
+        f"({share:.1f} %)"
+    ]
+    if t.failed:
+        parts.append(f'<span class="failed" data-headline="failed">{t.failed} failed</span>')
+    if r.pending:
+        parts.append(f'<span data-headline="pending">{r.pending} pending</span>')
+    return f'<p class="progress-line">{", ".join(parts)}</p>'
+
+
 def lot_section(r: LotReport, view: LotView | None = None) -> str:
     t = r.total
     y = f"{r.yield_percent} %" if r.yield_percent is not None else "-"
-    settled = t.chips
-    bar = charts.progress(
-        [
-            (t.provisioned, charts.GOOD),
-            (t.already_provisioned, charts.ALREADY),
-            (t.failed, charts.BAD),
-        ],
-        r.chips,
-        label=f"{settled} of {r.chips} chips settled",
-    )
     rate = ""
+    alarms = ""
     if view is not None:
-        eta = (
-            _duration(view.eta_s)
-            if view.eta_s is not None
-            else ("done" if not r.pending else "- (no recent progress)")
-        )
         rate = (
             f'<p class="rate">{view.rate:.1f} chips/s over the last minute; '
-            f'ETA <span data-count="eta">{escape(eta)}</span></p>'
+            f'ETA <span data-count="eta">{escape(_eta(r, view))}</span></p>'
         )
+        alarms = "".join(f'<p class="alarm">{escape(a)}</p>' for a in view.alarms)
     out = [
         f'<section class="lot" data-lot="{escape(r.lot)}">',
         f"<h2>Lot {escape(r.lot)} <small>bundle {escape(r.bundle_id)}</small></h2>",
-        f'<p class="progress-line">{bar} {settled} / {r.chips} '
-        f"({100 * settled / r.chips if r.chips else 0:.1f} %)</p>",
+        alarms,
+        headline(r),
         rate,
         "<table><tr><th>chips</th><th>provisioned</th><th>already provisioned</th>"
         "<th>failed</th><th>pending</th><th>in progress</th><th>yield of the chips done</th>"
@@ -138,6 +163,21 @@ def stations_table(stations: list[StationView]) -> str:
     )
 
 
+def alarm_banner(snap: Snapshot) -> str:
+    """Every lot that needs a person, at the top of the page."""
+    if not snap.alarms:
+        return '<section class="alarms clear" data-alarms="0"><p>No alarm.</p></section>'
+    items = "".join(
+        f'<li data-alarm-lot="{escape(lot)}"><strong>Lot {escape(lot)}</strong>: '
+        f"{escape('; '.join(why))}</li>"
+        for lot, why in snap.alarms
+    )
+    return (
+        f'<section class="alarms" data-alarms="{len(snap.alarms)}" role="alert">'
+        f"<h2>Alarms</h2><ul>{items}</ul></section>"
+    )
+
+
 def live_fragment(snap: Snapshot) -> str:
     """The part of the page that each update replaces."""
     legend = "".join(
@@ -151,6 +191,7 @@ def live_fragment(snap: Snapshot) -> str:
     return (
         f'<p class="generated">Records {escape(snap.records_url)}; read at '
         f'<span id="generated">{_when(snap.generated)}</span></p>'
+        f"{alarm_banner(snap)}"
         f"{lots}"
         f"<section><h2>Chips per second, per station</h2>"
         f"{chart}"
@@ -172,17 +213,80 @@ def dashboard_page(snap: Snapshot) -> str:
     )
 
 
-def report_page(report: LotReport, failures: list[Failure], generated: datetime.datetime) -> str:
+def _column_charts(cols: Sequence[Column]) -> str:
+    """Good chips per second, and failed chips per second in a chart of their own: a failed
+    chip is never drawn as throughput."""
+    if not cols:
+        return "<section><h2>Good chips per second</h2><p>No chip settled yet.</p></section>"
+    good = [(f"{c.start:%H:%M:%S}Z", c.good / c.seconds) for c in cols]
+    out = [
+        "<section><h2>Good chips per second</h2>",
+        charts.column_chart(good, label="good chips per second"),
+        "</section>",
+    ]
+    if any(c.failed for c in cols):
+        failed = [(f"{c.start:%H:%M:%S}Z", c.failed / c.seconds) for c in cols]
+        out += [
+            '<section><h2 class="failed">Failed chips per second (not throughput)</h2>',
+            charts.column_chart(failed, label="failed chips per second", fill=charts.BAD),
+            "</section>",
+        ]
+    return "".join(out)
+
+
+def _provenance(p: Provenance | None) -> str:
+    if p is None:
+        return ""
+
+    def row(name: str, value: object, key: str) -> str:
+        shown = "-" if value is None or value == [] else value
+        return f'<dt>{name}</dt><dd data-provenance="{key}">{escape(str(shown))}</dd>'
+
+    unknown = "not given (cm report --bundle FILE)"
+    software = (
+        f"{p.software_name} {', '.join(p.software_versions)}"
+        if p.software_name
+        else ", ".join(p.software_versions) or None
+    )
+    rows = [
+        row("software", software, "software"),
+        row("software security version", p.security_version, "security_version"),
+        row("bundle id", p.bundle_id, "bundle_id"),
+        row("bundle epoch", p.epoch if p.epoch is not None else p.receipt_epoch, "epoch"),
+        row("minimum security version", p.min_security_version, "min_security_version"),
+        row("authorized set", p.authorized or unknown, "authorized"),
+        row("first chip", _when(p.first_chip), "first_chip"),
+        row("last chip", _when(p.last_chip), "last_chip"),
+        row("stations", ", ".join(p.stations), "stations"),
+        row("trustprov", p.trustprov_version, "trustprov_version"),
+    ]
+    if p.reconciliation is not None:
+        counts = ", ".join(f"{n} {k}" for k, n in p.reconciliation.items())
+        rows.append(row(f"receipts reconciled ({p.reconciled_against})", counts, "reconciliation"))
+    else:
+        rows.append(row("receipts reconciled", "not reconciled (cm report --ca)", "reconciliation"))
+    sources = (
+        "Software name and security version as the chips' stored receipts state them (their "
+        "signatures are checked only when reconciled); versions, times and stations from the "
+        "records; epoch, minimum version and authorized set from the bundle file's manifest."
+    )
+    return (
+        '<section><h2>Provenance</h2><dl class="provenance">'
+        f'{"".join(rows)}</dl><p class="generated">{escape(sources)}</p></section>'
+    )
+
+
+def report_page(
+    report: LotReport,
+    failures: list[Failure],
+    generated: datetime.datetime,
+    columns: Sequence[Column] = (),
+    origin: Provenance | None = None,
+) -> str:
     """The OEM's audit report of a lot as one HTML file: no script, no request of any kind."""
     css = static("dashboard.css").decode()
     digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
     csp = f"default-src 'none'; style-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
-    buckets = [(f"{b.start:%H:%M:%S}Z", b.chips / b.seconds) for b in report.throughput]
-    chart = (
-        charts.column_chart(buckets, label="chips per second")
-        if buckets
-        else "<p>No chip settled yet.</p>"
-    )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
@@ -191,7 +295,8 @@ def report_page(report: LotReport, failures: list[Failure], generated: datetime.
         f"<header><h1>Provisioning report, lot {escape(report.lot)}</h1></header><main>"
         f'<p class="generated">From the records, read at {_when(generated)}.</p>'
         f"{lot_section(report)}"
-        f"<section><h2>Chips per second</h2>{chart}</section>"
+        f"{_provenance(origin)}"
+        f"{_column_charts(columns)}"
         f"<section><h2>Latest failures</h2>{failures_table(failures)}</section>"
         "</main></body></html>"
     )

@@ -24,6 +24,9 @@ from trustprov.errors import InputError
 from trustprov.line.records import JobRef, RecordStore, as_utc, lot_chips, results
 from trustprov.roles.files import STDOUT, check_output, output_file
 
+#: the final outcomes of a chip that holds the bundle; every other outcome (failed, and any the
+#: line adds later) counts as not good, everywhere: totals, failures by cause, the dashboard
+GOOD_OUTCOMES = ("provisioned", "already-provisioned")
 # bucket widths for the throughput table, in seconds; the smallest giving <= MAX_BUCKETS rows
 _WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 MAX_BUCKETS = 24
@@ -68,9 +71,9 @@ class StationCounts:
         return self.provisioned + self.already_provisioned + self.failed
 
     def add(self, result: str, n: int) -> None:
-        if result == "provisioned":
+        if result == GOOD_OUTCOMES[0]:
             self.provisioned += n
-        elif result == "already-provisioned":
+        elif result == GOOD_OUTCOMES[1]:
             self.already_provisioned += n
         else:
             self.failed += n
@@ -96,6 +99,8 @@ class LotReport:
     stations: dict[str, StationCounts] = field(default_factory=dict)
     throughput: list[Bucket] = field(default_factory=list)
     other_bundles: list[str] = field(default_factory=list)
+    #: station -> final outcome as recorded -> chips (the dashboard's metrics, per outcome)
+    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def good(self) -> int:
@@ -226,13 +231,19 @@ def lot_counts(store: RecordStore, ref: JobRef, others: list[str] | None = None)
         ):
             report.stations.setdefault(station, StationCounts()).add(result, n)
             report.total.add(result, n)
+            report.outcomes.setdefault(station, {})[result] = n
         for code, n in c.execute(
             sa.select(results.c.error_code, sa.func.count())
-            .where(mine, results.c.result == "failed")
+            .where(mine, results.c.result.not_in(GOOD_OUTCOMES))
             .group_by(results.c.error_code)
         ):
             report.failures[code or "unknown"] = n
     return report
+
+
+def bucket_width(span: int) -> int:
+    """The seconds per bucket that cut ``span`` seconds into at most MAX_BUCKETS buckets."""
+    return next((w for w in _WIDTHS if math.ceil(span / w) <= MAX_BUCKETS), _WIDTHS[-1])
 
 
 def buckets(per_second: list[tuple[int, int]]) -> list[Bucket]:
@@ -242,7 +253,7 @@ def buckets(per_second: list[tuple[int, int]]) -> list[Bucket]:
         return []
     first, last = per_second[0][0], per_second[-1][0]
     span = last - first + 1
-    width = next((w for w in _WIDTHS if math.ceil(span / w) <= MAX_BUCKETS), _WIDTHS[-1])
+    width = bucket_width(span)
     counts = [0] * math.ceil(span / width)
     for second, n in per_second:
         counts[(second - first) // width] += n

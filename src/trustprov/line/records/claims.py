@@ -10,7 +10,7 @@ import datetime
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -26,7 +26,9 @@ from trustprov.line.records.schema import (
     records,
     results,
 )
-from trustprov.roles.cm import Outcome
+
+if TYPE_CHECKING:  # annotations only: reading records needs no CM role (start-up)
+    from trustprov.roles.cm import Outcome
 
 log = logging.getLogger("trustprov.line.records")
 

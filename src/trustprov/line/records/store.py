@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from trustprov.errors import InputError
@@ -171,6 +171,9 @@ class RecordStore(RecordClaims, RecordQueries):
     def _insert(self, table: sa.Table) -> Any:
         """INSERT with the dialect's ON CONFLICT support."""
         if self.dialect == "postgresql":
+            # only on PostgreSQL: its dialect costs an SQLite store's command start-up
+            from sqlalchemy.dialects import postgresql  # noqa: PLC0415
+
             return postgresql.insert(table)
         return sqlite.insert(table)
 
