@@ -389,9 +389,7 @@ def _print_report(
                 f"{b.chips / b.seconds:>8.1f} chips/s"
             )
     if r.other_bundles:
-        say(
-            f"  other bundles of this lot: {', '.join(r.other_bundles)} (cm report --bundle ID)"
-        )
+        say(f"  other bundles of this lot: {', '.join(r.other_bundles)} (cm report --bundle ID)")
     if rows is not None:
         say(f"  {rows} chips written to {csv_path}")
     if html_path is not None:
