@@ -61,6 +61,20 @@ def browser() -> Iterator[Any]:
     d.quit()
 
 
+def _read(d: Any, css: str, attr: str | None = None) -> str | None:
+    """One element's text (or attribute) read in one script: the page re-renders on every
+    event, so an element found in one call may be replaced before the next reads it."""
+    found = d.execute_script(
+        "const e = document.querySelector(arguments[0]);"
+        "if (!e) return null;"
+        "return arguments[1] === null ? e.textContent : e.getAttribute(arguments[1]);",
+        css,
+        attr,
+    )
+    assert found is None or isinstance(found, str)
+    return found
+
+
 def _page_counts(d: Any, lot: str) -> dict[str, str]:
     from selenium.webdriver.common.by import By  # noqa: PLC0415 - with the browser
 
@@ -123,7 +137,7 @@ def test_the_page_follows_a_running_station(
     browser.get(d.url)
     browser.execute_script("window.notReloaded = true;")
     wait_for(
-        lambda: browser.find_element("id", "status").get_attribute("data-state") == "live",
+        lambda: _read(browser, "#status", "data-state") == "live",
         what="the event stream",
     )
     station = subprocess.Popen(
@@ -180,12 +194,11 @@ def test_the_page_follows_a_running_station(
     text = browser.find_element("tag name", "body").text
     assert "st-1" in text
     # the headline is good chips; a clean lot raises no alarm and says it finished
-    good = browser.find_element("css selector", f"section.lot[data-lot='{lot}'] [data-headline]")
-    assert good.text == str(CHIPS)
-    banner = browser.find_element("css selector", "section.alarms")
-    assert banner.get_attribute("data-alarms") == "0"
-    eta = browser.find_element("css selector", f"section.lot[data-lot='{lot}'] [data-count=eta]")
-    assert eta.text == "finished"
+    good = _read(browser, f"section.lot[data-lot='{lot}'] [data-headline]")
+    assert good is not None
+    assert good.strip() == str(CHIPS)
+    assert _read(browser, "section.alarms", "data-alarms") == "0"
+    assert _read(browser, f"section.lot[data-lot='{lot}'] [data-count=eta]") == "finished"
     # no asset value reaches the page: the records never held one
     source = browser.page_source.lower()
     for key in (KEY1, KEY2):
@@ -237,7 +250,7 @@ def test_the_browser_needs_the_token_beyond_loopback(
     browser.get(d.token_url)
     assert browser.current_url == d.url  # redirected: the token is out of the address bar
     wait_for(
-        lambda: browser.find_element("id", "status").get_attribute("data-state") == "live",
+        lambda: _read(browser, "#status", "data-state") == "live",
         what="the event stream with the cookie",
     )
     assert browser.execute_script("return document.cookie;") == ""  # HttpOnly: no script reads it
