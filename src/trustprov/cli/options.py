@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,25 @@ def path_option(*names: str, **kwargs: Any) -> Callable[[F], F]:
         *names, type=click.Path(path_type=Path), required=True, **kwargs
     )
     return option
+
+
+def read_board_token(path: Path | None) -> str | None:
+    """A chip board's token (docs/protocol.md 13.1): the first line of ``path``, or else the
+    environment's TRUSTPROV_BOARD_TOKEN; None if neither. Never a command-line value: any local
+    user reads those in ``ps``. The error never quotes what the file holds."""
+    from trustprov.formats.token import BOARD_TOKEN_ENV, check_token  # noqa: PLC0415 - lazy
+    from trustprov.roles.files import read_bytes  # noqa: PLC0415 - lazy: start-up
+
+    if path is not None:
+        data = read_bytes(path, limit=4096, what="token file")
+        lines = data.splitlines()
+        try:
+            text = lines[0].decode("ascii").strip() if lines else ""
+        except UnicodeDecodeError:
+            text = ""
+        return check_token(text, f"the token in {path}")
+    given = os.environ.get(BOARD_TOKEN_ENV)
+    return check_token(given, BOARD_TOKEN_ENV) if given else None
 
 
 def force_option(what: str) -> Callable[[F], F]:
