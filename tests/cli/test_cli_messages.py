@@ -116,6 +116,9 @@ NOT_INPUTS: dict[Path_, set[str]] = {
     ("cm", "receipts"): {"where", "out"},
     ("line", "dashboard"): {"where"},
     ("chip", "conformance"): {"code_file"},  # the chip's code: raw bytes, any content
+    # a secret's first line, no artifact: never described, never quoted in an error
+    ("chip", "serve"): {"token_file"},
+    ("cm", "provision"): {"board_token_file"},
     ("inspect",): {"file", "key", "ca"},  # inspect is the recogniser itself
     ("demo",): {"out"},
 }
