@@ -17,6 +17,7 @@ from trustprov.formats.frame import (
     FrameDecoder,
     FrameType,
     LinkErrorReason,
+    LinkInfo,
     encode_frame,
     encode_hello,
     fragment_bound,
@@ -188,8 +189,6 @@ def test_a_request_above_the_chip_s_fragment_bound_is_refused_before_sending() -
 # -- the chip ------------------------------------------------------------------------------
 def _linked(endpoint: ChipEndpoint) -> int:
     answer = _frames(endpoint.feed(encode_frame(FrameType.HELLO, payload=encode_hello(b"abcd"))))
-    from trustprov.formats.frame import LinkInfo  # noqa: PLC0415 - this helper only
-
     return LinkInfo.from_bytes(answer[0].payload).first_seq
 
 
