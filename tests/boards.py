@@ -33,8 +33,11 @@ class BoardProcess:
         ready, _, _ = select.select([self.proc.stdout], [], [], READY_TIMEOUT)
         line = self.proc.stdout.readline() if ready else b""
         if not line:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            _, err_bytes = self.proc.communicate(timeout=10)
+            err = err_bytes.decode(errors="replace")
             self.stop()
-            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
             raise AssertionError(f"the board did not start: {err}")
         self.ready: dict[str, Any] = json.loads(line)
 

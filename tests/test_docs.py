@@ -20,6 +20,7 @@ from trustprov.firmware import commands
 from trustprov.formats import authz, budget, bundle, frame, lotsig, receipt, software
 from trustprov.formats.limits import LIMITS, Shape
 from trustprov.link import messages, port
+from trustprov.link.budget import FLOOD_SLACK
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
@@ -161,6 +162,11 @@ SIZES: dict[str, int] = {
     "bytes of a link request or response message": LIMITS.link_message,
     "bytes of a frame payload (max frame), at most": LIMITS.link_frame,
     "max frame a chip may announce, at least": frame.MIN_FRAME,
+    "fragments of one link message (K, 12.3), at most": frame.MAX_FRAGMENTS,
+    "fragments of a link message of the largest size in frames of the largest size": (
+        frame.fragment_bound(LIMITS.link_message, LIMITS.link_frame)
+    ),
+    "frames a host takes from a chip beyond what its requests call for (12.4)": FLOOD_SLACK,
     "bytes of an op name": messages.MAX_OP,
     "characters of an error message": messages.MAX_MESSAGE_TEXT,
     "bytes of a chip certificate (DER)": LIMITS.certificate,

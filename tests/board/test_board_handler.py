@@ -20,7 +20,7 @@ from trustprov.roles.cm import Job
 FAST = {"timeout": 0.2, "max_retries": 1}  # a socket with no chip answers nothing
 
 
-def test_the_five_requests_parse() -> None:
+def test_the_six_requests_parse() -> None:
     uid = bytes(range(16))
     assert parse_request(b'{"op":"status"}') == Request("status")
     got = parse_request(json.dumps({"op": "insert", "socket": 3, "chip": uid.hex()}).encode())
@@ -33,6 +33,9 @@ def test_the_five_requests_parse() -> None:
     assert parse_request(b'{"op":"kill","socket":2}') == Request("kill", 2)
     replacing = {"op": "insert", "socket": 0, "chip": uid.hex(), "replace": True}
     assert parse_request(json.dumps(replacing).encode()).replace
+    auth = parse_request(b'{"op":"auth","token":"0123456789abcdef"}')
+    assert (auth.op, auth.token) == ("auth", "0123456789abcdef")
+    assert "0123456789abcdef" not in repr(auth)
 
 
 @pytest.mark.parametrize(
@@ -53,11 +56,48 @@ def test_the_five_requests_parse() -> None:
         b'{"op":"remove","socket":0,"replace":true}',
         b"\xff\xfe",
         b"{" + b" " * MAX_REQUEST + b"}",
+        # unknown fields, and fields of a wrong type (protocol.md 13.1: exactly these fields)
+        b'{"op":"status","token":"x"}',
+        b'{"op":"kill","socket":0,"after":1}',
+        b'{"op":["status"]}',
+        b'{"op":null}',
+        b'{"op":"remove","socket":"0"}',
+        b'{"op":"remove","socket":0.0}',
+        b'{"op":"remove","socket":65536}',
+        b'{"op":"insert","socket":0,"chip":7}',
+        b'{"op":"power-cycle","socket":0,"after":-1}',
+        b'{"op":"power-cycle","socket":0,"after":4294967296}',
+        b'{"op":"auth"}',
+        b'{"op":"auth","token":5}',
+        b'{"op":"auth","token":""}',
+        b'{"op":"auth","token":"0123456789abcdef","socket":0}',
+        # a field given twice: json.loads would keep the last one
+        b'{"op":"status","op":"kill","socket":0}',
+        b'{"op":"kill","socket":0,"socket":1}',
+        b'{"op":"remove","socket":0,"socket":0}',
+        b'{"op":"insert","socket":0,"chip":"' + b"0" * 32 + b'","chip":"' + b"1" * 32 + b'"}',
+        b'{"op":"power-cycle","socket":0,"after":0,"after":99}',
     ],
 )
 def test_anything_else_is_refused(line: bytes) -> None:
-    with pytest.raises(HandlerError):
+    with pytest.raises(HandlerError) as e:
         parse_request(line)
+    assert e.value.code == ("too-long" if len(line) > MAX_REQUEST else "bad-request")
+
+
+def test_a_field_given_twice_is_refused_on_the_wire(
+    cm_farm: Path, start_board: BoardStarter
+) -> None:
+    """``{"op":"status","op":"kill","socket":0}`` kills nothing: the board answers bad-request
+    and the socket stays in service."""
+    board = start_board(cm_farm)
+    host, _, port = board.handler.removeprefix("tcp://").rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        f = s.makefile("rb")
+        s.sendall(b'{"op":"status","op":"kill","socket":0}\n')
+        assert json.loads(f.readline())["error"] == "bad-request"
+    with BoardClient(board.handler) as h:
+        assert [x["state"] for x in h.status()] == ["empty"]
 
 
 def test_handler_operations(cm_farm: Path, world: object, start_board: BoardStarter) -> None:
@@ -158,3 +198,64 @@ def test_raw_lines(cm_farm: Path, start_board: BoardStarter) -> None:
         s.sendall(b"x" * (MAX_REQUEST + 10))
         assert json.loads(f.readline())["error"] == "too-long"
         assert f.readline() == b""  # and the connection is closed
+
+
+TOKEN = "s3cr3t-t0ken-0f-the-b0ard"  # noqa: S105 - a test token
+
+
+def test_a_board_with_a_token_answers_nothing_before_it(
+    cm_farm: Path, start_board: BoardStarter, tmp_path: Path
+) -> None:
+    """protocol.md 13.1: the first request of a connection presents the token; anything
+    before it, or a wrong one, is answered unauthorized and the connection closed. The token
+    comes from a file: it is not on the board's command line (``ps``)."""
+    token_file = tmp_path / "board.token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)  # a secret file: its owner's alone
+    args = ["chip", "serve", "--farm", str(cm_farm), "--listen", "tcp://127.0.0.1:0"]
+    board = start_board(args=[*args, "--token-file", str(token_file)])
+    assert TOKEN not in " ".join(map(str, board.proc.args))
+    host, _, port = board.handler.removeprefix("tcp://").rpartition(":")
+    for first in (
+        b'{"op":"status"}\n',
+        b'{"op":"kill","socket":0}\n',
+        b'{"op":"auth","token":"not-the-token-at-all"}\n',
+    ):
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            f = s.makefile("rb")
+            s.sendall(first + b'{"op":"status"}\n')
+            answer = json.loads(f.readline())
+            assert (answer["ok"], answer["error"]) == (False, "unauthorized")
+            assert TOKEN not in answer["message"]
+            assert f.readline() == b""  # closed: the second request is not answered
+    with pytest.raises(TransportError) as e:
+        BoardClient(board.handler).status()
+    assert e.value.code == "unauthorized"
+    with pytest.raises(TransportError) as e:
+        BoardClient(board.handler, token=TOKEN[::-1]).status()
+    assert e.value.code == "unauthorized"
+    with BoardClient(board.handler, token=TOKEN) as h:
+        assert TOKEN not in repr(h)
+        assert [x["state"] for x in h.status()] == ["empty"]  # the kill above did nothing
+
+
+def test_beyond_loopback_a_board_needs_a_token(cm_farm: Path) -> None:
+    from trustprov.board.server import Board  # noqa: PLC0415 - the board's own check
+    from trustprov.errors import InputError  # noqa: PLC0415
+
+    for host in ("0.0.0.0", "127.0.0.2", "::"):  # noqa: S104 - the addresses under test
+        board = Board(cm_farm)
+        try:
+            with pytest.raises(InputError, match="needs a token"):
+                board.listen_tcp(host, 0, 1)
+        finally:
+            board.close()
+    board = Board(cm_farm, token=TOKEN)
+    try:
+        ready = board.listen_tcp("0.0.0.0", 0, 1)  # noqa: S104 - with its token, it may
+        assert str(ready["handler"]).startswith("tcp://0.0.0.0:")
+    finally:
+        board.close()
+    with pytest.raises(InputError) as e:
+        Board(cm_farm, token=TOKEN[:5])
+    assert TOKEN[:5] not in e.value.message

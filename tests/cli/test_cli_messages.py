@@ -113,11 +113,13 @@ NOT_INPUTS: dict[Path_, set[str]] = {
     ("oem", "reconcile"): {"csv_path"},
     ("oem", "template"): {"out"},
     # a secret file (a password, a token) is no artifact: never sniffed for what it is
-    ("cm", "provision"): {"records_password_file"},
+    ("cm", "provision"): {"records_password_file", "board_token_file"},
     ("cm", "report"): {"where", "csv_path", "html_path", "records_password_file"},
     ("cm", "receipts"): {"where", "out", "records_password_file"},
     ("line", "dashboard"): {"where", "records_password_file", "token_file"},
     ("chip", "conformance"): {"code_file"},  # the chip's code: raw bytes, any content
+    # a secret's first line, no artifact: never described, never quoted in an error
+    ("chip", "serve"): {"token_file"},
     ("inspect",): {"file", "key", "ca"},  # inspect is the recogniser itself
     ("demo",): {"out"},
 }

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from boards import BoardStarter
 
 from trustprov.link.address import open_link
@@ -167,3 +168,36 @@ def test_a_killed_board_is_one_line_and_a_rerun_finishes(
     assert [u for u, _ in final] == sorted(cw.a.cm_uids)  # one final record each
     assert {r for _, r in final} <= {"provisioned", "already-provisioned"}
     assert lifecycles(farm, cw.a.cm_lot) == dict.fromkeys(cw.a.cm_uids, "PROVISIONED")
+
+
+def test_a_board_beyond_loopback_needs_its_token_from_a_file_or_the_environment(
+    cw: CliWorld, tmp_path: Path, start_board: BoardStarter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """protocol.md 13.1: a board bound beyond loopback refuses to start without a token; the
+    station gives it from --board-token-file or TRUSTPROV_BOARD_TOKEN, never on its command
+    line; no output shows it."""
+    token = "b0ard-t0ken-for-the-line-" + "x" * 8
+    token_file = tmp_path / "board.token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)  # a secret file: its owner's alone
+    farm = cw.fresh_farm(tmp_path)
+    serve = ["chip", "serve", "--farm", farm, "--listen", "tcp://0.0.0.0:0"]
+    assert_error(run(*serve), exit_code=2, match="needs a token")
+    short = tmp_path / "short.token"
+    short.write_text("tiny\n")
+    short.chmod(0o600)
+    line = assert_error(run(*serve, "--token-file", short), exit_code=2, match="16 to 128")
+    assert "tiny" not in line
+    board = start_board(args=[*map(str, serve), "--token-file", str(token_file)])
+    handler = board.handler.replace("0.0.0.0", "127.0.0.1")  # noqa: S104 - not a bind
+    job = _wire_job(cw, tmp_path, "--board", handler)
+    monkeypatch.delenv("TRUSTPROV_BOARD_TOKEN", raising=False)
+    assert_error(run(*job), exit_code=1, match="token")
+    assert_error(run(*job, "--board-token-file", short), exit_code=2, match="16 to 128")
+    result = ok(*job, "--board-token-file", token_file, "--json")
+    s = json.loads(result.stdout)
+    assert (s["chips"], s["provisioned"], s["failed"]) == (4, 4, 0)
+    assert token not in result.stdout + result.stderr
+    monkeypatch.setenv("TRUSTPROV_BOARD_TOKEN", token)
+    again = json.loads(ok(*job, "--json").stdout)  # from the environment: nothing left to do
+    assert (again["settled_before"], again["provisioned"]) == (4, 0)

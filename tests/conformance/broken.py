@@ -49,6 +49,20 @@ class AckBeforeCrc(ChipEndpoint):
         return bytes(early) + super().feed(data)
 
 
+class Unbounded(ChipEndpoint):
+    """Takes any number of fragments, empty ones too (the bound of 65,536 of old)."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.max_fragments = 1 << 16
+
+    def _accept(self, frame: Frame) -> bytes:
+        if frame.more and not frame.payload:
+            self._expected_frag += 1  # the defect: an empty fragment taken as any other
+            return encode_frame(FrameType.ACK, frame.seq, frame.frag)
+        return super()._accept(frame)
+
+
 class RunsDuplicates(ChipEndpoint):
     """Runs a duplicate of a message again instead of answering from its cache."""
 
@@ -153,6 +167,7 @@ class NoRollback(_Port):
 DEFECTS: dict[str, tuple[type[ChipEndpoint], type[ChipPort], str]] = {
     "ack-before-crc": (AckBeforeCrc, ChipPort, "link.crc"),
     "runs-duplicates": (RunsDuplicates, ChipPort, "link.duplicate"),
+    "unbounded-fragments": (Unbounded, ChipPort, "link.bounds"),
     "accepts-out-of-order": (ChipEndpoint, AcceptsOutOfOrder, "refusal.out-of-order"),
     "session-after-lock": (ChipEndpoint, SessionAfterLock, "lock.ends-session"),
     "leaky-message": (ChipEndpoint, LeakyMessage, "secrets.fixed-messages"),

@@ -10,25 +10,30 @@ connection closed. Requests::
     {"op": "remove", "socket": K}
     {"op": "power-cycle", "socket": K, "after": N}      N >= 0 bytes of input, default 0 (now)
     {"op": "kill", "socket": K}                          the socket stops answering (a fault)
+    {"op": "auth", "token": "<token>"}                   first, on a board that has a token
 
 Responses: ``{"ok": true, ...}`` or ``{"ok": false, "error": CODE, "message": TEXT}``.
 
-Invariant: `parse_request` accepts exactly the five forms above and raises `HandlerError` for
-anything else; nothing here touches a chip.
+Invariants: `parse_request` accepts exactly the six forms above (each field once, of its type,
+no other field) and raises `HandlerError` for anything else; nothing here touches a chip. A
+board bound beyond loopback has a token (`formats.token`), and a connection that has not
+presented it is answered nothing but ``unauthorized``; the token never reaches a log, an
+answer or a repr.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from trustprov.errors import TrustprovError
+from trustprov.formats.token import TOKEN_MAX
 
 MAX_REQUEST = 256
 UID_HEX = 32
 MAX_AFTER = 1 << 32
-OPS = ("status", "insert", "remove", "power-cycle", "kill")
+OPS = ("status", "insert", "remove", "power-cycle", "kill", "auth")
 
 
 class HandlerError(TrustprovError):
@@ -44,16 +49,26 @@ class Request:
     chip: bytes = b""
     after: int = 0
     replace: bool = False  # insert: take out the chip in the socket first
+    token: str = field(default="", repr=False)  # auth
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose every key is given once: ``{"op":"status","op":"kill"}`` is not
+    taken as its last "op" (what json.loads does by default)."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        raise HandlerError("request repeats a field")
+    return doc
 
 
 def parse_request(line: bytes) -> Request:
     if len(line) > MAX_REQUEST:
         raise HandlerError(f"request longer than {MAX_REQUEST} bytes", code="too-long")
     try:
-        doc = json.loads(line.decode("utf-8"))
+        doc = json.loads(line.decode("utf-8"), object_pairs_hook=_pairs)
     except (UnicodeDecodeError, ValueError) as e:
         raise HandlerError("request is not one JSON object") from e
-    if not isinstance(doc, dict) or doc.get("op") not in OPS:
+    if not isinstance(doc, dict) or not isinstance(doc.get("op"), str) or doc["op"] not in OPS:
         raise HandlerError(f"request needs an op, one of {', '.join(OPS)}")
     op = doc["op"]
     allowed = {
@@ -62,12 +77,18 @@ def parse_request(line: bytes) -> Request:
         "remove": {"op", "socket"},
         "power-cycle": {"op", "socket", "after"},
         "kill": {"op", "socket"},
+        "auth": {"op", "token"},
     }[op]
     required = allowed - {"after", "replace"}
     if not required <= doc.keys() <= allowed:
         raise HandlerError(f"{op}: fields are {sorted(allowed)}")
     if op == "status":
         return Request(op)
+    if op == "auth":
+        token = doc["token"]
+        if not isinstance(token, str) or not 0 < len(token) <= TOKEN_MAX:
+            raise HandlerError(f"auth: token must be a string of 1 to {TOKEN_MAX} characters")
+        return Request(op, token=token)
     socket = _int(doc["socket"], "socket", 1 << 16)
     if op == "insert":
         text = doc["chip"]

@@ -30,6 +30,7 @@ from trustprov.board.faults import FaultDice, Faults
 from trustprov.board.slot import IDLE_TIMEOUT, Slot, Timers
 from trustprov.chip.farm import Farm
 from trustprov.errors import InputError
+from trustprov.formats.token import BOARD_TOKEN_ENV, check_token, needs_token, token_matches
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,16 @@ BIND_TRIES = 20
 
 class Board:
     def __init__(
-        self, farm_path: Path, *, faults: Faults | None = None, idle_timeout: float = IDLE_TIMEOUT
+        self,
+        farm_path: Path,
+        *,
+        faults: Faults | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        token: str | None = None,
     ) -> None:
+        """``token``: what a handler connection must present first (`formats.token`);
+        required to listen beyond loopback."""
+        self._token = None if token is None else check_token(token)
         self._farm_path = Path(farm_path)
         self._idle_timeout = idle_timeout
         Farm(self._farm_path).close()  # refuse a missing farm before anything is listening
@@ -61,6 +70,11 @@ class Board:
     def listen_tcp(self, host: str, port: int, sockets: int) -> dict[str, object]:
         if not 1 <= sockets <= MAX_SOCKETS:
             raise InputError(f"--sockets must be 1 to {MAX_SOCKETS}")
+        if needs_token(host) and self._token is None:
+            raise InputError(
+                f"a board listening on {host} (beyond loopback) needs a token: "
+                f"--token-file FILE, or {BOARD_TOKEN_ENV}"
+            )
         listeners = _bind_run(host, port, sockets + 1)
         base = listeners[0].getsockname()[1]
         self._add_listener(listeners[0], self._accept_handler)
@@ -186,6 +200,7 @@ class Board:
 
     def _accept_handler(self, conn: socket.socket) -> None:
         buf = bytearray()
+        authed = [self._token is None]  # a board with a token: nothing before it is shown
 
         def read() -> None:
             data = _recv(conn)
@@ -196,19 +211,31 @@ class Board:
             while (n := buf.find(b"\n")) >= 0:
                 line = bytes(buf[:n])
                 del buf[: n + 1]
-                if not self._answer(conn, line):
+                if not self._answer(conn, line, authed):
                     return
             if len(buf) > handler.MAX_REQUEST:
-                self._answer(conn, bytes(buf))
+                self._answer(conn, bytes(buf), authed)
 
         self._sel.register(conn, selectors.EVENT_READ, read)
 
-    def _answer(self, conn: socket.socket, line: bytes) -> bool:
+    def _answer(self, conn: socket.socket, line: bytes, authed: list[bool]) -> bool:
         try:
-            reply = self._execute(handler.parse_request(line))
+            request = handler.parse_request(line)
+            if request.op == "auth":
+                if self._token is not None and not token_matches(request.token, self._token):
+                    raise handler.HandlerError("wrong token", code="unauthorized")
+                authed[0] = True
+                reply = handler.ok()
+            elif not authed[0]:
+                raise handler.HandlerError(
+                    'this board needs its token first: {"op":"auth","token":...}',
+                    code="unauthorized",
+                )
+            else:
+                reply = self._execute(request)
         except handler.HandlerError as e:
             reply = handler.error(e.code, e.message)
-            if e.code == "too-long":
+            if e.code in ("too-long", "unauthorized"):
                 _send_quietly(conn, reply)
                 self._drop(conn)
                 return False

@@ -13,8 +13,10 @@ Invariants:
   cached response, without running the handler.
 - Before a hello, and after `reset` (a power cut), no request is executed: every request frame is
   answered with RESET, so a host can never mistake a fresh chip for the one it was talking to.
-- Reassembly never holds more than ``max_message`` bytes; an oversized message is refused with
-  an ERROR frame and discarded.
+- Reassembly never holds more than ``max_message`` bytes nor more than
+  ``fragment_bound(max_message, max_frame)`` fragments, and takes no empty fragment but a
+  message's last: such a message is refused with an ERROR frame and discarded. So a message
+  costs the chip at most that many frames, each appended once (linear in its bytes).
 - ``on_idle`` fires once when ``idle_timeout`` seconds pass with no valid frame after a request
   ran; it is armed again by the next request that runs.
 - One thread at a time: whoever owns the chip's wire calls `feed`, `poll` and `reset` in turn.
@@ -29,7 +31,6 @@ from collections.abc import Callable
 
 from trustprov.errors import FormatError
 from trustprov.formats.frame import (
-    MAX_FRAGMENTS,
     MIN_FRAME,
     PROTOCOL_VERSION,
     SEQ_MOD,
@@ -41,6 +42,7 @@ from trustprov.formats.frame import (
     decode_hello,
     encode_frame,
     first_seq,
+    fragment_bound,
 )
 from trustprov.formats.limits import LIMITS
 
@@ -69,6 +71,7 @@ class ChipEndpoint:
         self.max_message = max_message
         self.max_frame = max_frame
         self.window = window
+        self.max_fragments = fragment_bound(max_message, max_frame)
         self._idle_timeout = idle_timeout
         self._on_idle = on_idle
         self._clock = clock
@@ -169,8 +172,10 @@ class ChipEndpoint:
     def _accept(self, frame: Frame) -> bytes:
         if len(self._rx) + len(frame.payload) > self.max_message:
             reason = LinkErrorReason.TOO_LARGE
-        elif frame.more and frame.frag == MAX_FRAGMENTS - 1:
+        elif frame.more and frame.frag + 1 >= self.max_fragments:
             reason = LinkErrorReason.TOO_MANY_FRAGMENTS
+        elif frame.more and not frame.payload:
+            reason = LinkErrorReason.EMPTY_FRAGMENT
         else:
             self._rx += frame.payload
             self._expected_frag += 1

@@ -62,6 +62,13 @@ def cm() -> None:
     multiple=True,
     help="A chip board's handler, tcp://HOST:PORT (repeatable): every socket is driven at once.",
 )
+@click.option(
+    "--board-token-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A file whose first line is the boards' handler token (also from "
+    "TRUSTPROV_BOARD_TOKEN): a board listening beyond loopback requires it.",
+)
 @click.option("--port", default=None, help="The one chip on a serial line, serial:///dev/X.")
 @click.option("--lot", required=True, help="Lot to provision.")
 @path_option("--software", help="The signed provisioning software.")
@@ -112,6 +119,7 @@ def provision(
     farm: Path | None,
     manifest: Path | None,
     boards: tuple[str, ...],
+    board_token_file: Path | None,
     port: str | None,
     lot: str,
     software: Path,
@@ -144,7 +152,7 @@ def provision(
     if icm_key is not None and manifest is None:
         # it would check nothing: in-process chips come with no lot manifest to check
         raise InputError("--icm-key checks the signature of --manifest; give it with --manifest")
-    wire = check_wire_options(farm, manifest, boards, port)
+    wire = check_wire_options(farm, manifest, boards, port, board_token_file)
     job = Job.load(software, share, bundle, auth)
     where = manifest if manifest is not None else farm
     assert where is not None  # noqa: S101 - check_wire_options wants one of them

@@ -49,6 +49,19 @@ def path_option(*names: str, **kwargs: Any) -> Callable[[F], F]:
     return option
 
 
+def read_board_token(path: Path | None, option: str = "--token-file") -> str | None:
+    """A chip board's token (docs/protocol.md 13.1): the secret of ``path`` (as every secret
+    file: `read_secret_file`), or else the environment's TRUSTPROV_BOARD_TOKEN; None if
+    neither. Never a command-line value: any local user reads those in ``ps``. The error never
+    quotes what the file holds."""
+    from trustprov.formats.token import BOARD_TOKEN_ENV, check_token  # noqa: PLC0415 - lazy
+
+    if path is not None:
+        return check_token(read_secret_file(path, option), f"the token in {path}")
+    given = os.environ.get(BOARD_TOKEN_ENV)
+    return check_token(given, BOARD_TOKEN_ENV) if given else None
+
+
 def force_option(what: str) -> Callable[[F], F]:
     """``--force``: replace an existing regular file at an output path (never anything else)."""
     option: Callable[[F], F] = click.option(

@@ -16,7 +16,7 @@ import click
 
 from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
-from trustprov.cli.options import parse_uid, path_option
+from trustprov.cli.options import parse_uid, path_option, read_board_token
 from trustprov.errors import InputError
 
 
@@ -57,6 +57,14 @@ def parse_listen(text: str) -> tuple[str, int] | None:
     show_default=True,
     help="Seconds without input after which a chip ends an open session (protocol.md 12.5).",
 )
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A file whose first line is the token every handler connection must present "
+    "(16-128 printable characters; also from TRUSTPROV_BOARD_TOKEN); required with any "
+    "--listen address but 127.0.0.1 or ::1.",
+)
 def serve(
     farm: Path,
     listen: str,
@@ -64,6 +72,7 @@ def serve(
     uid: str | None,
     faults: str | None,
     idle_timeout: float = 10.0,
+    token_file: Path | None = None,
 ) -> None:
     """Run a chip board until SIGTERM; print its ports as one JSON line when ready.
 
@@ -81,7 +90,7 @@ def serve(
             f"--listen: sockets listen on PORT+1..PORT+{sockets}, above port 65535; "
             "give a lower PORT (or 0)"
         )
-    board = Board(farm, faults=spec, idle_timeout=idle_timeout)
+    board = Board(farm, faults=spec, idle_timeout=idle_timeout, token=read_board_token(token_file))
     if where is None:
         assert uid is not None  # noqa: S101 - checked above
         ready = board.listen_pty(parse_uid(uid))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from trustprov.cli.options import read_board_token
 from trustprov.errors import FormatError, InputError
 from trustprov.line.boards import provision_lot_wire
 from trustprov.line.station import LotSummary
@@ -18,10 +19,15 @@ class Wire:
     manifest: Path
     boards: tuple[str, ...]
     port: str | None
+    board_token: str | None = field(default=None, repr=False)
 
 
 def check_wire_options(
-    farm: Path | None, manifest: Path | None, boards: tuple[str, ...], port: str | None
+    farm: Path | None,
+    manifest: Path | None,
+    boards: tuple[str, ...],
+    port: str | None,
+    board_token_file: Path | None = None,
 ) -> Wire | None:
     """None for in-process chips (--farm); the wire's options otherwise."""
     if manifest is None:
@@ -34,7 +40,10 @@ def check_wire_options(
         raise InputError("--farm and --manifest exclude each other: the board holds the farm")
     if bool(boards) == (port is not None):
         raise InputError("with --manifest give --board (one or more) or --port, not both")
-    return Wire(manifest, boards, port)
+    if board_token_file is not None and not boards:
+        raise InputError("--board-token-file goes with --board")
+    token = read_board_token(board_token_file, "--board-token-file") if boards else None
+    return Wire(manifest, boards, port, token)
 
 
 def provision_wire(
@@ -67,4 +76,5 @@ def provision_wire(
         on_start=on_start,
         stop_after=stop_after,
         records_password=records_password,
+        board_token=wire.board_token,
     )

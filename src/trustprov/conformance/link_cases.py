@@ -13,13 +13,16 @@ from trustprov.conformance.raw import RawLink, describe
 from trustprov.conformance.suite import Case, Context, expect, refused
 from trustprov.formats.frame import (
     FrameType,
+    LinkErrorReason,
     encode_frame,
     encode_hello,
+    fragment_bound,
 )
 from trustprov.link import messages
 
 STATUS = messages.encode_request("rom.status", {})
 QUIET = 0.3  # seconds to listen for frames that must not come
+BOUND_CHECKED = 4096  # a chip's fragment bound above this is not walked fragment by fragment
 
 
 def _bad_crc(frame: bytes) -> bytes:
@@ -100,6 +103,45 @@ def fragments(ctx: Context) -> str:
         return "3 fragments: ACK, ACK, RESPONSE"
 
 
+def bounds(ctx: Context) -> str:
+    with RawLink(ctx.address, ctx.answers) as raw:
+        info, _ = raw.hello(ctx.reply_timeout)
+        seq = info.first_seq
+        bound = fragment_bound(info.max_message, info.max_frame)
+        raw.send(raw.request(seq, 0, STATUS[:4], more=True))
+        raw.frames(ctx.reply_timeout, until=FrameType.ACK)
+        raw.send(raw.request(seq, 1, b"", more=True))
+        got = raw.frames(ctx.reply_timeout, until=FrameType.ERROR)
+        expect(
+            any(
+                f.kind is FrameType.ERROR
+                and (f.seq, f.frag, f.payload) == (seq, 1, bytes([LinkErrorReason.EMPTY_FRAGMENT]))
+                for f in got
+            ),
+            f"an empty fragment with MORE was answered {describe(got)}, not ERROR({seq:04x},1,3)",
+        )
+        done = f"empty fragment with MORE: ERROR 3; bound {bound} fragments"
+        if bound <= BOUND_CHECKED:
+            raw.send(b"".join(raw.request(seq, k, STATUS[:1], more=True) for k in range(bound)))
+            got = []
+            while seen := raw.frames(ctx.reply_timeout, until=FrameType.ERROR):
+                got += seen
+                if seen[-1].kind is FrameType.ERROR:
+                    break
+            errors = [f for f in got if f.kind is FrameType.ERROR]
+            expect(
+                [(f.frag, f.payload) for f in errors]
+                == [(bound - 1, bytes([LinkErrorReason.TOO_MANY_FRAGMENTS]))],
+                f"fragment {bound - 1} with MORE (past the bound) was answered "
+                f"{describe(errors) if errors else 'without an ERROR'}",
+            )
+            done += f": fragment {bound - 1} with MORE answered ERROR 2"
+        raw.send(raw.request(seq, 0, STATUS))
+        answer = raw.response(seq, ctx.reply_timeout)
+        expect(answer is not None, "the same message, sent whole after the refusals, got no answer")
+        return done + "; the message whole then answered"
+
+
 def duplicate(ctx: Context) -> str:
     with ctx.client() as chip:  # booted: oem.keygen answers fresh random values on every run
         ctx.boot(chip)
@@ -177,6 +219,7 @@ CASES = [
     Case("link.hello", "12.2", "HELLO answer fields; duplicate HELLO; malformed HELLO", hello),
     Case("link.crc", "12.1, 12.3", "a bad CRC is never acknowledged", crc),
     Case("link.fragments", "12.3", "fragments are ACKed, the last one answered", fragments),
+    Case("link.bounds", "12.3", "no empty fragment but the last, at most K fragments", bounds),
     Case("link.resync", "12.1", "noise and junk segments are dropped", resync),
     Case("link.out-of-order", "12.3", "a later message is NAKed, not run", out_of_order),
 ]

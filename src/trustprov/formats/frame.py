@@ -60,7 +60,8 @@ class FrameType(IntEnum):
 
 class LinkErrorReason(IntEnum):
     TOO_LARGE = 0x01  # the reassembled message would exceed the chip's max message
-    TOO_MANY_FRAGMENTS = 0x02
+    TOO_MANY_FRAGMENTS = 0x02  # more than `fragment_bound` fragments
+    EMPTY_FRAGMENT = 0x03  # an empty fragment with MORE: only a message's last may be empty
 
 
 _TYPE_OF: dict[int, FrameType] = {int(t): t for t in FrameType}
@@ -78,6 +79,15 @@ class Frame(NamedTuple):  # a tuple: a station parses tens of frames per chip
             f"Frame({self.kind.name}, seq={self.seq}, frag={self.frag}, "
             f"{len(self.payload)} bytes{', more' if self.more else ''})"
         )
+
+
+def fragment_bound(max_message: int, max_frame: int) -> int:
+    """The most fragments one message may have on a link whose receiver takes messages of at
+    most ``max_message`` bytes in frames of at most ``max_frame`` payload bytes: the largest
+    message over the largest frame (docs/protocol.md 12.3), never more than `MAX_FRAGMENTS`.
+    A receiver refuses a message of more; a sender that cuts smaller fragments sends smaller
+    messages. Bounding the count bounds the frames (hence the work) one message may cost."""
+    return max(1, min(MAX_FRAGMENTS, -(-max_message // max_frame)))
 
 
 def crc32(data: bytes) -> int:

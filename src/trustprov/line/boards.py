@@ -2,11 +2,14 @@
 the farm: it is the tray), on every socket of the chip boards given, or on one serial port.
 
 Same claims, records, resume and reports as `line.station.provision_lot`, which this drives with
-a `line.wire.WireRunner` in place of its in-process workers.
+a `line.wire.WireRunner` in place of its in-process workers; the same fail-fast checks too
+(docs/protocol.md section 9, rule 6): the job against a chip's public status before any chip is
+touched (`check_job`), then the canary chip and the stop rule (`line.wire`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 from trustprov.errors import InputError, TransportError
@@ -14,20 +17,27 @@ from trustprov.formats.lot import LotManifest
 from trustprov.line.station import LotSummary, provision_lot
 from trustprov.line.stopping import STOP_AFTER
 from trustprov.line.wire import LinkOpener, SocketRef, WireError, WireRunner
+from trustprov.line.worker import CHECK_CHIPS
 from trustprov.link.address import open_link as default_open_link
+from trustprov.link.client import ChipClient
 from trustprov.link.handler import BoardClient, parse_tcp
 from trustprov.roles.cm import Job, Outcome
 
 
-def discover(handlers: Sequence[str]) -> list[SocketRef]:
+def discover(handlers: Sequence[str], token: str | None = None) -> list[SocketRef]:
     """Every socket of every board, read from the boards' handlers."""
     refs: list[SocketRef] = []
     for address in handlers:
         host, _ = parse_tcp(address)
         try:
-            with BoardClient(address) as board:
+            with BoardClient(address, token=token) as board:
                 sockets = board.status()
         except TransportError as e:
+            if e.code == "unauthorized":
+                raise WireError(
+                    f"board {address} refused this station's token (or it gave none): "
+                    "--board-token-file FILE or TRUSTPROV_BOARD_TOKEN, as the board's"
+                ) from e
             raise WireError(f"board {address} does not answer: start it first") from e
         for s in sockets:
             index = s.get("socket")
@@ -38,6 +48,40 @@ def discover(handlers: Sequence[str]) -> list[SocketRef]:
     if not refs:
         raise InputError("no socket in service on the boards given")
     return refs
+
+
+def check_job(
+    ref: SocketRef,
+    uids: Sequence[bytes],
+    job: Job,
+    open_link: LinkOpener,
+    board_token: str | None = None,
+) -> None:
+    """`Job.check_lot` before any chip is touched, as over a farm (`line.worker.check_job`):
+    against the status of the first chip (of a few of the lot, placed in socket ``ref``; or the
+    chip on a bare port) that reports its family. A status read changes nothing on a chip; a
+    chip that cannot be read is left to its own record. Raises `VerificationError`."""
+    board = BoardClient(ref.handler, token=board_token) if ref.handler else None
+    try:
+        for uid in uids[:CHECK_CHIPS] if board is not None else [None]:
+            try:
+                if board is not None and uid is not None:
+                    board.insert(ref.index, uid, replace=True)
+                link = open_link(ref.address)
+                try:
+                    status = ChipClient(link).status()
+                finally:
+                    link.close()
+            except TransportError:
+                continue
+            if isinstance(status.get("family"), bytes):
+                job.check_lot(status)
+                return
+    finally:
+        if board is not None:
+            with contextlib.suppress(TransportError):  # the run places its own chips
+                board.remove(ref.index)
+            board.close()
 
 
 def provision_lot_wire(
@@ -54,9 +98,11 @@ def provision_lot_wire(
     open_link: LinkOpener | None = None,
     stop_after: int = STOP_AFTER,
     records_password: str | None = None,
+    board_token: str | None = None,
 ) -> LotSummary:
     """`provision_lot` over the wire: the chips of ``lot`` from its manifest, on the sockets of
-    ``boards`` (handler addresses), or the one chip on ``port``."""
+    ``boards`` (handler addresses, each reached with ``board_token`` if given), or the one chip
+    on ``port``."""
     if manifest.lot != lot:
         raise InputError(f"the lot manifest is for lot {manifest.lot!r}, not {lot!r}")
     if manifest.family_id != job.family_id:
@@ -68,7 +114,10 @@ def provision_lot_wire(
     if port is not None:
         runner = WireRunner([SocketRef(port)], job, open_link, lot_uids=frozenset(uids))
     else:
-        runner = WireRunner(discover(boards), job, open_link)
+        runner = WireRunner(discover(boards, board_token), job, open_link, board_token=board_token)
+    check_job(
+        runner.sockets[0], uids, job, open_link, board_token
+    )  # before the records store is opened
     return provision_lot(
         farm_path=None,
         lot=lot,

@@ -130,8 +130,8 @@ def provision_lot(
     `LineAborted`.
 
     With ``lot_uids`` and ``runner`` (the line over the wire, `line.boards`) the chips come from
-    the lot manifest and ``runner`` drives them, not a farm; the job is then checked by the
-    runner's chips themselves (no pre-flight status read, no canary chip).
+    the lot manifest and ``runner`` drives them, not a farm; the caller checks the job against
+    a chip's status first (`line.boards.check_job`) and the runner runs the canary chip.
 
     ``records_password`` goes to the records store's driver only (`RecordStore`).
     """

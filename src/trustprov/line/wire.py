@@ -22,6 +22,7 @@ chips (`line.records`), so every chip is provisioned exactly once.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import queue
 import socket
@@ -35,6 +36,7 @@ from typing import Any, Protocol
 from trustprov.errors import InputError, TransportError, TrustprovError
 from trustprov.line.batches import _Line
 from trustprov.line.records import Claim
+from trustprov.line.stopping import RepeatGuard
 from trustprov.link import messages
 from trustprov.link.client import ChipClient, PreparedBundle
 from trustprov.link.handler import BoardClient
@@ -138,9 +140,12 @@ class WireRunner:
         open_link: LinkOpener,
         *,
         lot_uids: frozenset[bytes] | None = None,
+        board_token: str | None = None,
     ) -> None:
         """With ``lot_uids``: one bare port, whose chip (read from the chip) is the only one
-        claimed, if it is a chip of the lot."""
+        claimed, if it is a chip of the lot. ``board_token``: what the boards' handlers
+        require beyond loopback (docs/protocol.md 13.1)."""
+        self._board_token = board_token
         self.sockets = list(sockets)
         self.job = job
         self.open_link = open_link
@@ -156,6 +161,10 @@ class WireRunner:
         self._wake_w.setblocking(False)
 
     def run(self, line: _Line) -> None:
+        # the hub's thread sees each outcome as its chip finishes, and stops handing out chips
+        # at once when the line stops (section 9 rule 6), as a worker process does
+        self._halt = line.stop
+        self._guard = RepeatGuard(line.stop, line.stop_after)
         hub = threading.Thread(target=self._serve, daemon=True, name="wire-hub")
         hub.start()
         try:
@@ -183,35 +192,59 @@ class WireRunner:
             self._results.put(("ended", None))
 
     def _run(self, line: _Line) -> None:
+        """Section 9 rule 6 as over a farm: one chip alone first (the canary; a bare port's one
+        chip is its own), then every socket; a stop, by a signal or by the outcomes seen as
+        they arrive (`RepeatGuard`), takes back the chips no socket has started."""
         live = len(self.sockets)
         batches: dict[int, tuple[list[Claim], list[Outcome]]] = {}
+        self._given_back: dict[int, int] = {}  # batch -> its chips taken back unstarted
+        self._serials = itertools.count(1)
         queued = 0
-        serial = 0
+        canary = 0  # the canary's batch while it runs
         try:
             next_batch = line.next_batch if self._lot_uids is None else self._port_claim(line)
+            if self._lot_uids is None and not line.stop.requested:
+                first = line.store.claim(line.ref, line.station, 1)
+                if first:
+                    canary = self._batch(batches, first)
+                    queued = 1
             while True:
-                while queued < AHEAD * live and (batch := next_batch()):
-                    serial += 1
-                    batches[serial] = (batch, [])
-                    for claim in batch:
-                        self._give(_Item(serial, claim))
+                while not canary and queued < AHEAD * live and (batch := next_batch()):
+                    self._batch(batches, batch)
                     queued += len(batch)
                 if not batches:
                     break
-                done = self._next_result(batches)
-                if done is None:
+                if not self._next_result(batches):
                     live -= 1
                     if live == 0:
                         raise WireError("every socket is out of service; check the boards")
                     continue
                 queued -= 1
-                if done:
-                    line.settle(*batches.pop(done))
+                for done in self._complete(batches):
+                    line.settle(*batches.pop(done), more=done != canary)
+                    canary = 0 if done == canary else canary
         except BaseException:
             self._stop.set()
             unstarted = self._drain_queue()
             line._stop(lambda: self._record_partial(line, batches), unstarted)
             raise
+
+    def _complete(self, batches: dict[int, tuple[list[Claim], list[Outcome]]]) -> list[int]:
+        """The batches every chip of which has an outcome or was taken back."""
+        return [
+            serial
+            for serial, (claims, outcomes) in batches.items()
+            if len(outcomes) + self._given_back.get(serial, 0) == len(claims)
+        ]
+
+    def _batch(
+        self, batches: dict[int, tuple[list[Claim], list[Outcome]]], claims: list[Claim]
+    ) -> int:
+        serial = next(self._serials)
+        batches[serial] = (claims, [])
+        for claim in claims:
+            self._give(_Item(serial, claim))
+        return serial
 
     def _nudge(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):  # a byte already waiting will do
@@ -239,13 +272,18 @@ class WireRunner:
             if self._stop.is_set():
                 return None
             try:
-                return self._work.popleft()
+                item = self._work.popleft()
             except IndexError:
                 self._idle.append(self._hub.current_task())
                 self._hub.park()
+                continue
+            if self._halt.requested and not item.touched:
+                self._results.put(("back", item))  # the line stops: not started, given back
+                continue
+            return item
 
-    def _next_result(self, batches: dict[int, tuple[list[Claim], list[Outcome]]]) -> int | None:
-        """Wait for a socket: the batch it completed (0: none yet), or None: a socket lost."""
+    def _next_result(self, batches: dict[int, tuple[list[Claim], list[Outcome]]]) -> bool:
+        """Wait for a socket: True when it finished a chip, False when it was lost."""
         kind, value = self._results.get()
         if kind == "ended":  # every task ended without a word: cannot happen, but no hang
             raise WireError("the sockets' tasks ended early; check the boards")
@@ -253,11 +291,13 @@ class WireRunner:
             raise value
         if kind == "lost":
             log.warning("socket %s out of service", value)
-            return None
+            return False
+        if kind == "back":  # a chip no socket started, the line stopping: back to the lot
+            self._given_back[value.batch] = self._given_back.get(value.batch, 0) + 1
+            return True
         item, outcome = value
-        claims, outcomes = batches[item.batch]
-        outcomes.append(outcome)
-        return item.batch if len(outcomes) == len(claims) else 0
+        batches[item.batch][1].append(outcome)
+        return True
 
     def _port_claim(self, line: _Line) -> Callable[[], list[Claim]]:
         """The claim of the chip on the bare port, once; then nothing."""
@@ -304,7 +344,7 @@ class WireRunner:
 
     # -- one socket -----------------------------------------------------------------------------
     def _socket_loop(self, ref: SocketRef) -> None:
-        board = BoardClient(ref.handler) if ref.handler else None
+        board = BoardClient(ref.handler, token=self._board_token) if ref.handler else None
         link: ChipLink | None = None
         try:
             while not self._stop.is_set():
@@ -317,6 +357,7 @@ class WireRunner:
                     self._give(replace(item, touched=True))
                     self._results.put(("lost", ref.address))
                     return
+                self._guard.see(outcome)  # before this socket takes another chip
                 self._results.put(("done", (item, outcome)))
         except TransportError as e:  # the board's handler refused, or is gone with its power
             self._results.put(("fatal", _board_down(ref, e)))

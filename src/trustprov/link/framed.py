@@ -14,6 +14,12 @@ Invariants:
 - A chip that stays silent is reported as "link-timeout" after ``max_retries`` timeouts in a
   row; a cut stream as "link-closed". After any error the link refuses to carry requests until
   `hello` is called again, since the chip's sequence state is then unknown.
+- A chip cannot make one exchange cost the host more than its requests call for (protocol.md
+  12.4): a response is reassembled in time linear in its bytes, of at most
+  ``fragment_bound(link_message, max frame)`` fragments, no empty one but the last
+  ("malformed"); the frames and bytes read from the chip stay within a budget earned by the
+  frames sent to it ("link-flood"); and each message, once the oldest without its response,
+  has it within a time budget ("link-timeout"), however the chip paces its frames.
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ from collections.abc import Callable, Sequence
 
 from trustprov.errors import FormatError, TransportError
 from trustprov.formats.frame import (
-    MAX_FRAGMENTS,
     PROTOCOL_VERSION,
     SEQ_MOD,
     Frame,
@@ -35,9 +40,11 @@ from trustprov.formats.frame import (
     encode_frame,
     encode_hello,
     encoded_size_bound,
+    fragment_bound,
     frame_parts,
 )
 from trustprov.formats.limits import LIMITS
+from trustprov.link.budget import WireBudget
 from trustprov.link.payloads import SHARED_CACHE, PayloadCache
 from trustprov.link.stream import ByteStream
 
@@ -47,6 +54,7 @@ READ_SIZE = 1 << 16
 _REASONS: dict[int, str] = {
     LinkErrorReason.TOO_LARGE: "message too large",
     LinkErrorReason.TOO_MANY_FRAGMENTS: "too many fragments",
+    LinkErrorReason.EMPTY_FRAGMENT: "an empty fragment that is not the last",
 }
 
 
@@ -168,7 +176,9 @@ class FramedLink:
                 f"{self.info.max_message}",
                 code="too-large",
             )
-        if longest > self._fragment * MAX_FRAGMENTS:
+        if -(-longest // self._fragment) > fragment_bound(
+            self.info.max_message, self.info.max_frame
+        ):
             raise TransportError("a request needs too many fragments", code="too-large")
         try:
             return _Exchange(self, self.info, requests).run()
@@ -211,11 +221,22 @@ class _Exchange:
         self.n = len(requests)
         self.responses: list[bytes | None] = [None] * self.n
         self.partial: dict[int, list[bytes]] = {}
+        self.partial_len: dict[int, int] = {}  # bytes in ``partial``: kept, never re-added
         self.base = 0  # first fragment not acknowledged
         self.next = 0  # next fragment to send
         self.answered = 0  # first message without its response
         self.retries = 0
         self.deadline = 0.0
+        self.budget = WireBudget(
+            info,
+            retries=link._max_retries,
+            timeout=link._timeout,
+            fragment=link._fragment,
+            bytes_per_second=link._stream.bytes_per_second,
+        )
+        self.timed = -1  # the message ``msg_deadline`` is for
+        self.msg_deadline = 0.0  # when the oldest message without its response runs out
+        self.gap_asked: set[int] = set()  # messages whose response was asked again for a gap
 
     def _frame(self, index: int) -> bytes:
         return b"".join(self.parts[3 * index : 3 * index + 3])
@@ -237,7 +258,7 @@ class _Exchange:
         damaged = False  # a frame from the chip arrived damaged since the last resend
         while self.answered < n:
             self._send_window()
-            left = self.deadline - clock()
+            left = self._time_left(clock())
             if left <= 0:
                 self._timed_out()
                 damaged = False
@@ -252,6 +273,7 @@ class _Exchange:
                 continue
             frames = decoder.feed(data)
             stats.frames_received += len(frames)
+            self.budget.spend(len(data), len(frames) + decoder.bad_frames - bad_before)
             progressed = False
             for frame in frames:
                 # the common case inline: the whole response of the oldest message in flight
@@ -282,6 +304,20 @@ class _Exchange:
         link._seq = (first_seq + n) % SEQ_MOD
         return [r for r in responses if r is not None]
 
+    def _time_left(self, now: float) -> float:
+        """Seconds to the next resend; but first, the oldest message without its response gets
+        it within its time budget, or the exchange fails."""
+        msg = self.answered
+        if msg != self.timed:
+            self.timed = msg
+            frames = self.msg_first[msg + 1] - self.msg_first[msg]
+            self.msg_deadline = now + self.budget.time_budget(frames)
+        elif now > self.msg_deadline:
+            raise TransportError(
+                "the chip did not answer a request within its time budget", code="link-timeout"
+            )
+        return self.deadline - now
+
     def _send_window(self) -> None:
         limit = min(self.base + self.link._window, self.count)
         msg_limit = self.answered + self.info.window
@@ -293,6 +329,10 @@ class _Exchange:
             self.next = nxt
             self.link._send(b"".join(self.parts[3 * start : 3 * nxt]))
             self.link.stats.frames_sent += nxt - start
+            # the messages whose last fragment went out: from start's to nxt - 1's, the latter
+            # only if nxt - 1 is its last
+            last = msg_of[nxt - 1]
+            self.budget.earn(nxt - start, last - msg_of[start] + (self.msg_first[last + 1] == nxt))
 
     def _timed_out(self) -> None:
         stats = self.link.stats
@@ -310,6 +350,7 @@ class _Exchange:
             stats.resent += 1
             stats.frames_sent += 1
             self.link._send(self._frame(last))
+            self.budget.earn(1, 1)
         self.deadline = self.link._clock() + self.link._timeout
 
     def _on_frame(self, frame: Frame, window: int) -> bool:
@@ -358,21 +399,32 @@ class _Exchange:
     def _response(self, msg: int, frame: Frame) -> bool:
         if self.responses[msg] is not None:
             return False  # a duplicate of an answer we have
+        self.budget.check_response_fragment(frame.frag, frame.more, not frame.payload)
         pieces = self.partial.setdefault(msg, [])
         if frame.frag != len(pieces):
             if frame.frag > len(pieces):  # a fragment was lost: ask for all of it again
                 pieces.clear()
-                self.link.stats.resent += 1
-                self.link.stats.frames_sent += 1
-                self.link._send(self._frame(self.msg_first[msg + 1] - 1))
+                self.partial_len[msg] = 0
+                # once until its fragment 0 comes again: the rest of the broken copy, or frames
+                # a chip makes up, must not make the host send a frame each; earns no credit,
+                # the response paid for twice covers its one copy more
+                if msg not in self.gap_asked:
+                    self.gap_asked.add(msg)
+                    self.link.stats.resent += 1
+                    self.link.stats.frames_sent += 1
+                    self.link._send(self._frame(self.msg_first[msg + 1] - 1))
             return False
+        if frame.frag == 0:
+            self.gap_asked.discard(msg)
         pieces.append(frame.payload)
-        if sum(len(p) for p in pieces) > LIMITS.link_message:
+        size = self.partial_len[msg] = self.partial_len.get(msg, 0) + len(frame.payload)
+        if size > LIMITS.link_message:
             raise TransportError("response from chip too large", code="malformed")
         if frame.more:
             return False
         self.responses[msg] = b"".join(pieces)
         del self.partial[msg]
+        self.partial_len.pop(msg, None)
         self.base = max(self.base, self.msg_first[msg + 1])
         self.next = max(self.next, self.base)
         while self.answered < self.n and self.responses[self.answered] is not None:

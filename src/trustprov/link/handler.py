@@ -31,14 +31,19 @@ def parse_tcp(address: str, what: str = "board") -> tuple[str, int]:
 
 
 class BoardClient:
-    """One connection to a board's handler; one per thread."""
+    """One connection to a board's handler; one per thread. With ``token`` (a board beyond
+    loopback requires one), every new connection presents it first; it is never shown."""
 
-    def __init__(self, address: str, *, timeout: float = TIMEOUT) -> None:
+    def __init__(self, address: str, *, timeout: float = TIMEOUT, token: str | None = None) -> None:
         self.address = address
         self._where = parse_tcp(address)
         self._timeout = timeout
+        self._token = token
         self._sock: socket.socket | None = None
         self._buf = bytearray()
+
+    def __repr__(self) -> str:
+        return f"BoardClient({self.address!r})"
 
     def close(self) -> None:
         if self._sock is not None:
@@ -72,6 +77,11 @@ class BoardClient:
         self._call({"op": "kill", "socket": socket_index})
 
     def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._sock is None and self._token is not None:
+            self._exchange({"op": "auth", "token": self._token})
+        return self._exchange(request)
+
+    def _exchange(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
             sock = self._connect()
             self._send(sock, json.dumps(request, separators=(",", ":")).encode() + b"\n")
