@@ -46,7 +46,9 @@ def cm() -> None:
 @click.option(
     "--manifest",
     type=click.Path(path_type=Path),
-    help="The ICM's lot manifest: the lot's chips, reached on --board or --port.",
+    help="The ICM's signed lot manifest: the lot's chips, reached on --board or --port; with "
+    "--farm, the certificates the chips' receipts are verified under [default with --farm: "
+    "each chip's own].",
 )
 @click.option(
     "--board",
@@ -127,17 +129,27 @@ def provision(
     Over the wire: --manifest with --board (chip boards) or --port (one chip on a serial line)
     instead of --farm."""
     from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
-    from trustprov.cli.wire import check_wire_options, provision_wire  # noqa: PLC0415 - lazy
+    from trustprov.cli.wire import (  # noqa: PLC0415 - lazy
+        check_wire_options,
+        load_manifest,
+        provision_wire,
+    )
     from trustprov.line.station import default_jobs, provision_lot  # noqa: PLC0415 - lazy
     from trustprov.line.stopping import STOP_AFTER, LineAborted  # noqa: PLC0415 - lazy
     from trustprov.roles.cm import Job  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.trust import LotTrust  # noqa: PLC0415 - lazy: start-up
 
     if icm_key is not None and manifest is None:
         # it would check nothing: in-process chips come with no lot manifest to check
         raise InputError("--icm-key checks the signature of --manifest; give it with --manifest")
     wire = check_wire_options(farm, manifest, boards, port)
     job = Job.load(software, share, bundle, auth)
-    where = manifest if manifest is not None else farm
+    trust = (
+        LotTrust.of_manifest(load_manifest(manifest, icm_key))
+        if wire is None and manifest is not None
+        else None
+    )
+    where = farm if farm is not None else manifest
     assert where is not None  # noqa: S101 - check_wire_options wants one of them
     url = records or f"sqlite:///{(where.resolve().parent / 'records.sqlite')}"
     stop = STOP_AFTER if stop_after is None else stop_after
@@ -166,6 +178,7 @@ def provision(
                     on_start=progress.start,
                     on_outcome=progress.advance,
                     stop_after=stop,
+                    trust=trust,
                 )
             )
     except LineAborted as e:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trustprov.errors import FormatError, InputError
+from trustprov.formats.lot import LotManifest
 from trustprov.line.boards import provision_lot_wire
 from trustprov.line.station import LotSummary
 from trustprov.roles.cm import Job, Outcome
@@ -23,7 +24,10 @@ class Wire:
 def check_wire_options(
     farm: Path | None, manifest: Path | None, boards: tuple[str, ...], port: str | None
 ) -> Wire | None:
-    """None for in-process chips (--farm); the wire's options otherwise."""
+    """None for in-process chips (--farm, with or without --manifest: the lot's certificates);
+    the wire's options otherwise."""
+    if farm is not None and (boards or port):
+        raise InputError("--farm and --board/--port exclude each other: the board holds the farm")
     if manifest is None:
         if boards or port:
             raise InputError("--board and --port need --manifest (the lot's chips)")
@@ -31,10 +35,20 @@ def check_wire_options(
             raise InputError("give --farm (in-process chips) or --manifest with --board/--port")
         return None
     if farm is not None:
-        raise InputError("--farm and --manifest exclude each other: the board holds the farm")
+        return None
     if bool(boards) == (port is not None):
         raise InputError("with --manifest give --board (one or more) or --port, not both")
     return Wire(manifest, boards, port)
+
+
+def load_manifest(path: Path, icm_key: Path | None) -> LotManifest:
+    """The lot manifest at ``path``, its ICM signature first (roles/lots.py): under the
+    lot-signing key given, or else under the key the signature names, which proves the
+    manifest whole, not who made it."""
+    try:
+        return read_lot(path, None if icm_key is None else load_lot_key(icm_key))
+    except FormatError as e:
+        raise InputError(f"{path}: {e.message}") from e
 
 
 def provision_wire(
@@ -48,12 +62,7 @@ def provision_wire(
     stop_after: int,
     icm_key: Path | None = None,
 ) -> LotSummary:
-    # its ICM signature first (roles/lots.py): under the lot-signing key given, or else under
-    # the key the signature names, which proves the manifest whole, not who made it
-    try:
-        manifest = read_lot(wire.manifest, None if icm_key is None else load_lot_key(icm_key))
-    except FormatError as e:
-        raise InputError(f"{wire.manifest}: {e.message}") from e
+    manifest = load_manifest(wire.manifest, icm_key)
     return provision_lot_wire(
         manifest=manifest,
         lot=lot,

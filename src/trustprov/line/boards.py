@@ -17,6 +17,7 @@ from trustprov.line.wire import LinkOpener, SocketRef, WireError, WireRunner
 from trustprov.link.address import open_link as default_open_link
 from trustprov.link.handler import BoardClient, parse_tcp
 from trustprov.roles.cm import Job, Outcome
+from trustprov.roles.trust import LotTrust
 
 
 def discover(handlers: Sequence[str]) -> list[SocketRef]:
@@ -79,4 +80,5 @@ def provision_lot_wire(
         lot_uids=uids,
         runner=runner.run,
         stop_after=stop_after,
+        trust=LotTrust.of_manifest(manifest),
     )

@@ -37,6 +37,7 @@ from trustprov.line.summary import LotSummary
 from trustprov.line.worker import check_job, warm_allocator
 from trustprov.link.farm import FarmLink
 from trustprov.roles.cm import Job, Outcome
+from trustprov.roles.trust import LotTrust
 
 __all__ = ["LotSummary", "StationError", "check_station", "default_jobs", "provision_lot"]
 
@@ -113,6 +114,7 @@ def provision_lot(
     stop_after: int = STOP_AFTER,
     lot_uids: list[bytes] | None = None,
     runner: Callable[[_Line], None] | None = None,
+    trust: LotTrust | None = None,
 ) -> LotSummary:
     """Provision the chips of ``lot`` that have no final record yet, alongside any other
     stations on the same records store; record each result; return this run's summary.
@@ -131,7 +133,16 @@ def provision_lot(
     With ``lot_uids`` and ``runner`` (the line over the wire, `line.boards`) the chips come from
     the lot manifest and ``runner`` drives them, not a farm; the job is then checked by the
     runner's chips themselves (no pre-flight status read, no canary chip).
+
+    ``trust``: the certificates of the lot's chips, from the ICM's signed lot manifest
+    (`roles.trust.LotTrust`); every outcome is recorded as its chip's signature allows. None
+    (in-process chips only): each chip's own certificate, read from the chip.
     """
+    if trust is None and runner is not None:
+        raise InputError("a line over the wire needs the lot manifest's certificates")
+    trust = trust or LotTrust(lot, None)
+    if trust.lot != lot:
+        raise InputError(f"the lot manifest is for lot {trust.lot!r}, not {lot!r}")
     station = check_station(os.uname().nodename if station is None else station)
     if jobs < 1:
         raise InputError("jobs must be at least 1")
@@ -185,6 +196,7 @@ def provision_lot(
                 task_size=task_size,
                 stop=stop,
                 stop_after=stop_after,
+                trust=trust,
             )
             line.queue(recovered)
             try:
