@@ -194,6 +194,7 @@ def provision(
         extra = "".join(
             f", {n} {what}"
             for n, what in (
+                (summary.bad_receipt, "with a bad receipt"),
                 (summary.settled_before, "settled before"),
                 (summary.recovered, "recovered from an interrupted run"),
                 (summary.pending, "still pending"),
@@ -214,9 +215,10 @@ def provision(
             sys.exit(128 + summary.signum)
         click.echo(f"error: lot stopped: {summary.stopped}; {pending}", err=True)
         sys.exit(EXIT_FAILED)
-    if summary.failed:
+    if summary.failed or summary.bad_receipt:
         causes = ", ".join(f"{code}: {n}" for code, n in sorted(summary.failures.items()))
-        click.echo(f"error: {summary.failed} of {summary.chips} chips failed ({causes})", err=True)
+        bad = summary.failed + summary.bad_receipt
+        click.echo(f"error: {bad} of {summary.chips} chips failed ({causes})", err=True)
         sys.exit(EXIT_FAILED)
 
 
@@ -289,7 +291,8 @@ def report(
     click.echo(f"lot {r.lot}, bundle {r.bundle_id}: {plural(r.chips, 'chip')}")
     click.echo(
         f"  {t.provisioned} provisioned, {t.already_provisioned} already provisioned, "
-        f"{t.failed} failed, {r.pending} pending ({r.in_progress} in progress)"
+        f"{t.failed} failed, {t.bad_receipt} bad receipts, {r.pending} pending "
+        f"({r.in_progress} in progress)"
     )
     click.echo(f"  {r.yield_line()}")
     if r.failures:
@@ -297,7 +300,8 @@ def report(
     for name, s in sorted(r.stations.items()):
         click.echo(
             f"  station {name}: {plural(s.chips, 'chip')} ({s.provisioned} provisioned, "
-            f"{s.already_provisioned} already provisioned, {s.failed} failed)"
+            f"{s.already_provisioned} already provisioned, {s.failed} failed, "
+            f"{s.bad_receipt} bad receipts)"
         )
     if r.throughput:
         click.echo("  throughput:")

@@ -177,7 +177,7 @@ class LineView:
                         .group_by(lot_chips.c.station)
                     ):
                         claims[station] += n
-                if report.total.failed:
+                if report.total.failed or report.total.bad_receipt:
                     failures.extend(latest_failures(c, ref))
         self._claims = dict(claims)
         self._failures = sorted(failures, key=lambda f: f.time, reverse=True)[:LATEST]
@@ -236,7 +236,7 @@ def latest_failures(c: Connection, ref: JobRef) -> list[Failure]:
         Failure(as_utc(at), ref.lot, station, uid, code or "unknown")
         for at, station, uid, code in c.execute(
             sa.select(results.c.time, results.c.station, results.c.uid, results.c.error_code)
-            .where(results.c.job_id == ref.id, results.c.result == "failed")
+            .where(results.c.job_id == ref.id, results.c.result.in_(("failed", "bad-receipt")))
             .order_by(results.c.time.desc())
             .limit(LATEST)
         )

@@ -51,7 +51,7 @@ def lot_section(r: LotReport, view: LotView | None = None) -> str:
         [
             (t.provisioned, charts.GOOD),
             (t.already_provisioned, charts.ALREADY),
-            (t.failed, charts.BAD),
+            (t.failed + t.bad_receipt, charts.BAD),
         ],
         r.chips,
         label=f"{settled} of {r.chips} chips settled",
@@ -74,12 +74,14 @@ def lot_section(r: LotReport, view: LotView | None = None) -> str:
         f"({100 * settled / r.chips if r.chips else 0:.1f} %)</p>",
         rate,
         "<table><tr><th>chips</th><th>provisioned</th><th>already provisioned</th>"
-        "<th>failed</th><th>pending</th><th>in progress</th><th>yield of the chips done</th>"
+        "<th>failed</th><th>bad receipt</th><th>pending</th><th>in progress</th>"
+        "<th>yield of the chips done</th>"
         "<th>pending share of the lot</th></tr><tr>",
         _count("chips", r.chips),
         _count("provisioned", t.provisioned),
         _count("already_provisioned", t.already_provisioned),
         _count("failed", t.failed),
+        _count("bad_receipt", t.bad_receipt),
         _count("pending", r.pending),
         _count("in_progress", r.in_progress),
         _count("yield_percent", y),
@@ -94,12 +96,13 @@ def lot_section(r: LotReport, view: LotView | None = None) -> str:
     if r.stations:
         out.append(
             "<h3>Stations</h3><table><tr><th>station</th><th>chips</th><th>provisioned</th>"
-            "<th>already provisioned</th><th>failed</th></tr>"
+            "<th>already provisioned</th><th>failed</th><th>bad receipt</th></tr>"
         )
         for name, s in sorted(r.stations.items()):
             out.append(
                 f'<tr data-station="{escape(name)}"><td>{escape(name)}</td><td>{s.chips}</td>'
-                f"<td>{s.provisioned}</td><td>{s.already_provisioned}</td><td>{s.failed}</td></tr>"
+                f"<td>{s.provisioned}</td><td>{s.already_provisioned}</td><td>{s.failed}</td>"
+                f"<td>{s.bad_receipt}</td></tr>"
             )
         out.append("</table>")
     if r.other_bundles:

@@ -62,16 +62,19 @@ class StationCounts:
     provisioned: int = 0
     already_provisioned: int = 0
     failed: int = 0
+    bad_receipt: int = 0  # the chip answered a receipt that did not verify (roles.trust)
 
     @property
     def chips(self) -> int:
-        return self.provisioned + self.already_provisioned + self.failed
+        return self.provisioned + self.already_provisioned + self.failed + self.bad_receipt
 
     def add(self, result: str, n: int) -> None:
         if result == "provisioned":
             self.provisioned += n
         elif result == "already-provisioned":
             self.already_provisioned += n
+        elif result == "bad-receipt":
+            self.bad_receipt += n
         else:
             self.failed += n
 
@@ -81,6 +84,7 @@ class StationCounts:
             "provisioned": self.provisioned,
             "already_provisioned": self.already_provisioned,
             "failed": self.failed,
+            "bad_receipt": self.bad_receipt,
         }
 
 
@@ -129,6 +133,7 @@ class LotReport:
             "provisioned": self.total.provisioned,
             "already_provisioned": self.total.already_provisioned,
             "failed": self.total.failed,
+            "bad_receipt": self.total.bad_receipt,
             "pending": self.pending,
             "in_progress": self.in_progress,
             "yield_percent": self.yield_percent,  # of the chips done, not of the lot
@@ -228,7 +233,7 @@ def lot_counts(store: RecordStore, ref: JobRef, others: list[str] | None = None)
             report.total.add(result, n)
         for code, n in c.execute(
             sa.select(results.c.error_code, sa.func.count())
-            .where(mine, results.c.result == "failed")
+            .where(mine, results.c.result.in_(("failed", "bad-receipt")))
             .group_by(results.c.error_code)
         ):
             report.failures[code or "unknown"] = n
