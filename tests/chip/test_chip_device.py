@@ -648,7 +648,7 @@ def test_two_chip_objects_of_one_chip_cannot_both_install(world: Any, cm_farm: P
         assert b.farm.load(uid).prov_counter == 1
 
 
-# -- ROM attestation (docs/protocol.md 8.9) -------------------------------------------------------
+# -- ROM attestation (docs/protocol.md 8.8) -------------------------------------------------------
 def test_attest_signs_what_the_chip_holds_over_the_challenge(world: Any, tmp_path: Path) -> None:
     farm_path = tmp_path / "chips.farm"
     shutil.copyfile(world.cm_farm, farm_path)

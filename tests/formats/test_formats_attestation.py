@@ -1,4 +1,4 @@
-"""The attestation token (docs/protocol.md 8.9): round trip, its challenge, a profile that no
+"""The attestation token (docs/protocol.md 8.8): round trip, its challenge, a profile that no
 receipt shares, and a parser that refuses anything else with a typed error."""
 
 from __future__ import annotations

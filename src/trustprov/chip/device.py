@@ -257,7 +257,7 @@ class Chip:
 
     # -- ROM: attestation (rom.attest) ----------------------------------------------------------
     def attest(self, challenge: bytes) -> bytes:
-        """The attestation token of docs/protocol.md 8.9 over the host's ``challenge``: what
+        """The attestation token of docs/protocol.md 8.8 over the host's ``challenge``: what
         this chip holds, signed with its identity key. A chip without its certificate (BLANK)
         has no identity to sign with: `lifecycle`."""
         s = self._state

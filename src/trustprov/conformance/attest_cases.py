@@ -1,4 +1,4 @@
-"""Attestation (docs/protocol.md 8.9): the one answer about what a chip holds that a host can
+"""Attestation (docs/protocol.md 8.8): the one answer about what a chip holds that a host can
 believe whatever sits between it and the chip, so a chip that gets it wrong lets a dishonest
 board credit a blank chip.
 
@@ -80,12 +80,12 @@ def token(ctx: Context) -> str:
 
 
 CASES_BEFORE_INSTALL = [
-    Case("attest.malformed", "8.1, 8.2, 8.9", "rom.attest's arguments are checked", malformed),
+    Case("attest.malformed", "8.1, 8.2, 8.8", "rom.attest's arguments are checked", malformed),
 ]
 CASES_INSTALL = [
     Case(
         "attest.token",
-        "8.9",
+        "8.8",
         "the chip signs what it holds over the host's challenge",
         token,
         needs="after fig3.provision, the token must show the vector bundle",

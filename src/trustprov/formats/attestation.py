@@ -1,5 +1,5 @@
 """The attestation token: what a chip holds, signed by the chip over a host's fresh challenge
-(docs/protocol.md 8.9). The boot ROM answers it to `rom.attest`, so a host settles a chip as
+(docs/protocol.md 8.8). The boot ROM answers it to `rom.attest`, so a host settles a chip as
 already holding a bundle from the chip's own signature, never from an unsigned status that
 anything between the host and the chip could rewrite.
 

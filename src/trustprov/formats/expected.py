@@ -2,7 +2,7 @@
 
 The station (before a record says ``provisioned`` or ``already-provisioned``) and the OEM's
 reconciliation (`roles.reconcile`) check a receipt's claims (6.8) with `check_receipt`, and the
-station an attestation's (8.9) with `check_attestation`: one definition of "this chip holds this
+station an attestation's (8.8) with `check_attestation`: one definition of "this chip holds this
 bundle", with one order of checks, so that the two can never disagree.
 
 Invariants: every check raises `ClaimMismatch`, whose ``kind`` names the first check that

@@ -151,7 +151,7 @@ class ChipClient:
         return self.call("rom.status", {"digests": True} if digests else {})
 
     def attest(self, challenge: bytes) -> bytes:
-        """The chip's attestation token over ``challenge`` (docs/protocol.md 8.9), as it
+        """The chip's attestation token over ``challenge`` (docs/protocol.md 8.8), as it
         answered it: parsed and verified by whoever holds the chip's trusted certificate."""
         return self._bytes(self.call("rom.attest", {"challenge": challenge}), "token")
 

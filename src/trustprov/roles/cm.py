@@ -176,7 +176,7 @@ class Outcome:
     # the chip's signed receipt (docs/protocol.md 6.8), stored as the chip sent it; None for a
     # chip settled as already-provisioned (no install, no new receipt)
     receipt: bytes | None = field(default=None, repr=False)
-    # the chip's attestation token (8.9) over ``challenge``, for a chip found holding the bundle
+    # the chip's attestation token (8.8) over ``challenge``, for a chip found holding the bundle
     attestation: bytes | None = field(default=None, repr=False)
     challenge: bytes | None = field(default=None, repr=False)
     # the certificate the chip itself reported (rom.identity): in-process chips only, for a

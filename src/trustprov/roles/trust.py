@@ -6,7 +6,7 @@ another chip and rewrite every unsigned answer. So before a record says ``provis
 chip's receipt (6.8) must verify under that certificate, with the UID, the lot, the bundle, the
 manifest digest, the installed digest, the epoch, the lifecycle and a sane counter this job
 expects (`formats.expected.Expected.check_receipt`, the OEM's own check); before it says
-``already-provisioned`` the chip's attestation (8.9) must verify the same way over the
+``already-provisioned`` the chip's attestation (8.8) must verify the same way over the
 station's own challenge and show the bundle installed. A receipt that fails makes the record
 ``bad-receipt``; a token that fails makes it ``failed`` (``bad-attestation``). A chip's
 certificate is never taken from what the chip or the board sends: the token's or receipt's
