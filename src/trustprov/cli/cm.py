@@ -126,8 +126,11 @@ def provision(
     lot stops there if it refuses for a reason every chip would repeat. SIGINT or SIGTERM stops
     the line cleanly (exit 130 or 143); a second one aborts at once.
 
-    Over the wire: --manifest with --board (chip boards) or --port (one chip on a serial line)
-    instead of --farm."""
+    A chip is recorded provisioned only when its receipt verifies under the certificate the lot
+    manifest gives for its UID (else bad-receipt), already provisioned only from the token it
+    signs over a fresh challenge (rom.attest). Over the wire: --manifest with --board (chip
+    boards) or --port (one chip on a serial line) instead of --farm; with --farm, --manifest
+    makes the ICM's manifest the anchor instead of each chip's own certificate."""
     from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
     from trustprov.cli.wire import (  # noqa: PLC0415 - lazy
         check_wire_options,
