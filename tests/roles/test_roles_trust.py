@@ -73,7 +73,7 @@ def test_no_receipt_a_tampered_one_or_another_bundle_is_a_bad_receipt(
     assert (none.result, none.error_code) == ("bad-receipt", "no-receipt")
     flipped = outcome.receipt[:-1] + bytes([outcome.receipt[-1] ^ 1])
     bad = trust.verify(dataclasses.replace(outcome, receipt=flipped), expected)
-    assert (bad.result, bad.error_code) == ("bad-receipt", "bad-signature")
+    assert (bad.result, bad.error_code) == ("bad-receipt", "receipt-signature")
     other = dataclasses.replace(expected, bundle_id=bytes(16), _installed={})
     wrong = trust.verify(outcome, other)
     assert (wrong.result, wrong.error_code) == ("bad-receipt", "wrong-bundle")

@@ -95,6 +95,8 @@ class LotTrust:
                 self._check_receipt(outcome, expected)
             except TrustprovError as e:
                 code = e.kind if isinstance(e, ClaimMismatch) else e.code
+                # not the chip's own bad-signature refusal of the software, which stops a lot
+                code = "receipt-signature" if code == "bad-signature" else code
                 return _refused(outcome, "bad-receipt", code, f"receipt refused: {e.message}")
             return outcome
         if outcome.result == "already-provisioned":
