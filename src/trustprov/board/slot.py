@@ -24,7 +24,8 @@ from trustprov.chip.device import Chip
 from trustprov.chip.farm import Farm
 from trustprov.chip.uart import ChipEndpoint
 from trustprov.errors import TrustprovError
-from trustprov.link import messages
+from trustprov.formats import cbor
+from trustprov.formats.limits import LIMITS
 from trustprov.link.port import ChipPort
 
 log = logging.getLogger(__name__)
@@ -174,13 +175,15 @@ def _lie(request: bytes, answer: bytes, uid: bytes) -> bytes:
     """The ``lie`` fault: a ``rom.status`` answer rewritten to name chip ``uid``. What the chip
     signs (a receipt, an attestation) the board cannot rewrite without the chip's key."""
     try:
-        op, _ = messages.decode_request(request)
-        status = messages.decode_response(answer)
+        asked = cbor.decode(request, limit=LIMITS.link_message, what="request")
+        said = cbor.decode(answer, limit=LIMITS.link_message, what="answer")
     except TrustprovError:
         return answer
-    if op != "rom.status":
+    if not (isinstance(asked, dict) and asked.get("op") == "rom.status"):
         return answer
-    return messages.encode_ok({**status, "uid": uid})
+    if not (isinstance(said, dict) and isinstance(said.get("ok"), dict)):
+        return answer
+    return cbor.encode({"ok": {**said["ok"], "uid": uid}})
 
 
 def _nowhere(_data: bytes) -> None:
