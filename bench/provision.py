@@ -4,8 +4,9 @@ The floor is measured in the same run: the bare pyca/cryptography calls one chip
 bundle (one signature verify of the software, one unseal of ENC(OEM_SHARE), the five KDF calls of
 G and the key derivation, one CMAC over the manifest, per chunk one hash-chain link and one AEAD
 open, per device key the manifest names one key pair from TRNG material, and the ES256 signature
-of the chip's receipt), each the cheapest correct call, timed in a loop; the host itself makes
-none per chip (it forwards the receipt unverified). The ratio achieved / floor is what to watch:
+of the chip's receipt), each the cheapest correct call, timed in a loop, and the one ES256
+verify of that receipt that the station makes per chip before it records it (protocol.md 9,
+rule 7). The ratio achieved / floor is what to watch:
 absolute times on shared machines are noisy. Beside each run's wall time, the CPU time of all
 its processes per chip: on a machine shared with other work, how far the line would go alone.
 
@@ -24,7 +25,9 @@ the ICM's signing with its keys in a SoftHSM2 token beside key files (bench/cust
 64 MiB software image, the certificates of a 100,000-chip lot manifest; --custody-chips 0 leaves
 it out). Under "authorize": the OEM's authorized set of a million UIDs built, loaded and every
 proof taken, beside the bare SHA-256 floor of the same run (bench/authz.py; --authorize-uids 0
-leaves it out).
+leaves it out). Under "station_verify": what the station's check of a chip's receipt costs
+per chip (parse, the certificate's key, ES256 verify, the claims), cold (a certificate parsed
+for the chip) and warm (its key kept per UID), beside its floor, one bare ES256 verify.
 """
 
 from __future__ import annotations
@@ -64,12 +67,14 @@ if __name__ != "__mp_main__" or TYPE_CHECKING:
     from trustprov.crypto.schedule import derive_keys, g_master_key
     from trustprov.demo import CM_LOT, make_family, seal_bundle, write_sample_assets
     from trustprov.formats.bundle import Bundle, chunk_aad, chunk_nonce
+    from trustprov.formats.receipt import Receipt
     from trustprov.formats.sealed import SealedValue
     from trustprov.formats.software import SignedSoftware
     from trustprov.line.station import provision_lot
     from trustprov.roles import assets as asset_list
     from trustprov.roles import icm
-    from trustprov.roles.cm import Job
+    from trustprov.roles.cm import Job, Outcome
+    from trustprov.roles.trust import LotTrust
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
     import authz
@@ -78,9 +83,8 @@ if __name__ != "__mp_main__" or TYPE_CHECKING:
 
 def crypto_floor_us(root: Path, made: icm.Icm, rounds: int = 300) -> tuple[float, dict[str, float]]:
     """Median microseconds of the bare primitive calls of one chip, by component: each with
-    the cheapest correct call (keys loaded once, as a chip holds them). The host makes no
-    primitive call of its own per chip: it forwards the chip's receipt unverified (the OEM
-    verifies receipts at reconciliation)."""
+    the cheapest correct call (keys loaded once, as a chip holds them), and the host's one
+    ES256 verify of the chip's receipt (``host-verify``)."""
     image = (root / "icm" / "provisioning-software.cose").read_bytes()
     software = SignedSoftware.from_bytes(image)
     public = load_public_key(made.immutable.k_puk_icm_prov)
@@ -141,6 +145,11 @@ def crypto_floor_us(root: Path, made: icm.Icm, rounds: int = 300) -> tuple[float
     def receipt() -> None:
         es256.sign(identity, to_sign)
 
+    signed = (identity.public_key(), es256.sign(identity, to_sign))  # the station checks it
+
+    def host_verify() -> None:
+        es256.verify(signed[0], signed[1], to_sign)
+
     parts = {
         "verify": verify,
         "unseal": unseal,
@@ -149,6 +158,7 @@ def crypto_floor_us(root: Path, made: icm.Icm, rounds: int = 300) -> tuple[float
         "assets": assets,
         "device-keys": device_keys,
         "receipt": receipt,
+        "host-verify": host_verify,
     }
     result = {}
     for name, fn in parts.items():
@@ -207,6 +217,7 @@ def _provision_run(
 ) -> dict[str, float] | None:
     """Provision the lot of ``farm`` with ``n`` workers; its figures, or None if a chip failed."""
     cpu = _cpu_seconds()
+    ticker = _Ticker(chips)
     summary = provision_lot(
         farm_path=farm,
         lot=CM_LOT,
@@ -214,7 +225,7 @@ def _provision_run(
         records_url=f"sqlite:///{root / f'records-{n}.sqlite'}",
         jobs=n,
         station="bench",
-        on_outcome=_Ticker(chips),
+        on_outcome=ticker,
     )
     if summary.failed or summary.provisioned != chips:
         _say(f"FAILED: {summary.to_json()}")
@@ -232,6 +243,44 @@ def _provision_run(
         "cpu_per_chip_us": round(cpu_us, 1),
         "cpu_ratio": round(cpu_us / floor_us, 2),
         "speedup": 1.0,  # beside the first run (of the fewest workers, as given)
+        "station_verify": station_verify_us(ticker.outcomes, job),
+    }
+
+
+def station_verify_us(outcomes: list[Outcome], job: Job, rounds: int = 200) -> dict[str, float]:
+    """Median microseconds of the station's check of one chip's receipt (`LotTrust.verify`):
+    cold, with the chip's certificate parsed for it, and warm, with its key kept; beside one
+    bare ES256 verify of the same receipt (the floor)."""
+    sample = [o for o in outcomes if o.receipt is not None][:rounds]
+    if not sample:
+        return {}
+    cold, warm, floor = [], [], []
+    es256 = SIGNATURE_ALGORITHMS["ES256"]
+    for o in sample:
+        trust = LotTrust(CM_LOT, None)  # the chip's own certificate, as the bench's line
+        t = time.perf_counter()
+        checked = trust.verify(o, job.expected)
+        cold.append(time.perf_counter() - t)
+        if checked.result != "provisioned":
+            raise SystemExit(f"the station refused a genuine receipt: {checked.error}")
+        t = time.perf_counter()
+        trust.verify(o, job.expected)
+        warm.append(time.perf_counter() - t)
+        assert o.receipt is not None  # sampled with one
+        message = Receipt.from_bytes(o.receipt).message
+        key = trust.anchor(o)[1]
+        tbs, signature = message.to_be_signed(), message.auth
+        t = time.perf_counter()
+        es256.verify(key, signature, tbs)
+        floor.append(time.perf_counter() - t)
+    median = statistics.median
+    floor_us = median(floor) * 1e6
+    return {
+        "cold_us": round(median(cold) * 1e6, 1),
+        "warm_us": round(median(warm) * 1e6, 1),
+        "floor_us": round(floor_us, 1),
+        "cold_ratio": round(median(cold) * 1e6 / floor_us, 2),
+        "warm_ratio": round(median(warm) * 1e6 / floor_us, 2),
     }
 
 
@@ -309,6 +358,14 @@ def main() -> int:
                 f"(ratio {run['cpu_ratio']:.2f})"
                 + (f"; {run['speedup']:.2f}x the first run's speed" if len(runs) > 1 else "")
             )
+            sv = run["station_verify"]
+            if sv:
+                _say(
+                    f"station's check of a receipt: {sv['cold_us']:.0f} us cold (certificate "
+                    f"parsed), {sv['warm_us']:.0f} us warm (key kept), beside one ES256 verify "
+                    f"of {sv['floor_us']:.0f} us (ratios {sv['cold_ratio']:.2f}, "
+                    f"{sv['warm_ratio']:.2f})"
+                )
             farm_bytes = _farm_bytes(farm)
             farm.unlink()  # keep at most two farms of a large lot on disk
         custody_figures = (
@@ -349,6 +406,7 @@ def main() -> int:
                 "farm_bytes_per_chip": round(farm_bytes / args.chips),
                 "runs": runs,
                 "floor_parts_us": {k: round(v, 1) for k, v in parts.items()},
+                "station_verify": last["station_verify"],
                 "custody": custody_figures,
                 "authorize": authorize_figures,
             }
@@ -363,9 +421,12 @@ class _Ticker:
     def __init__(self, chips: int) -> None:
         self.chips, self.done, self.start = chips, 0, time.perf_counter()
         self.every = max(1, chips // 10)
+        self.outcomes: list[Outcome] = []  # a sample, for the station's verification cost
 
-    def __call__(self, _outcome: object) -> None:
+    def __call__(self, outcome: Outcome) -> None:
         self.done += 1
+        if len(self.outcomes) < 200:
+            self.outcomes.append(outcome)
         if self.done % self.every == 0 and self.done < self.chips:
             rate = self.done / (time.perf_counter() - self.start)
             _say(f"  {self.done} of {self.chips} chips, {rate:.0f} chips/s")

@@ -9,6 +9,7 @@ from typing import Any
 
 import cbor2
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import (
@@ -31,6 +32,7 @@ from trustprov.chip.ram import DEFAULT_RAM, Ram
 from trustprov.crypto.keys import public_key_der
 from trustprov.errors import ChipRefused, FormatError, InputError
 from trustprov.formats import cbor
+from trustprov.formats.attestation import Attestation
 from trustprov.formats.bundle import MAX_ASSET_LEN, MAX_KEY_LEN
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.software import CODE_PARTS, CODE_ROOT
@@ -644,3 +646,33 @@ def test_two_chip_objects_of_one_chip_cannot_both_install(world: Any, cm_farm: P
         assert e.value.code == "lifecycle"
         assert b.read(uid) == after_first
         assert b.farm.load(uid).prov_counter == 1
+
+
+# -- ROM attestation (docs/protocol.md 8.8) -------------------------------------------------------
+def test_attest_signs_what_the_chip_holds_over_the_challenge(world: Any, tmp_path: Path) -> None:
+    farm_path = tmp_path / "chips.farm"
+    shutil.copyfile(world.cm_farm, farm_path)
+    farm = Farm(farm_path)
+    try:
+        uid = farm.uids()[0]
+        client = ChipClient(InProcessLink(ChipPort(_power_on(farm, uid))))
+        challenge = bytes(range(32))
+        token = Attestation.from_bytes(client.attest(challenge))
+        cert = x509.load_der_x509_certificate(token.certificate)
+        token.verify(cert.public_key(), challenge)  # type: ignore[arg-type]  # P-256
+        c = token.claims
+        assert (c.uid, c.lot, c.lifecycle, c.counter) == (uid, world.cm_lot, 1, 0)
+        assert (c.bundle_id, c.installed_digest, c.domain_id, c.epoch) == (None,) * 4
+        for bad in ({}, {"challenge": bytes(31)}, {"challenge": bytes(32), "x": 1}):
+            with pytest.raises(ChipRefused) as e:
+                client.call("rom.attest", bad)
+            assert e.value.code == "malformed"
+    finally:
+        farm.close()
+
+
+def test_a_blank_chip_has_nothing_to_attest_with(blank: Farm) -> None:
+    client = ChipClient(InProcessLink(ChipPort(_power_on(blank))))
+    with pytest.raises(ChipRefused) as e:
+        client.attest(bytes(32))
+    assert e.value.code == "lifecycle"

@@ -492,7 +492,13 @@ def test_report(cw: CliWorld, tmp_path: Path) -> None:
         0,
     )
     assert doc["stations"] == {
-        "line-1": {"chips": 5, "provisioned": 4, "already_provisioned": 0, "failed": 1}
+        "line-1": {
+            "chips": 5,
+            "provisioned": 4,
+            "already_provisioned": 0,
+            "failed": 1,
+            "bad_receipt": 0,
+        }
     }
     failures = doc["failures"]
     assert isinstance(failures, dict)

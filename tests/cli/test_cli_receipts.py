@@ -100,3 +100,29 @@ def test_receipts_of_an_old_records_store_exit_2(tmp_path: Path) -> None:
         c.execute("INSERT INTO records_meta VALUES ('format', 'trustprov-records-2')")
     result = run("cm", "receipts", "--records", f"sqlite:///{db}", "--out", tmp_path / "r")
     assert_error(result, exit_code=2, match="trustprov-records-2")
+
+
+def test_provision_a_farm_under_the_lot_manifest_and_reconcile_by_lot(
+    cw: CliWorld, tmp_path: Path
+) -> None:
+    """cm provision --farm takes the ICM's signed lot manifest as the anchor of every receipt;
+    oem reconcile --lot counts a receipt whose chip the lots put elsewhere as wrong-lot."""
+    farm = cw.fresh_farm(tmp_path)
+    job = ["cm", "provision", "--farm", farm, "--lot", cw.a.cm_lot, "--software", cw.a.software,
+           "--share", cw.a.share, "--bundle", cw.a.bundle]  # fmt: skip
+    other_lot = cw.a.lot_json.parent / "oem-lot.json"
+    assert_error(run(*job, "--manifest", other_lot), exit_code=2, match="lot manifest is for lot")
+    key = cw.a.icm / "lot-signing.pub.pem"
+    doc = json.loads(ok(*job, "--manifest", cw.a.lot_json, "--icm-key", key, "--json").stdout)
+    assert (doc["provisioned"], doc["bad_receipt"]) == (len(cw.a.cm_uids), 0)
+    out = tmp_path / "receipts.cbor"
+    ok("cm", "receipts", "--records", f"sqlite:///{tmp_path / 'records.sqlite'}", "--out", out)
+    right = json.loads(ok(*_reconcile(cw, tmp_path, out, "--lot", cw.a.lot_json, "--icm-key",
+                                      key, "--json")).stdout)  # fmt: skip
+    assert (right["counts"]["valid"], right["counts"]["wrong-lot"]) == (len(cw.a.cm_uids), 0)
+    # the OEM's lot does not list the CM's chips: each receipt is wrong-lot, exit 1
+    wrong = run(*_reconcile(cw, tmp_path, out, "--lot", other_lot, "--json"))
+    assert wrong.exit_code == 1
+    assert json.loads(wrong.stdout)["counts"]["wrong-lot"] == len(cw.a.cm_uids)
+    assert_error(run(*_reconcile(cw, tmp_path, out, "--icm-key", key)), exit_code=2,
+                 match="--icm-key checks the signature of --lot")  # fmt: skip

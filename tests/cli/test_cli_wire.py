@@ -94,7 +94,8 @@ def test_wire_options_exclude_each_other(cw: CliWorld, tmp_path: Path) -> None:
     assert_error(run(*job), exit_code=2, match="give --board")
     both = [*job, "--board", "tcp://127.0.0.1:9", "--port", "serial:///dev/null"]
     assert_error(run(*both), exit_code=2, match="not both")
-    assert_error(run(*job, "--farm", farm), exit_code=2, match="exclude each other")
+    on_board = [*job, "--farm", farm, "--board", "tcp://127.0.0.1:9"]
+    assert_error(run(*on_board), exit_code=2, match="exclude each other")
     other_lot = [a if a != cw.a.cm_lot else "LOT-OTHER" for a in job]
     assert_error(
         run(*other_lot, "--board", "tcp://127.0.0.1:9"), exit_code=2, match="not 'LOT-OTHER'"

@@ -163,6 +163,20 @@ class NoRollback(_Port):
         return response
 
 
+class ReplaysToken(_Port):
+    """Answers every `rom.attest` with its first token, whatever the challenge."""
+
+    first: bytes | None = None
+
+    def broken(self, op: str, _args: dict[str, Any], request: bytes) -> bytes:
+        response = self.real(request)
+        if op != "rom.attest" or self.error_of(response) is not None:
+            return response
+        if ReplaysToken.first is None:
+            ReplaysToken.first = response
+        return ReplaysToken.first  # the defect
+
+
 #: variant -> (endpoint class, port class, the case that must catch it)
 DEFECTS: dict[str, tuple[type[ChipEndpoint], type[ChipPort], str]] = {
     "ack-before-crc": (AckBeforeCrc, ChipPort, "link.crc"),
@@ -173,6 +187,7 @@ DEFECTS: dict[str, tuple[type[ChipEndpoint], type[ChipPort], str]] = {
     "leaky-message": (ChipEndpoint, LeakyMessage, "secrets.fixed-messages"),
     "leaky-status": (ChipEndpoint, LeakyStatus, "secrets.scan"),
     "no-rollback": (ChipEndpoint, NoRollback, "boot.rollback"),
+    "replays-token": (ChipEndpoint, ReplaysToken, "attest.token"),
 }
 
 

@@ -29,6 +29,7 @@ KEYS = (
     "provisioned",
     "already_provisioned",
     "failed",
+    "bad_receipt",
     "pending",
     "in_progress",
     "yield_percent",

@@ -22,6 +22,7 @@ from typing import Any
 
 from trustprov.errors import ChipRefused, FormatError, InputError, TransportError, TrustprovError
 from trustprov.formats import cbor, cose
+from trustprov.formats.attestation import Attestation
 from trustprov.formats.authz import AuthorizedSet, InclusionProof
 from trustprov.formats.bundle import Bundle, Manifest, SignedManifest
 from trustprov.formats.bundle_file import BundleIndex
@@ -160,6 +161,15 @@ def _receipts() -> list[bytes]:
     return [bytes.fromhex(json.loads(vector.read_text())["receipt"])]
 
 
+def _tokens() -> list[bytes]:
+    """A chip's attestation token (tests/vectors/link_messages.json, step rom.attest
+    provisioned): the station parses what a board hands it."""
+    vector = Path(__file__).parents[1] / "vectors" / "link_messages.json"
+    steps = json.loads(vector.read_text())["steps"]
+    answer = next(s["answer"] for s in steps if s["name"] == "rom.attest provisioned")
+    return [messages.decode_response(bytes.fromhex(answer))["token"]]
+
+
 def _index(data: bytes) -> BundleIndex:
     """The bundle file indexed from its heads, as `cm provision` reads it."""
     return BundleIndex.read(io.BytesIO(data), len(data))
@@ -205,6 +215,8 @@ def build_targets(c: Corpus) -> dict[str, Target]:
                fixup=lab.authenticator.fix),
         Target("Receipt.from_bytes", Receipt.from_bytes, _receipts(),
                allowed=(TrustprovError,), result_type=Receipt),
+        Target("Attestation.from_bytes", Attestation.from_bytes, _tokens(),
+               allowed=(TrustprovError,), result_type=Attestation),
         Target("assets.load", _assets_loader(c.assets_dir), a["toml"], flavor="toml",
                allowed=(InputError, FormatError), result_type=assets.AssetList),
         Target("AuthorizedSet.from_bytes", AuthorizedSet.from_bytes, a["auth"],

@@ -17,7 +17,8 @@ from .engine import STRATEGIES, Fuzzer, Target, Unexpected, check, run_one, watc
 
 def test_every_target_parses_its_seeds(fuzzers: dict[str, Fuzzer]) -> None:
     """Mutations start from valid artifacts: each target accepts every one of its seeds."""
-    assert len(fuzzers) == 20  # the 15 before, AUTH, a proof, a lot signature, a receipt, the index
+    # the 15 before, AUTH, a proof, a lot signature, a receipt, the index, an attestation token
+    assert len(fuzzers) == 21
     for name, f in fuzzers.items():
         t = f.target
         assert t.seeds, name

@@ -29,6 +29,7 @@ NAMES = [
     "decode_request",  # the chip's side of the link
     "decode_response",  # the host's side of the link
     "Receipt.from_bytes",  # a chip's receipt, as the CM hands it to the OEM
+    "Attestation.from_bytes",  # a chip's attestation token, as a board hands it to the station
 ]
 
 

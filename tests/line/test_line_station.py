@@ -458,8 +458,20 @@ def test_the_report_counts_every_chip_once(
     )
     assert (doc["pending"], doc["failures"]) == (0, {"domain-mismatch": 1})
     assert doc["stations"] == {
-        "s1": {"chips": 7, "provisioned": 7, "already_provisioned": 0, "failed": 0},
-        "s2": {"chips": 1, "provisioned": 0, "already_provisioned": 0, "failed": 1},
+        "s1": {
+            "chips": 7,
+            "provisioned": 7,
+            "already_provisioned": 0,
+            "failed": 0,
+            "bad_receipt": 0,
+        },
+        "s2": {
+            "chips": 1,
+            "provisioned": 0,
+            "already_provisioned": 0,
+            "failed": 1,
+            "bad_receipt": 0,
+        },
     }
     assert sum(b["chips"] for b in doc["throughput"]) == 8
     assert report.yield_percent == 87.5

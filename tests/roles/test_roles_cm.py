@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def test_a_fresh_chip_is_provisioned_without_a_status_round_trip(world: Any, far
         assert b.read(uid).bundle_id == job.prepared.bundle_id
 
 
-def test_a_chip_holding_the_bundle_refuses_it_and_is_settled_by_its_status(
+def test_a_chip_holding_the_bundle_refuses_it_and_is_settled_by_what_it_signs(
     world: Any, farm: Path
 ) -> None:
     job = world_job(world)
@@ -52,11 +53,15 @@ def test_a_chip_holding_the_bundle_refuses_it_and_is_settled_by_its_status(
             None,
             None,
         )
-        assert _ops(b) == ["rom.boot", "cm.begin", "rom.status"]  # begin refused: stale epoch
+        # begin refused (stale epoch): the chip attests over a fresh challenge
+        assert _ops(b) == ["rom.boot", "cm.begin", "rom.attest"]
+        assert outcome.attestation is not None
+        assert outcome.challenge is not None
+        assert len(outcome.challenge) == 32
     assert farm_rows(farm, "SELECT * FROM chips") == rows  # nothing written
 
 
-def test_a_recovered_claim_reads_the_status_first_and_never_boots_a_provisioned_chip(
+def test_a_recovered_claim_asks_the_chip_to_attest_first_and_never_boots_a_provisioned_chip(
     world: Any, farm: Path
 ) -> None:
     job = world_job(world)
@@ -67,27 +72,24 @@ def test_a_recovered_claim_reads_the_status_first_and_never_boots_a_provisioned_
         assert provision_chip(b.client(done), done, job, status_first=True).result == (
             "already-provisioned"
         )
-        assert _ops(b) == ["rom.status"]
+        assert _ops(b) == ["rom.attest"]
         b.log.clear()
         outcome = provision_chip(b.client(fresh), fresh, job, status_first=True)
         assert outcome.result == "provisioned"
-        assert _ops(b)[:2] == ["rom.status", "rom.boot"]
+        assert _ops(b)[:2] == ["rom.attest", "rom.boot"]
 
 
 def test_a_refusal_stands_when_the_chip_does_not_hold_the_bundle(world: Any, farm: Path) -> None:
     job = world_job(world)
-    broken = type(job)(
-        job.image,
-        job.software,
-        job.prepared,
-        job.family_id,
-        job.boot_request[:-1] + bytes([job.boot_request[-1] ^ 1]),  # the signature's last byte
+    # the signature's last byte
+    broken = dataclasses.replace(
+        job, boot_request=job.boot_request[:-1] + bytes([job.boot_request[-1] ^ 1])
     )
     with Bench(farm) as b:
         uid = b.uids()[0]
         outcome = provision_chip(b.client(uid), uid, broken)
         assert (outcome.result, outcome.error_code) == ("failed", "bad-signature")
-        assert _ops(b) == ["rom.boot", "rom.status"]
+        assert _ops(b) == ["rom.boot", "rom.attest"]
         assert b.read(uid).bundle_id is None
 
 

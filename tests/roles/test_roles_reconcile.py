@@ -35,12 +35,12 @@ def ref(world: Any) -> Any:
 
 
 def _claims(ref: Any, uid: bytes, **change: Any) -> ReceiptClaims:
-    m = ref.manifest
+    m = ref.expected.manifest
     claims = ReceiptClaims(
         uid=uid,
         lot="LOT-A",
         bundle_id=m.bundle_id,
-        manifest_digest=ref.manifest_digest,
+        manifest_digest=ref.expected.manifest_digest,
         installed_digest=expected_installed_digest(m, DOMAIN),
         domain_id=DOMAIN,
         epoch=m.epoch,
@@ -74,6 +74,7 @@ def _uid(n: int) -> bytes:
         ({"epoch": 7}, "wrong-state"),
         ({"bundle_id": bytes(16)}, "wrong-bundle"),
         ({"manifest_digest": bytes(32)}, "wrong-bundle"),
+        ({"counter": 0}, "wrong-state"),  # no install signs a counter of 0
     ],
 )
 def test_each_class(world: Any, ref: Any, change: dict[str, Any], cls: str) -> None:
@@ -84,10 +85,32 @@ def test_each_class(world: Any, ref: Any, change: dict[str, Any], cls: str) -> N
 
 
 def test_below_the_minimum_security_version_is_wrong_state(world: Any, ref: Any) -> None:
-    if ref.min_svn == 0:
+    if ref.expected.min_svn == 0:
         pytest.skip("the world's bundle has no minimum security version to go below")
-    data = _receipt(world, _claims(ref, _uid(1), security_version=ref.min_svn - 1))
+    data = _receipt(world, _claims(ref, _uid(1), security_version=ref.expected.min_svn - 1))
     assert reconcile.reconcile([data], ref, None, jobs=1).counts["wrong-state"] == 1
+
+
+def test_a_receipt_of_another_lot_is_wrong_lot(world: Any, ref: Any) -> None:
+    """Item 7: the chip's signed lot must be the lot the ICM's manifest gives for its UID."""
+    lots = {_uid(1): "LOT-A", _uid(2): "LOT-A"}
+    moved = _receipt(world, _claims(ref, _uid(1), lot="LOT-B"))
+    unlisted = _receipt(world, _claims(ref, _uid(3)))
+    right = _receipt(world, _claims(ref, _uid(2)))
+    r = reconcile.reconcile([moved, unlisted, right], ref, None, jobs=1, lots=lots)
+    assert (r.counts["wrong-lot"], r.counts["valid"]) == (2, 1)
+    assert sorted(r.by_class["wrong-lot"]) == [_uid(1), _uid(3)]
+    assert not r.ok
+    # without the lots, the lot is not checked: the same receipts are valid
+    assert reconcile.reconcile([moved], ref, None, jobs=1).counts["valid"] == 1
+
+
+def test_unauthorized_is_counted_before_wrong_lot(world: Any, ref: Any) -> None:
+    moved = _receipt(world, _claims(ref, _uid(1), lot="LOT-B"))
+    r = reconcile.reconcile(
+        [moved], ref, AuthorizedSet.from_uids([_uid(2)]), jobs=1, lots={_uid(1): "LOT-A"}
+    )
+    assert (r.counts["unauthorized"], r.counts["wrong-lot"]) == (1, 0)
 
 
 def test_without_auth_nothing_is_unauthorized_or_missing(world: Any, ref: Any) -> None:

@@ -9,9 +9,10 @@ published test family (section 14.1) and the vectors' OEM (section 11) with fixe
 steps run in order on that one chip; ``test_link_message_vectors.py`` replays each request on a
 fresh chip made the same way and compares the answer bytes.
 
-Two things are randomized and kept from the previous run while they still verify (as the
-software vectors are): the chip certificate (the device CA's ECDSA signature) and the receipt's
-ES256 signature, whose 64 bytes in the cm.finish answer are named by the step's ``random``.
+Three things are randomized and kept from the previous run while they still verify (as the
+software vectors are): the chip certificate (the device CA's ECDSA signature), and the ES256
+signatures of the receipt (the cm.finish answer) and of the attestation token (rom.attest), whose
+64 bytes are named by the step's ``random``.
 
 Run from any directory (``make vectors`` runs it after the other generators)::
 
@@ -48,6 +49,7 @@ OUT = Path(__file__).resolve().parent / "link_messages.json"
 UID = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f0")
 LOT = "LOT-VECTORS"
 TRNG_LABEL = b"trustprov link-message vectors TRNG"
+ATTEST_CHALLENGE = hashlib.sha256(b"trustprov link-message vectors/attest").digest()
 #: what the vector chip measures at boot (section 5.3): the archive of this one file
 CODE = {"firmware/main.py": b"print('trustprov link-message vectors')\n"}
 #: a P-256 key that is not the chip's, for the bad-certificate step (FIPS 186-5 A.2.1 material)
@@ -115,12 +117,18 @@ class Script:
         answer = self.raw(name, section, messages.encode_request(op, args), note)
         return cbor2.loads(answer)
 
-    def finish_with_receipt(self, name: str, section: str) -> Any:
-        """cm.finish: its receipt's ES256 signature is randomized; kept while it verifies."""
-        request = messages.encode_request("cm.finish", {})
+    def attest(self, name: str, section: str, challenge: bytes) -> Any:
+        """rom.attest: its token's ES256 signature is randomized; kept while it verifies."""
+        request = messages.encode_request("rom.attest", {"challenge": challenge})
         answer = self.port.handle(request)
-        receipt = cbor2.loads(answer)["ok"]["receipt"]
-        at = answer.index(receipt) + len(receipt) - 64
+        token = cbor2.loads(answer)["ok"]["token"]
+        at = answer.index(token) + len(token) - 64
+        self._keep(name, section, request, answer, at=at, what="token")
+        return cbor2.loads(bytes.fromhex(self.steps[-1]["answer"]))
+
+    def _keep(
+        self, name: str, section: str, request: bytes, answer: bytes, *, at: int, what: str
+    ) -> None:
         old = self._previous.get(name)
         if old is not None:
             before = bytes.fromhex(old["answer"])
@@ -135,11 +143,19 @@ class Script:
                 "request": request.hex(),
                 "answer": answer.hex(),
                 "random": [at, 64],
-                "note": "bytes [random[0], random[0] + 64) are the receipt's ES256 signature "
+                "note": f"bytes [random[0], random[0] + 64) are the {what}'s ES256 signature "
                 "(r || s): randomized; verify it under the chip's identity key",
             }
         )
-        return cbor2.loads(answer)
+
+    def finish_with_receipt(self, name: str, section: str) -> Any:
+        """cm.finish: its receipt's ES256 signature is randomized; kept while it verifies."""
+        request = messages.encode_request("cm.finish", {})
+        answer = self.port.handle(request)
+        receipt = cbor2.loads(answer)["ok"]["receipt"]
+        at = answer.index(receipt) + len(receipt) - 64
+        self._keep(name, section, request, answer, at=at, what="receipt")
+        return cbor2.loads(bytes.fromhex(self.steps[-1]["answer"]))
 
 
 def certificate(
@@ -212,6 +228,7 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
 
     # -- the boot ROM, blank chip ----------------------------------------------------------------
     s.call("rom.status blank", "8.1", "rom.status", {})
+    s.call("rom.attest blank: lifecycle", "8.2, 8.8", "rom.attest", {"challenge": ATTEST_CHALLENGE})
     s.call("rom.boot blank: lifecycle", "8.3", "rom.boot", {"image": fam.sign(code, 2)})
     s.call("rom.make-identity blank: lifecycle", "8.3", "rom.make-identity", {})
     s.raw("not CBOR: malformed", "8.2", b"\xff")
@@ -250,6 +267,12 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
     cert = certificate(fam, key, previous.get("rom.store-certificate"))
     s.call("rom.store-certificate", "7, 8.1", "rom.store-certificate", {"certificate": cert})
     s.call("rom.identity", "8.1", "rom.identity", {})
+    s.call(
+        "rom.attest short challenge: malformed",
+        "8.1, 8.2",
+        "rom.attest",
+        {"challenge": ATTEST_CHALLENGE[:31]},
+    )
     s.call("unknown op before boot: unknown-command", "8.2", "rom.nothing", {})
     s.call("software op before boot: unknown-command", "8.2", "cm.finish", {})
 
@@ -543,6 +566,7 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
         s.raw(f"cm.chunk {k} to install", "6.6, 8.1", request)
     s.finish_with_receipt("cm.finish", "6.6, 6.8, 8.1")
     s.call("rom.status provisioned", "6.7, 8.1", "rom.status", {"digests": True})
+    s.attest("rom.attest provisioned", "8.1, 8.8", ATTEST_CHALLENGE)
     s.raw("cm.begin the same bundle: stale-epoch", "6.6, 8.2", begin)
     # a second OEM (its own domain) on a chip of the first
     other = s.call(

@@ -75,7 +75,8 @@ def test_every_answer_is_the_recorded_one(tmp_path: Path) -> None:
             assert answer[:at] + answer[at + n :] == expected[:at] + expected[at + n :]
             assert identity is not None
             for signed in (answer, expected):  # the recorded signature verifies too
-                _verify_receipt(cbor2.loads(signed)["ok"]["receipt"], identity)
+                ok = cbor2.loads(signed)["ok"]
+                _verify_receipt(ok["receipt"] if "receipt" in ok else ok["token"], identity)
         if step["name"] == "rom.make-identity":
             key = load_public_key(cbor2.loads(answer)["ok"]["public-key"])
             assert isinstance(key, ec.EllipticCurvePublicKey)

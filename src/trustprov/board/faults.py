@@ -5,6 +5,7 @@ Grammar of ``--faults SPEC`` (docs/protocol.md, "Chip board: faults")::
     SPEC     = ITEM *("," ITEM)
     ITEM     = NAME "=" PROB [":" DURATION]  /  "seed=" INT
     NAME     = "drop" / "corrupt" / "dup" / "delay" / "reorder" / "cut" / "powercut" / "misplace"
+             / "lie"
     PROB     = a decimal number in [0, 1]
     DURATION = INT ("ms" / "s")              (delay only; default 20ms)
 
@@ -15,7 +16,10 @@ delayed by DURATION, held back behind the next unit (reorder), or cut (its first
 the connection closed: a cable pulled mid-frame). ``powercut`` is per chip placed in a socket: it
 arms a power cycle after a random number of input bytes, so it lands mid-message, mid-chunk.
 ``misplace`` is per insertion too: the board puts another chip of the farm in the socket than
-the one asked for (an operator's slip the station must catch). ``seed`` makes a run repeatable.
+the one asked for (an operator's slip the station must catch). ``lie`` is per insertion: the
+board rewrites the chip's answers to ``rom.status`` to say it is the chip asked for (a dishonest
+board or programmer, which with ``misplace`` hides the swap from any unsigned answer: only what
+the chip signs exposes it). ``seed`` makes a run repeatable.
 
 Invariant: the spec is parsed completely before a board starts; any error is one `InputError`.
 """
@@ -46,6 +50,7 @@ class Faults:
     cut: float = 0.0
     powercut: float = 0.0
     misplace: float = 0.0
+    lie: float = 0.0
     seed: int | None = None
 
     @classmethod
@@ -87,6 +92,7 @@ class Faults:
             cut=values.get("cut", 0.0),
             powercut=values.get("powercut", 0.0),
             misplace=values.get("misplace", 0.0),
+            lie=values.get("lie", 0.0),
             seed=seed,
         )
 
@@ -140,6 +146,9 @@ class FaultDice:
 
     def misplace(self) -> bool:
         return bool(self.faults.misplace) and self._rng.random() < self.faults.misplace
+
+    def lie(self) -> bool:
+        return bool(self.faults.lie) and self._rng.random() < self.faults.lie
 
 
 def apply_corruption(data: bytes, bit: int) -> bytes:

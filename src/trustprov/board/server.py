@@ -267,7 +267,7 @@ class Board:
             except InputError as e:
                 raise handler.HandlerError(e.message, code="no-chip") from e
             slot.remove()
-            slot.insert(uid)
+            slot.insert(uid, claimed=req.chip if self._dice.lie() else None)
         elif req.op == "remove":
             slot.remove()
         elif req.op == "power-cycle":

@@ -23,6 +23,9 @@ from trustprov.board.faults import FaultDice, apply_corruption
 from trustprov.chip.device import Chip
 from trustprov.chip.farm import Farm
 from trustprov.chip.uart import ChipEndpoint
+from trustprov.errors import TrustprovError
+from trustprov.formats import cbor
+from trustprov.formats.limits import LIMITS
 from trustprov.link.port import ChipPort
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class Slot:
         self.uid: bytes | None = None
         self.dead = False
         self._port: ChipPort | None = None
+        self._claimed: bytes | None = None  # the UID a lying board reports (`insert`)
         self._endpoint: ChipEndpoint | None = None
         self._cut_after: int | None = None  # input bytes until a power cycle
         self._held: dict[str, bytes | None] = {"in": None, "out": None}
@@ -60,13 +64,17 @@ class Slot:
         return "dead" if self.dead else ("empty" if self.uid is None else "powered")
 
     # -- the handler's operations --------------------------------------------------------------
-    def insert(self, uid: bytes) -> None:
+    def insert(self, uid: bytes, *, claimed: bytes | None = None) -> None:
+        """``claimed``: the UID this socket's ``rom.status`` answers are rewritten to name
+        (the ``lie`` fault), whatever chip sits in it."""
         self.uid = uid
+        self._claimed = claimed
         self._power_on()
         self._cut_after = self._dice.powercut_after()
 
     def remove(self) -> None:
         self.uid = None
+        self._claimed = None
         self._port = None
         self._endpoint = None
         self._cut_after = None
@@ -157,7 +165,25 @@ class Slot:
     def _handle(self, request: bytes) -> bytes:
         # the endpoint outlives the chips placed in the socket: it always reaches the current one
         assert self._port is not None  # noqa: S101 - the endpoint exists only with a chip
-        return self._port.handle(request)
+        answer = self._port.handle(request)
+        if self._claimed is not None:
+            answer = _lie(request, answer, self._claimed)
+        return answer
+
+
+def _lie(request: bytes, answer: bytes, uid: bytes) -> bytes:
+    """The ``lie`` fault: a ``rom.status`` answer rewritten to name chip ``uid``. What the chip
+    signs (a receipt, an attestation) the board cannot rewrite without the chip's key."""
+    try:
+        asked = cbor.decode(request, limit=LIMITS.link_message, what="request")
+        said = cbor.decode(answer, limit=LIMITS.link_message, what="answer")
+    except TrustprovError:
+        return answer
+    if not (isinstance(asked, dict) and asked.get("op") == "rom.status"):
+        return answer
+    if not (isinstance(said, dict) and isinstance(said.get("ok"), dict)):
+        return answer
+    return cbor.encode({"ok": {**said["ok"], "uid": uid}})
 
 
 def _nowhere(_data: bytes) -> None:

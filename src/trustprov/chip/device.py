@@ -9,7 +9,8 @@ The boot ROM (`Chip.boot`) is the only way to obtain a `Hardware`: it runs softw
 4. its security version is not below the OTP counter (which then advances to it).
 
 ROM services that need no software: manufacturing (burn immutable memory once, make the identity
-key, store the certificate), status and identity.
+key, store the certificate), status, identity and attestation (a token the chip signs over a
+host's challenge: the one answer about what it holds that nothing on the wire can rewrite).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from trustprov.crypto.keys import (
     public_key_der,
 )
 from trustprov.errors import ArtifactError, ChipRefused, FormatError
+from trustprov.formats.attestation import AttestationClaims, make_token
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 
@@ -253,6 +255,38 @@ class Chip:
             self._commit(state)
         return Hardware(self, software, mem)
 
+    # -- ROM: attestation (rom.attest) ----------------------------------------------------------
+    def attest(self, challenge: bytes) -> bytes:
+        """The attestation token of docs/protocol.md 8.8 over the host's ``challenge``: what
+        this chip holds, signed with its identity key. A chip without its certificate (BLANK)
+        has no identity to sign with: `lifecycle`."""
+        s = self._state
+        if s.identity_key is None or s.certificate is None:
+            raise ChipRefused("chip has no certified identity", code="lifecycle")
+        i = s.installed
+        claims = AttestationClaims(
+            nonce=challenge,
+            uid=s.uid,
+            lot=s.lot,
+            lifecycle=int(s.lifecycle),
+            counter=s.prov_counter,
+            installed_digest=None if i is None else i.digest(),
+            bundle_id=None if i is None else i.bundle_id,
+            domain_id=None if i is None else i.domain_id,
+            epoch=None if i is None else i.epoch,
+        )
+        return make_token(claims, s.certificate, self.identity_sign)
+
+    def identity_sign(self, message: bytes) -> bytes:
+        """ES256 over ``message`` with the chip's identity key (the raw r || s of RFC 9053
+        section 2.1). The key never leaves the chip: there is a method that signs with it and
+        none that returns it."""
+        scalar = self._state.identity_key
+        if scalar is None:
+            raise ChipRefused("chip has no identity key", code="lifecycle")
+        key = ec.derive_private_key(int.from_bytes(scalar), ec.SECP256R1())
+        return SIGNATURE_ALGORITHMS["ES256"].sign(key, message)
+
     # -- ROM: public views of what is installed (rom.status with "digests") --------------------
     def region_digest(self, region: str) -> bytes:
         """SHA-256 of a flash region's content, read from the chip's own flash. Public by
@@ -327,14 +361,8 @@ class Hardware:
         return self._immutable
 
     def identity_sign(self, message: bytes) -> bytes:
-        """ES256 over ``message`` with the chip's identity key (the raw r || s of RFC 9053
-        section 2.1). The key never leaves the chip: there is a method that signs with it and
-        none that returns it."""
-        scalar = self._chip._state.identity_key
-        if scalar is None:
-            raise ChipRefused("chip has no identity key", code="lifecycle")
-        key = ec.derive_private_key(int.from_bytes(scalar), ec.SECP256R1())
-        return SIGNATURE_ALGORITHMS["ES256"].sign(key, message)
+        """ES256 with the chip's identity key (`Chip.identity_sign`)."""
+        return self._chip.identity_sign(message)
 
     def stage_region(self, content_id: bytes) -> StagedContent:
         """Flash staging for the content ``content_id`` of a region (`trustprov.chip.staging`):

@@ -54,7 +54,9 @@ def cm() -> None:
 @click.option(
     "--manifest",
     type=click.Path(path_type=Path),
-    help="The ICM's lot manifest: the lot's chips, reached on --board or --port.",
+    help="The ICM's signed lot manifest: the lot's chips, reached on --board or --port; with "
+    "--farm, the certificates the chips' receipts are verified under [default with --farm: "
+    "each chip's own].",
 )
 @click.option(
     "--board",
@@ -141,20 +143,33 @@ def provision(
     lot stops there if it refuses for a reason every chip would repeat. SIGINT or SIGTERM stops
     the line cleanly (exit 130 or 143); a second one aborts at once.
 
-    Over the wire: --manifest with --board (chip boards) or --port (one chip on a serial line)
-    instead of --farm."""
+    A chip is recorded provisioned only when its receipt verifies under the certificate the lot
+    manifest gives for its UID (else bad-receipt), already provisioned only from the token it
+    signs over a fresh challenge (rom.attest). Over the wire: --manifest with --board (chip
+    boards) or --port (one chip on a serial line) instead of --farm; with --farm, --manifest
+    makes the ICM's manifest the anchor instead of each chip's own certificate."""
     from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
-    from trustprov.cli.wire import check_wire_options, provision_wire  # noqa: PLC0415 - lazy
+    from trustprov.cli.wire import (  # noqa: PLC0415 - lazy
+        check_wire_options,
+        load_manifest,
+        provision_wire,
+    )
     from trustprov.line.station import default_jobs, provision_lot  # noqa: PLC0415 - lazy
     from trustprov.line.stopping import STOP_AFTER, LineAborted  # noqa: PLC0415 - lazy
     from trustprov.roles.cm import Job  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.trust import LotTrust  # noqa: PLC0415 - lazy: start-up
 
     if icm_key is not None and manifest is None:
         # it would check nothing: in-process chips come with no lot manifest to check
         raise InputError("--icm-key checks the signature of --manifest; give it with --manifest")
     wire = check_wire_options(farm, manifest, boards, port, board_token_file)
     job = Job.load(software, share, bundle, auth)
-    where = manifest if manifest is not None else farm
+    trust = (
+        LotTrust.of_manifest(load_manifest(manifest, icm_key))
+        if wire is None and manifest is not None
+        else None
+    )
+    where = farm if farm is not None else manifest
     assert where is not None  # noqa: S101 - check_wire_options wants one of them
     url = records or f"sqlite:///{(where.resolve().parent / 'records.sqlite')}"
     password = records_password(url, records_password_file)
@@ -186,6 +201,7 @@ def provision(
                     on_outcome=progress.advance,
                     stop_after=stop,
                     records_password=password,
+                    trust=trust,
                 )
             )
     except LineAborted as e:
@@ -201,6 +217,7 @@ def provision(
         extra = "".join(
             f", {n} {what}"
             for n, what in (
+                (summary.bad_receipt, "with a bad receipt"),
                 (summary.settled_before, "settled before"),
                 (summary.recovered, "recovered from an interrupted run"),
                 (summary.pending, "still pending"),
@@ -221,9 +238,10 @@ def provision(
             sys.exit(128 + summary.signum)
         say(f"error: lot stopped: {summary.stopped}; {pending}", err=True)
         sys.exit(EXIT_FAILED)
-    if summary.failed:
+    if summary.failed or summary.bad_receipt:
         causes = ", ".join(f"{code}: {n}" for code, n in sorted(summary.failures.items()))
-        say(f"error: {summary.failed} of {summary.chips} chips failed ({causes})", err=True)
+        bad = summary.failed + summary.bad_receipt
+        say(f"error: {bad} of {summary.chips} chips failed ({causes})", err=True)
         sys.exit(EXIT_FAILED)
 
 
@@ -379,7 +397,8 @@ def _print_report(
     say(f"lot {r.lot}, bundle {r.bundle_id}: {plural(r.chips, 'chip')}")
     say(
         f"  {t.provisioned} provisioned, {t.already_provisioned} already provisioned, "
-        f"{t.failed} failed, {r.pending} pending ({r.in_progress} in progress)"
+        f"{t.failed} failed, {t.bad_receipt} bad receipts, {r.pending} pending "
+        f"({r.in_progress} in progress)"
     )
     say(f"  {r.yield_line()}")
     if r.failures:
@@ -387,7 +406,8 @@ def _print_report(
     for name, s in sorted(r.stations.items()):
         say(
             f"  station {name}: {plural(s.chips, 'chip')} ({s.provisioned} provisioned, "
-            f"{s.already_provisioned} already provisioned, {s.failed} failed)"
+            f"{s.already_provisioned} already provisioned, {s.failed} failed, "
+            f"{s.bad_receipt} bad receipts)"
         )
     if r.throughput:
         say("  throughput:")

@@ -225,7 +225,14 @@ def _report(result: role.SealResult, out: Path, *, as_json: bool) -> None:
 
 
 @oem.command(short_help="Reconcile the chips' receipts against the bundle and the order.")
-@inputs(auth=expect.AUTH, ca=expect.CERTIFICATE, bundle=expect.BUNDLE, receipts=expect.RECEIPTS)
+@inputs(
+    auth=expect.AUTH,
+    ca=expect.CERTIFICATE,
+    bundle=expect.BUNDLE,
+    receipts=expect.RECEIPTS,
+    lots=expect.LOT_MANIFEST,
+    icm_key=expect.PUBLIC_KEY,
+)
 @click.option(
     "--auth",
     type=click.Path(path_type=Path),
@@ -236,6 +243,21 @@ def _report(result: role.SealResult, out: Path, *, as_json: bool) -> None:
 @path_option("--ca", help="The ICM's device CA certificate (PEM or DER).")
 @path_option("--bundle", help="The OEM's sealed bundle.")
 @path_option("--receipts", help="The receipts of `cm receipts` (CBOR sequence or JSON lines).")
+@click.option(
+    "--lot",
+    "lots",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="An ICM lot manifest (LOT_JSON, its signature beside it); repeatable: a receipt whose "
+    "signed lot is not its chip's lot there is wrong-lot. Without it no receipt is wrong-lot.",
+)
+@click.option(
+    "--icm-key",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The ICM's lot-signing.pub.pem: every --lot must be signed by it [default: each is "
+    "checked under the key its signature names].",
+)
 @json_option("the counts and UIDs")
 @click.option(
     "--csv",
@@ -256,20 +278,24 @@ def reconcile(
     ca: Path,
     bundle: Path,
     receipts: Path,
+    lots: tuple[Path, ...],
+    icm_key: Path | None,
     as_json: bool,
     csv_path: Path | None,
     jobs: int | None,
     force: bool,
 ) -> None:
     """Verify every receipt (signature, chip certificate to the device CA) and count them:
-    valid, duplicate, replayed, unauthorized, forged, wrong bundle, wrong state, and the
-    authorized chips missing. Exits 1 on anything but valid receipts and missing chips."""
+    valid, duplicate, replayed, unauthorized, wrong lot, forged, wrong bundle, wrong state, and
+    the authorized chips missing. Exits 1 on anything but valid receipts and missing chips."""
     import sys  # noqa: PLC0415 - lazy: start-up
 
     from trustprov.cli.options import EXIT_FAILED, emit_json  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles import reconcile as role  # noqa: PLC0415 - lazy: start-up
 
-    result = role.run(auth=auth, ca=ca, bundle=bundle, receipts=receipts, jobs=jobs)
+    result = role.run(
+        auth=auth, ca=ca, bundle=bundle, receipts=receipts, jobs=jobs, lots=lots, icm_key=icm_key
+    )
     if csv_path is not None:
         from trustprov.roles.files import output_file  # noqa: PLC0415 - lazy: start-up
 
@@ -283,7 +309,8 @@ def reconcile(
         ordered = result.authorized if result.authorized is not None else "-"
         say(
             f"{result.receipts} receipts: {c['valid']} valid, {c['duplicate']} duplicate, "
-            f"{c['replayed']} replayed, {c['unauthorized']} unauthorized, {c['forged']} forged, "
+            f"{c['replayed']} replayed, {c['unauthorized']} unauthorized, "
+            f"{c['wrong-lot']} wrong lot, {c['forged']} forged, "
             f"{c['wrong-bundle']} wrong bundle, {c['wrong-state']} wrong state; "
             f"{missing} missing of {ordered} authorized"
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from trustprov.cli.options import read_board_token
 from trustprov.errors import FormatError, InputError
+from trustprov.formats.lot import LotManifest
 from trustprov.line.boards import provision_lot_wire
 from trustprov.line.station import LotSummary
 from trustprov.roles.cm import Job, Outcome
@@ -29,7 +30,10 @@ def check_wire_options(
     port: str | None,
     board_token_file: Path | None = None,
 ) -> Wire | None:
-    """None for in-process chips (--farm); the wire's options otherwise."""
+    """None for in-process chips (--farm, with or without --manifest: the lot's certificates);
+    the wire's options otherwise."""
+    if farm is not None and (boards or port):
+        raise InputError("--farm and --board/--port exclude each other: the board holds the farm")
     if manifest is None:
         if boards or port:
             raise InputError("--board and --port need --manifest (the lot's chips)")
@@ -37,13 +41,23 @@ def check_wire_options(
             raise InputError("give --farm (in-process chips) or --manifest with --board/--port")
         return None
     if farm is not None:
-        raise InputError("--farm and --manifest exclude each other: the board holds the farm")
+        return None
     if bool(boards) == (port is not None):
         raise InputError("with --manifest give --board (one or more) or --port, not both")
     if board_token_file is not None and not boards:
         raise InputError("--board-token-file goes with --board")
     token = read_board_token(board_token_file, "--board-token-file") if boards else None
     return Wire(manifest, boards, port, token)
+
+
+def load_manifest(path: Path, icm_key: Path | None) -> LotManifest:
+    """The lot manifest at ``path``, its ICM signature first (roles/lots.py): under the
+    lot-signing key given, or else under the key the signature names, which proves the
+    manifest whole, not who made it."""
+    try:
+        return read_lot(path, None if icm_key is None else load_lot_key(icm_key))
+    except FormatError as e:
+        raise InputError(f"{path}: {e.message}") from e
 
 
 def provision_wire(
@@ -58,12 +72,7 @@ def provision_wire(
     icm_key: Path | None = None,
     records_password: str | None = None,
 ) -> LotSummary:
-    # its ICM signature first (roles/lots.py): under the lot-signing key given, or else under
-    # the key the signature names, which proves the manifest whole, not who made it
-    try:
-        manifest = read_lot(wire.manifest, None if icm_key is None else load_lot_key(icm_key))
-    except FormatError as e:
-        raise InputError(f"{wire.manifest}: {e.message}") from e
+    manifest = load_manifest(wire.manifest, icm_key)
     return provision_lot_wire(
         manifest=manifest,
         lot=lot,

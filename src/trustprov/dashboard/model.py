@@ -231,7 +231,7 @@ class LineView:
                     ):
                         claims[station] += n
                         lot_claims.setdefault(ref.id, {})[station] = n
-                if report.total.failed:
+                if report.total.failed or report.total.bad_receipt:
                     failures.extend(latest_failures(c, ref))
         self._claims = dict(claims)
         self._lot_claims = lot_claims

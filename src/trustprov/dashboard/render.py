@@ -75,8 +75,9 @@ def headline(r: LotReport) -> str:
         f'{bar} <strong data-headline="good">{r.good}</strong> of {r.chips} chips good '
         f"({share:.1f} %)"
     ]
-    if t.failed:
-        parts.append(f'<span class="failed" data-headline="failed">{t.failed} failed</span>')
+    if t.failed or t.bad_receipt:
+        bad = t.failed + t.bad_receipt
+        parts.append(f'<span class="failed" data-headline="failed">{bad} failed</span>')
     if r.pending:
         parts.append(f'<span data-headline="pending">{r.pending} pending</span>')
     return f'<p class="progress-line">{", ".join(parts)}</p>'
@@ -100,12 +101,14 @@ def lot_section(r: LotReport, view: LotView | None = None) -> str:
         headline(r),
         rate,
         "<table><tr><th>chips</th><th>provisioned</th><th>already provisioned</th>"
-        "<th>failed</th><th>pending</th><th>in progress</th><th>yield of the chips done</th>"
+        "<th>failed</th><th>bad receipt</th><th>pending</th><th>in progress</th>"
+        "<th>yield of the chips done</th>"
         "<th>pending share of the lot</th></tr><tr>",
         _count("chips", r.chips),
         _count("provisioned", t.provisioned),
         _count("already_provisioned", t.already_provisioned),
         _count("failed", t.failed),
+        _count("bad_receipt", t.bad_receipt),
         _count("pending", r.pending),
         _count("in_progress", r.in_progress),
         _count("yield_percent", y),
@@ -120,12 +123,13 @@ def lot_section(r: LotReport, view: LotView | None = None) -> str:
     if r.stations:
         out.append(
             "<h3>Stations</h3><table><tr><th>station</th><th>chips</th><th>provisioned</th>"
-            "<th>already provisioned</th><th>failed</th></tr>"
+            "<th>already provisioned</th><th>failed</th><th>bad receipt</th></tr>"
         )
         for name, s in sorted(r.stations.items()):
             out.append(
                 f'<tr data-station="{escape(name)}"><td>{escape(name)}</td><td>{s.chips}</td>'
-                f"<td>{s.provisioned}</td><td>{s.already_provisioned}</td><td>{s.failed}</td></tr>"
+                f"<td>{s.provisioned}</td><td>{s.already_provisioned}</td><td>{s.failed}</td>"
+                f"<td>{s.bad_receipt}</td></tr>"
             )
         out.append("</table>")
     if r.other_bundles:

@@ -25,6 +25,7 @@ from trustprov.line.summary import LotSummary
 from trustprov.line.worker import init_worker, provision_one, work
 from trustprov.link.farm import FarmLink
 from trustprov.roles.cm import Job, Outcome
+from trustprov.roles.trust import LotTrust
 
 log = logging.getLogger("trustprov.line.station")
 
@@ -52,6 +53,7 @@ class _Line:
         task_size: int,
         stop: Stop,
         stop_after: int,
+        trust: LotTrust,
     ) -> None:
         self.store = store
         self.ref = ref
@@ -64,6 +66,7 @@ class _Line:
         self.stop = stop
         self.stop_after = stop_after
         self.guard = RepeatGuard(stop, stop_after)
+        self.trust = trust
 
     def queue(self, claims: list[Claim]) -> None:
         for i in range(0, len(claims), self.task_size):
@@ -93,7 +96,10 @@ class _Line:
         """Record a batch's outcomes (possibly fewer than its chips: with ``give_back_rest``
         the chips not settled go back to the lot, as chips never started; without, they stay
         claimed, for chips that may be in flight); with ``more``, claim the next batch in the
-        same transaction."""
+        same transaction. Each outcome is first verified from what its chip signed
+        (`roles.trust.LotTrust.verify`): here, in the station's process, beside the chips'
+        work (the wire's hub or the worker processes), never in it."""
+        outcomes = [self.trust.verify(o, self.job.expected) for o in outcomes]
         self.store.check_lease()
         more = more and not self.stop.requested
         n = self.task_size if more and not self.backlog else 0

@@ -22,6 +22,7 @@ from trustprov.link.address import open_link as default_open_link
 from trustprov.link.client import ChipClient
 from trustprov.link.handler import BoardClient, parse_tcp
 from trustprov.roles.cm import Job, Outcome
+from trustprov.roles.trust import LotTrust
 
 
 def discover(handlers: Sequence[str], token: str | None = None) -> list[SocketRef]:
@@ -130,4 +131,5 @@ def provision_lot_wire(
         runner=runner.run,
         stop_after=stop_after,
         records_password=records_password,
+        trust=LotTrust.of_manifest(manifest),
     )

@@ -65,16 +65,19 @@ class StationCounts:
     provisioned: int = 0
     already_provisioned: int = 0
     failed: int = 0
+    bad_receipt: int = 0  # the chip answered a receipt that did not verify (roles.trust)
 
     @property
     def chips(self) -> int:
-        return self.provisioned + self.already_provisioned + self.failed
+        return self.provisioned + self.already_provisioned + self.failed + self.bad_receipt
 
     def add(self, result: str, n: int) -> None:
         if result == GOOD_OUTCOMES[0]:
             self.provisioned += n
         elif result == GOOD_OUTCOMES[1]:
             self.already_provisioned += n
+        elif result == "bad-receipt":
+            self.bad_receipt += n
         else:
             self.failed += n
 
@@ -84,6 +87,7 @@ class StationCounts:
             "provisioned": self.provisioned,
             "already_provisioned": self.already_provisioned,
             "failed": self.failed,
+            "bad_receipt": self.bad_receipt,
         }
 
 
@@ -134,6 +138,7 @@ class LotReport:
             "provisioned": self.total.provisioned,
             "already_provisioned": self.total.already_provisioned,
             "failed": self.total.failed,
+            "bad_receipt": self.total.bad_receipt,
             "pending": self.pending,
             "in_progress": self.in_progress,
             "yield_percent": self.yield_percent,  # of the chips done, not of the lot

@@ -37,6 +37,7 @@ from trustprov.line.summary import LotSummary
 from trustprov.line.worker import check_job, warm_allocator
 from trustprov.link.farm import FarmLink
 from trustprov.roles.cm import Job, Outcome
+from trustprov.roles.trust import LotTrust
 
 __all__ = ["LotSummary", "StationError", "check_station", "default_jobs", "provision_lot"]
 
@@ -114,6 +115,7 @@ def provision_lot(
     lot_uids: list[bytes] | None = None,
     runner: Callable[[_Line], None] | None = None,
     records_password: str | None = None,
+    trust: LotTrust | None = None,
 ) -> LotSummary:
     """Provision the chips of ``lot`` that have no final record yet, alongside any other
     stations on the same records store; record each result; return this run's summary.
@@ -134,7 +136,16 @@ def provision_lot(
     a chip's status first (`line.boards.check_job`) and the runner runs the canary chip.
 
     ``records_password`` goes to the records store's driver only (`RecordStore`).
+
+    ``trust``: the certificates of the lot's chips, from the ICM's signed lot manifest
+    (`roles.trust.LotTrust`); every outcome is recorded as its chip's signature allows. None
+    (in-process chips only): each chip's own certificate, read from the chip.
     """
+    if trust is None and runner is not None:
+        raise InputError("a line over the wire needs the lot manifest's certificates")
+    trust = trust or LotTrust(lot, None)
+    if trust.lot != lot:
+        raise InputError(f"the lot manifest is for lot {trust.lot!r}, not {lot!r}")
     station = check_station(os.uname().nodename if station is None else station)
     if jobs < 1:
         raise InputError("jobs must be at least 1")
@@ -188,6 +199,7 @@ def provision_lot(
                 task_size=task_size,
                 stop=stop,
                 stop_after=stop_after,
+                trust=trust,
             )
             line.queue(recovered)
             try:

@@ -23,6 +23,7 @@ class LotSummary:
     provisioned: int = 0  # settled by this run, per result
     already_provisioned: int = 0
     failed: int = 0
+    bad_receipt: int = 0  # a receipt that did not verify (`roles.trust`): counted in failures
     failures: Counter[str] = field(default_factory=Counter)
     settled_before: int = 0  # had their final record before this run began: not touched
     retried: int = 0  # failed final records of earlier runs put back to pending by this run
@@ -40,13 +41,16 @@ class LotSummary:
             self.provisioned += 1
         elif outcome.result == "already-provisioned":
             self.already_provisioned += 1
+        elif outcome.result == "bad-receipt":
+            self.bad_receipt += 1
+            self.failures[outcome.error_code or "bad-receipt"] += 1
         else:
             self.failed += 1
             self.failures[outcome.error_code or "unknown"] += 1
 
     @property
     def settled(self) -> int:
-        return self.provisioned + self.already_provisioned + self.failed
+        return self.provisioned + self.already_provisioned + self.failed + self.bad_receipt
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,7 @@ class LotSummary:
             "provisioned": self.provisioned,
             "already_provisioned": self.already_provisioned,
             "failed": self.failed,
+            "bad_receipt": self.bad_receipt,
             "failures": dict(sorted(self.failures.items())),
             "settled_before": self.settled_before,
             "retried": self.retried,

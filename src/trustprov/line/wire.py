@@ -8,15 +8,17 @@ sockets' tasks (a byte on a socket pair wakes the loop), and settles a batch onc
 chips has an outcome, so a commit never holds up the sockets.
 
 Per chip, a socket's task: asks the board to place the chip in its socket (the chip before it
-leaves in the same request); reads the chip's UID from the chip itself (``rom.status``) and
-records a misplaced chip as an error without sending it anything else; runs FIG. 3 with the
-chunks streamed through a window of frames. A transport failure (a cut cable, a power cut, a
-lost frame past the link's retries) is retried on the same socket from the chip's own status; a
-socket that will not say hello, or that its board reports dead, is taken out of service and its
-chip goes back to the queue for another socket; a chip whose sessions keep breaking is recorded
-failed, for a rerun. A board whose handler no longer answers has lost power: the
-run ends with `WireError`, the chips in flight stay claimed, and the rerun settles them from the
-chips (`line.records`), so every chip is provisioned exactly once.
+leaves in the same request); reads the chip's UID from the chip itself (``rom.status``) and records
+a misplaced chip as an error without sending it anything else; runs FIG. 3 with the chunks streamed
+through a window of frames. ``rom.status`` is not signed, so a board that lies passes that check:
+what the chip signs decides the record, verified by the runner's thread when it settles the batch
+(`roles.trust.LotTrust`, under the lot manifest's certificates). A transport failure (a cut cable,
+a power cut, a lost frame past the link's retries) is retried on the same socket from the chip's
+own status; a socket that will not say hello, or that its board reports dead, is taken out of
+service and its chip goes back to the queue for another socket; a chip whose sessions keep breaking
+is recorded failed, for a rerun. A board whose handler no longer answers has lost power: the run
+ends with `WireError`, the chips in flight stay claimed, and the rerun settles them from the chips
+(`line.records`), so every chip is provisioned exactly once.
 """
 
 from __future__ import annotations

@@ -55,7 +55,9 @@ def provision_one(farm: FarmLink, job: Job, uid: bytes, recovered: bool = False)
     start = time.perf_counter()
     try:
         with farm.connect(uid) as chip:
-            return provision_chip(chip, uid, job, status_first=recovered)
+            # the chip's own certificate rides along: a station given no lot manifest checks
+            # the chip's signatures under it (in-process chips: nothing sits between)
+            return provision_chip(chip, uid, job, status_first=recovered, certificate=True)
     except TrustprovError as e:  # the chip could not even be powered on (e.g. not in the farm)
         duration = int((time.perf_counter() - start) * 1e6)
         return Outcome(uid, "failed", e.code, e.message, duration, time.time())

@@ -150,6 +150,11 @@ class ChipClient:
         key slot's public key (SPKI DER)."""
         return self.call("rom.status", {"digests": True} if digests else {})
 
+    def attest(self, challenge: bytes) -> bytes:
+        """The chip's attestation token over ``challenge`` (docs/protocol.md 8.8), as it
+        answered it: parsed and verified by whoever holds the chip's trusted certificate."""
+        return self._bytes(self.call("rom.attest", {"challenge": challenge}), "token")
+
     def certificate(self) -> bytes | None:
         cert = self.call("rom.identity").get("certificate")
         return cert if isinstance(cert, bytes) else None

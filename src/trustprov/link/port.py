@@ -1,6 +1,7 @@
 """The chip's I/O port: requests in, responses out. Chip side of the link.
 
-Before boot the port serves the boot ROM: status, identity, the manufacturing steps, and boot.
+Before boot the port serves the boot ROM: status, identity, attestation, the manufacturing steps,
+and boot.
 After a successful boot it also serves the provisioning software's commands. A refusal is
 answered with its code and fixed message; an unexpected fault is answered as "internal" with no
 detail, so nothing of the chip's memory can ride out on an exception text.
@@ -16,6 +17,7 @@ from trustprov.chip.device import Chip
 from trustprov.errors import ChipRefused, TrustprovError
 from trustprov.firmware.commands import ProvisioningSoftware
 from trustprov.formats import cbor
+from trustprov.formats.attestation import CHALLENGE_LEN
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.limits import LIMITS
 from trustprov.link import messages
@@ -97,6 +99,11 @@ class ChipPort:
         )
         return {"security-counter": self._chip.security_counter}
 
+    def _attest(self, args: dict[str, Any]) -> dict[str, Any]:
+        m = cbor.expect_map(args, "attest", {"challenge"})
+        challenge = cbor.expect_bstr(m["challenge"], "challenge", CHALLENGE_LEN)
+        return {"token": self._chip.attest(challenge)}
+
     def _status(self, args: dict[str, Any]) -> dict[str, Any]:
         # "digests": also each region's content SHA-256 and each asymmetric slot's public key
         digests = cbor.expect_map(args, "status", set(), {"digests"}).get("digests") is True
@@ -136,6 +143,7 @@ class ChipPort:
 # the boot ROM's commands, by op (functions, not bound methods: a port holds no cycle to itself)
 _ROM: dict[str, Callable[[ChipPort, dict[str, Any]], dict[str, Any]]] = {
     "rom.status": ChipPort._status,
+    "rom.attest": ChipPort._attest,
     "rom.identity": ChipPort._identity,
     "rom.burn": ChipPort._burn,
     "rom.make-identity": ChipPort._make_identity,

@@ -12,15 +12,25 @@ every chip of the lot would repeat them.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trustprov.crypto.keys import load_public_key
-from trustprov.errors import FormatError, InputError, TrustprovError, VerificationError
+from trustprov.errors import (
+    ChipRefused,
+    FormatError,
+    InputError,
+    TrustprovError,
+    VerificationError,
+)
+from trustprov.formats.attestation import CHALLENGE_LEN, Attestation
 from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Bundle
+from trustprov.formats.expected import Expected
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.receipt import MAX_RECEIPT
 from trustprov.formats.sealed import SealedValue
@@ -39,6 +49,7 @@ class Job:
     prepared: PreparedBundle
     family_id: bytes
     boot_request: bytes = field(repr=False)  # "rom.boot" with the image, encoded once per lot
+    expected: Expected = field(repr=False)  # what a chip holding the bundle signs
 
     @classmethod
     def load(cls, software: Path, share: Path, bundle: Path, auth: Path | None = None) -> Job:
@@ -97,6 +108,7 @@ class Job:
             PreparedBundle.prepare(parsed, enc_share, authorized),
             sealed.family_id,
             ChipClient.boot_request(image),
+            Expected.of(parsed),
         )
 
     def check_lot(self, status: dict[str, Any]) -> None:
@@ -156,61 +168,111 @@ SYSTEMIC = frozenset(
 @dataclass(frozen=True)
 class Outcome:
     uid: bytes
-    result: str  # "provisioned" | "already-provisioned" | "failed"
+    result: str  # "provisioned" | "already-provisioned" | "failed" | "bad-receipt"
     error_code: str | None
     error: str | None
     duration_us: int
     finished_at: float
-    # the chip's signed receipt (docs/protocol.md 6.8), stored as the chip sent it: the OEM
-    # verifies it. None for a chip settled as already-provisioned (no install, no new receipt)
-    receipt: bytes | None = None
+    # the chip's signed receipt (docs/protocol.md 6.8), stored as the chip sent it; None for a
+    # chip settled as already-provisioned (no install, no new receipt)
+    receipt: bytes | None = field(default=None, repr=False)
+    # the chip's attestation token (8.8) over ``challenge``, for a chip found holding the bundle
+    attestation: bytes | None = field(default=None, repr=False)
+    challenge: bytes | None = field(default=None, repr=False)
+    # the certificate the chip itself reported (rom.identity): in-process chips only, for a
+    # station given no lot manifest (`roles.trust`)
+    certificate: bytes | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
-        return self.result != "failed"
+        return self.result in ("provisioned", "already-provisioned")
 
 
 def provision_chip(
-    chip: ChipClient, uid: bytes, job: Job, *, status_first: bool = False
+    chip: ChipClient,
+    uid: bytes,
+    job: Job,
+    *,
+    status_first: bool = False,
+    certificate: bool = False,
+    rng: Callable[[int], bytes] = os.urandom,
 ) -> Outcome:
-    """FIG. 3 on one chip. A chip that already holds this bundle is settled by its own status.
+    """FIG. 3 on one chip. A chip that already holds this bundle is settled by what it signs.
 
-    A chip fresh from the lot goes straight to boot and FIG. 3; its status is read only if it
-    refuses (a chip holding the bundle refuses it as a stale epoch, writing nothing). With
-    ``status_first`` (a claim a dead station left: the chip may hold the bundle) the status is
-    read before anything is sent, and a chip that holds the bundle is not booted at all.
+    A chip fresh from the lot goes straight to boot and FIG. 3; it is asked to attest (a token
+    it signs over a fresh challenge from ``rng``) only if it refuses (a chip holding the bundle
+    refuses it as a stale epoch, writing nothing). With ``status_first`` (a claim a dead station
+    left: the chip may hold the bundle) it attests before anything is sent, and a chip whose
+    token says it holds the bundle is not booted at all. Nothing here verifies a signature: the
+    outcome carries the receipt or the token, and the station verifies it under the certificate
+    it trusts for ``uid`` before it records anything (`roles.trust.LotTrust.verify`). With
+    ``certificate`` the chip's own certificate is read too (in-process chips).
     """
     start = time.perf_counter()
     result, code, error, receipt = "provisioned", None, None, None
+    token: tuple[bytes, bytes] | None = None
+    cert: bytes | None = None
     try:
-        if status_first and _holds(chip, job):
+        if certificate:
+            cert = chip.certificate()
+        if status_first and (token := _attested(chip, job, rng)) is not None:
             result = "already-provisioned"
         else:
             chip.send(job.boot_request)
             receipt = _receipt(chip.provision(job.prepared, uid))
     except TrustprovError as e:
         result, code, error = "failed", e.code, e.message
-        if not status_first and _holds_after_refusal(chip, job):
+        if not status_first and (token := _attested_after_refusal(chip, job, rng)) is not None:
             result, code, error = "already-provisioned", None, None
     duration = int((time.perf_counter() - start) * 1e6)
-    return Outcome(uid, result, code, error, duration, time.time(), receipt)
+    attestation, challenge = token if token is not None else (None, None)
+    return Outcome(
+        uid, result, code, error, duration, time.time(), receipt, attestation, challenge, cert
+    )
 
 
 def _receipt(answer: dict[str, Any]) -> bytes | None:
-    """The receipt of a cm.finish answer, if it is bytes of a receipt's size at most; the host
-    does not verify it (it holds no trust anchor for it): the OEM does, at reconciliation."""
+    """The receipt of a cm.finish answer, if it is bytes of a receipt's size at most; the
+    station verifies it before it records the chip provisioned (none: ``bad-receipt``)."""
     receipt = answer.get("receipt")
     if isinstance(receipt, bytes) and len(receipt) <= MAX_RECEIPT:
         return receipt
     return None
 
 
-def _holds(chip: ChipClient, job: Job) -> bool:
-    return chip.holds(job.prepared)  # the bundle id and the installed digest
-
-
-def _holds_after_refusal(chip: ChipClient, job: Job) -> bool:
+def _attested(
+    chip: ChipClient, job: Job, rng: Callable[[int], bytes]
+) -> tuple[bytes, bytes] | None:
+    """The chip's token and the challenge it answers, if its claims say it holds the bundle
+    (bundle id, installed digest for its domain, epoch); None if they do not. Its signature is
+    the station's to verify. A chip that cannot attest (``unknown-command``: no ``rom.attest``)
+    raises ``no-attestation``: it is not settled."""
+    challenge = rng(CHALLENGE_LEN)
     try:
-        return _holds(chip, job)
+        token = chip.attest(challenge)
+    except TrustprovError as e:
+        if e.code == "unknown-command":
+            raise ChipRefused(
+                "the chip cannot attest what it holds (no rom.attest): it is not settled",
+                code="no-attestation",
+            ) from e
+        raise
+    try:
+        claims = Attestation.from_bytes(token).claims
+    except TrustprovError:
+        return (token, challenge)  # settled as nothing; the station refuses it as it is
+    if claims.bundle_id != job.prepared.bundle_id or claims.domain_id is None:
+        return None
+    expected = job.expected.installed_digest(claims.domain_id)
+    if claims.installed_digest != expected or claims.epoch != job.expected.epoch:
+        return None
+    return (token, challenge)
+
+
+def _attested_after_refusal(
+    chip: ChipClient, job: Job, rng: Callable[[int], bytes]
+) -> tuple[bytes, bytes] | None:
+    try:
+        return _attested(chip, job, rng)
     except TrustprovError:  # the refusal stands as the chip's answer
-        return False
+        return None

@@ -1,7 +1,8 @@
 """The OEM's reconciliation: what the chips themselves say they installed (docs/protocol.md 6.8).
 
 Every receipt is classified once, in this order, and counted in exactly one class, so that
-``receipts = valid + duplicate + replayed + unauthorized + forged + wrong-bundle + wrong-state``:
+``receipts = valid + duplicate + replayed + unauthorized + wrong-lot + forged + wrong-bundle +
+wrong-state``:
 
 1. ``forged``: not a well-formed receipt, or its certificate is not issued by the ICM's device
    CA, is not a P-256 key, or names another UID, or the signature does not verify under it.
@@ -9,10 +10,12 @@ Every receipt is classified once, in this order, and counted in exactly one clas
    the chip's; each other is ``duplicate`` (the same counter: the same install reported again)
    or ``replayed`` (a lower counter: an older install of the chip passed off as a new one).
 3. The chip's receipt is ``unauthorized`` if its UID is not in the authorized set (``--auth``),
-   ``wrong-bundle`` if it names another bundle id or manifest digest, ``wrong-state`` if what
-   the chip holds is not exactly the bundle (installed digest, epoch), its lifecycle is not
-   PROVISIONED or LOCKED or its software is below the bundle's minimum security version, and
-   ``valid`` otherwise.
+   ``wrong-lot`` if its signed lot is not the lot the ICM's signed lot manifests (``--lot``)
+   give for its UID (or none of them lists it), ``wrong-bundle`` if it names another bundle id
+   or manifest digest, ``wrong-state`` if what the chip holds is not exactly the bundle
+   (installed digest, epoch), its lifecycle is not PROVISIONED or LOCKED, its counter is 0 or
+   its software is below the bundle's minimum security version, and ``valid`` otherwise. The
+   bundle and state checks are `formats.expected.Expected.check_receipt`, the station's own.
 
 ``missing`` counts the authorized UIDs with no authentic receipt. The per-receipt checks (1 and
 3, ECDSA verification twice a receipt) run in worker processes; step 2 needs every receipt and
@@ -26,7 +29,7 @@ import base64
 import json
 import multiprocessing
 import os
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,13 +40,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from trustprov.crypto.digest import sha256
 from trustprov.errors import FormatError, InputError, TrustprovError
 from trustprov.formats import cose
 from trustprov.formats.authz import AuthorizedSet
-from trustprov.formats.bundle import Manifest
 from trustprov.formats.cbor import sequence
-from trustprov.formats.installed import expected_installed_digest
+from trustprov.formats.expected import ClaimMismatch, Expected
 from trustprov.formats.receipt import MAX_RECEIPT, RECEIPT_SHAPE, Receipt
 
 CLASSES = (
@@ -51,11 +52,11 @@ CLASSES = (
     "duplicate",
     "replayed",
     "unauthorized",
+    "wrong-lot",
     "forged",
     "wrong-bundle",
     "wrong-state",
 )
-PROVISIONED, LOCKED = 2, 3  # chip.model.Lifecycle: host code does not import chip/
 BATCH = 2000  # receipts per task: amortizes the inter-process traffic
 READ_BLOCK = 8 * 1024 * 1024
 
@@ -65,27 +66,22 @@ class _Reference:
     """What each receipt is checked against: the device CA and the OEM's bundle."""
 
     ca_der: bytes
-    bundle_id: bytes
-    manifest_digest: bytes
-    epoch: int
-    min_svn: int
-    manifest: Manifest = field(repr=False)
+    expected: Expected = field(repr=False)
 
 
 _REF: _Reference | None = None
 _CA: Any = None
-_EXPECTED: dict[bytes, bytes] = {}  # domain id -> the installed digest of the bundle
 
 
 def _init(ref: _Reference) -> None:
     global _REF, _CA  # noqa: PLW0603 - one reference per worker process, set once at start
     _REF = ref
     _CA = x509.load_der_x509_certificate(ref.ca_der)
-    _EXPECTED.clear()
 
 
-# one receipt's verdict: (class, uid or b"", counter, device keys as [slot, name, spki hex])
-Verdict = tuple[str, bytes, int, tuple[tuple[int, str, str], ...]]
+# one receipt's verdict: (class, uid or b"", counter, device keys as [slot, name, spki hex],
+# its signed lot)
+Verdict = tuple[str, bytes, int, tuple[tuple[int, str, str], ...], str]
 
 
 def check(data: bytes) -> Verdict:
@@ -99,30 +95,22 @@ def check(data: bytes) -> Verdict:
         cert.verify_directly_issued_by(_CA)
         key = cert.public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-            return ("forged", b"", 0, ())
+            return ("forged", b"", 0, (), "")
         serial = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
         if len(serial) != 1 or serial[0].value != c.uid.hex():
-            return ("forged", b"", 0, ())
+            return ("forged", b"", 0, (), "")
         receipt.verify(key)
     except (TrustprovError, ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         # cryptography refuses a malformed certificate (ValueError), another issuer's name
         # (ValueError), a key it cannot check (TypeError, UnsupportedAlgorithm) or another
         # issuer's signature (InvalidSignature): each is a forgery to the OEM
-        return ("forged", b"", 0, ())
+        return ("forged", b"", 0, (), "")
     keys = tuple((k.slot, k.name, k.public_key.hex()) for k in c.device_keys)
-    if c.bundle_id != ref.bundle_id or c.manifest_digest != ref.manifest_digest:
-        return ("wrong-bundle", c.uid, c.counter, keys)
-    expected = _EXPECTED.get(c.domain_id)
-    if expected is None:
-        expected = _EXPECTED[c.domain_id] = expected_installed_digest(ref.manifest, c.domain_id)
-    if (
-        c.installed_digest != expected
-        or c.epoch != ref.epoch
-        or c.lifecycle not in (PROVISIONED, LOCKED)
-        or c.security_version < ref.min_svn
-    ):
-        return ("wrong-state", c.uid, c.counter, keys)
-    return ("valid", c.uid, c.counter, keys)
+    try:
+        ref.expected.check_receipt(c)  # the lot is checked by `reconcile`, which has the lots
+    except ClaimMismatch as e:
+        return (e.kind, c.uid, c.counter, keys, c.lot)
+    return ("valid", c.uid, c.counter, keys, c.lot)
 
 
 def _check_batch(batch: list[bytes]) -> list[Verdict]:
@@ -168,15 +156,7 @@ class Reconciliation:
 
 
 def reference(ca_der: bytes, bundle: Any) -> _Reference:
-    m = bundle.manifest
-    return _Reference(
-        ca_der=ca_der,
-        bundle_id=m.bundle_id,
-        manifest_digest=sha256(bundle.signed.message.body),
-        epoch=m.epoch,
-        min_svn=m.min_security_version,
-        manifest=m,
-    )
+    return _Reference(ca_der=ca_der, expected=Expected.of(bundle))
 
 
 def reconcile(
@@ -185,9 +165,11 @@ def reconcile(
     auth: AuthorizedSet | None,
     *,
     jobs: int | None = None,
+    lots: Mapping[bytes, str] | None = None,
 ) -> Reconciliation:
     """Classify every receipt (module docstring) with ``jobs`` worker processes (default: one
-    per core; 1: in this process)."""
+    per core; 1: in this process); ``lots``: each UID's lot, from the ICM's signed lot
+    manifests (none given: no receipt is wrong-lot)."""
     jobs = jobs or os.cpu_count() or 1
     counts = dict.fromkeys(CLASSES, 0)
     best: dict[bytes, Verdict] = {}  # uid -> its receipt with the highest counter so far
@@ -210,9 +192,15 @@ def reconcile(
         if verdict[2] > held[2]:
             best[uid] = verdict
     valid: dict[bytes, tuple[int, tuple[tuple[int, str, str], ...]]] = {}
-    for uid, (found, _, counter, keys) in best.items():
-        # step 3 in its order: a chip outside the order is unauthorized whatever it holds
-        cls = "unauthorized" if auth is not None and uid not in auth else found
+    for uid, (found, _, counter, keys, lot) in best.items():
+        # step 3 in its order: a chip outside the order is unauthorized whatever it holds; a
+        # receipt whose signed lot is not the chip's in the ICM's manifests is wrong-lot
+        if auth is not None and uid not in auth:
+            cls = "unauthorized"
+        elif lots is not None and lots.get(uid) != lot:
+            cls = "wrong-lot"
+        else:
+            cls = found
         counts[cls] += 1
         if cls == "valid":
             valid[uid] = (counter, keys)
@@ -307,8 +295,36 @@ def _cbor_sequence(f: BinaryIO, path: Path) -> Iterator[bytes]:
             return
 
 
+def lot_map(lots: Sequence[Path], icm_key: Path | None) -> dict[bytes, str] | None:
+    """Each UID's lot, from the ICM's signed lot manifests ``lots`` (each verified under
+    ``icm_key``, or without it under the one key all their signatures name); None: no lots."""
+    from trustprov.roles.lots import load_lot_key, read_lot, signer_id  # noqa: PLC0415 - here
+
+    if not lots:
+        if icm_key is not None:
+            raise InputError("--icm-key checks the signature of --lot; give it with --lot")
+        return None
+    key = load_lot_key(icm_key) if icm_key is not None else None
+    if key is None and len({signer_id(p) for p in lots}) > 1:
+        raise InputError("the lots are signed by different keys; give --icm-key to name the ICM's")
+    found: dict[bytes, str] = {}
+    for path in lots:
+        lot = read_lot(path, key)
+        for c in lot.chips:
+            if found.setdefault(c.uid, lot.lot) != lot.lot:
+                raise InputError(f"{path}: chip {c.uid.hex()} is in another lot given too")
+    return found
+
+
 def run(
-    *, auth: Path | None, ca: Path, bundle: Path, receipts: Path, jobs: int | None = None
+    *,
+    auth: Path | None,
+    ca: Path,
+    bundle: Path,
+    receipts: Path,
+    jobs: int | None = None,
+    lots: Sequence[Path] = (),
+    icm_key: Path | None = None,
 ) -> Reconciliation:
     """`oem reconcile`: load the inputs (bad ones: `InputError` or `FormatError`), reconcile."""
     from trustprov.formats.limits import LIMITS  # noqa: PLC0415 - only here
@@ -330,5 +346,6 @@ def run(
         if auth is not None
         else None
     )
+    by_uid = lot_map(lots, icm_key)
     ref = reference(ca_cert.public_bytes(serialization.Encoding.DER), parsed)
-    return reconcile(read_receipts(receipts), ref, authorized, jobs=jobs)
+    return reconcile(read_receipts(receipts), ref, authorized, jobs=jobs, lots=by_uid)

@@ -10,7 +10,7 @@ one lot. Tables (docs/protocol.md section 9):
   ``state`` is ``pending``, ``claimed`` (by ``station``, at ``claimed_at``) or ``done``.
 - ``results``: a chip's **final record**, primary key (job, uid): at most one per chip, ever;
   with the receipt the chip signed when it installed the bundle (none for ``already-provisioned``
-  or ``failed``: no install, no receipt).
+  or ``failed``: no install, no receipt; for ``bad-receipt``, the receipt the station refused).
 - ``records``: the attempt log, one row per attempt (and one ``interrupted`` row per claim that a
   dead station left behind); it is history, never consulted to decide anything.
 
@@ -21,10 +21,12 @@ Invariants, each kept by one transaction:
 2. ``state = 'done'`` if and only if the chip has its final record: the record is written in the
    transaction that moves the chip from ``claimed`` (by this station) to ``done``.
 3. A claim whose station is gone (its lease is free) is never guessed at: the chip goes back
-   through FIG. 3, which reads the chip's own status first and settles a chip that already holds
-   the bundle as ``already-provisioned`` without touching it (`roles.cm.provision_chip`).
-4. A ``failed`` final record stands until a later run of the job retries the chip; that run
-   deletes it and makes the chip ``pending`` in one transaction (the attempt log keeps it).
+   through FIG. 3, which asks the chip to attest first and settles a chip whose signed token
+   shows the bundle as ``already-provisioned`` without touching it (`roles.cm.provision_chip`,
+   verified by `roles.trust`).
+4. A ``failed`` or ``bad-receipt`` final record stands until a later run of the job retries the
+   chip; that run deletes it and makes the chip ``pending`` in one transaction (the attempt log
+   keeps it).
 
 A station holds a *lease* on its name while it runs: a session advisory lock on PostgreSQL (the
 server drops it when the station's connection dies), an ``flock`` on a file beside a SQLite

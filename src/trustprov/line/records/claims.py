@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # annotations only: reading records needs no CM role (start-u
     from trustprov.roles.cm import Outcome
 
 log = logging.getLogger("trustprov.line.records")
+RETRIED = ("failed", "bad-receipt")  # final results a rerun tries again
 
 
 class RecordClaims:
@@ -52,19 +53,17 @@ class RecordClaims:
         raise NotImplementedError  # the store's own
 
     def retry_failed(self, job: JobRef) -> int:
-        """Chips whose final record is ``failed`` go back to ``pending`` (invariant 4)."""
-        failed = sa.select(results.c.uid).where(
-            results.c.job_id == job.id, results.c.result == "failed"
-        )
+        """Chips whose final record is ``failed`` or ``bad-receipt`` go back to ``pending``
+        (invariant 4; the attempt log keeps their records)."""
+        again = results.c.result.in_(RETRIED)
+        failed = sa.select(results.c.uid).where(results.c.job_id == job.id, again)
         with self.transaction() as c:
             n = c.execute(
                 sa.update(lot_chips)
                 .where(lot_chips.c.job_id == job.id, lot_chips.c.uid.in_(failed))
                 .values(state="pending", station=None, claimed_at=None)
             ).rowcount
-            c.execute(
-                sa.delete(results).where(results.c.job_id == job.id, results.c.result == "failed")
-            )
+            c.execute(sa.delete(results).where(results.c.job_id == job.id, again))
         return n
 
     def claim(self, job: JobRef, station: str, n: int) -> list[Claim]:

@@ -53,10 +53,12 @@ class RecordQueries:
     def receipts(
         self, lot: str | None = None, *, batch: int = 10000
     ) -> Iterator[tuple[str, str, bytes]]:
-        """(uid, lot, receipt) of every final record with a receipt (of ``lot`` only, if given),
-        by job and UID, ``batch`` rows at a time: a million of them stream in constant memory."""
+        """(uid, lot, receipt) of every ``provisioned`` final record with a receipt (of ``lot``
+        only, if given), by job and UID, ``batch`` rows at a time: a million of them stream in
+        constant memory. A ``bad-receipt`` record keeps the receipt the station refused, as
+        evidence; it is never given out as the chip's."""
         q = sa.select(results.c.job_id, results.c.uid, results.c.lot, results.c.receipt).where(
-            results.c.receipt.is_not(None)
+            results.c.receipt.is_not(None), results.c.result == "provisioned"
         )
         if lot is not None:
             q = q.where(results.c.lot == lot)

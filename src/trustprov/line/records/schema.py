@@ -18,8 +18,9 @@ from sqlalchemy.engine import URL, make_url
 from trustprov.errors import InputError, TrustprovError
 
 # 3: a final record keeps the chip's receipt; a store of format 2 is refused as not this format
-# (its final records have no receipts to give: provision into a new store)
-FORMAT = "trustprov-records-3"
+# (its final records have no receipts to give: provision into a new store). 4: the result
+# "bad-receipt" (its CHECK constraints would refuse it in a store of format 3)
+FORMAT = "trustprov-records-4"
 STATION_MAX = 64
 LOT_MAX = 200
 FILL_CHUNK = 5000  # inventory rows per INSERT
@@ -85,7 +86,8 @@ results = sa.Table(
     sa.Column("receipt", sa.LargeBinary),  # as the chip sent it; the OEM verifies it
     sa.ForeignKeyConstraint(["job_id", "uid"], ["lot_chips.job_id", "lot_chips.uid"]),
     sa.CheckConstraint(
-        "result IN ('provisioned', 'already-provisioned', 'failed')", name="results_result"
+        "result IN ('provisioned', 'already-provisioned', 'failed', 'bad-receipt')",
+        name="results_result",
     ),
     # the report's and the dashboard's counts: an index-only range per job, not a table scan
     sa.Index("results_by_outcome", "job_id", "result", "station", "error_code"),
@@ -99,7 +101,7 @@ records = sa.Table(
     sa.Column("software_version", sa.String(64)),  # unknown for an interrupted claim
     *_record_columns(),
     sa.CheckConstraint(
-        "result IN ('provisioned', 'already-provisioned', 'failed', 'interrupted')",
+        "result IN ('provisioned', 'already-provisioned', 'failed', 'bad-receipt', 'interrupted')",
         name="records_result",
     ),
     sa.Index("records_by_lot", "lot", "uid"),
