@@ -11,15 +11,18 @@ from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
 from trustprov.cli.conformance import conformance
 from trustprov.cli.options import emit_json, parse_uid, path_option, plural
-from trustprov.cli.serve import serve
+from trustprov.cli.serve import blank, export, run, serve
 
 
 @click.group()
 def chip() -> None:
-    """Inspect chips; serve them on a board."""
+    """Inspect chips; make blank ones; serve them on a board or run one as a program."""
 
 
 chip.add_command(serve)
+chip.add_command(run)
+chip.add_command(blank)
+chip.add_command(export)
 chip.add_command(conformance)
 
 
