@@ -5,6 +5,7 @@ file), a tray of such programs seated by a board (`chip serve --exec`), and `cm 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
 import shlex
@@ -19,7 +20,7 @@ from boards import BoardStarter
 
 from trustprov.chip.device import Chip
 from trustprov.chip.nvm_file import NvmFile
-from trustprov.errors import TransportError
+from trustprov.errors import ChipRefused, TransportError
 from trustprov.link.address import open_link
 from trustprov.link.client import ChipClient
 from trustprov.link.farm import FarmLink
@@ -27,6 +28,7 @@ from trustprov.link.framed import FramedLink
 from trustprov.link.handler import BoardClient
 from trustprov.link.port import ChipPort
 from trustprov.link.transport import InProcessLink
+from trustprov.roles.icm import Icm
 
 from .conftest import CliWorld
 from .helpers import assert_error, ok, run
@@ -279,3 +281,83 @@ def test_serve_exec_refuses_bad_options(tmp_path: Path) -> None:
         (["--exec", "x", "--tray", str(tmp_path / "none"), *listen], "no tray"),
     ):
         assert_error(run("chip", "serve", *args), exit_code=2, match=match)
+
+
+def _burn_over_the_wire(port: str, image: bytes) -> dict[str, object]:
+    link = open_link(port, timeout=1.0)
+    try:
+        chip = ChipClient(link)
+        assert chip.status()["lifecycle"] == "BLANK"
+        chip.burn(image)
+        return chip.status()
+    finally:
+        link.close()
+
+
+def test_a_board_serves_blank_chips_of_a_farm(
+    cw: CliWorld, tmp_path: Path, start_board: BoardStarter
+) -> None:
+    farm = tmp_path / "fab.farm"
+    uid = json.loads(ok("chip", "blank", "--farm", farm, "--count", "1", "--json").stdout)["chips"][
+        0
+    ]
+    board = start_board(farm)
+    with BoardClient(board.handler) as handler:
+        handler.insert(0, bytes.fromhex(uid))
+    image = Icm.load(cw.a.icm).immutable.to_bytes()
+    status = _burn_over_the_wire(board.sockets[0], image)
+    assert (status["uid"].hex(), status["family"]) == (uid, Icm.load(cw.a.icm).family_id)  # type: ignore[union-attr]
+
+
+def test_a_blank_chip_program_keeps_what_it_committed_across_a_power_cycle(
+    cw: CliWorld, tmp_path: Path, start_board: BoardStarter
+) -> None:
+    tray = tmp_path / "tray"
+    uid = json.loads(ok("chip", "blank", "--tray", tray, "--count", "1", "--json").stdout)["chips"][
+        0
+    ]
+    board = _exec_board(start_board, tray, "--listen", "tcp://127.0.0.1:0", "--sockets", "1")
+    family = Icm.load(cw.a.icm).family_id
+    with BoardClient(board.handler) as handler:  # type: ignore[attr-defined]
+        handler.insert(0, bytes.fromhex(uid))
+        burned = _burn_over_the_wire(board.sockets[0], Icm.load(cw.a.icm).immutable.to_bytes())  # type: ignore[attr-defined]
+        assert burned["family"] == family
+        handler.power_cycle(0)  # the program is killed and started again from its file
+        link = open_link(board.sockets[0], timeout=1.0)  # type: ignore[attr-defined]
+        try:
+            again = ChipClient(link)
+            assert again.status()["family"] == family
+            with pytest.raises(ChipRefused) as e:  # burned once, for good
+                again.burn(Icm.load(cw.a.icm).immutable.to_bytes())
+            assert e.value.code == "immutable-written"
+        finally:
+            link.close()
+    assert _status_of_file(tray / "blank" / f"{uid}.nvm", uid)["family"] == family
+
+
+def test_a_lot_of_chip_programs_survives_power_cuts_exactly_once(
+    cw: CliWorld, tmp_path: Path, start_board: BoardStarter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each chip program is killed at random points of its input (mid-message, mid-chunk,
+    perhaps mid-commit); every chip still ends provisioned exactly once, its file whole."""
+    tray = tmp_path / "tray"
+    ok("chip", "export", "--farm", cw.a.cm_farm, "--tray", tray, "--lot", cw.a.cm_lot)
+    board = _exec_board(
+        start_board,
+        tray,
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--sockets",
+        "2",
+        "--faults",
+        "powercut=0.5,seed=3",
+    )
+    with caplog.at_level(logging.INFO, logger="trustprov.line.wire"):
+        result = ok(*_wire_job(cw, tmp_path, "--board", board.handler), "--json")  # type: ignore[attr-defined]
+    assert "retrying" in caplog.text  # chips lost power mid-session, and were taken up again
+    s = json.loads(result.stdout)
+    assert (s["provisioned"], s["failed"], s["pending"]) == (4, 0, 0)
+    assert _final(tmp_path) == sorted((u, "provisioned") for u in cw.a.cm_uids)
+    for uid in cw.a.cm_uids:
+        status = _status_of_file(tray / cw.a.cm_lot / f"{uid}.nvm", uid)
+        assert status["lifecycle"] == "PROVISIONED"
