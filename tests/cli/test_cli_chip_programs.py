@@ -278,7 +278,8 @@ def test_serve_exec_refuses_bad_options(tmp_path: Path) -> None:
         (["--tray", str(tray), *listen], "--farm FARM, or --exec"),
         (["--exec", "x", "--tray", str(tray), "--farm", str(tmp_path / "f"), *listen], "--farm"),
         (["--exec", "'unclosed", "--tray", str(tray), *listen], "--exec"),
-        (["--exec", "x", "--tray", str(tmp_path / "none"), *listen], "no tray"),
+        (["--exec", "true", "--tray", str(tmp_path / "none"), *listen], "no tray"),
+        (["--exec", "no-such-chip-program {nvm}", "--tray", str(tray), *listen], "no program"),
     ):
         assert_error(run("chip", "serve", *args), exit_code=2, match=match)
 

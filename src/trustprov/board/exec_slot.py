@@ -25,6 +25,7 @@ import logging
 import os
 import selectors
 import shlex
+import shutil
 import subprocess
 from collections.abc import Callable
 from typing import IO
@@ -45,12 +46,17 @@ Unwatch = Callable[[int], object]
 
 
 def parse_command(text: str) -> list[str]:
+    """CMD split into words; a program that cannot be found is refused before anything listens."""
     try:
         words = shlex.split(text)
     except ValueError as e:
         raise InputError(f"--exec: {e}") from e
     if not words:
         raise InputError("--exec: no command")
+    if any(p in words[0] for p in PLACEHOLDERS):
+        raise InputError("--exec: the program itself cannot be a placeholder")
+    if shutil.which(words[0]) is None:
+        raise InputError(f"--exec: no program {words[0]!r} (not found, or not executable)")
     return words
 
 

@@ -27,7 +27,7 @@ _UID_NAME = re.compile(r"[0-9a-f]{32}")
 
 class Tray:
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # the programs get absolute paths, whatever their cwd
         if not self.root.is_dir():
             raise InputError(f"no tray at {self.root} (a directory of LOT/UID.nvm files)")
         self._chips: dict[bytes, tuple[Path, str]] = {}
