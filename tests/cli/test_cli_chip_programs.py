@@ -362,3 +362,18 @@ def test_a_lot_of_chip_programs_survives_power_cuts_exactly_once(
     for uid in cw.a.cm_uids:
         status = _status_of_file(tray / cw.a.cm_lot / f"{uid}.nvm", uid)
         assert status["lifecycle"] == "PROVISIONED"
+
+
+def test_one_chip_runs_in_one_program_at_a_time(tmp_path: Path) -> None:
+    nvm, uid = tmp_path / "c.nvm", "ef" * 16
+    first = _chip_run(nvm, uid)
+    try:
+        FramedLink(PipeStream(first), timeout=2.0).hello()  # it runs, holding the chip
+        assert_error(
+            run("chip", "run", "--nvm", nvm, "--uid", uid, "--stdio"),
+            exit_code=2,
+            match="another program runs the chip",
+        )
+    finally:
+        first.kill()
+        first.wait()

@@ -46,6 +46,7 @@ class ChipProgram:
         self._nvm = nvm
         self._rfd, self._wfd = rfd, wfd
         nvm.load()  # a damaged file or another chip's is refused before any byte is answered
+        nvm.hold()  # one process per chip
         self._port = self._power_on()
         self._endpoint = ChipEndpoint(
             self._handle, idle_timeout=idle_timeout, on_idle=self._on_idle
@@ -102,7 +103,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def run_stdio(path: Path, uid: bytes, lot: str, *, idle_timeout: float = IDLE_TIMEOUT) -> None:
     """`chip run --stdio`: the chip on this process's standard input and output."""
-    program = ChipProgram(NvmFile(path, uid=uid, lot=lot), idle_timeout=idle_timeout)
-    signal.signal(signal.SIGTERM, program.stop)
-    with contextlib.suppress(BrokenPipeError):  # the reader went away: the chip is unplugged
-        program.run()
+    nvm = NvmFile(path, uid=uid, lot=lot)
+    try:
+        program = ChipProgram(nvm, idle_timeout=idle_timeout)
+        signal.signal(signal.SIGTERM, program.stop)
+        with contextlib.suppress(BrokenPipeError):  # the reader went away: the chip is unplugged
+            program.run()
+    finally:
+        nvm.release()

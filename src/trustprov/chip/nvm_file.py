@@ -22,11 +22,15 @@ Invariants:
 - A file is parsed within `MAX_RECORD` bytes of record and `MAX_CONTENTS` contents, and checked
   whole against its digest before anything of it is used; one that fails is `InputError`.
 - Only the contents the installed state names are kept: an update drops what it replaces.
+- One process runs a chip: `hold` takes an exclusive lock on ``FILE.lock`` for the process's
+  life (a second program on the same file is refused), so no two writers ever start from one
+  committed state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -75,9 +79,30 @@ class NvmFile:
         self._state: ChipState | None = None
         #: test-only fault injection: called before the rename; raising there is a power cut
         self.before_commit: Any = None
+        self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
         return f"NvmFile({str(self.path)!r}, uid={self._uid.hex()})"
+
+    def hold(self) -> None:
+        """Lock the chip for this process (released when it ends); `InputError` if another
+        process holds it."""
+        lock = self.path.with_name(self.path.name + ".lock")
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise InputError(f"cannot lock {lock}: {e.strerror}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            os.close(fd)
+            raise InputError(f"another program runs the chip of {self.path}") from e
+        self._lock_fd = fd  # kept open: the lock lives until `release` or the process's end
+
+    def release(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
 
     # -- reading --------------------------------------------------------------------------------
     def load(self) -> ChipState:
