@@ -16,7 +16,10 @@ from trustprov.cli.serve import blank, export, run, serve
 
 @click.group()
 def chip() -> None:
-    """Inspect chips; make blank ones; serve them on a board or run one as a program."""
+    """Inspect, make, serve and run chips.
+
+    Show a chip or a lot; make blank chips (the fab); serve chips on a board, or run one virtual
+    chip as a program on its standard input and output."""
 
 
 chip.add_command(serve)
