@@ -24,6 +24,7 @@ from trustprov.chip.probe import Reading
 from trustprov.errors import TrustprovError
 from trustprov.link.farm import FarmLink
 from trustprov.roles import assets as asset_list
+from trustprov.roles import desk_chip
 from trustprov.roles.cm import Job, provision_chip
 
 from .attack_helpers import (
@@ -150,7 +151,7 @@ def _cutting_oem_farm(monkeypatch: pytest.MonkeyPatch, cut: PowerCut) -> Iterato
             self._farm.before_commit = cut
 
     with monkeypatch.context() as m:
-        m.setattr(oem_role, "FarmLink", CuttingFarmLink)
+        m.setattr(desk_chip, "FarmLink", CuttingFarmLink)  # where the OEM opens its chip
         yield
 
 

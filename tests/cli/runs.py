@@ -111,6 +111,11 @@ RUNS: dict[Path_, Callable[[CliWorld, Path], Argv]] = {
         {"--records": records_url_of(cw), "--out": t / "r.cbor"},
     ),
     ("chip", "show"): lambda cw, _t: ([], {"--farm": cw.a.cm_farm, "--chip": cw.a.cm_uids[0]}),
+    ("chip", "blank"): lambda _cw, t: ([], {"--farm": t / "fab.farm", "--count": "2"}),
+    ("chip", "export"): lambda cw, t: (
+        [],
+        {"--farm": cw.a.cm_farm, "--tray": t / "tray", "--chip": cw.a.cm_uids[0]},
+    ),
     ("inspect",): lambda cw, _t: ([cw.a.bundle], {}),
     ("demo",): lambda _cw, t: ([], {"--chips": "2", "--out": t / "demo"}),
 }
@@ -125,6 +130,7 @@ def receipts_of(cw: CliWorld, t: Path) -> Path:
 #: commands without a result of their own, and why they take no --json
 NO_RESULT: dict[Path_, str] = {
     ("chip", "serve"): "a server; it prints its ports as one JSON line, always",
+    ("chip", "run"): "a chip: its standard output is the link, nothing else",
     ("line", "dashboard"): "a web server; its page is the output",
     ("oem", "template"): "its output is the asset list itself (TOML)",
 }

@@ -118,8 +118,11 @@ NOT_INPUTS: dict[Path_, set[str]] = {
     ("cm", "receipts"): {"where", "out", "records_password_file"},
     ("line", "dashboard"): {"where", "records_password_file", "token_file"},
     ("chip", "conformance"): {"code_file"},  # the chip's code: raw bytes, any content
-    # a secret's first line, no artifact: never described, never quoted in an error
-    ("chip", "serve"): {"token_file"},
+    ("chip", "blank"): {"farm", "tray"},  # made, or added to
+    ("chip", "export"): {"tray"},  # added to
+    # a directory of the chip programs' own files; a secret's first line, never quoted
+    ("chip", "serve"): {"tray", "token_file"},
+    ("chip", "run"): {"nvm"},  # the chip's own state, checked by the chip (test_cli_chip_programs)
     ("inspect",): {"file", "key", "ca"},  # inspect is the recogniser itself
     ("demo",): {"out"},
 }
@@ -250,6 +253,7 @@ def test_bad_text_in_a_good_run_is_clean(cw: CliWorld, tmp_path: Path, path: Pat
 BAD_ELSEWHERE: dict[Path_, list[str]] = {
     ("chip", "serve"): ["--farm", "f", "--listen", "udp://x"],
     ("chip", "conformance"): ["--port", "udp://x"],
+    ("chip", "run"): ["--nvm", "n", "--uid", "xyz", "--stdio"],
     ("line", "dashboard"): ["--records", "mysql://x/y"],
     ("oem", "template"): ["--out", "/"],
 }

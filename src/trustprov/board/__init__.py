@@ -1,5 +1,6 @@
-"""The chip board: a virtual programmer whose sockets hold chips of a farm, in its own process.
+"""The chip board: a virtual programmer whose sockets hold chips of a farm, or chip programs of a
+tray (`chip serve --exec`), in its own process; and the virtual chip as a program (`chip run`).
 
 Chip side: it may use chip/, firmware/ and link/port.py; host code (roles/, line/) never imports
-it, and the CLI only to run `trustprov chip serve`.
+it, and the CLI only in its chip-side commands (`chip serve`, `run`, `blank`, `export`).
 """

@@ -26,8 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trustprov.board import handler
+from trustprov.board.exec_slot import ExecSlot, parse_command
 from trustprov.board.faults import FaultDice, Faults
-from trustprov.board.slot import IDLE_TIMEOUT, Slot, Timers
+from trustprov.board.slot import IDLE_TIMEOUT, Slot, Socket, Timers
+from trustprov.board.tray import Tray
 from trustprov.chip.farm import Farm
 from trustprov.errors import InputError
 from trustprov.formats.token import BOARD_TOKEN_ENV, check_token, needs_token, token_matches
@@ -41,20 +43,33 @@ BIND_TRIES = 20
 
 
 class Board:
+    """A board over a farm (``farm_path``: its chips run in this process), or over a tray of
+    chip programs (``tray`` and ``command``: `trustprov.board.exec_slot`)."""
+
     def __init__(
         self,
-        farm_path: Path,
+        farm_path: Path | None,
         *,
         faults: Faults | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
+        tray: Path | None = None,
+        command: str | None = None,
         token: str | None = None,
     ) -> None:
         """``token``: what a handler connection must present first (`formats.token`);
         required to listen beyond loopback."""
         self._token = None if token is None else check_token(token)
-        self._farm_path = Path(farm_path)
+        self._farm_path = Path(farm_path) if farm_path is not None else None
         self._idle_timeout = idle_timeout
-        Farm(self._farm_path).close()  # refuse a missing farm before anything is listening
+        self._tray: Tray | None = None
+        self._command: list[str] = []
+        if self._farm_path is not None:
+            Farm(self._farm_path).close()  # refuse a missing farm before anything is listening
+        else:
+            if tray is None or command is None:
+                raise InputError("a board needs a farm, or a tray and a chip command")
+            self._command = parse_command(command)
+            self._tray = Tray(tray)
         self._faults = faults or Faults()
         self._sel = selectors.DefaultSelector()
         self._timers = Timers()
@@ -62,9 +77,9 @@ class Board:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, lambda: self._wake_r.recv(64))
-        self.slots: list[Slot] = []
+        self.slots: list[Socket] = []
         self._farm: Farm | None = None
-        self._after_open: list[Callable[[Farm], None]] = []
+        self._after_open: list[Callable[[Farm | None], None]] = []
 
     # -- set-up ---------------------------------------------------------------------------------
     def listen_tcp(self, host: str, port: int, sockets: int) -> dict[str, object]:
@@ -91,9 +106,9 @@ class Board:
         name = os.ttyname(slave)
         os.set_blocking(master, False)
 
-        def place(farm: Farm) -> None:
-            farm.load(uid)  # a chip not in the farm is refused before the port is announced
-            slot = Slot(0, farm, self._dice, self._timers, idle_timeout=self._idle_timeout)
+        def place(farm: Farm | None) -> None:
+            self._check_chip(uid)  # a chip not in the farm is refused before the port is announced
+            slot = self._new_slot(0, farm)
             slot.send = lambda data: _write_all(master, data)
             slot.insert(uid)
             self.slots.append(slot)
@@ -106,7 +121,7 @@ class Board:
     # -- the loop -------------------------------------------------------------------------------
     def open(self) -> None:
         """Open the farm on the calling thread (the loop's) and place the sockets."""
-        self._farm = Farm(self._farm_path)
+        self._farm = Farm(self._farm_path) if self._farm_path is not None else None
         self._dice = FaultDice(self._faults)
         for step in self._after_open:
             step(self._farm)
@@ -134,6 +149,8 @@ class Board:
             self._wake_w.send(b"x")
 
     def close(self) -> None:
+        for slot in self.slots:
+            slot.close()  # every chip loses power; a chip program is killed
         for key in list(self._sel.get_map().values()):
             fileobj = key.fileobj
             if isinstance(fileobj, socket.socket):
@@ -163,8 +180,35 @@ class Board:
 
         self._sel.register(lsock, selectors.EVENT_READ, accept)
 
-    def _add_slot(self, farm: Farm, k: int, lsock: socket.socket) -> None:
-        slot = Slot(k, farm, self._dice, self._timers, idle_timeout=self._idle_timeout)
+    def _new_slot(self, k: int, farm: Farm | None) -> Socket:
+        if farm is not None:
+            return Slot(k, farm, self._dice, self._timers, idle_timeout=self._idle_timeout)
+        assert self._tray is not None  # noqa: S101 - a board has a farm or a tray
+        return ExecSlot(
+            k,
+            self._tray,
+            self._command,
+            self._dice,
+            self._timers,
+            watch=self._sel.register,
+            unwatch=self._sel.unregister,
+        )
+
+    def _check_chip(self, uid: bytes) -> None:
+        """`InputError` unless the chip is in the farm or the tray."""
+        if self._farm is not None:
+            self._farm.load(uid)
+        elif self._tray is not None:
+            self._tray.find(uid)
+
+    def _uids(self) -> list[bytes]:
+        if self._farm is not None:
+            return self._farm.uids()
+        assert self._tray is not None  # noqa: S101 - a board has a farm or a tray
+        return self._tray.uids()
+
+    def _add_slot(self, farm: Farm | None, k: int, lsock: socket.socket) -> None:
+        slot = self._new_slot(k, farm)
         self.slots.append(slot)
         current: list[socket.socket] = []
 
@@ -261,9 +305,8 @@ class Board:
                 raise handler.HandlerError(
                     f"chip {uid.hex()} is in socket {held[0]}", code="in-socket"
                 )
-            assert self._farm is not None  # noqa: S101 - opened before the loop runs
             try:
-                self._farm.load(uid)
+                self._check_chip(uid)
             except InputError as e:
                 raise handler.HandlerError(e.message, code="no-chip") from e
             slot.remove()
@@ -279,8 +322,7 @@ class Board:
     def _misplaced(self, uid: bytes) -> bytes:
         """Another chip of the farm than ``uid``, in no socket: the next one (a slip of the
         tray); ``uid`` itself if there is none."""
-        assert self._farm is not None  # noqa: S101 - opened before the loop runs
-        uids = self._farm.uids()
+        uids = self._uids()
         if uid not in uids:
             return uid
         seated = {s.uid for s in self.slots}
@@ -298,7 +340,7 @@ class Board:
         return False
 
     # -- pty ------------------------------------------------------------------------------------
-    def _read_pty(self, master: int, slot: Slot) -> None:
+    def _read_pty(self, master: int, slot: Socket) -> None:
         try:
             data = os.read(master, READ_SIZE)
         except BlockingIOError:

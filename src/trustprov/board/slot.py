@@ -34,26 +34,18 @@ IDLE_TIMEOUT = 10.0  # seconds without input that end an open session (keys drop
 REORDER_HOLD = 0.050  # a unit held back for reordering goes out after this if nothing follows
 
 
-class Slot:
-    def __init__(
-        self,
-        index: int,
-        farm: Farm,
-        dice: FaultDice,
-        timers: Timers,
-        *,
-        idle_timeout: float = IDLE_TIMEOUT,
-    ) -> None:
+class Socket:
+    """A socket's wire and the handler's operations on it, whatever chip it holds: a chip of a
+    farm (`Slot`) or a chip program (`trustprov.board.exec_slot.ExecSlot`). A subclass powers
+    its chip on and off and takes the host's bytes (`_input`); it hands the chip's to `_emit`."""
+
+    def __init__(self, index: int, dice: FaultDice, timers: Timers) -> None:
         self.index = index
-        self._farm = farm
         self._dice = dice
         self._timers = timers
-        self._idle_timeout = idle_timeout
         self.uid: bytes | None = None
         self.dead = False
-        self._port: ChipPort | None = None
         self._claimed: bytes | None = None  # the UID a lying board reports (`insert`)
-        self._endpoint: ChipEndpoint | None = None
         self._cut_after: int | None = None  # input bytes until a power cycle
         self._held: dict[str, bytes | None] = {"in": None, "out": None}
         self.send: Callable[[bytes], None] = _nowhere  # set by the wire in use
@@ -62,6 +54,23 @@ class Slot:
     @property
     def state(self) -> str:
         return "dead" if self.dead else ("empty" if self.uid is None else "powered")
+
+    # -- the chip, per kind of socket -----------------------------------------------------------
+    def _power_on(self) -> None:
+        """Power the chip ``self.uid`` on (again): RAM empty, state as committed."""
+        raise NotImplementedError
+
+    def _power_off(self) -> None:
+        """The chip loses power (it stays in the socket or leaves it: the caller says)."""
+        raise NotImplementedError
+
+    def _input(self, data: bytes) -> None:
+        """Bytes for the powered chip."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """The board stops: every chip loses power."""
+        self._power_off()
 
     # -- the handler's operations --------------------------------------------------------------
     def insert(self, uid: bytes, *, claimed: bytes | None = None) -> None:
@@ -75,8 +84,7 @@ class Slot:
     def remove(self) -> None:
         self.uid = None
         self._claimed = None
-        self._port = None
-        self._endpoint = None
+        self._power_off()
         self._cut_after = None
 
     def power_cycle(self, after: int = 0) -> None:
@@ -88,6 +96,7 @@ class Slot:
 
     def kill(self) -> None:
         self.dead = True
+        self._power_off()
         self.hang_up()
 
     # -- the wire -------------------------------------------------------------------------------
@@ -98,22 +107,21 @@ class Slot:
         self._fault("in", data, self._feed)
 
     def poll(self) -> None:
-        if self._endpoint is not None and not self.dead:
-            self._endpoint.poll()
+        """Called by the board's loop every tick."""
 
     def _feed(self, data: bytes) -> None:
-        if self._endpoint is None:
+        if self.uid is None:
             return  # no chip: the bytes fall on an empty socket
         if self._cut_after is not None and len(data) >= self._cut_after:
             head, data = data[: self._cut_after], data[self._cut_after :]
-            self._emit(self._endpoint.feed(head))
+            self._input(head)
             log.info("socket %d: power cut mid-message", self.index)
             self._cut_after = None
             self._power_on()
         elif self._cut_after is not None:
             self._cut_after -= len(data)
         if data:
-            self._emit(self._endpoint.feed(data))
+            self._input(data)
 
     def _emit(self, data: bytes) -> None:
         if data and not self.dead:
@@ -145,6 +153,37 @@ class Slot:
         held, self._held[way] = self._held[way], None
         if held is not None:
             deliver(held)
+
+
+class Slot(Socket):
+    """A socket holding a chip of the board's farm, run in the board's own process."""
+
+    def __init__(
+        self,
+        index: int,
+        farm: Farm,
+        dice: FaultDice,
+        timers: Timers,
+        *,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
+        super().__init__(index, dice, timers)
+        self._farm = farm
+        self._idle_timeout = idle_timeout
+        self._port: ChipPort | None = None
+        self._endpoint: ChipEndpoint | None = None
+
+    def poll(self) -> None:
+        if self._endpoint is not None and not self.dead:
+            self._endpoint.poll()
+
+    def _input(self, data: bytes) -> None:
+        if self._endpoint is not None:
+            self._emit(self._endpoint.feed(data))
+
+    def _power_off(self) -> None:
+        self._port = None
+        self._endpoint = None
 
     def _power_on(self) -> None:
         assert self.uid is not None  # noqa: S101 - only called with a chip in the socket

@@ -23,10 +23,10 @@ from pathlib import Path
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from trustprov.chip.farm import Farm
 from trustprov.chip.model import ChipState, Installed, KeySlot, Lifecycle
 from trustprov.chip.ram import DEFAULT_RAM, Ram
 from trustprov.chip.staging import StagedContent
+from trustprov.chip.store import ChipStore
 from trustprov.chip.trng import SystemTrng, Trng
 from trustprov.crypto.digest import sha256
 from trustprov.crypto.keys import (
@@ -88,7 +88,7 @@ class FlashWrite:
 class Chip:
     def __init__(
         self,
-        farm: Farm,
+        farm: ChipStore,
         state: ChipState,
         *,
         trng: Trng | None = None,

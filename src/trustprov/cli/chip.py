@@ -11,15 +11,21 @@ from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
 from trustprov.cli.conformance import conformance
 from trustprov.cli.options import emit_json, parse_uid, path_option, plural, say
-from trustprov.cli.serve import serve
+from trustprov.cli.serve import blank, export, run, serve
 
 
 @click.group()
 def chip() -> None:
-    """Inspect chips; serve them on a board."""
+    """Inspect, make, serve and run chips.
+
+    Show a chip or a lot; make blank chips (the fab); serve chips on a board, or run one virtual
+    chip as a program on its standard input and output."""
 
 
 chip.add_command(serve)
+chip.add_command(run)
+chip.add_command(blank)
+chip.add_command(export)
 chip.add_command(conformance)
 
 

@@ -51,7 +51,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "cm",
         "The contract manufacturer: provision lots of chips, report on them.",
     ),
-    "chip": ("trustprov.cli.chip", "chip", "Inspect chips; serve them on a board."),
+    "chip": ("trustprov.cli.chip", "chip", "Inspect, make, serve and run chips."),
     "line": (
         "trustprov.cli.line",
         "line",

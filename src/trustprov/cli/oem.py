@@ -10,6 +10,7 @@ import click
 from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
 from trustprov.cli.options import (
+    F,
     emit_json,
     force_option,
     json_option,
@@ -25,6 +26,36 @@ if TYPE_CHECKING:
 
 # the roles (and the chip model behind their link) are imported by each command when it runs,
 # so that `trustprov oem --help` starts fast (issue 12)
+
+
+def _desk_chip_options(command: F) -> F:
+    """Where the OEM's provisioning chip is: behind a port, or in a farm (a rehearsal)."""
+    for option in reversed(
+        (
+            click.option(
+                "--port",
+                default=None,
+                help="The provisioning chip behind a port: serial:///dev/ttyUSB0?baud=N, "
+                "tcp://HOST:PORT, or a board's socket (instead of --farm and --chip).",
+            ),
+            click.option(
+                "--ca",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="The ICM's device CA (PEM or DER): the chip's certificate must chain to it "
+                "before the chip is sent anything (required with --port).",
+            ),
+            click.option(
+                "--farm",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Farm holding the OEM's provisioning chip (a rehearsal).",
+            ),
+            click.option("--chip", "uid", default=None, help="UID of the chip in --farm (hex)."),
+        )
+    ):
+        command = option(command)
+    return command
 
 
 _AUTH = click.option(
@@ -78,30 +109,41 @@ def verify_software(software: Path, key: tuple[Path, ...], as_json: bool) -> Non
 
 
 @oem.command(short_help="Make the OEM's keys on its chip, seal a bundle (FIG. 2).")
-@inputs(farm=expect.FARM, software=expect.SOFTWARE, assets=expect.ASSET_LIST, auth=expect.AUTH)
-@path_option("--farm", help="Farm holding the OEM's provisioning chip.")
-@click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
+@inputs(
+    farm=expect.FARM,
+    ca=expect.CERTIFICATE,
+    software=expect.SOFTWARE,
+    assets=expect.ASSET_LIST,
+    auth=expect.AUTH,
+)
+@_desk_chip_options
 @path_option("--software", help="The signed provisioning software.")
 @path_option("--assets", help="The asset list (TOML).")
 @path_option("--out", help="OEM_DIR to create (new or empty).")
 @_AUTH
 @json_option("the bundle made")
 def keygen(
-    farm: Path,
-    uid: str,
+    port: str | None,
+    ca: Path | None,
+    farm: Path | None,
+    uid: str | None,
     software: Path,
     assets: Path,
     out: Path,
     auth: Path | None,
     as_json: bool,
 ) -> None:
-    """FIG. 2: make the OEM's keys on its chip and seal the assets into a bundle."""
+    """FIG. 2: make the OEM's keys on its chip and seal the assets into a bundle. The chip is
+    the one behind --port (checked against the device CA --ca before it is sent anything), or
+    --chip of --farm."""
     from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
 
     result = role.keygen(
         farm,
-        parse_uid(uid),
+        parse_uid(uid) if uid is not None else None,
+        port=port,
+        ca=ca,
         software_path=software,
         assets=asset_list.load(assets),
         out=out,
@@ -113,13 +155,13 @@ def keygen(
 @oem.command(short_help="Rebuild the OEM's keys, seal new assets (FIG. 4).")
 @inputs(
     farm=expect.FARM,
+    ca=expect.CERTIFICATE,
     software=expect.SOFTWARE,
     state=expect.OEM_STATE,
     assets=expect.ASSET_LIST,
     auth=expect.AUTH,
 )
-@path_option("--farm", help="Farm holding the OEM's provisioning chip.")
-@click.option("--chip", "uid", required=True, help="UID of the provisioning chip (hex).")
+@_desk_chip_options
 @path_option("--software", help="The signed provisioning software.")
 @path_option("--state", help="OEM_DIR of keygen (ENC(OEM_RND_INPUT), ENC(RND_SHARE)).")
 @path_option("--assets", help="The asset list (TOML).")
@@ -127,8 +169,10 @@ def keygen(
 @_AUTH
 @json_option("the bundle made")
 def regen(
-    farm: Path,
-    uid: str,
+    port: str | None,
+    ca: Path | None,
+    farm: Path | None,
+    uid: str | None,
     software: Path,
     state: Path,
     assets: Path,
@@ -136,13 +180,16 @@ def regen(
     auth: Path | None,
     as_json: bool,
 ) -> None:
-    """FIG. 4: rebuild the same keys and seal new or regenerated assets."""
+    """FIG. 4: rebuild the same keys and seal new or regenerated assets, on the chip behind
+    --port (checked against --ca first) or --chip of --farm."""
     from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
 
     result = role.regen(
         farm,
-        parse_uid(uid),
+        parse_uid(uid) if uid is not None else None,
+        port=port,
+        ca=ca,
         software_path=software,
         state=state,
         assets=asset_list.load(assets),

@@ -33,9 +33,9 @@ from trustprov.formats.limits import LIMITS
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link.client import BundleParams, ChipClient
-from trustprov.link.farm import FarmLink
 from trustprov.roles.assets import AssetList, AssetSpec, check_fits, planned_layout
 from trustprov.roles.bundle_io import bundle_output
+from trustprov.roles.desk_chip import desk_chip
 from trustprov.roles.files import PRIVATE, new_directory, read_bytes, write_file
 
 Random = Callable[[int], bytes]
@@ -200,9 +200,11 @@ def _check_manufactured(chip: ChipClient, what: str) -> None:
 
 
 def keygen(
-    farm_path: Path,
-    uid: bytes,
+    farm_path: Path | None,
+    uid: bytes | None,
     *,
+    port: str | None = None,
+    ca: Path | None = None,
     software_path: Path,
     assets: AssetList,
     out: Path,
@@ -210,13 +212,16 @@ def keygen(
     auth: Path | None = None,
 ) -> SealResult:
     """FIG. 2 on the OEM's provisioning chip; writes OEM_DIR (see module docstring). With
-    ``auth``, the bundle installs only on the chips of that authorized set."""
+    ``auth``, the bundle installs only on the chips of that authorized set. The chip is
+    ``uid`` of the farm ``farm_path``, or the one behind ``port``, checked against the device
+    CA ``ca`` before anything is sent to it (`trustprov.roles.desk_chip`)."""
     image = read_bytes(software_path, limit=LIMITS.software, what="software")
     software = SignedSoftware.from_bytes(image)
     params = _params(assets, software, auth)
     oem_rnd_input = rng(OEM_RND_INPUT_LEN)  # the OEM's random contribution
-    with new_directory(out) as d, FarmLink(farm_path) as farm, farm.connect(uid) as chip:
-        _check_manufactured(chip, f"chip {uid.hex()}")
+    where = port or f"chip {uid.hex() if uid else None}"
+    with new_directory(out) as d, desk_chip(port=port, farm=farm_path, uid=uid, ca=ca) as chip:
+        _check_manufactured(chip, where)
         chip.boot(image)
         sealed = chip.keygen(oem_rnd_input, params)
         signed, public_keys = _seal_assets(chip, assets, params, d / "bundle.cbor")
@@ -240,9 +245,11 @@ def _state_epoch(state: Path) -> int:
 
 
 def regen(
-    farm_path: Path,
-    uid: bytes,
+    farm_path: Path | None,
+    uid: bytes | None,
     *,
+    port: str | None = None,
+    ca: Path | None = None,
     software_path: Path,
     state: Path,
     assets: AssetList,
@@ -269,8 +276,9 @@ def regen(
             f"epoch {assets.epoch} is not above the epoch {state_epoch} of {state}: every chip "
             f"holding that bundle would refuse it (set [bundle] epoch = {state_epoch + 1} or more)"
         )
-    with new_directory(out) as d, FarmLink(farm_path) as farm, farm.connect(uid) as chip:
-        _check_manufactured(chip, f"chip {uid.hex()}")
+    where = port or f"chip {uid.hex() if uid else None}"
+    with new_directory(out) as d, desk_chip(port=port, farm=farm_path, uid=uid, ca=ca) as chip:
+        _check_manufactured(chip, where)
         chip.boot(image)
         enc_oem_share = chip.regen(enc_input, enc_rnd, params)
         signed, public_keys = _seal_assets(chip, assets, params, d / "bundle.cbor")
