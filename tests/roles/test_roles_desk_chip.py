@@ -1,6 +1,8 @@
 """The OEM's desk chip is checked against the device CA before it is sent anything: a chip whose
 certificate another CA signed (even one that copies the device CA's name), that names another
-chip, or that has none, is refused after the two reads that identify it, and nothing else."""
+chip, or that has none, is refused after the two reads that identify it, and nothing else; a
+chip that shows a genuine chip's identity without its key fails the signed challenge after
+them (`rom.attest`)."""
 
 from __future__ import annotations
 
@@ -68,14 +70,50 @@ def _impostor_ca(genuine: x509.Certificate, tmp_path: Path) -> Path:
     return path
 
 
-def test_the_genuine_chip_passes_after_two_reads(world: Any) -> None:
+def test_the_genuine_chip_passes_after_two_reads_and_a_signed_challenge(world: Any) -> None:
     chip, wire, farm = _chip(world.oem_farm, world.oem_uid)
     try:
         status = check_chip(chip, load_ca(_ca_path(world)), "desk")
     finally:
         farm.close()
     assert status["uid"] == world.oem_uid
-    assert wire.ops == ["rom.status", "rom.identity"]
+    assert wire.ops == ["rom.status", "rom.identity", "rom.attest"]
+
+
+class Emulator(RecordingPort):
+    """A chip (or an emulator) that shows another, genuine chip's UID and certificate: both
+    reads are rewritten; what it signs it can only sign with its own key."""
+
+    def __init__(self, port: ChipPort, uid: bytes, certificate: bytes) -> None:
+        super().__init__(port)
+        self.uid, self.cert = uid, certificate
+
+    def exchange(self, request: bytes) -> bytes:
+        answer = super().exchange(request)
+        said = messages.decode_response(answer)
+        if self.ops[-1] == "rom.status":
+            return messages.encode_ok({**said, "uid": self.uid})
+        if self.ops[-1] == "rom.identity":
+            return messages.encode_ok({"certificate": self.cert})
+        return answer
+
+
+def test_a_chip_showing_another_chips_identity_fails_the_signed_challenge(world: Any) -> None:
+    cm = Farm(world.cm_farm)
+    genuine = cm.load(world.cm_uids()[0])
+    cm.close()
+    assert genuine.certificate is not None
+    farm = Farm(world.oem_farm)
+    wire = Emulator(
+        ChipPort(Chip(farm, farm.load(world.oem_uid))), genuine.uid, genuine.certificate
+    )
+    try:
+        with pytest.raises(VerificationError, match="does not hold its certificate's key") as e:
+            check_chip(ChipClient(wire), load_ca(_ca_path(world)), "desk")
+    finally:
+        farm.close()
+    assert e.value.code == "bad-certificate"
+    assert wire.ops == ["rom.status", "rom.identity", "rom.attest"]  # and nothing after
 
 
 def test_a_ca_that_copies_the_device_cas_name_is_refused(world: Any, tmp_path: Path) -> None:

@@ -10,13 +10,17 @@ Invariant: before the OEM's tool sends a chip anything but the two reads that id
    CA's key) and that CA is the device CA of the chip's family (its CN names the family);
 2. the certificate's subject (serialNumber and CN) is the UID the chip reports, and its key is a
    P-256 key (protocol.md 7);
-3. the chip is manufactured (not BLANK).
+3. the chip is manufactured (not BLANK);
+4. the chip holds the certificate's key: it signs an attestation token (`rom.attest`,
+   protocol.md 8.8) over a fresh challenge of the host's, and the token names its UID. A
+   certificate copied from a genuine chip into an emulator fails here.
 A chip that fails is refused with `VerificationError` (``bad-certificate``) or `InputError`, and
 nothing else is sent to it: no software boots, no OEM_RND_INPUT leaves the host.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +31,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from trustprov.errors import InputError, VerificationError
+from trustprov.errors import FormatError, InputError, TrustprovError, VerificationError
+from trustprov.formats.attestation import CHALLENGE_LEN, Attestation
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import device_ca_common_name
 from trustprov.link.address import open_link
@@ -79,7 +84,30 @@ def check_chip(chip: ChipClient, ca: x509.Certificate, where: str) -> dict[str, 
         or key.curve.name != "secp256r1"
     ):
         raise refused
+    _check_possession(chip, key, uid, where)
     return status
+
+
+def _check_possession(
+    chip: ChipClient, key: ec.EllipticCurvePublicKey, uid: bytes, where: str
+) -> None:
+    """Step 4: the chip signs the host's fresh challenge with the certified key."""
+    challenge = secrets.token_bytes(CHALLENGE_LEN)
+    refused = f"{where}: chip {uid.hex()} does not hold its certificate's key"
+    try:
+        token = Attestation.from_bytes(chip.attest(challenge))
+        token.verify(key, challenge)
+    except (FormatError, VerificationError) as e:
+        raise VerificationError(refused, code="bad-certificate") from e
+    except TrustprovError as e:
+        if e.code != "unknown-command":
+            raise
+        raise VerificationError(
+            f"{where}: chip {uid.hex()} cannot prove it holds its key (no rom.attest)",
+            code="bad-certificate",
+        ) from e
+    if token.claims.uid != uid:
+        raise VerificationError(refused, code="bad-certificate")
 
 
 @contextmanager
