@@ -274,7 +274,7 @@ def reconcile(
     if csv_path is not None:
         from trustprov.roles.files import output_file  # noqa: PLC0415 - lazy: start-up
 
-        with output_file(csv_path, force=force, stdout=True) as f:
+        with output_file(csv_path, force=force, stdout=True, kind="csv") as f:
             result.write_csv(f)
     if as_json:
         emit_json(result.to_json())

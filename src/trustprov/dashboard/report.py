@@ -24,7 +24,7 @@ def check_html_path(path: Path, *, force: bool) -> None:
     parent = Path(path).resolve().parent
     if not parent.is_dir():
         raise InputError(f"cannot write {path}: {parent} does not exist")
-    check_output(Path(path), force=force)
+    check_output(Path(path), force=force, kind="html")
 
 
 def write_html(store: RecordStore, report: LotReport, path: Path, *, force: bool = False) -> None:
@@ -33,5 +33,5 @@ def write_html(store: RecordStore, report: LotReport, path: Path, *, force: bool
     with store.transaction() as c:
         failures = latest_failures(c, ref)
     page = report_page(report, failures, datetime.datetime.now(datetime.UTC))
-    with output_file(Path(path), force=force) as f:
+    with output_file(Path(path), force=force, kind="html") as f:
         f.write(page.encode("utf-8"))
