@@ -100,3 +100,23 @@ def test_receipts_of_an_old_records_store_exit_2(tmp_path: Path) -> None:
         c.execute("INSERT INTO records_meta VALUES ('format', 'trustprov-records-2')")
     result = run("cm", "receipts", "--records", f"sqlite:///{db}", "--out", tmp_path / "r")
     assert_error(result, exit_code=2, match="trustprov-records-2")
+
+
+#: a lot name as a shell passes bytes that are not UTF-8 (Python's surrogateescape of b"\xff\xfe")
+NOT_UTF8 = b"LOT-\xff\xfe".decode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize("lot", [NOT_UTF8, "\udcff", "LOT\x00A", "x" * 10_000])
+def test_any_lot_name_is_refused_or_found_never_a_crash(
+    cw: CliWorld, tmp_path: Path, provisioned: Path, lot: str
+) -> None:
+    """issue 24: a --lot that is not UTF-8 was an internal error of cm report and cm receipts."""
+    records = f"sqlite:///{provisioned}"
+    out = tmp_path / "r.cbor"
+    for argv in (
+        ["cm", "report", "--records", records, "--lot", lot],
+        ["cm", "report", "--records", records, "--lot", lot, "--json"],
+        ["cm", "receipts", "--records", records, "--lot", lot, "--out", out],
+    ):
+        assert_error(run(*argv), exit_code=2, match="lot")
+    assert not out.exists()
