@@ -299,10 +299,18 @@ def _asset_over_the_bundle_limit(_cw: CliWorld, t: Path) -> Args:
     return _assets(t, FW_ASSET.replace("fw.bin", _sparse(t / "bad-assets" / "a.bin", 2**30 + 1)))
 
 
+def _asset_over_a_region(_cw: CliWorld, t: Path) -> Args:
+    """issue 24: a 1,000 MiB firmware was sealed, and each chip then failed with an internal
+    fault: a chip's flash region holds at most LIMITS.region bytes."""
+    (t / "bad-assets").mkdir()
+    return _assets(t, FW_ASSET.replace("fw.bin", _sparse(t / "bad-assets" / "a.bin", 1000 * 2**20)))
+
+
 LIMIT_CASES: dict[str, tuple[Callable[[CliWorld, Path], Args], str]] = {
     "unicode-names-over-64-bytes": (_unicode_names, "bytes"),
     "bundle-over-the-cm-limit": (_bundle_over_the_cm_limit, "cm provision"),
-    "asset-over-the-bundle-limit": (_asset_over_the_bundle_limit, "1 GiB"),
+    "asset-over-the-bundle-limit": (_asset_over_the_bundle_limit, "flash region holds"),
+    "asset-over-a-region": (_asset_over_a_region, "900 MiB"),
 }
 
 

@@ -64,6 +64,10 @@ class Limits:
     installed_slots: int = 64
     installed_regions: int = 64
     installed_state: int = 32 * KiB
+    # the bytes of one flash region, so of one data asset: the most a chip's store holds in a
+    # region (the reference chip keeps a region as one SQLite blob, which stops at 10^9 bytes);
+    # the OEM's tools seal no larger data asset, and a chip refuses to commit one (`capacity`)
+    region: int = 900 * MiB
 
 
 LIMITS = Limits()
