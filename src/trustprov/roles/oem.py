@@ -77,9 +77,16 @@ class SealResult:
         return Bundle.from_bytes(read_bytes(self.bundle_path, limit=LIMITS.bundle, what="bundle"))
 
 
-def _params(assets: AssetList, software: SignedSoftware, auth: Path | None = None) -> BundleParams:
+def _params(
+    assets: AssetList,
+    software: SignedSoftware,
+    auth: Path | None = None,
+    family: bytes | None = None,
+) -> tuple[BundleParams, bytes | None]:
     """The bundle's parameters; with ``auth`` (an AUTH file) its root and size, so that only
-    the chips of that set install the bundle."""
+    the chips of that set install the bundle, and the family the set names (None: any). An AUTH
+    file of another ``family`` (when known here: from the kept sealed values) is refused: no
+    chip could install the bundle."""
     min_svn = assets.min_security_version
     if min_svn is None:
         min_svn = software.security_version
@@ -89,15 +96,19 @@ def _params(assets: AssetList, software: SignedSoftware, auth: Path | None = Non
             " no chip could install the bundle"
         )
     check_fits(assets, min_svn)
-    authorized = None
+    authorized, auth_family = None, None
     if auth is not None:
         # imported here: the lot formats behind it bring X.509, a tenth of a keygen process's
         # start-up, which a bundle for every chip of the family does not need
         from trustprov.roles.authorize import load_authorized  # noqa: PLC0415 - lazy: start-up
 
         s = load_authorized(auth)
+        auth_family = s.family_id
+        if family is not None:
+            check_auth_family(auth, auth_family, family)
         authorized = Authorization(s.root, len(s))
-    return BundleParams(assets.epoch, min_svn, assets.aead.cose_id, assets.chunk_size, authorized)
+    params = BundleParams(assets.epoch, min_svn, assets.aead.cose_id, assets.chunk_size, authorized)
+    return params, auth_family
 
 
 def _seal_assets(
@@ -193,10 +204,27 @@ def _file_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _check_manufactured(chip: ChipClient, what: str) -> None:
+def check_auth_family(auth: Path, auth_family: bytes | None, family: bytes) -> None:
+    """Refuse an authorized set of chips of another family than ``family``: each of its chips
+    would refuse the bundle (`wrong-family`), and no chip of the family is in it."""
+    if auth_family is not None and auth_family != family:
+        raise InputError(
+            f"{auth}: an authorized set of chips of family {auth_family.hex()}, not of this "
+            f"bundle's family {family.hex()}: no chip could install the bundle"
+        )
+
+
+def _check_manufactured(
+    chip: ChipClient, what: str, auth: tuple[Path, bytes | None] | None = None
+) -> None:
+    """Refuse a chip that is not manufactured; with ``auth`` (an AUTH file and the family its
+    set names), one of another family than the set's."""
     status = chip.status()
     if status.get("lifecycle") in ("BLANK", None):
         raise InputError(f"{what}: chip is not manufactured")
+    family = status.get("family")
+    if auth is not None and isinstance(family, bytes):
+        check_auth_family(auth[0], auth[1], family)
 
 
 def keygen(
@@ -213,10 +241,13 @@ def keygen(
     ``auth``, the bundle installs only on the chips of that authorized set."""
     image = read_bytes(software_path, limit=LIMITS.software, what="software")
     software = SignedSoftware.from_bytes(image)
-    params = _params(assets, software, auth)
+    params, auth_family = _params(assets, software, auth)
     oem_rnd_input = rng(OEM_RND_INPUT_LEN)  # the OEM's random contribution
     with new_directory(out) as d, FarmLink(farm_path) as farm, farm.connect(uid) as chip:
-        _check_manufactured(chip, f"chip {uid.hex()}")
+        # the chip's family is the bundle's: an AUTH file of another one is refused here
+        _check_manufactured(
+            chip, f"chip {uid.hex()}", None if auth is None else (auth, auth_family)
+        )
         chip.boot(image)
         sealed = chip.keygen(oem_rnd_input, params)
         signed, public_keys = _seal_assets(chip, assets, params, d / "bundle.cbor")
@@ -253,7 +284,6 @@ def regen(
     for keygen."""
     image = read_bytes(software_path, limit=LIMITS.software, what="software")
     software = SignedSoftware.from_bytes(image)
-    params = _params(assets, software, auth)
     enc_input = read_bytes(
         state / "enc-oem-rnd-input.cose", limit=LIMITS.sealed_value, what="ENC(OEM_RND_INPUT)"
     )
@@ -261,8 +291,9 @@ def regen(
         state / "enc-rnd-share.cose", limit=LIMITS.sealed_value, what="ENC(RND_SHARE)"
     )
     # parse here for a clear error before a chip is touched; the chip checks them again
-    SealedValue.from_bytes(enc_input, "oem-rnd-input")
+    kept = SealedValue.from_bytes(enc_input, "oem-rnd-input")
     SealedValue.from_bytes(enc_rnd, "rnd-share")
+    params, _ = _params(assets, software, auth, family=kept.family_id)
     state_epoch = _state_epoch(state)
     if assets.epoch <= state_epoch:
         raise InputError(
