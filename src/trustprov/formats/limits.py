@@ -68,6 +68,9 @@ class Limits:
     # region (the reference chip keeps a region as one SQLite blob, which stops at 10^9 bytes);
     # the OEM's tools seal no larger data asset, and a chip refuses to commit one (`capacity`)
     region: int = 900 * MiB
+    # a receipts file (oem reconcile): a receipt is about 1 KiB, so the receipts of the largest
+    # authorized set (16 Mi chips), or any lot's with room to spare; each receipt, MAX_RECEIPT
+    receipts_file: int = 16 * GiB
 
 
 LIMITS = Limits()
