@@ -11,6 +11,7 @@ what makes the test meaningful when the tests run as root, where chmod stops not
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -86,13 +87,29 @@ def test_a_farm_on_read_only_media_is_not_called_not_a_farm(cw: CliWorld, tmp_pa
     ro = tmp_path / "ro"
     paths = _read_only_copy(cw.provisioned_farm, ro)
     with immutable(*paths):
-        for argv in (
-            ["chip", "show", "--farm", ro / "cm.farm", "--chip", cw.a.cm_uids[0]],
-            _manufacture(cw, ro / "cm.farm", tmp_path / "lot.json"),
-        ):
-            line = assert_error(run(*argv), exit_code=2)
-            assert "not a chip farm" not in line, line
-            assert "cm.farm" in line, line
+        line = assert_error(
+            run(*_manufacture(cw, ro / "cm.farm", tmp_path / "lot.json")), exit_code=2
+        )
+        assert "not a chip farm" not in line, line
+        assert "cm.farm" in line, line
+
+
+def test_chip_show_and_inspect_read_a_farm_on_read_only_media(cw: CliWorld, tmp_path: Path) -> None:
+    """issue 24: both failed there; they only read, so the farm is opened read-only."""
+    ro = tmp_path / "ro"
+    paths = _read_only_copy(cw.provisioned_farm, ro)
+    farm = ro / "cm.farm"
+    with immutable(*paths):
+        shown = json.loads(
+            ok("chip", "show", "--farm", farm, "--chip", cw.a.cm_uids[0], "--json").stdout
+        )
+        lot = ok("chip", "show", "--farm", farm, "--lot", cw.a.cm_lot).stdout
+        inspected = json.loads(ok("inspect", "--json", farm).stdout)
+    assert shown["lifecycle"] == "PROVISIONED"
+    assert all(u in lot for u in cw.a.cm_uids)
+    assert inspected["kind"] == "farm"
+    assert inspected["chips"] == len(cw.a.cm_uids)
+    assert sorted(p.name for p in ro.iterdir()) == sorted(p.name for p in paths[:-1])
 
 
 def test_report_reads_records_on_read_only_media(cw: CliWorld, tmp_path: Path) -> None:
