@@ -40,6 +40,7 @@ OUTPUT_KINDS: dict[str, tuple[str, int]] = {
     "csv": ("CSV report", PUBLIC),
     "html": ("HTML report", PUBLIC),
     "asset-list": ("asset list", PUBLIC),
+    "issued-epochs": ("record of issued epochs", PUBLIC),
     UNKNOWN: ("file", PUBLIC),
 }
 
@@ -168,8 +169,12 @@ def _json_kind(head: bytes) -> str:
     except (ValueError, RecursionError):
         doc = None
     keys = set(doc) if isinstance(doc, dict) else set()
-    if keys == {"uid", "lot", "receipt"}:
-        return "receipts"  # cm receipts --format jsonl: one receipt a line
+    by_keys = {
+        frozenset({"uid", "lot", "receipt"}): "receipts",  # cm receipts --format jsonl
+        frozenset({"issued-epochs"}): "issued-epochs",  # the OEM state's record (roles/oem.py)
+    }
+    if (found := by_keys.get(frozenset(keys))) is not None:
+        return found
     if head.lstrip().startswith(b'{"lot"') and b'"chips": [' in head[:512]:
         return "lot-manifest"  # as the ICM's writer starts one (too long to parse here)
     try:

@@ -8,11 +8,14 @@ OEM_DIR written by keygen::
     bundle.cbor              the sealed assets   send to the CM
     generated/NAME.pub.pem   public keys of the assets generated on the chip
     oem.json                 what was made: family, bundle id, epoch, assets (no secrets)
+    issued-epochs.json       {"issued-epochs": [...]}: every epoch made from this state
 
-regen writes the same but for the two files the OEM already keeps. It refuses an asset list
-whose epoch is not above the epoch recorded in the state's oem.json: every chip holding the
-state's bundle would refuse the new one as stale. regen knows no other bundle: an OEM that
-regenerates again gives an epoch above every bundle it has sent (its own record).
+regen writes the same but for the two files the OEM already keeps and the record, which it
+keeps in the state (``--state``, keygen's directory): it refuses an asset list whose epoch is
+not above every epoch issued from the state (a chip holding the latest bundle would refuse the
+new one as stale, and an epoch issued twice would name two bundles), and records the new epoch
+there in the same step that places its directory. A state without the record (made before it
+existed) has issued the epoch of its oem.json.
 """
 
 from __future__ import annotations
@@ -255,7 +258,36 @@ def keygen(
         write_file(d / "enc-rnd-share.cose", sealed["enc-rnd-share"], mode=PRIVATE)
         meta = {"software-version": software.version}
         _write_common(d, signed, public_keys, sealed["enc-oem-share"], meta)
+        _record_epochs(d, [assets.epoch], force=False)
     return SealResult(signed, public_keys, out / "bundle.cbor")
+
+
+ISSUED = "issued-epochs.json"
+MAX_ISSUED = 65536  # epochs one state records: far beyond any OEM's updates
+
+
+def _issued_epochs(state: Path) -> list[int]:
+    """Every epoch issued from ``state``: its record, and the epoch of its own oem.json."""
+    epochs = {_state_epoch(state)}
+    path = state / ISSUED
+    if path.exists():
+        data = read_bytes(path, limit=MAX_ISSUED * 16, what="OEM state")
+        try:
+            listed = json.loads(data)["issued-epochs"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{path}: not the record of issued epochs") from e
+        if not isinstance(listed, list) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in listed
+        ):
+            raise InputError(f"{path}: issued epochs must be non-negative integers")
+        epochs.update(listed)
+    return sorted(epochs)
+
+
+def _record_epochs(state: Path, epochs: list[int], *, force: bool) -> None:
+    doc = {"issued-epochs": sorted(set(epochs))}
+    data = json.dumps(doc).encode() + b"\n"
+    write_file(state / ISSUED, data, force=force, kind="issued-epochs")
 
 
 def _state_epoch(state: Path) -> int:
@@ -294,12 +326,16 @@ def regen(
     kept = SealedValue.from_bytes(enc_input, "oem-rnd-input")
     SealedValue.from_bytes(enc_rnd, "rnd-share")
     params, _ = _params(assets, software, auth, family=kept.family_id)
-    state_epoch = _state_epoch(state)
-    if assets.epoch <= state_epoch:
+    issued = _issued_epochs(state)
+    if assets.epoch <= issued[-1]:
+        shown = ", ".join(map(str, issued[-5:]))
         raise InputError(
-            f"epoch {assets.epoch} is not above the epoch {state_epoch} of {state}: every chip "
-            f"holding that bundle would refuse it (set [bundle] epoch = {state_epoch + 1} or more)"
+            f"epoch {assets.epoch} is not above the epochs already issued from {state} "
+            f"({'..., ' if len(issued) > 5 else ''}{shown}): a chip holding the latest bundle "
+            f"would refuse it (set [bundle] epoch = {issued[-1] + 1} or more)"
         )
+    if len(issued) >= MAX_ISSUED:
+        raise InputError(f"{state}: {MAX_ISSUED} epochs issued already; keygen a new state")
     with new_directory(out) as d, FarmLink(farm_path) as farm, farm.connect(uid) as chip:
         _check_manufactured(chip, f"chip {uid.hex()}")
         chip.boot(image)
@@ -307,4 +343,6 @@ def regen(
         signed, public_keys = _seal_assets(chip, assets, params, d / "bundle.cbor")
         meta = {"software-version": software.version}
         _write_common(d, signed, public_keys, enc_oem_share, meta)
+        # recorded before the directory is placed: an epoch is never issued unrecorded
+        _record_epochs(state, [*issued, assets.epoch], force=True)
     return SealResult(signed, public_keys, out / "bundle.cbor")
