@@ -35,6 +35,7 @@ DEMO_ARTIFACTS = {
     "oem/enc-oem-rnd-input.cose": "sealed-value",
     "oem/enc-rnd-share.cose": "sealed-value",
     "oem/oem.json": "oem-metadata",
+    "oem/issued-epochs.json": "issued-epochs",
     "oem/generated/oem-signing-key.pub.pem": "public-key",
     "cm/chips.farm": "farm",
     "cm/lot.json": "lot-manifest",

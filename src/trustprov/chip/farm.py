@@ -76,23 +76,28 @@ def _cannot_access(e: sqlite3.Error) -> bool:
     return name.startswith(_ACCESS_ERRORS)
 
 
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
+
+
 def _read_only_uri(path: Path) -> str:
-    """``mode=ro``; and ``immutable`` where nothing can write (read-only media: SQLite could not
-    make the WAL's shared-memory file there) unless a WAL holds writes not yet in the file,
-    which immutable would not read."""
-    writable = os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
+    """``mode=ro``, for a farm that cannot be written (read-only media); ``immutable`` too (SQLite
+    could not make the WAL's shared-memory file there) unless a WAL holds writes not yet in the
+    file, which immutable would not read."""
     wal = path.with_name(path.name + "-wal")
     pending = wal.exists() and wal.stat().st_size > 0
     return f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro" + (
-        "" if writable or pending else "&immutable=1"
+        "" if pending else "&immutable=1"
     )
 
 
 class Farm:
     """The farm file. One instance per process; chips load from and commit to it.
 
-    ``read_only`` (a reader: `chip show`, `inspect`): opened ``mode=ro``, so a farm on
-    read-only media can be read; nothing is created or changed, and a write fails."""
+    ``read_only`` (a reader: `chip show`, `inspect`): a farm that cannot be written (read-only
+    media) is opened ``mode=ro``, so it can be read; one that can is opened as ever (a read-only
+    connection to a WAL database would leave its -wal and -shm files behind). A reader writes
+    nothing either way."""
 
     def __init__(self, path: Path, *, create: bool = False, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -102,7 +107,14 @@ class Farm:
             raise InputError(f"no chip farm at {self.path}")
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         try:
-            if read_only:
+            writable = not self.path.exists() or _writable(self.path)
+            if not writable and not read_only:
+                # a writer would meet it at its first write, deep in a command: say it here
+                raise InputError(
+                    f"cannot use chip farm {self.path}: it or its directory cannot be written "
+                    "(read-only media?)"
+                )
+            if not writable:
                 self._db = sqlite3.connect(
                     _read_only_uri(self.path), uri=True, timeout=60, isolation_level=None
                 )

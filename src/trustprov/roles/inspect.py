@@ -271,6 +271,10 @@ def _json(path: Path, ca: Path | None) -> Description:
         return Description("icm-metadata", "the ICM's family metadata (icm.json)", doc)
     if {"software-version", "family", "bundle-id", "assets"} <= keys:
         return Description("oem-metadata", "the OEM's record of a bundle it made (oem.json)", doc)
+    if keys == {"issued-epochs"}:
+        return Description(
+            "issued-epochs", "the epochs issued from an OEM state (issued-epochs.json)", doc
+        )
     if {"lot", "station", "bundle_id", "chips", "provisioned", "failed"} <= keys:
         return Description("run-summary", "a provisioning run's summary (--json)", doc)
     raise InputError(f"{path}: not a trustprov artifact (JSON of unknown keys)")
