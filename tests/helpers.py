@@ -264,11 +264,18 @@ def regen(
         farm,
         uid,
         software_path=software or world.software,
-        state=world.oem_dir,
+        state=copy_state(world.oem_dir, tmp / f"{name}-state"),
         assets=assets,
         out=out,
     )
     return OemRun(out, result)
+
+
+def copy_state(state: Path, dest: Path) -> Path:
+    """A private copy of an OEM state (keygen's directory): regen records in it each epoch it
+    issues, so a test that regenerates from the world's state works on its own copy."""
+    shutil.copytree(state, dest)
+    return dest
 
 
 def keygen_on(

@@ -176,6 +176,8 @@ SIZES: dict[str, int] = {
     "key slots a chip holds": LIMITS.installed_slots,
     "flash regions a chip holds": LIMITS.installed_regions,
     "bytes of a chip's stored installed state": LIMITS.installed_state,
+    "bytes of one flash region (one data asset), at most": LIMITS.region,
+    "bytes of a receipts file (`oem reconcile`), at most": LIMITS.receipts_file,
     "chip RAM (section 8.4)": budget.CHIP_RAM,
     "RAM of a session's keys, seed and counters": budget.SESSION_RAM,
     "RAM of one sealed manifest entry": budget.ENTRY_RAM,

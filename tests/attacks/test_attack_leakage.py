@@ -27,6 +27,7 @@ from helpers import (
     KEY2,
     Family,
     RecordingLink,
+    copy_state,
     firmware_bytes,
     flip_bit,
     write_assets,
@@ -145,7 +146,7 @@ class _Run:
         """FIG. 4 from the OEM's kept state (``tmp/oem1``) into ``tmp/name``."""
         assets = asset_list.load(write_assets(self.tmp / f"{name}-assets", **options))
         out = self.tmp / name
-        state = self.tmp / "oem1"
+        state = copy_state(self.tmp / "oem1", self.tmp / f"{name}-state")
         oem.regen(self.oem_farm, uid, software_path=software, state=state, assets=assets, out=out)
         return self.artifacts(name)
 

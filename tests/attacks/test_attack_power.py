@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import OemRun, assert_holds_world_assets, assert_untouched, write_assets
+from helpers import OemRun, assert_holds_world_assets, assert_untouched, copy_state, write_assets
 
 import trustprov.roles.oem as oem_role
 from trustprov.chip.model import Lifecycle
@@ -173,8 +173,12 @@ def test_attack_power_cut_at_every_persistent_write_of_oem_keygen_and_regen(
     update = asset_list.load(write_assets(tmp_path / "update", epoch=2))  # above the state's
 
     def regen(uid: bytes, out: Path) -> Any:
+        # a state per output (regen records there the epoch it issues); a retry reuses it
+        state = out.with_name(f"{out.name}-state")
+        if not state.exists():
+            copy_state(world.oem_dir, state)
         return oem_role.regen(
-            farm, uid, software_path=world.software, state=world.oem_dir, assets=update, out=out
+            farm, uid, software_path=world.software, state=state, assets=update, out=out
         )
 
     for name, tool in (("keygen", keygen), ("regen", regen)):

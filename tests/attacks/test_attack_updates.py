@@ -10,6 +10,7 @@ chip's stored state stays within the capacity that every chip loads at power-on.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,26 @@ def test_attack_install_beyond_the_capacity_is_refused_before_commit(
             codes.append(e.value.code)
     assert codes == ["capacity", "capacity"]
     assert_same_holding(before, read(cm_farm, uid))
+
+
+def test_attack_a_region_larger_than_the_store_holds_is_refused_before_commit(
+    world: Any, cm_farm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 24: a region beyond what the chip's store holds (`LIMITS.region`; made small here,
+    so that the test writes bytes, not a gigabyte) is ``capacity``, never an internal fault."""
+    from helpers import Bench  # noqa: PLC0415 - the bench is the firmware's-eye view here
+
+    from trustprov.chip import model  # noqa: PLC0415 - only to shrink its limit
+
+    monkeypatch.setattr(model, "LIMITS", dataclasses.replace(LIMITS, region=16))
+    uid = world.cm_uids(cm_farm)[0]
+    before = read(cm_farm, uid)
+    with Bench(cm_farm) as bench:
+        hw = bench.chip(uid).boot(world.software.read_bytes())
+        fits = [FlashWrite("r", "a", bytes(32), b"x" * 16)]
+        hw.install(domain_id=bytes(16), bundle_id=bytes(16), epoch=1, slots={}, flash=fits)
+        over = [FlashWrite("r", "a", bytes([1]) * 32, b"x" * 17)]
+        with pytest.raises(ChipRefused) as e:
+            hw.install(domain_id=bytes(16), bundle_id=bytes(16), epoch=2, slots={}, flash=over)
+    assert e.value.code == "capacity"
+    assert before != read(cm_farm, uid)  # the region that fits was installed, and only it

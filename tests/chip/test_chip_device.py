@@ -33,7 +33,7 @@ from trustprov.crypto.keys import public_key_der
 from trustprov.errors import ChipRefused, FormatError, InputError
 from trustprov.formats import cbor
 from trustprov.formats.attestation import Attestation
-from trustprov.formats.bundle import MAX_ASSET_LEN, MAX_KEY_LEN
+from trustprov.formats.bundle import MAX_KEY_LEN
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.software import CODE_PARTS, CODE_ROOT
 from trustprov.link.client import ChipClient
@@ -545,7 +545,7 @@ def _largest_state() -> Installed:
             for n in range(LIMITS.installed_slots)
         },
         regions={
-            _name("r", n): (_name("a", n), MAX_ASSET_LEN, b"\x33" * 32)
+            _name("r", n): (_name("a", n), LIMITS.region, b"\x33" * 32)
             for n in range(LIMITS.installed_regions)
         },
     )

@@ -9,6 +9,7 @@ chips copies the farm to its tmp_path first.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,6 +150,8 @@ def cw(tmp_path_factory: pytest.TempPathFactory) -> CliWorld:
     epoch2_toml = write_assets(root / "assets-epoch2", epoch=2)
     regen_farm = copy_farm(a.oem_farm, root / "regen")
     epoch2_dir = root / "epoch2"
+    regen_state = root / "regen-state"  # regen records the epoch it issues in its state
+    shutil.copytree(a.oem_dir, regen_state)
     ok(
         "oem",
         "regen",
@@ -159,7 +162,7 @@ def cw(tmp_path_factory: pytest.TempPathFactory) -> CliWorld:
         "--software",
         a.software,
         "--state",
-        a.oem_dir,
+        regen_state,
         "--assets",
         epoch2_toml,
         "--out",

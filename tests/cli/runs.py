@@ -6,6 +6,7 @@ command is covered at once, and fails until it has a run here or a table says wh
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,10 @@ def keygen_run(cw: CliWorld, t: Path) -> Argv:
 
 def regen_run(cw: CliWorld, t: Path) -> Argv:
     _, options = keygen_run(cw, t)
-    return [], {**options, "--state": cw.a.oem_dir, "--assets": write_assets(t / "a2", epoch=2)}
+    state = t / "state"  # a copy: regen records each epoch it issues in its state
+    if not state.exists():
+        shutil.copytree(cw.a.oem_dir, state)
+    return [], {**options, "--state": state, "--assets": write_assets(t / "a2", epoch=2)}
 
 
 def records_url_of(cw: CliWorld) -> str:

@@ -6,8 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+from trustprov.formats.authz import AuthorizedSet
+
 from .conftest import CliWorld
-from .helpers import assert_error, copy_farm, ok, run
+from .helpers import assert_error, copy_farm, lifecycles, ok, run, snapshot
 
 
 def _authorize(cw: CliWorld, out: Path, *lots: Path, key: Path | None = None) -> list[str]:
@@ -130,3 +132,66 @@ def test_cm_provision_checks_the_lot_under_icm_key(cw: CliWorld, tmp_path: Path)
     assert_error(wrong, exit_code=1, match="another key")
     right = run(*job, "--icm-key", cw.a.icm / "lot-signing.pub.pem")
     assert_error(right, exit_code=1, match="does not answer")  # checked, then on to the board
+
+
+def _keygen_argv(cw: CliWorld, tmp_path: Path, out: Path) -> list[str | Path]:
+    farm = copy_farm(cw.a.oem_farm, tmp_path, "oem.farm")
+    return ["oem", "keygen", "--farm", farm, "--chip", cw.a.oem_uid, "--software", cw.a.software,
+            "--assets", cw.assets_toml, "--out", out]  # fmt: skip
+
+
+def test_keygen_and_regen_refuse_another_familys_authorized_set(
+    cw: CliWorld, tmp_path: Path
+) -> None:
+    """issue 24: keygen sealed a bundle for family A chips with family B's set: no chip could
+    install it."""
+    auth_b = tmp_path / "auth-b.cbor"
+    ok(*_authorize(cw, auth_b, cw.b.lot_json, key=cw.b.icm / "lot-signing.pub.pem"))
+    argv = _keygen_argv(cw, tmp_path, tmp_path / "oem")
+    farm = argv[3]
+    assert isinstance(farm, Path)
+    before = snapshot(farm)
+    assert_error(run(*argv, "--auth", auth_b), exit_code=2, match="not of this bundle's family")
+    assert not (tmp_path / "oem").exists()
+    regen = ["oem", "regen", "--farm", farm, "--chip", cw.a.oem_uid, "--software", cw.a.software,
+             "--state", cw.a.oem_dir, "--assets", cw.root / "assets-epoch2" / "assets.toml",
+             "--out", tmp_path / "oem2", "--auth", auth_b]  # fmt: skip
+    assert_error(run(*regen), exit_code=2, match="not of this bundle's family")
+    assert not (tmp_path / "oem2").exists()
+    assert snapshot(farm) == before
+
+
+def _provision(cw: CliWorld, tmp_path: Path, oem_dir: Path, *extra: str | Path) -> list[str | Path]:
+    return ["cm", "provision", "--farm", cw.fresh_farm(tmp_path), "--lot", cw.a.cm_lot,
+            "--software", cw.a.software, "--share", oem_dir / "enc-oem-share.cose",
+            "--bundle", oem_dir / "bundle.cbor",
+            "--records", f"sqlite:///{tmp_path / 'records.sqlite'}", *extra]  # fmt: skip
+
+
+def test_provision_refuses_auth_for_a_bundle_without_a_set(cw: CliWorld, tmp_path: Path) -> None:
+    """issue 24: --auth was silently ignored for a bundle made without one."""
+    auth = tmp_path / "auth.cbor"
+    ok(*_authorize(cw, auth, cw.a.lot_json))
+    argv = _provision(cw, tmp_path, cw.a.oem_dir, "--auth", auth)
+    assert_error(run(*argv), exit_code=2, match="the bundle names no authorized set")
+    assert lifecycles(tmp_path / "cm.farm", cw.a.cm_lot) == dict.fromkeys(
+        cw.a.cm_uids, "MANUFACTURED"
+    )
+    assert not (tmp_path / "records.sqlite").exists()
+
+
+def test_provision_refuses_a_lot_with_chips_outside_the_set_naming_them(
+    cw: CliWorld, tmp_path: Path
+) -> None:
+    """issue 24: nothing checked on the host that the lot's chips are in the set."""
+    auth = tmp_path / "auth.cbor"
+    inside, outside = cw.a.cm_uids[:1], cw.a.cm_uids[1:]
+    auth.write_bytes(AuthorizedSet.from_uids(bytes.fromhex(u) for u in inside).to_bytes())
+    oem_dir = tmp_path / "oem"
+    ok(*_keygen_argv(cw, tmp_path, oem_dir), "--auth", auth)
+    result = run(*_provision(cw, tmp_path, oem_dir, "--auth", auth))
+    assert_error(result, exit_code=2, match=f"{len(outside)} of the lot's 4 chips are not in")
+    assert all(u in result.stderr for u in outside)
+    assert lifecycles(tmp_path / "cm.farm", cw.a.cm_lot) == dict.fromkeys(
+        cw.a.cm_uids, "MANUFACTURED"
+    )

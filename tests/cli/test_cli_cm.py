@@ -409,6 +409,8 @@ BAD_JOBS: dict[str, tuple[Callable[[CliWorld, Path], Args], int | None]] = {
         lambda _cw, t: {"--records": f"sqlite:///{t}/no/records.sqlite"},
         2,
     ),
+    # issue 24: an internal error (the SQLite driver's ArgumentError): SQLite has no host
+    "records-sqlite-with-a-host": (lambda _cw, _t: {"--records": "sqlite://host/rel.sqlite"}, 2),
 }
 
 

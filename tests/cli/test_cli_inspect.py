@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,7 @@ DEMO_ARTIFACTS = {
     "oem/enc-oem-rnd-input.cose": "sealed-value",
     "oem/enc-rnd-share.cose": "sealed-value",
     "oem/oem.json": "oem-metadata",
+    "oem/issued-epochs.json": "issued-epochs",
     "oem/generated/oem-signing-key.pub.pem": "public-key",
     "cm/chips.farm": "farm",
     "cm/lot.json": "lot-manifest",
@@ -137,3 +141,21 @@ def test_damaged_and_misused(demo: Path, tmp_path: Path) -> None:
         match="--key checks signed software",
     )
     assert_error(run("inspect", tmp_path / "none"), exit_code=2, match="no such file")
+
+
+def test_inspect_refuses_a_fifo_a_device_and_a_directory_without_blocking(tmp_path: Path) -> None:
+    """issue 24: inspect of a FIFO waited forever for a writer. Run in a process of its own,
+    so that a regression fails on the timeout instead of hanging the suite."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, what in ((fifo, "a FIFO"), (Path("/dev/zero"), "a device"), (tmp_path, "directory")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "trustprov", "inspect", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert what in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1

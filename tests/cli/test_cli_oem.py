@@ -43,9 +43,13 @@ def _argv(args: Args) -> list[str | Path]:
 def _regen(
     cw: CliWorld, farm: Path, assets: Path, out: Path, state: Path | None = None
 ) -> list[str | Path]:
-    """`oem regen` of the CLI world's provisioning chip, from ``state`` (the world's OEM dir)."""
+    """`oem regen` of the CLI world's provisioning chip, from ``state`` (by default a copy of
+    the world's OEM dir: regen records each epoch it issues in its state)."""
+    if state is None:
+        state = out.with_name(f"{out.name}-state")
+        shutil.copytree(cw.a.oem_dir, state)
     return ["oem", "regen", "--farm", farm, "--chip", cw.a.oem_uid, "--software", cw.a.software,
-            "--state", state or cw.a.oem_dir, "--assets", assets, "--out", out]  # fmt: skip
+            "--state", state, "--assets", assets, "--out", out]  # fmt: skip
 
 
 def _write(tmp: Path, name: str, data: bytes) -> Path:
@@ -299,10 +303,18 @@ def _asset_over_the_bundle_limit(_cw: CliWorld, t: Path) -> Args:
     return _assets(t, FW_ASSET.replace("fw.bin", _sparse(t / "bad-assets" / "a.bin", 2**30 + 1)))
 
 
+def _asset_over_a_region(_cw: CliWorld, t: Path) -> Args:
+    """issue 24: a 1,000 MiB firmware was sealed, and each chip then failed with an internal
+    fault: a chip's flash region holds at most LIMITS.region bytes."""
+    (t / "bad-assets").mkdir()
+    return _assets(t, FW_ASSET.replace("fw.bin", _sparse(t / "bad-assets" / "a.bin", 1000 * 2**20)))
+
+
 LIMIT_CASES: dict[str, tuple[Callable[[CliWorld, Path], Args], str]] = {
     "unicode-names-over-64-bytes": (_unicode_names, "bytes"),
     "bundle-over-the-cm-limit": (_bundle_over_the_cm_limit, "cm provision"),
-    "asset-over-the-bundle-limit": (_asset_over_the_bundle_limit, "1 GiB"),
+    "asset-over-the-bundle-limit": (_asset_over_the_bundle_limit, "flash region holds"),
+    "asset-over-a-region": (_asset_over_a_region, "900 MiB"),
 }
 
 
@@ -332,7 +344,7 @@ def test_regen_refuses_an_epoch_every_chip_would_refuse_as_stale(
     farm = copy_farm(cw.a.oem_farm, tmp_path / "farm")
     before = snapshot(farm)
     result = run(*_regen(cw, farm, cw.assets_toml, tmp_path / "out"))
-    assert_error(result, exit_code=2, match="epoch 1 is not above the epoch 1")
+    assert_error(result, exit_code=2, match="epoch 1 is not above the epochs already issued")
     assert snapshot(farm) == before
     assert not (tmp_path / "out").exists()
 
@@ -529,3 +541,33 @@ def test_regen_never_overwrites(cw: CliWorld, tmp_path: Path) -> None:
     result = run(*_regen(cw, farm, write_assets(tmp_path / "update", epoch=2), out, state=out))
     assert_error(result, exit_code=2, match="not empty")
     assert snapshot(out) == before
+
+
+def test_regen_refuses_every_epoch_already_issued_from_its_state(
+    cw: CliWorld, tmp_path: Path
+) -> None:
+    """issue 24 item 8: regen compared the new epoch with the state's own (keygen's) only, so
+    a second regen at an epoch already issued, or below the latest, was sealed."""
+    state = tmp_path / "state"
+    shutil.copytree(cw.a.oem_dir, state)
+    (state / "issued-epochs.json").unlink(missing_ok=True)  # a state made before the record
+    farm = copy_farm(cw.a.oem_farm, tmp_path / "farm")
+    ok(*_regen(cw, farm, write_assets(tmp_path / "e3", epoch=3), tmp_path / "out3", state))
+    record = json.loads((state / "issued-epochs.json").read_text())
+    assert record == {"issued-epochs": [1, 3]}
+    for epoch in (3, 2):  # issued already; below the latest
+        out = tmp_path / f"again{epoch}"
+        result = run(
+            *_regen(cw, farm, write_assets(out.with_suffix(".a"), epoch=epoch), out, state)
+        )
+        assert_error(result, exit_code=2, match="not above the epochs already issued")
+        assert "epoch = 4 or more" in result.stderr
+        assert not out.exists()
+    ok(*_regen(cw, farm, write_assets(tmp_path / "e4", epoch=4), tmp_path / "out4", state))
+    assert json.loads((state / "issued-epochs.json").read_text())["issued-epochs"] == [1, 3, 4]
+
+
+def test_keygen_starts_the_record_of_issued_epochs(cw: CliWorld) -> None:
+    record = json.loads((cw.a.oem_dir / "issued-epochs.json").read_text())
+    assert record == {"issued-epochs": [1]}
+    assert not (cw.epoch2_dir / "issued-epochs.json").exists()  # the state keeps it

@@ -8,6 +8,7 @@ hold secrets are 0600.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -145,3 +146,93 @@ def test_a_directory_output_never_goes_through_a_symlink(
     assert_error(run(*argv), exit_code=2, match="symbolic link")
     assert link.is_symlink()
     assert list(target.iterdir()) == []
+
+
+def _private_copy(src: Path, dest: Path) -> Path:
+    """A copy of ``src`` keeping each file's mode (the world is read-only)."""
+    shutil.copytree(src, dest)
+    return dest
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # issue 24: each turned a secret into a world-readable artifact with --force
+        ["icm", "sign-software", "--icm", "{icm}", "--out", "{icm}/family-secrets.cbor"],
+        [
+            *["icm", "manufacture", "--icm", "{icm}", "--farm", "{tmp}/made.farm", "--lot", "L"],
+            *["--count", "1", "--manifest", "{icm}/prov-signing.key.pem"],
+        ],
+        ["cm", "report", "--records", "{records}", "--csv", "{oem}/enc-rnd-share.cose"],
+    ],
+    ids=["sign-software-over-family-secrets", "manufacture-over-a-key", "report-over-a-share"],
+)
+def test_force_never_replaces_a_secret(cw: CliWorld, tmp_path: Path, argv: list[str]) -> None:
+    icm = _private_copy(cw.a.icm, tmp_path / "icm")
+    oem = _private_copy(cw.a.oem_dir, tmp_path / "oem")
+    records = cw.provisioned_farm.parent / "records.sqlite"
+    values = {"icm": icm, "oem": oem, "tmp": tmp_path, "records": f"sqlite:///{records}"}
+    filled = [a.format(**values) for a in argv]
+    before = snapshot(icm), snapshot(oem)
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for d in (icm, oem) for p in d.rglob("*")}
+    result = run(*filled, "--force")
+    assert_error(result, exit_code=2, match="a secret; refusing to replace it, even with --force")
+    assert (snapshot(icm), snapshot(oem)) == before
+    assert {p: stat.S_IMODE(p.stat().st_mode) for p in modes} == modes
+    assert not (tmp_path / "made.farm").exists()  # refused before any chip is made
+
+
+def test_force_never_replaces_another_artifact(cw: CliWorld, tmp_path: Path) -> None:
+    """Signed software over a lot manifest, a lot manifest over signed software, receipts over
+    a certificate: each is another artifact, kept whatever --force says."""
+    lot_json = tmp_path / "lot.json"
+    shutil.copy(cw.a.lot_json, lot_json)
+    software = tmp_path / "software.cose"
+    shutil.copy(cw.a.software, software)
+    ca = tmp_path / "device-ca.pem"
+    shutil.copy(cw.a.icm / "device-ca.pem", ca)
+    records = f"sqlite:///{cw.provisioned_farm.parent / 'records.sqlite'}"
+    cases: list[tuple[Argv, Path, str]] = [
+        (_sign_software(cw, tmp_path, lot_json), lot_json, "is a lot manifest, not"),
+        (_manufacture(cw, tmp_path, software), software, "is a signed provisioning software"),
+        (["cm", "receipts", "--records", records, "--out", ca], ca, "is a certificate, not"),
+        (_report_csv(cw, tmp_path, software), software, "not a CSV report"),
+    ]
+    for argv, victim, match in cases:
+        before = victim.read_bytes()
+        assert_error(run(*argv, "--force"), exit_code=2, match=match)
+        assert victim.read_bytes() == before
+    assert not (tmp_path / "made.farm").exists()
+
+
+def test_force_never_replaces_a_private_file_it_cannot_recognise(
+    cw: CliWorld, tmp_path: Path
+) -> None:
+    """A PKCS#11 PIN file or a raw key is no artifact trustprov knows: its mode says secret."""
+    pin = tmp_path / "icm.pin"
+    pin.write_bytes(b"123456\n")
+    pin.chmod(0o600)
+    assert_error(run(*_sign_software(cw, tmp_path, pin), "--force"), exit_code=2, match="private")
+    assert pin.read_bytes() == b"123456\n"
+    assert stat.S_IMODE(pin.stat().st_mode) == 0o600
+
+
+def test_force_replaces_a_file_of_its_own_kind_with_its_kinds_mode(
+    cw: CliWorld, tmp_path: Path
+) -> None:
+    """What --force is for: a new software image over the old one, a new lot manifest over the
+    old one; the file written has its kind's mode (public), whatever the old one had."""
+    software = tmp_path / "software.cose"
+    shutil.copy(cw.a.software, software)
+    software.chmod(0o640)
+    ok(*_sign_software(cw, tmp_path, software), "--force")
+    assert stat.S_IMODE(software.stat().st_mode) == 0o644
+    lot_json = tmp_path / "lot.json"
+    ok(*_manufacture(cw, tmp_path, lot_json))
+    first = lot_json.read_bytes()
+    ok(*_manufacture(cw, tmp_path, lot_json, tmp_path / "second.farm"), "--force")
+    assert lot_json.read_bytes() != first
+    receipts = tmp_path / "receipts.cbor"
+    records = f"sqlite:///{cw.provisioned_farm.parent / 'records.sqlite'}"
+    for fmt in ("cbor-seq", "jsonl", "cbor-seq"):  # a receipt stream replaces a receipt stream
+        ok("cm", "receipts", "--records", records, "--out", receipts, "--format", fmt, "--force")

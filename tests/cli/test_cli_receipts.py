@@ -4,6 +4,7 @@ to the OEM, in both formats, with the exit codes of the error contract."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -83,8 +84,8 @@ def test_reconcile_reports_missing_and_fails_on_duplicates(
 
 def test_reconcile_bad_inputs_exit_2(cw: CliWorld, tmp_path: Path) -> None:
     bad = tmp_path / "bad.cbor"
-    bad.write_bytes(b"\xd2\x84\x43")
-    assert_error(run(*_reconcile(cw, tmp_path, bad)), exit_code=2)
+    bad.write_bytes(b"\xd2\x84\x43")  # the CM's artifact, damaged: exit 1, as a bad bundle
+    assert_error(run(*_reconcile(cw, tmp_path, bad)), exit_code=1, match="not a whole receipt")
     assert_error(run(*_reconcile(cw, tmp_path, tmp_path / "none")), exit_code=2)
     ca = tmp_path / "ca.pem"
     ca.write_bytes(b"-----BEGIN CERTIFICATE-----\nnope\n")
@@ -126,3 +127,66 @@ def test_provision_a_farm_under_the_lot_manifest_and_reconcile_by_lot(
     assert json.loads(wrong.stdout)["counts"]["wrong-lot"] == len(cw.a.cm_uids)
     assert_error(run(*_reconcile(cw, tmp_path, out, "--icm-key", key)), exit_code=2,
                  match="--icm-key checks the signature of --lot")  # fmt: skip
+
+
+#: a lot name as a shell passes bytes that are not UTF-8 (Python's surrogateescape of b"\xff\xfe")
+NOT_UTF8 = b"LOT-\xff\xfe".decode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize("lot", [NOT_UTF8, "\udcff", "LOT\x00A", "x" * 10_000])
+def test_any_lot_name_is_refused_or_found_never_a_crash(
+    cw: CliWorld, tmp_path: Path, provisioned: Path, lot: str
+) -> None:
+    """issue 24: a --lot that is not UTF-8 was an internal error of cm report and cm receipts."""
+    records = f"sqlite:///{provisioned}"
+    out = tmp_path / "r.cbor"
+    for argv in (
+        ["cm", "report", "--records", records, "--lot", lot],
+        ["cm", "report", "--records", records, "--lot", lot, "--json"],
+        ["cm", "receipts", "--records", records, "--lot", lot, "--out", out],
+    ):
+        assert_error(run(*argv), exit_code=2, match="lot")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (bytes(1000), "not a receipt stream"),  # issue 24: was "1000 forged", exit 1
+        (b"", "empty"),  # issue 24: exited 0
+        (b"\x01" * 10, "not a receipt stream"),
+        (b"hello, world\n", "not a receipt stream"),
+        (b'{"a": 1}\n', "not a receipt line"),
+    ],
+)
+def test_reconcile_refuses_a_file_that_is_not_a_receipt_stream(
+    cw: CliWorld, tmp_path: Path, content: bytes, match: str
+) -> None:
+    bad = tmp_path / "bad.cbor"
+    bad.write_bytes(content)
+    result = run(*_reconcile(cw, tmp_path, bad))
+    assert_error(result, exit_code=1, match=match)
+    assert result.stdout == ""
+    assert "forged" not in result.output
+
+
+def test_reconcile_refuses_a_fifo_a_directory_and_a_device_without_blocking(
+    cw: CliWorld, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody writes to it: opening it for reading would wait forever
+    for path in (fifo, tmp_path, Path("/dev/zero")):
+        assert_error(run(*_reconcile(cw, tmp_path, path)), exit_code=2, match="regular file")
+
+
+def test_reconcile_shows_its_progress_on_stderr(
+    cw: CliWorld, tmp_path: Path, provisioned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trustprov.cli import oem as cli_oem  # noqa: PLC0415 - only to lower its threshold
+
+    out = tmp_path / "r.cbor"
+    ok("cm", "receipts", "--records", f"sqlite:///{provisioned}", "--out", out)
+    monkeypatch.setattr(cli_oem, "RECONCILE_PROGRESS_MIN", 0)
+    result = ok(*_reconcile(cw, tmp_path, out, "--json"))
+    assert "(100 %)" in result.stderr
+    assert json.loads(result.stdout)["counts"]["valid"] == len(cw.a.cm_uids)

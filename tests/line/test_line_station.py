@@ -237,6 +237,8 @@ def test_provision_lot_refuses_an_unknown_lot_or_records_url(
         "not a url",
         "sqlite:///",
         "sqlite:///:memory:",
+        "sqlite://host/rel.sqlite",  # SQLite has no host (issue 24: an internal error)
+        "sqlite://line:secret-pw@host/rel.sqlite",
         f"sqlite:///{tmp_path / 'missing' / 'r.db'}",
         f"sqlite:///{cm_farm}",  # another database: the farm itself
         f"sqlite:///{notes}",  # not a database at all

@@ -8,7 +8,7 @@ from typing import Any
 
 import cbor2
 import pytest
-from helpers import Bench, assert_untouched, copy_farm, write_assets
+from helpers import Bench, assert_untouched, copy_farm, copy_state, write_assets
 
 from trustprov.errors import InputError, VerificationError
 from trustprov.formats import cbor
@@ -62,7 +62,7 @@ def test_regen_with_auth_limits_the_update(world: Any, tmp_path: Path) -> None:
         copy_farm(world.oem_farm, tmp_path / "oem.farm"),
         world.oem_uid,
         software_path=world.software,
-        state=world.oem_dir,
+        state=copy_state(world.oem_dir, tmp_path / "state"),
         assets=asset_list.load(write_assets(tmp_path / "assets", epoch=2)),
         out=out,
         auth=auth,

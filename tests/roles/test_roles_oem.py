@@ -13,6 +13,7 @@ from helpers import (
     Bench,
     assert_holds_world_assets,
     copy_farm,
+    copy_state,
     regen,
     second_family,
     world_job,
@@ -150,7 +151,7 @@ def test_every_chunk_size_the_asset_list_accepts_seals_and_installs(
         farm,
         world.oem_uid,
         software_path=world.software,
-        state=world.oem_dir,
+        state=copy_state(world.oem_dir, tmp_path / "state"),
         assets=assets,
         out=tmp_path / "out",
     )
@@ -177,7 +178,7 @@ def test_the_default_chunk_size_is_the_largest_that_seals_and_installs(
         farm,
         world.oem_uid,
         software_path=world.software,
-        state=world.oem_dir,
+        state=copy_state(world.oem_dir, tmp_path / "state"),
         assets=assets,
         out=tmp_path / "out",
     )
@@ -291,6 +292,7 @@ def test_keygen_into_an_empty_dir_fills_it(world: Any, tmp_path: Path) -> None:
             "enc-oem-share.cose",
             "enc-rnd-share.cose",
             "generated",
+            "issued-epochs.json",
             "oem.json",
         ]
     )

@@ -17,12 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from trustprov.crypto.digest import sha256
 from trustprov.crypto.keys import SIGNATURE_ALGORITHMS, public_key_der
-from trustprov.errors import InputError
+from trustprov.errors import FormatError, InputError
 from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.installed import expected_installed_digest
 from trustprov.formats.receipt import ReceiptClaims, make_receipt
-from trustprov.roles import icm, reconcile
+from trustprov.roles import icm, receipts_file, reconcile
 
 DOMAIN = bytes(16)
 
@@ -121,7 +121,9 @@ def test_without_auth_nothing_is_unauthorized_or_missing(world: Any, ref: Any) -
     assert r.to_json()["counts"]["missing"] is None
 
 
-def test_pool_and_files_agree(world: Any, ref: Any, tmp_path: Path) -> None:
+def test_pool_and_files_agree(
+    world: Any, ref: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two worker processes, a CBOR sequence read in blocks that cut receipts, and JSON lines,
     all give the same verdicts as one process over the list."""
     receipts = [_receipt(world, _claims(ref, _uid(i))) for i in range(30)]
@@ -134,12 +136,9 @@ def test_pool_and_files_agree(world: Any, ref: Any, tmp_path: Path) -> None:
     jl.write_text(
         "".join(json.dumps({"receipt": base64.b64encode(r).decode()}) + "\n" for r in receipts)
     )
-    block = reconcile.READ_BLOCK
-    try:
-        reconcile.READ_BLOCK = 1000  # smaller than a receipt: every receipt is cut
+    with monkeypatch.context() as m:
+        m.setattr(receipts_file, "READ_BLOCK", 1000)  # smaller than a receipt: each is cut
         assert list(reconcile.read_receipts(seq)) == receipts
-    finally:
-        reconcile.READ_BLOCK = block
     for source in (list(reconcile.read_receipts(seq)), list(reconcile.read_receipts(jl))):
         got = reconcile.reconcile(source, ref, auth, jobs=2)
         assert got.counts == want.counts
@@ -154,10 +153,10 @@ def test_pool_and_files_agree(world: Any, ref: Any, tmp_path: Path) -> None:
     "content",
     [b"\xd2\x84\x43", b"\xff" * 10, b'{"receipt": "not base64"}\n', b'{"uid": "00"}\n'],
 )
-def test_a_damaged_receipts_file_is_bad_input(tmp_path: Path, content: bytes) -> None:
+def test_a_damaged_receipts_file_is_refused(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "r"
     path.write_bytes(content)
-    with pytest.raises(InputError):
+    with pytest.raises(FormatError, match="receipts"):
         list(reconcile.read_receipts(path))
 
 

@@ -16,9 +16,11 @@ stands in for the physical chips at the CM. See docs/threat-model.md.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,10 +76,30 @@ def _cannot_access(e: sqlite3.Error) -> bool:
     return name.startswith(_ACCESS_ERRORS)
 
 
-class Farm:
-    """The farm file. One instance per process; chips load from and commit to it."""
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
 
-    def __init__(self, path: Path, *, create: bool = False) -> None:
+
+def _read_only_uri(path: Path) -> str:
+    """``mode=ro``, for a farm that cannot be written (read-only media); ``immutable`` too (SQLite
+    could not make the WAL's shared-memory file there) unless a WAL holds writes not yet in the
+    file, which immutable would not read."""
+    wal = path.with_name(path.name + "-wal")
+    pending = wal.exists() and wal.stat().st_size > 0
+    return f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro" + (
+        "" if pending else "&immutable=1"
+    )
+
+
+class Farm:
+    """The farm file. One instance per process; chips load from and commit to it.
+
+    ``read_only`` (a reader: `chip show`, `inspect`): a farm that cannot be written (read-only
+    media) is opened ``mode=ro``, so it can be read; one that can is opened as ever (a read-only
+    connection to a WAL database would leave its -wal and -shm files behind). A reader writes
+    nothing either way."""
+
+    def __init__(self, path: Path, *, create: bool = False, read_only: bool = False) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise InputError(f"{self.path} is a directory, not a chip farm")
@@ -85,7 +107,19 @@ class Farm:
             raise InputError(f"no chip farm at {self.path}")
         new_file = not self.path.exists() or self.path.stat().st_size == 0
         try:
-            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            writable = not self.path.exists() or _writable(self.path)
+            if not writable and not read_only:
+                # a writer would meet it at its first write, deep in a command: say it here
+                raise InputError(
+                    f"cannot use chip farm {self.path}: it or its directory cannot be written "
+                    "(read-only media?)"
+                )
+            if not writable:
+                self._db = sqlite3.connect(
+                    _read_only_uri(self.path), uri=True, timeout=60, isolation_level=None
+                )
+            else:
+                self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         except sqlite3.Error as e:  # e.g. a directory that cannot be written
             raise InputError(f"cannot open chip farm {self.path}: {e}") from e
         try:
@@ -102,7 +136,8 @@ class Farm:
             self._db.close()
             raise InputError(f"{self.path} is not a chip farm of format {FARM_FORMAT}")
         try:  # only now, on a file known to be a farm, change its journal mode
-            self._db.execute("PRAGMA journal_mode=WAL")
+            if not read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             # from now on a write waits for another process's write in `_begin`, in steps of
             # tens of microseconds, not in SQLite's busy handler, which sleeps 1 ms at least

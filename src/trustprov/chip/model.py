@@ -12,7 +12,7 @@ from trustprov.crypto.digest import DIGEST_LEN
 from trustprov.crypto.schedule import DOMAIN_ID_LEN
 from trustprov.errors import FormatError
 from trustprov.formats import cbor
-from trustprov.formats.bundle import BUNDLE_ID_LEN, MAX_ASSET_LEN, MAX_KEY_LEN, MAX_SLOT
+from trustprov.formats.bundle import BUNDLE_ID_LEN, MAX_KEY_LEN, MAX_SLOT
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.installed import check_capacity, installed_digest
 from trustprov.formats.limits import LIMITS
@@ -86,7 +86,7 @@ class Installed:
         for name, (asset, length, blob) in self.regions.items():
             cbor.expect_name(name, "installed region", LIMITS.name)
             cbor.expect_name(asset, "installed region asset", LIMITS.name)
-            cbor.expect_uint(length, "installed region length", MAX_ASSET_LEN)
+            cbor.expect_uint(length, "installed region length", LIMITS.region)
             cbor.expect_bstr(blob, "installed region content", DIGEST_LEN)
 
     @classmethod

@@ -104,7 +104,7 @@ def show(farm: Path, uid: str | None, lot: str | None, as_json: bool) -> None:
     if lot is not None:
         _show_lot(FarmLink, farm, lot, as_json)
         return
-    with FarmLink(farm) as f, f.connect(parse_uid(uid)) as c:  # type: ignore[arg-type]  # checked above
+    with FarmLink(farm, read_only=True) as f, f.connect(parse_uid(uid)) as c:  # type: ignore[arg-type]  # checked above
         view = _view(c.status(digests=True), c.certificate())
     if as_json:
         emit_json(view)
@@ -131,7 +131,7 @@ def show(farm: Path, uid: str | None, lot: str | None, as_json: bool) -> None:
 def _show_lot(farm_link: Any, farm: Path, lot: str, as_json: bool) -> None:
     from trustprov.errors import InputError  # noqa: PLC0415 - lazy: start-up
 
-    with farm_link(farm) as f:
+    with farm_link(farm, read_only=True) as f:
         if lot not in f.lots():
             raise InputError(f"no lot {lot!r} in {farm}")
         chips = []

@@ -16,6 +16,7 @@ from trustprov.cli.options import (
     emit_json,
     force_option,
     json_option,
+    lot_name,
     path_option,
     plural,
     progress_enabled,
@@ -248,7 +249,9 @@ def provision(
 @cm.command(short_help="Report a lot from its records: yield, failures, pending.")
 @inputs(device_ca=expect.CERTIFICATE, auth=expect.AUTH)
 @records_options
-@click.option("--lot", default=None, help="Lot to report [default: the only lot].")
+@click.option(
+    "--lot", default=None, callback=lot_name, help="Lot to report [default: the only lot]."
+)
 @click.option(
     "--bundle",
     "bundle_id",
@@ -342,7 +345,9 @@ def report(
 
 @cm.command(short_help="Export the chips' signed receipts for the OEM.")
 @records_options
-@click.option("--lot", default=None, help="Only this lot's receipts [default: every lot].")
+@click.option(
+    "--lot", default=None, callback=lot_name, help="Only this lot's receipts [default: every lot]."
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, allow_dash=True),

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # the roles (and the chip model behind their link) are imported by each command when it runs,
 # so that `trustprov oem --help` starts fast (issue 12)
 
+MiB = 1024 * 1024
+RECONCILE_PROGRESS_MIN = 64 * MiB  # a receipts file this large shows its progress on stderr
+
 
 def _desk_chip_options(command: F) -> F:
     """Where the OEM's provisioning chip is: behind a port, or in a farm (a rehearsal)."""
@@ -337,16 +340,31 @@ def reconcile(
     the authorized chips missing. Exits 1 on anything but valid receipts and missing chips."""
     import sys  # noqa: PLC0415 - lazy: start-up
 
-    from trustprov.cli.options import EXIT_FAILED, emit_json  # noqa: PLC0415 - lazy: start-up
+    from trustprov.cli.options import EXIT_FAILED, emit_json, status  # noqa: PLC0415 - lazy
     from trustprov.roles import reconcile as role  # noqa: PLC0415 - lazy: start-up
 
+    shown = [-1]  # the last tenth of the file reported
+
+    def progress(done: int, size: int) -> None:
+        tenth = done * 10 // max(size, 1)
+        if size >= RECONCILE_PROGRESS_MIN and tenth > shown[0]:
+            shown[0] = tenth
+            status(f"receipts: {done / MiB:,.0f} of {size / MiB:,.0f} MiB read ({tenth * 10} %)")
+
     result = role.run(
-        auth=auth, ca=ca, bundle=bundle, receipts=receipts, jobs=jobs, lots=lots, icm_key=icm_key
+        auth=auth,
+        ca=ca,
+        bundle=bundle,
+        receipts=receipts,
+        jobs=jobs,
+        lots=lots,
+        icm_key=icm_key,
+        on_progress=progress,
     )
     if csv_path is not None:
         from trustprov.roles.files import output_file  # noqa: PLC0415 - lazy: start-up
 
-        with output_file(csv_path, force=force, stdout=True) as f:
+        with output_file(csv_path, force=force, stdout=True, kind="csv") as f:
             result.write_csv(f)
     if as_json:
         emit_json(result.to_json())

@@ -41,6 +41,25 @@ def parse_uid(text: str) -> bytes:
     return uid
 
 
+def lot_name(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A ``--lot`` callback: a name no lot can have (bytes that are not UTF-8 included, which
+    reach Python as lone surrogates) is a usage error, not a query the records cannot run."""
+    if value is None:
+        return None
+    from trustprov.errors import FormatError  # noqa: PLC0415 - lazy: start-up
+    from trustprov.formats.lot import LotChip  # noqa: PLC0415 - lazy: start-up
+
+    try:
+        LotChip.check_lot_name(value)
+    except FormatError as e:
+        shown = ascii(value) if len(value) <= 80 else ascii(value[:80]) + "..."
+        raise click.BadParameter(
+            f"{shown} is no lot name: 1-64 of letters, digits, '.', '_', '-', starting alnum",
+            param=param,
+        ) from e
+    return value
+
+
 def path_option(*names: str, **kwargs: Any) -> Callable[[F], F]:
     """A required path option; existence is checked by the tools, with their own one-line error."""
     option: Callable[[F], F] = click.option(

@@ -29,7 +29,7 @@ def template(out: Path | None) -> None:
         return
     if out.exists():
         raise InputError(f"{out} exists; refusing to overwrite it")
-    write_file(out, TEMPLATE.encode())
+    write_file(out, TEMPLATE.encode(), kind="asset-list")
     from trustprov.cli.options import status  # noqa: PLC0415 - lazy: start-up
 
     status(f"asset list template: {out}")

@@ -33,7 +33,7 @@ def check_html_path(path: Path, *, force: bool) -> None:
     parent = Path(path).resolve().parent
     if not parent.is_dir():
         raise InputError(f"cannot write {path}: {parent} does not exist")
-    check_output(Path(path), force=force)
+    check_output(Path(path), force=force, kind="html")
 
 
 def columns(store: RecordStore, ref: JobRef) -> list[Column]:
@@ -202,6 +202,6 @@ def write_html(
     generated = now or datetime.datetime.now(datetime.UTC)
     page = report_page(report, failures, generated, columns(store, ref), origin)
     data = page.encode("utf-8")
-    with output_file(Path(path), force=force) as f:
+    with output_file(Path(path), force=force, kind="html") as f:
         f.write(data)
     return hashlib.sha256(data).hexdigest()

@@ -64,6 +64,13 @@ class Limits:
     installed_slots: int = 64
     installed_regions: int = 64
     installed_state: int = 32 * KiB
+    # the bytes of one flash region, so of one data asset: the most a chip's store holds in a
+    # region (the reference chip keeps a region as one SQLite blob, which stops at 10^9 bytes);
+    # the OEM's tools seal no larger data asset, and a chip refuses to commit one (`capacity`)
+    region: int = 900 * MiB
+    # a receipts file (oem reconcile): a receipt is about 1 KiB, so the receipts of the largest
+    # authorized set (16 Mi chips), or any lot's with room to spare; each receipt, MAX_RECEIPT
+    receipts_file: int = 16 * GiB
 
 
 LIMITS = Limits()

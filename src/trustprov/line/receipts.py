@@ -28,7 +28,7 @@ def export_receipts(
     if lot is not None and not store.find_jobs(lot):
         raise InputError(f"no lot {lot!r} in the records at {store.url}")
     n = 0
-    with output_file(out, force=force, stdout=True) as f:
+    with output_file(out, force=force, stdout=True, kind="receipts") as f:
         for uid, lot_name, receipt in store.receipts(lot):
             if fmt == "cbor-seq":
                 f.write(receipt)

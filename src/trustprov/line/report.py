@@ -286,7 +286,7 @@ def write_csv(
     if str(path) != STDOUT:
         if not path.resolve().parent.is_dir():
             raise InputError(f"cannot write {path}: {path.resolve().parent} does not exist")
-        check_output(path, force=force)
+        check_output(path, force=force, kind="csv")
     q = (
         sa.select(
             lot_chips.c.uid,
@@ -310,7 +310,7 @@ def write_csv(
         .execution_options(yield_per=5000)
     )
     n = 0
-    with output_file(path, force=force, stdout=True) as raw:
+    with output_file(path, force=force, stdout=True, kind="csv") as raw:
         f = io.TextIOWrapper(raw, newline="", encoding="utf-8")
         out = csv.writer(f)
         out.writerow(CSV_COLUMNS)

@@ -70,6 +70,7 @@ def _lot_uids(
     """The lot's UIDs (hex): from the lot manifest over the wire, or from the farm, where the
     job is first checked against the chips' status (`line.worker.check_job`)."""
     if lot_uids is not None:
+        job.check_authorized(lot_uids)
         return sorted(u.hex() for u in lot_uids)
     assert farm_path is not None  # noqa: S101 - one of the two is given
     with FarmLink(farm_path) as farm:
@@ -77,6 +78,7 @@ def _lot_uids(
             raise InputError(f"no lot {lot!r} in {farm_path}")
         farm_uids = farm.uids(lot)
         check_job(farm, farm_uids, job)
+        job.check_authorized(farm_uids)
         return [u.hex() for u in farm_uids]
 
 

@@ -20,8 +20,16 @@ from trustprov.link.transport import InProcessLink
 
 
 class FarmLink:
-    def __init__(self, path: Path, *, create: bool = False, ram_budget: int = DEFAULT_RAM) -> None:
-        self._farm = Farm(path, create=create)
+    def __init__(
+        self,
+        path: Path,
+        *,
+        create: bool = False,
+        ram_budget: int = DEFAULT_RAM,
+        read_only: bool = False,
+    ) -> None:
+        """``read_only``: for a reader of the chips' status (a farm on read-only media)."""
+        self._farm = Farm(path, create=create, read_only=read_only)
         self.path = Path(path)
         self._ram_budget = ram_budget
 

@@ -56,7 +56,7 @@ from trustprov.formats.bundle import (
     MAX_SLOT,
     MIN_CHUNK,
 )
-from trustprov.formats.limits import LIMITS, GiB
+from trustprov.formats.limits import LIMITS, MiB
 from trustprov.roles.asset_model import CHUNK_STEP, MAX_CHUNK, AssetList, AssetSpec
 from trustprov.roles.asset_plan import check_fits, fit_chunk_size, planned_layout, planned_sizes
 from trustprov.roles.files import read_bytes
@@ -77,7 +77,7 @@ __all__ = [
 ]
 
 KINDS = ("key", "certificate", "firmware", "config", "generate", "device-key")
-MAX_FILE = LIMITS.bundle  # a larger file cannot be in a bundle that cm provision reads
+MAX_FILE = LIMITS.region  # the most a chip's flash region holds (a bundle holds more)
 
 
 def load(path: Path) -> AssetList:
@@ -227,7 +227,10 @@ def _source(
         except OSError as e:
             raise FormatError(f"{what}: cannot use file {str(path)[:80]!r} ({e.strerror})") from e
         if not 0 < size <= MAX_FILE:
-            raise FormatError(f"{what}: {path} must be 1 byte to {MAX_FILE // GiB} GiB")
+            raise FormatError(
+                f"{what}: {path} is {size:,} bytes; an asset file is 1 byte to {MAX_FILE:,} "
+                f"({MAX_FILE // MiB} MiB), the most a chip's flash region holds"
+            )
         return None, path
     text = _typed(item[src], str, f"{what} {src}")
     if src == "value":

@@ -30,7 +30,8 @@ def authorize(
     the one key all their signatures name), written to ``out``."""
     if not lots:
         raise InputError("give at least one --lot: an empty set would authorize no chip")
-    check_output(out, force=force)  # before the work, so a refusal costs nothing
+    # before the work, so a refusal costs nothing
+    check_output(out, force=force, kind="authorized-set")
     key = load_lot_key(icm_key) if icm_key is not None else None
     if key is None and len({signer_id(p) for p in lots}) > 1:
         raise InputError("the lots are signed by different keys; give --icm-key to name the ICM's")
@@ -52,7 +53,7 @@ def authorize(
         authorized = AuthorizedSet.from_uids(uids, family)
     except FormatError as e:
         raise InputError(e.message) from e
-    write_file(out, authorized.to_bytes(), force=force)
+    write_file(out, authorized.to_bytes(), force=force, kind="authorized-set")
     return authorized
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ from trustprov.formats.software import SignedSoftware
 from trustprov.link.client import ChipClient, PreparedBundle
 from trustprov.roles.bundle_io import BundleFile
 from trustprov.roles.files import read_bytes
+
+SHOWN_UIDS = 5  # the chips a refusal names, of any number
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,11 @@ class Job:
             )
         if named is not None and authorized is not None and authorized.root != named.root:
             raise InputError("the authorized set given is not the one the bundle names")
+        if named is None and authorized is not None:
+            raise InputError(
+                "--auth given, but the bundle names no authorized set (any chip of its family "
+                "installs it): leave --auth out, or ask the OEM for the bundle made with it"
+            )
         return cls(
             image,
             parsed_software,
@@ -110,6 +117,21 @@ class Job:
             ChipClient.boot_request(image),
             Expected.of(parsed),
         )
+
+    def check_authorized(self, uids: Sequence[bytes]) -> None:
+        """Refuse, before any chip is touched, a lot with chips outside the authorized set the
+        bundle names (each would refuse it: ``unauthorized``), listing the first of them."""
+        authorized = self.prepared.authorized
+        if authorized is None:
+            return
+        outside = [u for u in uids if u not in authorized]
+        if outside:
+            shown = ", ".join(u.hex() for u in outside[:SHOWN_UIDS])
+            more = f" and {len(outside) - SHOWN_UIDS} more" if len(outside) > SHOWN_UIDS else ""
+            raise InputError(
+                f"{len(outside)} of the lot's {len(uids)} chips are not in the authorized set "
+                f"the bundle names, so each would refuse it: {shown}{more}"
+            )
 
     def check_lot(self, status: dict[str, Any]) -> None:
         """Raise unless every chip reporting ``status`` (`rom.status` of a chip of the lot) can

@@ -7,8 +7,10 @@ name and renamed into place only when complete.
 Every output goes through `output_file` (or `new_directory` for a directory of outputs), which
 never replaces an existing file unless the operator said ``--force``, and never replaces what is
 not a regular file (a symlink, a device, a directory, a FIFO) even then: a mistyped path must not
-destroy the ICM's secrets, nor turn /dev/stdout into a regular file. ``-`` is standard output for
-the outputs that allow it. Files that hold anything secret are created 0600, never wider.
+destroy the ICM's secrets, nor turn /dev/stdout into a regular file. Even with ``--force`` an
+output replaces only a file of its own kind (`trustprov.roles.kinds`): never another artifact,
+never a secret, and the file it writes has its kind's mode. ``-`` is standard output for the
+outputs that allow it. Files that hold anything secret are created 0600, never wider.
 """
 
 from __future__ import annotations
@@ -96,16 +98,22 @@ def _read_error(path: Path, what: str, e: OSError) -> InputError:
     return InputError(f"{what} {path}: cannot read ({e.strerror})")
 
 
-def write_file(path: Path, data: bytes, *, mode: int = PUBLIC, force: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically, created with ``mode`` (never wider for a moment)."""
-    with output_file(path, mode=mode, force=force) as f:
+def write_file(
+    path: Path, data: bytes, *, mode: int | None = None, force: bool = False, kind: str = "unknown"
+) -> None:
+    """Write ``data`` to ``path`` atomically, created with ``mode`` (never wider for a moment;
+    default: the mode of ``kind``, an output kind of `kinds.OUTPUT_KINDS`)."""
+    with output_file(path, mode=mode, force=force, kind=kind) as f:
         f.write(data)
 
 
-def check_output(path: Path, *, force: bool, existing_ok: bool = False) -> None:
+def check_output(
+    path: Path, *, force: bool, existing_ok: bool = False, kind: str = "unknown"
+) -> None:
     """Refuse an output path that must not be replaced: anything but a regular file, always; an
     existing regular file unless ``force`` (or ``existing_ok``: an output that is added to, such
-    as a chip farm)."""
+    as a chip farm), and even then a file that is not of the output's ``kind`` (one of
+    `kinds.OUTPUT_KINDS`): another artifact, or a secret of any kind."""
     path = Path(path)
     try:
         st = os.lstat(path)
@@ -113,19 +121,31 @@ def check_output(path: Path, *, force: bool, existing_ok: bool = False) -> None:
         return
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from e
-    for test, kind in _KINDS:
+    for test, what in _KINDS:
         if test(st.st_mode):
-            raise InputError(f"{path} is {kind}; refusing to replace it")
-    if not (force or existing_ok):
+            raise InputError(f"{path} is {what}; refusing to replace it")
+    if existing_ok:
+        return
+    if not force:
         raise InputError(f"{path} exists; refusing to replace it without --force")
+    from trustprov.roles.kinds import check_replace  # noqa: PLC0415 - lazy: start-up
+
+    check_replace(path, kind)
 
 
 @contextmanager
 def output_file(
-    path: Path, *, mode: int = PUBLIC, force: bool = False, stdout: bool = False
+    path: Path,
+    *,
+    mode: int | None = None,
+    force: bool = False,
+    stdout: bool = False,
+    kind: str = "unknown",
 ) -> Iterator[BinaryIO]:
     """The one way an output file is written: checked by `check_output`, then `atomic_file`.
 
+    ``kind`` (one of `kinds.OUTPUT_KINDS`) is what the output is: with ``force`` it replaces a
+    file of that kind only, and it is written with that kind's mode unless ``mode`` is given.
     With ``stdout``, the path ``-`` is standard output (written in place: it cannot be atomic).
     """
     if stdout and str(path) == STDOUT:
@@ -133,18 +153,25 @@ def output_file(
         yield out
         out.flush()
         return
-    check_output(path, force=force)
-    with atomic_file(path, mode=mode, force=force) as f:
+    check_output(path, force=force, kind=kind)
+    if mode is None:
+        from trustprov.roles.kinds import output_mode  # noqa: PLC0415 - lazy: start-up
+
+        mode = output_mode(kind)
+    with atomic_file(path, mode=mode, force=force, kind=kind) as f:
         yield f
 
 
 @contextmanager
-def atomic_file(path: Path, *, mode: int = PUBLIC, force: bool = False) -> Iterator[BinaryIO]:
+def atomic_file(
+    path: Path, *, mode: int = PUBLIC, force: bool = False, kind: str = "unknown"
+) -> Iterator[BinaryIO]:
     """A file to write that appears at ``path`` whole, and only if the block succeeds.
 
     Without ``force`` it never replaces a file that appeared at ``path`` meanwhile (the file is
     placed by a hard link, which fails if the name exists); with ``force`` it replaces a regular
-    file only. Use it through `output_file`, which checks the path before any work is done.
+    file of the output's ``kind`` only (`check_output`). Use it through `output_file`, which
+    checks the path before any work is done.
 
     An OSError in creating, writing, syncing or placing the file is an `InputError` that names
     ``path``. Any other exception of the block passes through as it is, an OSError of the
@@ -163,15 +190,16 @@ def atomic_file(path: Path, *, mode: int = PUBLIC, force: bool = False) -> Itera
             with _cannot_write(path):
                 os.fsync(f.fileno())
         with _cannot_write(path):
-            _place(tmp, path, force=force)
+            _place(tmp, path, force=force, kind=kind)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _place(tmp: str, path: Path, *, force: bool) -> None:
+def _place(tmp: str, path: Path, *, force: bool, kind: str) -> None:
     if force:
-        check_output(path, force=True)  # again: a symlink may have appeared since the check
+        check_output(path, force=True, kind=kind)  # again: a symlink (or a secret) may have
+        # appeared since the check
         os.replace(tmp, path)
         return
     try:

@@ -263,7 +263,7 @@ def sign_software(
 ) -> SignedSoftware:
     """Sign the provisioning software's code with K_PRK_ICM_PROV (every key of a hybrid);
     ``out`` is replaced only with ``force``, and only if it is a regular file."""
-    check_output(out, force=force)  # before the work, so a refusal costs nothing
+    check_output(out, force=force, kind="software")  # before the work, so a refusal costs nothing
     alg = alg or icm.alg
     if alg not in SUITES:
         raise _unknown_alg(alg)
@@ -284,7 +284,7 @@ def sign_software(
         security_version=security_version,
         code=code_archive(code_root),
     )
-    write_file(out, software.to_bytes(), force=force)
+    write_file(out, software.to_bytes(), force=force, kind="software")
     return software
 
 
@@ -430,8 +430,8 @@ def manufacture(
         raise InputError(e.message) from e
     if not Path(manifest_path).resolve().parent.is_dir():
         raise InputError(f"cannot write {manifest_path}: its directory does not exist")
-    check_output(manifest_path, force=force)
-    check_output(sig_path, force=force)
+    check_output(manifest_path, force=force, kind="lot-manifest")
+    check_output(sig_path, force=force, kind="lot-signature")
     check_output(farm_path, force=False, existing_ok=True)  # a farm is added to, never replaced
     image = icm.immutable.to_bytes()  # unwraps the family secrets: refused before any file
     # the same two requests for every chip: encoded once
@@ -447,7 +447,7 @@ def manufacture(
         try:
             with farm.batch():
                 # inside the transaction: if the manifest cannot be written, no chip is made
-                with output_file(manifest_path, force=force) as out:
+                with output_file(manifest_path, force=force, kind="lot-manifest") as out:
                     hashing = HashingWriter(out)
                     manifest = LotManifestWriter(hashing, lot, icm.family_id)
                     for _ in range(count):
@@ -473,7 +473,7 @@ def manufacture(
                         chips=count,
                         digest=hashing.hash.digest(),
                     )
-                    write_file(sig_path, signature.to_bytes(), force=force)
+                    write_file(sig_path, signature.to_bytes(), force=force, kind="lot-signature")
                 placed = True
         except BaseException:
             # the lot did not commit: withdraw the manifest (and signature) of chips never made

@@ -24,6 +24,7 @@ provisioning software, not a sealed bundle".
 from __future__ import annotations
 
 import json
+import stat
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -50,10 +51,7 @@ def describe(
     """Describe ``path``; with ``key`` also verify signed software, with ``ca`` every certificate
     of a lot manifest. Raises `InputError` on unknown or damaged input."""
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a directory; inspect takes a file")
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
+    _check_regular(path)
     kind = sniff_file(path, strict=True)
     if key is not None and kind != "software":
         raise InputError(f"--key checks signed software; {path} is another file ({what(kind)})")
@@ -96,6 +94,24 @@ def describe(
         if e.code == "bundle-version":  # not damaged: of another construction, to be resealed
             raise InputError(f"{path}: {e.message}") from e
         raise InputError(f"{path}: a damaged {what(kind)} ({e.message})") from e
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse, before opening it, what is not a regular file: opening a FIFO for reading waits
+    for a writer (forever), and a device never ends."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: no such file") from e
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from e
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path} is a directory; inspect takes a file")
+    if not stat.S_ISREG(mode):
+        what = (
+            "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        )
+        raise InputError(f"{path} is {what}, not a regular file; inspect takes a file")
 
 
 # -- COSE and CBOR artifacts ----------------------------------------------------------------------
@@ -255,6 +271,10 @@ def _json(path: Path, ca: Path | None) -> Description:
         return Description("icm-metadata", "the ICM's family metadata (icm.json)", doc)
     if {"software-version", "family", "bundle-id", "assets"} <= keys:
         return Description("oem-metadata", "the OEM's record of a bundle it made (oem.json)", doc)
+    if keys == {"issued-epochs"}:
+        return Description(
+            "issued-epochs", "the epochs issued from an OEM state (issued-epochs.json)", doc
+        )
     if {"lot", "station", "bundle_id", "chips", "provisioned", "failed"} <= keys:
         return Description("run-summary", "a provisioning run's summary (--json)", doc)
     raise InputError(f"{path}: not a trustprov artifact (JSON of unknown keys)")

@@ -18,7 +18,7 @@ from trustprov.roles.description import FIRST_UIDS, DatabaseReader, Description
 def describe_database(path: Path, records: DatabaseReader | None) -> Description:
     """A chip farm, read through its chips' links; else what ``records`` makes of the file."""
     try:
-        farm = FarmLink(path)
+        farm = FarmLink(path, read_only=True)  # a reader: read-only media will do
     except InputError:
         found = records(path) if records is not None else None
         if found is None:

@@ -8,11 +8,14 @@ OEM_DIR written by keygen::
     bundle.cbor              the sealed assets   send to the CM
     generated/NAME.pub.pem   public keys of the assets generated on the chip
     oem.json                 what was made: family, bundle id, epoch, assets (no secrets)
+    issued-epochs.json       {"issued-epochs": [...]}: every epoch made from this state
 
-regen writes the same but for the two files the OEM already keeps. It refuses an asset list
-whose epoch is not above the epoch recorded in the state's oem.json: every chip holding the
-state's bundle would refuse the new one as stale. regen knows no other bundle: an OEM that
-regenerates again gives an epoch above every bundle it has sent (its own record).
+regen writes the same but for the two files the OEM already keeps and the record, which it
+keeps in the state (``--state``, keygen's directory): it refuses an asset list whose epoch is
+not above every epoch issued from the state (a chip holding the latest bundle would refuse the
+new one as stale, and an epoch issued twice would name two bundles), and records the new epoch
+there in the same step that places its directory. A state without the record (made before it
+existed) has issued the epoch of its oem.json.
 """
 
 from __future__ import annotations
@@ -77,9 +80,16 @@ class SealResult:
         return Bundle.from_bytes(read_bytes(self.bundle_path, limit=LIMITS.bundle, what="bundle"))
 
 
-def _params(assets: AssetList, software: SignedSoftware, auth: Path | None = None) -> BundleParams:
+def _params(
+    assets: AssetList,
+    software: SignedSoftware,
+    auth: Path | None = None,
+    family: bytes | None = None,
+) -> tuple[BundleParams, bytes | None]:
     """The bundle's parameters; with ``auth`` (an AUTH file) its root and size, so that only
-    the chips of that set install the bundle."""
+    the chips of that set install the bundle, and the family the set names (None: any). An AUTH
+    file of another ``family`` (when known here: from the kept sealed values) is refused: no
+    chip could install the bundle."""
     min_svn = assets.min_security_version
     if min_svn is None:
         min_svn = software.security_version
@@ -89,15 +99,19 @@ def _params(assets: AssetList, software: SignedSoftware, auth: Path | None = Non
             " no chip could install the bundle"
         )
     check_fits(assets, min_svn)
-    authorized = None
+    authorized, auth_family = None, None
     if auth is not None:
         # imported here: the lot formats behind it bring X.509, a tenth of a keygen process's
         # start-up, which a bundle for every chip of the family does not need
         from trustprov.roles.authorize import load_authorized  # noqa: PLC0415 - lazy: start-up
 
         s = load_authorized(auth)
+        auth_family = s.family_id
+        if family is not None:
+            check_auth_family(auth, auth_family, family)
         authorized = Authorization(s.root, len(s))
-    return BundleParams(assets.epoch, min_svn, assets.aead.cose_id, assets.chunk_size, authorized)
+    params = BundleParams(assets.epoch, min_svn, assets.aead.cose_id, assets.chunk_size, authorized)
+    return params, auth_family
 
 
 def _seal_assets(
@@ -193,10 +207,27 @@ def _file_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _check_manufactured(chip: ChipClient, what: str) -> None:
+def check_auth_family(auth: Path, auth_family: bytes | None, family: bytes) -> None:
+    """Refuse an authorized set of chips of another family than ``family``: each of its chips
+    would refuse the bundle (`wrong-family`), and no chip of the family is in it."""
+    if auth_family is not None and auth_family != family:
+        raise InputError(
+            f"{auth}: an authorized set of chips of family {auth_family.hex()}, not of this "
+            f"bundle's family {family.hex()}: no chip could install the bundle"
+        )
+
+
+def _check_manufactured(
+    chip: ChipClient, what: str, auth: tuple[Path, bytes | None] | None = None
+) -> None:
+    """Refuse a chip that is not manufactured; with ``auth`` (an AUTH file and the family its
+    set names), one of another family than the set's."""
     status = chip.status()
     if status.get("lifecycle") in ("BLANK", None):
         raise InputError(f"{what}: chip is not manufactured")
+    family = status.get("family")
+    if auth is not None and isinstance(family, bytes):
+        check_auth_family(auth[0], auth[1], family)
 
 
 def keygen(
@@ -217,11 +248,12 @@ def keygen(
     CA ``ca`` before anything is sent to it (`trustprov.roles.desk_chip`)."""
     image = read_bytes(software_path, limit=LIMITS.software, what="software")
     software = SignedSoftware.from_bytes(image)
-    params = _params(assets, software, auth)
+    params, auth_family = _params(assets, software, auth)
     oem_rnd_input = rng(OEM_RND_INPUT_LEN)  # the OEM's random contribution
     where = port or f"chip {uid.hex() if uid else None}"
     with new_directory(out) as d, desk_chip(port=port, farm=farm_path, uid=uid, ca=ca) as chip:
-        _check_manufactured(chip, where)
+        # the chip's family is the bundle's: an AUTH file of another one is refused here
+        _check_manufactured(chip, where, None if auth is None else (auth, auth_family))
         chip.boot(image)
         sealed = chip.keygen(oem_rnd_input, params)
         signed, public_keys = _seal_assets(chip, assets, params, d / "bundle.cbor")
@@ -229,7 +261,36 @@ def keygen(
         write_file(d / "enc-rnd-share.cose", sealed["enc-rnd-share"], mode=PRIVATE)
         meta = {"software-version": software.version}
         _write_common(d, signed, public_keys, sealed["enc-oem-share"], meta)
+        _record_epochs(d, [assets.epoch], force=False)
     return SealResult(signed, public_keys, out / "bundle.cbor")
+
+
+ISSUED = "issued-epochs.json"
+MAX_ISSUED = 65536  # epochs one state records: far beyond any OEM's updates
+
+
+def _issued_epochs(state: Path) -> list[int]:
+    """Every epoch issued from ``state``: its record, and the epoch of its own oem.json."""
+    epochs = {_state_epoch(state)}
+    path = state / ISSUED
+    if path.exists():
+        data = read_bytes(path, limit=MAX_ISSUED * 16, what="OEM state")
+        try:
+            listed = json.loads(data)["issued-epochs"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{path}: not the record of issued epochs") from e
+        if not isinstance(listed, list) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in listed
+        ):
+            raise InputError(f"{path}: issued epochs must be non-negative integers")
+        epochs.update(listed)
+    return sorted(epochs)
+
+
+def _record_epochs(state: Path, epochs: list[int], *, force: bool) -> None:
+    doc = {"issued-epochs": sorted(set(epochs))}
+    data = json.dumps(doc).encode() + b"\n"
+    write_file(state / ISSUED, data, force=force, kind="issued-epochs")
 
 
 def _state_epoch(state: Path) -> int:
@@ -260,7 +321,6 @@ def regen(
     for keygen."""
     image = read_bytes(software_path, limit=LIMITS.software, what="software")
     software = SignedSoftware.from_bytes(image)
-    params = _params(assets, software, auth)
     enc_input = read_bytes(
         state / "enc-oem-rnd-input.cose", limit=LIMITS.sealed_value, what="ENC(OEM_RND_INPUT)"
     )
@@ -268,14 +328,19 @@ def regen(
         state / "enc-rnd-share.cose", limit=LIMITS.sealed_value, what="ENC(RND_SHARE)"
     )
     # parse here for a clear error before a chip is touched; the chip checks them again
-    SealedValue.from_bytes(enc_input, "oem-rnd-input")
+    kept = SealedValue.from_bytes(enc_input, "oem-rnd-input")
     SealedValue.from_bytes(enc_rnd, "rnd-share")
-    state_epoch = _state_epoch(state)
-    if assets.epoch <= state_epoch:
+    params, _ = _params(assets, software, auth, family=kept.family_id)
+    issued = _issued_epochs(state)
+    if assets.epoch <= issued[-1]:
+        shown = ", ".join(map(str, issued[-5:]))
         raise InputError(
-            f"epoch {assets.epoch} is not above the epoch {state_epoch} of {state}: every chip "
-            f"holding that bundle would refuse it (set [bundle] epoch = {state_epoch + 1} or more)"
+            f"epoch {assets.epoch} is not above the epochs already issued from {state} "
+            f"({'..., ' if len(issued) > 5 else ''}{shown}): a chip holding the latest bundle "
+            f"would refuse it (set [bundle] epoch = {issued[-1] + 1} or more)"
         )
+    if len(issued) >= MAX_ISSUED:
+        raise InputError(f"{state}: {MAX_ISSUED} epochs issued already; keygen a new state")
     where = port or f"chip {uid.hex() if uid else None}"
     with new_directory(out) as d, desk_chip(port=port, farm=farm_path, uid=uid, ca=ca) as chip:
         _check_manufactured(chip, where)
@@ -284,4 +349,6 @@ def regen(
         signed, public_keys = _seal_assets(chip, assets, params, d / "bundle.cbor")
         meta = {"software-version": software.version}
         _write_common(d, signed, public_keys, enc_oem_share, meta)
+        # recorded before the directory is placed: an epoch is never issued unrecorded
+        _record_epochs(state, [*issued, assets.epoch], force=True)
     return SealResult(signed, public_keys, out / "bundle.cbor")

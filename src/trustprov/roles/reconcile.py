@@ -25,11 +25,10 @@ check ran and passed; nothing here holds a secret.
 
 from __future__ import annotations
 
-import base64
-import json
 import multiprocessing
 import os
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -40,12 +39,22 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from trustprov.errors import FormatError, InputError, TrustprovError
-from trustprov.formats import cose
+from trustprov.errors import InputError, TrustprovError
 from trustprov.formats.authz import AuthorizedSet
-from trustprov.formats.cbor import sequence
 from trustprov.formats.expected import ClaimMismatch, Expected
-from trustprov.formats.receipt import MAX_RECEIPT, RECEIPT_SHAPE, Receipt
+from trustprov.formats.receipt import Receipt
+from trustprov.roles.receipts_file import Progress, read_receipts
+
+__all__ = [
+    "CLASSES",
+    "Reconciliation",
+    "check",
+    "lot_map",
+    "read_receipts",
+    "reconcile",
+    "reference",
+    "run",
+]
 
 CLASSES = (
     "valid",
@@ -58,7 +67,7 @@ CLASSES = (
     "wrong-state",
 )
 BATCH = 2000  # receipts per task: amortizes the inter-process traffic
-READ_BLOCK = 8 * 1024 * 1024
+IN_FLIGHT = 2  # tasks queued per worker: the pool never reads ahead of what it checks
 
 
 @dataclass(frozen=True)
@@ -173,7 +182,8 @@ def reconcile(
     jobs = jobs or os.cpu_count() or 1
     counts = dict.fromkeys(CLASSES, 0)
     best: dict[bytes, Verdict] = {}  # uid -> its receipt with the highest counter so far
-    by_class: dict[str, list[bytes]] = {k: [] for k in CLASSES if k != "valid"}
+    # each UID once (an ordered set): a file of one receipt repeated costs one UID's memory
+    by_class: dict[str, dict[bytes, None]] = {k: {} for k in CLASSES if k != "valid"}
     total = 0
     for verdict in _verdicts(receipts, ref, jobs):
         total += 1
@@ -188,7 +198,7 @@ def reconcile(
         # the lower counter is the replay; an equal one, the same install reported again
         kind = "duplicate" if verdict[2] == held[2] else "replayed"
         counts[kind] += 1
-        by_class[kind].append(uid)
+        by_class[kind][uid] = None
         if verdict[2] > held[2]:
             best[uid] = verdict
     valid: dict[bytes, tuple[int, tuple[tuple[int, str, str], ...]]] = {}
@@ -205,10 +215,11 @@ def reconcile(
         if cls == "valid":
             valid[uid] = (counter, keys)
         else:
-            by_class[cls].append(uid)
+            by_class[cls][uid] = None
     missing = [u for u in auth.uids if u not in best] if auth is not None else []
+    uids = {k: list(v) for k, v in by_class.items()}
     return Reconciliation(
-        counts, total, len(auth) if auth is not None else None, missing, by_class, valid
+        counts, total, len(auth) if auth is not None else None, missing, uids, valid
     )
 
 
@@ -220,8 +231,15 @@ def _verdicts(receipts: Iterable[bytes], ref: _Reference, jobs: int) -> Iterator
         return
     ctx = multiprocessing.get_context("forkserver")
     with ctx.Pool(jobs, initializer=_init, initargs=(ref,)) as pool:
-        for verdicts in pool.imap(_check_batch, _batches(receipts), chunksize=1):
-            yield from verdicts
+        # not pool.imap: its feeder reads the whole input ahead, so memory would grow with the
+        # file; at most IN_FLIGHT batches per worker are read and queued, in order
+        pending: deque[Any] = deque()
+        for batch in _batches(receipts):
+            pending.append(pool.apply_async(_check_batch, (batch,)))
+            if len(pending) >= IN_FLIGHT * jobs:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
 
 
 def _batches(receipts: Iterable[bytes]) -> Iterator[list[bytes]]:
@@ -233,66 +251,6 @@ def _batches(receipts: Iterable[bytes]) -> Iterator[list[bytes]]:
             batch = []
     if batch:
         yield batch
-
-
-# -- the receipts file: a CBOR sequence (RFC 8742) or JSON lines ---------------------------------
-def read_receipts(path: Path) -> Generator[bytes, None, None]:
-    """The receipts of ``path``, streamed: a CBOR sequence of COSE_Sign1 receipts, or JSON
-    lines ``{"uid": hex, "lot": str, "receipt": base64}`` (told apart by the first byte). A
-    receipt is not parsed here, only delimited (at most `MAX_RECEIPT` bytes); `check` judges it."""
-    try:
-        f = Path(path).open("rb")  # noqa: SIM115 - closed by the with below, in a generator
-    except OSError as e:
-        raise InputError(f"receipts {path}: cannot read ({e.strerror})") from e
-    with f:
-        first = f.read(1)
-        f.seek(0)
-        if first == b"{":
-            yield from _json_lines(f, path)
-        else:
-            yield from _cbor_sequence(f, path)
-
-
-def _json_lines(f: BinaryIO, path: Path) -> Iterator[bytes]:
-    for n, line in enumerate(f, 1):
-        if len(line) > 4 * MAX_RECEIPT:
-            raise InputError(f"receipts {path}: line {n} is too long")
-        if not line.strip():
-            continue
-        try:
-            doc = json.loads(line)
-            receipt = base64.b64decode(doc["receipt"], validate=True)
-        except (ValueError, KeyError, TypeError) as e:
-            raise InputError(f"receipts {path}: line {n} is not a receipt line") from e
-        yield receipt
-
-
-def _cbor_sequence(f: BinaryIO, path: Path) -> Iterator[bytes]:
-    tail = b""
-    while True:
-        block = f.read(READ_BLOCK)
-        data = tail + block
-        if not data:
-            return
-        pos = 0
-        try:
-            for item in sequence(
-                data,
-                item_limit=MAX_RECEIPT,
-                what=f"receipts {path}",
-                shape=RECEIPT_SHAPE,
-                tags=frozenset({cose.TAG_SIGN1}),
-            ):
-                pos += len(item)
-                yield item
-        except FormatError as e:
-            # the block may end inside a receipt: what is left is carried to the next block,
-            # unless the file has ended or a whole receipt's room did not delimit one
-            if not block or len(data) - pos >= MAX_RECEIPT:
-                raise InputError(e.message) from e
-        tail = data[pos:]
-        if not block:
-            return
 
 
 def lot_map(lots: Sequence[Path], icm_key: Path | None) -> dict[bytes, str] | None:
@@ -325,8 +283,10 @@ def run(
     jobs: int | None = None,
     lots: Sequence[Path] = (),
     icm_key: Path | None = None,
+    on_progress: Progress | None = None,
 ) -> Reconciliation:
-    """`oem reconcile`: load the inputs (bad ones: `InputError` or `FormatError`), reconcile."""
+    """`oem reconcile`: load the inputs (bad ones: `InputError` or `FormatError`), reconcile;
+    ``on_progress`` sees the receipts file read (`receipts_file.read_receipts`)."""
     from trustprov.formats.limits import LIMITS  # noqa: PLC0415 - only here
     from trustprov.roles.bundle_io import BundleFile  # noqa: PLC0415 - only here
     from trustprov.roles.files import read_bytes  # noqa: PLC0415 - only here
@@ -348,4 +308,6 @@ def run(
     )
     by_uid = lot_map(lots, icm_key)
     ref = reference(ca_cert.public_bytes(serialization.Encoding.DER), parsed)
-    return reconcile(read_receipts(receipts), ref, authorized, jobs=jobs, lots=by_uid)
+    return reconcile(
+        read_receipts(receipts, on_progress=on_progress), ref, authorized, jobs=jobs, lots=by_uid
+    )

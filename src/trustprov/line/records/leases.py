@@ -99,7 +99,13 @@ class _PgLeases(_Leases):
         if station in self._held:
             self._held.discard(station)
             key = _lease_key(self._scope, station)
-            self._conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+            try:
+                self._conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+            except exc.SQLAlchemyError:  # a DBAPIError, or the pending rollback of one
+                # the connection is gone, and with its session the lock: nothing is left to
+                # release, and the error that stopped the line (`check`) must reach the operator
+                # unmasked, with how to resume
+                self._conn.invalidate()
 
     def check(self) -> None:
         try:
@@ -112,4 +118,7 @@ class _PgLeases(_Leases):
 
     def close(self) -> None:
         self._held.clear()
-        self._conn.close()  # the session ends: the server drops its locks
+        try:
+            self._conn.close()  # the session ends: the server drops its locks
+        except exc.SQLAlchemyError:
+            self._conn.invalidate()  # already ended: the server dropped them then

@@ -141,6 +141,11 @@ def parse_url(text: str | URL) -> URL:
     if url.drivername in ("sqlite", "sqlite+pysqlite"):
         if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
             raise InputError(f"records URL {shown!r} names no file; {_HINT}")
+        if url.host or url.port or url.username or url.password:
+            raise InputError(
+                f"records URL {shown!r} names a host; SQLite is a local file: sqlite:///PATH "
+                "(three slashes; four for an absolute path)"
+            )
         return url.set(drivername="sqlite")
     raise InputError(f"records URL {shown!r}: unsupported database; {_HINT}")
 

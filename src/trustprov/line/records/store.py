@@ -137,6 +137,11 @@ class RecordStore(RecordClaims, RecordQueries):
             with self._conn.begin():
                 yield self._conn
         except exc.SQLAlchemyError as e:
+            if isinstance(e, exc.DBAPIError) and e.connection_invalidated:
+                raise RecordsError(
+                    f"lost the connection to the records store {self.url} ({_first_line(e)}); "
+                    "stopping. Rerun the same command to resume"
+                ) from e
             raise RecordsError(f"records store {self.url}: {_first_line(e)}") from e
 
     def _prepare(self, *, create: bool) -> None:
