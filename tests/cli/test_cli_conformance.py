@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,35 @@ def test_a_good_chip_passes_and_exits_0(tmp_path: Path) -> None:
     names = [c["name"] for c in doc["cases"]]
     assert "link.crc" in names
     assert names[-1] == "lock.locked"
-    assert all(c["result"] == "pass" and c["section"] and c["evidence"] for c in doc["cases"])
+    skipped = [c["name"] for c in doc["cases"] if c["result"] == "skip"]
+    assert skipped == doc["skipped"] == ["link.power-cut"]  # no control of the power: named
+    assert all(
+        c["result"] in ("pass", "skip") and c["section"] and c["evidence"] for c in doc["cases"]
+    )
+
+
+def test_power_cycle_cmd_drives_the_power_cut_case(tmp_path: Path) -> None:
+    """--power-cycle-cmd runs between the steps: here a command that power-cycles the socket
+    through its board's handler, as a bench's relay script would."""
+    with serve(blank_farm(tmp_path / "chips.farm")) as address:
+        cmd = (
+            f"{sys.executable} -c 'from trustprov.link.handler import BoardClient; "
+            f'BoardClient("{address.handler}").power_cycle(0)\''
+        )
+        result = ok(
+            "chip",
+            "conformance",
+            "--port",
+            address,
+            "--power-cycle-cmd",
+            cmd,
+            "--case",
+            "manufacture.burn",
+            "--case",
+            "link.power-cut",
+        )
+    assert "pass  link.power-cut" in result.stdout, result.stdout
+    assert "2 of 2 cases passed" in result.stdout
 
 
 def test_a_broken_chip_fails_its_case_and_exits_1(tmp_path: Path) -> None:

@@ -168,6 +168,17 @@ def blank_farm(path: Path) -> Path:
     return path
 
 
+class Served(str):
+    """The address of socket 0 of a board served in this process, with its handler's."""
+
+    handler: str
+
+    def power_cycle(self) -> None:
+        """Cut and restore the chip's power through the board's handler."""
+        with BoardClient(self.handler) as h:
+            h.power_cycle(0)
+
+
 @contextlib.contextmanager
 def serve(
     farm: Path,
@@ -175,12 +186,15 @@ def serve(
     port: type[ChipPort] = ChipPort,
     *,
     idle_timeout: float = 0.3,
-) -> Iterator[str]:
-    """A board in this process with the chip ``UID`` in socket 0; yields the socket's address."""
-    with (
-        mock.patch.object(slot, "ChipEndpoint", endpoint),
-        mock.patch.object(slot, "ChipPort", port),
-    ):
+    patches: tuple[tuple[str, Any], ...] = (),
+) -> Iterator[Served]:
+    """A board in this process with the chip ``UID`` in socket 0; yields the socket's address.
+    ``patches`` (dotted name, replacement) hold for as long as the board runs."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(slot, "ChipEndpoint", endpoint))
+        stack.enter_context(mock.patch.object(slot, "ChipPort", port))
+        for target, replacement in patches:
+            stack.enter_context(mock.patch(target, replacement))
         board = Board(farm, idle_timeout=idle_timeout)
         ready = board.listen_tcp("127.0.0.1", 0, 1)
 
@@ -193,7 +207,9 @@ def serve(
         try:
             with BoardClient(str(ready["handler"])) as h:
                 h.insert(0, UID)
-            yield str(ready["sockets"][0])  # type: ignore[index]  # a list of addresses
+            served = Served(ready["sockets"][0])  # type: ignore[index]  # a list of addresses
+            served.handler = str(ready["handler"])
+            yield served
         finally:
             board.stop()
             thread.join(timeout=10)

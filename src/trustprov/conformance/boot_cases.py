@@ -8,12 +8,16 @@ port, the firmware image the chip maker gives with ``--code`` (docs/porting.md).
 
 from __future__ import annotations
 
+from trustprov.conformance.rom_cases import manufacture_steps
 from trustprov.conformance.suite import Case, Context, expect, refused
 
 
 def burn(ctx: Context) -> str:
     with ctx.client() as chip:
         before = chip.status()
+        steps = "not blank: the order of the manufacturing steps not checked"
+        if before.get("family") is None:
+            steps = manufacture_steps(ctx, chip, before["uid"])
         status = ctx.ensure_family(chip)
         expect(
             status["lifecycle"] in ("MANUFACTURED", "PROVISIONED", "LOCKED"),
@@ -22,7 +26,9 @@ def burn(ctx: Context) -> str:
         expect(status.get("prov-suite") == "EdDSA", f"prov-suite {status.get('prov-suite')!r}")
         expect(chip.certificate() is not None, "no certificate after manufacturing")
         was = "blank: burned" if before.get("family") is None else "already of the test family"
-        return f"{was}; lifecycle {status['lifecycle']}, counter {status['security-counter']}"
+        return (
+            f"{was}; lifecycle {status['lifecycle']}, counter {status['security-counter']}; {steps}"
+        )
 
 
 def bad_signature(ctx: Context) -> str:
@@ -30,8 +36,10 @@ def bad_signature(ctx: Context) -> str:
         ctx.ensure_family(chip)
         image = bytearray(ctx.image(ctx.svn))
         image[-1] ^= 0x01  # the last byte of the signature
+        chip.boot(ctx.image(ctx.svn))  # software runs, then a refused boot stops it (8.3)
         e = refused(lambda: chip.boot(bytes(image)), {"bad-signature"})
-        return f"{e.code}: {e.message}"
+        after = refused(lambda: chip.call("cm.finish", {}), {"unknown-command"})
+        return f"{e.code}: {e.message}; then no software runs ({after.code})"
 
 
 def wrong_key(ctx: Context) -> str:

@@ -169,8 +169,17 @@ class TestFamily:
             key, alg="EdDSA", name="conformance", version=str(svn), security_version=svn, code=code
         ).to_bytes()
 
-    def seal(self, kind: SealedKind, plaintext: bytes, *, family_id: bytes | None = None) -> bytes:
-        key = self.k_oem_share if kind == "oem-share" else self.k_oem_master_share
+    def seal(
+        self,
+        kind: SealedKind,
+        plaintext: bytes,
+        *,
+        family_id: bytes | None = None,
+        under: SealedKind | None = None,
+    ) -> bytes:
+        """A sealed value of ``kind``, under the key of its kind (or of kind ``under``: a value
+        of one kind sealed with another kind's key, for the kind checks of section 4)."""
+        key = self.k_oem_share if (under or kind) == "oem-share" else self.k_oem_master_share
         return SealedValue.seal(
             key, kind, family_id or self.family_id, os.urandom(12), plaintext
         ).to_bytes()
@@ -182,13 +191,20 @@ class TestFamily:
             raise ValueError(f"sealed {kind} names family {value.family_id.hex()}")
         return value.open(key)
 
-    def manifest_mac0(self, payload: bytes) -> bytes:
-        """A manifest COSE_Mac0 over ``payload`` under the vector OEM's K_AUTH: genuine, so a
-        chip refuses it only for what the payload says (a test's own manifest)."""
+    def manifest_mac0(self, payload: bytes, oem_share: bytes | None = None) -> bytes:
+        """A manifest COSE_Mac0 over ``payload`` under the vector OEM's K_AUTH (or that of
+        ``oem_share``'s domain): genuine, so a chip refuses it only for what the payload says
+        (a test's own manifest)."""
         header = SignedManifest.protected_header(self.family_id)
         protected = cose.encode_protected(header)
-        tag = cmac_tag(self.oem_keys(self.oem_share).auth, cose.mac_structure(protected, payload))
+        auth = self.oem_keys(oem_share or self.oem_share).auth
+        tag = cmac_tag(auth, cose.mac_structure(protected, payload))
         return cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
+
+    @property
+    def other_oem_share(self) -> bytes:
+        """The second published OEM's OEM_SHARE: another DOMAIN_ID of the same family."""
+        return f_oem_share(self.other_oem_rnd_input, self.other_rnd_share)
 
     def oem_keys(self, oem_share: bytes) -> OemKeys:
         return derive_keys(g_master_key(oem_share, self.hw_share, self.rom_share), self.family_id)
