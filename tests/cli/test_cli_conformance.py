@@ -82,3 +82,21 @@ def test_a_port_that_cannot_be_opened_is_one_line_before_any_case(port: str) -> 
     result = run("chip", "conformance", "--port", port, "--case", "link.hello", "--json")
     assert_error(result, exit_code=1, match="cannot")
     assert result.stdout == ""
+
+
+def test_code_names_the_firmware_the_chip_runs(tmp_path: Path) -> None:
+    """--code FILE: the suite signs FILE as the firmware image. The virtual chip runs its code
+    archive, so that archive as a file boots; any other firmware is refused code-mismatch."""
+    from trustprov.formats.software import code_archive  # noqa: PLC0415 - one test
+
+    runs, other = tmp_path / "runs.bin", tmp_path / "other.bin"
+    runs.write_bytes(code_archive())
+    other.write_bytes(b"a port's firmware image")
+    cases = ["--case", "manufacture.burn", "--case", "boot.code-mismatch", "--case", "boot.good"]
+    with serve(blank_farm(tmp_path / "chips.farm")) as address:
+        good = ok("chip", "conformance", "--port", address, "--code", runs, *cases)
+        bad = run("chip", "conformance", "--port", address, "--code", other, *cases)
+    assert "3 of 3 cases passed" in good.stdout, good.stdout
+    assert bad.exit_code == 1, bad.output
+    assert "FAIL  boot.good" in bad.stdout
+    assert "code-mismatch" in bad.stdout
