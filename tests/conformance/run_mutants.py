@@ -11,6 +11,7 @@ every one was.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import sys
 import tempfile
 import time
@@ -40,28 +41,36 @@ def detected(mutant: Mutant, results: list[Result]) -> bool:
     return any(r.name == mutant.case and not r.passed for r in results)
 
 
+def _one(name: str, fast: bool) -> tuple[str, bool, list[str], float]:
+    """Run one mutant on a fresh chip of its own: (name, detected, failed cases, seconds)."""
+    mutant = MUTANTS[name]
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
+        results = run(mutant, Path(tmp), fast=fast)
+    failed = [r.name for r in results if not r.passed]
+    return name, detected(mutant, results), failed, time.monotonic() - start
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="each mutant's own case only")
     parser.add_argument("--mutant", action="append", choices=sorted(MUTANTS), default=None)
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (processes)")
     args = parser.parse_args(argv)
     names = args.mutant or list(MUTANTS)
     caught = 0
-    with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
-        for name in names:
-            mutant = MUTANTS[name]
-            start = time.monotonic()
-            results = run(mutant, Path(tmp), fast=args.fast)
-            failed = [r.name for r in results if not r.passed]
-            seconds = time.monotonic() - start
-            if detected(mutant, results):
+    with concurrent.futures.ProcessPoolExecutor(max(1, args.jobs)) as pool:
+        runs = pool.map(_one, names, [args.fast] * len(names))
+        for name, found, failed, seconds in runs:
+            case = MUTANTS[name].case
+            if found:
                 caught += 1
-                others = [f for f in failed if f != mutant.case]
+                others = [f for f in failed if f != case]
                 also = f" (also {', '.join(others)})" if others else ""
-                print(f"detected  {name:32} by {mutant.case}{also}  {seconds:.1f} s", flush=True)
+                print(f"detected  {name:32} by {case}{also}  {seconds:.1f} s", flush=True)
             else:
                 why = f"; failed instead: {', '.join(failed)}" if failed else ""
-                print(f"MISSED    {name:32} {mutant.case} passed{why}", flush=True)
+                print(f"MISSED    {name:32} {case} passed{why}", flush=True)
     print(f"{caught} of {len(names)} broken chips detected")
     return 0 if caught == len(names) else 1
 
