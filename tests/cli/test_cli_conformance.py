@@ -100,3 +100,21 @@ def test_code_names_the_firmware_the_chip_runs(tmp_path: Path) -> None:
     assert bad.exit_code == 1, bad.output
     assert "FAIL  boot.good" in bad.stdout
     assert "code-mismatch" in bad.stdout
+
+
+def test_suite_burns_the_test_family_for_that_suite(tmp_path: Path) -> None:
+    """--suite: every suite of 5.1 is offered (the list is written out for a fast --help), and
+    a chip burned for the hybrid boots its images and refuses a downgrade."""
+    import click  # noqa: PLC0415 - one test
+
+    from trustprov.cli.conformance import conformance  # noqa: PLC0415 - one test
+    from trustprov.crypto.keys import SUITES  # noqa: PLC0415 - one test
+
+    option = next(p for p in conformance.params if p.name == "suite")
+    assert isinstance(option.type, click.Choice)
+    assert sorted(option.type.choices) == sorted(SUITES)
+    cases = ["--case", "manufacture.burn", "--case", "boot.other-suite", "--case", "boot.good"]
+    with serve(blank_farm(tmp_path / "chips.farm")) as address:
+        result = ok("chip", "conformance", "--port", address, "--suite", "es256+ml-dsa-65", *cases)
+    assert "3 of 3 cases passed" in result.stdout, result.stdout
+    assert "ES256+ML-DSA-65 chip" in result.stdout

@@ -38,6 +38,7 @@ from trustprov.firmware.provisioning import ProvisioningSession
 from trustprov.formats.frame import SEQ_MOD, FrameType
 from trustprov.formats.receipt import ReceiptClaims, make_receipt
 from trustprov.formats.sealed import SealedValue
+from trustprov.formats.software import SignedSoftware
 from trustprov.link import messages
 from trustprov.link.port import ChipPort
 
@@ -92,6 +93,7 @@ class Mutant:
     endpoint: type[ChipEndpoint] = ChipEndpoint
     port: type[ChipPort] = ChipPort
     patches: tuple[tuple[str, Any], ...] = ()  # (dotted target, replacement), while it runs
+    suite: str = "EdDSA"  # the signature suite the chip is burned for
 
 
 # -- generated: every reachable error code ------------------------------------------------------
@@ -316,6 +318,15 @@ def _f_hashed(oem_rnd_input: bytes, rnd_share: bytes) -> bytes:
     return sha256(rnd_share, oem_rnd_input)  # the defect: F a plain hash, not section 3's KDF
 
 
+_verify = SignedSoftware.verify
+
+
+def _any_suite(self: SignedSoftware, key: Any, *, suite: str | None = None) -> None:
+    """Verifies what the image carries under as many of the chip's keys, whatever its suite."""
+    keys = list(key)
+    _verify(self, keys[: len(self.algorithms)])
+
+
 def _no_key_check(_key_type: str, _value: bytes, _name: str) -> None:
     """The defect: any bytes install as an EC key."""
 
@@ -367,6 +378,9 @@ def _named() -> list[Mutant]:
         m("no-fragment-acks", "link.fragments", "12.3 ACK", endpoint=NoFragmentAcks),
         m("hashed-f", "fig2.keygen", "3 F",
           patches=(("trustprov.firmware.commands.f_oem_share", _f_hashed),)),
+        m("suite-not-enforced", "boot.other-suite", "5.2 exactly the chip's suite",
+          patches=(("trustprov.formats.software.SignedSoftware.verify", _any_suite),),
+          suite="ES256+ML-DSA-65"),
         m("boot-forgets-counter", "boot.good", "5 step 4 rom.boot's answer",
           port=BootForgetsCounter),
     ]  # fmt: skip

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the `con
 from conformance.broken import blank_farm, serve
 from conformance.mutants import MUTANTS, Mutant, selection
 from trustprov.conformance.cases import CASES
+from trustprov.conformance.family import TestFamily
 from trustprov.conformance.suite import Context, Result, run_cases
 
 IDLE = 0.3
@@ -33,7 +34,8 @@ def run(mutant: Mutant, workdir: Path, *, fast: bool = False) -> list[Result]:
     with serve(
         farm, mutant.endpoint, mutant.port, idle_timeout=IDLE, patches=mutant.patches
     ) as address:
-        ctx = Context(address, idle_timeout=IDLE, power_cycle=address.power_cycle)
+        family = TestFamily.load().for_suite(mutant.suite)
+        ctx = Context(address, family=family, idle_timeout=IDLE, power_cycle=address.power_cycle)
         return run_cases(ctx, CASES, selection(mutant) if fast else None)
 
 

@@ -18,7 +18,9 @@ import pytest
 from boards import BoardProcess  # tests/boards.py
 
 from trustprov.conformance.cases import CASES
+from trustprov.conformance.family import TestFamily
 from trustprov.conformance.suite import Context, Result, run_cases
+from trustprov.crypto.keys import SUITES
 from trustprov.link.handler import BoardClient
 
 from .broken import UID, blank_farm, serve
@@ -116,15 +118,46 @@ def test_a_broken_chip_fails_the_case_naming_its_defect(tmp_path: Path, name: st
 
 
 @pytest.mark.parametrize(
-    "cases", sorted({tuple(sorted(selection(m))) for m in MUTANTS.values()}), ids="+".join
+    ("suite", "cases"),
+    sorted({(m.suite, tuple(sorted(selection(m)))) for m in MUTANTS.values()}),
+    ids=lambda v: v if isinstance(v, str) else "+".join(v),
 )
-def test_each_selection_passes_on_a_good_chip(tmp_path: Path, cases: tuple[str, ...]) -> None:
+def test_each_selection_passes_on_a_good_chip(
+    tmp_path: Path, suite: str, cases: tuple[str, ...]
+) -> None:
     """The same selections on a good chip in this process pass: each failure above is the
     defect's, not the selection's."""
+    family = TestFamily.load().for_suite(suite)
     with serve(blank_farm(tmp_path / "chips.farm"), idle_timeout=IDLE) as address:
-        ctx = Context(address, idle_timeout=IDLE, power_cycle=address.power_cycle)
+        ctx = Context(address, family=family, idle_timeout=IDLE, power_cycle=address.power_cycle)
         results = run_cases(ctx, CASES, set(cases))
     assert all(r.passed and not r.skipped for r in results), [(r.name, r.evidence) for r in results]
+
+
+SUITE_CASES = {
+    "manufacture.burn",
+    "boot.bad-signature",
+    "boot.wrong-key",
+    "boot.other-suite",
+    "boot.code-mismatch",
+    "boot.good",
+    "boot.rollback",
+    "fig3.provision",
+}
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+def test_a_chip_of_every_signature_suite_boots_and_installs(tmp_path: Path, suite: str) -> None:
+    """The test family per suite of 5.1: a chip burned for it boots only that suite's images
+    and installs the vector bundle (the rest of the suite does not depend on the suite)."""
+    family = TestFamily.load().for_suite(suite)
+    with serve(blank_farm(tmp_path / "chips.farm"), idle_timeout=IDLE) as address:
+        results = run_cases(Context(address, family=family, idle_timeout=IDLE), CASES, SUITE_CASES)
+    assert [r.name for r in results if r.passed] == [r.name for r in results], [
+        (r.name, r.evidence) for r in results if not r.passed
+    ]
+    assert len(results) == len(SUITE_CASES)
+    assert f"{suite} chip" in _by_name(results)["boot.other-suite"].evidence
 
 
 def _coverage_rows() -> list[tuple[str, list[str], list[str]]]:

@@ -46,6 +46,16 @@ from trustprov.cli.options import EXIT_FAILED, emit_json, json_option
     help="A command that cuts and restores the chip's power, run between the steps of the "
     "power-cut case (without it that case is skipped).",
 )
+@click.option(
+    "--suite",
+    type=click.Choice(
+        ["EdDSA", "ES256", "ES384", "ML-DSA-65", "ML-DSA-87", "ES256+ML-DSA-65"],
+        case_sensitive=False,
+    ),
+    default="EdDSA",
+    show_default=True,
+    help="The signature suite the test family's chip is burned for (protocol.md 5.1).",
+)
 @click.option("--case", "only", multiple=True, help="Run only this case (repeatable).")
 @json_option("the results")
 def conformance(
@@ -54,6 +64,7 @@ def conformance(
     idle_timeout: float,
     reply_timeout: float,
     power_cmd: str | None,
+    suite: str,
     only: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -72,8 +83,11 @@ def conformance(
     if unknown:
         raise InputError(f"--case: no case named {', '.join(unknown)}")
     _check_reachable(address)
+    from trustprov.conformance.family import TestFamily  # noqa: PLC0415 - lazy: start-up
+
     ctx = Context(
         address,
+        family=TestFamily.load().for_suite(_suite_name(suite)),
         code=code_file.read_bytes() if code_file else None,
         idle_timeout=idle_timeout,
         reply_timeout=reply_timeout,
@@ -102,6 +116,13 @@ def conformance(
         click.echo(f"{ran - len(failed)} of {ran} cases passed{tail}")
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+def _suite_name(suite: str) -> str:
+    """--suite as typed, in any case, to the suite's name."""
+    from trustprov.crypto.keys import SUITES  # noqa: PLC0415 - lazy: start-up
+
+    return next(s for s in SUITES if s.lower() == suite.lower())
 
 
 def _power_cycle(command: str) -> Callable[[], None]:

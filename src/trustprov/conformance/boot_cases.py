@@ -8,8 +8,11 @@ port, the firmware image the chip maker gives with ``--code`` (docs/porting.md).
 
 from __future__ import annotations
 
+import functools
+
 from trustprov.conformance.rom_cases import manufacture_steps
 from trustprov.conformance.suite import Case, Context, expect, refused
+from trustprov.crypto.keys import SUITES
 
 
 def burn(ctx: Context) -> str:
@@ -23,7 +26,8 @@ def burn(ctx: Context) -> str:
             status["lifecycle"] in ("MANUFACTURED", "PROVISIONED", "LOCKED"),
             f"lifecycle {status['lifecycle']!r} after manufacturing",
         )
-        expect(status.get("prov-suite") == "EdDSA", f"prov-suite {status.get('prov-suite')!r}")
+        suite = ctx.family.suite
+        expect(status.get("prov-suite") == suite, f"prov-suite {status.get('prov-suite')!r}")
         expect(chip.certificate() is not None, "no certificate after manufacturing")
         was = "blank: burned" if before.get("family") is None else "already of the test family"
         return (
@@ -55,6 +59,20 @@ def code_mismatch(ctx: Context) -> str:
         other = ctx.image(ctx.svn, code=ctx.code + b"\x00")
         e = refused(lambda: chip.boot(other), {"code-mismatch"})
         return f"{e.code}: {e.message}"
+
+
+def other_suite(ctx: Context) -> str:
+    """5.2: an image signed in any other suite of 5.1 with the test family's keys of that suite
+    (for a hybrid chip, its own classical or ML-DSA key alone: a downgrade; for a classical
+    chip, a hybrid holding its own key's signature) is `bad-signature`."""
+    with ctx.client() as chip:
+        ctx.ensure_family(chip)
+        others = [s for s in SUITES if s != ctx.family.suite]
+        for suite in others:
+            image = ctx.family.sign(ctx.code, ctx.svn, suite=suite)
+            e = refused(functools.partial(chip.boot, image), {"bad-signature"})
+            expect(e.code == "bad-signature", suite)
+        return f"{ctx.family.suite} chip: images of {', '.join(others)}: bad-signature"
 
 
 def good(ctx: Context) -> str:
@@ -90,6 +108,7 @@ CASES = [
     ),
     Case("boot.bad-signature", "5, 5.2", "a damaged signature is refused", bad_signature),
     Case("boot.wrong-key", "5, 5.2", "another key's signature is refused", wrong_key),
+    Case("boot.other-suite", "5.1, 5.2", "an image of any other suite is refused", other_suite),
     Case("boot.code-mismatch", "5 (3.)", "an image of other code is refused", code_mismatch),
     Case("boot.good", "5", "the test family's image boots", good),
     Case(
