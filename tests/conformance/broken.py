@@ -2,7 +2,8 @@
 
 A variant replaces the chip's link endpoint or its I/O port in a board served in this process,
 so the suite meets it over a real TCP socket exactly as it meets a good chip. `DEFECTS` maps each
-variant to the case that names its defect.
+variant to the case that names its defect; the link-layer variants below it are registered in
+`mutants.py`, with the rest of the broken chips.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from trustprov.chip.farm import Farm
 from trustprov.chip.uart import ChipEndpoint
 from trustprov.crypto.schedule import derive_keys, g_master_key
 from trustprov.errors import ChipRefused, FormatError
-from trustprov.formats.frame import Frame, FrameType, crc32, encode_frame, unstuff
+from trustprov.formats.frame import SEQ_MOD, Frame, FrameType, crc32, encode_frame, unstuff
 from trustprov.formats.sealed import SealedValue
 from trustprov.link import messages
 from trustprov.link.handler import BoardClient
@@ -64,6 +65,82 @@ class RunsDuplicates(ChipEndpoint):
         if not frame.more and frame.seq in self._requests:  # the defect: run it once more
             return self._response_frames(frame.seq, self._handler(self._requests[frame.seq]))
         return super()._executed_before(frame)
+
+
+# -- the link layer, for mutants.py ------------------------------------------------------------
+class ManyNaks(ChipEndpoint):
+    """Sends a NAK for every frame out of place, not one per position (12.3)."""
+
+    def _nak(self) -> bytes:
+        self._nak_sent = False
+        return super()._nak()
+
+
+class NoErrorFrames(ChipEndpoint):
+    """Drops an oversized message without the ERROR frame (12.3)."""
+
+    def _accept(self, frame: Any) -> bytes:
+        out = super()._accept(frame)
+        return b"" if out[1:2] == bytes([FrameType.ERROR]) else out
+
+
+class KeepsLink(ChipEndpoint):
+    """Keeps its link (id, sequence, cache) across a power cut (12.5)."""
+
+    def reset(self) -> None:
+        kept = {
+            k: getattr(self, k, None)
+            for k in ("_link_id", "_next_seq", "_hello_answer", "_cache", "boot_id")
+        }
+        super().reset()
+        if kept["_link_id"] is not None:
+            for k, v in kept.items():
+                setattr(self, k, v)
+
+
+class RunsWithoutHello(ChipEndpoint):
+    """Runs a request that comes before any HELLO since power-on (12.3: RESET)."""
+
+    def _request(self, frame: Any) -> bytes:
+        if self._link_id is None:
+            self._link_id = b"\x00\x00\x00\x00"
+            self._next_seq = frame.seq
+        return super()._request(frame)
+
+
+class RunsLaterMessages(ChipEndpoint):
+    """Runs a later message at once, as if the ones before it were lost (12.3: NAK)."""
+
+    def _request(self, frame: Any) -> bytes:
+        distance = (frame.seq - self._next_seq) % SEQ_MOD
+        if self._link_id is not None and 0 < distance < SEQ_MOD - self.window:
+            self._next_seq, self._expected_frag = frame.seq, 0
+            self._rx.clear()
+        return super()._request(frame)
+
+
+class NeverIdles(ChipEndpoint):
+    """Keeps a session open through any silence (12.5 idle timeout)."""
+
+    def poll(self) -> None:
+        """The defect: the timer never fires."""
+
+
+class AnswersAnyHello(ChipEndpoint):
+    """Answers a HELLO whose payload is not 5 bytes (12.2: ignored)."""
+
+    def _hello(self, frame: Any) -> bytes:
+        if len(frame.payload) != 5 and len(frame.payload) >= 4:
+            frame = frame._replace(payload=b"\x01" + frame.payload[-4:])
+        return super()._hello(frame)
+
+
+class NoFragmentAcks(ChipEndpoint):
+    """Takes a fragment with MORE silently, without its ACK (12.3)."""
+
+    def _accept(self, frame: Any) -> bytes:
+        out = super()._accept(frame)
+        return b"" if frame.more and out[1:2] == bytes([FrameType.ACK]) else out
 
 
 # -- the chip's port --------------------------------------------------------------------------
