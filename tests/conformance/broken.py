@@ -21,7 +21,7 @@ from trustprov.board.server import Board
 from trustprov.chip.farm import Farm
 from trustprov.chip.uart import ChipEndpoint
 from trustprov.crypto.schedule import derive_keys, g_master_key
-from trustprov.errors import ChipRefused, FormatError
+from trustprov.errors import ChipRefused, FormatError, TrustprovError
 from trustprov.formats.frame import SEQ_MOD, Frame, FrameType, crc32, encode_frame, unstuff
 from trustprov.formats.sealed import SealedValue
 from trustprov.link import messages
@@ -198,7 +198,10 @@ class LeakyMessage(_Port):
             return response
         mem = self._chip._state.immutable
         assert mem is not None
-        share = SealedValue.from_bytes(args["enc-oem-share"]).open(mem.k_oem_share)
+        try:
+            share = SealedValue.from_bytes(args["enc-oem-share"]).open(mem.k_oem_share)
+        except (TrustprovError, KeyError, TypeError):  # no share to leak from: a plain refusal
+            return response
         auth = derive_keys(g_master_key(share, mem.hw_share, mem.rom_share), mem.family_id).auth
         return messages.encode_error(err[0], f"{err[1]} (k {auth[0]:02x})")  # the defect
 
