@@ -52,8 +52,8 @@ def _send_until(raw: RawLink, frames: list[bytes], seq: int, timeout: float) -> 
         last = start + len(batch) - 1
         got = _read_until(raw, seq, last, timeout)
         seen += got
-        if any(f.kind is FrameType.ERROR for f in got):
-            break
+        if not got or any(f.kind is FrameType.ERROR for f in got):
+            break  # the ERROR, or silence: the case fails on what it saw, not after every batch
     return seen
 
 
