@@ -14,7 +14,7 @@ ICM_KEYS ?= files
 DEMO_HSM = $(abspath $(DEMO_DIR)).softhsm
 SOFTHSM_MODULE ?= /usr/lib/softhsm/libsofthsm2.so
 
-.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean bench-wire wire-faults bench-dashboard
+.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean bench-wire wire-faults bench-dashboard conformance-mutants
 
 all: test
 
@@ -76,6 +76,11 @@ bench: venv
 # the attack suite at full strength: every byte flip, >= 10,000 random flips per large artifact
 attacks: venv
 	TRUSTPROV_ATTACKS_FULL=1 $(BIN)/pytest tests/attacks -q -s -p no:randomly
+
+# the whole conformance suite against every broken chip of tests/conformance/mutants.py (a few
+# minutes); the last line is "N of M broken chips detected", exit 1 unless all are
+conformance-mutants: venv
+	$(BIN)/python tests/conformance/run_mutants.py
 
 # >= 100,000 inputs per parser of untrusted bytes, outside make test's time budget
 fuzz: venv

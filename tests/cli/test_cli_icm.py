@@ -233,6 +233,64 @@ def test_sign_software_onto_a_directory_names_the_output(cw: CliWorld, tmp_path:
     assert ".tmp" not in line, line
 
 
+def _boot(farm: Path, uid: str, image: Path) -> str:
+    """Boot the chip ``uid`` of ``farm`` with ``image``: "booted" or the code it refused with."""
+    from trustprov.errors import ChipRefused  # noqa: PLC0415 - one helper
+
+    with FarmLink(farm) as f, f.connect(bytes.fromhex(uid)) as chip:
+        try:
+            chip.boot(image.read_bytes())
+        except ChipRefused as e:
+            return e.code
+    return "booted"
+
+
+def test_sign_software_signs_a_firmware_image(cw: CliWorld, tmp_path: Path) -> None:
+    """--code FILE signs FILE's bytes as they are (tp-code = their SHA-256): a chip that runs
+    exactly that firmware boots the image, one that runs any other refuses it (code-mismatch).
+    The virtual chip runs its code archive, so that archive as a file is a firmware it runs."""
+    from trustprov.crypto.digest import sha256  # noqa: PLC0415 - one test
+    from trustprov.formats.software import SignedSoftware, code_archive  # noqa: PLC0415
+
+    farm = cw.fresh_farm(tmp_path)
+    uid = cw.a.cm_uids[0]
+    for name, code in (("runs.bin", code_archive()), ("other.bin", b"\x7fELF port firmware")):
+        (tmp_path / name).write_bytes(code)
+        out = tmp_path / f"{name}.cose"
+        meta = json.loads(
+            ok(
+                "icm",
+                "sign-software",
+                "--icm",
+                cw.a.icm,
+                "--code",
+                tmp_path / name,
+                "--out",
+                out,
+                "--json",
+            ).stdout
+        )
+        assert meta["code_sha256"] == sha256(code).hex()
+        assert SignedSoftware.from_bytes(out.read_bytes()).code == code
+    assert _boot(farm, uid, tmp_path / "runs.bin.cose") == "booted"
+    assert _boot(farm, uid, tmp_path / "other.bin.cose") == "code-mismatch"
+
+
+def test_sign_software_refuses_an_empty_or_oversized_firmware(cw: CliWorld, tmp_path: Path) -> None:
+    empty, big = tmp_path / "empty.bin", tmp_path / "big.bin"
+    empty.write_bytes(b"")
+    with big.open("wb") as f:
+        f.truncate(4 * 1024 * 1024 + 1)
+    for code in (empty, big):
+        out = tmp_path / "sw.cose"
+        line = assert_error(
+            run("icm", "sign-software", "--icm", cw.a.icm, "--code", code, "--out", out),
+            exit_code=2,
+        )
+        assert "firmware image" in line
+        assert not out.exists()
+
+
 # -- manufacture -----------------------------------------------------------------------------
 def test_manufacture_writes_the_lot(cw: CliWorld, tmp_path: Path) -> None:
     farm, manifest = tmp_path / "chips.farm", tmp_path / "lot.json"

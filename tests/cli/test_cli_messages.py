@@ -105,7 +105,7 @@ def _inputs(path: Path_) -> dict[str, Any]:
 #: file parameters that are no input artifact, per command: outputs, directories, or any file
 NOT_INPUTS: dict[Path_, set[str]] = {
     ("icm", "init"): {"icm_dir"},
-    ("icm", "sign-software"): {"icm_dir", "out"},
+    ("icm", "sign-software"): {"icm_dir", "out", "code_file"},  # --code: firmware, any bytes
     ("icm", "manufacture"): {"icm_dir", "manifest"},
     ("oem", "keygen"): {"out"},
     ("oem", "regen"): {"out"},

@@ -2,7 +2,8 @@
 
 A variant replaces the chip's link endpoint or its I/O port in a board served in this process,
 so the suite meets it over a real TCP socket exactly as it meets a good chip. `DEFECTS` maps each
-variant to the case that names its defect.
+variant to the case that names its defect; the link-layer variants below it are registered in
+`mutants.py`, with the rest of the broken chips.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from trustprov.board.server import Board
 from trustprov.chip.farm import Farm
 from trustprov.chip.uart import ChipEndpoint
 from trustprov.crypto.schedule import derive_keys, g_master_key
-from trustprov.errors import ChipRefused, FormatError
-from trustprov.formats.frame import Frame, FrameType, crc32, encode_frame, unstuff
+from trustprov.errors import ChipRefused, FormatError, TrustprovError
+from trustprov.formats.frame import SEQ_MOD, Frame, FrameType, crc32, encode_frame, unstuff
 from trustprov.formats.sealed import SealedValue
 from trustprov.link import messages
 from trustprov.link.handler import BoardClient
@@ -80,6 +81,84 @@ class RunsDuplicates(ChipEndpoint):
         return super()._executed_before(frame)
 
 
+# -- the link layer, for mutants.py ------------------------------------------------------------
+class ManyNaks(ChipEndpoint):
+    """Sends a NAK for every frame out of place, not one per position (12.3)."""
+
+    def _nak(self) -> bytes:
+        self._nak_sent = False
+        return super()._nak()
+
+
+class NoErrorFrames(ChipEndpoint):
+    """Drops an oversized message without the ERROR frame (12.3)."""
+
+    def _accept(self, frame: Any) -> bytes:
+        out = super()._accept(frame)
+        return b"" if out[1:2] == bytes([FrameType.ERROR]) else out
+
+
+class KeepsLink(ChipEndpoint):
+    """Keeps its link (id, sequence, cache) across a power cut (12.5)."""
+
+    def reset(self) -> None:
+        kept = {
+            k: getattr(self, k, None)
+            for k in ("_link_id", "_next_seq", "_hello_answer", "_cache", "boot_id")
+        }
+        super().reset()
+        if kept["_link_id"] is not None:
+            for k, v in kept.items():
+                setattr(self, k, v)
+
+
+class RunsWithoutHello(ChipEndpoint):
+    """Runs a request that comes before any HELLO since power-on (12.3: RESET)."""
+
+    def _request(self, frame: Any) -> bytes:
+        if self._link_id is None:
+            self._link_id = b"\x00\x00\x00\x00"
+            self._next_seq = frame.seq
+        return super()._request(frame)
+
+
+class RunsLaterMessages(ChipEndpoint):
+    """Runs a later message at once, as if the ones before it were lost (12.3: NAK)."""
+
+    def _request(self, frame: Any) -> bytes:
+        distance = (frame.seq - self._next_seq) % SEQ_MOD
+        if self._link_id is not None and 0 < distance < SEQ_MOD - self.window:
+            self._next_seq, self._expected_frag = frame.seq, 0
+            self._rx.clear()
+        return super()._request(frame)
+
+
+class NeverIdles(ChipEndpoint):
+    """Keeps a session open through any silence (12.5 idle timeout)."""
+
+    def poll(self) -> None:
+        """The defect: the timer never fires."""
+
+
+class AnswersAnyHello(ChipEndpoint):
+    """Answers a HELLO whose payload is not 5 bytes (12.2: ignored)."""
+
+    def _hello(self, frame: Any) -> bytes:
+        if len(frame.payload) != 5 and len(frame.payload) >= 4:
+            frame = frame._replace(payload=b"\x01" + frame.payload[-4:])
+        return super()._hello(frame)
+
+
+class NoFragmentAcks(ChipEndpoint):
+    """Takes a short fragment with MORE (under 64 bytes) silently, without its ACK (12.3): a
+    length check in the wrong place. Long fragments are ACKed, so the rest of the suite runs."""
+
+    def _accept(self, frame: Any) -> bytes:
+        out = super()._accept(frame)
+        short = frame.more and len(frame.payload) < 64
+        return b"" if short and out[1:2] == bytes([FrameType.ACK]) else out
+
+
 # -- the chip's port --------------------------------------------------------------------------
 class _Port(ChipPort):
     def handle(self, request: bytes) -> bytes:
@@ -135,7 +214,10 @@ class LeakyMessage(_Port):
             return response
         mem = self._chip._state.immutable
         assert mem is not None
-        share = SealedValue.from_bytes(args["enc-oem-share"]).open(mem.k_oem_share)
+        try:
+            share = SealedValue.from_bytes(args["enc-oem-share"]).open(mem.k_oem_share)
+        except (TrustprovError, KeyError, TypeError):  # no share to leak from: a plain refusal
+            return response
         auth = derive_keys(g_master_key(share, mem.hw_share, mem.rom_share), mem.family_id).auth
         return messages.encode_error(err[0], f"{err[1]} (k {auth[0]:02x})")  # the defect
 
@@ -198,6 +280,17 @@ def blank_farm(path: Path) -> Path:
     return path
 
 
+class Served(str):
+    """The address of socket 0 of a board served in this process, with its handler's."""
+
+    handler: str
+
+    def power_cycle(self) -> None:
+        """Cut and restore the chip's power through the board's handler."""
+        with BoardClient(self.handler) as h:
+            h.power_cycle(0)
+
+
 @contextlib.contextmanager
 def serve(
     farm: Path,
@@ -205,12 +298,15 @@ def serve(
     port: type[ChipPort] = ChipPort,
     *,
     idle_timeout: float = 0.3,
-) -> Iterator[str]:
-    """A board in this process with the chip ``UID`` in socket 0; yields the socket's address."""
-    with (
-        mock.patch.object(slot, "ChipEndpoint", endpoint),
-        mock.patch.object(slot, "ChipPort", port),
-    ):
+    patches: tuple[tuple[str, Any], ...] = (),
+) -> Iterator[Served]:
+    """A board in this process with the chip ``UID`` in socket 0; yields the socket's address.
+    ``patches`` (dotted name, replacement) hold for as long as the board runs."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(slot, "ChipEndpoint", endpoint))
+        stack.enter_context(mock.patch.object(slot, "ChipPort", port))
+        for target, replacement in patches:
+            stack.enter_context(mock.patch(target, replacement))
         board = Board(farm, idle_timeout=idle_timeout)
         ready = board.listen_tcp("127.0.0.1", 0, 1)
 
@@ -223,7 +319,9 @@ def serve(
         try:
             with BoardClient(str(ready["handler"])) as h:
                 h.insert(0, UID)
-            yield str(ready["sockets"][0])  # type: ignore[index]  # a list of addresses
+            served = Served(ready["sockets"][0])  # type: ignore[index]  # a list of addresses
+            served.handler = str(ready["handler"])
+            yield served
         finally:
             board.stop()
             thread.join(timeout=10)

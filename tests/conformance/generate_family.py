@@ -28,6 +28,15 @@ def seed(label: str) -> str:
     return hashlib.sha256(f"trustprov conformance test family/{label}".encode()).hexdigest()
 
 
+#: bytes of key material per algorithm of the suites other than EdDSA's own key
+SUITE_KEY_LENGTHS = {"ES256": 40, "ES384": 56, "ML-DSA-65": 32, "ML-DSA-87": 32}
+
+
+def _material(label: str, length: int) -> str:
+    """``length`` bytes: the seeds of ``label`` then ``label/2``, concatenated and cut."""
+    return (seed(label) + seed(f"{label}/2"))[: 2 * length]
+
+
 def compute() -> dict[str, Any]:
     v = json.loads(VECTORS.read_text(encoding="utf-8"))
     g = v["g_master_key"][0]
@@ -49,6 +58,16 @@ def compute() -> dict[str, Any]:
         "oem_rnd_input": f["oem_rnd_input"],
         "rnd_share": f["rnd_share"],
         "oem_share": f["oem_share"],
+        # the signing keys of the other suites (5.1), one per algorithm: FIPS 186-5 A.2.1
+        # material (40 bytes P-256, 56 bytes P-384) or the FIPS 204 seed (ML-DSA)
+        "suite_keys": {
+            alg: _material(f"software-signing-key/{alg}", length)
+            for alg, length in SUITE_KEY_LENGTHS.items()
+        },
+        "wrong_suite_keys": {
+            alg: _material(f"wrong-software-signing-key/{alg}", length)
+            for alg, length in SUITE_KEY_LENGTHS.items()
+        },
         "other_oem_rnd_input": seed("other-oem-rnd-input"),
         "other_rnd_share": seed("other-rnd-share"),
         "bundle": {

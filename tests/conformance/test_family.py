@@ -37,6 +37,9 @@ def test_the_spec_publishes_every_value() -> None:
         "other_rnd_share",
     ):
         assert doc[name] in text, f"{name} is not in docs/protocol.md"
+    for name in ("suite_keys", "wrong_suite_keys"):
+        for alg, material in doc[name].items():
+            assert material in text, f"{name} {alg} is not in docs/protocol.md"
 
 
 def test_the_family_derives_the_vector_domain_and_burns() -> None:

@@ -7,6 +7,7 @@ stays fast. Exit 0 when every case passed, 1 when any failed, 2 for a bad addres
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -37,6 +38,24 @@ from trustprov.cli.options import EXIT_FAILED, emit_json, json_option, say
     show_default=True,
     help="Seconds the chip may take to react to one frame.",
 )
+@click.option(
+    "--power-cycle-cmd",
+    "power_cmd",
+    default=None,
+    metavar="CMD",
+    help="A command that cuts and restores the chip's power, run between the steps of the "
+    "power-cut case (without it that case is skipped).",
+)
+@click.option(
+    "--suite",
+    type=click.Choice(
+        ["EdDSA", "ES256", "ES384", "ML-DSA-65", "ML-DSA-87", "ES256+ML-DSA-65"],
+        case_sensitive=False,
+    ),
+    default="EdDSA",
+    show_default=True,
+    help="The signature suite the test family's chip is burned for (protocol.md 5.1).",
+)
 @click.option("--case", "only", multiple=True, help="Run only this case (repeatable).")
 @json_option("the results")
 def conformance(
@@ -44,6 +63,8 @@ def conformance(
     code_file: Path | None,
     idle_timeout: float,
     reply_timeout: float,
+    power_cmd: str | None,
+    suite: str,
     only: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -62,13 +83,18 @@ def conformance(
     if unknown:
         raise InputError(f"--case: no case named {', '.join(unknown)}")
     _check_reachable(address)
+    from trustprov.conformance.family import TestFamily  # noqa: PLC0415 - lazy: start-up
+
     ctx = Context(
         address,
+        family=TestFamily.load().for_suite(_suite_name(suite)),
         code=code_file.read_bytes() if code_file else None,
         idle_timeout=idle_timeout,
         reply_timeout=reply_timeout,
+        power_cycle=_power_cycle(power_cmd) if power_cmd else None,
     )
     results = run_cases(ctx, CASES, set(only) if only else None)
+    skipped = [r.name for r in results if r.skipped]
     failed = [r for r in results if not r.passed]
     if as_json:
         emit_json(
@@ -77,16 +103,40 @@ def conformance(
                 "passed": not failed,
                 "cases": [r.to_json() for r in results],
                 "failed": [r.name for r in failed],
+                "skipped": skipped,
             }
         )
     else:
         for r in results:
-            mark = "pass" if r.passed else "FAIL"
-            needs = f" [needs {r.needs}]" if r.needs and not r.passed else ""
+            mark = "FAIL" if not r.passed else r.mark
+            needs = f" [needs {r.needs}]" if r.needs and (r.skipped or not r.passed) else ""
             say(f"{mark}  {r.name:28} §{r.section}: {r.evidence}{needs}")
-        say(f"{len(results) - len(failed)} of {len(results)} cases passed")
+        ran = len(results) - len(skipped)
+        tail = f"; skipped: {', '.join(skipped)}" if skipped else ""
+        say(f"{ran - len(failed)} of {ran} cases passed{tail}")
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+def _suite_name(suite: str) -> str:
+    """--suite as typed, in any case, to the suite's name."""
+    from trustprov.crypto.keys import SUITES  # noqa: PLC0415 - lazy: start-up
+
+    return next(s for s in SUITES if s.lower() == suite.lower())
+
+
+def _power_cycle(command: str) -> Callable[[], None]:
+    """--power-cycle-cmd: run CMD (split as a shell would, run without one); a non-zero exit
+    fails the case that asked for the power cut."""
+    import shlex  # noqa: PLC0415 - lazy: start-up
+    import subprocess  # noqa: PLC0415 - lazy: start-up
+
+    argv = shlex.split(command)
+
+    def cycle() -> None:
+        subprocess.run(argv, check=True, timeout=120)  # noqa: S603 - the user's own command
+
+    return cycle
 
 
 def _check_reachable(address: str) -> None:

@@ -102,6 +102,13 @@ def init(icm_dir: Path, alg: str, keys: str | None, as_json: bool) -> None:
 )
 @click.option("--security-version", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
 @click.option("--alg", type=ALGS, default=None, help="Signature algorithm [default: the ICM's].")
+@click.option(
+    "--code",
+    "code_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A port's firmware image to sign as the software [default: trustprov's own code].",
+)
 @force_option("--out file")
 @json_option("what was signed")
 def sign_software(
@@ -110,6 +117,7 @@ def sign_software(
     version: str,
     security_version: int,
     alg: str | None,
+    code_file: Path | None,
     force: bool,
     as_json: bool,
 ) -> None:
@@ -122,6 +130,10 @@ def sign_software(
     under its immutable K_PUK_ICM_PROV, the code is the code it runs, and the security version
     is not below its counter. Send the image to the OEM and the CM, and prov-signing.pub.pem to
     the OEM so that it can check it (oem verify-software).
+
+    With --code FILE the software is a port's firmware image (docs/protocol.md 5.3): FILE's bytes
+    are the payload, their SHA-256 the code digest, and a chip boots the image only if it runs
+    exactly that firmware.
     """
     from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
 
@@ -131,6 +143,7 @@ def sign_software(
         version=version,
         security_version=security_version,
         alg=alg,
+        code=_read_code(code_file) if code_file is not None else None,
         force=force,
     )
     if as_json:
@@ -201,3 +214,17 @@ def _version(value: str) -> str:
         return expect_name(value, "--version", LIMITS.name)
     except FormatError as e:
         raise InputError(e.message) from e
+
+
+def _read_code(path: Path) -> bytes:
+    """--code: the firmware image, refused by its size before it is read (a signed image is at
+    most 4 MiB, section 1)."""
+    from trustprov.errors import InputError  # noqa: PLC0415 - lazy: start-up
+    from trustprov.formats.limits import LIMITS  # noqa: PLC0415 - lazy: start-up
+
+    size = path.stat().st_size
+    if not 0 < size <= LIMITS.software:
+        raise InputError(
+            f"--code {path}: a firmware image is 1 to {LIMITS.software} bytes, not {size}"
+        )
+    return path.read_bytes()

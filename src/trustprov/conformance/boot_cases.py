@@ -8,21 +8,31 @@ port, the firmware image the chip maker gives with ``--code`` (docs/porting.md).
 
 from __future__ import annotations
 
+import functools
+
+from trustprov.conformance.rom_cases import manufacture_steps
 from trustprov.conformance.suite import Case, Context, expect, refused
+from trustprov.crypto.keys import SUITES
 
 
 def burn(ctx: Context) -> str:
     with ctx.client() as chip:
         before = chip.status()
+        steps = "not blank: the order of the manufacturing steps not checked"
+        if before.get("family") is None:
+            steps = manufacture_steps(ctx, chip, before["uid"])
         status = ctx.ensure_family(chip)
         expect(
             status["lifecycle"] in ("MANUFACTURED", "PROVISIONED", "LOCKED"),
             f"lifecycle {status['lifecycle']!r} after manufacturing",
         )
-        expect(status.get("prov-suite") == "EdDSA", f"prov-suite {status.get('prov-suite')!r}")
+        suite = ctx.family.suite
+        expect(status.get("prov-suite") == suite, f"prov-suite {status.get('prov-suite')!r}")
         expect(chip.certificate() is not None, "no certificate after manufacturing")
         was = "blank: burned" if before.get("family") is None else "already of the test family"
-        return f"{was}; lifecycle {status['lifecycle']}, counter {status['security-counter']}"
+        return (
+            f"{was}; lifecycle {status['lifecycle']}, counter {status['security-counter']}; {steps}"
+        )
 
 
 def bad_signature(ctx: Context) -> str:
@@ -30,8 +40,10 @@ def bad_signature(ctx: Context) -> str:
         ctx.ensure_family(chip)
         image = bytearray(ctx.image(ctx.svn))
         image[-1] ^= 0x01  # the last byte of the signature
+        chip.boot(ctx.image(ctx.svn))  # software runs, then a refused boot stops it (8.3)
         e = refused(lambda: chip.boot(bytes(image)), {"bad-signature"})
-        return f"{e.code}: {e.message}"
+        after = refused(lambda: chip.call("cm.finish", {}), {"unknown-command"})
+        return f"{e.code}: {e.message}; then no software runs ({after.code})"
 
 
 def wrong_key(ctx: Context) -> str:
@@ -47,6 +59,20 @@ def code_mismatch(ctx: Context) -> str:
         other = ctx.image(ctx.svn, code=ctx.code + b"\x00")
         e = refused(lambda: chip.boot(other), {"code-mismatch"})
         return f"{e.code}: {e.message}"
+
+
+def other_suite(ctx: Context) -> str:
+    """5.2: an image signed in any other suite of 5.1 with the test family's keys of that suite
+    (for a hybrid chip, its own classical or ML-DSA key alone: a downgrade; for a classical
+    chip, a hybrid holding its own key's signature) is `bad-signature`."""
+    with ctx.client() as chip:
+        ctx.ensure_family(chip)
+        others = [s for s in SUITES if s != ctx.family.suite]
+        for suite in others:
+            image = ctx.family.sign(ctx.code, ctx.svn, suite=suite)
+            e = refused(functools.partial(chip.boot, image), {"bad-signature"})
+            expect(e.code == "bad-signature", suite)
+        return f"{ctx.family.suite} chip: images of {', '.join(others)}: bad-signature"
 
 
 def good(ctx: Context) -> str:
@@ -82,6 +108,7 @@ CASES = [
     ),
     Case("boot.bad-signature", "5, 5.2", "a damaged signature is refused", bad_signature),
     Case("boot.wrong-key", "5, 5.2", "another key's signature is refused", wrong_key),
+    Case("boot.other-suite", "5.1, 5.2", "an image of any other suite is refused", other_suite),
     Case("boot.code-mismatch", "5 (3.)", "an image of other code is refused", code_mismatch),
     Case("boot.good", "5", "the test family's image boots", good),
     Case(

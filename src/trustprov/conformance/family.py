@@ -11,6 +11,7 @@ derives, never invents.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -20,12 +21,14 @@ from importlib import resources
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.x509.oid import NameOID
 
 from trustprov.crypto.aead import cmac_tag
 from trustprov.crypto.keys import (
     MATERIAL_LEN,
+    SUITES,
+    PrivateKey,
     PublicKey,
     private_key_bytes,
     private_key_from_material,
@@ -51,6 +54,18 @@ NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 
 def _h(text: str) -> bytes:
     return bytes.fromhex(text)
+
+
+def _suite_keys(material: dict[str, str], ed25519_key: str) -> dict[str, PrivateKey]:
+    """Each algorithm's key from its published material (test-family.json)."""
+    keys: dict[str, PrivateKey] = {
+        "EdDSA": ed25519.Ed25519PrivateKey.from_private_bytes(_h(ed25519_key)),
+        "ES256": private_key_from_material("ec-p256", _h(material["ES256"])),
+        "ES384": private_key_from_material("ec-p384", _h(material["ES384"])),
+        "ML-DSA-65": mldsa.MLDSA65PrivateKey.from_seed_bytes(_h(material["ML-DSA-65"])),
+        "ML-DSA-87": mldsa.MLDSA87PrivateKey.from_seed_bytes(_h(material["ML-DSA-87"])),
+    }
+    return keys
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,10 @@ class TestFamily:
     other_oem_rnd_input: bytes = field(repr=False)  # a second OEM, for secrets.fixed-messages
     other_rnd_share: bytes = field(repr=False)
     vector: VectorBundle = field(repr=False)
+    #: every signature algorithm's key (EdDSA's is ``signing_key``), and a wrong one of each
+    suite_keys: dict[str, PrivateKey] = field(default_factory=dict, repr=False)
+    wrong_suite_keys: dict[str, PrivateKey] = field(default_factory=dict, repr=False)
+    suite: str = "EdDSA"  # the suite the chip is burned for (section 5.1)
 
     __test__ = False  # not a pytest class
 
@@ -104,6 +123,8 @@ class TestFamily:
             oem_share=_h(d["oem_share"]),
             other_oem_rnd_input=_h(d["other_oem_rnd_input"]),
             other_rnd_share=_h(d["other_rnd_share"]),
+            suite_keys=_suite_keys(d["suite_keys"], d["signing_key_ed25519"]),
+            wrong_suite_keys=_suite_keys(d["wrong_suite_keys"], d["wrong_key_ed25519"]),
             vector=VectorBundle(
                 bundle=Bundle.from_bytes(encoded),
                 encoded=encoded,
@@ -114,6 +135,17 @@ class TestFamily:
             ),
         )
 
+    def for_suite(self, suite: str) -> TestFamily:
+        """The same family burned for another signature suite of section 5.1."""
+        if suite not in SUITES:
+            raise ValueError(f"no signature suite {suite!r}")
+        return dataclasses.replace(self, suite=suite)
+
+    def keys_of(self, suite: str, *, wrong: bool = False) -> list[PrivateKey]:
+        """The test family's signing keys of ``suite``, one per algorithm, in its order."""
+        keys = self.wrong_suite_keys if wrong else self.suite_keys
+        return [keys[alg] for alg in SUITES[suite]]
+
     # -- what is burned ------------------------------------------------------------------------
     def immutable(self) -> ImmutableMemory:
         return ImmutableMemory(
@@ -122,7 +154,8 @@ class TestFamily:
             rom_share=self.rom_share,
             k_oem_share=self.k_oem_share,
             k_oem_master_share=self.k_oem_master_share,
-            software_keys=(public_key_der(self.signing_key),),
+            software_keys=tuple(public_key_der(k) for k in self.keys_of(self.suite)),
+            software_suite=self.suite,
         )
 
     def certificate(self, uid: bytes, chip_key: PublicKey) -> bytes:
@@ -163,14 +196,32 @@ class TestFamily:
         return cert.public_bytes(serialization.Encoding.DER)
 
     # -- what the suite makes --------------------------------------------------------------------
-    def sign(self, code: bytes, svn: int, *, wrong_key: bool = False) -> bytes:
-        key = self.wrong_key if wrong_key else self.signing_key
+    def sign(
+        self, code: bytes, svn: int, *, wrong_key: bool = False, suite: str | None = None
+    ) -> bytes:
+        """An image of ``code`` at ``svn`` in the family's suite (or ``suite``), signed with its
+        published keys (or the wrong ones). EdDSA images are reproducible byte for byte."""
+        suite = suite or self.suite
         return SignedSoftware.sign(
-            key, alg="EdDSA", name="conformance", version=str(svn), security_version=svn, code=code
+            self.keys_of(suite, wrong=wrong_key),
+            alg=suite,
+            name="conformance",
+            version=str(svn),
+            security_version=svn,
+            code=code,
         ).to_bytes()
 
-    def seal(self, kind: SealedKind, plaintext: bytes, *, family_id: bytes | None = None) -> bytes:
-        key = self.k_oem_share if kind == "oem-share" else self.k_oem_master_share
+    def seal(
+        self,
+        kind: SealedKind,
+        plaintext: bytes,
+        *,
+        family_id: bytes | None = None,
+        under: SealedKind | None = None,
+    ) -> bytes:
+        """A sealed value of ``kind``, under the key of its kind (or of kind ``under``: a value
+        of one kind sealed with another kind's key, for the kind checks of section 4)."""
+        key = self.k_oem_share if (under or kind) == "oem-share" else self.k_oem_master_share
         return SealedValue.seal(
             key, kind, family_id or self.family_id, os.urandom(12), plaintext
         ).to_bytes()
@@ -182,13 +233,20 @@ class TestFamily:
             raise ValueError(f"sealed {kind} names family {value.family_id.hex()}")
         return value.open(key)
 
-    def manifest_mac0(self, payload: bytes) -> bytes:
-        """A manifest COSE_Mac0 over ``payload`` under the vector OEM's K_AUTH: genuine, so a
-        chip refuses it only for what the payload says (a test's own manifest)."""
+    def manifest_mac0(self, payload: bytes, oem_share: bytes | None = None) -> bytes:
+        """A manifest COSE_Mac0 over ``payload`` under the vector OEM's K_AUTH (or that of
+        ``oem_share``'s domain): genuine, so a chip refuses it only for what the payload says
+        (a test's own manifest)."""
         header = SignedManifest.protected_header(self.family_id)
         protected = cose.encode_protected(header)
-        tag = cmac_tag(self.oem_keys(self.oem_share).auth, cose.mac_structure(protected, payload))
+        auth = self.oem_keys(oem_share or self.oem_share).auth
+        tag = cmac_tag(auth, cose.mac_structure(protected, payload))
         return cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
+
+    @property
+    def other_oem_share(self) -> bytes:
+        """The second published OEM's OEM_SHARE: another DOMAIN_ID of the same family."""
+        return f_oem_share(self.other_oem_rnd_input, self.other_rnd_share)
 
     def oem_keys(self, oem_share: bytes) -> OemKeys:
         return derive_keys(g_master_key(oem_share, self.hw_share, self.rom_share), self.family_id)

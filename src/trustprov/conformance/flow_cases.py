@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from trustprov.conformance.receipts import check_receipt
 from trustprov.conformance.suite import Case, CaseFailed, Context, expect, refused
 from trustprov.crypto.aead import cmac_verify
 from trustprov.crypto.keys import (
@@ -154,7 +155,12 @@ def provision(ctx: Context) -> str:
             status.get("installed-digest") != v.installed_digest,
             "the chip already holds the vector bundle: this case needs a fresh chip",
         )
-        _run(chip, ctx.prepared())
+        before = status
+        p = ctx.prepared()
+        chip.send(p.begin)
+        for request in p.chunks:
+            chip.send(request)
+        receipt = check_receipt(ctx, chip, chip.send(p.finish), ctx.family.vector.bundle, before)
         status = chip.status()
     got = status.get("installed-digest")
     expect(
@@ -162,7 +168,7 @@ def provision(ctx: Context) -> str:
     )
     expect(status["installed"]["domain-id"] == v.domain_id, "domain-id is not the vector's")
     expect(status["lifecycle"] == "PROVISIONED", f"lifecycle {status['lifecycle']}")
-    return f"installed-digest {v.installed_digest.hex()} (vector); PROVISIONED"
+    return f"installed-digest {v.installed_digest.hex()} (vector); PROVISIONED; {receipt}"
 
 
 # -- refusals (6.6) -------------------------------------------------------------------------------
@@ -288,7 +294,7 @@ def fixed_messages(ctx: Context) -> str:
 def scan(ctx: Context) -> str:
     """Every answer so far, searched for any 8 bytes of every secret, raw or as hex text."""
     needles: list[tuple[str, bytes]] = []
-    for name, secret in ctx.family.secrets.items():
+    for name, secret in {**ctx.family.secrets, **ctx.secrets}.items():
         for i in range(0, len(secret) - 7):
             window = secret[i : i + 8]
             needles += [

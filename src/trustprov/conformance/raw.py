@@ -26,6 +26,7 @@ class RawLink:
     def __init__(self, address: str, answers: list[bytes]) -> None:
         self.stream: ByteStream = open_stream(address)
         self._decoder = FrameDecoder()
+        self._pending: list[Frame] = []
         self._answers = answers
         self.info: LinkInfo | None = None
 
@@ -41,17 +42,24 @@ class RawLink:
     def send(self, data: bytes) -> None:
         self.stream.write(data)
 
-    def frames(self, timeout: float, *, until: FrameType | None = None) -> list[Frame]:
+    def frames(
+        self, timeout: float, *, until: FrameType | tuple[FrameType, ...] | None = None
+    ) -> list[Frame]:
         """Every frame the chip sends within ``timeout`` (or until one of type ``until``)."""
+        kinds = () if until is None else until if isinstance(until, tuple) else (until,)
         out: list[Frame] = []
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            for f in self._decoder.feed(self.stream.read(1 << 16, left)):
+        while True:
+            while self._pending:  # frames decoded with the last one returned, not yet seen
+                f = self._pending.pop(0)
                 self._answers.append(f.payload)
                 out.append(f)
-                if until is not None and f.kind is until:
+                if f.kind in kinds:
                     return out
-        return out
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return out
+            self._pending = self._decoder.feed(self.stream.read(1 << 16, left))
 
     def hello(self, timeout: float) -> tuple[LinkInfo, bytes]:
         """A new link: (the chip's answer, the answer frame's payload)."""

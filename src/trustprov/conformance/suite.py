@@ -36,6 +36,11 @@ class CaseFailed(Exception):
     """A case's expectation did not hold; the text is the evidence."""
 
 
+class CaseSkipped(Exception):
+    """The case cannot run behind this port (e.g. no control of the chip's power); the text
+    says why. A skipped case neither passes nor fails, and is reported by name."""
+
+
 def expect(condition: bool, evidence: str) -> None:
     if not condition:
         raise CaseFailed(evidence)
@@ -58,12 +63,17 @@ class Result:
     evidence: str
     needs: str = ""
     seconds: float = 0.0
+    skipped: bool = False  # then passed is True: a skip fails nothing, and says so
+
+    @property
+    def mark(self) -> str:
+        return "skip" if self.skipped else ("pass" if self.passed else "fail")
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "section": self.section,
-            "result": "pass" if self.passed else "fail",
+            "result": self.mark,
             "evidence": self.evidence,
             "needs": self.needs or None,
             "seconds": round(self.seconds, 3),
@@ -94,14 +104,18 @@ class Context:
         code: bytes | None = None,
         idle_timeout: float = 10.0,
         reply_timeout: float = 1.0,
+        power_cycle: Callable[[], None] | None = None,
     ) -> None:
         self.address = address
+        self.power_cycle = power_cycle  # cuts and restores the chip's power; None: no control
         self.family = family or TestFamily.load()
         self.code = code_archive() if code is None else code
         self.idle_timeout = idle_timeout
         self.reply_timeout = reply_timeout
         self.answers: list[bytes] = []
         self.svn = BASE_SVN
+        self.counters: list[int] = []  # the provisioning counter of each receipt, in order
+        self.secrets: dict[str, bytes] = {}  # secrets a case put into the chip, for the scan
         self._images: dict[tuple[int, bool, bytes], bytes] = {}
 
     # -- the chip --------------------------------------------------------------------------------
@@ -173,9 +187,12 @@ def run_cases(ctx: Context, cases: list[Case], only: set[str] | None = None) -> 
         if only is not None and case.name not in only:
             continue
         start = time.monotonic()
+        skipped = False
         try:
             evidence = case.run(ctx)
             passed = True
+        except CaseSkipped as e:
+            evidence, passed, skipped = f"skipped: {e}", True, True
         except CaseFailed as e:
             evidence, passed = str(e), False
         except TrustprovError as e:
@@ -183,6 +200,14 @@ def run_cases(ctx: Context, cases: list[Case], only: set[str] | None = None) -> 
         except Exception as e:  # noqa: BLE001 - a case's own fault is that case's failure
             evidence, passed = f"{type(e).__name__}: {e}", False
         results.append(
-            Result(case.name, case.section, passed, evidence, case.needs, time.monotonic() - start)
+            Result(
+                case.name,
+                case.section,
+                passed,
+                evidence,
+                case.needs,
+                time.monotonic() - start,
+                skipped,
+            )
         )
     return results

@@ -46,6 +46,7 @@ from trustprov.crypto.keys import (
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError, InputError, TransportError, VerificationError
 from trustprov.formats.immutable import ImmutableMemory
+from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import LotChip, LotManifest, LotManifestWriter, device_ca_common_name
 from trustprov.formats.lotsig import HashingWriter, LotSignature
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
@@ -259,11 +260,17 @@ def sign_software(
     security_version: int = 1,
     alg: str | None = None,
     code_root: Path = CODE_ROOT,
+    code: bytes | None = None,
     force: bool = False,
 ) -> SignedSoftware:
     """Sign the provisioning software's code with K_PRK_ICM_PROV (every key of a hybrid);
-    ``out`` is replaced only with ``force``, and only if it is a regular file."""
+    ``out`` is replaced only with ``force``, and only if it is a regular file.
+
+    ``code`` is a port's firmware image (docs/protocol.md 5.3), signed as it is: its SHA-256 is
+    ``tp-code``. Without it, the code archive under ``code_root`` (the virtual chip's code)."""
     check_output(out, force=force, kind="software")  # before the work, so a refusal costs nothing
+    if code is not None and not 0 < len(code) <= LIMITS.software:
+        raise InputError(f"a firmware image is 1 to {LIMITS.software} bytes, not {len(code)}")
     alg = alg or icm.alg
     if alg not in SUITES:
         raise _unknown_alg(alg)
@@ -282,9 +289,15 @@ def sign_software(
         name=SOFTWARE_NAME,
         version=version,
         security_version=security_version,
-        code=code_archive(code_root),
+        code=code_archive(code_root) if code is None else code,
     )
-    write_file(out, software.to_bytes(), force=force, kind="software")
+    image = software.to_bytes()
+    if len(image) > LIMITS.software:  # what a chip's boot ROM parses at most (section 1)
+        raise InputError(
+            f"the signed image would be {len(image)} bytes, above the {LIMITS.software} a chip "
+            "takes: the firmware image is too large"
+        )
+    write_file(out, image, force=force, kind="software")
     return software
 
 
