@@ -95,3 +95,21 @@ vectors: venv
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(DEMO_HSM) $(BENCH_OUT) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# the chip side in C (chip-c/, docs/porting.md "The C port"): Debian's libmbedtls-dev,
+# libsodium-dev, libcmocka-dev, clang, cppcheck and gcc-arm-none-eabi (.ci/run installs them)
+.PHONY: chip-c chip-c-test chip-c-size fuzz-c
+FUZZ_C_RUNS ?= 100000
+chip-c:
+	$(MAKE) -C chip-c
+
+chip-c-test:
+	$(MAKE) -C chip-c test test-asan cppcheck
+
+# trustprov's own C cross-compiled for a Cortex-M33; the last line is one JSON object
+chip-c-size:
+	$(MAKE) -s -C chip-c size
+
+# libFuzzer over every decoder of the C chip, FUZZ_C_RUNS inputs each
+fuzz-c:
+	$(MAKE) -C chip-c fuzz FUZZ_C_RUNS=$(FUZZ_C_RUNS)

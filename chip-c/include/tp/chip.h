@@ -1,0 +1,79 @@
+/*
+ * The chip: its committed state (nvm.h), what runs in RAM (the software, its session) and the
+ * request runner the link calls (protocol.md 8).
+ *
+ * Invariants:
+ * - A request is decoded within the limits of a link message (protocol.md 1) before anything
+ *   reads it; every answer is canonical CBOR of at most TP_MAX_RESPONSE bytes, an error answer
+ *   a fixed text that holds no memory contents.
+ * - Every write to the chip's state is one tp_nvm_commit(); a refused op commits nothing.
+ * - rom.boot stops the running software (and its session) before it checks the new image.
+ */
+#ifndef TP_CHIP_H
+#define TP_CHIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tp/cbor.h"
+#include "tp/errors.h"
+#include "tp/nvm.h"
+
+enum { TP_SESSION_NONE = 0, TP_SESSION_SEALING = 1, TP_SESSION_PROVISIONING = 2 };
+
+typedef struct {
+    tp_persist nv;
+    /* the firmware image the ROM measures (protocol.md 5.3) */
+    const uint8_t *code;
+    size_t code_len;
+    /* RAM: the running software and its session, lost at power-on and idle timeout */
+    uint8_t running;
+    uint32_t svn;
+    uint8_t sw_name_len;
+    uint8_t sw_name[TP_MAX_NAME];
+    uint8_t sw_version_len;
+    uint8_t sw_version[TP_MAX_NAME];
+    uint8_t session;
+    uint32_t ram_reserved;
+} tp_chip;
+
+/* what an op answers: the `ok` map's content is written by the op into out */
+typedef struct {
+    tp_code code;
+    const char *message; /* fixed text for an error */
+} tp_result;
+
+/* a decoded argument map */
+enum { TP_ARG_BSTR = 1, TP_ARG_TSTR, TP_ARG_UINT, TP_ARG_ANY };
+typedef struct {
+    const char *key;
+    int type;
+    int optional;
+    /* out */
+    int present;
+    const uint8_t *data; /* bstr/tstr content, or the item's first byte for ANY */
+    size_t len;
+    uint64_t uint;
+    tp_cbor_in item; /* a reader positioned on the value */
+} tp_arg;
+
+/* 0: exactly these keys with these types; -1: a key missing, another present, a wrong type */
+int tp_args_parse(const tp_cbor_in *args, uint64_t count, tp_arg *spec, size_t nspec);
+
+/* power-on: RAM is empty; the committed state is taken as it is */
+void tp_chip_power_on(tp_chip *chip, const tp_persist *nv, const uint8_t *code, size_t code_len);
+/* runs one request message; writes the response, returns its length */
+size_t tp_chip_run(tp_chip *chip, const uint8_t *req, size_t len, uint8_t *resp, size_t cap);
+/* the idle timeout (protocol.md 12.5): drops the software and its session, keeps the link */
+void tp_chip_idle(tp_chip *chip);
+
+/* rom.c: the boot ROM's ops; 1 if op is one, with the answer written, 0 if not */
+int tp_rom_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor_in *args,
+                    uint64_t nargs, tp_cbor_out *ok, tp_result *res);
+/* provisioning.c: the software's ops, same contract */
+int tp_software_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor_in *args,
+                         uint64_t nargs, tp_cbor_out *ok, tp_result *res);
+/* ends the session (keys zeroized, RAM released) and stops the software if stop is set */
+void tp_software_stop(tp_chip *chip, int stop);
+
+#endif
