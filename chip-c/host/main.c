@@ -32,7 +32,7 @@
 #include "tp_hal_trng.h"
 
 extern const uint8_t tp_software_image[];
-extern const uint8_t tp_software_image_end[];
+extern const uint32_t tp_software_image_size;
 
 static volatile sig_atomic_t stopping;
 static tp_chip chip;
@@ -318,7 +318,7 @@ int main(int argc, char **argv)
     }
 #endif
     tp_chip_power_on(&chip, &nv, tp_software_image,
-                     (size_t)(tp_software_image_end - tp_software_image));
+                     tp_software_image_size);
     tp_link_io io = {io_write, io_stage, io_run, NULL};
     tp_link_init(&link_state, &io, boot_id);
 
