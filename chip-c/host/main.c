@@ -28,6 +28,7 @@
 #include "backend.h"
 #include "tp/chip.h"
 #include "tp/link.h"
+#include "tp/ram.h"
 #include "tp_hal_flash.h"
 #include "tp_hal_trng.h"
 
@@ -35,8 +36,8 @@ extern const uint8_t tp_software_image[];
 extern const uint32_t tp_software_image_size;
 
 static volatile sig_atomic_t stopping;
-static tp_chip chip;
-static tp_link link_state;
+#define chip tp_ram_chip
+#define link_state tp_ram_link
 static int out_fd = -1;
 
 static void on_signal(int sig)

@@ -1,0 +1,11 @@
+/* The chip's RAM (src/ram.c): the chip and its link, the only static objects of trustprov. */
+#ifndef TP_RAM_H
+#define TP_RAM_H
+
+#include "tp/chip.h"
+#include "tp/link.h"
+
+extern tp_chip tp_ram_chip;
+extern tp_link tp_ram_link;
+
+#endif
