@@ -235,6 +235,9 @@ int main(int argc, char **argv)
 #ifdef TP_TEST_TRNG
     uint8_t label[128];
     size_t label_len = 0;
+    static uint8_t test_code[65536];
+    size_t test_code_len = 0;
+    int test_code_given = 0;
 #endif
 
     for (int i = 1; i < argc; i++) {
@@ -274,6 +277,15 @@ int main(int argc, char **argv)
             if (label_len > sizeof(label) || hex_decode(v, label, label_len) != 0) {
                 return usage("--test-trng-label takes hex");
             }
+        } else if (strcmp(a, "--test-code") == 0) {
+            /* the firmware image to measure instead of this build's (protocol.md 8.5) */
+            FILE *f = fopen(v, "rb");
+            if (f == NULL) {
+                return usage("--test-code: cannot read that file");
+            }
+            test_code_len = fread(test_code, 1, sizeof(test_code), f);
+            fclose(f);
+            test_code_given = 1;
 #endif
         } else {
             return usage("unknown option (see the header of host/main.c)");
@@ -318,8 +330,13 @@ int main(int argc, char **argv)
         tp_trng_test_stream(label, label_len);
     }
 #endif
-    tp_chip_power_on(&chip, &nv, tp_software_image,
-                     tp_software_image_size);
+    tp_chip_power_on(&chip, &nv, tp_software_image, tp_software_image_size);
+#ifdef TP_TEST_TRNG
+    if (test_code_given) {
+        chip.code = test_code;
+        chip.code_len = test_code_len;
+    }
+#endif
     tp_link_io io = {io_write, io_stage, io_run, NULL};
     tp_link_init(&link_state, &io, boot_id);
 

@@ -12,6 +12,7 @@ Usage: size.py DIR
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,9 +28,12 @@ CALLBACK_FRAME = 16  # a platform callback's own frame: a thin wrapper
 
 def sections(objs: list[Path]) -> dict[str, int]:
     total = {"text": 0, "rodata": 0, "data": 0, "bss": 0}
+    size_tool = shutil.which("arm-none-eabi-size")
+    if size_tool is None:
+        raise SystemExit("size: no arm-none-eabi-size (Debian: gcc-arm-none-eabi, binutils)")
     for obj in objs:
-        out = subprocess.run(
-            ["arm-none-eabi-size", "-A", str(obj)], check=True, capture_output=True, text=True
+        out = subprocess.run(  # noqa: S603 - our own objects, a fixed tool
+            [size_tool, "-A", str(obj)], check=True, capture_output=True, text=True
         ).stdout
         for line in out.splitlines():
             parts = line.split()
@@ -52,7 +56,9 @@ def graph(d: Path) -> tuple[dict[str, int], dict[str, set[str]], set[str]]:
     calls: dict[str, set[str]] = {}
     dynamic: set[str] = set()
     node = re.compile(r'node: \{ title: "([^"]+)" label: "[^"]*\\n(\d+) bytes \((\w+)')
-    edge = re.compile(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)" label: "([^":]+):(\d+)')
+    edge = re.compile(
+        r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)" label: "([^":]+):(\d+)'
+    )
     for ci in sorted(d.glob("*.ci")):
         for line in ci.read_text().splitlines():
             if m := node.search(line):
