@@ -6,9 +6,13 @@
 #include <string.h>
 
 #include <mbedtls/bignum.h>
+#include <mbedtls/ccm.h>
+#include <mbedtls/cipher.h>
+#include <mbedtls/cmac.h>
 #include <mbedtls/constant_time.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
+#include <mbedtls/gcm.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
@@ -210,6 +214,89 @@ int tp_hal_cert_key_is(const uint8_t *der, size_t der_len, const uint8_t *spki, 
         }
     }
     mbedtls_x509_crt_free(&crt);
+    return rc;
+}
+
+int tp_hal_cmac(const uint8_t key[32], const tp_hal_seg *segs, size_t nsegs, uint8_t tag[16])
+{
+    mbedtls_cipher_context_t ctx;
+    int rc = -1;
+    mbedtls_cipher_init(&ctx);
+    if (mbedtls_cipher_setup(&ctx, mbedtls_cipher_info_from_type(MBEDTLS_CIPHER_AES_256_ECB)) ==
+            0 &&
+        mbedtls_cipher_cmac_starts(&ctx, key, 256) == 0) {
+        rc = 0;
+        for (size_t i = 0; i < nsegs && rc == 0; i++) {
+            if (segs[i].len > 0u && mbedtls_cipher_cmac_update(&ctx, segs[i].data, segs[i].len) != 0) {
+                rc = -1;
+            }
+        }
+        if (rc == 0 && mbedtls_cipher_cmac_finish(&ctx, tag) != 0) {
+            rc = -1;
+        }
+    }
+    mbedtls_cipher_free(&ctx);
+    return rc;
+}
+
+int tp_hal_aead_seal(tp_aead aead, const uint8_t key[32], const uint8_t *nonce, size_t nonce_len,
+                     const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
+                     uint8_t *out)
+{
+    int rc = -1;
+    if (aead == TP_AEAD_A256GCM && nonce_len == 12u) {
+        mbedtls_gcm_context gcm;
+        mbedtls_gcm_init(&gcm);
+        if (mbedtls_gcm_setkey(&gcm, MBEDTLS_CIPHER_ID_AES, key, 256) == 0 &&
+            mbedtls_gcm_crypt_and_tag(&gcm, MBEDTLS_GCM_ENCRYPT, len, nonce, nonce_len, aad,
+                                      aad_len, in, out, 16, out + len) == 0) {
+            rc = 0;
+        }
+        mbedtls_gcm_free(&gcm);
+    } else if (aead == TP_AEAD_CCM_16_128_256 && nonce_len == 13u && len <= 65535u) {
+        mbedtls_ccm_context ccm;
+        mbedtls_ccm_init(&ccm);
+        if (mbedtls_ccm_setkey(&ccm, MBEDTLS_CIPHER_ID_AES, key, 256) == 0 &&
+            mbedtls_ccm_encrypt_and_tag(&ccm, len, nonce, nonce_len, aad, aad_len, in, out,
+                                        out + len, 16) == 0) {
+            rc = 0;
+        }
+        mbedtls_ccm_free(&ccm);
+    }
+    return rc;
+}
+
+int tp_hal_aead_open(tp_aead aead, const uint8_t key[32], const uint8_t *nonce, size_t nonce_len,
+                     const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
+                     uint8_t *out)
+{
+    int rc = -1;
+    if (len < 16u) {
+        return -1;
+    }
+    size_t n = len - 16u;
+    if (aead == TP_AEAD_A256GCM && nonce_len == 12u) {
+        mbedtls_gcm_context gcm;
+        mbedtls_gcm_init(&gcm);
+        if (mbedtls_gcm_setkey(&gcm, MBEDTLS_CIPHER_ID_AES, key, 256) == 0 &&
+            mbedtls_gcm_auth_decrypt(&gcm, n, nonce, nonce_len, aad, aad_len, in + n, 16, in,
+                                     out) == 0) {
+            rc = 0;
+        }
+        mbedtls_gcm_free(&gcm);
+    } else if (aead == TP_AEAD_CCM_16_128_256 && nonce_len == 13u && n <= 65535u) {
+        mbedtls_ccm_context ccm;
+        mbedtls_ccm_init(&ccm);
+        if (mbedtls_ccm_setkey(&ccm, MBEDTLS_CIPHER_ID_AES, key, 256) == 0 &&
+            mbedtls_ccm_auth_decrypt(&ccm, n, nonce, nonce_len, aad, aad_len, in, out, in + n,
+                                     16) == 0) {
+            rc = 0;
+        }
+        mbedtls_ccm_free(&ccm);
+    }
+    if (rc != 0 && n > 0u) {
+        mbedtls_platform_zeroize(out, n);
+    }
     return rc;
 }
 

@@ -48,6 +48,23 @@ int tp_hal_p256_public(const uint8_t d[32], uint8_t spki[91]);
 /* 0 if der is one DER X.509 certificate whose public key is the SPKI DER given, else -1 */
 int tp_hal_cert_key_is(const uint8_t *der, size_t der_len, const uint8_t *spki, size_t spki_len);
 
+/* AES-256-CMAC (NIST SP 800-38B) over the concatenated segments; 0 or -1 */
+int tp_hal_cmac(const uint8_t key[32], const tp_hal_seg *segs, size_t nsegs, uint8_t tag[16]);
+
+/* the AEADs of protocol.md 6.2 and 4, by their COSE number */
+typedef enum { TP_AEAD_A256GCM = 3, TP_AEAD_CCM_16_128_256 = 31 } tp_aead;
+
+/* seals len bytes of in into out (len + 16 bytes: ciphertext || tag); in and out may be equal.
+ * GCM takes a 12-byte nonce, CCM a 13-byte one (L = 2: len <= 65,535). 0 or -1. */
+int tp_hal_aead_seal(tp_aead aead, const uint8_t key[32], const uint8_t *nonce, size_t nonce_len,
+                     const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
+                     uint8_t *out);
+/* opens len bytes (ciphertext || tag) of in into out (len - 16 bytes); the tag is checked
+ * before any plaintext is returned: on -1 out holds nothing. */
+int tp_hal_aead_open(tp_aead aead, const uint8_t key[32], const uint8_t *nonce, size_t nonce_len,
+                     const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
+                     uint8_t *out);
+
 /* constant-time comparison: 0 when equal */
 int tp_hal_ct_memcmp(const void *a, const void *b, size_t len);
 void tp_hal_zeroize(void *p, size_t len);

@@ -22,7 +22,21 @@ const char *tp_code_name(tp_code code)
     return (unsigned)code < TP_E_COUNT ? CODE_NAMES[code] : "internal";
 }
 
+static int args_parse(const tp_cbor_in *args, uint64_t count, tp_arg *spec, size_t nspec,
+                      int names_only);
+
 int tp_args_parse(const tp_cbor_in *args, uint64_t count, tp_arg *spec, size_t nspec)
+{
+    return args_parse(args, count, spec, nspec, 0);
+}
+
+int tp_args_names(const tp_cbor_in *args, uint64_t count, tp_arg *spec, size_t nspec)
+{
+    return args_parse(args, count, spec, nspec, 1);
+}
+
+static int args_parse(const tp_cbor_in *args, uint64_t count, tp_arg *spec, size_t nspec,
+                      int names_only)
 {
     tp_cbor_in in = *args;
     for (size_t i = 0; i < nspec; i++) {
@@ -47,7 +61,7 @@ int tp_args_parse(const tp_cbor_in *args, uint64_t count, tp_arg *spec, size_t n
         a->item = in;
         a->data = in.buf + in.pos;
         int ok;
-        switch (a->type) {
+        switch (names_only ? TP_ARG_ANY : a->type) {
         case TP_ARG_BSTR:
             ok = tp_cbor_bstr(&in, &a->data, &a->len) == 0;
             break;

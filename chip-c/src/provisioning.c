@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "tp/chip.h"
+#include "tp/config.h"
 #include "tp_hal_crypto.h"
 
 static const char *const SOFTWARE_OPS[] = {
@@ -19,10 +20,20 @@ static const char *const SOFTWARE_OPS[] = {
     "seal.finish", "cm.begin",  "cm.chunk",   "cm.finish",  "lock",
 };
 
+int tp_ram_reserve(tp_chip *chip, uint32_t bytes)
+{
+    if (bytes > TP_RAM_BUDGET - chip->ram_reserved) {
+        return -1;
+    }
+    chip->ram_reserved += bytes;
+    return 0;
+}
+
 void tp_software_stop(tp_chip *chip, int stop)
 {
     chip->session = TP_SESSION_NONE;
     chip->ram_reserved = 0;
+    tp_hal_zeroize(&chip->s, sizeof(chip->s));
     if (stop) {
         chip->running = 0;
         chip->svn = 0;
@@ -73,10 +84,23 @@ int tp_software_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbo
     if (i == sizeof(SOFTWARE_OPS) / sizeof(SOFTWARE_OPS[0]) || !chip->running) {
         return 0;
     }
-    if (strcmp(SOFTWARE_OPS[i], "lock") == 0) {
+    if (tp_sealing_dispatch(chip, op, op_len, args, nargs, ok, res)) {
+        /* answered */
+    } else if (strcmp(SOFTWARE_OPS[i], "lock") == 0) {
         lock(chip, args, nargs, ok, res);
     } else {
-        res->code = TP_E_INTERNAL; /* not in this port yet */
+        /* not in this port yet: the session rule of 8.3 step 2, then `internal` */
+        int sealing = strncmp(SOFTWARE_OPS[i], "seal.", 5) == 0;
+        int provisioning = strcmp(SOFTWARE_OPS[i], "cm.begin") != 0;
+        uint8_t need = sealing ? TP_SESSION_SEALING
+                               : (provisioning ? TP_SESSION_PROVISIONING : TP_SESSION_NONE);
+        if (chip->session != need) {
+            res->code = TP_E_BAD_SEQUENCE;
+            res->message = need == TP_SESSION_NONE ? "a session is open"
+                                                   : "no session of this op's kind is open";
+        } else {
+            res->code = TP_E_INTERNAL;
+        }
     }
     if (res->code != TP_OK) {
         tp_software_stop(chip, 0);

@@ -17,18 +17,6 @@
 #include "tp_hal_crypto.h"
 #include "tp_hal_trng.h"
 
-typedef struct {
-    const uint8_t *family;
-    const uint8_t *hw_share;
-    const uint8_t *rom_share;
-    const uint8_t *k_oem_share;
-    const uint8_t *k_oem_master_share;
-    /* K_PUK_ICM_PROV: one key, or the hybrid's two */
-    size_t nkeys;
-    tp_alg algs[2];
-    const uint8_t *keys[2];
-    size_t key_lens[2];
-} tp_image;
 
 static int secret32(tp_cbor_in *in, const uint8_t **out)
 {
@@ -84,7 +72,7 @@ static int parse_image(const uint8_t *img, size_t len, tp_image *im)
     return in.pos == len ? 0 : -1;
 }
 
-static int chip_image(const tp_chip *chip, tp_image *im)
+int tp_rom_image(const tp_chip *chip, tp_image *im)
 {
     size_t len;
     const uint8_t *img = tp_nvm_area(&chip->nv, TP_AREA_IMAGE, &len);
@@ -143,7 +131,7 @@ static void rom_status(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_
         refuse(res, TP_E_MALFORMED, "rom.status: arguments are not its own");
         return;
     }
-    burned = chip_image(chip, &im) == 0;
+    burned = tp_rom_image(chip, &im) == 0;
     /* canonical order: lot, uid, family, installed, lifecycle, prov-keys, prov-suite,
      * installed-digest, security-counter */
     tp_cbor_put_map(ok, 9);
@@ -314,7 +302,7 @@ static void rom_boot(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_ou
         return;
     }
     tp_software_stop(chip, 1); /* 8.3: whatever the outcome */
-    if (chip->nv.lifecycle < TP_LC_MANUFACTURED || chip_image(chip, &im) != 0) {
+    if (chip->nv.lifecycle < TP_LC_MANUFACTURED || tp_rom_image(chip, &im) != 0) {
         refuse(res, TP_E_LIFECYCLE, "chip is not manufactured");
         return;
     }

@@ -17,9 +17,44 @@
 
 #include "tp/cbor.h"
 #include "tp/errors.h"
+#include "tp/keys.h"
 #include "tp/nvm.h"
+#include "tp_hal_crypto.h"
 
 enum { TP_SESSION_NONE = 0, TP_SESSION_SEALING = 1, TP_SESSION_PROVISIONING = 2 };
+
+/* the immutable image (protocol.md 8.6), parsed: pointers into the chip's NVM */
+typedef struct {
+    const uint8_t *family;
+    const uint8_t *hw_share;
+    const uint8_t *rom_share;
+    const uint8_t *k_oem_share;
+    const uint8_t *k_oem_master_share;
+    /* K_PUK_ICM_PROV: one key, or the hybrid's two */
+    size_t nkeys;
+    tp_alg algs[2];
+    const uint8_t *keys[2];
+    size_t key_lens[2];
+} tp_image;
+
+/* a bundle's parameters (oem.keygen, oem.regen: protocol.md 8.1 params) */
+typedef struct {
+    uint32_t epoch;
+    uint32_t min_svn;
+    uint32_t chunk_size;
+    uint8_t aead;
+    uint8_t authorized; /* 1: root and count below */
+    uint8_t root[32];
+    uint32_t count;
+} tp_params;
+
+/* an open session's keys and progress: the 512 bytes of protocol.md 8.4 */
+typedef struct {
+    tp_domain_keys keys;
+    uint8_t seed[32];
+    uint8_t bundle_id[16];
+    tp_params params;
+} tp_session;
 
 typedef struct {
     tp_persist nv;
@@ -35,6 +70,7 @@ typedef struct {
     uint8_t sw_version[TP_MAX_NAME];
     uint8_t session;
     uint32_t ram_reserved;
+    tp_session s; /* secret: zeroized when the session ends */
 } tp_chip;
 
 /* what an op answers: the `ok` map's content is written by the op into out */
@@ -59,6 +95,20 @@ typedef struct {
 
 /* 0: exactly these keys with these types; -1: a key missing, another present, a wrong type */
 int tp_args_parse(const tp_cbor_in *args, uint64_t count, tp_arg *spec, size_t nspec);
+/* the same for the keys only, whatever their values' types (protocol.md 8.3 step 1) */
+int tp_args_names(const tp_cbor_in *args, uint64_t count, tp_arg *spec, size_t nspec);
+
+/* rom.c: the chip's immutable image; 0, or -1 on a blank chip */
+int tp_rom_image(const tp_chip *chip, tp_image *image);
+/* provisioning.c: reserves RAM of the budget of protocol.md 8.4; 0, or -1 (nothing reserved) */
+int tp_ram_reserve(tp_chip *chip, uint32_t bytes);
+/* sealing.c: opens a sealed value of the kind (protocol.md 4): 0, -1 (not one of that kind, or
+ * it does not open: `bad-share`/`bad-sealed-value`), -2 (another family: `wrong-family`) */
+int tp_sealed_open(const uint8_t *data, size_t len, const char *kind, const uint8_t family[8],
+                   const uint8_t key[32], uint8_t out[32], size_t *out_len);
+/* sealing.c: the FIG. 2/4 ops; 1 if op is one of them, with the answer written */
+int tp_sealing_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor_in *args,
+                        uint64_t nargs, tp_cbor_out *ok, tp_result *res);
 
 /* power-on: RAM is empty; the committed state is taken as it is */
 void tp_chip_power_on(tp_chip *chip, const tp_persist *nv, const uint8_t *code, size_t code_len);
