@@ -2,7 +2,8 @@
 
 Usage: seeds.py FUZZER DIR. fuzz_frames: every frame of vectors.json's link_frames and a hello;
 fuzz_request: every request of link_messages.json; fuzz_cose: the signed software images of
-vectors.json and link_messages.json; fuzz_image: the immutable images of vectors.json.
+vectors.json and link_messages.json; fuzz_image: the immutable images of vectors.json;
+fuzz_manifest: the vector bundles' manifests and the authorized sets' proofs.
 """
 
 import json
@@ -33,6 +34,10 @@ def seeds(fuzzer: str) -> list[bytes]:
             if isinstance(decoded, dict) and decoded.get("op") == "rom.boot":
                 images.append(decoded["args"]["image"])
         return images
+    if fuzzer == "fuzz_manifest":
+        manifests = [b"M" + bytes.fromhex(b["manifest_mac0"]) for b in vectors["bundle"]]
+        proofs = [b"P" + bytes.fromhex(s["proof_cbor"]) for s in vectors["authorized_set"]]
+        return manifests + proofs
     if fuzzer == "fuzz_image":
         return [bytes.fromhex(s["immutable"]) for s in vectors["software"]]
     raise SystemExit(f"seeds.py: no fuzzer {fuzzer}")

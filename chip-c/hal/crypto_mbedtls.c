@@ -300,6 +300,25 @@ int tp_hal_aead_open(tp_aead aead, const uint8_t key[32], const uint8_t *nonce, 
     return rc;
 }
 
+int tp_hal_ec_scalar_ok(const uint8_t *d, size_t len)
+{
+    mbedtls_ecp_group grp;
+    mbedtls_mpi x;
+    int rc = -1;
+    mbedtls_ecp_group_init(&grp);
+    mbedtls_mpi_init(&x);
+    if ((len == 32u || len == 48u) &&
+        mbedtls_ecp_group_load(&grp, len == 32u ? MBEDTLS_ECP_DP_SECP256R1
+                                                : MBEDTLS_ECP_DP_SECP384R1) == 0 &&
+        mbedtls_mpi_read_binary(&x, d, len) == 0 && mbedtls_mpi_cmp_int(&x, 1) >= 0 &&
+        mbedtls_mpi_cmp_mpi(&x, &grp.N) < 0) {
+        rc = 0;
+    }
+    mbedtls_mpi_free(&x);
+    mbedtls_ecp_group_free(&grp);
+    return rc;
+}
+
 int tp_hal_ct_memcmp(const void *a, const void *b, size_t len)
 {
     return mbedtls_ct_memcmp(a, b, len);

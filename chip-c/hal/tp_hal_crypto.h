@@ -65,6 +65,9 @@ int tp_hal_aead_open(tp_aead aead, const uint8_t key[32], const uint8_t *nonce, 
                      const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
                      uint8_t *out);
 
+/* 0 if the big-endian scalar d is 1 <= d < n of P-256 (len 32) or P-384 (len 48), else -1 */
+int tp_hal_ec_scalar_ok(const uint8_t *d, size_t len);
+
 /* constant-time comparison: 0 when equal */
 int tp_hal_ct_memcmp(const void *a, const void *b, size_t len);
 void tp_hal_zeroize(void *p, size_t len);

@@ -84,7 +84,8 @@ int tp_software_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbo
     if (i == sizeof(SOFTWARE_OPS) / sizeof(SOFTWARE_OPS[0]) || !chip->running) {
         return 0;
     }
-    if (tp_sealing_dispatch(chip, op, op_len, args, nargs, ok, res)) {
+    if (tp_sealing_dispatch(chip, op, op_len, args, nargs, ok, res) ||
+        tp_install_dispatch(chip, op, op_len, args, nargs, ok, res)) {
         /* answered */
     } else if (strcmp(SOFTWARE_OPS[i], "lock") == 0) {
         lock(chip, args, nargs, ok, res);

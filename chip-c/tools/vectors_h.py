@@ -50,6 +50,22 @@ def main() -> None:
         out.append(c_bytes(f"kdf_{i}_context", k["context"]))
         out.append(c_bytes(f"kdf_{i}_output", k["output"]))
     out.append(f"#define VECTOR_KDF_COUNT {len(vectors['kdf'])}u")
+    for i, v in enumerate(vectors["sealed_value"]):
+        for field in ("cose", "family_id", "key", "plaintext"):
+            out.append(c_bytes(f"sealed_{i}_{field}", v[field]))
+        out.append(f'static const char sealed_{i}_kind[] = "{v["kind"]}";')
+    out.append(f"#define VECTOR_SEALED_COUNT {len(vectors['sealed_value'])}u")
+    for i, b in enumerate(vectors["bundle"]):
+        out.append(c_bytes(f"bundle_{i}_mac0", b["manifest_mac0"]))
+        out.append(c_bytes(f"bundle_{i}_auth", b["keys"]["auth"]))
+        out.append(c_bytes(f"bundle_{i}_family", b["family_id"]))
+        out.append(c_bytes(f"bundle_{i}_payload", b["manifest_payload"]))
+    out.append(f"#define VECTOR_BUNDLE_COUNT {len(vectors['bundle'])}u")
+    for i, a in enumerate(vectors["authorized_set"]):
+        out.append(c_bytes(f"auth_{i}_proof", a["proof_cbor"]))
+        out.append(c_bytes(f"auth_{i}_uid", a["proof_uid"]))
+        out.append(c_bytes(f"auth_{i}_root", a["root"]))
+    out.append(f"#define VECTOR_AUTH_COUNT {len(vectors['authorized_set'])}u")
     Path(sys.argv[2]).write_text("\n".join(out) + "\n")
 
 

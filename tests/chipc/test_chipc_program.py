@@ -1,7 +1,7 @@
 """The C chip (chip-c/) judged like silicon: the conformance suite and the link-message vectors
 over a pseudo-terminal and TCP, driven by the host's own link (trustprov.link).
 
-The C port is not complete: the provisioning software's seal.* and cm.* ops are not in it yet. The
+The C port is not complete: seal.* and cm.finish are not in it yet. The
 cases it passes are listed by name and must pass; the ones it does not pass yet are listed by
 name too and must still fail, so a case that starts passing (or stops) changes this file.
 """
@@ -37,14 +37,8 @@ PASSING = [
     "boot.good",
     "boot.rollback",
     "link.duplicate",
-    "fig2.keygen",
-    "secrets.scan",
-    "lock.ends-session",
-]
-# every one needs seal.* or cm.* (FIG. 3/4), not in the C port yet
-NOT_YET = [
     "link.idle-timeout",
-    "fig4.regen",
+    "fig2.keygen",
     "refusal.tampered-share",
     "refusal.other-family",
     "refusal.tampered-manifest",
@@ -53,11 +47,17 @@ NOT_YET = [
     "refusal.ram-budget",
     "refusal.manifest-version",
     "secrets.fixed-messages",
+    "secrets.scan",
+    "lock.ends-session",
+]
+# seal.* (fig4.regen) and cm.finish (the install: fig3.provision, and the cases after it) are not
+# in the C port yet
+NOT_YET = [
+    "fig4.regen",
     "fig3.provision",
     "refusal.stale-epoch",
     "lock.locked",
 ]
-
 
 # the first step of link_messages.json the C port does not replay yet (seal.* is not in it)
 FIRST_NOT_YET = "seal.asset cfg"

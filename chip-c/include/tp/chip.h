@@ -18,6 +18,7 @@
 #include "tp/cbor.h"
 #include "tp/errors.h"
 #include "tp/keys.h"
+#include "tp/manifest.h"
 #include "tp/nvm.h"
 #include "tp_hal_crypto.h"
 
@@ -54,6 +55,11 @@ typedef struct {
     uint8_t seed[32];
     uint8_t bundle_id[16];
     tp_params params;
+    /* provisioning (FIG. 3): the manifest (in the RAM arena) and where the chunks are */
+    tp_manifest manifest;
+    uint32_t asset;
+    uint32_t chunk;
+    uint8_t chain[32]; /* the chain value the next chunk must match (6.3) */
 } tp_session;
 
 typedef struct {
@@ -106,6 +112,13 @@ int tp_ram_reserve(tp_chip *chip, uint32_t bytes);
  * it does not open: `bad-share`/`bad-sealed-value`), -2 (another family: `wrong-family`) */
 int tp_sealed_open(const uint8_t *data, size_t len, const char *kind, const uint8_t family[8],
                    const uint8_t key[32], uint8_t out[32], size_t *out_len);
+/* install.c: RFC 9162 2.1.3.2, 0 if the npath hashes at path lead from leaf(uid) at index in a
+ * tree of size leaves to root (protocol.md 15.3), else -1 */
+int tp_proof_verify(tp_cbor_in path, uint64_t npath, uint64_t index, uint64_t size,
+                    const uint8_t uid[16], const uint8_t root[32]);
+/* install.c: cm.begin and cm.chunk; 1 if op is one of them, with the answer written */
+int tp_install_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor_in *args,
+                        uint64_t nargs, tp_cbor_out *ok, tp_result *res);
 /* sealing.c: the FIG. 2/4 ops; 1 if op is one of them, with the answer written */
 int tp_sealing_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor_in *args,
                         uint64_t nargs, tp_cbor_out *ok, tp_result *res);
