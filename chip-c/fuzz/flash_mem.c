@@ -9,20 +9,27 @@
 #include "tp/config.h"
 #include "tp_hal_flash.h"
 
-#define SLOT_SIZE 49152u
+#define SLOT_SIZE (320u * 1024u) /* >= TP_NVM_HEADER + TP_NVM_BODY */
 
 static uint8_t slots[TP_NVM_SLOTS][SLOT_SIZE];
 static uint8_t pristine[TP_NVM_SLOTS][SLOT_SIZE];
 static uint8_t staging[TP_LINK_MAX_MESSAGE];
+static int dirty[TP_NVM_SLOTS];
 
 void fuzz_save_nvm(void)
 {
     memcpy(pristine, slots, sizeof(slots));
+    memset(dirty, 0, sizeof(dirty));
 }
 
 void fuzz_reset_nvm(void)
 {
-    memcpy(slots, pristine, sizeof(slots));
+    for (unsigned i = 0; i < TP_NVM_SLOTS; i++) {
+        if (dirty[i]) {
+            memcpy(slots[i], pristine[i], SLOT_SIZE);
+            dirty[i] = 0;
+        }
+    }
 }
 
 void fuzz_erase_nvm(void)
@@ -46,6 +53,7 @@ int tp_hal_nvm_erase(unsigned slot)
         return -1;
     }
     memset(slots[slot], 0xff, SLOT_SIZE);
+    dirty[slot] = 1;
     return 0;
 }
 
@@ -55,6 +63,7 @@ int tp_hal_nvm_program(unsigned slot, size_t offset, const uint8_t *data, size_t
         return -1;
     }
     memcpy(slots[slot] + offset, data, len);
+    dirty[slot] = 1;
     return 0;
 }
 

@@ -300,6 +300,29 @@ int tp_hal_aead_open(tp_aead aead, const uint8_t key[32], const uint8_t *nonce, 
     return rc;
 }
 
+int tp_hal_p256_sign(const uint8_t d[32], const uint8_t hash[32], uint8_t sig[64])
+{
+    mbedtls_ecp_group grp;
+    mbedtls_mpi x, r, s;
+    int rc = -1;
+    mbedtls_ecp_group_init(&grp);
+    mbedtls_mpi_init(&x);
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    if (mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) == 0 &&
+        mbedtls_mpi_read_binary(&x, d, 32) == 0 &&
+        mbedtls_ecdsa_sign_det_ext(&grp, &r, &s, &x, hash, 32, MBEDTLS_MD_SHA256, NULL, NULL) ==
+            0 &&
+        mbedtls_mpi_write_binary(&r, sig, 32) == 0 && mbedtls_mpi_write_binary(&s, sig + 32, 32) == 0) {
+        rc = 0;
+    }
+    mbedtls_mpi_free(&x);
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+    mbedtls_ecp_group_free(&grp);
+    return rc;
+}
+
 int tp_hal_ec_scalar_ok(const uint8_t *d, size_t len)
 {
     mbedtls_ecp_group grp;

@@ -12,7 +12,7 @@
 #include "tp/config.h"
 #include "tp_hal_flash.h"
 
-#define SLOT_SIZE 49152u
+#define SLOT_SIZE (320u * 1024u) /* >= TP_NVM_HEADER + TP_NVM_BODY */
 
 static uint8_t mirror[TP_NVM_SLOTS][SLOT_SIZE];
 static uint8_t staging[TP_LINK_MAX_MESSAGE];

@@ -65,6 +65,9 @@ int tp_hal_aead_open(tp_aead aead, const uint8_t key[32], const uint8_t *nonce, 
                      const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
                      uint8_t *out);
 
+/* ECDSA P-256 over a SHA-256 hash with [d]_32, deterministic (RFC 6979): r || s. 0 or -1. */
+int tp_hal_p256_sign(const uint8_t d[32], const uint8_t hash[32], uint8_t sig[64]);
+
 /* 0 if the big-endian scalar d is 1 <= d < n of P-256 (len 32) or P-384 (len 48), else -1 */
 int tp_hal_ec_scalar_ok(const uint8_t *d, size_t len);
 

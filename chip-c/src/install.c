@@ -8,14 +8,17 @@
  * - A chunk is taken only in manifest order, only if its tag's link matches the chain value
  *   the chip expects (6.3) before the AEAD opens it, and only with the plaintext length the
  *   manifest fixes. Plaintext goes to the RAM arena, never to the answer.
- * - cm.finish (the install, the receipt) is not in this port yet; the session's chunks are
- *   verified and dropped.
+ * - Plaintext is staged in the NVM slot not in use (tp_nvm_stage) and committed by cm.finish in
+ *   one A/B commit with the installed encoding, the lifecycle and the provisioning counter; a
+ *   session that ends any other way leaves the committed state as it was.
+ * - Device keys are not in this port yet: a manifest naming one is refused (`bad-manifest`).
  */
 #include <string.h>
 
 #include "tp/chip.h"
 #include "tp/config.h"
 #include "tp/ram.h"
+#include "tp/receipts.h"
 #include "tp_hal_crypto.h"
 
 static void refuse(tp_result *res, tp_code code, const char *message)
@@ -144,6 +147,18 @@ static void cm_begin(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_ou
         refuse(res, TP_E_SOFTWARE_TOO_OLD, "bundle needs a newer software security version");
         return;
     }
+    const uint8_t *held;
+    uint32_t held_epoch;
+    if (tp_installed_domain(chip, &held, &held_epoch) == 0) {
+        if (memcmp(held, s->keys.domain_id, 16) != 0) {
+            refuse(res, TP_E_DOMAIN_MISMATCH, "the chip holds assets of another OEM domain");
+            return;
+        }
+        if (held_epoch >= m->epoch) {
+            refuse(res, TP_E_STALE_EPOCH, "the chip holds this domain at an epoch as high");
+            return;
+        }
+    }
     if (m->authorized &&
         (!spec[0].present || size != m->count ||
          tp_proof_verify(path, npath, index, size, chip->nv.uid, m->root) != 0)) {
@@ -160,13 +175,126 @@ static void cm_begin(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_ou
         refuse(res, TP_E_INTERNAL, NULL);
         return;
     }
+    if (tp_nvm_stage_begin(&chip->nv) != 0) {
+        refuse(res, TP_E_INTERNAL, NULL);
+        return;
+    }
     memcpy(s->chain, a.digest, 32);
     s->asset = 0;
     s->chunk = 0;
+    s->nkeys = 0;
+    s->region_bytes = 0;
+    s->over_capacity = 0;
     chip->session = TP_SESSION_PROVISIONING;
     tp_cbor_put_map(ok, 1);
     tp_cbor_put_tstr(ok, "assets");
     tp_cbor_put_uint(ok, m->nassets);
+}
+
+/* stages a chunk's plaintext: a key as its record [slot, length, value], a region's bytes at
+ * the region's place in the installed encoding's order */
+static void stage(tp_chip *chip, const tp_asset *a, const uint8_t *plain, size_t len)
+{
+    tp_session *s = &chip->s;
+    if (a->kind == TP_KIND_KEY) {
+        uint8_t record[TP_KEY_RECORD];
+        memset(record, 0, sizeof(record));
+        record[0] = a->slot;
+        record[1] = (uint8_t)len;
+        memcpy(record + 2, plain, len);
+        if (tp_nvm_stage(&chip->nv, TP_AREA_KEYS, (size_t)s->nkeys * TP_KEY_RECORD, record,
+                         sizeof(record)) != 0) {
+            s->over_capacity = 1;
+        }
+        tp_hal_zeroize(record, sizeof(record));
+        s->nkeys++;
+        return;
+    }
+    if (s->chunk == 0u) {
+        /* the region's offset: the lengths of the regions listed before it */
+        uint64_t off = 0;
+        tp_asset b;
+        for (uint32_t i = 0; i < s->manifest.nassets; i++) {
+            if (tp_manifest_asset(&s->manifest, i, &b) == 0 && b.kind != TP_KIND_KEY &&
+                tp_region_before(&b, a)) {
+                off += b.length;
+            }
+        }
+        s->region_bytes += a->length;
+        if (off + a->length > TP_MAX_REGION_BYTES) {
+            s->over_capacity = 1;
+        }
+        s->stage_off = (uint32_t)(off > TP_MAX_REGION_BYTES ? 0u : off);
+    }
+    if (!s->over_capacity &&
+        tp_nvm_stage(&chip->nv, TP_AREA_REGIONS,
+                     s->stage_off + (size_t)s->chunk * s->manifest.chunk_size, plain, len) != 0) {
+        s->over_capacity = 1;
+    }
+}
+
+static void cm_finish(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_out *ok,
+                      tp_result *res)
+{
+    tp_session *s = &chip->s;
+    const tp_manifest *m = &s->manifest;
+    uint8_t digest[32];
+
+    if (tp_args_names(args, nargs, NULL, 0) != 0) {
+        refuse(res, TP_E_BAD_REQUEST, "cm.finish takes no arguments");
+        return;
+    }
+    if (chip->session != TP_SESSION_PROVISIONING) {
+        refuse(res, TP_E_BAD_SEQUENCE, "no provisioning session is open");
+        return;
+    }
+    if (s->asset < m->nassets) {
+        refuse(res, TP_E_INCOMPLETE, "bundle incomplete: chunks are missing");
+        return;
+    }
+    /* the installed encoding, in the arena after the manifest (its payload, then the tag) */
+    uint8_t *enc = tp_ram_arena + (size_t)(m->payload - tp_ram_arena) + m->payload_len + 32u;
+    size_t cap = sizeof(tp_ram_arena) - (size_t)(enc - tp_ram_arena);
+    size_t enc_len = tp_installed_encode(m, s->keys.domain_id, enc,
+                                         cap < TP_MAX_INSTALLED ? cap : TP_MAX_INSTALLED);
+    if (enc_len == 0u || s->over_capacity) {
+        refuse(res, TP_E_CAPACITY, "the installed state exceeds the chip's capacity");
+        return;
+    }
+    tp_hal_seg seg = {enc, enc_len};
+    tp_hal_sha256(&seg, 1, digest);
+    tp_persist next = chip->nv;
+    if (next.lifecycle < TP_LC_PROVISIONED) {
+        next.lifecycle = TP_LC_PROVISIONED;
+    }
+    next.prov_counter++;
+    next.area_len[TP_AREA_INSTALLED] = (uint32_t)enc_len;
+    next.area_len[TP_AREA_KEYS] = s->nkeys * TP_KEY_RECORD;
+    next.area_len[TP_AREA_REGIONS] = (uint32_t)s->region_bytes;
+    tp_blob blobs[3] = {{TP_AREA_INSTALLED, enc, enc_len},
+                        {TP_AREA_KEYS, NULL, (size_t)s->nkeys * TP_KEY_RECORD},
+                        {TP_AREA_REGIONS, NULL, (size_t)s->region_bytes}};
+    int rc = tp_nvm_commit_staged(&chip->nv, &next, blobs, 3);
+    tp_hal_zeroize(&next, sizeof(next));
+    if (rc != 0) {
+        refuse(res, TP_E_INTERNAL, NULL);
+        return;
+    }
+    /* {"epoch", "assets", "receipt", "bundle-id", "domain-id"}: canonical order */
+    tp_cbor_put_map(ok, 5);
+    tp_cbor_put_tstr(ok, "epoch");
+    tp_cbor_put_uint(ok, m->epoch);
+    tp_cbor_put_tstr(ok, "assets");
+    tp_cbor_put_uint(ok, m->nassets);
+    tp_cbor_put_tstr(ok, "receipt");
+    if (tp_receipt(chip, m, digest, s->keys.domain_id, enc + enc_len, cap - enc_len, ok) != 0) {
+        ok->overflow = 1; /* answered `internal`: the install is committed, its receipt is not */
+    }
+    tp_cbor_put_tstr(ok, "bundle-id");
+    tp_cbor_put_bstr(ok, m->bundle_id, 16);
+    tp_cbor_put_tstr(ok, "domain-id");
+    tp_cbor_put_bstr(ok, s->keys.domain_id, 16);
+    tp_software_stop(chip, 0); /* the session ends; the software runs on */
 }
 
 static void cm_chunk(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_out *ok,
@@ -245,6 +373,9 @@ static void cm_chunk(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_ou
     int bad_key = a.kind == TP_KIND_KEY &&
                   (a.key_type == TP_KEY_EC_P256 || a.key_type == TP_KEY_EC_P384) &&
                   tp_hal_ec_scalar_ok(plain, want) != 0;
+    if (!bad_key) {
+        stage(chip, &a, plain, want);
+    }
     tp_hal_zeroize(plain, want);
     if (bad_key) {
         refuse(res, TP_E_BAD_ASSET, "EC key asset out of range");
@@ -278,6 +409,8 @@ int tp_install_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor
         cm_begin(chip, args, nargs, ok, res);
     } else if (is_op(op, op_len, "cm.chunk")) {
         cm_chunk(chip, args, nargs, ok, res);
+    } else if (is_op(op, op_len, "cm.finish")) {
+        cm_finish(chip, args, nargs, ok, res);
     } else {
         return 0;
     }

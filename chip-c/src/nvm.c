@@ -12,10 +12,15 @@
 static const uint8_t MAGIC[4] = {'T', 'P', 'N', 'V'};
 #define FORMAT 1u
 
-static const size_t AREA_OFF[TP_AREA_COUNT] = {
-    TP_NVM_SMALL, TP_NVM_SMALL + TP_MAX_IMMUTABLE, TP_NVM_SMALL + TP_MAX_IMMUTABLE + TP_MAX_CERTIFICATE};
+#define OFF_CERT (TP_NVM_SMALL + TP_MAX_IMMUTABLE)
+#define OFF_INSTALLED (OFF_CERT + TP_MAX_CERTIFICATE)
+#define OFF_KEYS (OFF_INSTALLED + TP_MAX_INSTALLED)
+#define OFF_REGIONS (OFF_KEYS + TP_MAX_KEY_VALUES)
+static const size_t AREA_OFF[TP_AREA_COUNT] = {TP_NVM_SMALL, OFF_CERT, OFF_INSTALLED, OFF_KEYS,
+                                               OFF_REGIONS};
 static const size_t AREA_CAP[TP_AREA_COUNT] = {TP_MAX_IMMUTABLE, TP_MAX_CERTIFICATE,
-                                               TP_MAX_INSTALLED};
+                                               TP_MAX_INSTALLED, TP_MAX_KEY_VALUES,
+                                               TP_MAX_REGION_BYTES};
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -41,10 +46,9 @@ static void encode_small(const tp_persist *p, uint8_t s[TP_NVM_SMALL])
     put32(s + 83, p->security_counter);
     put32(s + 87, p->prov_counter);
     for (size_t a = 0; a < TP_AREA_COUNT; a++) {
-        s[91 + 2 * a] = (uint8_t)(p->area_len[a] >> 8);
-        s[92 + 2 * a] = (uint8_t)p->area_len[a];
+        put32(s + 91 + 4 * a, p->area_len[a]);
     }
-    memcpy(s + 97, p->identity_d, 32);
+    memcpy(s + 91 + 4 * TP_AREA_COUNT, p->identity_d, 32);
 }
 
 static int decode_small(const uint8_t *s, tp_persist *p)
@@ -60,12 +64,12 @@ static int decode_small(const uint8_t *s, tp_persist *p)
     p->security_counter = get32(s + 83);
     p->prov_counter = get32(s + 87);
     for (size_t a = 0; a < TP_AREA_COUNT; a++) {
-        p->area_len[a] = (uint16_t)((s[91 + 2 * a] << 8) | s[92 + 2 * a]);
+        p->area_len[a] = get32(s + 91 + 4 * a);
         if (p->area_len[a] > AREA_CAP[a]) {
             return -1;
         }
     }
-    memcpy(p->identity_d, s + 97, 32);
+    memcpy(p->identity_d, s + 91 + 4 * TP_AREA_COUNT, 32);
     return 0;
 }
 
@@ -125,7 +129,7 @@ static int otp_allows(const tp_persist *cur, const tp_persist *next, const tp_bl
             blobs[i].len != next->area_len[blobs[i].area]) {
             return -1;
         }
-        if (cur->valid && blobs[i].area != TP_AREA_INSTALLED && cur->area_len[blobs[i].area] > 0u) {
+        if (cur->valid && blobs[i].area < TP_AREA_INSTALLED && cur->area_len[blobs[i].area] > 0u) {
             return -1; /* the immutable image and the certificate are written once */
         }
     }
@@ -167,11 +171,46 @@ static uint32_t crc_fill(uint32_t crc, size_t n)
     return crc;
 }
 
+static unsigned staging_slot(const tp_persist *p)
+{
+    return p->valid ? (unsigned)(1u - p->active) : 0u;
+}
+
+int tp_nvm_stage_begin(const tp_persist *p)
+{
+    return tp_hal_nvm_erase(staging_slot(p));
+}
+
+int tp_nvm_stage(const tp_persist *p, tp_area area, size_t offset, const uint8_t *data,
+                 size_t len)
+{
+    if (area >= TP_AREA_COUNT || offset > AREA_CAP[area] || len > AREA_CAP[area] - offset) {
+        return -1;
+    }
+    return tp_hal_nvm_program(staging_slot(p), TP_NVM_HEADER + AREA_OFF[area] + offset, data,
+                              len);
+}
+
+static int commit(tp_persist *p, const tp_persist *next, const tp_blob *blobs, size_t nblobs,
+                  int staged);
+
 int tp_nvm_commit(tp_persist *p, const tp_persist *next, const tp_blob *blobs, size_t nblobs)
+{
+    return commit(p, next, blobs, nblobs, 0);
+}
+
+int tp_nvm_commit_staged(tp_persist *p, const tp_persist *next, const tp_blob *blobs,
+                         size_t nblobs)
+{
+    return commit(p, next, blobs, nblobs, 1);
+}
+
+static int commit(tp_persist *p, const tp_persist *next, const tp_blob *blobs, size_t nblobs,
+                  int staged)
 {
     uint8_t small[TP_NVM_SMALL];
     uint8_t header[TP_NVM_HEADER];
-    unsigned slot = p->valid ? (unsigned)(1u - p->active) : 0u;
+    unsigned slot = staging_slot(p);
     uint32_t crc;
     int rc = -2;
 
@@ -180,25 +219,35 @@ int tp_nvm_commit(tp_persist *p, const tp_persist *next, const tp_blob *blobs, s
     }
     encode_small(next, small);
     crc = tp_crc32(0, small, sizeof(small));
-    if (tp_hal_nvm_erase(slot) != 0 ||
+    if ((!staged && tp_hal_nvm_erase(slot) != 0) ||
         tp_hal_nvm_program(slot, TP_NVM_HEADER, small, sizeof(small)) != 0) {
         goto out;
     }
     for (size_t a = 0; a < TP_AREA_COUNT; a++) {
         const uint8_t *src = NULL;
         size_t len = 0;
+        int given = 0;
         for (size_t i = 0; i < nblobs; i++) {
             if (blobs[i].area == a) {
                 src = blobs[i].data;
                 len = blobs[i].len;
+                given = 1;
             }
         }
-        if (src == NULL) {
-            src = tp_nvm_area(p, (tp_area)a, &len);
-        }
-        if (len > 0u &&
-            tp_hal_nvm_program(slot, TP_NVM_HEADER + AREA_OFF[a], src, len) != 0) {
-            goto out;
+        if (given && src == NULL) {
+            if (!staged) {
+                goto out;
+            }
+            /* staged by tp_nvm_stage(): in the slot already */
+            src = tp_hal_nvm_map(slot) + TP_NVM_HEADER + AREA_OFF[a];
+        } else {
+            if (!given) {
+                src = tp_nvm_area(p, (tp_area)a, &len);
+            }
+            if (len > 0u &&
+                tp_hal_nvm_program(slot, TP_NVM_HEADER + AREA_OFF[a], src, len) != 0) {
+                goto out;
+            }
         }
         crc = tp_crc32(crc, src, len);
         crc = crc_fill(crc, AREA_CAP[a] - len);

@@ -7,4 +7,4 @@
 
 tp_chip tp_ram_chip;
 tp_link tp_ram_link;
-uint8_t tp_ram_arena[TP_RAM_BUDGET];
+uint8_t tp_ram_arena[TP_ARENA];

@@ -14,6 +14,7 @@
 #include "tp/chip.h"
 #include "tp/config.h"
 #include "tp/cose.h"
+#include "tp/receipts.h"
 #include "tp_hal_crypto.h"
 #include "tp_hal_trng.h"
 
@@ -131,6 +132,8 @@ static void rom_status(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_
         refuse(res, TP_E_MALFORMED, "rom.status: arguments are not its own");
         return;
     }
+    /* only true asks for digests; any other value counts as false */
+    int digests = spec[0].present && spec[0].len == 1u && spec[0].data[0] == 0xf5u;
     burned = tp_rom_image(chip, &im) == 0;
     /* canonical order: lot, uid, family, installed, lifecycle, prov-keys, prov-suite,
      * installed-digest, security-counter */
@@ -146,7 +149,7 @@ static void rom_status(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_
         tp_cbor_put_null(ok);
     }
     tp_cbor_put_tstr(ok, "installed");
-    tp_cbor_put_null(ok); /* installs are not in this port yet */
+    tp_installed_status(chip, ok, digests);
     tp_cbor_put_tstr(ok, "lifecycle");
     tp_cbor_put_tstr(ok, lifecycle_name(chip->nv.lifecycle));
     tp_cbor_put_tstr(ok, "prov-keys");
@@ -165,7 +168,16 @@ static void rom_status(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_
         tp_cbor_put_null(ok);
     }
     tp_cbor_put_tstr(ok, "installed-digest");
-    tp_cbor_put_null(ok);
+    size_t enc_len;
+    const uint8_t *enc = tp_nvm_area(&chip->nv, TP_AREA_INSTALLED, &enc_len);
+    if (enc != NULL) {
+        uint8_t digest[32];
+        tp_hal_seg seg = {enc, enc_len};
+        tp_hal_sha256(&seg, 1, digest);
+        tp_cbor_put_bstr(ok, digest, 32);
+    } else {
+        tp_cbor_put_null(ok);
+    }
     tp_cbor_put_tstr(ok, "security-counter");
     tp_cbor_put_uint(ok, chip->nv.security_counter);
 }

@@ -5,6 +5,7 @@
 
 #include "tp/chip.h"
 #include "tp/manifest.h"
+#include "tp/receipts.h"
 #include "vectors.h"
 
 static void every_sealed_value_vector_opens_to_its_plaintext(void **state)
@@ -94,6 +95,26 @@ static void vector_manifests_open_and_tampering_does_not(void **state)
     }
 }
 
+static void installed_encoding_is_the_vectors(void **state)
+{
+    (void)state;
+    static uint8_t enc[4096];
+    tp_manifest m;
+    assert_int_equal(tp_manifest_open(bundle_0_mac0, bundle_0_mac0_len, bundle_0_auth,
+                                      bundle_0_family, &m),
+                     TP_MANIFEST_OK);
+    size_t n = tp_installed_encode(&m, bundle_0_domain, enc, sizeof(enc));
+    assert_int_equal(n, bundle_0_installed_len);
+    assert_memory_equal(enc, bundle_0_installed, n);
+    assert_int_equal(tp_manifest_open(bundle_1_mac0, bundle_1_mac0_len, bundle_1_auth,
+                                      bundle_1_family, &m),
+                     TP_MANIFEST_OK);
+    n = tp_installed_encode(&m, bundle_1_domain, enc, sizeof(enc));
+    assert_int_equal(n, bundle_1_installed_len);
+    assert_memory_equal(enc, bundle_1_installed, n);
+    assert_int_equal(tp_installed_encode(&m, bundle_1_domain, enc, 64), 0); /* bounded */
+}
+
 static int verify(const uint8_t *proof, size_t len, const uint8_t *uid, const uint8_t *root)
 {
     tp_cbor_in in;
@@ -137,6 +158,7 @@ int main(void)
         cmocka_unit_test(every_sealed_value_vector_opens_to_its_plaintext),
         cmocka_unit_test(vector_manifests_open_and_tampering_does_not),
         cmocka_unit_test(authorized_set_proofs_verify_for_their_uid_only),
+        cmocka_unit_test(installed_encoding_is_the_vectors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

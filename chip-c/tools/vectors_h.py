@@ -60,6 +60,8 @@ def main() -> None:
         out.append(c_bytes(f"bundle_{i}_auth", b["keys"]["auth"]))
         out.append(c_bytes(f"bundle_{i}_family", b["family_id"]))
         out.append(c_bytes(f"bundle_{i}_payload", b["manifest_payload"]))
+        out.append(c_bytes(f"bundle_{i}_domain", b["domain_id"]))
+        out.append(c_bytes(f"bundle_{i}_installed", b["installed_encoding"]))
     out.append(f"#define VECTOR_BUNDLE_COUNT {len(vectors['bundle'])}u")
     for i, a in enumerate(vectors["authorized_set"]):
         out.append(c_bytes(f"auth_{i}_proof", a["proof_cbor"]))

@@ -60,6 +60,11 @@ typedef struct {
     uint32_t asset;
     uint32_t chunk;
     uint8_t chain[32]; /* the chain value the next chunk must match (6.3) */
+    /* where the current asset's plaintext is staged (tp_nvm_stage): its area and offset */
+    uint32_t stage_off;
+    uint32_t nkeys;        /* key records staged */
+    uint64_t region_bytes; /* the regions' total length */
+    uint8_t over_capacity; /* a region beyond TP_MAX_REGION_BYTES: cm.finish answers capacity */
 } tp_session;
 
 typedef struct {

@@ -12,10 +12,15 @@
 #define TP_RAM_BUDGET 65536u
 #define TP_SESSION_RAM 512u
 #define TP_SEALED_ENTRY_RAM 160u
+/* What the software's working RAM must really hold while installing: the manifest (m bytes) and
+ * one chunk's plaintext (c); the sealed copy stays in the staging area. The largest m + c that
+ * 8.4's accounting (512 + m + 2c + 32 <= 65,536, m <= 32,768) admits is 48,880. */
+#define TP_ARENA 48896u
 
 /* protocol.md 12.2: what this chip announces in its HELLO-ANSWER */
 #define TP_LINK_VERSION 1u
-#define TP_LINK_WINDOW 2u       /* responses kept for resending (1..255) */
+/* responses kept for resending (1..255): one keeps the chip within 64 KiB of RAM (make size) */
+#define TP_LINK_WINDOW 1u
 #define TP_LINK_MAX_FRAME 2048u /* payload bytes per frame (64..65535) */
 /* a request is reassembled in the flash staging area (5.3), not in RAM */
 #define TP_LINK_MAX_MESSAGE (4u * 1024u * 1024u + 64u * 1024u)
@@ -39,6 +44,11 @@
 #define TP_MAX_CERTIFICATE 4096u
 #define TP_MAX_IMMUTABLE 4096u
 #define TP_MAX_INSTALLED 32768u
+/* installed key values: 64 records of slot, length and up to 64 bytes (protocol.md 6.1) */
+#define TP_KEY_RECORD 66u
+#define TP_MAX_KEY_VALUES (64u * TP_KEY_RECORD)
+/* the flash this port gives the regions' contents, all regions together */
+#define TP_MAX_REGION_BYTES (256u * 1024u)
 #define TP_MAX_SOFTWARE (4u * 1024u * 1024u)
 #define TP_UID_LEN 16u
 #define TP_FAMILY_LEN 8u
