@@ -140,22 +140,54 @@ int tp_hal_verify(tp_alg alg, const uint8_t *spki, size_t spki_len, const tp_hal
     }
 }
 
-static int write_spki(mbedtls_ecp_keypair *key, uint8_t spki[91])
+static int write_spki_of(mbedtls_ecp_keypair *key, mbedtls_ecp_group_id id, uint8_t *spki,
+                         int want)
 {
-    uint8_t der[160];
+    uint8_t der[200];
     mbedtls_pk_context pk;
     int rc = -1;
     mbedtls_pk_init(&pk);
     if (mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) == 0 &&
-        mbedtls_ecp_group_load(&mbedtls_pk_ec(pk)->grp, MBEDTLS_ECP_DP_SECP256R1) == 0 &&
+        mbedtls_ecp_group_load(&mbedtls_pk_ec(pk)->grp, id) == 0 &&
         mbedtls_ecp_copy(&mbedtls_pk_ec(pk)->Q, &key->Q) == 0) {
         int n = mbedtls_pk_write_pubkey_der(&pk, der, sizeof(der));
-        if (n == 91) {
-            memcpy(spki, der + sizeof(der) - 91u, 91u);
+        if (n == want) {
+            memcpy(spki, der + sizeof(der) - (size_t)want, (size_t)want);
             rc = 0;
         }
     }
     mbedtls_pk_free(&pk);
+    return rc;
+}
+
+static int write_spki(mbedtls_ecp_keypair *key, uint8_t spki[91])
+{
+    return write_spki_of(key, MBEDTLS_ECP_DP_SECP256R1, spki, 91);
+}
+
+int tp_hal_p384_from_material(const uint8_t material[56], uint8_t d[48], uint8_t spki[120])
+{
+    mbedtls_ecp_keypair key;
+    mbedtls_mpi c, n1;
+    int rc = -1;
+    mbedtls_ecp_keypair_init(&key);
+    mbedtls_mpi_init(&c);
+    mbedtls_mpi_init(&n1);
+    if (mbedtls_ecp_group_load(&key.grp, MBEDTLS_ECP_DP_SECP384R1) == 0 &&
+        mbedtls_mpi_read_binary(&c, material, 56) == 0 &&
+        mbedtls_mpi_sub_int(&n1, &key.grp.N, 1) == 0 &&
+        mbedtls_mpi_mod_mpi(&key.d, &c, &n1) == 0 && mbedtls_mpi_add_int(&key.d, &key.d, 1) == 0 &&
+        mbedtls_ecp_mul(&key.grp, &key.Q, &key.d, &key.grp.G, NULL, NULL) == 0 &&
+        mbedtls_mpi_write_binary(&key.d, d, 48) == 0 &&
+        write_spki_of(&key, MBEDTLS_ECP_DP_SECP384R1, spki, 120) == 0) {
+        rc = 0;
+    }
+    mbedtls_mpi_free(&c);
+    mbedtls_mpi_free(&n1);
+    mbedtls_ecp_keypair_free(&key);
+    if (rc != 0) {
+        mbedtls_platform_zeroize(d, 48);
+    }
     return rc;
 }
 

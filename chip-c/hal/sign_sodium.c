@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "backend.h"
+#include "tp_hal_crypto.h"
 #include "tp/config.h"
 
 static uint8_t joined[TP_MAX_SOFTWARE + 4096u];
@@ -30,4 +31,19 @@ int tp_sodium_ed25519_verify(const uint8_t pub[32], const tp_hal_seg *segs, size
         n += segs[i].len;
     }
     return crypto_sign_ed25519_verify_detached(sig, joined, n, pub) == 0 ? 0 : -1;
+}
+
+int tp_hal_ed25519_spki(const uint8_t seed[32], uint8_t spki[44])
+{
+    static const uint8_t prefix[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
+                                       0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+    uint8_t pk[crypto_sign_ed25519_PUBLICKEYBYTES];
+    uint8_t sk[crypto_sign_ed25519_SECRETKEYBYTES];
+    if (sodium_init() < 0 || crypto_sign_ed25519_seed_keypair(pk, sk, seed) != 0) {
+        return -1;
+    }
+    sodium_memzero(sk, sizeof(sk));
+    memcpy(spki, prefix, sizeof(prefix));
+    memcpy(spki + sizeof(prefix), pk, sizeof(pk));
+    return 0;
 }

@@ -42,6 +42,11 @@ int tp_hal_verify(tp_alg alg, const uint8_t *spki, size_t spki_len, const tp_hal
  * [d]_32 and the public key's SPKI DER (91 bytes). 0 or -1. */
 int tp_hal_p256_from_material(const uint8_t material[40], uint8_t d[32], uint8_t spki[91]);
 
+/* protocol.md 3 for P-384: 56 bytes of material to [d]_48 and the SPKI DER (120 bytes). 0/-1. */
+int tp_hal_p384_from_material(const uint8_t material[56], uint8_t d[48], uint8_t spki[120]);
+/* the SPKI DER (44 bytes) of the Ed25519 key of an RFC 8032 private key (seed). 0 or -1. */
+int tp_hal_ed25519_spki(const uint8_t seed[32], uint8_t spki[44]);
+
 /* the SPKI DER (91 bytes) of the P-256 public key of [d]_32. 0 or -1. */
 int tp_hal_p256_public(const uint8_t d[32], uint8_t spki[91]);
 

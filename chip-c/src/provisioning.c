@@ -1,7 +1,7 @@
 /*
- * The provisioning software's ops (protocol.md 8, 8.3): the session rules and `lock`.
- * FIG. 2/3/4 (oem.keygen, oem.regen, seal.*, cm.*) are not in this port yet: while the
- * software runs they answer `internal` with no detail, and install nothing.
+ * The provisioning software's ops (protocol.md 8, 8.3): their dispatch, the session rules, the
+ * RAM reservations of 8.4, and `lock`. FIG. 2/4 are in sealing.c and seal_assets.c, FIG. 3 in
+ * install.c.
  *
  * Invariants:
  * - Without running software every software op is `unknown-command` (8.2).
@@ -85,23 +85,13 @@ int tp_software_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbo
         return 0;
     }
     if (tp_sealing_dispatch(chip, op, op_len, args, nargs, ok, res) ||
+        tp_seal_assets_dispatch(chip, op, op_len, args, nargs, ok, res) ||
         tp_install_dispatch(chip, op, op_len, args, nargs, ok, res)) {
         /* answered */
     } else if (strcmp(SOFTWARE_OPS[i], "lock") == 0) {
         lock(chip, args, nargs, ok, res);
     } else {
-        /* not in this port yet: the session rule of 8.3 step 2, then `internal` */
-        int sealing = strncmp(SOFTWARE_OPS[i], "seal.", 5) == 0;
-        int provisioning = strcmp(SOFTWARE_OPS[i], "cm.begin") != 0;
-        uint8_t need = sealing ? TP_SESSION_SEALING
-                               : (provisioning ? TP_SESSION_PROVISIONING : TP_SESSION_NONE);
-        if (chip->session != need) {
-            res->code = TP_E_BAD_SEQUENCE;
-            res->message = need == TP_SESSION_NONE ? "a session is open"
-                                                   : "no session of this op's kind is open";
-        } else {
-            res->code = TP_E_INTERNAL;
-        }
+        res->code = TP_E_INTERNAL; /* a software op without its code: cannot happen */
     }
     if (res->code != TP_OK) {
         tp_software_stop(chip, 0);

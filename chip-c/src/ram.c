@@ -7,4 +7,4 @@
 
 tp_chip tp_ram_chip;
 tp_link tp_ram_link;
-uint8_t tp_ram_arena[TP_ARENA];
+_Alignas(8) uint8_t tp_ram_arena[TP_ARENA];

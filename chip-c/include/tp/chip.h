@@ -65,6 +65,10 @@ typedef struct {
     uint32_t nkeys;        /* key records staged */
     uint64_t region_bytes; /* the regions' total length */
     uint8_t over_capacity; /* a region beyond TP_MAX_REGION_BYTES: cm.finish answers capacity */
+    /* sealing (FIG. 2/4): the entries sealed so far are in the RAM arena */
+    uint32_t sealed;      /* entries */
+    uint8_t asset_open;   /* the last entry still takes chunks */
+    uint32_t seal_next;   /* the chunk index it takes next (last to first) */
 } tp_session;
 
 typedef struct {
@@ -124,6 +128,9 @@ int tp_proof_verify(tp_cbor_in path, uint64_t npath, uint64_t index, uint64_t si
 /* install.c: cm.begin and cm.chunk; 1 if op is one of them, with the answer written */
 int tp_install_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor_in *args,
                         uint64_t nargs, tp_cbor_out *ok, tp_result *res);
+/* seal_assets.c: seal.asset, seal.chunk, seal.generate, seal.finish; same contract */
+int tp_seal_assets_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor_in *args,
+                            uint64_t nargs, tp_cbor_out *ok, tp_result *res);
 /* sealing.c: the FIG. 2/4 ops; 1 if op is one of them, with the answer written */
 int tp_sealing_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor_in *args,
                         uint64_t nargs, tp_cbor_out *ok, tp_result *res);

@@ -9,6 +9,6 @@
 extern tp_chip tp_ram_chip;
 extern tp_link tp_ram_link;
 /* the software's working RAM of protocol.md 8.4: a manifest and a chunk while installing */
-extern uint8_t tp_ram_arena[TP_ARENA];
+extern _Alignas(8) uint8_t tp_ram_arena[TP_ARENA];
 
 #endif
