@@ -11,7 +11,8 @@
  * - Plaintext is staged in the NVM slot not in use (tp_nvm_stage) and committed by cm.finish in
  *   one A/B commit with the installed encoding, the lifecycle and the provisioning counter; a
  *   session that ends any other way leaves the committed state as it was.
- * - Device keys are not in this port yet: a manifest naming one is refused (`bad-manifest`).
+ * - A device key is made at cm.finish from 40 bytes of the TRNG (6.8), staged into its slot and
+ *   committed with the rest; only its public key leaves the chip, in the receipt.
  */
 #include <string.h>
 
@@ -20,6 +21,7 @@
 #include "tp/ram.h"
 #include "tp/receipts.h"
 #include "tp_hal_crypto.h"
+#include "tp_hal_trng.h"
 
 static void refuse(tp_result *res, tp_code code, const char *message)
 {
@@ -260,6 +262,34 @@ static void cm_finish(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_o
     if (enc_len == 0u || s->over_capacity) {
         refuse(res, TP_E_CAPACITY, "the installed state exceeds the chip's capacity");
         return;
+    }
+    /* device keys (6.8): 40 bytes of TRNG each, in manifest order, into their slots */
+    for (uint32_t i = 0; i < m->ndevice_keys; i++) {
+        tp_device_key k;
+        uint8_t material[40];
+        uint8_t record[TP_KEY_RECORD];
+        uint8_t spki[91];
+        memset(record, 0, sizeof(record));
+        int rc = tp_manifest_device_key(m, i, &k);
+        if (rc == 0) {
+            rc = tp_hal_trng(material, sizeof(material));
+        }
+        if (rc == 0) {
+            rc = tp_hal_p256_from_material(material, record + 2, spki);
+            record[0] = k.slot;
+            record[1] = 32;
+        }
+        if (rc == 0) {
+            rc = tp_nvm_stage(&chip->nv, TP_AREA_KEYS, (size_t)s->nkeys * TP_KEY_RECORD, record,
+                              sizeof(record));
+        }
+        tp_hal_zeroize(material, sizeof(material));
+        tp_hal_zeroize(record, sizeof(record));
+        if (rc != 0) {
+            refuse(res, TP_E_INTERNAL, NULL);
+            return;
+        }
+        s->nkeys++;
     }
     tp_hal_seg seg = {enc, enc_len};
     tp_hal_sha256(&seg, 1, digest);

@@ -94,6 +94,32 @@ static int same(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
     return an == bn && memcmp(a, b, an) == 0;
 }
 
+int tp_manifest_device_key(const tp_manifest *m, uint32_t index, tp_device_key *k)
+{
+    tp_cbor_in in = m->device_keys;
+    uint64_t n;
+    tp_arg spec[3] = {{"name", TP_ARG_TSTR, 0, 0, NULL, 0, 0, {NULL, 0, 0}},
+                      {"slot", TP_ARG_UINT, 0, 0, NULL, 0, 0, {NULL, 0, 0}},
+                      {"key-type", TP_ARG_TSTR, 0, 0, NULL, 0, 0, {NULL, 0, 0}}};
+    if (index >= m->ndevice_keys) {
+        return -1;
+    }
+    for (uint32_t i = 0; i < index; i++) {
+        if (tp_cbor_skip(&in) != 0) {
+            return -1;
+        }
+    }
+    if (tp_cbor_map(&in, &n) != 0 || tp_args_parse(&in, n, spec, 3) != 0 ||
+        !tp_name_ok(spec[0].data, spec[0].len) || spec[1].uint > 255u ||
+        !same(spec[2].data, spec[2].len, (const uint8_t *)"ec-p256", 7)) {
+        return -1;
+    }
+    k->name = spec[0].data;
+    k->name_len = spec[0].len;
+    k->slot = (uint8_t)spec[1].uint;
+    return 0;
+}
+
 /* names, slots and regions unique across assets and device keys */
 static int unique(const tp_manifest *m)
 {
@@ -107,6 +133,24 @@ static int unique(const tp_manifest *m)
                 (a.kind == TP_KIND_KEY && b.kind == TP_KIND_KEY && a.slot == b.slot) ||
                 (a.kind != TP_KIND_KEY && b.kind != TP_KIND_KEY &&
                  same(a.region, a.region_len, b.region, b.region_len))) {
+                return -1;
+            }
+        }
+    }
+    tp_device_key k, l;
+    for (uint32_t i = 0; i < m->ndevice_keys; i++) {
+        if (tp_manifest_device_key(m, i, &k) != 0) {
+            return -1;
+        }
+        for (uint32_t j = 0; j < m->nassets; j++) {
+            if (tp_manifest_asset(m, j, &a) != 0 || same(a.name, a.name_len, k.name, k.name_len) ||
+                (a.kind == TP_KIND_KEY && a.slot == k.slot)) {
+                return -1;
+            }
+        }
+        for (uint32_t j = i + 1u; j < m->ndevice_keys; j++) {
+            if (tp_manifest_device_key(m, j, &l) != 0 ||
+                same(l.name, l.name_len, k.name, k.name_len) || l.slot == k.slot) {
                 return -1;
             }
         }
@@ -169,8 +213,6 @@ static int parse_payload(tp_manifest *m)
             return -1;
         }
         m->ndevice_keys = (uint32_t)n;
-        /* device keys are not in this port yet: a manifest that names one is refused */
-        return -1;
     }
     return unique(m);
 }

@@ -20,7 +20,7 @@ int tp_region_before(const tp_asset *a, const tp_asset *b)
     return memcmp(a->region, b->region, a->region_len) < 0;
 }
 
-/* the manifest's key assets by slot, or its region assets by region: indexes, sorted */
+/* the manifest's region assets by region: indexes, sorted */
 static uint32_t sorted(const tp_manifest *m, int keys, uint8_t order[TP_MAX_ASSETS])
 {
     tp_asset a, b;
@@ -57,15 +57,61 @@ size_t tp_installed_encode(const tp_manifest *m, const uint8_t domain[16], uint8
     tp_cbor_put_bstr(&o, domain, 16);
     tp_cbor_put_bstr(&o, m->bundle_id, 16);
     tp_cbor_put_uint(&o, m->epoch);
-    uint32_t n = sorted(m, 1, order);
+    /* the slots: key assets and device keys (6.8), by slot number */
+    struct {
+        uint8_t slot, index, device;
+    } refs[TP_MAX_ASSETS];
+    uint32_t n = 0;
+    tp_device_key k;
+    for (uint32_t i = 0; i < m->nassets + m->ndevice_keys && n < TP_MAX_ASSETS; i++) {
+        int device = i >= m->nassets;
+        uint8_t slot;
+        if (device) {
+            if (tp_manifest_device_key(m, i - m->nassets, &k) != 0) {
+                return 0;
+            }
+            slot = k.slot;
+        } else if (tp_manifest_asset(m, i, &a) == 0 && a.kind == TP_KIND_KEY) {
+            slot = a.slot;
+        } else {
+            continue;
+        }
+        uint32_t j = n++;
+        while (j > 0u && refs[j - 1u].slot > slot) {
+            refs[j] = refs[j - 1u];
+            j--;
+        }
+        refs[j].slot = slot;
+        refs[j].index = (uint8_t)(device ? i - m->nassets : i);
+        refs[j].device = (uint8_t)device;
+    }
     tp_cbor_put_map(&o, n);
     for (uint32_t i = 0; i < n; i++) {
-        (void)tp_manifest_asset(m, order[i], &a);
-        tp_cbor_put_uint(&o, a.slot);
+        tp_cbor_put_uint(&o, refs[i].slot);
         tp_cbor_put_array(&o, 3);
-        tp_cbor_put_text(&o, a.name, a.name_len);
-        tp_cbor_put_tstr(&o, KEY_TYPE_NAMES[a.key_type]);
-        tp_cbor_put_bstr(&o, a.digest, 32);
+        if (refs[i].device) {
+            /* [name, "ec-p256", SHA-256(CBOR ["tp-device-key", name, key-type, slot])] */
+            uint8_t item[8 + 14 + 2 + TP_MAX_NAME + 8 + 2];
+            uint8_t digest[32];
+            tp_cbor_out d;
+            (void)tp_manifest_device_key(m, refs[i].index, &k);
+            tp_cbor_out_init(&d, item, sizeof(item));
+            tp_cbor_put_array(&d, 4);
+            tp_cbor_put_tstr(&d, "tp-device-key");
+            tp_cbor_put_text(&d, k.name, k.name_len);
+            tp_cbor_put_tstr(&d, "ec-p256");
+            tp_cbor_put_uint(&d, k.slot);
+            tp_hal_seg seg = {item, d.len};
+            tp_hal_sha256(&seg, 1, digest);
+            tp_cbor_put_text(&o, k.name, k.name_len);
+            tp_cbor_put_tstr(&o, "ec-p256");
+            tp_cbor_put_bstr(&o, digest, 32);
+        } else {
+            (void)tp_manifest_asset(m, refs[i].index, &a);
+            tp_cbor_put_text(&o, a.name, a.name_len);
+            tp_cbor_put_tstr(&o, KEY_TYPE_NAMES[a.key_type]);
+            tp_cbor_put_bstr(&o, a.digest, 32);
+        }
     }
     n = sorted(m, 0, order);
     tp_cbor_put_map(&o, n);
@@ -255,7 +301,23 @@ int tp_receipt(const tp_chip *chip, const tp_manifest *m, const uint8_t installe
     tp_cbor_put_int(&c, -70007);
     tp_cbor_put_uint(&c, chip->nv.prov_counter);
     tp_cbor_put_int(&c, -70008);
-    tp_cbor_put_array(&c, 0); /* device keys: not in this port yet (manifests naming one refused) */
+    tp_cbor_put_array(&c, m->ndevice_keys);
+    for (uint32_t i = 0; i < m->ndevice_keys; i++) {
+        tp_device_key k;
+        uint8_t spki[91];
+        size_t value_len = 0;
+        const uint8_t *d = NULL;
+        if (tp_manifest_device_key(m, i, &k) == 0) {
+            d = slot_value(chip, k.slot, &value_len);
+        }
+        if (d == NULL || value_len != 32u || tp_hal_p256_public(d, spki) != 0) {
+            return -1;
+        }
+        tp_cbor_put_array(&c, 3);
+        tp_cbor_put_uint(&c, k.slot);
+        tp_cbor_put_text(&c, k.name, k.name_len);
+        tp_cbor_put_bstr(&c, spki, sizeof(spki));
+    }
     tp_cbor_put_int(&c, -70009);
     tp_cbor_put_bstr(&c, domain, 16);
     tp_cbor_put_int(&c, -70010);

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cbor2
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from trustprov.conformance.cases import CASES
 from trustprov.conformance.suite import Context, run_cases
+from trustprov.formats.bundle import Bundle
 from trustprov.formats.receipt import Receipt
 from trustprov.link.address import open_link
-from trustprov.link.client import ChipClient
+from trustprov.link.client import ChipClient, PreparedBundle
 from trustprov.link.messages import decode_response
 
 from .chipc import PROGRAM, ROOT, SOFTWARE, TEST_PROGRAM, ChipProcess, build
@@ -193,3 +195,43 @@ def test_the_c_chip_installs_the_vector_bundle_and_signs_a_receipt_that_verifies
     assert status["installed-digest"] == vector.installed_digest
     assert status["lifecycle"] == "PROVISIONED"
     assert sorted(status["installed"]["regions"]) == ["app", "config"]
+
+
+def test_a_c_chip_seals_a_bundle_with_a_device_key_and_installs_it(tmp_path: Path) -> None:
+    """Both ends of FIG. 2/3 on one C chip: it seals a config and a device key (6.8), then
+    installs that bundle; the device key is made in the chip, its public key is in the receipt
+    only, and the installed digest is the one a host computes from the manifest alone."""
+    build()
+    chip = ChipProcess(
+        PROGRAM, ["--nvm", str(tmp_path / "chip.nvm"), "--uid", UID, "--listen", "pty"]
+    )
+    config = b"mode=production\n"
+    try:
+        ctx = Context(chip.port, code=SOFTWARE.read_bytes())
+        assert run_cases(ctx, [c for c in CASES if c.name == "manufacture.burn"])[0].passed
+        with ctx.client() as client:
+            ctx.boot(client)
+            sealed = client.keygen(bytes(range(16)), ctx.params())
+            client.seal_asset("cfg", "config", len(config), {"region": "config"})
+            chunk = client.seal_chunk(0, config)
+            client.seal_asset("cloud", "device-key", 1, {"key-type": "ec-p256", "slot": 9})
+            manifest = client.seal_finish()
+            bundle = Bundle.from_bytes(cbor2.dumps(["trustprov-bundle", 1, manifest, [[chunk]]]))
+            prepared = PreparedBundle.prepare(bundle, sealed["enc-oem-share"])
+            done = client.provision(prepared)
+            status = client.status(digests=True)
+            certificate = client.certificate()
+    finally:
+        chip.stop()
+    assert certificate is not None
+    receipt = Receipt.from_bytes(done["receipt"])
+    key = x509.load_der_x509_certificate(certificate).public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    receipt.verify(key)
+    (device_key,) = receipt.claims.device_keys
+    assert (device_key.slot, device_key.name) == (9, "cloud")
+    slot = status["installed"]["slots"][9]
+    assert slot["key-type"] == "ec-p256"
+    assert slot["public-key"] == device_key.public_key
+    digest = prepared.installed_digest(done["domain-id"])
+    assert status["installed-digest"] == digest == receipt.claims.installed_digest

@@ -64,6 +64,15 @@ enum {
 /* verifies the COSE_Mac0 under K_AUTH and parses its payload (see the invariants) */
 int tp_manifest_open(const uint8_t *mac0, size_t len, const uint8_t k_auth[32],
                      const uint8_t family[8], tp_manifest *m);
+/* a device key of 6.8: {"name", "key-type": "ec-p256", "slot"} */
+typedef struct {
+    const uint8_t *name;
+    size_t name_len;
+    uint8_t slot;
+} tp_device_key;
+
+/* the device key at index (0 .. ndevice_keys - 1); 0 or -1 */
+int tp_manifest_device_key(const tp_manifest *m, uint32_t index, tp_device_key *k);
 /* the asset at index (0 .. nassets - 1); 0 or -1 */
 int tp_manifest_asset(const tp_manifest *m, uint32_t index, tp_asset *a);
 
