@@ -239,7 +239,7 @@ void tp_installed_status(const tp_chip *chip, tp_cbor_out *ok, int digests)
         tp_cbor_put_uint(ok, length);
         if (digests) {
             tp_cbor_put_tstr(ok, "sha256");
-            if (contents != NULL && length <= regions_len - offset) {
+            if (contents != NULL && offset <= regions_len && length <= regions_len - offset) {
                 tp_hal_seg seg = {contents + offset, (size_t)length};
                 tp_hal_sha256(&seg, 1, digest);
                 tp_cbor_put_bstr(ok, digest, 32);
