@@ -8,6 +8,8 @@ and must still fail, so a case that starts passing (or stops) changes this file.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import cbor2
@@ -18,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from trustprov.conformance.cases import CASES
 from trustprov.conformance.suite import Context, run_cases
 from trustprov.formats.bundle import Bundle
+from trustprov.formats.frame import Frame, FrameDecoder, FrameType, encode_frame, encode_hello
 from trustprov.formats.receipt import Receipt
 from trustprov.link.address import open_link
 from trustprov.link.client import ChipClient, PreparedBundle
@@ -235,3 +238,40 @@ def test_a_c_chip_seals_a_bundle_with_a_device_key_and_installs_it(tmp_path: Pat
     assert slot["public-key"] == device_key.public_key
     digest = prepared.installed_digest(done["domain-id"])
     assert status["installed-digest"] == digest == receipt.claims.installed_digest
+
+
+def test_the_link_on_standard_input_and_output(tmp_path: Path) -> None:
+    """`--stdio` (for `chip serve --exec`): the same link over the program's stdin and stdout;
+    it ends when its input does."""
+    build()
+    link_id = bytes.fromhex("6c1d0a57")
+    request = bytes.fromhex("a2626f706a726f6d2e7374617475736461726773a0")  # rom.status
+    proc = subprocess.Popen(
+        [str(PROGRAM), "--nvm", str(tmp_path / "chip.nvm"), "--uid", UID, "--stdio"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    decoder = FrameDecoder()
+    proc.stdin.write(encode_frame(FrameType.HELLO, payload=encode_hello(link_id)))
+    proc.stdin.flush()
+    frames: list[Frame] = []
+    while not frames:
+        frames = decoder.feed(os.read(proc.stdout.fileno(), 4096))
+    (answer,) = frames
+    assert answer.kind == FrameType.HELLO_ANSWER
+    assert answer.payload[12:16] == link_id
+    first = int.from_bytes(answer.payload[8:10], "big") ^ int.from_bytes(link_id[:2], "big")
+    proc.stdin.write(encode_frame(FrameType.REQUEST, first, 0, request))
+    proc.stdin.close()
+    frames = []
+    while not frames:
+        frames = decoder.feed(os.read(proc.stdout.fileno(), 4096))
+    (response,) = frames
+    assert response.kind == FrameType.RESPONSE
+    assert response.seq == first
+    assert bytes(response.payload).startswith(bytes.fromhex("a1626f6b"))
+    assert UID in bytes(response.payload).hex()
+    assert proc.wait(timeout=10) == 0  # its input ended: the program ends
+    proc.stdout.close()
