@@ -1,0 +1,31 @@
+/*
+ * What an install leaves and signs (protocol.md 6.7, 6.8): the installed encoding and its
+ * digest, the status view of it, and the receipt.
+ *
+ * Invariants: only public values enter the installed encoding and the receipt (never a key
+ * value nor a hash of one); both are canonical CBOR, their maps in canonical key order; the
+ * receipt is signed with the chip's identity key and nothing else.
+ */
+#ifndef TP_RECEIPTS_H
+#define TP_RECEIPTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tp/chip.h"
+
+/* the installed encoding of 6.7 for the manifest m under DOMAIN_ID; its length, 0 if it does
+ * not fit cap */
+size_t tp_installed_encode(const tp_manifest *m, const uint8_t domain[16], uint8_t *buf,
+                           size_t cap);
+/* the order the installed encoding lists the regions in: 1 if region a sorts before region b */
+int tp_region_before(const tp_asset *a, const tp_asset *b);
+/* the chip's installed DOMAIN_ID and epoch: 0, or -1 when nothing is installed */
+int tp_installed_domain(const tp_chip *chip, const uint8_t **domain, uint32_t *epoch);
+/* rom.status's "installed" value (8.1), a map or null, written into ok */
+void tp_installed_status(const tp_chip *chip, tp_cbor_out *ok, int digests);
+/* cm.finish's receipt (6.8) as a bstr item into ok; 0 or -1 */
+int tp_receipt(const tp_chip *chip, const tp_manifest *m, const uint8_t installed_digest[32],
+               const uint8_t domain[16], uint8_t *scratch, size_t scratch_cap, tp_cbor_out *ok);
+
+#endif
