@@ -192,19 +192,16 @@ static void request(tp_link *link, uint8_t flags, uint16_t seq, uint16_t frag,
     uint16_t d = (uint16_t)(seq - link->next_seq);
     int more = (flags & TP_FLAG_MORE) != 0u;
     if (d == 0u && frag == link->expect_frag) {
-        if (len > TP_LINK_MAX_MESSAGE - link->msg_len) {
+        /* 12.3, in this order: 1 too large, 2 past K fragments, 3 an empty fragment with MORE */
+        uint8_t reason = len > TP_LINK_MAX_MESSAGE - link->msg_len          ? 1u
+                         : more && frag == TP_LINK_MAX_FRAGMENTS - 1u ? 2u
+                         : more && len == 0u                           ? 3u
+                                                                       : 0u;
+        if (reason != 0u) {
+            /* the partial message is dropped: fragment 0 of the same seq is expected */
             link->msg_len = 0;
             link->expect_frag = 0;
             link->nak_sent = 0;
-            uint8_t reason = 1;
-            (void)tp_link_send(link, TP_FRAME_ERROR, 0, seq, frag, &reason, 1);
-            return;
-        }
-        if (more && frag == TP_LINK_MAX_FRAGMENTS - 1u) {
-            link->msg_len = 0;
-            link->expect_frag = 0;
-            link->nak_sent = 0;
-            uint8_t reason = 2;
             (void)tp_link_send(link, TP_FRAME_ERROR, 0, seq, frag, &reason, 1);
             return;
         }

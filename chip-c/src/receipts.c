@@ -129,9 +129,8 @@ size_t tp_installed_encode(const tp_manifest *m, const uint8_t domain[16], uint8
     return o.overflow ? 0u : o.len;
 }
 
-/* a reader on the installed encoding, past its first five elements */
-static int open_installed(const tp_chip *chip, tp_cbor_in *in, const uint8_t **domain,
-                          const uint8_t **bundle_id, uint64_t *epoch)
+int tp_installed_open(const tp_chip *chip, tp_cbor_in *in, const uint8_t **domain,
+                      const uint8_t **bundle_id, uint64_t *epoch)
 {
     size_t len, n16;
     uint64_t n, version;
@@ -153,7 +152,7 @@ int tp_installed_domain(const tp_chip *chip, const uint8_t **domain, uint32_t *e
     tp_cbor_in in;
     const uint8_t *bundle_id;
     uint64_t e;
-    if (open_installed(chip, &in, domain, &bundle_id, &e) != 0) {
+    if (tp_installed_open(chip, &in, domain, &bundle_id, &e) != 0) {
         return -1;
     }
     *epoch = (uint32_t)e;
@@ -182,7 +181,7 @@ void tp_installed_status(const tp_chip *chip, tp_cbor_out *ok, int digests)
     uint64_t epoch, n, slot, length, three;
     uint8_t digest[32];
 
-    if (open_installed(chip, &in, &domain, &bundle_id, &epoch) != 0) {
+    if (tp_installed_open(chip, &in, &domain, &bundle_id, &epoch) != 0) {
         tp_cbor_put_null(ok);
         return;
     }
@@ -255,20 +254,56 @@ void tp_installed_status(const tp_chip *chip, tp_cbor_out *ok, int digests)
     tp_cbor_put_bstr(ok, domain, 16);
 }
 
+int tp_sign1(const tp_chip *chip, const uint8_t *claims, size_t claims_len, tp_cbor_out *ok)
+{
+    static const uint8_t PROTECTED[3] = {0xa1, 0x01, 0x26};
+    /* Sig_structure = ["Signature1", h'a10126', h'', claims] */
+    static const uint8_t prefix[16] = {0x84, 0x6a, 'S', 'i', 'g', 'n', 'a', 't',
+                                       'u',  'r',  'e', '1', 0x43, 0xa1, 0x01, 0x26};
+    static const uint8_t empty = 0x40;
+    uint8_t hash[32];
+    uint8_t sig[64];
+    uint8_t head[9];
+    size_t cert_len;
+    const uint8_t *cert = tp_nvm_area(&chip->nv, TP_AREA_CERT, &cert_len);
+    tp_cbor_out h;
+
+    if (cert == NULL || !chip->nv.identity_made) {
+        return -1;
+    }
+    tp_cbor_out_init(&h, head, sizeof(head));
+    tp_cbor_put_head(&h, TP_CBOR_BSTR, claims_len);
+    tp_hal_seg segs[4] = {{prefix, sizeof(prefix)}, {&empty, 1}, {head, h.len}, {claims, claims_len}};
+    tp_hal_sha256(segs, 4, hash);
+    if (tp_hal_p256_sign(chip->nv.identity_d, hash, sig) != 0) {
+        return -1;
+    }
+    /* 18([h'a10126', {33: cert}, claims, signature]) as a bstr: its head, then its items */
+    uint8_t cert_head[9];
+    tp_cbor_out ch;
+    tp_cbor_out_init(&ch, cert_head, sizeof(cert_head));
+    tp_cbor_put_head(&ch, TP_CBOR_BSTR, cert_len);
+    size_t total = 1u + 1u + 4u + 1u + 2u + ch.len + cert_len + h.len + claims_len + 2u + 64u;
+    tp_cbor_put_head(ok, TP_CBOR_BSTR, total);
+    size_t before = ok->len;
+    tp_cbor_put_tag(ok, 18);
+    tp_cbor_put_array(ok, 4);
+    tp_cbor_put_bstr(ok, PROTECTED, sizeof(PROTECTED));
+    tp_cbor_put_map(ok, 1);
+    tp_cbor_put_uint(ok, 33);
+    tp_cbor_put_bstr(ok, cert, cert_len);
+    tp_cbor_put_bstr(ok, claims, claims_len);
+    tp_cbor_put_bstr(ok, sig, sizeof(sig));
+    return ok->overflow || ok->len - before != total ? -1 : 0;
+}
+
 int tp_receipt(const tp_chip *chip, const tp_manifest *m, const uint8_t installed_digest[32],
                const uint8_t domain[16], uint8_t *scratch, size_t scratch_cap, tp_cbor_out *ok)
 {
     uint8_t ueid[17];
     uint8_t manifest_digest[32];
-    uint8_t hash[32];
-    uint8_t sig[64];
-    size_t cert_len;
-    const uint8_t *cert = tp_nvm_area(&chip->nv, TP_AREA_CERT, &cert_len);
     tp_cbor_out c;
 
-    if (cert == NULL || !chip->nv.identity_made) {
-        return -1;
-    }
     ueid[0] = 0x01;
     memcpy(ueid + 1, chip->nv.uid, 16);
     tp_hal_seg seg = {m->payload, m->payload_len};
@@ -325,35 +360,5 @@ int tp_receipt(const tp_chip *chip, const tp_manifest *m, const uint8_t installe
     if (c.overflow) {
         return -1;
     }
-    /* Sig_structure = ["Signature1", h'a10126', h'', claims] */
-    static const uint8_t PROTECTED[3] = {0xa1, 0x01, 0x26};
-    static const uint8_t prefix[16] = {0x84, 0x6a, 'S', 'i', 'g', 'n', 'a', 't',
-                                       'u',  'r',  'e', '1', 0x43, 0xa1, 0x01, 0x26};
-    uint8_t head[9];
-    tp_cbor_out h;
-    tp_cbor_out_init(&h, head, sizeof(head));
-    static const uint8_t empty = 0x40;
-    tp_cbor_put_head(&h, TP_CBOR_BSTR, c.len);
-    tp_hal_seg segs[4] = {{prefix, sizeof(prefix)}, {&empty, 1}, {head, h.len}, {scratch, c.len}};
-    tp_hal_sha256(segs, 4, hash);
-    if (tp_hal_p256_sign(chip->nv.identity_d, hash, sig) != 0) {
-        return -1;
-    }
-    /* 18([h'a10126', {33: cert}, claims, signature]) as a bstr: its head, then its items */
-    uint8_t cert_head[9];
-    tp_cbor_out ch;
-    tp_cbor_out_init(&ch, cert_head, sizeof(cert_head));
-    tp_cbor_put_head(&ch, TP_CBOR_BSTR, cert_len);
-    size_t total = 1u + 1u + 4u + 1u + 2u + ch.len + cert_len + h.len + c.len + 2u + 64u;
-    tp_cbor_put_head(ok, TP_CBOR_BSTR, total);
-    size_t before = ok->len;
-    tp_cbor_put_tag(ok, 18);
-    tp_cbor_put_array(ok, 4);
-    tp_cbor_put_bstr(ok, PROTECTED, sizeof(PROTECTED));
-    tp_cbor_put_map(ok, 1);
-    tp_cbor_put_uint(ok, 33);
-    tp_cbor_put_bstr(ok, cert, cert_len);
-    tp_cbor_put_bstr(ok, scratch, c.len);
-    tp_cbor_put_bstr(ok, sig, sizeof(sig));
-    return ok->overflow || ok->len - before != total ? -1 : 0;
+    return tp_sign1(chip, scratch, c.len, ok);
 }

@@ -1,6 +1,7 @@
 /*
- * The boot ROM's ops (protocol.md 5, 5.2, 8, 8.6): rom.status, rom.identity, and the
- * manufacturing ops rom.burn, rom.make-identity, rom.store-certificate; rom.boot.
+ * The boot ROM's ops (protocol.md 5, 5.2, 8, 8.6): rom.status, rom.identity, rom.attest (its
+ * token in attest.c), the manufacturing ops rom.burn, rom.make-identity,
+ * rom.store-certificate; rom.boot.
  *
  * Invariants:
  * - Each op checks its arguments (`malformed`), then the chip's state, then its input (8.3).
@@ -372,6 +373,8 @@ int tp_rom_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor_in 
         rom_status(chip, args, nargs, ok, res);
     } else if (is_op(op, op_len, "rom.identity")) {
         rom_identity(chip, args, nargs, ok, res);
+    } else if (is_op(op, op_len, "rom.attest")) {
+        tp_rom_attest(chip, args, nargs, ok, res);
     } else if (is_op(op, op_len, "rom.burn")) {
         rom_burn(chip, args, nargs, ok, res);
     } else if (is_op(op, op_len, "rom.make-identity")) {

@@ -118,6 +118,26 @@ static void manufacturing_in_order_and_once(void **state)
     assert_string_equal(run_bstr_arg("rom.boot", "image", image, 8), "lifecycle");
 }
 
+/* protocol.md 8.8: arguments first (malformed), then no certified identity (lifecycle); the
+ * token itself is checked byte for byte by the link-message vector replay (tests/chipc) */
+static void attest_refuses_without_a_certificate_and_bad_challenges(void **state)
+{
+    (void)state;
+    uint8_t image[512];
+    uint8_t challenge[33] = {0};
+    size_t n = support_hex(TEST_FAMILY_IMAGE_HEX, image, sizeof(image));
+
+    assert_string_equal(run_bstr_arg("rom.attest", "challenge", challenge, 32), "lifecycle");
+    assert_string_equal(run_bstr_arg("rom.attest", "challenge", challenge, 31), "malformed");
+    assert_string_equal(run_bstr_arg("rom.attest", "challenge", challenge, 33), "malformed");
+    assert_string_equal(run_bstr_arg("rom.attest", "nonce", challenge, 32), "malformed");
+    assert_string_equal(run_op("rom.attest"), "malformed");
+    assert_string_equal(run_bstr_arg("rom.burn", "image", image, n), "ok");
+    assert_string_equal(run_op("rom.make-identity"), "ok");
+    assert_string_equal(run_bstr_arg("rom.attest", "challenge", challenge, 32), "lifecycle");
+    assert_int_equal(chip.nv.lifecycle, TP_LC_BLANK);
+}
+
 static void status_shows_public_parts_only(void **state)
 {
     (void)state;
@@ -145,6 +165,7 @@ int main(void)
         cmocka_unit_test_setup(requests_that_are_not_requests_are_malformed, setup),
         cmocka_unit_test_setup(unknown_and_software_ops_before_boot, setup),
         cmocka_unit_test_setup(manufacturing_in_order_and_once, setup),
+        cmocka_unit_test_setup(attest_refuses_without_a_certificate_and_bad_challenges, setup),
         cmocka_unit_test_setup(status_shows_public_parts_only, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -237,17 +237,21 @@ static void later_message_is_naked_not_run(void **state)
     assert_int_equal(runs, 0);
 }
 
-static void fragment_65535_with_more_is_error_2(void **state)
+/* K of 12.3: min(65536, ceil(max message / max frame)) */
+static void fragment_k_minus_1_with_more_is_error_2(void **state)
 {
     (void)state;
     frame f[2];
     feed_vector(0);
     frames_out(f, 2);
     uint8_t one[32];
-    for (uint32_t frag = 0; frag < 65536u; frag++) {
+    const uint8_t byte = 0x5a;
+    uint32_t k = TP_LINK_MAX_FRAGMENTS;
+    assert_int_equal(k, (TP_LINK_MAX_MESSAGE + TP_LINK_MAX_FRAME - 1u) / TP_LINK_MAX_FRAME);
+    for (uint32_t frag = 0; frag < k; frag++) {
         wire_len = 0;
-        tp_link_send(&link_state, TP_FRAME_REQUEST, TP_FLAG_MORE, 0xdc1a, (uint16_t)frag, NULL,
-                     0);
+        tp_link_send(&link_state, TP_FRAME_REQUEST, TP_FLAG_MORE, 0xdc1a, (uint16_t)frag, &byte,
+                     1);
         size_t n = wire_len;
         memcpy(one, wire, n);
         wire_len = 0;
@@ -255,9 +259,44 @@ static void fragment_65535_with_more_is_error_2(void **state)
     }
     assert_int_equal(frames_out(f, 2), 1);
     assert_int_equal(f[0].type, TP_FRAME_ERROR);
-    assert_int_equal(f[0].frag, 65535);
+    assert_int_equal(f[0].frag, k - 1u);
     assert_int_equal(f[0].payload[0], 2);
     assert_int_equal(runs, 0);
+}
+
+/* 12.3: only a message's last fragment may be empty; the partial message is dropped and
+ * fragment 0 of the same seq is expected again */
+static void empty_fragment_with_more_is_error_3(void **state)
+{
+    (void)state;
+    frame f[2];
+    uint8_t one[32];
+    const uint8_t byte = 0x5a;
+    feed_vector(0);
+    frames_out(f, 2);
+    for (uint16_t frag = 0; frag < 2u; frag++) {
+        wire_len = 0;
+        tp_link_send(&link_state, TP_FRAME_REQUEST, TP_FLAG_MORE, 0xdc1a, frag,
+                     frag == 0u ? &byte : NULL, frag == 0u ? 1u : 0u);
+        size_t n = wire_len;
+        memcpy(one, wire, n);
+        wire_len = 0;
+        tp_link_feed(&link_state, one, n);
+    }
+    assert_int_equal(frames_out(f, 2), 1); /* fragment 0's ACK was cleared with the wire */
+    assert_int_equal(f[0].type, TP_FRAME_ERROR);
+    assert_int_equal(f[0].frag, 1);
+    assert_int_equal(f[0].payload[0], 3);
+    assert_int_equal(runs, 0);
+    /* the same seq runs from fragment 0 again: an empty request is one empty last fragment */
+    wire_len = 0;
+    tp_link_send(&link_state, TP_FRAME_REQUEST, 0, 0xdc1a, 0, NULL, 0);
+    size_t n = wire_len;
+    memcpy(one, wire, n);
+    wire_len = 0;
+    tp_link_feed(&link_state, one, n);
+    assert_int_equal(runs, 1);
+    assert_int_equal(last_message_len, 0);
 }
 
 int main(void)
@@ -270,7 +309,8 @@ int main(void)
         cmocka_unit_test_setup(three_fragments_ack_ack_response, setup),
         cmocka_unit_test_setup(bad_crc_draws_one_nak_and_no_ack, setup),
         cmocka_unit_test_setup(later_message_is_naked_not_run, setup),
-        cmocka_unit_test_setup(fragment_65535_with_more_is_error_2, setup),
+        cmocka_unit_test_setup(fragment_k_minus_1_with_more_is_error_2, setup),
+        cmocka_unit_test_setup(empty_fragment_with_more_is_error_3, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

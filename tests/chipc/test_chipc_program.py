@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from trustprov.conformance.cases import CASES
 from trustprov.conformance.suite import Context, run_cases
+from trustprov.formats.attestation import Attestation
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.frame import Frame, FrameDecoder, FrameType, encode_frame, encode_hello
 from trustprov.formats.receipt import Receipt
@@ -93,7 +94,8 @@ def test_a_new_nvm_file_is_a_blank_chip_with_its_uid_and_keeps_its_state(tmp_pat
 def test_link_message_vectors_replay_on_the_c_chip(tmp_path: Path) -> None:
     """protocol.md 8.5: TRNG fed from the file's stream, the firmware image the file names; every
     step answers the same code, every ok answer byte for byte but its randomized bytes (the
-    receipt's signature), which verify under the chip's identity key."""
+    signatures of the receipt and of the attestation token), which verify under the chip's
+    identity key."""
     build()
     vectors = json.loads((ROOT / "tests/vectors/link_messages.json").read_text())
     code = tmp_path / "code.cbor"
@@ -116,6 +118,7 @@ def test_link_message_vectors_replay_on_the_c_chip(tmp_path: Path) -> None:
         ],
     )
     receipts = []
+    tokens: list[tuple[bytes, bytes]] = []
     certificate = None
     try:
         link = open_link(chip.port)
@@ -133,7 +136,12 @@ def test_link_message_vectors_replay_on_the_c_chip(tmp_path: Path) -> None:
                     assert len(answer) == len(want), name
                     spliced = answer[:offset] + want[offset : offset + length]
                     assert spliced + answer[offset + length :] == want, name
-                    receipts.append(decode_response(answer)["receipt"])
+                    ok = decode_response(answer)
+                    if "token" in ok:
+                        challenge = cbor2.loads(bytes.fromhex(step["request"]))["args"]["challenge"]
+                        tokens.append((ok["token"], challenge))
+                    else:
+                        receipts.append(ok["receipt"])
                 else:
                     assert answer == want, name
                 if name == "rom.identity":
@@ -148,6 +156,9 @@ def test_link_message_vectors_replay_on_the_c_chip(tmp_path: Path) -> None:
     assert isinstance(key, ec.EllipticCurvePublicKey)
     for receipt in receipts:
         Receipt.from_bytes(receipt).verify(key)
+    assert tokens  # rom.attest (8.8): the chip's token over the vector's challenge
+    for token, challenge in tokens:
+        Attestation.from_bytes(token).verify(key, challenge)
 
 
 def test_the_c_chip_installs_the_vector_bundle_and_signs_a_receipt_that_verifies(

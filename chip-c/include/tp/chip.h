@@ -145,6 +145,9 @@ void tp_chip_idle(tp_chip *chip);
 /* rom.c: the boot ROM's ops; 1 if op is one, with the answer written, 0 if not */
 int tp_rom_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor_in *args,
                     uint64_t nargs, tp_cbor_out *ok, tp_result *res);
+/* attest.c: rom.attest (protocol.md 8.8), the answer or the refusal written */
+void tp_rom_attest(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_out *ok,
+                   tp_result *res);
 /* provisioning.c: the software's ops, same contract */
 int tp_software_dispatch(tp_chip *chip, const uint8_t *op, size_t op_len, tp_cbor_in *args,
                          uint64_t nargs, tp_cbor_out *ok, tp_result *res);

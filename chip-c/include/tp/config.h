@@ -26,7 +26,10 @@
 #define TP_LINK_MAX_MESSAGE (4u * 1024u * 1024u + 64u * 1024u)
 #define TP_LINK_HEADER 8u
 #define TP_LINK_OVERHEAD 12u /* header + CRC */
-#define TP_LINK_MAX_FRAGMENTS 65536u
+/* K of 12.3: min(65536, ceil(max message / max frame)) fragments of one request at most */
+#define TP_LINK_MAX_FRAGMENTS_RAW ((TP_LINK_MAX_MESSAGE + TP_LINK_MAX_FRAME - 1u) / TP_LINK_MAX_FRAME)
+#define TP_LINK_MAX_FRAGMENTS \
+    (TP_LINK_MAX_FRAGMENTS_RAW < 65536u ? TP_LINK_MAX_FRAGMENTS_RAW : 65536u)
 
 /* the largest answer a chip gives: a receipt holding a 4 KiB certificate (6.8) */
 #define TP_MAX_RESPONSE 6144u

@@ -8,7 +8,8 @@
  *   is not a valid body draws at most one NAK per position and never an ACK.
  * - The receive buffer holds one destuffed body (12 + max frame bytes); a longer run without
  *   END is dropped up to the next END. Requests are reassembled in the staging area the
- *   platform gives (flash on silicon, 5.3), never beyond TP_LINK_MAX_MESSAGE.
+ *   platform gives (flash on silicon, 5.3), never beyond TP_LINK_MAX_MESSAGE nor
+ *   TP_LINK_MAX_FRAGMENTS (K of 12.3) fragments; only a message's last fragment may be empty.
  * - Without a HELLO since power-on every REQUEST is answered RESET and nothing runs.
  */
 #ifndef TP_LINK_H
