@@ -2,6 +2,8 @@
  * Flash HAL backend of the host program: the two NVM slots are one file (slot 0 then slot 1),
  * mirrored in memory for the mapped reads; every program is a pwrite, every sync an fsync.
  * The staging area is memory: it stands for the chip's flash staging area (protocol.md 5.3).
+ * A missing or empty file (or one cut short while erased, all 0xff) is a blank chip: it is
+ * erased to its full size first; a file of any other size or content is refused.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -35,8 +37,28 @@ int tp_flash_file_open(const char *path)
         }
         return created;
     }
-    if (fstat(fd, &st) != 0 || st.st_size != (off_t)sizeof(mirror) ||
-        pread(fd, mirror, sizeof(mirror), 0) != (ssize_t)sizeof(mirror)) {
+    if (fstat(fd, &st) != 0 || st.st_size < 0 || st.st_size > (off_t)sizeof(mirror)) {
+        return -1;
+    }
+    if (st.st_size < (off_t)sizeof(mirror)) {
+        /* protocol.md 13.4: an empty file is a blank chip fresh from the fab (a tray's
+         * `chip blank`); so is one whose erase was cut short, every byte of it still erased */
+        size_t have = (size_t)st.st_size;
+        if (pread(fd, mirror, have, 0) != (ssize_t)have) {
+            return -1;
+        }
+        for (size_t i = 0; i < have; i++) {
+            if (((const uint8_t *)mirror)[i] != 0xffu) {
+                return -1;
+            }
+        }
+        memset(mirror, 0xff, sizeof(mirror));
+        if (pwrite(fd, mirror, sizeof(mirror), 0) != (ssize_t)sizeof(mirror) || fsync(fd) != 0) {
+            return -1;
+        }
+        return 1;
+    }
+    if (pread(fd, mirror, sizeof(mirror), 0) != (ssize_t)sizeof(mirror)) {
         return -1;
     }
     return created;

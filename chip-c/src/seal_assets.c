@@ -194,7 +194,9 @@ static void seal_asset(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_
     }
     int kind = pick(spec[1].data, spec[1].len, KINDS, 5);
     uint64_t length = spec[3].uint;
-    if (kind < 0 || length < 1u || length > ((uint64_t)1 << 40)) {
+    /* 8.1: a device-key's length is required and ignored (hosts send 0) */
+    if (kind < 0 ||
+        (kind != (int)KIND_DEVICE_KEY && (length < 1u || length > ((uint64_t)1 << 40)))) {
         refuse(res, TP_E_BAD_REQUEST, "seal.asset: kind or length out of range");
         return;
     }
