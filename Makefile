@@ -105,7 +105,7 @@ clean:
 
 # the chip side in C (chip-c/, docs/porting.md "The C port"): Debian's libmbedtls-dev,
 # libsodium-dev, libcmocka-dev, clang, cppcheck and gcc-arm-none-eabi (.ci/run installs them)
-.PHONY: chip-c chip-c-unit chip-c-test chip-c-size fuzz-c
+.PHONY: chip-c chip-c-unit chip-c-test chip-c-size fuzz-c demo-c
 FUZZ_C_RUNS ?= 100000
 chip-c:
 	$(MAKE) -C chip-c
@@ -129,3 +129,10 @@ chip-c-size:
 # libFuzzer over every decoder of the C chip, FUZZ_C_RUNS inputs each
 fuzz-c: venv
 	$(MAKE) -C chip-c fuzz FUZZ_C_RUNS=$(FUZZ_C_RUNS) PYTHON=$(abspath $(BIN))/python
+
+# the whole flow on C chips only, over a chip board of C programs (chip-c/tools/demo_c.py):
+# ends with the OEM's reconciliation line, as make demo does
+CHIPS_C ?= 16
+DEMO_C_DIR ?= demo-c-out
+demo-c: venv chip-c
+	$(BIN)/python chip-c/tools/demo_c.py --chips $(CHIPS_C) --out $(DEMO_C_DIR) --replace

@@ -91,6 +91,42 @@ def test_a_new_nvm_file_is_a_blank_chip_with_its_uid_and_keeps_its_state(tmp_pat
     assert nvm.stat().st_mode & 0o777 == 0o600
 
 
+def test_an_empty_nvm_file_is_a_blank_chip_and_a_foreign_one_is_refused(tmp_path: Path) -> None:
+    """protocol.md 13.4: a tray's chip (`chip blank --tray`) is an empty file, a blank chip with
+    the UID and lot it is started with; a file that is not this program's state is refused."""
+    build()
+    nvm = tmp_path / "chip.nvm"
+    nvm.write_bytes(b"")
+    nvm.chmod(0o600)
+    chip = ChipProcess(
+        PROGRAM, ["--nvm", str(nvm), "--uid", UID, "--lot", "TRAY-1", "--listen", "pty"]
+    )
+    try:
+        link = open_link(chip.port)
+        try:
+            answer = decode_response(link.exchange(messages_status()))
+        finally:
+            link.close()
+    finally:
+        chip.stop()
+    assert (answer["uid"].hex(), answer["lot"], answer["lifecycle"]) == (UID, "TRAY-1", "BLANK")
+    foreign = tmp_path / "foreign.nvm"
+    foreign.write_bytes(b"TPNVM001" + bytes(100))
+    done = subprocess.run(
+        [str(PROGRAM), "--nvm", str(foreign), "--uid", UID, "--stdio"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert foreign.read_bytes() == b"TPNVM001" + bytes(100)
+
+
+def messages_status() -> bytes:
+    return bytes.fromhex("a2626f706a726f6d2e7374617475736461726773a0")  # rom.status, no args
+
+
 def test_link_message_vectors_replay_on_the_c_chip(tmp_path: Path) -> None:
     """protocol.md 8.5: TRNG fed from the file's stream, the firmware image the file names; every
     step answers the same code, every ok answer byte for byte but its randomized bytes (the
