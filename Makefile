@@ -133,6 +133,7 @@ fuzz-c: venv
 # the whole flow on C chips only, over a chip board of C programs (chip-c/tools/demo_c.py):
 # ends with the OEM's reconciliation line, as make demo does
 CHIPS_C ?= 16
+SOCKETS_C ?= 4
 DEMO_C_DIR ?= demo-c-out
 demo-c: venv chip-c
-	$(BIN)/python chip-c/tools/demo_c.py --chips $(CHIPS_C) --out $(DEMO_C_DIR) --replace
+	$(BIN)/python chip-c/tools/demo_c.py --chips $(CHIPS_C) --sockets $(SOCKETS_C) --out $(DEMO_C_DIR) --replace

@@ -13,7 +13,8 @@ over the wire (protocol.md 13):
 2. ICM: blank C chips (`chip blank --tray`), one for the OEM's desk (lot OEM-PROV) and N for the
    CM (lot LOT-C001), manufactured on the board: `rom.burn`, `rom.make-identity`, the
    certificate issued by the ICM role's `issue_certificate` and `rom.store-certificate`, each
-   chip in a socket, then the lot manifest and its signature, as `icm manufacture` writes them.
+   chip in a socket (all sockets at once), then the lot manifest and its signature, as
+   `icm manufacture` writes them.
    `icm manufacture` itself drives a farm only; this loop is its per-chip work over a
    `ChipClient` on a board socket.
 3. OEM: `oem verify-software`, `oem authorize` (the CM's lot, its ICM signature checked),
@@ -36,9 +37,11 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from trustprov.formats.lot import LotManifestWriter
@@ -142,28 +145,39 @@ def tray_uids(tray: Path, lot: str) -> list[bytes]:
 
 
 def manufacture_on_board(
-    icm_dir: Path, *, handler: str, socket: str, lot: str, uids: list[bytes], manifest: Path
+    icm_dir: Path, *, handler: str, sockets: list[str], lot: str, uids: list[bytes], manifest: Path
 ) -> None:
-    """`icm manufacture`'s per-chip work over the wire, each chip seated in socket 0 in turn;
-    the lot manifest is written chip by chip and signed with the ICM's lot-signing key."""
+    """`icm manufacture`'s per-chip work over the wire, every socket of the board at once (socket
+    k seats the chips k, k + n, ...); then the lot manifest, in the tray's UID order, signed with
+    the ICM's lot-signing key."""
     icm = Icm.load(icm_dir)
     assert icm.lot_key is not None  # noqa: S101 - icm init makes it
     burn = messages.encode_request("rom.burn", {"image": icm.immutable.to_bytes()})
-    with BoardClient(handler) as board, output_file(manifest, kind="lot-manifest") as out:
+    certificates: dict[bytes, x509.Certificate] = {}
+
+    def seat(k: int) -> None:
+        with BoardClient(handler) as board:
+            for uid in uids[k :: len(sockets)]:
+                board.insert(k, uid, replace=True)
+                link = open_link(sockets[k])
+                try:
+                    chip = ChipClient(link)
+                    chip.send(burn)
+                    cert = issue_certificate(icm, uid, chip.make_identity())
+                    chip.store_certificate(cert.public_bytes(serialization.Encoding.DER))
+                finally:
+                    link.close()
+                certificates[uid] = cert
+            board.remove(k)
+
+    with ThreadPoolExecutor(len(sockets)) as pool:
+        for done in [pool.submit(seat, k) for k in range(min(len(sockets), len(uids)))]:
+            done.result()  # a chip's failure ends the demo
+    with output_file(manifest, kind="lot-manifest") as out:
         hashing = HashingWriter(out)
         writer = LotManifestWriter(hashing, lot, icm.family_id)
         for uid in uids:
-            board.insert(0, uid, replace=True)
-            link = open_link(socket)
-            try:
-                chip = ChipClient(link)
-                chip.send(burn)
-                cert = issue_certificate(icm, uid, chip.make_identity())
-                chip.store_certificate(cert.public_bytes(serialization.Encoding.DER))
-            finally:
-                link.close()
-            writer.add(uid, cert)
-        board.remove(0)
+            writer.add(uid, certificates[uid])
         writer.finish()
         digest = hashing.hash.digest()
         signature = LotSignature.sign(
@@ -229,7 +243,12 @@ def run(out: Path, chips: int, sockets: int, *, replace: bool = False) -> int:
         for name, manifest in ((OEM_LOT, desk), (CM_LOT, lot)):
             uids = tray_uids(tray, name)
             manufacture_on_board(
-                icm_dir, handler=handler, socket=socket0, lot=name, uids=uids, manifest=manifest
+                icm_dir,
+                handler=handler,
+                sockets=ports["sockets"],
+                lot=name,
+                uids=uids,
+                manifest=manifest,
             )
 
         auth = cm_dir / "authorized.cbor"
