@@ -56,7 +56,8 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest
 
-test: lint typecheck unit
+# the C chip (chip-c/) is built and its unit tests run first: tests/chipc drives the program
+test: lint typecheck chip-c-unit unit
 
 # a lot of a million chips, manufactured once, provisioned with 1 and then 2 workers (~30 min),
 # and the other benchmarks; BENCH_CHIPS=10000 for a quick look. Each one's output is kept in
@@ -106,3 +107,38 @@ vectors: venv
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(DEMO_HSM) $(BENCH_OUT) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# the chip side in C (chip-c/, docs/porting.md "The C port"): Debian's libmbedtls-dev,
+# libsodium-dev, libcmocka-dev, clang, cppcheck and gcc-arm-none-eabi (.ci/run installs them)
+.PHONY: chip-c chip-c-unit chip-c-test chip-c-size fuzz-c demo-c
+FUZZ_C_RUNS ?= 100000
+chip-c:
+	$(MAKE) -C chip-c
+
+# the build and the cmocka unit tests (part of make test); without the C toolchain they are
+# skipped with the reason, except under CI (CI set), where they must run
+chip-c-unit:
+	@if [ -n "$$CI" ] || { command -v cc >/dev/null && [ -e /usr/include/mbedtls/gcm.h ] && \
+	    [ -e /usr/include/sodium.h ] && [ -e /usr/include/cmocka.h ]; }; then \
+	    $(MAKE) -s -C chip-c test; \
+	else echo "chip-c: skipped, no C toolchain (.ci/run's setup_chipc installs it)"; fi
+
+# also under AddressSanitizer and UndefinedBehaviorSanitizer, and cppcheck
+chip-c-test: chip-c-unit
+	$(MAKE) -s -C chip-c test-asan cppcheck
+
+# trustprov's own C cross-compiled for a Cortex-M33; the last line is one JSON object
+chip-c-size:
+	$(MAKE) -s -C chip-c size
+
+# libFuzzer over every decoder of the C chip, FUZZ_C_RUNS inputs each
+fuzz-c: venv
+	$(MAKE) -C chip-c fuzz FUZZ_C_RUNS=$(FUZZ_C_RUNS) PYTHON=$(abspath $(BIN))/python
+
+# the whole flow on C chips only, over a chip board of C programs (chip-c/tools/demo_c.py):
+# ends with the OEM's reconciliation line, as make demo does
+CHIPS_C ?= 16
+SOCKETS_C ?= 4
+DEMO_C_DIR ?= demo-c-out
+demo-c: venv chip-c
+	$(BIN)/python chip-c/tools/demo_c.py --chips $(CHIPS_C) --sockets $(SOCKETS_C) --out $(DEMO_C_DIR) --replace
