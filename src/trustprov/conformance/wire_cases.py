@@ -11,7 +11,7 @@ from __future__ import annotations
 from trustprov.conformance.link_cases import QUIET, STATUS, _bad_crc
 from trustprov.conformance.raw import RawLink, describe
 from trustprov.conformance.suite import Case, CaseSkipped, Context, expect, refused
-from trustprov.formats.frame import SEQ_MOD, Frame, FrameType
+from trustprov.formats.frame import SEQ_MOD, Frame, FrameType, fragment_bound
 
 #: fragments sent before the suite reads the chip's ACKs: at most ~1.8 KB of ACKs wait for it,
 #: so a pseudo-terminal's buffer never fills and blocks the chip (and, through it, the suite)
@@ -85,22 +85,27 @@ def _error(seen: list[Frame], seq: int, frag: int, reason: int, what: str) -> No
 
 def error_frames(ctx: Context) -> str:
     """12.3: a fragment that takes a message above `max message` is ERROR reason 1; the partial
-    message is dropped and the chip expects fragment 0 of the same message again. (ERROR reason
-    2, a message past the fragment bound K, is `link.bounds`.)"""
+    message is dropped and the chip expects fragment 0 of the same message again. The checks
+    are in order: a chip whose max message is K whole frames (K the fragment bound) meets
+    fragment K - 1 with MORE before any byte above max message, and answers ERROR reason 2
+    there. (ERROR reason 2 on its own, and 3, are `link.bounds`.)"""
     with RawLink(ctx.address, ctx.answers) as raw:
         info, _ = raw.hello(ctx.reply_timeout)
         seq = info.first_seq
         size, total = info.max_frame, info.max_message + 1
         count = -(-total // size)
+        bound = fragment_bound(info.max_message, info.max_frame)
+        frag, reason = (count - 1, 1) if count <= bound else (bound - 1, 2)
         big = [
-            raw.request(seq, k, bytes(min(size, total - k * size)), more=True) for k in range(count)
+            raw.request(seq, k, bytes(min(size, total - k * size)), more=True)
+            for k in range(frag + 1)
         ]
-        _error(_send_until(raw, big, seq, ctx.reply_timeout), seq, count - 1, 1, "too large")
+        _error(_send_until(raw, big, seq, ctx.reply_timeout), seq, frag, reason, "too large")
         raw.send(raw.request(seq, 0, STATUS))
-        expect(raw.response(seq, ctx.reply_timeout) is not None, "no answer after ERROR 1")
+        expect(raw.response(seq, ctx.reply_timeout) is not None, f"no answer after ERROR {reason}")
     return (
-        f"{total} bytes: ERROR reason 1 at fragment {count - 1}; the message then ran from "
-        "fragment 0"
+        f"{total} bytes in frames of {size}: ERROR reason {reason} at fragment {frag}; the "
+        "message then ran from fragment 0"
     )
 
 
