@@ -11,6 +11,7 @@ what makes the test meaningful when the tests run as root, where chmod stops not
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -344,4 +345,7 @@ def test_running_out_of_memory_is_told_apart_from_a_bug() -> None:
     assert _out_of_memory(context)
     assert _out_of_memory(ImportError("libx.so: failed to map segment from shared object"))
     assert not _out_of_memory(ImportError("No module named 'x'"))
+    # an import's directory scan under the limit fails with ENOMEM itself (no MemoryError)
+    assert _out_of_memory(OSError(errno.ENOMEM, "Cannot allocate memory", "site-packages/rich"))
+    assert not _out_of_memory(OSError(errno.ENOENT, "No such file or directory", "x"))
     assert not _out_of_memory(ValueError("a bug"))

@@ -130,4 +130,6 @@ def test_report_html_without_a_bundle_file_or_a_ca(cw: CliWorld, tmp_path: Path)
     ok("cm", "report", "--records", url, *argv)
     counts = _provenance(out.read_text(encoding="utf-8"))["reconciliation"]
     assert counts.startswith(f"{CM_CHIPS} valid, ")
-    assert counts.endswith("0 unauthorized, 0 forged, 0 wrong-bundle, 0 wrong-state, 0 missing")
+    assert counts.endswith(
+        "0 unauthorized, 0 wrong-lot, 0 forged, 0 wrong-bundle, 0 wrong-state, 0 missing"
+    )

@@ -134,6 +134,16 @@ POISONED_RUNS: dict[Path_, Runs] = {
     ("chip", "serve"): lambda cw, _t: [
         ([], {"--farm": cw.a.cm_farm, "--listen": f"tcp://{STATION}:1"}),
     ],
+    ("chip", "blank"): lambda _cw, t: [
+        ([], {"--farm": out_dir(t) / "fab.farm", "--count": "1", "--lot": LOT}),
+        ([], {"--tray": out_dir(t) / "tray", "--count": "1", "--lot": LOT}),
+    ],
+    ("chip", "export"): lambda cw, t: [
+        ([], {"--farm": poisoned_farm(cw, t / "f"), "--tray": out_dir(t) / "tray", "--lot": LOT}),
+    ],
+    ("chip", "run"): lambda _cw, t: [
+        ([], {"--nvm": out_dir(t) / "c.nvm", "--uid": "00" * 16, "--lot": LOT, "--stdio": True}),
+    ],
     ("chip", "conformance"): lambda _cw, _t: [([], {"--port": f"tcp://127.0.0.1:1/{STATION}"})],
     ("line", "dashboard"): lambda cw, t: [
         ([], {"--records": poisoned_store(cw, t / "s"), "--listen": f"{STATION}:1"}),

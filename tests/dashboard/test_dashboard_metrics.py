@@ -141,4 +141,8 @@ def test_every_outcome_but_the_good_ones_is_a_failure() -> None:
     counts = StationCounts()
     for result, n in (("provisioned", 3), ("already-provisioned", 2), ("bad-receipt", 4)):
         counts.add(result, n)
-    assert (counts.provisioned, counts.already_provisioned, counts.failed) == (3, 2, 4)
+    assert (counts.provisioned, counts.already_provisioned) == (3, 2)
+    assert counts.failed + counts.bad_receipt == 4  # counted apart, and never as good
+    counts.add("an-outcome-of-later", 1)
+    assert (counts.provisioned, counts.already_provisioned) == (3, 2)
+    assert counts.failed + counts.bad_receipt == 5

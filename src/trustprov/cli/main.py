@@ -10,6 +10,7 @@ on escaped (`options.say`: a message may quote a file, a store or a chip); data 
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import select
@@ -140,6 +141,9 @@ class TrustprovGroup(click.Group):
                 _silence_stdout()
                 ctx.exit(EXIT_BROKEN_PIPE)
             _traceback()
+            if _out_of_memory(e):
+                click.echo("error: out of memory: the process hit its memory limit", err=True)
+                ctx.exit(EXIT_FAILED)
             say(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
             ctx.exit(EXIT_USAGE)
         except Exception as e:  # noqa: BLE001 - a bug, or the machine's memory limit
@@ -161,6 +165,9 @@ def _out_of_memory(e: BaseException) -> bool:
     cause: BaseException | None = e
     while cause is not None and id(cause) not in seen:
         if isinstance(cause, MemoryError):
+            return True
+        # an import's directory scan or a library's mmap under the limit: ENOMEM, no MemoryError
+        if isinstance(cause, OSError) and cause.errno == errno.ENOMEM:
             return True
         # a C extension loaded lazily under the limit: the loader's mmap fails (ENOMEM)
         if isinstance(cause, ImportError) and "failed to map segment" in str(cause):
