@@ -36,9 +36,9 @@ from trustprov.demo import CM_LOT, make_family, seal_bundle, write_sample_assets
 from trustprov.formats.frame import FrameType, encode_frame
 from trustprov.formats.lot import LotManifest
 from trustprov.line.boards import provision_lot_wire
-from trustprov.link.address import parse_address
+from trustprov.link.address import open_stream
 from trustprov.link.framed import FramedLink
-from trustprov.link.tcp import TcpStream
+from trustprov.link.stream import ByteStream
 from trustprov.roles import assets as asset_list
 from trustprov.roles import icm
 from trustprov.roles.cm import Job
@@ -61,9 +61,9 @@ def _cpu() -> float:
 
 
 class CountingStream:
-    """A TCP stream to a socket at a known line rate, counting the bytes each way."""
+    """A stream to a socket at a known line rate, counting the bytes each way."""
 
-    def __init__(self, inner: TcpStream, bytes_per_second: float) -> None:
+    def __init__(self, inner: ByteStream, bytes_per_second: float) -> None:
         self._inner = inner
         self.bytes_per_second = bytes_per_second
         self.sent = 0
@@ -125,8 +125,9 @@ def run_rate(
     links: list[FramedLink] = []
 
     def opener(address: str) -> FramedLink:
-        where = parse_address(address)
-        stream = CountingStream(TcpStream.connect(where.host, where.port), bps)
+        inner = open_stream(address)  # the board's status gave the station its line rate
+        assert inner.bytes_per_second == bps, f"{address}: the station does not know the rate"
+        stream = CountingStream(inner, bps)
         streams.append(stream)
         link = FramedLink(stream)
         links.append(link)

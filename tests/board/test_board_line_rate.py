@@ -22,10 +22,10 @@ from trustprov.board.server import Board
 from trustprov.board.slot import Timers
 from trustprov.errors import ChipRefused, InputError
 from trustprov.formats.frame import FrameType, encode_frame
+from trustprov.line.boards import discover
+from trustprov.link.address import open_link, open_stream
 from trustprov.link.client import ChipClient
-from trustprov.link.framed import FramedLink
 from trustprov.link.handler import BoardClient
-from trustprov.link.tcp import TcpStream
 
 TOLERANCE = 0.04  # a few percent of the rate asked
 
@@ -120,13 +120,18 @@ def paced_board(cm_farm: Path) -> Iterator[dict[str, Any]]:
     assert not t.is_alive()
 
 
-def _paced_link(address: str, bps: float) -> FramedLink:
-    host, port = address.removeprefix("tcp://").rsplit(":", 1)
-    stream = TcpStream.connect(host, int(port))
-    stream.bytes_per_second = bps  # the host knows the line it drives
-    link = FramedLink(stream)
-    link.hello()
-    return link
+def test_a_station_learns_each_socket_s_line_rate_from_the_board(
+    paced_board: dict[str, Any],
+) -> None:
+    with BoardClient(paced_board["handler"]) as h:
+        assert [s["baud"] for s in h.status()] == [2_000_000]
+    (ref,) = discover([paced_board["handler"]])
+    assert ref.address == paced_board["sockets"][0] + "?baud=2000000"
+    stream = open_stream(ref.address)
+    try:
+        assert stream.bytes_per_second == 200_000  # its timeouts scale with the line (12.4)
+    finally:
+        stream.close()
 
 
 def test_a_board_socket_carries_a_request_at_its_line_rate(
@@ -134,7 +139,7 @@ def test_a_board_socket_carries_a_request_at_its_line_rate(
 ) -> None:
     with BoardClient(paced_board["handler"]) as h:
         h.insert(0, world.cm_uids(cm_farm)[0], replace=True)
-    link = _paced_link(paced_board["sockets"][0], 200_000.0)
+    link = open_link(paced_board["sockets"][0] + "?baud=2000000")
     try:
         t0 = time.monotonic()
         ChipClient(link).status()  # small: a round trip of turnarounds, not of bytes

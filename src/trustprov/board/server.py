@@ -296,9 +296,15 @@ class Board:
 
     def _execute(self, req: handler.Request) -> bytes:
         if req.op == "status":
+            line = {} if self._line.baud is None else {"baud": self._line.baud}
             return handler.ok(
                 sockets=[
-                    {"socket": s.index, "chip": s.uid.hex() if s.uid else None, "state": s.state}
+                    {
+                        "socket": s.index,
+                        "chip": s.uid.hex() if s.uid else None,
+                        "state": s.state,
+                        **line,
+                    }
                     for s in self.slots
                 ]
             )
