@@ -198,3 +198,37 @@ def test_chip_run_stdio_answers_after_its_turnaround_at_its_line_rate(tmp_path: 
     assert 0.3 <= t1 - t0 < 0.6  # the turnaround; no wait for what follows the frame
     # the 100 KB of noise take 1 s at 100,000 bytes per second, then the turnaround
     assert 1.3 <= t2 - t0 <= 1.3 * (1 + TOLERANCE)
+
+
+def test_a_sender_that_ignores_the_rate_overruns_the_line_not_the_board_s_memory() -> None:
+    timers, got, now = Timers(), bytearray(), [0.0]
+    pacer = Pacer(1_000_000.0, timers, got.extend, clock=lambda: now[0], max_queued=10_000)
+    pacer.offer(b"a" * 6_000)
+    pacer.offer(b"b" * 6_000)  # 4,000 of it fit: the rest is lost, as a UART's FIFO overruns
+    pacer.offer(b"c" * 10)
+    now[0] = 1.0  # a second later: the line had time for all of it
+    timers.run_due()
+    assert bytes(got) == b"a" * 6_000 + b"b" * 4_000
+    assert pacer.overrun == 2_010
+    assert pacer.idle
+    pacer.offer(b"d" * 10)  # drained: room again
+    now[0] = 2.0
+    timers.run_due()
+    assert got.endswith(b"d" * 10)
+
+
+def test_a_new_connection_does_not_wait_behind_the_old_one_s_bytes(
+    paced_board: dict[str, Any], cm_farm: Path, world: Any
+) -> None:
+    with BoardClient(paced_board["handler"]) as h:
+        h.insert(0, world.cm_uids(cm_farm)[0], replace=True)
+    old = open_stream(paced_board["sockets"][0])
+    try:
+        old.write(b"\x00" * 1_000_000)  # 5 s of line at 2 Mbaud, from a host gone since
+        time.sleep(0.2)  # the board has read it
+    finally:
+        old.close()
+    t0 = time.monotonic()
+    link = open_link(paced_board["sockets"][0] + "?baud=2000000")  # says hello
+    link.close()
+    assert time.monotonic() - t0 < 1.0

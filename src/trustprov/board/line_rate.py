@@ -15,6 +15,9 @@ Invariants:
   at the next slice. An idle line earns no credit: a burst after a pause goes at the line rate.
 - A unit offered with ``ready_at`` (the chip's turnaround) starts crossing no sooner than that,
   nor before the units offered before it have crossed (the chip thinks while its UART sends).
+- A pacer holds at most ``max_queued`` bytes not yet crossed: what a sender pushes beyond it is
+  dropped, as a UART's buffer overruns (a host that ignores the line rate costs the board
+  bounded memory, and its link recovers the loss as any other, section 12.4).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from trustprov.board.slot import Timers
 
 SLICE = 0.005  # seconds of line time delivered at once (a timer per slice)
+MAX_QUEUED = 2 << 20  # bytes a direction holds before it overruns: twice a host's full window
 MIN_BAUD = 300
 MAX_BAUD = 20_000_000
 MAX_TURNAROUND_MS = 10_000.0
@@ -72,8 +76,12 @@ class Pacer:
         deliver: Callable[[bytes], None],
         *,
         clock: Callable[[], float] = time.monotonic,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self._bps = bytes_per_second
+        self._max_queued = max_queued
+        self._queued = 0  # bytes offered and not yet delivered
+        self.overrun = 0  # bytes dropped because the queue was full
         self._timers = timers
         self._deliver = deliver
         self._clock = clock
@@ -91,8 +99,13 @@ class Pacer:
         return not self._queue
 
     def offer(self, data: bytes, ready_at: float | None = None) -> None:
+        room = self._max_queued - self._queued
+        if len(data) > room:
+            self.overrun += len(data) - max(room, 0)
+            data = data[: max(room, 0)]
         if not data:
             return
+        self._queued += len(data)
         now = self._clock()
         self._queue.append((data, now if ready_at is None else max(now, ready_at)))
         if not self._armed:
@@ -101,6 +114,7 @@ class Pacer:
     def clear(self) -> None:
         """Drop what has not crossed yet (the far end lost power, the cable was pulled)."""
         self._queue.clear()
+        self._queued = 0
         self._offset = 0
         self._armed = False
         self._epoch += 1
@@ -136,4 +150,6 @@ class Pacer:
             self._armed = True
             self._timers.at(start, lambda: self._pump(epoch))
         if out:
-            self._deliver(b"".join(out))
+            chunk = b"".join(out)
+            self._queued -= len(chunk)
+            self._deliver(chunk)

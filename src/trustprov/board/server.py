@@ -234,6 +234,7 @@ class Board:
 
         def on_accept(conn: socket.socket) -> None:
             hang_up()  # one host per socket: the newer connection wins
+            slot.new_cable()
             current.append(conn)
             self._sel.register(conn, selectors.EVENT_READ, lambda: read(conn))
 

@@ -163,6 +163,10 @@ class Socket:
         if not self.dead:
             self.send(data)  # looked up now: the wire in use sets ``send`` after `pace`
 
+    def new_cable(self) -> None:
+        """A new host connection: the old one's bytes still on the line are gone with it."""
+        self._clear_wire("in", "out")
+
     def _clear_wire(self, *ways: str) -> None:
         for way in ways:
             if way in self._pacers:
