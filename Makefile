@@ -14,7 +14,7 @@ ICM_KEYS ?= files
 DEMO_HSM = $(abspath $(DEMO_DIR)).softhsm
 SOFTHSM_MODULE ?= /usr/lib/softhsm/libsofthsm2.so
 
-.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean bench-wire wire-faults bench-dashboard conformance-mutants
+.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean bench-wire wire-faults bench-dashboard conformance-mutants bench-line-rate
 
 all: test
 
@@ -90,6 +90,10 @@ fuzz: venv
 # a lot over TCP loopback to chip boards in their own processes: station CPU per chip
 bench-wire: venv
 	$(BIN)/python bench/wire.py --chips 2000 --boards 2 --sockets 16
+
+# a lot over a board whose sockets are UARTs: seconds per chip against the line-rate floor
+bench-line-rate: venv
+	$(BIN)/python bench/line_rate.py --rates 115200,1000000,3000000 --chips 6 --slow-chips 2 --turnaround-ms 1
 
 # the dashboard's refresh against a synthetic records store of a million chips, 12 stations
 bench-dashboard: venv

@@ -27,6 +27,7 @@ SMALL = {
     "floor.py": ["--firmware-mib", "1", "--rounds", "2"],
     "manufacture.py": ["--chips", "50", "--rounds", "20"],
     "wire.py": ["--chips", "20", "--boards", "1", "--sockets", "2"],
+    "line_rate.py": ["--rates", "3000000", "--chips", "1"],
     "dashboard.py": ["--chips", "2000", "--stations", "2", "--pending", "500", "--batch", "100",
                      "--runs", "1"],
 }  # fmt: skip

@@ -190,6 +190,7 @@ def test_nobody_listening_is_a_transport_error() -> None:
     [
         ("tcp://127.0.0.1:7000", "tcp://127.0.0.1:7000"),
         ("tcp://[::1]:7000", "tcp://[::1]:7000"),
+        ("tcp://127.0.0.1:7000?baud=115200", "tcp://127.0.0.1:7000?baud=115200"),
         ("serial:///dev/ttyUSB0?baud=1000000", "serial:///dev/ttyUSB0?baud=1000000"),
         ("serial:///dev/pts/3", "serial:///dev/pts/3?baud=115200"),
     ],
@@ -209,6 +210,9 @@ def test_addresses_parse(address: str, expected: str) -> None:
         "tcp://127.0.0.1:port",
         "tcp://:7000",
         "tcp://127.0.0.1:7000/x",
+        "tcp://127.0.0.1:7000?baud=fast",
+        "tcp://127.0.0.1:7000?baud=30000000",
+        "tcp://127.0.0.1:7000?speed=9600",
         "udp://127.0.0.1:7000",
         "serial://dev/ttyUSB0",
         "serial:///dev/ttyUSB0?baud=fast",

@@ -12,6 +12,9 @@ Invariants:
   (a power cut) loses nothing committed and leaves nothing half-written.
 - EOF on the input or SIGTERM ends it cleanly (exit 0), between two inputs, never mid-commit.
 - The idle timeout (12.5) ends an open session as a power-on would, keeping the link.
+- With a line rate (`--baud`, `--turnaround`: `trustprov.board.line_rate`) the bytes cross at
+  that rate each way, paced by timers of this loop, never a busy wait; at EOF what is still on
+  the wire is carried to its end first.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from trustprov.board.slot import IDLE_TIMEOUT
+from trustprov.board.line_rate import LineRate, Pacer
+from trustprov.board.slot import IDLE_TIMEOUT, Timers
 from trustprov.chip.device import Chip
 from trustprov.chip.nvm_file import NvmFile
 from trustprov.chip.uart import ChipEndpoint
@@ -41,7 +45,13 @@ class ChipProgram:
     """The chip behind two file descriptors (``rfd`` in, ``wfd`` out)."""
 
     def __init__(
-        self, nvm: NvmFile, *, rfd: int = 0, wfd: int = 1, idle_timeout: float = IDLE_TIMEOUT
+        self,
+        nvm: NvmFile,
+        *,
+        rfd: int = 0,
+        wfd: int = 1,
+        idle_timeout: float = IDLE_TIMEOUT,
+        line: LineRate | None = None,
     ) -> None:
         self._nvm = nvm
         self._rfd, self._wfd = rfd, wfd
@@ -52,6 +62,11 @@ class ChipProgram:
             self._handle, idle_timeout=idle_timeout, on_idle=self._on_idle
         )
         self._stopping = False
+        self._line = line or LineRate()
+        self._timers = Timers()
+        bps = self._line.bytes_per_second
+        self._in = Pacer(bps, self._timers, self._take)
+        self._out = Pacer(bps, self._timers, lambda data: _write_all(self._wfd, data))
 
     def _power_on(self) -> ChipPort:
         return ChipPort(Chip(self._nvm, self._nvm.load()))
@@ -65,6 +80,15 @@ class ChipProgram:
     def stop(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
         self._stopping = True
 
+    def _take(self, data: bytes) -> None:
+        """Bytes that crossed the wire in: the chip answers what they complete."""
+        out = self._endpoint.feed(data)
+        if out:
+            if self._line.active:
+                self._out.offer(out, time.monotonic() + self._line.turnaround)
+            else:
+                _write_all(self._wfd, out)
+
     def run(self) -> None:
         """Serve until EOF on the input or `stop` (SIGTERM)."""
         sel = selectors.DefaultSelector()
@@ -73,18 +97,27 @@ class ChipProgram:
             waits = True
         except (PermissionError, ValueError):  # a regular file: always readable, read it
             waits = False
+        ended = False
         try:
             while not self._stopping:
-                if not waits or sel.select(TICK):
+                due = self._timers.next_due()
+                wait = TICK if due is None else max(0.0, min(TICK, due - time.monotonic()))
+                if not ended and (not waits or sel.select(wait)):
                     try:
                         data = os.read(self._rfd, READ_SIZE)
                     except InterruptedError:
                         continue
                     if not data:
-                        return  # the host (or the board) closed the wire
-                    out = self._endpoint.feed(data)
-                    if out:
-                        _write_all(self._wfd, out)
+                        ended = True  # the host (or the board) closed the wire
+                    elif self._line.active:
+                        self._in.offer(data)
+                    else:
+                        self._take(data)
+                elif ended and due is not None:
+                    time.sleep(wait)
+                self._timers.run_due()
+                if ended and self._in.idle and self._out.idle:
+                    return
                 self._endpoint.poll()
         finally:
             sel.close()
@@ -101,11 +134,18 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def run_stdio(path: Path, uid: bytes, lot: str, *, idle_timeout: float = IDLE_TIMEOUT) -> None:
+def run_stdio(
+    path: Path,
+    uid: bytes,
+    lot: str,
+    *,
+    idle_timeout: float = IDLE_TIMEOUT,
+    line: LineRate | None = None,
+) -> None:
     """`chip run --stdio`: the chip on this process's standard input and output."""
     nvm = NvmFile(path, uid=uid, lot=lot)
     try:
-        program = ChipProgram(nvm, idle_timeout=idle_timeout)
+        program = ChipProgram(nvm, idle_timeout=idle_timeout, line=line)
         signal.signal(signal.SIGTERM, program.stop)
         with contextlib.suppress(BrokenPipeError):  # the reader went away: the chip is unplugged
             program.run()

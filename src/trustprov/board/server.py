@@ -28,6 +28,7 @@ from pathlib import Path
 from trustprov.board import handler
 from trustprov.board.exec_slot import ExecSlot, parse_command
 from trustprov.board.faults import FaultDice, Faults
+from trustprov.board.line_rate import LineRate
 from trustprov.board.slot import IDLE_TIMEOUT, Slot, Socket, Timers
 from trustprov.board.tray import Tray
 from trustprov.chip.farm import Farm
@@ -55,9 +56,12 @@ class Board:
         tray: Path | None = None,
         command: str | None = None,
         token: str | None = None,
+        line: LineRate | None = None,
     ) -> None:
         """``token``: what a handler connection must present first (`formats.token`);
-        required to listen beyond loopback."""
+        required to listen beyond loopback. ``line``: every socket's wire at that line rate
+        and turnaround (a UART behind a programmer), none by default."""
+        self._line = line or LineRate()
         self._token = None if token is None else check_token(token)
         self._farm_path = Path(farm_path) if farm_path is not None else None
         self._idle_timeout = idle_timeout
@@ -181,6 +185,11 @@ class Board:
         self._sel.register(lsock, selectors.EVENT_READ, accept)
 
     def _new_slot(self, k: int, farm: Farm | None) -> Socket:
+        slot = self._new_socket(k, farm)
+        slot.pace(self._line)
+        return slot
+
+    def _new_socket(self, k: int, farm: Farm | None) -> Socket:
         if farm is not None:
             return Slot(k, farm, self._dice, self._timers, idle_timeout=self._idle_timeout)
         assert self._tray is not None  # noqa: S101 - a board has a farm or a tray
@@ -225,6 +234,7 @@ class Board:
 
         def on_accept(conn: socket.socket) -> None:
             hang_up()  # one host per socket: the newer connection wins
+            slot.new_cable()
             current.append(conn)
             self._sel.register(conn, selectors.EVENT_READ, lambda: read(conn))
 
@@ -287,9 +297,15 @@ class Board:
 
     def _execute(self, req: handler.Request) -> bytes:
         if req.op == "status":
+            line = {} if self._line.baud is None else {"baud": self._line.baud}
             return handler.ok(
                 sockets=[
-                    {"socket": s.index, "chip": s.uid.hex() if s.uid else None, "state": s.state}
+                    {
+                        "socket": s.index,
+                        "chip": s.uid.hex() if s.uid else None,
+                        "state": s.state,
+                        **line,
+                    }
                     for s in self.slots
                 ]
             )

@@ -7,7 +7,8 @@ nothing half-written survives (the farm's commits are atomic). The host reaches 
 through the bytes of `feed`; whatever the socket answers goes out through `send`.
 
 Invariant: all of a socket's work runs on its board's one loop thread (the farm connection is
-that thread's), so a chip is never touched by two threads.
+that thread's), so a chip is never touched by two threads. A socket given a line rate (`pace`)
+carries its bytes each way at that rate, after the wire's faults (`board.line_rate`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from trustprov.board.faults import FaultDice, apply_corruption
+from trustprov.board.line_rate import LineRate, Pacer
 from trustprov.chip.device import Chip
 from trustprov.chip.farm import Farm
 from trustprov.chip.uart import ChipEndpoint
@@ -50,6 +52,20 @@ class Socket:
         self._held: dict[str, bytes | None] = {"in": None, "out": None}
         self.send: Callable[[bytes], None] = _nowhere  # set by the wire in use
         self.hang_up: Callable[[], None] = lambda: None  # cut the cable of this socket
+        self._pacers: dict[str, Pacer] = {}  # the wire's line rate, if any (`pace`)
+        self._turnaround = 0.0
+
+    def pace(self, rate: LineRate) -> None:
+        """Put the socket's wire at ``rate``: each direction at its bytes per second, and the
+        chip's answers starting ``rate.turnaround`` after what it answers (`board.line_rate`)."""
+        if not rate.active:
+            return
+        bps = rate.bytes_per_second
+        self._pacers = {
+            "in": Pacer(bps, self._timers, self._feed),
+            "out": Pacer(bps, self._timers, self._send_out),
+        }
+        self._turnaround = rate.turnaround
 
     @property
     def state(self) -> str:
@@ -76,12 +92,14 @@ class Socket:
     def insert(self, uid: bytes, *, claimed: bytes | None = None) -> None:
         """``claimed``: the UID this socket's ``rom.status`` answers are rewritten to name
         (the ``lie`` fault), whatever chip sits in it."""
+        self._clear_wire("in", "out")
         self.uid = uid
         self._claimed = claimed
         self._power_on()
         self._cut_after = self._dice.powercut_after()
 
     def remove(self) -> None:
+        self._clear_wire("in", "out")
         self.uid = None
         self._claimed = None
         self._power_off()
@@ -92,10 +110,12 @@ class Socket:
             self._cut_after = after
         elif self.uid is not None:
             log.info("socket %d: power cycle", self.index)
+            self._clear_wire("out")  # the chip's UART stops mid-answer
             self._power_on()
 
     def kill(self) -> None:
         self.dead = True
+        self._clear_wire("in", "out")
         self._power_off()
         self.hang_up()
 
@@ -104,10 +124,16 @@ class Socket:
         """Bytes from the host's wire, after the wire's faults."""
         if self.dead or not data:
             return
-        self._fault("in", data, self._feed)
+        self._fault("in", data, self._feed_paced)
 
     def poll(self) -> None:
         """Called by the board's loop every tick."""
+
+    def _feed_paced(self, data: bytes) -> None:
+        if "in" in self._pacers:
+            self._pacers["in"].offer(data)
+        else:
+            self._feed(data)
 
     def _feed(self, data: bytes) -> None:
         if self.uid is None:
@@ -125,7 +151,26 @@ class Socket:
 
     def _emit(self, data: bytes) -> None:
         if data and not self.dead:
-            self._fault("out", data, self.send)
+            self._fault("out", data, self._send_paced)
+
+    def _send_paced(self, data: bytes) -> None:
+        if "out" in self._pacers:
+            self._pacers["out"].offer(data, time.monotonic() + self._turnaround)
+        else:
+            self.send(data)
+
+    def _send_out(self, data: bytes) -> None:
+        if not self.dead:
+            self.send(data)  # looked up now: the wire in use sets ``send`` after `pace`
+
+    def new_cable(self) -> None:
+        """A new host connection: the old one's bytes still on the line are gone with it."""
+        self._clear_wire("in", "out")
+
+    def _clear_wire(self, *ways: str) -> None:
+        for way in ways:
+            if way in self._pacers:
+                self._pacers[way].clear()
 
     def _fault(self, way: str, data: bytes, deliver: Callable[[bytes], None]) -> None:
         v = self._dice.unit(len(data))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -39,6 +40,24 @@ def parse_listen(text: str) -> tuple[str, int] | None:
     if not 0 <= int(port) <= 65535:
         raise InputError(f"--listen: port {port} out of range")
     return host, int(port)
+
+
+def line_options(f: Callable[..., None]) -> Callable[..., None]:
+    """--baud and --turnaround: the wire as a UART behind a programmer (protocol.md 13.5)."""
+    f = click.option(
+        "--turnaround",
+        "turnaround_ms",
+        type=click.FloatRange(0, 10_000),
+        default=0.0,
+        show_default=True,
+        help="Milliseconds the chip takes to start answering a frame.",
+    )(f)
+    return click.option(
+        "--baud",
+        type=click.IntRange(300, 20_000_000),
+        default=None,
+        help="The wire's line rate: N/10 bytes per second each way (8N1); default unpaced.",
+    )(f)
 
 
 @click.command(short_help="Serve chips over a wire: a board of sockets, or one chip on a pty.")
@@ -84,6 +103,7 @@ def parse_listen(text: str) -> tuple[str, int] | None:
     show_default=True,
     help="Seconds without input after which a chip ends an open session (protocol.md 12.5).",
 )
+@line_options
 @click.option(
     "--token-file",
     type=click.Path(path_type=Path),
@@ -101,6 +121,8 @@ def serve(
     uid: str | None,
     faults: str | None,
     idle_timeout: float = 10.0,
+    baud: int | None = None,
+    turnaround_ms: float = 0.0,
     token_file: Path | None = None,
 ) -> None:
     """Run a chip board until SIGTERM; print its ports as one JSON line when ready.
@@ -109,6 +131,7 @@ def serve(
     pseudo-terminal, reached as serial:///dev/pts/N. The chips are a farm's (--farm), or
     programs (--exec CMD --tray DIR), one process per seated chip."""
     from trustprov.board.faults import Faults  # noqa: PLC0415 - lazy: `chip --help` start-up
+    from trustprov.board.line_rate import LineRate  # noqa: PLC0415 - lazy: start-up
     from trustprov.board.server import Board  # noqa: PLC0415 - lazy: start-up
 
     if (farm is None) == (command is None) or (command is None) != (tray is None):
@@ -129,6 +152,7 @@ def serve(
         tray=tray,
         command=command,
         token=read_board_token(token_file),
+        line=LineRate(baud, turnaround_ms),
     )
     if where is None:
         assert uid is not None  # noqa: S101 - checked above
@@ -169,18 +193,30 @@ def serve(
     show_default=True,
     help="Seconds without input after which the chip ends an open session (protocol.md 12.5).",
 )
-def run(nvm: Path, uid: str, lot: str, stdio: bool, idle_timeout: float) -> None:
+@line_options
+def run(
+    nvm: Path,
+    uid: str,
+    lot: str,
+    stdio: bool,
+    idle_timeout: float,
+    baud: int | None = None,
+    turnaround_ms: float = 0.0,
+) -> None:
     """Run one virtual chip whose whole state is the file --nvm, speaking the link layer
     (protocol.md 12) on standard input and output, until EOF or SIGTERM. What a board runs
     for each chip of a tray: chip serve --exec 'trustprov chip run --nvm {nvm} --uid {uid}
     --lot {lot} --stdio'."""
     from trustprov.board.chip_program import run_stdio  # noqa: PLC0415 - lazy: start-up
+    from trustprov.board.line_rate import LineRate  # noqa: PLC0415 - lazy: start-up
     from trustprov.board.tray import check_lot  # noqa: PLC0415 - lazy: start-up
 
     if not stdio:
         raise InputError("--stdio is the one wire chip run speaks")
     check_lot(lot)
-    run_stdio(nvm, parse_uid(uid), lot, idle_timeout=idle_timeout)
+    run_stdio(
+        nvm, parse_uid(uid), lot, idle_timeout=idle_timeout, line=LineRate(baud, turnaround_ms)
+    )
 
 
 @click.command(short_help="Make blank chips with fab UIDs, in a farm or a tray.")

@@ -45,7 +45,9 @@ def discover(handlers: Sequence[str], token: str | None = None) -> list[SocketRe
             if not isinstance(index, int) or s.get("state") == "dead":
                 continue
             port = int(address.rpartition(":")[2]) + 1 + index
-            refs.append(SocketRef(f"tcp://{host}:{port}", address, index))
+            baud = s.get("baud")  # a socket that is a UART: the link's timeouts follow its rate
+            rate = f"?baud={baud}" if type(baud) is int and 50 <= baud <= 20_000_000 else ""
+            refs.append(SocketRef(f"tcp://{host}:{port}{rate}", address, index))
     if not refs:
         raise InputError("no socket in service on the boards given")
     return refs
