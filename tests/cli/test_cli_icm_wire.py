@@ -35,7 +35,9 @@ def test_blank_chip_programs_on_a_tcp_board_are_made(
     cw: CliWorld, tmp_path: Path, start_board: BoardStarter
 ) -> None:
     tray = tmp_path / "tray"
-    uids = json.loads(ok("chip", "blank", "--tray", tray, "--count", "3", "--json").stdout)["chips"]
+    uids = json.loads(
+        ok("chip", "blank", "--tray", tray, "--count", "3", "--lot", "LW", "--json").stdout
+    )["chips"]
     board = start_board(
         args=["chip", "serve", "--exec", CHIP_RUN, "--tray", str(tray),
               "--listen", "tcp://127.0.0.1:0", "--sockets", "2"]
@@ -46,7 +48,7 @@ def test_blank_chip_programs_on_a_tcp_board_are_made(
     assert s["records"] == f"sqlite:///{tmp_path / 'icm-records.sqlite'}"
     assert sorted(_lot_uids(cw, tmp_path / "lw.json")) == sorted(uids)
     for uid in uids:  # each program committed its making to its own file
-        assert _status_of_file(tray / "blank" / f"{uid}.nvm", uid)["lifecycle"] == "MANUFACTURED"
+        assert _status_of_file(tray / "LW" / f"{uid}.nvm", uid, "LW")["lifecycle"] == "MANUFACTURED"
     # the same command again: the manifest is there, and is not replaced unasked
     assert_error(run(*_manufacture(cw, tmp_path, "--board", board.handler)), exit_code=2,
                  match="exists")  # fmt: skip
@@ -59,9 +61,9 @@ def test_one_blank_chip_behind_a_pty_is_made(
     cw: CliWorld, tmp_path: Path, start_board: BoardStarter
 ) -> None:
     farm = tmp_path / "desk.farm"
-    uid = json.loads(ok("chip", "blank", "--farm", farm, "--count", "1", "--json").stdout)["chips"][
-        0
-    ]
+    uid = json.loads(
+        ok("chip", "blank", "--farm", farm, "--count", "1", "--lot", "LW", "--json").stdout
+    )["chips"][0]
     board = start_board(
         args=["chip", "serve", "--farm", str(farm), "--chip", uid, "--listen", "pty"]
     )
@@ -74,7 +76,7 @@ def test_an_interrupted_line_resumes_with_every_chip_made_once(
     cw: CliWorld, tmp_path: Path, start_board: BoardStarter
 ) -> None:
     farm = tmp_path / "f.farm"
-    ok("chip", "blank", "--farm", farm, "--count", "4")
+    ok("chip", "blank", "--farm", farm, "--count", "4", "--lot", "LW")
     board = start_board(farm, faults="delay=1:30ms")  # every unit on the wire late: a slow line
     argv = [*TRUSTPROV, *map(str, _manufacture(cw, tmp_path, "--board", board.handler))]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -40,11 +40,12 @@ def issued(monkeypatch: pytest.MonkeyPatch) -> Counter[bytes]:
     return _certify_counter(monkeypatch)
 
 
-def _blank_farm(path: Path, n: int) -> list[bytes]:
-    uids = [bytes([0x10 + i]) * 16 for i in range(n)]
+def _blank_farm(path: Path, n: int, lot: str, first: int = 0x10) -> list[bytes]:
+    """``n`` blank chips of the fab's lot ``lot`` (the lot the ICM must make them into)."""
+    uids = [bytes([first + i]) * 16 for i in range(n)]
     with FarmLink(path, create=True) as farm, farm.batch():
         for uid in uids:
-            farm.add_blank(uid, "W1")
+            farm.add_blank(uid, lot)
     return uids
 
 
@@ -94,11 +95,12 @@ def test_a_board_of_blank_chips_is_made_once_each_and_resumes(
     records_url: str,
     issued: Counter[bytes],
 ) -> None:
-    uids = _blank_farm(tmp_path / "f.farm", 5)
+    uids = _blank_farm(tmp_path / "f.farm", 4, "LA")
+    uids += _blank_farm(tmp_path / "f.farm", 1, "W9", first=0x70)  # the fab's other lot
     board = start_board(tmp_path / "f.farm", sockets=2)
     # another family's ICM takes one chip first: ours must skip it, never burn it again
     other = manufacture_wire(
-        other_icm, "LB", tmp_path / "lb.json", records_url=records_url,
+        other_icm, "LA", tmp_path / "lb.json", records_url=records_url,
         boards=[board.handler], count=1,
     )  # fmt: skip
     assert (other.made, other.stopped) == (1, None)
@@ -107,29 +109,30 @@ def test_a_board_of_blank_chips_is_made_once_each_and_resumes(
         boards=[board.handler],
     )  # fmt: skip
     assert (s.made, s.made_now, s.skipped, s.failed, s.stopped) == (
-        4,
-        4,
-        {"other-family": 1},
+        3,
+        3,
+        {"other-family": 1, "fab-lot": 1},
         {},
         None,
     )
     theirs = {c.uid for c in read_lot(tmp_path / "lb.json").chips}
-    made = _check_lot(icm, tmp_path / "la.json", board.handler, set(uids) - theirs)
+    made = _check_lot(icm, tmp_path / "la.json", board.handler, set(uids[:4]) - theirs)
     # a second run makes nothing again and lists the same chips in the same order
     again = manufacture_wire(
         icm, "LA", tmp_path / "la.json", records_url=f"sqlite:///{tmp_path / 'a.sqlite'}",
         boards=[board.handler], force=True,
     )  # fmt: skip
-    assert (again.made, again.made_now) == (4, 0)
+    assert (again.made, again.made_now) == (3, 0)
     assert [c.uid for c in read_lot(tmp_path / "la.json").chips] == made
     assert set(issued.values()) == {1}
-    assert len(issued) == 5
+    assert len(issued) == 4  # one by the other family, three by ours
 
 
 def test_count_takes_n_chips_and_says_when_the_boards_hold_too_few(
     icm: role.Icm, tmp_path: Path, start_board: BoardStarter
 ) -> None:
-    _blank_farm(tmp_path / "f.farm", 3)
+    _blank_farm(tmp_path / "f.farm", 3, "L1")
+    _blank_farm(tmp_path / "f.farm", 1, "L2", first=0x70)
     board = start_board(tmp_path / "f.farm")
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     s = manufacture_wire(
@@ -142,7 +145,7 @@ def test_count_takes_n_chips_and_says_when_the_boards_hold_too_few(
     )
     assert (short.made, short.manifest) == (1, None)
     assert "only 1 of 2" in str(short.stopped)
-    assert short.skipped == {"other-lot": 2}
+    assert short.skipped == {"fab-lot": 3}  # L1's two made chips and its blank one
     assert not (tmp_path / "l2.json").exists()
 
 
@@ -158,7 +161,7 @@ def test_a_line_killed_at_any_step_resumes_with_every_chip_made_once(
     monkeypatch: pytest.MonkeyPatch,
     step: str,
 ) -> None:
-    uids = _blank_farm(tmp_path / "f.farm", 3)
+    uids = _blank_farm(tmp_path / "f.farm", 3, "L")
     board = start_board(tmp_path / "f.farm")
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     issued = _certify_counter(monkeypatch)
@@ -217,7 +220,7 @@ def test_a_line_killed_at_any_step_resumes_with_every_chip_made_once(
 def test_faults_on_the_wire_make_every_chip_once(
     icm: role.Icm, tmp_path: Path, start_board: BoardStarter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uids = _blank_farm(tmp_path / "f.farm", 6)
+    uids = _blank_farm(tmp_path / "f.farm", 6, "LF")
     spec = "drop=0.05,corrupt=0.05,cut=0.03,powercut=0.3,seed=11"
     board = start_board(tmp_path / "f.farm", sockets=2, faults=spec)
     issued = _certify_counter(monkeypatch)
@@ -243,7 +246,7 @@ def test_faults_on_the_wire_make_every_chip_once(
 def test_a_chip_that_cannot_be_reached_is_failed_not_guessed(
     icm: role.Icm, tmp_path: Path, start_board: BoardStarter
 ) -> None:
-    _blank_farm(tmp_path / "f.farm", 1)
+    _blank_farm(tmp_path / "f.farm", 1, "LX")
     board = start_board(tmp_path / "f.farm")
 
     def dead(_address: str) -> Any:

@@ -6,8 +6,9 @@ first socket in service of their board, or the one chip behind ``--port``. Each 
 what it reports first (`rom.status`, `rom.identity`) and by its row in the records store
 (`line.records.icm_chips`), so a run that died anywhere is resumed by running it again:
 
-- a chip of another family, or burned with this family but not by this lot (no ``started``
-  row), is recorded ``skipped`` and sent nothing more: it is never burned twice;
+- a chip of another family, of another fab lot than ``lot`` (the lot its receipts will
+  carry), or burned with this family but not by this lot (no ``started`` row), is recorded
+  ``skipped`` and sent nothing more: it is never burned twice;
 - ``started`` is committed before ``rom.burn``; the certificate is committed before it is sent;
   a chip whose key is not the one its row certifies is skipped (``identity-mismatch``), never
   certified again: no UID gets two certificates;
@@ -212,6 +213,8 @@ class IcmLine:
             raise TransportError(f"the board seated chip {uid.hex()}", code="misplaced")
         if family is not None and family != self.icm.family_id:
             raise _Skip("other-family", f"chip {uid.hex()} is of family {family.hex()}")
+        if status.get("lot") != self.lot:  # the fab's lot is for life, and in every receipt
+            raise _Skip("fab-lot", f"chip {uid.hex()} is of the fab's lot {status.get('lot')!r}")
         row = self.records.get(uid)
         ours = row is not None and row.lot == self.lot and row.state in ("started", "made")
         if row is not None and row.state in ("started", "made") and row.lot != self.lot:
