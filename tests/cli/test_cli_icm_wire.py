@@ -55,6 +55,15 @@ def test_blank_chip_programs_on_a_tcp_board_are_made(
     again = ok(*_manufacture(cw, tmp_path, "--board", board.handler), "--force")
     assert "3 chips of family" in again.stdout
     assert "(0 in this run)" in again.stdout
+    # icm report reads the same records
+    records = f"sqlite:///{tmp_path / 'icm-records.sqlite'}"
+    report = json.loads(ok("icm", "report", "--records", records, "--json").stdout)
+    assert (report["lot"], report["made"], report["in_progress"]) == ("LW", 3, 0)
+    assert (report["skipped"], report["failed"]) == ({}, {})
+    text = ok("icm", "report", "--records", records, "--lot", "LW").stdout
+    assert text.startswith("lot LW: 3 chips made, 0 in progress, 0 skipped, 0 failed")
+    assert_error(run("icm", "report", "--records", records, "--lot", "NOPE"), exit_code=2,
+                 match="no lot")  # fmt: skip
 
 
 def test_one_blank_chip_behind_a_pty_is_made(

@@ -355,6 +355,59 @@ def _manufacture_wire(
         sys.exit(EXIT_FAILED)
 
 
+@icm.command(short_help="Report a lot of the ICM's line from its records.")
+@click.option(
+    "--records",
+    required=True,
+    help="The ICM line's records store, sqlite:///PATH or postgresql://USER@HOST/DB.",
+)
+@records_password_option
+@click.option("--lot", default=None, help="Lot to report [default: the only lot].")
+@json_option("the report")
+def report(
+    records: str, records_password_file: Path | None, lot: str | None, as_json: bool
+) -> None:
+    """A lot of `icm manufacture --board/--port`: chips made, in progress, skipped and failed
+    (by reason)."""
+    from trustprov.cli.options import records_password  # noqa: PLC0415 - lazy: start-up
+    from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
+    from trustprov.line.records.icm_chips import IcmRecords  # noqa: PLC0415 - lazy: start-up
+
+    password = records_password(records, records_password_file)
+    with RecordStore(records, create=False, read_only=True, password=password) as store:
+        rows = IcmRecords(store, "report")
+        lots = rows.lots()
+        if lot is None:
+            if len(lots) != 1:
+                known = ", ".join(lots[:10]) or "none"
+                raise InputError(f"give --lot: the records hold {len(lots)} lots ({known})")
+            lot = lots[0]
+        elif lot not in lots:
+            raise InputError(f"no lot {lot!r} of the ICM's line in the records at {store.url}")
+        counts = rows.counts(lot)
+        reasons = rows.reasons(lot)
+        url = store.url
+    made = counts.get("made", 0)
+    doc = {
+        "lot": lot,
+        "records": url,
+        "made": made,
+        "in_progress": counts.get("started", 0),
+        "skipped": reasons["skipped"],
+        "failed": reasons["failed"],
+    }
+    if as_json:
+        emit_json(doc)
+        return
+    say(
+        f"lot {lot}: {plural(made, 'chip')} made, {doc['in_progress']} in progress, "
+        f"{counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed; records: {url}"
+    )
+    for state in ("skipped", "failed"):
+        for reason, n in sorted(reasons[state].items()):
+            say(f"  {state} {reason}: {n}")
+
+
 def _version(value: str) -> str:
     """--version as the signed header takes it: a bad one is bad input, before any work."""
     from trustprov.errors import FormatError, InputError  # noqa: PLC0415 - lazy: start-up

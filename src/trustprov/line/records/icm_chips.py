@@ -181,6 +181,27 @@ class IcmRecords:
         for r in rows:
             yield _row(r)
 
+    def lots(self) -> list[str]:
+        """Every lot of the ICM's line in the store (none if its table was never made)."""
+        with self.store.transaction() as c:
+            if not sa.inspect(c).has_table(icm_chips.name):
+                return []
+            rows = c.execute(sa.select(icm_chips.c.lot).distinct().order_by(icm_chips.c.lot))
+            return [str(r[0]) for r in rows]
+
+    def reasons(self, lot: str) -> dict[str, dict[str, int]]:
+        """Skipped and failed chips of ``lot`` by reason."""
+        with self.store.transaction() as c:
+            rows = c.execute(
+                sa.select(icm_chips.c.state, icm_chips.c.reason, sa.func.count())
+                .where(icm_chips.c.lot == lot, icm_chips.c.state.in_(("skipped", "failed")))
+                .group_by(icm_chips.c.state, icm_chips.c.reason)
+            ).all()
+        out: dict[str, dict[str, int]] = {"skipped": {}, "failed": {}}
+        for state, reason, n in rows:
+            out[str(state)][str(reason)] = int(n)
+        return out
+
     def counts(self, lot: str) -> dict[str, int]:
         with self.store.transaction() as c:
             rows = c.execute(
