@@ -259,3 +259,30 @@ def test_a_chip_that_cannot_be_reached_is_failed_not_guessed(
     assert (s.made, s.manifest) == (0, None)
     assert s.failed
     assert s.stopped
+
+
+def test_a_chip_made_elsewhere_is_skipped_never_burned_again(
+    icm: role.Icm, tmp_path: Path, start_board: BoardStarter, issued: Counter[bytes]
+) -> None:
+    """A chip of this family that already has its identity (made by the farm's line, or by a
+    run whose records are not these) is recorded and sent nothing that writes."""
+    made = role.manufacture(icm, tmp_path / "f.farm", "LM", 2, tmp_path / "farm-lot.json")
+    before = {c.uid: c.certificate for c in made.load_manifest().chips}
+    board = start_board(tmp_path / "f.farm")
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    s = manufacture_wire(icm, "LM", tmp_path / "lm.json", records_url=url, boards=[board.handler])
+    assert (s.made, s.skipped) == (0, {"already-burned": 2})
+    assert s.stopped == "no chip made: the boards hold no blank chip"
+    assert not issued
+    with RecordStore(url) as store:
+        rows = IcmRecords(store, "t")
+        assert rows.counts("LM") == {"skipped": 2}
+        assert rows.reasons("LM")["skipped"] == {"already-burned": 2}
+    with BoardClient(board.handler) as h:  # each still holds its first certificate
+        for uid, der in before.items():
+            h.insert(0, uid, replace=True)
+            link = open_link(board.sockets[0])
+            try:
+                assert ChipClient(link).certificate() == der
+            finally:
+                link.close()
