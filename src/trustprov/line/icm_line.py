@@ -54,7 +54,14 @@ from trustprov.link.address import open_link as default_open_link
 from trustprov.link.client import ChipClient
 from trustprov.link.handler import BoardClient, parse_tcp
 from trustprov.roles.files import check_output
-from trustprov.roles.icm import MAX_LOT, Icm, certify, lot_template, signed_manifest
+from trustprov.roles.icm import (
+    MAX_LOT,
+    Icm,
+    certify,
+    lot_template,
+    signed_manifest,
+    utc_now,
+)
 from trustprov.roles.lots import signature_path
 
 ATTEMPTS = 8
@@ -158,7 +165,7 @@ class IcmLine:
         self._token = board_token
         self._on_chip = on_chip
         self._attempts = attempts
-        self._template = lot_template(icm, _now())
+        self._template = lot_template(icm, utc_now())
         self._burn = messages.encode_request("rom.burn", {"image": icm.immutable.to_bytes()})
 
     # -- one chip, with retries ----------------------------------------------------------------
@@ -175,6 +182,10 @@ class IcmLine:
                 if uid is not None:
                     self.records.note(uid, self.lot, "skipped", s.reason, detail=s.detail)
                 return uid, "skipped", s.reason
+            except ChipRefused as e:  # a refusal of the chip's own, at a step not foreseen
+                if uid is not None:
+                    self.records.note(uid, self.lot, "skipped", e.code, detail=e.message)
+                return uid, "skipped", e.code
             except TransportError as e:
                 if e.code == "unauthorized":
                     raise
@@ -291,12 +302,6 @@ class IcmLine:
             raise _Skip("bad-attestation", f"chip {uid.hex()}: {e}") from e
         if token.claims.uid != uid:
             raise _Skip("misplaced", f"the chip seated as {uid.hex()} signs as another")
-
-
-def _now() -> Any:
-    from trustprov.roles.icm import utc_now  # noqa: PLC0415 - one clock
-
-    return utc_now()
 
 
 def manufacture_wire(
