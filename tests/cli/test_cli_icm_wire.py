@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from boards import BoardStarter
 
@@ -81,8 +82,9 @@ def test_one_blank_chip_behind_a_pty_is_made(
     assert _lot_uids(cw, tmp_path / "lw.json") == [uid]
 
 
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
 def test_an_interrupted_line_resumes_with_every_chip_made_once(
-    cw: CliWorld, tmp_path: Path, start_board: BoardStarter
+    cw: CliWorld, tmp_path: Path, start_board: BoardStarter, how: signal.Signals
 ) -> None:
     farm = tmp_path / "f.farm"
     ok("chip", "blank", "--farm", farm, "--count", "4", "--lot", "LW")
@@ -93,9 +95,9 @@ def test_an_interrupted_line_resumes_with_every_chip_made_once(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not _made(records):
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)  # Ctrl-C mid-lot
+    proc.send_signal(how)  # Ctrl-C, or the process killed, mid-lot
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == (130 if how == signal.SIGINT else -signal.SIGKILL), err
     assert not (tmp_path / "lw.json").exists()
     first = _made(records)
     assert 1 <= first < 4
