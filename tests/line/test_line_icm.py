@@ -286,3 +286,19 @@ def test_a_chip_made_elsewhere_is_skipped_never_burned_again(
                 assert ChipClient(link).certificate() == der
             finally:
                 link.close()
+
+
+def test_a_chip_two_boards_both_list_is_made_once(
+    icm: role.Icm, tmp_path: Path, start_board: BoardStarter, issued: Counter[bytes]
+) -> None:
+    uids = _blank_farm(tmp_path / "f.farm", 3, "LD")
+    boards = [start_board(tmp_path / "f.farm"), start_board(tmp_path / "f.farm")]
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    s = manufacture_wire(
+        icm, "LD", tmp_path / "ld.json", records_url=url, boards=[b.handler for b in boards]
+    )
+    assert (s.made, s.made_now, s.skipped, s.stopped) == (3, 3, {}, None)
+    assert sorted(c.uid for c in read_lot(tmp_path / "ld.json").chips) == sorted(uids)
+    assert set(issued.values()) == {1}
+    with RecordStore(url) as store:
+        assert sorted(c.seq or 0 for c in IcmRecords(store, "t").lot_chips("LD")) == [1, 2, 3]

@@ -372,6 +372,10 @@ def _run(
     on_start: Callable[[int], None] | None,
 ) -> None:
     records = line.records
+    unique: dict[bytes | None, ChipAt] = {}  # a chip two boards both list is one chip
+    for c in chips:
+        unique.setdefault(c.uid, c)
+    chips = list(unique.values())
     states = {c.uid: records.get(c.uid) for c in chips if c.uid is not None}
     done = {
         u for u, r in states.items() if r is not None and r.lot == line.lot and r.state == "made"

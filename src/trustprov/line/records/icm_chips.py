@@ -125,6 +125,9 @@ class IcmRecords:
     def made(self, uid: bytes, lot: str) -> int:
         """Invariant 4: the chip's place in the lot, the next one."""
         with self.store.transaction() as c:
+            row = c.execute(sa.select(icm_chips).where(icm_chips.c.uid == uid.hex())).first()
+            if row is not None and row.state == "made" and row.seq is not None:
+                return int(row.seq)  # made once: its place in the lot is kept
             last = c.execute(
                 sa.select(sa.func.max(icm_chips.c.seq)).where(icm_chips.c.lot == lot)
             ).scalar()
