@@ -80,6 +80,11 @@ def test_one_blank_chip_behind_a_pty_is_made(
     s = json.loads(ok(*_manufacture(cw, tmp_path, "--port", board.ready["port"]), "--json").stdout)
     assert (s["made"], s["failed"]) == (1, {})
     assert _lot_uids(cw, tmp_path / "lw.json") == [uid]
+    # the same chip again: made before, counted once, the manifest the same
+    port = board.ready["port"]
+    again = json.loads(ok(*_manufacture(cw, tmp_path, "--port", port), "--force", "--json").stdout)
+    assert (again["made"], again["made_now"], again["skipped"]) == (1, 0, {})
+    assert _lot_uids(cw, tmp_path / "lw.json") == [uid]
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])

@@ -170,7 +170,7 @@ class IcmLine:
 
     # -- one chip, with retries ----------------------------------------------------------------
     def chip(self, at: ChipAt) -> tuple[bytes | None, str, str | None]:
-        """(uid, "made" / "skipped" / "failed", reason)."""
+        """(uid, "made" / "made-before" / "skipped" / "failed", reason)."""
         last: TrustprovError | None = None
         uid = at.uid
         for _ in range(self._attempts):
@@ -179,6 +179,8 @@ class IcmLine:
                     uid = self._make(chip, at.uid)
                     return uid, "made", None
             except _Skip as s:
+                if s.reason == "made-before":
+                    return uid, "made-before", None
                 if uid is not None:
                     self.records.note(uid, self.lot, "skipped", s.reason, detail=s.detail)
                 return uid, "skipped", s.reason
@@ -215,7 +217,8 @@ class IcmLine:
                 board.close()
 
     # -- the steps, each taken up from what the chip and the records say -------------------------
-    def _make(self, chip: ChipClient, expected: bytes | None) -> bytes:
+    def _identify(self, chip: ChipClient, expected: bytes | None) -> tuple[bytes, bytes | None]:
+        """The chip's UID and family from its status, if it is a chip of this lot's making."""
         status = chip.status()
         uid, family = status.get("uid"), status.get("family")
         if not isinstance(uid, bytes) or len(uid) != 16:
@@ -226,10 +229,16 @@ class IcmLine:
             raise _Skip("other-family", f"chip {uid.hex()} is of family {family.hex()}")
         if status.get("lot") != self.lot:  # the fab's lot is for life, and in every receipt
             raise _Skip("fab-lot", f"chip {uid.hex()} is of the fab's lot {status.get('lot')!r}")
+        return uid, family
+
+    def _make(self, chip: ChipClient, expected: bytes | None) -> bytes:
+        uid, family = self._identify(chip, expected)
         row = self.records.get(uid)
         ours = row is not None and row.lot == self.lot and row.state in ("started", "made")
         if row is not None and row.state in ("started", "made") and row.lot != self.lot:
             raise _Skip("other-lot", f"chip {uid.hex()} is of the ICM's lot {row.lot}")
+        if family is not None and row is not None and ours and row.state == "made":
+            raise _Skip("made-before", f"chip {uid.hex()} was made by this lot before")
         if family is None:
             if row is not None and row.state == "made":
                 raise _Skip("inconsistent", f"chip {uid.hex()} was made but reports blank")
@@ -400,6 +409,8 @@ def _run(
         if outcome == "made":
             summary.made += 1
             summary.made_now += 1
+        elif outcome == "made-before":
+            pass  # counted among the lot's made chips already
         elif outcome == "skipped":
             summary.skipped[reason or "skipped"] = summary.skipped.get(reason or "skipped", 0) + 1
         else:
