@@ -1,11 +1,14 @@
 # Two commands set everything up on a fresh machine with Python >= 3.11 and make:
-#   make demo   the whole flow on virtual chips (SQLite)
+#   make demo   the whole flow on virtual chips (SQLite); WIRE=1: every chip over the wire
 #   make test   ruff, mypy (strict on src/) and the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-out
 CHIPS ?= 1000
+# WIRE=1: every chip only through the wire (boards as processes, each lot chip a program of its
+# own), so a smaller lot: WIRE_CHIPS
+WIRE_CHIPS ?= 20
 BENCH_CHIPS ?= 1000000
 BENCH_RECEIPTS ?= 1000000
 BENCH_OUT ?= bench-out
@@ -42,6 +45,8 @@ ifeq ($(ICM_KEYS),pkcs11)
 	SOFTHSM2_CONF=$(DEMO_HSM)/softhsm2.conf softhsm2-util --init-token --free --label trustprov-demo --so-pin demo-so-pin --pin demo-pin >/dev/null
 	SOFTHSM2_CONF=$(DEMO_HSM)/softhsm2.conf $(BIN)/trustprov demo --chips $(CHIPS) --out $(DEMO_DIR) --replace \
 	  --icm-keys 'pkcs11:token=trustprov-demo?module-path=$(SOFTHSM_MODULE)&pin-source=file:$(DEMO_HSM)/pin'
+else ifeq ($(WIRE),1)
+	$(BIN)/trustprov demo --wire --chips $(WIRE_CHIPS) --out $(DEMO_DIR) --replace
 else
 	$(BIN)/trustprov demo --chips $(CHIPS) --out $(DEMO_DIR) --replace
 endif

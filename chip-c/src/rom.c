@@ -188,12 +188,25 @@ static void rom_identity(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbo
 {
     size_t len;
     const uint8_t *cert;
+    uint8_t spki[91];
     if (tp_args_parse(args, nargs, NULL, 0) != 0) {
         refuse(res, TP_E_MALFORMED, "rom.identity takes no arguments");
         return;
     }
+    /* the identity key's public half once made (protocol.md 8.1, 13.6): a host that lost the
+       answer to rom.make-identity certifies the key the chip holds */
+    if (chip->nv.identity_made && tp_hal_p256_public(chip->nv.identity_d, spki) != 0) {
+        refuse(res, TP_E_INTERNAL, NULL);
+        return;
+    }
     cert = tp_nvm_area(&chip->nv, TP_AREA_CERT, &len);
-    tp_cbor_put_map(ok, 1);
+    tp_cbor_put_map(ok, 2);
+    tp_cbor_put_tstr(ok, "public-key"); /* canonical order: the shorter key first */
+    if (chip->nv.identity_made) {
+        tp_cbor_put_bstr(ok, spki, sizeof(spki));
+    } else {
+        tp_cbor_put_null(ok);
+    }
     tp_cbor_put_tstr(ok, "certificate");
     if (cert != NULL) {
         tp_cbor_put_bstr(ok, cert, len);

@@ -20,9 +20,10 @@ from trustprov.roles.cm import Job
 FAST = {"timeout": 0.2, "max_retries": 1}  # a socket with no chip answers nothing
 
 
-def test_the_six_requests_parse() -> None:
+def test_the_seven_requests_parse() -> None:
     uid = bytes(range(16))
     assert parse_request(b'{"op":"status"}') == Request("status")
+    assert parse_request(b'{"op":"chips"}') == Request("chips")
     got = parse_request(json.dumps({"op": "insert", "socket": 3, "chip": uid.hex()}).encode())
     assert got == Request("insert", 3, chip=uid)
     assert parse_request(b'{"op":"remove","socket":0}') == Request("remove", 0)
@@ -58,6 +59,7 @@ def test_the_six_requests_parse() -> None:
         b"{" + b" " * MAX_REQUEST + b"}",
         # unknown fields, and fields of a wrong type (protocol.md 13.1: exactly these fields)
         b'{"op":"status","token":"x"}',
+        b'{"op":"chips","socket":0}',
         b'{"op":"kill","socket":0,"after":1}',
         b'{"op":["status"]}',
         b'{"op":null}',
@@ -108,6 +110,7 @@ def test_handler_operations(cm_farm: Path, world: object, start_board: BoardStar
     assert board.sockets == [f"tcp://127.0.0.1:{port + 1}", f"tcp://127.0.0.1:{port + 2}"]
     with BoardClient(board.handler) as h:
         assert [s["state"] for s in h.status()] == ["empty", "empty"]
+        assert sorted(h.chips()) == sorted(uids)  # every chip it holds, seated or not
         h.insert(1, uids[0])
         assert h.status()[1] == {"socket": 1, "chip": uids[0].hex(), "state": "powered"}
         with pytest.raises(TransportError) as e:

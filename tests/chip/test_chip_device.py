@@ -102,6 +102,16 @@ def test_identity_needs_immutable_memory_and_is_made_once(world: Any, blank: Far
     assert blank.load(UID).identity_key == made
 
 
+def test_identity_tells_its_public_key_after_a_power_cycle(world: Any, blank: Farm) -> None:
+    """A host that lost the answer to rom.make-identity reads the key in rom.identity."""
+    link = ChipClient(InProcessLink(ChipPort(_power_on(blank))))
+    link.burn(world.icm.immutable.to_bytes())
+    assert link.call("rom.identity") == {"certificate": None, "public-key": None}
+    spki = link.make_identity()
+    again = ChipClient(InProcessLink(ChipPort(_power_on(blank))))  # a new power-on
+    assert again.call("rom.identity") == {"certificate": None, "public-key": spki}
+
+
 def test_certificate_must_be_for_the_chips_own_key(world: Any, blank: Farm) -> None:
     _power_on(blank).burn_immutable(world.icm.immutable)
     with pytest.raises(ChipRefused) as e:  # no identity key yet

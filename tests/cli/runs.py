@@ -13,6 +13,9 @@ from typing import Any
 
 import click
 
+from trustprov.line.records import RecordStore
+from trustprov.line.records.icm_chips import IcmRecords
+
 from .conftest import CliWorld
 from .helpers import copy_farm, leaf_commands, ok, walk, write_assets
 
@@ -89,6 +92,7 @@ RUNS: dict[Path_, Callable[[CliWorld, Path], Argv]] = {
             "--manifest": t / "lot.json",
         },
     ),
+    ("icm", "report"): lambda _cw, t: ([], {"--records": icm_records(t / "icm-records")}),
     ("oem", "verify-software"): lambda cw, _t: ([cw.a.software], {"--key": cw.a.pubkey}),
     ("oem", "keygen"): keygen_run,
     ("oem", "regen"): regen_run,
@@ -142,3 +146,17 @@ NO_RESULT: dict[Path_, str] = {
 RUN_ELSEWHERE: dict[Path_, str] = {
     ("chip", "conformance"): "test_cli_conformance.py runs it against a chip board with --json",
 }
+
+
+def icm_records(t: Path, *, lot: str = "L", reason: str = "other-family") -> str:
+    """An ICM line's records store: one chip made, one skipped for ``reason``."""
+    t.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{t / 'icm-records.sqlite'}"
+    with RecordStore(url) as store:
+        rows = IcmRecords(store, "icm-L")
+        made, skipped = b"\x01" * 16, b"\x03" * 16
+        rows.start(made, lot, b"\x02" * 8)
+        rows.certify(made, b"public key", b"certificate")
+        rows.made(made, lot)
+        rows.note(skipped, lot, "skipped", reason, detail="a chip of another family")
+    return url

@@ -10,9 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
+from boards import BoardStarter
+from cryptography import x509
 from softhsm import PIN, SoftHsm
 
 from trustprov.roles.keyref import PIN_ENV
+from trustprov.roles.lots import load_lot_key, read_lot
 from trustprov.roles.signer import close_sessions
 
 from .helpers import assert_error, ok, run
@@ -71,4 +74,28 @@ def test_demo_runs_with_the_icm_keys_in_the_token(softhsm: SoftHsm, tmp_path: Pa
     names = {p.name for p in (out / "icm").iterdir()}
     assert not names & {"prov-signing.key.pem", "device-ca.key.pem", "family-secrets.cbor"}
     assert "family-secrets.wrapped.cbor" in names
+    close_sessions()
+
+
+def test_the_icms_line_over_a_board_certifies_with_the_token(
+    softhsm: SoftHsm, pin_from_env: None, tmp_path: Path, start_board: BoardStarter
+) -> None:
+    """`icm manufacture --board`: the device CA's key in the token signs each chip's
+    certificate, as `--farm` does (one code path: roles.icm.certify)."""
+    d = tmp_path / "icm"
+    ok("icm", "init", d, "--keys", softhsm.uri(pin_source=False))
+    farm = tmp_path / "f.farm"
+    ok("chip", "blank", "--farm", farm, "--count", "2", "--lot", "LT")
+    board = start_board(farm)
+    s = json.loads(
+        ok(
+            "icm", "manufacture", "--icm", d, "--lot", "LT", "--manifest", tmp_path / "lt.json",
+            "--board", board.handler, "--json",
+        ).stdout
+    )  # fmt: skip
+    assert (s["made"], s["failed"]) == (2, {})
+    lot = read_lot(tmp_path / "lt.json", load_lot_key(d / "lot-signing.pub.pem"))
+    ca = x509.load_pem_x509_certificate((d / "device-ca.pem").read_bytes())
+    for chip in lot.chips:
+        x509.load_der_x509_certificate(chip.certificate).verify_directly_issued_by(ca)
     close_sessions()

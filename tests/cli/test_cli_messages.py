@@ -106,7 +106,8 @@ def _inputs(path: Path_) -> dict[str, Any]:
 NOT_INPUTS: dict[Path_, set[str]] = {
     ("icm", "init"): {"icm_dir"},
     ("icm", "sign-software"): {"icm_dir", "out", "code_file"},  # --code: firmware, any bytes
-    ("icm", "manufacture"): {"icm_dir", "manifest"},
+    ("icm", "manufacture"): {"icm_dir", "manifest", "records_password_file", "board_token_file"},
+    ("icm", "report"): {"records_password_file"},
     ("oem", "keygen"): {"out"},
     ("oem", "regen"): {"out"},
     ("oem", "authorize"): {"out"},

@@ -31,7 +31,7 @@ from poison import (
 
 from .conftest import CliWorld
 from .helpers import describe, run
-from .runs import LEAVES, RUNS, Argv, Path_, command_line, ids, records_url_of
+from .runs import LEAVES, RUNS, Argv, Path_, command_line, icm_records, ids, records_url_of
 
 #: a directory name that tries the same tricks: every output path below it echoes them
 DIR = f"out{ESC_CLEAR}{FAKE}\r\u202e"
@@ -73,6 +73,9 @@ def _with(path: Path_, t: Path, cw: CliWorld, **options: object) -> Argv:
 
 
 POISONED_RUNS: dict[Path_, Runs] = {
+    ("icm", "report"): lambda _cw, t: [
+        ([], {"--records": icm_records(t / "icm", lot=LOT, reason=CODE)}),
+    ],
     ("chip", "show"): lambda cw, t: [
         ([], {"--farm": poisoned_farm(cw, t / "1"), "--chip": cw.a.cm_uids[0]}),
         ([], {"--farm": poisoned_farm(cw, t / "2"), "--lot": LOT}),

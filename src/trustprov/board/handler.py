@@ -6,6 +6,7 @@ line is at most `MAX_REQUEST` bytes with its LF; a longer one is answered ``too-
 connection closed. Requests::
 
     {"op": "status"}
+    {"op": "chips"}                                      the UIDs of the chips the board holds
     {"op": "insert", "socket": K, "chip": "<32 hex>", "replace": true}   replace: optional
     {"op": "remove", "socket": K}
     {"op": "power-cycle", "socket": K, "after": N}      N >= 0 bytes of input, default 0 (now)
@@ -14,7 +15,7 @@ connection closed. Requests::
 
 Responses: ``{"ok": true, ...}`` or ``{"ok": false, "error": CODE, "message": TEXT}``.
 
-Invariants: `parse_request` accepts exactly the six forms above (each field once, of its type,
+Invariants: `parse_request` accepts exactly the seven forms above (each field once, of its type,
 no other field) and raises `HandlerError` for anything else; nothing here touches a chip. A
 board bound beyond loopback has a token (`formats.token`), and a connection that has not
 presented it is answered nothing but ``unauthorized``; the token never reaches a log, an
@@ -32,8 +33,9 @@ from trustprov.formats.token import TOKEN_MAX
 
 MAX_REQUEST = 256
 UID_HEX = 32
+MAX_CHIPS_LISTED = 20_000  # ~36 bytes each: the answer stays under the host's 1 MiB bound
 MAX_AFTER = 1 << 32
-OPS = ("status", "insert", "remove", "power-cycle", "kill", "auth")
+OPS = ("status", "chips", "insert", "remove", "power-cycle", "kill", "auth")
 
 
 class HandlerError(TrustprovError):
@@ -73,6 +75,7 @@ def parse_request(line: bytes) -> Request:
     op = doc["op"]
     allowed = {
         "status": {"op"},
+        "chips": {"op"},
         "insert": {"op", "socket", "chip", "replace"},
         "remove": {"op", "socket"},
         "power-cycle": {"op", "socket", "after"},
@@ -82,7 +85,7 @@ def parse_request(line: bytes) -> Request:
     required = allowed - {"after", "replace"}
     if not required <= doc.keys() <= allowed:
         raise HandlerError(f"{op}: fields are {sorted(allowed)}")
-    if op == "status":
+    if op in ("status", "chips"):
         return Request(op)
     if op == "auth":
         token = doc["token"]

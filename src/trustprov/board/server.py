@@ -309,6 +309,10 @@ class Board:
                     for s in self.slots
                 ]
             )
+        if req.op == "chips":  # what the tray or farm holds, seated or not (protocol.md 13.1)
+            uids = self._uids()
+            listed = uids[: handler.MAX_CHIPS_LISTED]
+            return handler.ok(chips=[u.hex() for u in listed], more=len(uids) > len(listed))
         if req.socket >= len(self.slots):
             raise handler.HandlerError(f"no socket {req.socket}", code="no-socket")
         slot = self.slots[req.socket]

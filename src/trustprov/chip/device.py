@@ -277,6 +277,14 @@ class Chip:
         )
         return make_token(claims, s.certificate, self.identity_sign)
 
+    def identity_public_key(self) -> bytes | None:
+        """The identity key's public key (SPKI DER) once made, else None: public, so that a
+        host whose `rom.make-identity` answer was lost certifies the key the chip holds
+        (protocol.md 7, "The ICM's line") instead of asking for another."""
+        if self._identity_public is None and self._state.identity_key is not None:
+            self._identity_public = _identity_public_der(self._state.identity_key)
+        return self._identity_public
+
     def identity_sign(self, message: bytes) -> bytes:
         """ES256 over ``message`` with the chip's identity key (the raw r || s of RFC 9053
         section 2.1). The key never leaves the chip: there is a method that signs with it and

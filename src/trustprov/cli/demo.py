@@ -20,9 +20,17 @@ from trustprov.cli.options import (
 from trustprov.cli.progress import LineProgress
 from trustprov.roles.icm import MAX_LOT
 
+CHIPS = 1000
+WIRE_CHIPS = 20  # each chip of the lot is a process the board starts: a smaller lot by default
+
 
 @click.command(short_help="Run the whole flow on virtual chips and check every chip.")
-@click.option("--chips", type=click.IntRange(1, MAX_LOT), default=1000, show_default=True)
+@click.option(
+    "--chips",
+    type=click.IntRange(1, MAX_LOT),
+    default=None,
+    help=f"Chips in the CM's lot [default: {CHIPS}; with --wire {WIRE_CHIPS}].",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -45,11 +53,28 @@ from trustprov.roles.icm import MAX_LOT
     default=None,
     help="Make the ICM's keys in this PKCS#11 token (as 'icm init --keys').",
 )
+@click.option(
+    "--wire",
+    is_flag=True,
+    help="Reach every chip only through the wire: blank chips on boards (the OEM's on a pty, "
+    "the lot as chip programs on a TCP board), made by the ICM's line, provisioned by the CM's "
+    "station [default --chips with --wire: 20].",
+)
 def demo(
-    chips: int, out: Path, replace: bool, jobs: int, as_json: bool, icm_keys: str | None
+    chips: int | None,
+    out: Path,
+    replace: bool,
+    jobs: int,
+    as_json: bool,
+    icm_keys: str | None,
+    wire: bool,
 ) -> None:
     """Run ICM -> OEM -> CM on CHIPS virtual chips and check every chip's assets."""
     made = _check_out(out, replace=replace)
+    if wire:
+        _demo_wire(chips or WIRE_CHIPS, out, made, jobs, as_json, icm_keys)
+        return
+    chips = chips or CHIPS
     try:
         with LineProgress(enabled=progress_enabled(as_json)) as progress:
             result = flow.run(
@@ -88,6 +113,45 @@ def demo(
         or not result.reconciliation.ok
         or result.reconciliation.missing
     ):
+        sys.exit(EXIT_FAILED)
+
+
+def _demo_wire(
+    chips: int, out: Path, made: bool, jobs: int, as_json: bool, icm_keys: str | None
+) -> None:
+    from trustprov.demo_wire import run_wire  # noqa: PLC0415 - lazy: start-up
+
+    try:
+        with LineProgress(enabled=progress_enabled(as_json)) as progress:
+            result = run_wire(
+                out,
+                chips=chips,
+                jobs=jobs,
+                on_start=progress.start,
+                on_outcome=progress.advance,
+                icm_keys=icm_keys,
+            )
+    except BaseException:
+        _withdraw(out, made=made)
+        raise
+    s, r = result.summary, result.reconciliation
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        say(f"ICM, OEM and CM artifacts in {out}; every chip reached over the wire")
+        say(
+            f"made by the ICM's line: {plural(result.made.made, 'chip')} on a TCP board, "
+            f"the OEM's chip behind a pty"
+        )
+        say(
+            f"lot {s.lot}: {plural(s.chips, 'chip')}, {s.provisioned} provisioned, "
+            f"{s.failed} failed in {s.seconds:.2f} s through the board"
+        )
+        say(
+            f"reconciled by the OEM: {r.counts['valid']} valid receipts of {r.authorized} chips "
+            f"ordered, {len(r.missing)} missing, {r.receipts - r.counts['valid']} not valid"
+        )
+    if s.failed or s.bad_receipt or not r.ok or r.missing:
         sys.exit(EXIT_FAILED)
 
 

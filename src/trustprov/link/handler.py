@@ -62,6 +62,22 @@ class BoardClient:
             raise TransportError(f"board {self.address}: malformed status", code="board-down")
         return sockets
 
+    def chips(self) -> list[bytes]:
+        """The UIDs of the chips the board holds (its farm or tray), seated or not; at most
+        `MAX_CHIPS_LISTED` of them (a board holding more says so: the host is told)."""
+        doc = self._call({"op": "chips"})
+        listed = doc.get("chips")
+        if not isinstance(listed, list) or not all(
+            isinstance(u, str) and len(u) == 32 for u in listed
+        ):
+            raise TransportError(f"board {self.address}: malformed chip list", code="board-down")
+        try:
+            return [bytes.fromhex(u) for u in listed]
+        except ValueError as e:
+            raise TransportError(
+                f"board {self.address}: malformed chip list", code="board-down"
+            ) from e
+
     def insert(self, socket_index: int, uid: bytes, *, replace: bool = False) -> None:
         """Place chip ``uid``; with ``replace``, whatever chip is in the socket leaves first."""
         request: dict[str, Any] = {"op": "insert", "socket": socket_index, "chip": uid.hex()}

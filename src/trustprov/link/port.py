@@ -71,7 +71,10 @@ class ChipPort:
 
     def _identity(self, args: dict[str, Any]) -> dict[str, Any]:
         cbor.expect_map(args, "identity", set())
-        return {"certificate": self._chip.certificate}
+        return {
+            "certificate": self._chip.certificate,
+            "public-key": self._chip.identity_public_key(),
+        }
 
     def _burn(self, args: dict[str, Any]) -> dict[str, Any]:
         m = cbor.expect_map(args, "burn", {"image"})

@@ -25,7 +25,7 @@ import datetime
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -312,15 +312,16 @@ def issue_certificate(
     Returned as the certificate object, so its DER (for the chip) and PEM (for the lot manifest)
     are both encoded from it without parsing it again.
     """
-    return _certificate(icm, _lot_template(icm, now()), uid, public_der)
+    return certify(icm, lot_template(icm, now()), uid, public_der)
 
 
-def _lot_template(icm: Icm, now: datetime.datetime) -> x509.CertificateBuilder:
-    """The family's template with the validity start every certificate of one lot shares."""
+def lot_template(icm: Icm, now: datetime.datetime) -> x509.CertificateBuilder:
+    """The family's template with the validity start every certificate of one lot shares: the
+    one path to a chip certificate, for the farm (`manufacture`) and the wire (line.icm_line)."""
     return icm.chip_certificate_template.not_valid_before(now - datetime.timedelta(minutes=5))
 
 
-def _certificate(
+def certify(
     icm: Icm, template: x509.CertificateBuilder, uid: bytes, public_der: bytes
 ) -> x509.Certificate:
     public = serialization.load_der_public_key(public_der)
@@ -402,9 +403,38 @@ def _make_chip(
         public = chip.send(make_identity).get("public-key")
         if not isinstance(public, bytes):
             raise TransportError("chip answered without 'public-key'")
-        cert = _certificate(icm, template, uid, public)
+        cert = certify(icm, template, uid, public)
         chip.store_certificate(cert.public_bytes(serialization.Encoding.DER))
     return cert
+
+
+@contextlib.contextmanager
+def signed_manifest(
+    icm: Icm, lot: str, manifest_path: Path, *, force: bool = False
+) -> Iterator[LotManifestWriter]:
+    """A lot manifest written chip by chip (`LotManifestWriter.add`) into a file that appears
+    at ``manifest_path`` only when the block ends without error, hashed as it is written and
+    signed with the ICM's lot-signing key into ``manifest_path``.cose, which appears just
+    before it. The farm's line and the wire's both write their manifests here."""
+    if icm.lot_key is None:
+        raise InputError(
+            f"{icm.path}: this ICM has no lot-signing key (made before lots were signed); "
+            "make the family again with 'trustprov icm init'"
+        )
+    sig_path = signature_path(manifest_path)
+    with output_file(manifest_path, force=force, kind="lot-manifest") as out:
+        hashing = HashingWriter(out)
+        manifest = LotManifestWriter(hashing, lot, icm.family_id)
+        yield manifest
+        manifest.finish()
+        signature = LotSignature.sign(
+            icm.lot_key,
+            lot=lot,
+            family_id=icm.family_id,
+            chips=manifest.count,
+            digest=hashing.hash.digest(),
+        )
+        write_file(sig_path, signature.to_bytes(), force=force, kind="lot-signature")
 
 
 def manufacture(
@@ -450,7 +480,7 @@ def manufacture(
     # the same two requests for every chip: encoded once
     burn = messages.encode_request("rom.burn", {"image": image})
     make_identity = messages.encode_request("rom.make-identity", {})
-    template = _lot_template(icm, now())
+    template = lot_template(icm, now())
     _new_private_farm(Path(farm_path))
     uids: list[bytes] = []
     placed = False
@@ -460,9 +490,7 @@ def manufacture(
         try:
             with farm.batch():
                 # inside the transaction: if the manifest cannot be written, no chip is made
-                with output_file(manifest_path, force=force, kind="lot-manifest") as out:
-                    hashing = HashingWriter(out)
-                    manifest = LotManifestWriter(hashing, lot, icm.family_id)
+                with signed_manifest(icm, lot, Path(manifest_path), force=force) as manifest:
                     for _ in range(count):
                         uid = rng(UID_LEN)
                         farm.add_blank(uid, lot)
@@ -478,15 +506,6 @@ def manufacture(
                         uids.append(uid)
                         if on_chip is not None:
                             on_chip(uid)
-                    manifest.finish()
-                    signature = LotSignature.sign(
-                        icm.lot_key,
-                        lot=lot,
-                        family_id=icm.family_id,
-                        chips=count,
-                        digest=hashing.hash.digest(),
-                    )
-                    write_file(sig_path, signature.to_bytes(), force=force, kind="lot-signature")
                 placed = True
         except BaseException:
             # the lot did not commit: withdraw the manifest (and signature) of chips never made
