@@ -6,17 +6,13 @@ Every chip is the C program, seated by `trustprov chip serve --exec ... --tray D
 process per seated chip, its state in DIR/tray/LOT/UID.nvm); every party reaches its chips
 over the wire (protocol.md 13):
 
-1. ICM: `trustprov icm init`; the provisioning software signed with the ICM's own signing keys
-   over chip-c/build/provisioning-software.bin, the image the C ROM measures (what
-   `icm sign-software --code FILE` does where that option exists: the CLI's sign-software on
-   this branch signs the Python chip's code archive only).
+1. ICM: `trustprov icm init`; `trustprov icm sign-software --code
+   chip-c/build/provisioning-software.bin`, the image the C ROM measures (tp-code its SHA-256).
 2. ICM: blank C chips (`chip blank --tray`), one for the OEM's desk (lot OEM-PROV) and N for the
-   CM (lot LOT-C001), manufactured on the board: `rom.burn`, `rom.make-identity`, the
-   certificate issued by the ICM role's `issue_certificate` and `rom.store-certificate`, each
-   chip in a socket (all sockets at once), then the lot manifest and its signature, as
-   `icm manufacture` writes them.
-   `icm manufacture` itself drives a farm only; this loop is its per-chip work over a
-   `ChipClient` on a board socket.
+   CM (lot LOT-C001), manufactured on the board by the ICM's line, `trustprov icm manufacture
+   --board` (protocol.md 13.6): burned, identity made on the chip, certified, checked by a
+   signed challenge, and the lot manifest signed. Each lot has its own ICM records store beside
+   its manifest; the line skips the other lot's chips (`fab-lot`) without touching them.
 3. OEM: `oem verify-software`, `oem authorize` (the CM's lot, its ICM signature checked),
    `oem keygen --port SOCKET --ca device-ca.pem` on the desk chip (a C chip).
 4. CM: `cm provision --manifest LOT_JSON --board HANDLER`, `cm receipts`.
@@ -37,23 +33,11 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from trustprov.formats.lot import LotManifestWriter
-from trustprov.formats.lotsig import HashingWriter, LotSignature
-from trustprov.formats.software import SignedSoftware
-from trustprov.link import messages
-from trustprov.link.address import open_link
-from trustprov.link.client import ChipClient
 from trustprov.link.handler import BoardClient
-from trustprov.roles.files import PRIVATE, output_file, write_file
-from trustprov.roles.icm import SOFTWARE_NAME, Icm, issue_certificate
-from trustprov.roles.lots import signature_path
+from trustprov.roles.files import PRIVATE, write_file
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "chip-c" / "build" / "trustprov-chip"
@@ -126,65 +110,8 @@ def write_assets(d: Path) -> Path:
     return d / "assets.toml"
 
 
-def sign_c_software(icm_dir: Path, out: Path) -> None:
-    """The ICM signs the C chip's provisioning software: tp-code = SHA-256 of its image."""
-    icm = Icm.load(icm_dir)
-    software = SignedSoftware.sign(
-        icm.signing_keys,
-        alg=icm.alg,
-        name=SOFTWARE_NAME,
-        version="0.1.0",
-        security_version=1,
-        code=CODE.read_bytes(),
-    )
-    write_file(out, software.to_bytes())
-
-
 def tray_uids(tray: Path, lot: str) -> list[bytes]:
     return sorted(bytes.fromhex(p.stem) for p in (tray / lot).glob("*.nvm"))
-
-
-def manufacture_on_board(
-    icm_dir: Path, *, handler: str, sockets: list[str], lot: str, uids: list[bytes], manifest: Path
-) -> None:
-    """`icm manufacture`'s per-chip work over the wire, every socket of the board at once (socket
-    k seats the chips k, k + n, ...); then the lot manifest, in the tray's UID order, signed with
-    the ICM's lot-signing key."""
-    icm = Icm.load(icm_dir)
-    assert icm.lot_key is not None  # noqa: S101 - icm init makes it
-    burn = messages.encode_request("rom.burn", {"image": icm.immutable.to_bytes()})
-    certificates: dict[bytes, x509.Certificate] = {}
-
-    def seat(k: int) -> None:
-        with BoardClient(handler) as board:
-            for uid in uids[k :: len(sockets)]:
-                board.insert(k, uid, replace=True)
-                link = open_link(sockets[k])
-                try:
-                    chip = ChipClient(link)
-                    chip.send(burn)
-                    cert = issue_certificate(icm, uid, chip.make_identity())
-                    chip.store_certificate(cert.public_bytes(serialization.Encoding.DER))
-                finally:
-                    link.close()
-                certificates[uid] = cert
-            board.remove(k)
-
-    with ThreadPoolExecutor(len(sockets)) as pool:
-        for done in [pool.submit(seat, k) for k in range(min(len(sockets), len(uids)))]:
-            done.result()  # a chip's failure ends the demo
-    with output_file(manifest, kind="lot-manifest") as out:
-        hashing = HashingWriter(out)
-        writer = LotManifestWriter(hashing, lot, icm.family_id)
-        for uid in uids:
-            writer.add(uid, certificates[uid])
-        writer.finish()
-        digest = hashing.hash.digest()
-        signature = LotSignature.sign(
-            icm.lot_key, lot=lot, family_id=icm.family_id, chips=len(uids), digest=digest
-        )
-    write_file(signature_path(manifest), signature.to_bytes())
-    print(f"manufactured {len(uids)} C chips of lot {lot} on the board: {manifest}", flush=True)
 
 
 def start_board(tray: Path, sockets: int) -> tuple[subprocess.Popen[str], dict[str, Any]]:
@@ -230,8 +157,10 @@ def run(out: Path, chips: int, sockets: int, *, replace: bool = False) -> int:
     software = icm_dir / "provisioning-software.cose"
 
     trustprov("icm", "init", icm_dir)
-    sign_c_software(icm_dir, software)
-    print(f"signed {CODE.relative_to(ROOT)} with the ICM's keys: {software}", flush=True)
+    trustprov(
+        "icm", "sign-software", "--icm", icm_dir, "--code", CODE, "--out", software,
+        "--version", "0.1.0", "--security-version", 1,
+    )  # fmt: skip
     trustprov("chip", "blank", "--tray", tray, "--count", 1, "--lot", OEM_LOT)
     trustprov("chip", "blank", "--tray", tray, "--count", chips, "--lot", CM_LOT)
     started = time.monotonic()
@@ -240,16 +169,12 @@ def run(out: Path, chips: int, sockets: int, *, replace: bool = False) -> int:
         handler, socket0 = ports["handler"], ports["sockets"][0]
         desk = out / "oem-chip.lot.json"
         lot = cm_dir / "lot.json"
-        for name, manifest in ((OEM_LOT, desk), (CM_LOT, lot)):
-            uids = tray_uids(tray, name)
-            manufacture_on_board(
-                icm_dir,
-                handler=handler,
-                sockets=ports["sockets"],
-                lot=name,
-                uids=uids,
-                manifest=manifest,
-            )
+        for name, manifest, count in ((OEM_LOT, desk, 1), (CM_LOT, lot, chips)):
+            trustprov(
+                "icm", "manufacture", "--icm", icm_dir, "--lot", name, "--manifest", manifest,
+                "--board", handler, "--count", count,
+                "--records", f"sqlite:///{manifest.parent / (name + '.icm-records.sqlite')}",
+            )  # fmt: skip
 
         auth = cm_dir / "authorized.cbor"
         icm_key = icm_dir / "lot-signing.pub.pem"
