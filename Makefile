@@ -52,8 +52,8 @@ else
 endif
 
 lint: venv
-	$(BIN)/ruff check src tests bench fuzz
-	$(BIN)/ruff format --check src tests bench fuzz
+	$(BIN)/ruff check src tests bench fuzz chip-c/tools
+	$(BIN)/ruff format --check src tests bench fuzz chip-c/tools
 
 typecheck: venv
 	$(BIN)/mypy
