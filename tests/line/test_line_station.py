@@ -475,7 +475,7 @@ def test_the_report_counts_every_chip_once(
             "bad_receipt": 0,
         },
     }
-    assert sum(b["chips"] for b in doc["throughput"]) == 8
+    assert sum(b["chips"] for b in doc["throughput"]) == 7  # the failed chip is no throughput
     assert report.yield_percent == 87.5
     lines = (tmp_path / "lot.csv").read_text().splitlines()
     assert rows == 8

@@ -202,11 +202,15 @@ def lot_report(store: RecordStore, lot: str | None = None, bundle: str | None = 
         second = sa.cast(sa.func.floor(sa.extract("epoch", results.c.time)), sa.BigInteger)
     else:
         second = sa.cast(sa.func.strftime("%s", results.c.time), sa.Integer)
+    good = results.c.result.in_(GOOD_OUTCOMES)  # a failed chip is no throughput
     with store.transaction() as c:
         per_second = [
             (int(s), n)
             for s, n in c.execute(
-                sa.select(second, sa.func.count()).where(mine).group_by(second).order_by(second)
+                sa.select(second, sa.func.count())
+                .where(mine, good)
+                .group_by(second)
+                .order_by(second)
             )
         ]
     report.throughput = buckets(per_second)
