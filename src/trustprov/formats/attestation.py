@@ -24,15 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import cbor2
-
 from trustprov.crypto.digest import DIGEST_LEN
 from trustprov.crypto.keys import SIGNATURE_ALGORITHMS, PublicKey
 from trustprov.crypto.schedule import DOMAIN_ID_LEN
 from trustprov.errors import FormatError, VerificationError
 from trustprov.formats import cbor, cose
 from trustprov.formats.bundle import BUNDLE_ID_LEN
-from trustprov.formats.limits import LIMITS, Shape
+from trustprov.formats.limits import Shape
 from trustprov.formats.receipt import (
     C_BUNDLE_ID,
     C_COUNTER,
@@ -43,11 +41,10 @@ from trustprov.formats.receipt import (
     C_LOT,
     C_PROFILE,
     C_UEID,
-    ES256,
-    PROTECTED,
     UEID_RAND,
     UID_LEN,
-    X5CHAIN,
+    chip_sign1,
+    open_chip_sign1,
 )
 
 PROFILE = "tag:trustprov.dev,2026:attestation/1"
@@ -138,11 +135,7 @@ def make_token(
     claims: AttestationClaims, certificate: bytes, sign: Callable[[bytes], bytes]
 ) -> bytes:
     """The signed token; ``sign`` is the chip's ES256 over the Sig_structure."""
-    payload = claims.to_payload()
-    signature = sign(cose.sig_structure(PROTECTED, payload))
-    return cose.CoseMessage(
-        cose.TAG_SIGN1, PROTECTED, {cose.ALG: ES256}, {X5CHAIN: certificate}, payload, signature
-    ).to_bytes()
+    return chip_sign1(claims.to_payload(), certificate, sign)
 
 
 @dataclass(frozen=True)
@@ -155,21 +148,8 @@ class Attestation:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Attestation:
-        what = "attestation token"
-        value = cbor.decode(data, limit=MAX_TOKEN, what=what, shape=TOKEN_SHAPE, tags=_SIGN1_TAG)
-        if not isinstance(value, cbor2.CBORTag) or value.tag != cose.TAG_SIGN1:
-            raise FormatError(f"{what}: not a COSE_Sign1 (CBOR tag 18)")
-        items = value.value
-        if not isinstance(items, list) or len(items) != 4:
-            raise FormatError(f"{what}: COSE_Sign1 must be an array of 4")
-        if items[0] != PROTECTED:
-            raise FormatError(f"{what}: protected header must be exactly {{1: -7}} (ES256)")
-        u = cbor.expect_map(items[1], f"{what}: unprotected header", {X5CHAIN})
-        cert = cbor.expect_bstr(u[X5CHAIN], f"{what}: x5chain", max_len=LIMITS.certificate)
-        payload = cbor.expect_bstr(items[2], f"{what}: payload")
-        signature = cbor.expect_bstr(items[3], f"{what}: signature", 64)
-        message = cose.CoseMessage(
-            cose.TAG_SIGN1, PROTECTED, {cose.ALG: ES256}, u, payload, signature
+        cert, payload, message = open_chip_sign1(
+            data, limit=MAX_TOKEN, shape=TOKEN_SHAPE, what="attestation token"
         )
         return cls(AttestationClaims.from_payload(payload), cert, message)
 

@@ -179,15 +179,43 @@ PROTECTED = cose.encode_protected({cose.ALG: ES256})
 _SIGN1_TAG = frozenset({cose.TAG_SIGN1})
 
 
-def make_receipt(
-    claims: ReceiptClaims, certificate: bytes, sign: Callable[[bytes], bytes]
-) -> bytes:
-    """The signed receipt; ``sign`` is the chip's ES256 over the Sig_structure."""
-    payload = claims.to_payload()
+def chip_sign1(payload: bytes, certificate: bytes, sign: Callable[[bytes], bytes]) -> bytes:
+    """What a chip signs with its identity key (a receipt, an attestation token): a COSE_Sign1,
+    ES256, its certificate as x5chain; ``sign`` is the chip's ES256 over the Sig_structure."""
     signature = sign(cose.sig_structure(PROTECTED, payload))
     return cose.CoseMessage(
         cose.TAG_SIGN1, PROTECTED, {cose.ALG: ES256}, {X5CHAIN: certificate}, payload, signature
     ).to_bytes()
+
+
+def open_chip_sign1(
+    data: bytes, *, limit: int, shape: Shape, what: str
+) -> tuple[bytes, bytes, cose.CoseMessage]:
+    """Parse (not verify) a chip's COSE_Sign1 of `chip_sign1` within ``limit`` bytes and
+    ``shape``: its certificate (the chip's word, not an anchor), its payload and the message. One
+    decode of the whole: the protected header is compared byte for byte with the only one it has,
+    so it needs no decode of its own (an OEM reconciles a million receipts)."""
+    value = cbor.decode(data, limit=limit, what=what, shape=shape, tags=_SIGN1_TAG)
+    if not isinstance(value, cbor2.CBORTag) or value.tag != cose.TAG_SIGN1:
+        raise FormatError(f"{what}: not a COSE_Sign1 (CBOR tag 18)")
+    items = value.value
+    if not isinstance(items, list) or len(items) != 4:
+        raise FormatError(f"{what}: COSE_Sign1 must be an array of 4")
+    if items[0] != PROTECTED:
+        raise FormatError(f"{what}: protected header must be exactly {{1: -7}} (ES256)")
+    u = cbor.expect_map(items[1], f"{what}: unprotected header", {X5CHAIN})
+    cert = cbor.expect_bstr(u[X5CHAIN], f"{what}: x5chain", max_len=LIMITS.certificate)
+    payload = cbor.expect_bstr(items[2], f"{what}: payload")
+    signature = cbor.expect_bstr(items[3], f"{what}: signature", 64)
+    message = cose.CoseMessage(cose.TAG_SIGN1, PROTECTED, {cose.ALG: ES256}, u, payload, signature)
+    return cert, payload, message
+
+
+def make_receipt(
+    claims: ReceiptClaims, certificate: bytes, sign: Callable[[bytes], bytes]
+) -> bytes:
+    """The signed receipt; ``sign`` is the chip's ES256 over the Sig_structure."""
+    return chip_sign1(claims.to_payload(), certificate, sign)
 
 
 @dataclass(frozen=True)
@@ -200,26 +228,9 @@ class Receipt:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Receipt:
-        """Parse (not verify) a receipt. One decode of the whole: the protected header is
-        compared byte for byte with the only one a receipt has, so it needs no decode of its
-        own (an OEM reconciles a million of these)."""
-        what = "receipt"
-        value = cbor.decode(
-            data, limit=MAX_RECEIPT, what=what, shape=RECEIPT_SHAPE, tags=_SIGN1_TAG
-        )
-        if not isinstance(value, cbor2.CBORTag) or value.tag != cose.TAG_SIGN1:
-            raise FormatError(f"{what}: not a COSE_Sign1 (CBOR tag 18)")
-        items = value.value
-        if not isinstance(items, list) or len(items) != 4:
-            raise FormatError(f"{what}: COSE_Sign1 must be an array of 4")
-        if items[0] != PROTECTED:
-            raise FormatError(f"{what}: protected header must be exactly {{1: -7}} (ES256)")
-        u = cbor.expect_map(items[1], f"{what}: unprotected header", {X5CHAIN})
-        cert = cbor.expect_bstr(u[X5CHAIN], f"{what}: x5chain", max_len=LIMITS.certificate)
-        payload = cbor.expect_bstr(items[2], f"{what}: payload")
-        signature = cbor.expect_bstr(items[3], f"{what}: signature", 64)
-        message = cose.CoseMessage(
-            cose.TAG_SIGN1, PROTECTED, {cose.ALG: ES256}, u, payload, signature
+        """Parse (not verify) a receipt (`open_chip_sign1`)."""
+        cert, payload, message = open_chip_sign1(
+            data, limit=MAX_RECEIPT, shape=RECEIPT_SHAPE, what="receipt"
         )
         return cls(ReceiptClaims.from_payload(payload), cert, message)
 
