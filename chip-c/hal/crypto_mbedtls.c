@@ -165,7 +165,10 @@ static int write_spki(mbedtls_ecp_keypair *key, uint8_t spki[91])
     return write_spki_of(key, MBEDTLS_ECP_DP_SECP256R1, spki, 91);
 }
 
-int tp_hal_p384_from_material(const uint8_t material[56], uint8_t d[48], uint8_t spki[120])
+/* Section 3's derivation of an EC private key from TRNG or seed material: d = (c mod (n - 1)) + 1
+ * for the big-endian integer c of the material, on ``curve``; its public key as SPKI DER. */
+static int key_from_material(mbedtls_ecp_group_id curve, const uint8_t *material, size_t mlen,
+                             uint8_t *d, size_t dlen, uint8_t *spki, size_t spki_len)
 {
     mbedtls_ecp_keypair key;
     mbedtls_mpi c, n1;
@@ -173,47 +176,32 @@ int tp_hal_p384_from_material(const uint8_t material[56], uint8_t d[48], uint8_t
     mbedtls_ecp_keypair_init(&key);
     mbedtls_mpi_init(&c);
     mbedtls_mpi_init(&n1);
-    if (mbedtls_ecp_group_load(&key.grp, MBEDTLS_ECP_DP_SECP384R1) == 0 &&
-        mbedtls_mpi_read_binary(&c, material, 56) == 0 &&
+    if (mbedtls_ecp_group_load(&key.grp, curve) == 0 &&
+        mbedtls_mpi_read_binary(&c, material, mlen) == 0 &&
         mbedtls_mpi_sub_int(&n1, &key.grp.N, 1) == 0 &&
         mbedtls_mpi_mod_mpi(&key.d, &c, &n1) == 0 && mbedtls_mpi_add_int(&key.d, &key.d, 1) == 0 &&
         mbedtls_ecp_mul(&key.grp, &key.Q, &key.d, &key.grp.G, NULL, NULL) == 0 &&
-        mbedtls_mpi_write_binary(&key.d, d, 48) == 0 &&
-        write_spki_of(&key, MBEDTLS_ECP_DP_SECP384R1, spki, 120) == 0) {
+        mbedtls_mpi_write_binary(&key.d, d, dlen) == 0 &&
+        write_spki_of(&key, curve, spki, spki_len) == 0) {
         rc = 0;
     }
     mbedtls_mpi_free(&c);
     mbedtls_mpi_free(&n1);
     mbedtls_ecp_keypair_free(&key);
     if (rc != 0) {
-        mbedtls_platform_zeroize(d, 48);
+        mbedtls_platform_zeroize(d, dlen);
     }
     return rc;
 }
 
+int tp_hal_p384_from_material(const uint8_t material[56], uint8_t d[48], uint8_t spki[120])
+{
+    return key_from_material(MBEDTLS_ECP_DP_SECP384R1, material, 56, d, 48, spki, 120);
+}
+
 int tp_hal_p256_from_material(const uint8_t material[40], uint8_t d[32], uint8_t spki[91])
 {
-    mbedtls_ecp_keypair key;
-    mbedtls_mpi c, n1;
-    int rc = -1;
-    mbedtls_ecp_keypair_init(&key);
-    mbedtls_mpi_init(&c);
-    mbedtls_mpi_init(&n1);
-    if (mbedtls_ecp_group_load(&key.grp, MBEDTLS_ECP_DP_SECP256R1) == 0 &&
-        mbedtls_mpi_read_binary(&c, material, 40) == 0 &&
-        mbedtls_mpi_sub_int(&n1, &key.grp.N, 1) == 0 &&
-        mbedtls_mpi_mod_mpi(&key.d, &c, &n1) == 0 && mbedtls_mpi_add_int(&key.d, &key.d, 1) == 0 &&
-        mbedtls_ecp_mul(&key.grp, &key.Q, &key.d, &key.grp.G, NULL, NULL) == 0 &&
-        mbedtls_mpi_write_binary(&key.d, d, 32) == 0 && write_spki(&key, spki) == 0) {
-        rc = 0;
-    }
-    mbedtls_mpi_free(&c);
-    mbedtls_mpi_free(&n1);
-    mbedtls_ecp_keypair_free(&key);
-    if (rc != 0) {
-        mbedtls_platform_zeroize(d, 32);
-    }
-    return rc;
+    return key_from_material(MBEDTLS_ECP_DP_SECP256R1, material, 40, d, 32, spki, 91);
 }
 
 int tp_hal_p256_public(const uint8_t d[32], uint8_t spki[91])
