@@ -305,9 +305,6 @@ def report(
     force: bool,
 ) -> None:
     """A lot from its records: yield, failures by cause, stations, throughput, pending chips."""
-    from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
-    from trustprov.line.report import lot_report, write_csv  # noqa: PLC0415 - lazy: start-up
-
     if as_json and csv_path is not None and str(csv_path) == "-":
         raise InputError("--json and --csv - both write to standard output; give one")
     bundle_file = _html_inputs(html_path, bundle_id, device_ca, auth)
@@ -315,7 +312,10 @@ def report(
         from trustprov.dashboard.report import check_html_path  # noqa: PLC0415 - lazy: start-up
 
         check_html_path(html_path, force=force)
-    url = records_url(records, where)
+    url = records_url(records, where)  # a missing SQLite file is refused before the imports
+    from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
+    from trustprov.line.report import lot_report, write_csv  # noqa: PLC0415 - lazy: start-up
+
     password = records_password(url, records_password_file)
     bundle = _bundle_id(bundle_id)
     html_sha256 = None
@@ -376,12 +376,12 @@ def receipts(
 ) -> None:
     """Write every receipt the chips signed when they installed the bundle. A chip settled as
     already provisioned (it held the bundle before this run) signed none in this run."""
+    if as_json and str(out) == "-":
+        raise InputError("--json and --out - both write to standard output; give one")
+    url = records_url(records, where)  # a missing SQLite file is refused before the imports
     from trustprov.line.receipts import export_receipts  # noqa: PLC0415 - lazy: start-up
     from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
 
-    if as_json and str(out) == "-":
-        raise InputError("--json and --out - both write to standard output; give one")
-    url = records_url(records, where)
     password = records_password(url, records_password_file)
     with RecordStore(url, create=False, read_only=True, password=password) as store:
         n = export_receipts(store, lot, out, "jsonl" if fmt == "jsonl" else "cbor-seq", force=force)

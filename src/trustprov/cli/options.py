@@ -179,6 +179,7 @@ def records_url(records: str | None, where: Path | None) -> str:
     if records is not None:
         if where is not None:
             raise InputError("--records and --farm exclude each other: give one")
+        _check_sqlite_file(records)
         return records
     base = where.resolve().parent if where is not None else Path.cwd()
     path = base / "records.sqlite"
@@ -187,6 +188,18 @@ def records_url(records: str | None, where: Path | None) -> str:
             f"no records at {path}; give --records URL (or --farm FARM, as to cm provision)"
         )
     return f"sqlite:///{path}"
+
+
+def _check_sqlite_file(url: str) -> None:
+    """A plain ``sqlite:///PATH`` whose file is not there is refused as the store itself refuses
+    it (`line.records.RecordStore`), before the store's engine (SQLAlchemy) is imported: a
+    mistyped path costs no start-up. Any other URL is left to the store to parse."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or any(c in url for c in "%?#"):
+        return
+    path = Path(url[len(prefix) :])
+    if path.name and path.parent.is_dir() and not path.exists():
+        raise InputError(f"no records store at {path}")
 
 
 def records_password(url: str, password_file: Path | None) -> str | None:

@@ -46,7 +46,7 @@ from trustprov.crypto.keys import (
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError, InputError, TransportError, VerificationError
 from trustprov.formats.immutable import ImmutableMemory
-from trustprov.formats.limits import LIMITS
+from trustprov.formats.limits import LIMITS, MAX_LOT
 from trustprov.formats.lot import LotChip, LotManifest, LotManifestWriter, device_ca_common_name
 from trustprov.formats.lotsig import HashingWriter, LotSignature
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
@@ -77,8 +77,6 @@ from trustprov.roles.lots import read_lot, signature_path
 Random = Callable[[int], bytes]
 Clock = Callable[[], datetime.datetime]
 UID_LEN = 16
-#: chips per lot: each takes ~820 bytes of lot manifest, which LIMITS.lot_manifest caps at 2 GiB
-MAX_LOT = 2_000_000
 SOFTWARE_NAME = "trustprov-provisioning"
 BATCH = 500
 
