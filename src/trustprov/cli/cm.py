@@ -13,13 +13,16 @@ from trustprov.cli.artifacts import inputs, precheck
 from trustprov.cli.options import (
     EXIT_FAILED,
     RECORDS_HELP,
+    auth_option,
     emit_json,
     force_option,
+    icm_key_option,
     json_option,
     lot_name,
     path_option,
     plural,
     progress_enabled,
+    records_option,
     records_options,
     records_password,
     records_password_option,
@@ -77,25 +80,15 @@ def cm() -> None:
 @path_option("--software", help="The signed provisioning software.")
 @path_option("--share", help="ENC(OEM_SHARE) from the OEM.")
 @path_option("--bundle", help="The sealed bundle from the OEM.")
-@click.option(
-    "--auth",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="The OEM's authorized set (AUTH), for a bundle for authorized chips only: each chip "
-    "gets its inclusion proof.",
+@auth_option(
+    "The OEM's authorized set (AUTH), for a bundle for authorized chips only: each chip "
+    "gets its inclusion proof."
 )
-@click.option(
-    "--icm-key",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="The ICM's lot-signing.pub.pem: --manifest must be signed by it [default: the "
-    "manifest's signature is checked under the key it names].",
+@icm_key_option(
+    "The ICM's lot-signing.pub.pem: --manifest must be signed by it [default: the "
+    "manifest's signature is checked under the key it names]."
 )
-@click.option(
-    "--records",
-    default=None,
-    help=f"{RECORDS_HELP} [default: sqlite:///FARM_DIR/records.sqlite].",
-)
+@records_option(f"{RECORDS_HELP} [default: sqlite:///FARM_DIR/records.sqlite].")
 @records_password_option
 @click.option(
     "--jobs",
@@ -284,11 +277,8 @@ def provision(
     help="With --html and --bundle FILE: reconcile the lot's stored receipts under this device "
     "CA (as 'oem reconcile') and put the counts in the report.",
 )
-@click.option(
-    "--auth",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="With --ca: the authorized set, so that the report counts missing and unauthorized chips.",
+@auth_option(
+    "With --ca: the authorized set, so that the report counts missing and unauthorized chips."
 )
 @force_option("--csv or --html file")
 def report(
