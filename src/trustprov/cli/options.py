@@ -1,5 +1,10 @@
 """Shared option types (UIDs, output paths) and the conventions every command shares.
 
+An option that several commands take (--auth, --icm-key, --records and its password file,
+--idle-timeout, the desk chip's and the other options oem keygen and regen share) is defined here
+once: its name, type, bounds and default; each command says in its help what it does with it
+(tests/cli/test_cli_options.py walks the tree).
+
 Conventions (docs/cli.md, "Output conventions"): data on stdout, and with ``--json`` one JSON object
 there and nothing else; progress, status and logs on stderr; ``-v``/``-vv``/``-q``/``--debug``
 on every command, the root's and a subcommand's adding up.
