@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from trustprov.crypto.keys import public_key_der
 from trustprov.formats.software import SignedSoftware
 from trustprov.roles import icm
-from trustprov.roles.signer import close_sessions
+from trustprov.roles.icm.signer import close_sessions
 
 SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/local/lib/softhsm/libsofthsm2.so")
 BENCH_PIN = "bench-pin"  # a throwaway token in a temp dir

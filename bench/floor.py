@@ -26,8 +26,8 @@ from trustprov.crypto.schedule import derive_keys, g_master_key
 from trustprov.demo import make_family, seal_bundle, write_sample_assets
 from trustprov.formats.bundle import Bundle, chunk_aad, chunk_nonce
 from trustprov.formats.sealed import SealedValue
-from trustprov.roles import assets as asset_list
 from trustprov.roles import icm
+from trustprov.roles.oem import assets as asset_list
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
 from provision import crypto_floor_us

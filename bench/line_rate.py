@@ -39,9 +39,9 @@ from trustprov.line.boards import provision_lot_wire
 from trustprov.link.address import open_stream
 from trustprov.link.framed import FramedLink
 from trustprov.link.stream import ByteStream
-from trustprov.roles import assets as asset_list
 from trustprov.roles import icm
 from trustprov.roles.cm import Job
+from trustprov.roles.oem import assets as asset_list
 
 GOAL = 1.10
 SLOW = 500_000  # below this rate, --slow-chips chips

@@ -71,9 +71,9 @@ if __name__ != "__mp_main__" or TYPE_CHECKING:
     from trustprov.formats.sealed import SealedValue
     from trustprov.formats.software import SignedSoftware
     from trustprov.line.station import provision_lot
-    from trustprov.roles import assets as asset_list
     from trustprov.roles import icm
     from trustprov.roles.cm import Job, Outcome
+    from trustprov.roles.oem import assets as asset_list
     from trustprov.roles.trust import LotTrust
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package

@@ -36,8 +36,9 @@ from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.installed import expected_installed_digest
 from trustprov.formats.receipt import ReceiptClaims, make_receipt
-from trustprov.roles import assets as asset_list
-from trustprov.roles import icm, reconcile
+from trustprov.roles import icm
+from trustprov.roles.oem import assets as asset_list
+from trustprov.roles.oem import reconcile
 
 _ICM: icm.Icm | None = None
 _BUNDLE: Bundle | None = None

@@ -47,9 +47,9 @@ from trustprov.demo import Family, make_family
 from trustprov.formats.bundle import BUNDLE_ID_LEN, chunk_aad, chunk_nonce
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
-from trustprov.roles import assets as asset_list
 from trustprov.roles import oem
 from trustprov.roles.bundle_io import BundleFile
+from trustprov.roles.oem import assets as asset_list
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
 import spsdk_sb31

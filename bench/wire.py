@@ -37,9 +37,9 @@ from trustprov.line.boards import provision_lot_wire
 from trustprov.line.station import provision_lot
 from trustprov.link.address import open_link
 from trustprov.link.framed import FramedLink
-from trustprov.roles import assets as asset_list
 from trustprov.roles import icm
 from trustprov.roles.cm import Job
+from trustprov.roles.oem import assets as asset_list
 
 TARGET_US = 150.0
 

@@ -15,10 +15,10 @@ import pytest
 from softhsm import SoftHsm
 from softhsm import start as softhsm_start
 
-from trustprov.link.farm import FarmLink
-from trustprov.roles import assets as asset_list
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles import icm, oem
-from trustprov.roles.signer import close_sessions
+from trustprov.roles.icm.signer import close_sessions
+from trustprov.roles.oem import assets as asset_list
 
 pytest_plugins = ["boards"]  # tests/boards.py: chip boards as processes, always stopped
 

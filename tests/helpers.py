@@ -32,10 +32,10 @@ from trustprov.firmware.commands import ProvisioningSoftware
 from trustprov.formats.software import CODE_ROOT
 from trustprov.link.client import ChipClient
 from trustprov.link.port import ChipPort
-from trustprov.roles import assets as asset_list
 from trustprov.roles import icm, oem
 from trustprov.roles.cm import Job, Outcome, provision_chip
 from trustprov.roles.oem import SealResult
+from trustprov.roles.oem import assets as asset_list
 
 TESTS = Path(__file__).resolve().parent
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from trustprov.roles.asset_template import EXAMPLE_FILES
+from trustprov.roles.oem.assets.template import EXAMPLE_FILES
 
 
 def write_example_files(d: Path) -> None:

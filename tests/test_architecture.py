@@ -1,4 +1,4 @@
-"""Imports run downward only (DESIGN.md, "Architecture").
+"""Imports run downward only (docs/design.md, "Architecture").
 
 Host code (roles, line, cli) reaches chips only through `trustprov.link`: what a host learns
 from a chip is what crosses the link, exactly as with silicon. The firmware and the link never
@@ -87,7 +87,7 @@ def test_the_import_parser_sees_every_form() -> None:
         "import importlib\n"
         "importlib.import_module('trustprov.chip.probe')\n"
         "def f():\n"
-        "    from trustprov.link import farm\n"
+        "    from trustprov.link import farm_link as farm\n"
     )
     found = imports_in(source, "trustprov.roles.sample")
     for name in (
@@ -96,7 +96,7 @@ def test_the_import_parser_sees_every_form() -> None:
         "trustprov.chip.model.Lifecycle",
         "trustprov.roles.files",
         "trustprov.chip.probe",
-        "trustprov.link.farm",
+        "trustprov.link.farm_link",
     ):
         assert name in found, name
     assert "trustprov.crypto" in imports_in(
@@ -212,3 +212,23 @@ def test_the_conformance_suite_is_a_host_of_its_own() -> None:
         if any(_under(n, "trustprov.conformance") for n in imports_of(f))
     )
     assert not users, users
+
+
+def test_the_roles_import_no_circle() -> None:
+    """Among roles/ modules imports make no circle, lazy imports included (files.py asks kinds.py
+    which file it may replace; kinds.py imports nothing of files.py)."""
+    files = _files("roles")
+    modules = {_module_name(f): f for f in files}
+    graph = {m: {n for n in imports_of(f) if n in modules and n != m} for m, f in modules.items()}
+    circles: list[str] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        for nxt in sorted(graph[node]):
+            if nxt in path:
+                circles.append(" -> ".join([*path[path.index(nxt) :], nxt]))
+            elif len(path) < len(graph):
+                visit(nxt, [*path, nxt])
+
+    for start in sorted(graph):
+        visit(start, [start])
+    assert circles == []

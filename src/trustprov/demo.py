@@ -37,13 +37,14 @@ from trustprov.errors import InputError
 from trustprov.line.receipts import export_receipts
 from trustprov.line.records import RecordStore
 from trustprov.line.station import LotSummary, provision_lot
-from trustprov.link.farm import FarmLink
-from trustprov.roles import assets as asset_list
-from trustprov.roles import icm, oem, reconcile
-from trustprov.roles.authorize import authorize
+from trustprov.link.farm_link import FarmLink
+from trustprov.roles import icm, oem
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.files import PRIVATE, write_file
-from trustprov.roles.reconcile import Reconciliation
+from trustprov.roles.oem import assets as asset_list
+from trustprov.roles.oem import reconcile
+from trustprov.roles.oem.authorize import authorize
+from trustprov.roles.oem.reconcile import Reconciliation
 
 FIRMWARE_SIZE = 256 * 1024
 MARKER = ".trustprov-demo.json"

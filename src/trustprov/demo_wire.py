@@ -4,7 +4,7 @@ Blank chips from the fab (`chip blank`) on boards that are processes of their ow
 serve`): the OEM's chip on a pseudo-terminal, the CM's lot as chip programs (`chip run --stdio`,
 one state file each) seated by a TCP board. The ICM makes both over the wire (`line.icm_line`),
 the OEM seals its bundle on its chip behind the pty after checking it against the device CA
-(`roles.desk_chip`), the CM's station provisions the lot through the board (`line.boards`), and
+(`roles.oem.desk_chip`), the CM's station provisions the lot through the board (`line.boards`), and
 the OEM reconciles the receipts against the chips it authorized. No chip is touched but over a
 link: the probe of `demo.py` is not used (the receipts, verified under each chip's certificate,
 are the check).
@@ -34,12 +34,13 @@ from trustprov.line.icm_line import IcmLineSummary, manufacture_wire
 from trustprov.line.receipts import export_receipts
 from trustprov.line.records import RecordStore
 from trustprov.line.station import LotSummary
-from trustprov.roles import assets as asset_list
-from trustprov.roles import icm, oem, reconcile
-from trustprov.roles.authorize import authorize
+from trustprov.roles import icm, oem
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.lots import read_lot
-from trustprov.roles.reconcile import Reconciliation
+from trustprov.roles.oem import assets as asset_list
+from trustprov.roles.oem import reconcile
+from trustprov.roles.oem.authorize import authorize
+from trustprov.roles.oem.reconcile import Reconciliation
 
 READY_TIMEOUT = 60.0
 SOCKETS = 4

@@ -57,7 +57,7 @@ from trustprov.formats.sealed import H_FAMILY, H_VALUE, SealedValue
 from trustprov.formats.software import CODE_ROOT
 from trustprov.link import messages
 from trustprov.link.client import ChipClient
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles.cm import Job, provision_chip
 from trustprov.roles.icm import Icm, manufacture, sign_software
 

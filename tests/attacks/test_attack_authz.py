@@ -23,9 +23,9 @@ from trustprov.formats import cbor, cose
 from trustprov.formats.authz import AuthorizedSet, InclusionProof
 from trustprov.formats.bundle import Bundle
 from trustprov.link import messages
-from trustprov.roles import assets as asset_list
 from trustprov.roles import oem
 from trustprov.roles.cm import SYSTEMIC, Job
+from trustprov.roles.oem import assets as asset_list
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from trustprov.line.station import provision_lot
 from trustprov.link import messages
 from trustprov.link.address import open_link
 from trustprov.link.client import ChipClient
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.trust import LotTrust
 

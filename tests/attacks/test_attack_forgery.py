@@ -1,4 +1,4 @@
-"""T8, DESIGN.md property 2: ENC(OEM_SHARE) lets a chip consume the OEM's bundle, never produce
+"""T8, docs/design.md property 2: ENC(OEM_SHARE) lets a chip consume the OEM's bundle, never produce
 one. The CM holds ENC(OEM_SHARE), the OEM's bundle, the signed software, chips, and everything its
 own FIG. 2 gave it; it sends every command of the chip (the software's, the boot ROM's, and
 commands that do not exist) with every argument it can craft: ENC(OEM_SHARE) in every bytes
@@ -24,7 +24,7 @@ from trustprov.chip.device import Chip
 from trustprov.chip.farm import Farm
 from trustprov.firmware.commands import ProvisioningSoftware
 from trustprov.link.client import BundleParams
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 
 from .attack_helpers import (
     PARAMS,

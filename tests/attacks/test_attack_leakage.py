@@ -1,4 +1,4 @@
-"""T9, DESIGN.md property 1: no secret ever leaves a chip.
+"""T9, docs/design.md property 1: no secret ever leaves a chip.
 
 One recorded run through the link: the ICM makes an OEM lot and a CM lot; the OEM runs FIG. 2 and
 FIG. 4 (twice, one needing newer software); the CM runs FIG. 3 on several chips, an update, a
@@ -33,16 +33,16 @@ from helpers import (
     write_assets,
 )
 
-import trustprov.link.farm as link_farm
+import trustprov.link.farm_link as link_farm
 from trustprov.chip.farm import Farm
 from trustprov.formats.bundle import Bundle, SignedManifest
 from trustprov.link import messages
 from trustprov.link.client import BundleParams
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.link.port import ChipPort
-from trustprov.roles import assets as asset_list
 from trustprov.roles import icm, oem
 from trustprov.roles.cm import Job, provision_chip
+from trustprov.roles.oem import assets as asset_list
 
 from .attack_helpers import (
     FINISH,

@@ -21,7 +21,7 @@ from trustprov.chip.model import Lifecycle
 from trustprov.errors import ChipRefused
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 from trustprov.link import messages
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 
 from .attack_helpers import (
     Artifacts,

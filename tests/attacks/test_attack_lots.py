@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from trustprov.errors import InputError, VerificationError
 from trustprov.formats.lot import LotManifest
 from trustprov.formats.lotsig import LotSignature, ManifestHash
-from trustprov.roles.authorize import authorize
 from trustprov.roles.lots import read_lot, signature_path, verify_lot_file
+from trustprov.roles.oem.authorize import authorize
 
 
 def _copy(world: Any, d: Path, name: str) -> Path:

@@ -22,10 +22,10 @@ import trustprov.roles.oem as oem_role
 from trustprov.chip.model import Lifecycle
 from trustprov.chip.probe import Reading
 from trustprov.errors import TrustprovError
-from trustprov.link.farm import FarmLink
-from trustprov.roles import assets as asset_list
-from trustprov.roles import desk_chip
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles.cm import Job, provision_chip
+from trustprov.roles.oem import assets as asset_list
+from trustprov.roles.oem import desk_chip
 
 from .attack_helpers import (
     Artifacts,

@@ -24,8 +24,9 @@ from trustprov.crypto.keys import SIGNATURE_ALGORITHMS, public_key_der
 from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.receipt import Receipt, make_receipt
-from trustprov.roles import icm, reconcile
-from trustprov.roles.reconcile import Reconciliation
+from trustprov.roles import icm
+from trustprov.roles.oem import reconcile
+from trustprov.roles.oem.reconcile import Reconciliation
 
 from .attack_helpers import manufacture_lot, rogue_ca
 

@@ -27,7 +27,7 @@ from trustprov.formats.installed import expected_installed_digest
 from trustprov.formats.limits import LIMITS
 from trustprov.link import messages
 from trustprov.roles import oem
-from trustprov.roles.assets import AssetList, AssetSpec
+from trustprov.roles.oem.assets import AssetList, AssetSpec
 
 from .attack_helpers import (
     FINISH,

@@ -37,7 +37,7 @@ from trustprov.formats.bundle import MAX_KEY_LEN
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.software import CODE_PARTS, CODE_ROOT
 from trustprov.link.client import ChipClient
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.link.port import ChipPort
 from trustprov.link.transport import InProcessLink
 from trustprov.roles import icm

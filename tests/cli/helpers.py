@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from helpers import ASSET_ENTRIES  # tests/helpers.py: the conftest asset list
 
 from trustprov.cli.main import cli
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 
 # The known secret values of the asset lists (the same as tests/conftest.py's KEY1, KEY2).
 KEY1 = bytes(range(32))

@@ -12,7 +12,7 @@ import pytest
 
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.installed import expected_installed_digest
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 
 from .conftest import CliWorld
 from .helpers import KEY1, KEY2, assert_error, copy_farm, firmware_bytes, ok, run, secret_forms

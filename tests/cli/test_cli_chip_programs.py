@@ -23,7 +23,7 @@ from trustprov.chip.nvm_file import NvmFile
 from trustprov.errors import ChipRefused, TransportError
 from trustprov.link.address import open_link
 from trustprov.link.client import ChipClient
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.link.framed import FramedLink
 from trustprov.link.handler import BoardClient
 from trustprov.link.port import ChipPort

@@ -13,7 +13,7 @@ import pytest
 from click.testing import Result
 
 from trustprov.formats.software import SignedSoftware
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 
 from .conftest import CliWorld
 from .helpers import (

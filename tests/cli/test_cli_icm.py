@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from cryptography.x509.oid import NameOID
 
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 
 from .conftest import CliWorld
 from .helpers import assert_error, assert_no_crash, lifecycles, ok, run, snapshot

@@ -14,9 +14,9 @@ from boards import BoardStarter
 from cryptography import x509
 from softhsm import PIN, SoftHsm
 
-from trustprov.roles.keyref import PIN_ENV
+from trustprov.roles.icm.keyref import PIN_ENV
+from trustprov.roles.icm.signer import close_sessions
 from trustprov.roles.lots import load_lot_key, read_lot
-from trustprov.roles.signer import close_sessions
 
 from .helpers import assert_error, ok, run
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import trustprov
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 
 from .conftest import CM_CHIPS, CliWorld
 from .helpers import assert_error, ok, run

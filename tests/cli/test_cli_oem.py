@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 
 from .conftest import CliWorld
 from .helpers import (

@@ -122,7 +122,7 @@ def test_a_new_farm_is_private(cw: CliWorld, tmp_path: Path) -> None:
 
 def test_manufacture_never_writes_a_farm_through_a_symlink(cw: CliWorld, tmp_path: Path) -> None:
     target = tmp_path / "elsewhere.farm"
-    link = tmp_path / "link.farm"
+    link = tmp_path / "link.farm_link"
     link.symlink_to(target)
     result = run(*_manufacture(cw, tmp_path, tmp_path / "lot.json", link))
     assert_error(result, exit_code=2, match="symbolic link")

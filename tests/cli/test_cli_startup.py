@@ -60,6 +60,70 @@ def test_help_imports_nothing_heavy(argv: list[str]) -> None:
     assert _heavy(modules) == []
 
 
+def _every_command() -> list[list[str]]:
+    """Every command of the tree, walked from the CLI itself (its modules load as it goes)."""
+    import click  # noqa: PLC0415 - only these tests
+
+    from trustprov.cli.main import cli  # noqa: PLC0415 - only these tests
+
+    found: list[list[str]] = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        found.append(path)
+        if isinstance(command, click.Group):
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None, name
+                walk(sub, [*path, name])
+
+    walk(cli, [])
+    return found
+
+
+def test_loading_every_command_imports_nothing_heavy() -> None:
+    """Issue 24, item 7: each command's module imports what its options need, nothing more; the
+    store's engine (SQLAlchemy), rich, the chips and the roles load when a command runs."""
+    walker = (
+        "import click\n"
+        "from trustprov.cli.main import cli\n"
+        "def walk(c):\n"
+        "    if isinstance(c, click.Group):\n"
+        "        ctx = click.Context(c)\n"
+        "        for n in c.list_commands(ctx):\n"
+        "            walk(c.get_command(ctx, n))\n"
+        "walk(cli)"
+    )
+    modules = _imported_after(walker)
+    assert {"trustprov.cli.demo", "trustprov.cli.cm", "trustprov.cli.chip"} <= modules
+    assert _heavy(modules) == []
+
+
+@pytest.mark.parametrize("argv", _every_command(), ids=lambda p: " ".join(p) or "root")
+def test_every_command_parses_its_arguments_without_heavy_imports(argv: list[str]) -> None:
+    """Parsing a command line (here --help, which every command takes) loads no records store,
+    no rich and no chip: those are imported by the command's body when it runs."""
+    modules = _imported_after(
+        "from trustprov.cli.main import cli\n"
+        f"try:\n    cli({[*argv, '--help']!r}, prog_name='trustprov')\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code"
+    )
+    # `--alg` (icm init, sign-software) names crypto.keys' suites, so it loads cryptography
+    assert [m for m in _heavy(modules) if m.split(".")[0] != "cryptography"] == []
+
+
+def test_a_missing_records_store_is_reported_before_the_engine_loads(tmp_path: Path) -> None:
+    """`cm report --records sqlite:///PATH` of no file says so without importing SQLAlchemy."""
+    url = f"sqlite:///{tmp_path / 'none.sqlite'}"
+    modules = _imported_after(
+        "from trustprov.cli.main import cli\n"
+        f"try:\n    cli({['cm', 'report', '--records', url]!r}, prog_name='trustprov')\n"
+        "except SystemExit as e:\n    assert e.code == 2, e.code"
+    )
+    assert "trustprov.cli.cm" in modules
+    assert [m for m in modules if m.split(".")[0] == "sqlalchemy"] == []
+
+
 def test_a_worker_imports_no_records_store() -> None:
     """A station's worker process starts from line.worker: the chips, never SQLAlchemy."""
     modules = _imported_after("import trustprov.line.worker")

@@ -14,8 +14,8 @@ from trustprov.formats import budget
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.limits import LIMITS
 from trustprov.link.client import BundleParams
-from trustprov.roles import assets as asset_list
 from trustprov.roles.cm import provision_chip
+from trustprov.roles.oem import assets as asset_list
 
 
 def _check(**over: int) -> None:

@@ -16,7 +16,7 @@ from trustprov.errors import FormatError, InputError
 from trustprov.formats import text
 from trustprov.formats.limits import LIMITS, MiB
 from trustprov.formats.lot import LotManifest
-from trustprov.roles import assets
+from trustprov.roles.oem import assets
 
 BOUND = 16 * MiB
 

@@ -26,8 +26,8 @@ from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.software import SignedSoftware
 from trustprov.link import messages
-from trustprov.roles import assets as asset_list
 from trustprov.roles import icm, oem
+from trustprov.roles.oem import assets as asset_list
 
 from .chips import ChipLab, build_chip_lab
 

@@ -34,7 +34,7 @@ from trustprov.formats.receipt import Receipt
 from trustprov.formats.sealed import SEALED_KINDS, SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link import messages
-from trustprov.roles import assets
+from trustprov.roles.oem import assets
 
 from .chips import ChipLab
 from .corpus import Corpus

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trustprov.errors import FormatError, InputError
-from trustprov.roles import assets
+from trustprov.roles.oem import assets
 
 from . import properties
 from .corpus import Corpus

@@ -121,7 +121,7 @@ def _pem(der: bytes) -> str:
 
 def test_asset_list_with_a_file_name_too_long(fuzzers: dict[str, Fuzzer]) -> None:
     """``path.is_file()`` raises OSError (ENAMETOOLONG) for a name over the file system's limit;
-    assets._source (src/trustprov/roles/assets.py) does not catch it."""
+    assets._source (src/trustprov/roles/oem/assets/__init__.py) does not catch it."""
     doc = '[[asset]]\nname = "fw"\nkind = "firmware"\nregion = "app"\nfile = "{}"\n'
     check(fuzzers["assets.load"].target, doc.format("a" * 300).encode())
 

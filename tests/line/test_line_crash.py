@@ -32,10 +32,10 @@ from helpers import provision_command
 
 from trustprov.line.records import RecordStore, lot_chips, parse_url
 from trustprov.line.report import lot_report
-from trustprov.link.farm import FarmLink
-from trustprov.roles import assets as asset_list
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles import icm, oem
 from trustprov.roles.cm import Job
+from trustprov.roles.oem import assets as asset_list
 
 CHIPS = 5000
 LOT = "LOT-LINE"

@@ -18,11 +18,11 @@ from trustprov.line.records import RecordStore
 from trustprov.line.records.icm_chips import IcmRecords
 from trustprov.link.address import open_link
 from trustprov.link.client import ChipClient
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.link.handler import BoardClient
 from trustprov.roles import icm as role
-from trustprov.roles.desk_chip import check_chip
 from trustprov.roles.lots import load_lot_key, read_lot
+from trustprov.roles.oem.desk_chip import check_chip
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,10 @@ import pytest
 from helpers import farm_rows, provision_command
 
 from trustprov.line.records import RecordStore
-from trustprov.link.farm import FarmLink
-from trustprov.roles import assets as asset_list
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles import icm, oem
 from trustprov.roles.cm import Job
+from trustprov.roles.oem import assets as asset_list
 
 CHIPS = 800  # enough that 2 workers are still busy when the signal comes, quick to make
 LOT = "LOT-SIG"

@@ -30,8 +30,8 @@ from trustprov.line.station import LotSummary
 from trustprov.line.wire import WireError
 from trustprov.link.address import open_link
 from trustprov.link.handler import BoardClient
-from trustprov.roles import reconcile
 from trustprov.roles.cm import Job, Outcome
+from trustprov.roles.oem import reconcile
 
 World = Any  # tests/conftest.py's World (that module is not importable by name from here)
 build_world = helpers._CONFTEST.build_world

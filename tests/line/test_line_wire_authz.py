@@ -19,9 +19,9 @@ from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.lot import LotManifest
 from trustprov.line.boards import provision_lot_wire
 from trustprov.link.address import open_link
-from trustprov.roles import assets as asset_list
 from trustprov.roles import oem
 from trustprov.roles.cm import Job
+from trustprov.roles.oem import assets as asset_list
 
 
 def _keygen(world: Any, tmp_path: Path, uids: list[bytes]) -> tuple[Path, Path, Any]:

@@ -17,7 +17,7 @@ from trustprov.formats import cbor
 from trustprov.formats.limits import LIMITS
 from trustprov.link import messages
 from trustprov.link.client import ChipClient
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.link.port import ChipPort
 from trustprov.link.transport import InProcessLink
 

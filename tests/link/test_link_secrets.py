@@ -24,7 +24,7 @@ from helpers import (
     write_assets,
 )
 
-import trustprov.link.farm as link_farm
+import trustprov.link.farm_link as link_farm
 from trustprov.chip.device import Chip
 from trustprov.chip.farm import Farm
 from trustprov.chip.probe import Probe
@@ -36,9 +36,9 @@ from trustprov.line.station import provision_lot
 from trustprov.link import messages
 from trustprov.link.client import PreparedBundle
 from trustprov.link.port import ChipPort
-from trustprov.roles import assets as asset_list
 from trustprov.roles import icm, oem
 from trustprov.roles.cm import Job
+from trustprov.roles.oem import assets as asset_list
 
 MORE_GENERATED = """
 [[asset]]

@@ -12,8 +12,8 @@ from template_files import write_example_files
 from trustprov.crypto.aead import AEAD_ALIASES
 from trustprov.errors import InputError
 from trustprov.formats.bundle import KEY_TYPES
-from trustprov.roles import assets as asset_list
-from trustprov.roles.asset_template import TEMPLATE
+from trustprov.roles.oem import assets as asset_list
+from trustprov.roles.oem.assets.template import TEMPLATE
 
 
 def test_the_template_is_a_valid_asset_list(tmp_path: Path) -> None:

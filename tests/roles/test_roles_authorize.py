@@ -1,4 +1,4 @@
-"""roles.authorize and the --auth of oem regen: which chips a bundle is for."""
+"""roles.oem.authorize and the --auth of oem regen: which chips a bundle is for."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from trustprov.errors import InputError, VerificationError
 from trustprov.formats import cbor
 from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Authorization, Bundle
-from trustprov.roles import assets as asset_list
 from trustprov.roles import icm, oem
-from trustprov.roles.authorize import authorize, load_authorized
 from trustprov.roles.cm import Job
+from trustprov.roles.oem import assets as asset_list
+from trustprov.roles.oem.authorize import authorize, load_authorized
 
 
 def _key(world: Any) -> Path:

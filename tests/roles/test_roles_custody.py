@@ -25,13 +25,14 @@ from softhsm import SoftHsm
 
 from trustprov.errors import InputError
 from trustprov.formats.lot import LotManifest
-from trustprov.link.farm import FarmLink
-from trustprov.roles import custody, icm
+from trustprov.link.farm_link import FarmLink
+from trustprov.roles import icm
 from trustprov.roles.cm import provision_chip
-from trustprov.roles.custody import WRAPPED_FILE
-from trustprov.roles.keyref import PIN_ENV, Pkcs11Uri, parse_pkcs11_uri, read_pin
+from trustprov.roles.icm import custody
+from trustprov.roles.icm.custody import WRAPPED_FILE
+from trustprov.roles.icm.keyref import PIN_ENV, Pkcs11Uri, parse_pkcs11_uri, read_pin
+from trustprov.roles.icm.signer import TokenEcKey, close_sessions, session
 from trustprov.roles.lots import load_lot_key, verify_lot_file
-from trustprov.roles.signer import TokenEcKey, close_sessions, session
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 

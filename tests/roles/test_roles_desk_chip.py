@@ -23,9 +23,9 @@ from trustprov.errors import InputError, VerificationError
 from trustprov.link import messages
 from trustprov.link.client import ChipClient
 from trustprov.link.port import ChipPort
-from trustprov.roles import assets as asset_list
 from trustprov.roles import oem
-from trustprov.roles.desk_chip import check_chip, load_ca
+from trustprov.roles.oem import assets as asset_list
+from trustprov.roles.oem.desk_chip import check_chip, load_ca
 
 
 class RecordingPort:

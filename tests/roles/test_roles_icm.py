@@ -27,7 +27,7 @@ from trustprov.chip.model import Lifecycle
 from trustprov.crypto.keys import public_key_der
 from trustprov.errors import InputError
 from trustprov.formats.lot import LotManifest
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles import files, icm
 
 PRIVATE_ICM_FILES = (

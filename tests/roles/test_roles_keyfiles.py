@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from trustprov.crypto.keys import private_key_bytes
 from trustprov.errors import FormatError, InputError
-from trustprov.roles import assets as asset_list
-from trustprov.roles.keyfiles import read_key_file
+from trustprov.roles.oem import assets as asset_list
+from trustprov.roles.oem.assets.keyfiles import read_key_file
 
 Enc = serialization.Encoding
 Fmt = serialization.PrivateFormat

@@ -22,9 +22,9 @@ from helpers import (
 
 from trustprov.errors import ChipRefused, FormatError, InputError, TrustprovError, VerificationError
 from trustprov.formats.bundle import Bundle
-from trustprov.roles import assets as asset_list
 from trustprov.roles import icm, oem
 from trustprov.roles.cm import Job
+from trustprov.roles.oem import assets as asset_list
 
 PRIVATE_OEM_FILES = ("enc-oem-rnd-input.cose", "enc-rnd-share.cose")
 PUBLIC_OEM_FILES = ("enc-oem-share.cose", "bundle.cbor", "oem.json", "generated/signer.pub.pem")

@@ -1,4 +1,4 @@
-"""trustprov.roles.receipts_file and reconcile's streaming: a receipts file is read in bounded
+"""trustprov.roles.oem.receipts_file and reconcile's streaming: a receipts file is read in bounded
 memory whatever its size, and a file that is not a receipt stream is refused as such."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from trustprov.errors import FormatError, InputError
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.receipt import MAX_RECEIPT
-from trustprov.roles import receipts_file, reconcile
-from trustprov.roles.receipts_file import MAX_LINE, read_receipts
+from trustprov.roles.oem import receipts_file, reconcile
+from trustprov.roles.oem.receipts_file import MAX_LINE, read_receipts
 
 
 def _sign1(payload_len: int) -> bytes:

@@ -1,4 +1,4 @@
-"""`roles.reconcile`: the classes a receipt falls in, the receipts file readers, the worker pool.
+"""`roles.oem.reconcile`: the classes of a receipt, the receipts file readers, the worker pool.
 
 The receipts here are made with keys the ICM certified for the test (`icm.issue_certificate`):
 what a chip would sign, with claims a chip would never sign, to reach every class."""
@@ -22,7 +22,8 @@ from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Bundle
 from trustprov.formats.installed import expected_installed_digest
 from trustprov.formats.receipt import ReceiptClaims, make_receipt
-from trustprov.roles import icm, receipts_file, reconcile
+from trustprov.roles import icm
+from trustprov.roles.oem import receipts_file, reconcile
 
 DOMAIN = bytes(16)
 

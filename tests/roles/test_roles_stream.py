@@ -33,7 +33,7 @@ _LIMITED = textwrap.dedent(
     """
     import resource, sys
     import trustprov.cli.main, trustprov.roles.cm, trustprov.roles.oem, trustprov.line.station
-    import trustprov.line.worker, trustprov.link.farm, trustprov.firmware.commands
+    import trustprov.line.worker, trustprov.link.farm_link, trustprov.firmware.commands
     with open("/proc/self/status") as f:
         vm = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
     limit = vm + int(sys.argv[1])

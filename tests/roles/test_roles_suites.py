@@ -18,7 +18,7 @@ from trustprov.crypto.keys import SUITES, key_type_of
 from trustprov.errors import InputError, VerificationError
 from trustprov.formats import cose
 from trustprov.formats.immutable import ImmutableMemory
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles import icm, oem
 from trustprov.roles.cm import provision_chip
 

@@ -7,7 +7,7 @@ which every chip provisioned with the same bundle shares, so a chip's own row is
 than its identity. Every chip write is one transaction: a chip's persistent state moves from one
 consistent state to the next or not at all, as flash with an atomic commit would. A chip's
 lifecycle, security counter and provisioning counter are OTP: no write lowers them (`save`
-refuses it).
+refuses it; the rule is written once, `_OTP_GUARD`).
 
 Reading this file is reading silicon: it holds every chip's immutable memory and key slots, and
 stands in for the physical chips at the CM. See docs/threat-model.md.
@@ -89,6 +89,25 @@ def _read_only_uri(path: Path) -> str:
     return f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro" + (
         "" if pending else "&immutable=1"
     )
+
+
+#: The OTP rule, written once: a chip's lifecycle, security counter and provisioning counter only
+#: advance. `_OTP_GUARD` is the rule in SQL (each stored value at most the new one, the new ones
+#: given in `_otp_values` order); `_check_advances` is it for a state held in memory.
+_OTP_GUARD = "lifecycle <= ? AND security_counter <= ? AND prov_counter <= ?"
+
+
+def _otp_values(state: ChipState) -> tuple[int, int, int]:
+    return int(state.lifecycle), state.security_counter, state.prov_counter
+
+
+def _otp_refused() -> ChipRefused:
+    return ChipRefused("the lifecycle and the counters only advance", code="lifecycle")
+
+
+def _check_advances(old: ChipState, new: ChipState) -> None:
+    if any(n < o for n, o in zip(_otp_values(new), _otp_values(old), strict=True)):
+        raise _otp_refused()
 
 
 class Farm:
@@ -337,10 +356,9 @@ class Farm:
             # OTP only advances: a write that would lower the stored lifecycle, security counter
             # or provisioning counter (a chip object holding a stale view) changes no row
             updated = db.execute(
-                "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "
+                "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "  # noqa: S608 - the module's own SQL
                 "identity_key = ?, certificate = ?, installed_id = ?, prov_counter = ? "
-                "WHERE uid = ? AND lifecycle <= ? AND security_counter <= ? AND prov_counter <= ? "
-                "AND prov_counter = coalesce(?, prov_counter)",
+                f"WHERE uid = ? AND {_OTP_GUARD} AND prov_counter = coalesce(?, prov_counter)",
                 (
                     state.immutable.family_id if state.immutable else None,
                     int(state.lifecycle),
@@ -350,17 +368,13 @@ class Farm:
                     state_id,
                     state.prov_counter,
                     state.uid,
-                    int(state.lifecycle),
-                    state.security_counter,
-                    state.prov_counter,
+                    *_otp_values(state),
                     seen_prov_counter,
                 ),
             ).rowcount
             if updated != 1:
                 if db.execute("SELECT 1 FROM chips WHERE uid = ?", (state.uid,)).fetchone():
-                    raise ChipRefused(
-                        "the lifecycle and the counters only advance", code="lifecycle"
-                    )
+                    raise _otp_refused()
                 raise InputError(f"no chip {state.uid.hex()} in {self.path}")
 
     def _insert_blobs(
@@ -427,13 +441,9 @@ class Farm:
         ):
             return False
         old = self._behind[state.uid]
-        if (
-            state.lifecycle < old.lifecycle
-            or state.security_counter < old.security_counter
-            or state.prov_counter < old.prov_counter
-            or (seen_prov_counter is not None and seen_prov_counter != old.prov_counter)
-        ):
-            raise ChipRefused("the lifecycle and the counters only advance", code="lifecycle")
+        _check_advances(old, state)
+        if seen_prov_counter is not None and seen_prov_counter != old.prov_counter:
+            raise _otp_refused()
         self._behind[state.uid] = state
         return True
 
@@ -449,9 +459,7 @@ class Farm:
                 s.certificate,
                 s.prov_counter,
                 s.uid,
-                int(s.lifecycle),
-                s.security_counter,
-                s.prov_counter,
+                *_otp_values(s),
             )
             for s in self._behind.values()
         ]
@@ -459,13 +467,13 @@ class Farm:
         if not rows:
             return
         updated = self._db.executemany(
-            "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "
+            "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "  # noqa: S608 - the module's own SQL
             "identity_key = ?, certificate = ?, prov_counter = ? "
-            "WHERE uid = ? AND lifecycle <= ? AND security_counter <= ? AND prov_counter <= ?",
+            f"WHERE uid = ? AND {_OTP_GUARD}",
             rows,
         ).rowcount
         if updated != len(rows):
-            raise ChipRefused("the lifecycle and the counters only advance", code="lifecycle")
+            raise _otp_refused()
 
     def blob(self, blob_id: bytes) -> bytes:
         row = self._db.execute("SELECT data FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone()

@@ -3,12 +3,12 @@ another trustprov artifact: "sw.cose: this is signed provisioning software, not 
 
 `inputs` declares a command's input files (by parameter name) and what each must be. Before the
 command runs, each is sniffed (its first 32 bytes, with the recogniser of `trustprov inspect`,
-roles/inspect.py): a file that is plainly another trustprov artifact is refused at once. If the
+`roles.inspect`): a file that is plainly another trustprov artifact is refused at once. If the
 command then fails on an artifact (`FormatError`, `InputError`) with a message that names none
 of its files, each input is recognised in full, and the one at fault is named: another kind
 of artifact, another sealed value, or a damaged or unknown file where that kind was expected.
 
-Invariants: the recogniser shows nothing secret (roles/inspect.py), so neither do these
+Invariants: the recogniser shows nothing secret (roles/inspect/__init__.py), so neither do these
 messages; a message that already names one of the files is left as it is; an error of the
 combination (two files of different families) that no single file explains passes unchanged.
 The recognising runs only on the error path and for files of bounded size, so a command's
@@ -157,8 +157,8 @@ def precheck(path: Path, expect: Expect) -> None:
 
 
 def _it_is(path: Path, sniffed: str) -> str:
-    from trustprov.roles.description import what_it_is  # noqa: PLC0415 - the error path
     from trustprov.roles.inspect import describe  # noqa: PLC0415
+    from trustprov.roles.inspect.description import what_it_is  # noqa: PLC0415 - the error path
     from trustprov.roles.sniff import sniffed_what  # noqa: PLC0415
 
     if sniffed == "sqlite":
@@ -173,8 +173,8 @@ def _it_is(path: Path, sniffed: str) -> str:
 
 def _diagnose(files: list[tuple[Path, Expect]], error: TrustprovError) -> TrustprovError | None:
     """The error restated about the file at fault; None to let ``error`` pass as it is."""
-    from trustprov.roles.description import what_it_is  # noqa: PLC0415 - the error path
     from trustprov.roles.inspect import describe  # noqa: PLC0415 - the error path
+    from trustprov.roles.inspect.description import what_it_is  # noqa: PLC0415 - the error path
     from trustprov.roles.sniff import sniff_file  # noqa: PLC0415 - the error path
 
     if any(str(p) in error.message for p, _ in files):

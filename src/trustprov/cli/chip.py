@@ -97,7 +97,7 @@ def show(farm: Path, uid: str | None, lot: str | None, as_json: bool) -> None:
     public key of each asymmetric key slot, as the chip reports them; never a key or content.
     """
     from trustprov.errors import InputError  # noqa: PLC0415 - lazy: start-up
-    from trustprov.link.farm import FarmLink  # noqa: PLC0415 - lazy: start-up
+    from trustprov.link.farm_link import FarmLink  # noqa: PLC0415 - lazy: start-up
 
     if (uid is None) == (lot is None):
         raise InputError("give exactly one of --chip UID and --lot LOT")

@@ -13,13 +13,16 @@ from trustprov.cli.artifacts import inputs, precheck
 from trustprov.cli.options import (
     EXIT_FAILED,
     RECORDS_HELP,
+    auth_option,
     emit_json,
     force_option,
+    icm_key_option,
     json_option,
     lot_name,
     path_option,
     plural,
     progress_enabled,
+    records_option,
     records_options,
     records_password,
     records_password_option,
@@ -77,25 +80,15 @@ def cm() -> None:
 @path_option("--software", help="The signed provisioning software.")
 @path_option("--share", help="ENC(OEM_SHARE) from the OEM.")
 @path_option("--bundle", help="The sealed bundle from the OEM.")
-@click.option(
-    "--auth",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="The OEM's authorized set (AUTH), for a bundle for authorized chips only: each chip "
-    "gets its inclusion proof.",
+@auth_option(
+    "The OEM's authorized set (AUTH), for a bundle for authorized chips only: each chip "
+    "gets its inclusion proof."
 )
-@click.option(
-    "--icm-key",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="The ICM's lot-signing.pub.pem: --manifest must be signed by it [default: the "
-    "manifest's signature is checked under the key it names].",
+@icm_key_option(
+    "The ICM's lot-signing.pub.pem: --manifest must be signed by it [default: the "
+    "manifest's signature is checked under the key it names]."
 )
-@click.option(
-    "--records",
-    default=None,
-    help=f"{RECORDS_HELP} [default: sqlite:///FARM_DIR/records.sqlite].",
-)
+@records_option(f"{RECORDS_HELP} [default: sqlite:///FARM_DIR/records.sqlite].")
 @records_password_option
 @click.option(
     "--jobs",
@@ -284,11 +277,8 @@ def provision(
     help="With --html and --bundle FILE: reconcile the lot's stored receipts under this device "
     "CA (as 'oem reconcile') and put the counts in the report.",
 )
-@click.option(
-    "--auth",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="With --ca: the authorized set, so that the report counts missing and unauthorized chips.",
+@auth_option(
+    "With --ca: the authorized set, so that the report counts missing and unauthorized chips."
 )
 @force_option("--csv or --html file")
 def report(
@@ -305,9 +295,6 @@ def report(
     force: bool,
 ) -> None:
     """A lot from its records: yield, failures by cause, stations, throughput, pending chips."""
-    from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
-    from trustprov.line.report import lot_report, write_csv  # noqa: PLC0415 - lazy: start-up
-
     if as_json and csv_path is not None and str(csv_path) == "-":
         raise InputError("--json and --csv - both write to standard output; give one")
     bundle_file = _html_inputs(html_path, bundle_id, device_ca, auth)
@@ -315,7 +302,10 @@ def report(
         from trustprov.dashboard.report import check_html_path  # noqa: PLC0415 - lazy: start-up
 
         check_html_path(html_path, force=force)
-    url = records_url(records, where)
+    url = records_url(records, where)  # a missing SQLite file is refused before the imports
+    from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
+    from trustprov.line.report import lot_report, write_csv  # noqa: PLC0415 - lazy: start-up
+
     password = records_password(url, records_password_file)
     bundle = _bundle_id(bundle_id)
     html_sha256 = None
@@ -376,12 +366,12 @@ def receipts(
 ) -> None:
     """Write every receipt the chips signed when they installed the bundle. A chip settled as
     already provisioned (it held the bundle before this run) signed none in this run."""
+    if as_json and str(out) == "-":
+        raise InputError("--json and --out - both write to standard output; give one")
+    url = records_url(records, where)  # a missing SQLite file is refused before the imports
     from trustprov.line.receipts import export_receipts  # noqa: PLC0415 - lazy: start-up
     from trustprov.line.records import RecordStore  # noqa: PLC0415 - lazy: start-up
 
-    if as_json and str(out) == "-":
-        raise InputError("--json and --out - both write to standard output; give one")
-    url = records_url(records, where)
     password = records_password(url, records_password_file)
     with RecordStore(url, create=False, read_only=True, password=password) as store:
         n = export_receipts(store, lot, out, "jsonl" if fmt == "jsonl" else "cbor-seq", force=force)

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import click
 
-from trustprov.cli.options import EXIT_FAILED, emit_json, json_option, say
+from trustprov.cli.options import (
+    EXIT_FAILED,
+    emit_json,
+    idle_timeout_option,
+    json_option,
+    say,
+)
 
 
 @click.command(short_help="Check the chip behind a port against the spec.")
@@ -24,13 +30,7 @@ from trustprov.cli.options import EXIT_FAILED, emit_json, json_option, say
     default=None,
     help="The firmware code the chip's ROM measures (default: the Python virtual chip's).",
 )
-@click.option(
-    "--idle-timeout",
-    type=click.FloatRange(0.05, 600),
-    default=10.0,
-    show_default=True,
-    help="Seconds of silence after which the chip ends an open session.",
-)
+@idle_timeout_option("Seconds of silence after which the chip ends an open session.")
 @click.option(
     "--reply-timeout",
     type=click.FloatRange(0.05, 60),

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from trustprov import demo as flow
 from trustprov.cli.options import (
     EXIT_FAILED,
     emit_json,
@@ -17,8 +16,10 @@ from trustprov.cli.options import (
     progress_enabled,
     say,
 )
-from trustprov.cli.progress import LineProgress
-from trustprov.roles.icm import MAX_LOT
+from trustprov.formats.limits import MAX_LOT
+
+# the whole flow (SQLAlchemy, rich, the roles, the chips) is imported when the command runs: its
+# --help starts as fast as any other
 
 CHIPS = 1000
 WIRE_CHIPS = 20  # each chip of the lot is a process the board starts: a smaller lot by default
@@ -74,6 +75,9 @@ def demo(
     if wire:
         _demo_wire(chips or WIRE_CHIPS, out, made, jobs, as_json, icm_keys)
         return
+    from trustprov import demo as flow  # noqa: PLC0415 - lazy: start-up
+    from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
+
     chips = chips or CHIPS
     try:
         with LineProgress(enabled=progress_enabled(as_json)) as progress:
@@ -119,6 +123,7 @@ def demo(
 def _demo_wire(
     chips: int, out: Path, made: bool, jobs: int, as_json: bool, icm_keys: str | None
 ) -> None:
+    from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
     from trustprov.demo_wire import run_wire  # noqa: PLC0415 - lazy: start-up
 
     try:
@@ -167,7 +172,9 @@ def _check_out(out: Path, *, replace: bool) -> bool:
     if not parent.is_dir():
         raise InputError(f"cannot create {out}: its directory {parent} does not exist")
     if replace and out.is_dir() and any(out.iterdir()):
-        flow.clear_previous(out)
+        from trustprov.demo import clear_previous  # noqa: PLC0415 - lazy: start-up
+
+        clear_previous(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         # here, not only in flow.run: _withdraw may then empty ``out`` of this run's files only
         raise InputError(f"{out} exists and is not empty; give a new directory")

@@ -18,6 +18,7 @@ from trustprov.cli.options import (
     json_option,
     path_option,
     plural,
+    records_option,
     records_password_option,
     say,
 )
@@ -200,11 +201,9 @@ def sign_software(
     help="Chips to make (required with --farm) [default with --board: every blank chip].",
 )
 @path_option("--manifest", help="Where to write the lot manifest (JSON).")
-@click.option(
-    "--records",
-    default=None,
-    help="The ICM line's records store, sqlite:///PATH or postgresql://USER@HOST/DB "
-    "[default with --board/--port: sqlite:///MANIFEST_DIR/icm-records.sqlite].",
+@records_option(
+    "The ICM line's records store, sqlite:///PATH or postgresql://USER@HOST/DB "
+    "[default with --board/--port: sqlite:///MANIFEST_DIR/icm-records.sqlite]."
 )
 @records_password_option
 @click.option(
@@ -369,10 +368,8 @@ def _manufacture_wire(
 
 
 @icm.command(short_help="Report a lot of the ICM's line from its records.")
-@click.option(
-    "--records",
-    required=True,
-    help="The ICM line's records store, sqlite:///PATH or postgresql://USER@HOST/DB.",
+@records_option(
+    "The ICM line's records store, sqlite:///PATH or postgresql://USER@HOST/DB.", required=True
 )
 @records_password_option
 @click.option("--lot", default=None, help="Lot to report [default: the only lot].")

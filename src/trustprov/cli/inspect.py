@@ -10,7 +10,7 @@ import click
 from trustprov.cli.options import emit_json, say
 
 if TYPE_CHECKING:
-    from trustprov.roles.description import Description
+    from trustprov.roles.inspect.description import Description
 
 # what a file holds decides what to load: the roles are imported when the command runs
 

@@ -10,9 +10,14 @@ import click
 from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
 from trustprov.cli.options import (
-    F,
+    ASSETS_OPTION,
+    SEAL_AUTH_OPTION,
+    SOFTWARE_OPTION,
+    auth_option,
+    desk_chip_options,
     emit_json,
     force_option,
+    icm_key_option,
     json_option,
     parse_uid,
     path_option,
@@ -29,45 +34,6 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 RECONCILE_PROGRESS_MIN = 64 * MiB  # a receipts file this large shows its progress on stderr
-
-
-def _desk_chip_options(command: F) -> F:
-    """Where the OEM's provisioning chip is: behind a port, or in a farm (a rehearsal)."""
-    for option in reversed(
-        (
-            click.option(
-                "--port",
-                default=None,
-                help="The provisioning chip behind a port: serial:///dev/ttyUSB0?baud=N, "
-                "tcp://HOST:PORT, or a board's socket (instead of --farm and --chip).",
-            ),
-            click.option(
-                "--ca",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="The ICM's device CA (PEM or DER): the chip's certificate must chain to it "
-                "before the chip is sent anything (required with --port).",
-            ),
-            click.option(
-                "--farm",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="Farm holding the OEM's provisioning chip (a rehearsal).",
-            ),
-            click.option("--chip", "uid", default=None, help="UID of the chip in --farm (hex)."),
-        )
-    ):
-        command = option(command)
-    return command
-
-
-_AUTH = click.option(
-    "--auth",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="An authorized set (oem authorize): only its chips install the bundle "
-    "[default: any chip of the family].",
-)
 
 
 @click.group()
@@ -119,11 +85,11 @@ def verify_software(software: Path, key: tuple[Path, ...], as_json: bool) -> Non
     assets=expect.ASSET_LIST,
     auth=expect.AUTH,
 )
-@_desk_chip_options
-@path_option("--software", help="The signed provisioning software.")
-@path_option("--assets", help="The asset list (TOML).")
+@desk_chip_options
+@SOFTWARE_OPTION
+@ASSETS_OPTION
 @path_option("--out", help="OEM_DIR to create (new or empty).")
-@_AUTH
+@SEAL_AUTH_OPTION
 @json_option("the bundle made")
 def keygen(
     port: str | None,
@@ -139,8 +105,8 @@ def keygen(
     """FIG. 2: make the OEM's keys on its chip and seal the assets into a bundle. The chip is
     the one behind --port (checked against the device CA --ca before it is sent anything), or
     --chip of --farm."""
-    from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.oem import assets as asset_list  # noqa: PLC0415 - lazy: start-up
 
     result = role.keygen(
         farm,
@@ -164,12 +130,12 @@ def keygen(
     assets=expect.ASSET_LIST,
     auth=expect.AUTH,
 )
-@_desk_chip_options
-@path_option("--software", help="The signed provisioning software.")
+@desk_chip_options
+@SOFTWARE_OPTION
 @path_option("--state", help="OEM_DIR of keygen (ENC(OEM_RND_INPUT), ENC(RND_SHARE)).")
-@path_option("--assets", help="The asset list (TOML).")
+@ASSETS_OPTION
 @path_option("--out", help="Directory to create (new or empty).")
-@_AUTH
+@SEAL_AUTH_OPTION
 @json_option("the bundle made")
 def regen(
     port: str | None,
@@ -185,8 +151,8 @@ def regen(
 ) -> None:
     """FIG. 4: rebuild the same keys and seal new or regenerated assets, on the chip behind
     --port (checked against --ca first) or --chip of --farm."""
-    from trustprov.roles import assets as asset_list  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles import oem as role  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.oem import assets as asset_list  # noqa: PLC0415 - lazy: start-up
 
     result = role.regen(
         farm,
@@ -213,12 +179,9 @@ def regen(
     help="An ICM lot manifest (LOT_JSON, its signature LOT_JSON.cose beside it); repeatable.",
 )
 @path_option("--out", help="The AUTH file to write.")
-@click.option(
-    "--icm-key",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="The ICM's lot-signing.pub.pem: every lot must be signed by it (recommended; without "
-    "it each lot is checked whole under the key its signature names, not that the ICM signed it).",
+@icm_key_option(
+    "The ICM's lot-signing.pub.pem: every lot must be signed by it (recommended; without "
+    "it each lot is checked whole under the key its signature names, not that the ICM signed it)."
 )
 @force_option("AUTH file")
 @json_option("the authorized set")
@@ -227,7 +190,7 @@ def authorize(
 ) -> None:
     """Verify each lot manifest's ICM signature and write the set of their chips' UIDs (a
     Merkle tree): give it to keygen or regen (--auth) and send it to the CM."""
-    from trustprov.roles import authorize as role  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.oem import authorize as role  # noqa: PLC0415 - lazy: start-up
 
     s = role.authorize(lots, out, icm_key, force=force)
     if icm_key is None:
@@ -283,12 +246,9 @@ def _report(result: role.SealResult, out: Path, *, as_json: bool) -> None:
     lots=expect.LOT_MANIFEST,
     icm_key=expect.PUBLIC_KEY,
 )
-@click.option(
-    "--auth",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="The AUTH file of `oem authorize`: the chips ordered. Without it no receipt is "
-    "unauthorized and no chip missing: the count alone is the check.",
+@auth_option(
+    "The AUTH file of `oem authorize`: the chips ordered. Without it no receipt is "
+    "unauthorized and no chip missing: the count alone is the check."
 )
 @path_option("--ca", help="The ICM's device CA certificate (PEM or DER).")
 @path_option("--bundle", help="The OEM's sealed bundle.")
@@ -301,12 +261,9 @@ def _report(result: role.SealResult, out: Path, *, as_json: bool) -> None:
     help="An ICM lot manifest (LOT_JSON, its signature beside it); repeatable: a receipt whose "
     "signed lot is not its chip's lot there is wrong-lot. Without it no receipt is wrong-lot.",
 )
-@click.option(
-    "--icm-key",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="The ICM's lot-signing.pub.pem: every --lot must be signed by it [default: each is "
-    "checked under the key its signature names].",
+@icm_key_option(
+    "The ICM's lot-signing.pub.pem: every --lot must be signed by it [default: each is "
+    "checked under the key its signature names]."
 )
 @json_option("the counts and UIDs")
 @click.option(
@@ -341,7 +298,7 @@ def reconcile(
     import sys  # noqa: PLC0415 - lazy: start-up
 
     from trustprov.cli.options import EXIT_FAILED, emit_json, status  # noqa: PLC0415 - lazy
-    from trustprov.roles import reconcile as role  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.oem import reconcile as role  # noqa: PLC0415 - lazy: start-up
 
     shown = [-1]  # the last tenth of the file reported
 

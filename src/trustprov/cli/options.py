@@ -1,5 +1,10 @@
 """Shared option types (UIDs, output paths) and the conventions every command shares.
 
+An option that several commands take (--auth, --icm-key, --records and its password file,
+--idle-timeout, the desk chip's and the other options oem keygen and regen share) is defined here
+once: its name, type, bounds and default; each command says in its help what it does with it
+(tests/cli/test_cli_options.py walks the tree).
+
 Conventions (docs/cli.md, "Output conventions"): data on stdout, and with ``--json`` one JSON object
 there and nothing else; progress, status and logs on stderr; ``-v``/``-vv``/``-q``/``--debug``
 on every command, the root's and a subcommand's adding up.
@@ -150,11 +155,18 @@ RECORDS_HELP = (
     "(PostgreSQL's password: --records-password-file, or where libpq looks: PGPASSWORD, "
     "~/.pgpass or PGPASSFILE, a service file)"
 )
-_RECORDS: Callable[[Any], Any] = click.option(
-    "--records",
-    default=None,
-    help=f"{RECORDS_HELP} [default, as cm provision: sqlite:///FARM_DIR/records.sqlite with "
-    "--farm or --manifest, else ./records.sqlite].",
+
+
+def records_option(help: str, *, required: bool = False) -> Callable[[F], F]:
+    """--records URL: a records store (a station's, or the ICM line's); ``help`` says whose and
+    its default. Its password never in it: `records_password_option`, `records_password`."""
+    option: Callable[[F], F] = click.option("--records", required=required, default=None, help=help)
+    return option
+
+
+_RECORDS = records_option(
+    f"{RECORDS_HELP} [default, as cm provision: sqlite:///FARM_DIR/records.sqlite with "
+    "--farm or --manifest, else ./records.sqlite]."
 )
 _WHERE: Callable[[Any], Any] = click.option(
     "--farm",
@@ -179,6 +191,7 @@ def records_url(records: str | None, where: Path | None) -> str:
     if records is not None:
         if where is not None:
             raise InputError("--records and --farm exclude each other: give one")
+        _check_sqlite_file(records)
         return records
     base = where.resolve().parent if where is not None else Path.cwd()
     path = base / "records.sqlite"
@@ -187,6 +200,18 @@ def records_url(records: str | None, where: Path | None) -> str:
             f"no records at {path}; give --records URL (or --farm FARM, as to cm provision)"
         )
     return f"sqlite:///{path}"
+
+
+def _check_sqlite_file(url: str) -> None:
+    """A plain ``sqlite:///PATH`` whose file is not there is refused as the store itself refuses
+    it (`line.records.RecordStore`), before the store's engine (SQLAlchemy) is imported: a
+    mistyped path costs no start-up. Any other URL is left to the store to parse."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or any(c in url for c in "%?#"):
+        return
+    path = Path(url[len(prefix) :])
+    if path.name and path.parent.is_dir() and not path.exists():
+        raise InputError(f"no records store at {path}")
 
 
 def records_password(url: str, password_file: Path | None) -> str | None:
@@ -205,6 +230,82 @@ def records_options(command: F) -> F:
     """--records URL, or --farm FARM for the records `cm provision` keeps beside it; and
     --records-password-file."""
     return _RECORDS(_WHERE(records_password_option(command)))  # type: ignore[no-any-return]  # click's decorators
+
+
+# -- options several commands share: each defined here once, its help said by the command -----
+def auth_option(help: str) -> Callable[[F], F]:
+    """--auth AUTH: an authorized set of `oem authorize`; ``help`` says what the command does
+    with it (seals it into a bundle, gives each chip its proof, counts missing chips)."""
+    option: Callable[[F], F] = click.option(
+        "--auth", type=click.Path(path_type=Path), default=None, help=help
+    )
+    return option
+
+
+def icm_key_option(help: str) -> Callable[[F], F]:
+    """--icm-key PEM: the ICM's lot-signing public key, that every lot manifest given must be
+    signed by; ``help`` names the lots of the command."""
+    option: Callable[[F], F] = click.option(
+        "--icm-key", type=click.Path(path_type=Path), default=None, help=help
+    )
+    return option
+
+
+#: the longest idle timeout a chip takes (docs/protocol.md 12.5; 10 s by default): an hour
+IDLE_TIMEOUT_MAX = 3600
+
+
+def idle_timeout_option(help: str) -> Callable[[F], F]:
+    """--idle-timeout S: seconds of silence after which a chip ends an open session, one bound
+    for every command that runs a chip (chip serve, chip run, chip conformance)."""
+    option: Callable[[F], F] = click.option(
+        "--idle-timeout",
+        type=click.FloatRange(0.05, IDLE_TIMEOUT_MAX),
+        default=10.0,
+        show_default=True,
+        help=help,
+    )
+    return option
+
+
+def desk_chip_options(command: F) -> F:
+    """Where the OEM's provisioning chip is (oem keygen, oem regen): behind a port, or in a
+    farm (a rehearsal)."""
+    for option in reversed(
+        (
+            click.option(
+                "--port",
+                default=None,
+                help="The provisioning chip behind a port: serial:///dev/ttyUSB0?baud=N, "
+                "tcp://HOST:PORT, or a board's socket (instead of --farm and --chip).",
+            ),
+            click.option(
+                "--ca",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="The ICM's device CA (PEM or DER): the chip's certificate must chain to it "
+                "before the chip is sent anything (required with --port).",
+            ),
+            click.option(
+                "--farm",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Farm holding the OEM's provisioning chip (a rehearsal).",
+            ),
+            click.option("--chip", "uid", default=None, help="UID of the chip in --farm (hex)."),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+#: the other options oem keygen and oem regen share, besides `desk_chip_options`
+SOFTWARE_OPTION = path_option("--software", help="The signed provisioning software.")
+ASSETS_OPTION = path_option("--assets", help="The asset list (TOML).")
+SEAL_AUTH_OPTION = auth_option(
+    "An authorized set (oem authorize): only its chips install the bundle "
+    "[default: any chip of the family]."
+)
 
 
 # -- the conventions every command shares: -v/-vv/-q/--debug, status lines ---------------------

@@ -21,6 +21,7 @@ from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
 from trustprov.cli.options import (
     emit_json,
+    idle_timeout_option,
     json_option,
     parse_uid,
     path_option,
@@ -96,12 +97,8 @@ def line_options(f: Callable[..., None]) -> Callable[..., None]:
     help="Faults on the wire, e.g. drop=0.01,corrupt=0.01,dup=0.005,delay=0.002:20ms,"
     "reorder=0.001,cut=0.001,powercut=0.02,misplace=0,seed=1 (docs/protocol.md).",
 )
-@click.option(
-    "--idle-timeout",
-    type=click.FloatRange(0.05, 3600),
-    default=10.0,
-    show_default=True,
-    help="Seconds without input after which a chip ends an open session (protocol.md 12.5).",
+@idle_timeout_option(
+    "Seconds without input after which a chip ends an open session (protocol.md 12.5)."
 )
 @line_options
 @click.option(
@@ -186,12 +183,8 @@ def serve(
     help="The chip's fab lot, for a new NVM file (a file keeps its own).",
 )
 @click.option("--stdio", is_flag=True, required=True, help="The link on stdin and stdout.")
-@click.option(
-    "--idle-timeout",
-    type=click.FloatRange(0.05, 3600),
-    default=10.0,
-    show_default=True,
-    help="Seconds without input after which the chip ends an open session (protocol.md 12.5).",
+@idle_timeout_option(
+    "Seconds without input after which the chip ends an open session (protocol.md 12.5)."
 )
 @line_options
 def run(
@@ -259,7 +252,7 @@ def blank(farm: Path | None, tray: Path | None, count: int, lot: str, as_json: b
 def _blank_in_farm(farm: Path, lot: str, count: int) -> list[bytes]:
     import os  # noqa: PLC0415 - lazy: start-up
 
-    from trustprov.link.farm import FarmLink  # noqa: PLC0415 - lazy: start-up
+    from trustprov.link.farm_link import FarmLink  # noqa: PLC0415 - lazy: start-up
 
     if farm.exists() and not farm.is_file():
         raise InputError(f"{farm} is not a chip farm")
@@ -291,7 +284,7 @@ def export(farm: Path, tray: Path, lot: str | None, chips: tuple[str, ...], as_j
     files, for `chip serve --exec 'trustprov chip run ...' --tray DIR`. A rehearsal tool: the
     farm keeps its copy, so use one or the other, never both."""
     from trustprov.board.tray import export_chips  # noqa: PLC0415 - lazy: start-up
-    from trustprov.link.farm import FarmLink  # noqa: PLC0415 - lazy: start-up
+    from trustprov.link.farm_link import FarmLink  # noqa: PLC0415 - lazy: start-up
 
     if (lot is None) == (not chips):
         raise InputError("give --lot LOT or --chip UID (repeatable)")

@@ -21,8 +21,8 @@ def template(out: Path | None) -> None:
     files with your own. The reference is docs/assets.md.
     """
     from trustprov.errors import InputError  # noqa: PLC0415 - lazy: start-up
-    from trustprov.roles.asset_template import TEMPLATE  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles.files import write_file  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.oem.assets.template import TEMPLATE  # noqa: PLC0415 - lazy: start-up
 
     if out is None:
         click.echo(TEMPLATE, nl=False)

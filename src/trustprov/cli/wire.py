@@ -9,7 +9,7 @@ from pathlib import Path
 from trustprov.cli.options import read_board_token
 from trustprov.errors import FormatError, InputError
 from trustprov.formats.lot import LotManifest
-from trustprov.line.boards import provision_lot_wire
+from trustprov.line.boards import check_board_or_port, provision_lot_wire
 from trustprov.line.station import LotSummary
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.lots import load_lot_key, read_lot
@@ -42,8 +42,7 @@ def check_wire_options(
         return None
     if farm is not None:
         return None
-    if bool(boards) == (port is not None):
-        raise InputError("with --manifest give --board (one or more) or --port, not both")
+    check_board_or_port(boards, port)
     if board_token_file is not None and not boards:
         raise InputError("--board-token-file goes with --board")
     token = read_board_token(board_token_file, "--board-token-file") if boards else None

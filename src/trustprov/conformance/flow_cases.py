@@ -375,7 +375,7 @@ CASES_INSTALL = [
         needs="a chip that does not hold the vector bundle yet",
     ),
     Case("refusal.stale-epoch", "6.6 (6.)", "the same bundle again", stale_epoch),
-    Case("secrets.scan", "8; DESIGN.md property 1", "no answer carries a secret", scan),
+    Case("secrets.scan", "8; docs/design.md property 1", "no answer carries a secret", scan),
     Case("lock.ends-session", "6.6 (lifecycle)", "lock under a session ends it", lock_ends_session),
     Case(
         "lock.locked",

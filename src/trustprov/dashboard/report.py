@@ -158,7 +158,7 @@ def _reconcile(
     from trustprov.formats.limits import LIMITS  # noqa: PLC0415 - only with --ca
     from trustprov.roles.bundle_io import BundleFile  # noqa: PLC0415 - only with --ca
     from trustprov.roles.files import read_bytes  # noqa: PLC0415 - only with --ca
-    from trustprov.roles.reconcile import reconcile, reference  # noqa: PLC0415 - only with --ca
+    from trustprov.roles.oem.reconcile import reconcile, reference  # noqa: PLC0415 - only with --ca
 
     raw = read_bytes(ca, limit=LIMITS.certificate * 4, what="device CA")
     try:

@@ -2,7 +2,7 @@
 
 The chip reserves its RAM with these functions (`firmware.provisioning`, `firmware.sealing`,
 `chip.ram`), and the OEM's tools check an asset list against them before a chip is touched
-(`roles.oem`, `roles.assets`), so what the OEM's tool accepts is exactly what every chip of the
+(`roles.oem`, `roles.oem.assets`), so what the OEM's tool accepts is exactly what every chip of the
 family and `cm provision` accept, and the numbers cannot drift apart.
 
 Invariants:

@@ -1,7 +1,7 @@
 """What a job expects a chip to hold, and the one check of a chip's signed claims against it.
 
 The station (before a record says ``provisioned`` or ``already-provisioned``) and the OEM's
-reconciliation (`roles.reconcile`) check a receipt's claims (6.8) with `check_receipt`, and the
+reconciliation (`roles.oem.reconcile`) check a receipt's claims (6.8) with `check_receipt`, and the
 station an attestation's (8.8) with `check_attestation`: one definition of "this chip holds this
 bundle", with one order of checks, so that the two can never disagree.
 

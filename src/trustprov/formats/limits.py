@@ -74,3 +74,5 @@ class Limits:
 
 
 LIMITS = Limits()
+#: chips per lot: each takes ~820 bytes of lot manifest, which LIMITS.lot_manifest caps at 2 GiB
+MAX_LOT = 2_000_000

@@ -23,7 +23,7 @@ from trustprov.line.records import Claim, JobRef, RecordStore
 from trustprov.line.stopping import LineAborted, RepeatGuard, Stop, repeats, signals_blocked
 from trustprov.line.summary import LotSummary
 from trustprov.line.worker import init_worker, provision_one, work
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.trust import LotTrust
 
@@ -38,7 +38,7 @@ class StationError(TrustprovError):
     code = "station"
 
 
-class _Line:
+class LotRun:
     """One station's run over one job: claims, dispatch, settlement."""
 
     def __init__(

@@ -87,6 +87,13 @@ def check_job(
             board.close()
 
 
+def check_board_or_port(boards: Sequence[str], port: str | None) -> None:
+    """The chips of a lot over the wire are on chip boards or behind one port: one of the two.
+    The command line checks it here too, before it reads the lot manifest or the records."""
+    if bool(boards) == (port is not None):
+        raise InputError("with --manifest give --board (one or more) or --port, not both")
+
+
 def provision_lot_wire(
     *,
     manifest: LotManifest,
@@ -110,8 +117,7 @@ def provision_lot_wire(
         raise InputError(f"the lot manifest is for lot {manifest.lot!r}, not {lot!r}")
     if manifest.family_id != job.family_id:
         raise InputError("the lot manifest is for another chip family than the bundle")
-    if bool(boards) == (port is not None):
-        raise InputError("give --board (one or more) or --port, not both")
+    check_board_or_port(boards, port)
     open_link = open_link or default_open_link
     uids = [c.uid for c in manifest.chips]
     if port is not None:

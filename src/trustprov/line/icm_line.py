@@ -45,6 +45,7 @@ from trustprov.errors import (
     VerificationError,
 )
 from trustprov.formats.attestation import CHALLENGE_LEN, Attestation
+from trustprov.formats.limits import MAX_LOT
 from trustprov.formats.lot import LotChip
 from trustprov.line.records.icm_chips import IcmRecords
 from trustprov.line.records.store import RecordStore
@@ -55,7 +56,6 @@ from trustprov.link.client import ChipClient
 from trustprov.link.handler import BoardClient, parse_tcp
 from trustprov.roles.files import check_output
 from trustprov.roles.icm import (
-    MAX_LOT,
     Icm,
     certify,
     lot_template,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from trustprov.errors import InputError
 from trustprov.line.records import RecordStore
-from trustprov.roles.description import Description
+from trustprov.roles.inspect.description import Description
 
 
 def describe_records(path: Path) -> Description | None:

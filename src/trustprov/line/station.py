@@ -30,12 +30,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trustprov.errors import InputError
-from trustprov.line.batches import IN_FLIGHT, StationError, _Line
+from trustprov.line.batches import IN_FLIGHT, LotRun, StationError
 from trustprov.line.records import STATION_MAX, RecordStore
 from trustprov.line.stopping import STOP_AFTER, Stop, catch_signals
 from trustprov.line.summary import LotSummary
 from trustprov.line.worker import check_job, warm_allocator
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.trust import LotTrust
 
@@ -83,7 +83,7 @@ def _lot_uids(
 
 
 def _run(
-    line: _Line, farm_path: Path | None, workers: int, runner: Callable[[_Line], None] | None
+    line: LotRun, farm_path: Path | None, workers: int, runner: Callable[[LotRun], None] | None
 ) -> None:
     """Drive the chips: a runner over the wire, or a canary chip then this process or a pool."""
     if runner is not None:
@@ -115,7 +115,7 @@ def provision_lot(
     lease_wait: float = LEASE_WAIT,
     stop_after: int = STOP_AFTER,
     lot_uids: list[bytes] | None = None,
-    runner: Callable[[_Line], None] | None = None,
+    runner: Callable[[LotRun], None] | None = None,
     records_password: str | None = None,
     trust: LotTrust | None = None,
 ) -> LotSummary:
@@ -191,7 +191,7 @@ def provision_lot(
             )
             if on_start:
                 on_start(to_do)
-            line = _Line(
+            line = LotRun(
                 store=store,
                 ref=ref,
                 station=station,

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from trustprov.errors import InputError, TransportError, TrustprovError
-from trustprov.line.batches import _Line
+from trustprov.line.batches import LotRun
 from trustprov.line.records import Claim
 from trustprov.line.stopping import RepeatGuard
 from trustprov.link import messages
@@ -133,7 +133,7 @@ class _WatchedLink:
 
 
 class WireRunner:
-    """Runs a `_Line` over sockets; `run` is given to `provision_lot` as its runner."""
+    """Runs a `LotRun` over sockets; `run` is given to `provision_lot` as its runner."""
 
     def __init__(
         self,
@@ -162,7 +162,7 @@ class WireRunner:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
 
-    def run(self, line: _Line) -> None:
+    def run(self, line: LotRun) -> None:
         # the hub's thread sees each outcome as its chip finishes, and stops handing out chips
         # at once when the line stops (section 9 rule 6), as a worker process does
         self._halt = line.stop
@@ -193,7 +193,7 @@ class WireRunner:
         finally:
             self._results.put(("ended", None))
 
-    def _run(self, line: _Line) -> None:
+    def _run(self, line: LotRun) -> None:
         """Section 9 rule 6 as over a farm: one chip alone first (the canary; a bare port's one
         chip is its own), then every socket; a stop, by a signal or by the outcomes seen as
         they arrive (`RepeatGuard`), takes back the chips no socket has started."""
@@ -301,7 +301,7 @@ class WireRunner:
         batches[item.batch][1].append(outcome)
         return True
 
-    def _port_claim(self, line: _Line) -> Callable[[], list[Claim]]:
+    def _port_claim(self, line: LotRun) -> Callable[[], list[Claim]]:
         """The claim of the chip on the bare port, once; then nothing."""
         assert self._lot_uids is not None  # noqa: S101 - only for a bare port
         address = self.sockets[0].address
@@ -328,7 +328,7 @@ class WireRunner:
         return [unstarted]
 
     def _record_partial(
-        self, line: _Line, batches: dict[int, tuple[list[Claim], list[Outcome]]]
+        self, line: LotRun, batches: dict[int, tuple[list[Claim], list[Outcome]]]
     ) -> None:
         """Record the chips that finished; the ones in flight stay claimed for the rerun."""
         while True:  # outcomes that arrived while stopping

@@ -21,7 +21,7 @@ from typing import Any
 
 from trustprov.errors import TrustprovError
 from trustprov.line.stopping import ignore_signals, repeats
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles.cm import Job, Outcome, provision_chip
 
 CHECK_CHIPS = 8  # chips whose status is read, until one reports its family, to check the job

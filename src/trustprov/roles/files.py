@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from trustprov.errors import InputError
+from trustprov.roles import kinds
+from trustprov.roles.kinds import check_replace, output_mode
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-PRIVATE = 0o600
-PUBLIC = 0o644
+#: the modes of an output, kept by `kinds` beside each kind: a secret's, and a public file's
+PRIVATE, PUBLIC = kinds.PRIVATE, kinds.PUBLIC
 STDOUT = "-"  # an output path that means standard output, where the command allows it
 _KINDS = (
     (stat.S_ISLNK, "a symbolic link"),
@@ -128,8 +130,6 @@ def check_output(
         return
     if not force:
         raise InputError(f"{path} exists; refusing to replace it without --force")
-    from trustprov.roles.kinds import check_replace  # noqa: PLC0415 - lazy: start-up
-
     check_replace(path, kind)
 
 
@@ -155,8 +155,6 @@ def output_file(
         return
     check_output(path, force=force, kind=kind)
     if mode is None:
-        from trustprov.roles.kinds import output_mode  # noqa: PLC0415 - lazy: start-up
-
         mode = output_mode(kind)
     with atomic_file(path, mode=mode, force=force, kind=kind) as f:
         yield f

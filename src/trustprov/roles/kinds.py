@@ -8,6 +8,9 @@ for that: the coarse kind of `sniff.sniff_file`, refined where one coarse kind c
 artifacts (a COSE_Sign1 is signed software, a lot signature or a receipt stream; a JSON file a
 lot manifest, receipts as JSON lines or a party's metadata).
 
+`roles.files` writes every output and asks this module which file it may replace; this module
+imports nothing of it (the modes live here).
+
 Invariants: at most `_HEAD` bytes of a file are read, whatever its size, and nothing of a secret
 is kept or shown (its kind only); every output kind has its mode here, and a replaced file gets
 its kind's mode (0600 for secrets), never the one it had. A file that is not recognised is
@@ -24,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trustprov.errors import FormatError, InputError, TrustprovError
-from trustprov.roles.files import PUBLIC
 from trustprov.roles.sniff import sniff_file
 
+#: the two modes of an output: a secret (only its owner reads or writes it), or public
+PRIVATE = 0o600
+PUBLIC = 0o644
 UNKNOWN = "unknown"
 _HEAD = 64 * 1024  # the most of an existing file read to recognise it
 
@@ -171,7 +176,7 @@ def _json_kind(head: bytes) -> str:
     keys = set(doc) if isinstance(doc, dict) else set()
     by_keys = {
         frozenset({"uid", "lot", "receipt"}): "receipts",  # cm receipts --format jsonl
-        frozenset({"issued-epochs"}): "issued-epochs",  # the OEM state's record (roles/oem.py)
+        frozenset({"issued-epochs"}): "issued-epochs",  # the OEM state's record (roles/oem/role.py)
     }
     if (found := by_keys.get(frozenset(keys))) is not None:
         return found

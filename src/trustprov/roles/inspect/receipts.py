@@ -8,7 +8,7 @@ from pathlib import Path
 
 from trustprov.errors import TrustprovError
 from trustprov.formats.receipt import Receipt
-from trustprov.roles.reconcile import read_receipts
+from trustprov.roles.oem.reconcile import read_receipts
 
 FIRST = 3
 

@@ -1,6 +1,6 @@
 """Where the ICM's private keys live: PEM files in ICM_DIR, or a PKCS#11 token (`icm init --keys`).
 
-icm.json records a key reference (roles/keyref.py) per key, never a key or a PIN::
+icm.json records a key reference (roles/icm/keyref.py) per key, never a key or a PIN::
 
     "keys": {"prov-signing": [REF, ...],   one per algorithm of the suite, in its order
              "device-ca": REF,
@@ -29,8 +29,8 @@ from trustprov.crypto.keys import SIGNATURE_ALGORITHMS, SUITES, PrivateKey
 from trustprov.errors import FormatError, InputError
 from trustprov.formats import cbor
 from trustprov.roles.files import read_bytes
-from trustprov.roles.keyref import Pkcs11Uri, parse_pkcs11_uri
-from trustprov.roles.signer import (
+from trustprov.roles.icm.keyref import Pkcs11Uri, parse_pkcs11_uri
+from trustprov.roles.icm.signer import (
     TOKEN_CURVES,
     destroy_labelled,
     generate_token_aes_key,

@@ -1,6 +1,6 @@
 """`inspect`'s databases: a chip farm, read as any host reads chips, or else a records store.
 
-Invariant: a farm is reached through `link.farm.FarmLink` and each chip's ``rom.status`` only,
+Invariant: a farm is reached through `link.farm_link.FarmLink` and each chip's ``rom.status`` only,
 never the chip model's tables; a records store through the reader the caller passes (line/ sits
 above the roles). Lifecycles are counted chip by chip, one status request each.
 """
@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 from trustprov.errors import InputError
-from trustprov.link.farm import FarmLink
-from trustprov.roles.description import FIRST_UIDS, DatabaseReader, Description
+from trustprov.link.farm_link import FarmLink
+from trustprov.roles.inspect.description import FIRST_UIDS, DatabaseReader, Description
 
 
 def describe_database(path: Path, records: DatabaseReader | None) -> Description:

@@ -37,7 +37,7 @@ from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import device_ca_common_name
 from trustprov.link.address import open_link
 from trustprov.link.client import ChipClient
-from trustprov.link.farm import FarmLink
+from trustprov.link.farm_link import FarmLink
 from trustprov.roles.files import read_bytes
 
 

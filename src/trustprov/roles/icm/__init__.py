@@ -15,7 +15,7 @@ ICM_DIR layout (private files 0600)::
 
 With ``init --keys pkcs11:...`` the EC private keys live in the token instead of their files, and
 the family secrets are ``family-secrets.wrapped.cbor``, encrypted under an AES key made in the
-token; icm.json names each (roles/custody.py).
+token; icm.json names each (roles/icm/custody.py).
 """
 
 from __future__ import annotations
@@ -46,13 +46,21 @@ from trustprov.crypto.keys import (
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError, InputError, TransportError, VerificationError
 from trustprov.formats.immutable import ImmutableMemory
-from trustprov.formats.limits import LIMITS
+from trustprov.formats.limits import LIMITS, MAX_LOT
 from trustprov.formats.lot import LotChip, LotManifest, LotManifestWriter, device_ca_common_name
 from trustprov.formats.lotsig import HashingWriter, LotSignature
 from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
 from trustprov.link import messages
-from trustprov.link.farm import FarmLink
-from trustprov.roles.custody import (
+from trustprov.link.farm_link import FarmLink
+from trustprov.roles.files import (
+    PRIVATE,
+    check_output,
+    new_directory,
+    output_file,
+    read_bytes,
+    write_file,
+)
+from trustprov.roles.icm.custody import (
     LOT_PUBLIC_FILE,
     SECRET_NAMES,
     FamilySecrets,
@@ -63,22 +71,12 @@ from trustprov.roles.custody import (
     signing_key_files,
     store_secrets,
 )
-from trustprov.roles.files import (
-    PRIVATE,
-    check_output,
-    new_directory,
-    output_file,
-    read_bytes,
-    write_file,
-)
-from trustprov.roles.keyref import is_pkcs11
+from trustprov.roles.icm.keyref import is_pkcs11
 from trustprov.roles.lots import read_lot, signature_path
 
 Random = Callable[[int], bytes]
 Clock = Callable[[], datetime.datetime]
 UID_LEN = 16
-#: chips per lot: each takes ~820 bytes of lot manifest, which LIMITS.lot_manifest caps at 2 GiB
-MAX_LOT = 2_000_000
 SOFTWARE_NAME = "trustprov-provisioning"
 BATCH = 500
 
@@ -125,7 +123,7 @@ class Icm:
     @property
     def immutable(self) -> ImmutableMemory:
         """The image every chip of the family is burned with; wrapped family secrets are
-        unwrapped in the token for it, each time (roles/custody.py)."""
+        unwrapped in the token for it, each time (roles/icm/custody.py)."""
         s = self.secrets.open()
         return ImmutableMemory(
             family_id=self.family_id,

@@ -57,10 +57,15 @@ from trustprov.formats.bundle import (
     MIN_CHUNK,
 )
 from trustprov.formats.limits import LIMITS, MiB
-from trustprov.roles.asset_model import CHUNK_STEP, MAX_CHUNK, AssetList, AssetSpec
-from trustprov.roles.asset_plan import check_fits, fit_chunk_size, planned_layout, planned_sizes
 from trustprov.roles.files import read_bytes
-from trustprov.roles.keyfiles import read_key_file
+from trustprov.roles.oem.assets.keyfiles import read_key_file
+from trustprov.roles.oem.assets.model import CHUNK_STEP, MAX_CHUNK, AssetList, AssetSpec
+from trustprov.roles.oem.assets.plan import (
+    check_fits,
+    fit_chunk_size,
+    planned_layout,
+    planned_sizes,
+)
 
 __all__ = [
     "CHUNK_STEP",

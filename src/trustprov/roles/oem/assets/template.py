@@ -2,7 +2,7 @@
 
 Invariant: `TEMPLATE` is itself a valid asset list (tests/roles/test_roles_asset_template.py
 loads it with the files it names, and `oem keygen` seals it); every field and every kind of
-`roles.assets` is explained in it. docs/assets.md is the reference it points to.
+`roles.oem.assets` is explained in it. docs/assets.md is the reference it points to.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from trustprov.errors import InputError, TrustprovError
 from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.expected import ClaimMismatch, Expected
 from trustprov.formats.receipt import Receipt
-from trustprov.roles.receipts_file import Progress, read_receipts
+from trustprov.roles.oem.receipts_file import Progress, read_receipts
 
 __all__ = [
     "CLASSES",

@@ -1,6 +1,6 @@
 """The ICM's private keys behind one interface, whether they live in files or in a PKCS#11 token.
 
-`load_private_key` turns a key reference (roles/keyref.py) into a private-key object that the
+`load_private_key` turns a key reference (roles/icm/keyref.py) into a private-key object that the
 roles use as they use a file's key: a token's EC key is a `TokenEcKey`, a subclass of
 pyca/cryptography's ``EllipticCurvePrivateKey`` whose ``sign`` hashes the message here and sends
 the token only the digest (CKM_ECDSA), then returns the DER signature cryptography expects. So
@@ -32,7 +32,7 @@ from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 from trustprov.crypto.keys import PrivateKey
 from trustprov.errors import InputError
 from trustprov.roles.files import read_bytes
-from trustprov.roles.keyref import Pkcs11Uri, is_pkcs11, parse_pkcs11_uri, read_pin
+from trustprov.roles.icm.keyref import Pkcs11Uri, is_pkcs11, parse_pkcs11_uri, read_pin
 
 #: the curves a token key may have, by key type
 TOKEN_CURVES: dict[str, tuple[str, ec.EllipticCurve]] = {

@@ -9,7 +9,7 @@ Invariants:
   are named as what they are and as secret, with none of their bytes; a sealed value or a bundle
   shows its public headers only, and says that its contents are sealed; an asset list shows the
   assets' names and targets, never a key given in it;
-- a farm is reached only through `link.farm.FarmLink` and the chips' ``rom.status`` (what any
+- a farm is reached only through `link.farm_link.FarmLink` and the chips' ``rom.status`` (what any
   host learns over the link); a records store through a reader the caller passes in (line/ sits
   above the roles);
 - input that is no trustprov artifact, or a damaged one, is an `InputError` naming the file and,
@@ -33,8 +33,8 @@ from typing import Any
 from trustprov.errors import FormatError, InputError, VerificationError
 from trustprov.formats import cbor
 from trustprov.formats.limits import LIMITS, KiB
-from trustprov.roles.description import FIRST_UIDS, DatabaseReader, Description
 from trustprov.roles.files import read_bytes
+from trustprov.roles.inspect.description import FIRST_UIDS, DatabaseReader, Description
 from trustprov.roles.sniff import sniff_file, what
 
 FAMILY_SECRETS_KEYS = frozenset({"hw-share", "rom-share", "k-oem-share", "k-oem-master-share"})
@@ -59,11 +59,11 @@ def describe(
         raise InputError(f"--verify checks a lot manifest; {path} is another file ({what(kind)})")
     try:
         if kind == "sqlite":
-            from trustprov.roles.inspect_farm import describe_database  # noqa: PLC0415 - lazy
+            from trustprov.roles.inspect.farm import describe_database  # noqa: PLC0415 - lazy
 
             return describe_database(path, database)
         if kind == "software":
-            from trustprov.roles import inspect_authz  # noqa: PLC0415 - lazy: start-up
+            from trustprov.roles.inspect import authz as inspect_authz  # noqa: PLC0415 - lazy: start-up
 
             sig = inspect_authz.lot_signature(path) if key is None else None
             if sig is not None:
@@ -72,7 +72,7 @@ def describe(
                     "the ICM's signature on a lot manifest (COSE_Sign1)",
                     inspect_authz.lot_signature_fields(sig),
                 )
-            from trustprov.roles import inspect_receipts  # noqa: PLC0415 - lazy: start-up
+            from trustprov.roles.inspect import receipts as inspect_receipts  # noqa: PLC0415 - lazy: start-up
 
             if key is None and inspect_receipts.first_receipt(path) is not None:
                 return Description(
@@ -186,7 +186,7 @@ def _manifest_fields(m: Any) -> dict[str, Any]:
 
 
 def _authorized_set(path: Path) -> Description:
-    from trustprov.roles import inspect_authz  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.inspect import authz as inspect_authz  # noqa: PLC0415 - lazy: start-up
 
     return Description(
         "authorized-set",
@@ -248,7 +248,7 @@ def _pem(path: Path) -> Description:
             note="SECRET: keep it at mode 0600 with its owner; nothing of it is shown",
             secret=True,
         )
-    from trustprov.roles.inspect_x509 import describe_pem  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.inspect.x509 import describe_pem  # noqa: PLC0415 - lazy: start-up
 
     return describe_pem(data, label)
 
@@ -294,11 +294,11 @@ def _lot_manifest(path: Path, data: bytes, ca: Path | None) -> Description:
         "first_uids": [c.uid.hex() for c in lot.chips[:FIRST_UIDS]],
         "certificates": "not checked (give --verify DEVICE_CA_PEM to check them)",
     }
-    from trustprov.roles import inspect_authz  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.inspect import authz as inspect_authz  # noqa: PLC0415 - lazy: start-up
 
     fields["signature"] = inspect_authz.lot_manifest_signature(path, data, lot.lot, len(lot.chips))
     if ca is not None:
-        from trustprov.roles.inspect_x509 import verify_lot  # noqa: PLC0415 - lazy: start-up
+        from trustprov.roles.inspect.x509 import verify_lot  # noqa: PLC0415 - lazy: start-up
 
         verify_lot(lot, ca, path)
         fields["certificates"] = f"all {len(lot.chips)} issued by the device CA {ca}"
@@ -306,7 +306,7 @@ def _lot_manifest(path: Path, data: bytes, ca: Path | None) -> Description:
 
 
 def _toml(path: Path) -> Description:
-    from trustprov.roles import assets  # noqa: PLC0415 - lazy: start-up
+    from trustprov.roles.oem import assets  # noqa: PLC0415 - lazy: start-up
 
     try:
         doc = tomllib.loads(read_bytes(path, limit=LIMITS.asset_list, what="file").decode())

@@ -20,8 +20,8 @@ from cryptography.x509.oid import NameOID
 from trustprov.crypto.keys import key_type_of, load_public_key, public_key_der
 from trustprov.errors import FormatError, InputError, VerificationError
 from trustprov.formats.lot import LotManifest, device_ca_common_name
-from trustprov.roles.description import Description
 from trustprov.roles.files import read_bytes
+from trustprov.roles.inspect.description import Description
 
 _CA_LIMIT = 64 * 1024
 

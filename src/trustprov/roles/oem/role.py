@@ -36,10 +36,10 @@ from trustprov.formats.limits import LIMITS
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link.client import BundleParams, ChipClient
-from trustprov.roles.assets import AssetList, AssetSpec, check_fits, planned_layout
 from trustprov.roles.bundle_io import bundle_output
-from trustprov.roles.desk_chip import desk_chip
 from trustprov.roles.files import PRIVATE, new_directory, read_bytes, write_file
+from trustprov.roles.oem.assets import AssetList, AssetSpec, check_fits, planned_layout
+from trustprov.roles.oem.desk_chip import desk_chip as open_desk_chip
 
 Random = Callable[[int], bytes]
 OEM_RND_INPUT_LEN = 32
@@ -103,7 +103,7 @@ def _params(
     if auth is not None:
         # imported here: the lot formats behind it bring X.509, a tenth of a keygen process's
         # start-up, which a bundle for every chip of the family does not need
-        from trustprov.roles.authorize import load_authorized  # noqa: PLC0415 - lazy: start-up
+        from trustprov.roles.oem.authorize import load_authorized  # noqa: PLC0415 - lazy: start-up
 
         s = load_authorized(auth)
         auth_family = s.family_id
@@ -245,13 +245,13 @@ def keygen(
     """FIG. 2 on the OEM's provisioning chip; writes OEM_DIR (see module docstring). With
     ``auth``, the bundle installs only on the chips of that authorized set. The chip is
     ``uid`` of the farm ``farm_path``, or the one behind ``port``, checked against the device
-    CA ``ca`` before anything is sent to it (`trustprov.roles.desk_chip`)."""
+    CA ``ca`` before anything is sent to it (`trustprov.roles.oem.desk_chip`)."""
     image = read_bytes(software_path, limit=LIMITS.software, what="software")
     software = SignedSoftware.from_bytes(image)
     params, auth_family = _params(assets, software, auth)
     oem_rnd_input = rng(OEM_RND_INPUT_LEN)  # the OEM's random contribution
     where = port or f"chip {uid.hex() if uid else None}"
-    with new_directory(out) as d, desk_chip(port=port, farm=farm_path, uid=uid, ca=ca) as chip:
+    with new_directory(out) as d, open_desk_chip(port=port, farm=farm_path, uid=uid, ca=ca) as chip:
         # the chip's family is the bundle's: an AUTH file of another one is refused here
         _check_manufactured(chip, where, None if auth is None else (auth, auth_family))
         chip.boot(image)
@@ -342,7 +342,7 @@ def regen(
     if len(issued) >= MAX_ISSUED:
         raise InputError(f"{state}: {MAX_ISSUED} epochs issued already; keygen a new state")
     where = port or f"chip {uid.hex() if uid else None}"
-    with new_directory(out) as d, desk_chip(port=port, farm=farm_path, uid=uid, ca=ca) as chip:
+    with new_directory(out) as d, open_desk_chip(port=port, farm=farm_path, uid=uid, ca=ca) as chip:
         _check_manufactured(chip, where)
         chip.boot(image)
         enc_oem_share = chip.regen(enc_input, enc_rnd, params)

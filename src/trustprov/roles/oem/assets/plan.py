@@ -31,7 +31,7 @@ from trustprov.formats.bundle import (
 )
 from trustprov.formats.bundle_file import chunk_lengths
 from trustprov.formats.limits import LIMITS
-from trustprov.roles.asset_model import CHUNK_STEP, MAX_CHUNK, AssetList, AssetSpec
+from trustprov.roles.oem.assets.model import CHUNK_STEP, MAX_CHUNK, AssetList, AssetSpec
 
 
 def _planned_entry(spec: AssetSpec, aead: Aead, chunk_size: int) -> AssetEntry:
