@@ -59,10 +59,11 @@ typecheck: venv
 	$(BIN)/mypy
 
 # one test process per core (pytest-xdist): the suite is I/O- and subprocess-bound, and the two
-# cores of CI finish it well inside the 10-minute budget; TEST_JOBS=0 runs it in one process
+# cores of CI finish it well inside the 10-minute budget; TEST_JOBS=0 runs it in one process.
+# loadgroup: tests/cli runs in one process, so its guard sees every command the package invoked
 TEST_JOBS ?= auto
 unit: venv
-	$(BIN)/pytest -n $(TEST_JOBS)
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadgroup
 
 # the C chip (chip-c/) is built and its unit tests run first: tests/chipc drives the program
 test: lint typecheck chip-c-unit unit

@@ -203,6 +203,13 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
         _partial_run = True
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under pytest-xdist (``--dist loadgroup``) the package runs as one group in one process, so
+    the guard sees every command the package invoked."""
+    if _in_package(item):
+        item.add_marker(pytest.mark.xdist_group("cli"))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     global _partial_run  # noqa: PLW0603 - one flag per session
