@@ -19,6 +19,10 @@ from boards import BoardProcess  # tests/boards.py
 from trustprov.board.tray import add_blank
 from trustprov.conformance.cases import CASES
 
+from .test_conformance import TRANSPORT_SUITES
+
+SUITE = TRANSPORT_SUITES["board"]
+
 TRUSTPROV = [sys.executable, "-c", "from trustprov.cli.main import main; main()"]
 IDLE = "0.3"
 CHIP_RUN = (
@@ -53,7 +57,7 @@ def test_the_whole_suite_passes_through_a_board_socket_once_per_fresh_chip(
     (uid,) = add_blank(tray, "conf-1", 1)
     board = _board(tray)
     try:
-        done = _conformance("--board", board.handler, "--socket", "1", "--suite", "ES256", "--json")
+        done = _conformance("--board", board.handler, "--socket", "1", "--suite", SUITE, "--json")
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr
         doc = json.loads(done.stdout)
         assert doc["passed"]
