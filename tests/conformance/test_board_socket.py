@@ -31,11 +31,11 @@ CHIP_RUN = (
 )
 
 
-def _board(tray: Path, sockets: int = 2) -> BoardProcess:
+def _board(tray: Path, sockets: int = 2, *extra: str) -> BoardProcess:
     return BoardProcess(
         [
             *("chip", "serve", "--exec", CHIP_RUN, "--tray", str(tray)),
-            *("--listen", "tcp://127.0.0.1:0", "--sockets", str(sockets)),
+            *("--listen", "tcp://127.0.0.1:0", "--sockets", str(sockets), *extra),
         ]
     )
 
@@ -102,3 +102,18 @@ def test_an_empty_tray_a_missing_socket_and_bad_options_are_one_line_each(tmp_pa
             assert "Traceback" not in done.stderr
     finally:
         board.stop()
+
+
+def test_a_board_that_seats_another_chip_than_asked_is_named(tmp_path: Path) -> None:
+    """13.2 `misplace`: the board seats the next chip of its tray; the chip's own UID shows it,
+    and the suite tests neither."""
+    tray = tmp_path / "tray"
+    add_blank(tray, "conf-1", 2)
+    board = _board(tray, 1, "--faults", "misplace=1")
+    try:
+        done = _conformance("--board", board.handler)
+    finally:
+        board.stop()
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "the chip there names another UID" in done.stderr

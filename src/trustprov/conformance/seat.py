@@ -11,7 +11,8 @@ Invariants:
 - Host side: the board is reached only through `link.handler.BoardClient` and the socket only
   through the link (section 12); nothing here imports the board.
 - A chip that is not blank is never written to: only `rom.status`, which changes nothing, is
-  sent to it before it is given back to the tray (`remove`).
+  sent to it before it is given back to the tray (`remove`); nor is a chip whose `rom.status`
+  names another UID than the one asked for (a board that misplaced it).
 - Failures are one line each: `NotFresh` (exit 1) for a chip or a tray with no blank chip,
   `InputError` (exit 2) for a socket the board does not have or that is dead; the board's own
   refusals come through as its `TransportError`.
@@ -19,7 +20,6 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,11 +56,6 @@ class Seated:
         with BoardClient(self.handler, token=self.token) as board:
             board.power_cycle(self.socket)
 
-    def remove(self) -> None:
-        """The chip leaves the socket (its run wrote what cannot be undone: it is not fresh)."""
-        with BoardClient(self.handler, token=self.token) as board:
-            board.remove(self.socket)
-
 
 def socket_address(handler: str, entry: dict[str, Any]) -> str:
     """Socket k of a board whose handler is tcp://HOST:PORT listens on PORT + 1 + k (section
@@ -78,10 +73,8 @@ def seat_fresh_chip(
     chip: bytes | None = None,
     token: str | None = None,
     reply_timeout: float = 1.0,
-    status_of: Callable[[str], dict[str, Any]] | None = None,
 ) -> Seated:
     """Seat a blank chip (``chip``, or the first blank one of the tray) in ``socket``."""
-    read = status_of or (lambda address: _status(address, reply_timeout))
     with BoardClient(handler, token=token) as board:
         sockets = board.status()
         entry = next((s for s in sockets if s.get("socket") == socket), None)
@@ -107,7 +100,14 @@ def seat_fresh_chip(
         for uid in candidates[:MAX_TRIES]:
             board.insert(socket, uid, replace=True)
             tried += 1
-            status = read(address)
+            status = _status(address, reply_timeout)
+            if status.get("uid") != uid:  # the board seated another chip: test none of it
+                board.remove(socket)
+                raise TransportError(
+                    f"board {handler} was asked for chip {uid.hex()} in socket {socket}, and the "
+                    "chip there names another UID",
+                    code="misplaced-chip",
+                )
             if status.get("family") is None and status.get("lifecycle") == "BLANK":
                 return Seated(uid, address, handler, socket, token)
             if chip is not None:
