@@ -133,8 +133,10 @@ static int seal_chunk_into(tp_chip *chip, uint32_t e, uint32_t index, const uint
     return 0;
 }
 
-/* a new entry of this name: its nonce prefix drawn; -1 (refused) if taken or no room */
-static entry *new_entry(tp_chip *chip, const uint8_t *name, size_t name_len, tp_result *res)
+/* a new entry of this name: its nonce prefix drawn (none for a device key, which seals
+ * nothing: 8.5's draws); -1 (refused) if taken or no room */
+static entry *new_entry(tp_chip *chip, const uint8_t *name, size_t name_len, int draw,
+                        tp_result *res)
 {
     tp_session *s = &chip->s;
     if (!tp_name_ok(name, name_len) || name_taken(s, name, name_len)) {
@@ -142,8 +144,8 @@ static entry *new_entry(tp_chip *chip, const uint8_t *name, size_t name_len, tp_
         return NULL;
     }
     entry *en = &ENTRIES[s->sealed < TP_MAX_ASSETS ? s->sealed : 0u];
-    uint8_t nonce[8];
-    if (tp_hal_trng(nonce, s->params.aead == TP_AEAD_A256GCM ? 7u : 8u) != 0) {
+    uint8_t nonce[8] = {0};
+    if (draw && tp_hal_trng(nonce, s->params.aead == TP_AEAD_A256GCM ? 7u : 8u) != 0) {
         refuse(res, TP_E_INTERNAL, NULL);
         return NULL;
     }
@@ -200,7 +202,7 @@ static void seal_asset(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_
         refuse(res, TP_E_BAD_REQUEST, "seal.asset: kind or length out of range");
         return;
     }
-    entry *en = new_entry(chip, spec[0].data, spec[0].len, res);
+    entry *en = new_entry(chip, spec[0].data, spec[0].len, kind != (int)KIND_DEVICE_KEY, res);
     if (en == NULL) {
         return;
     }
@@ -352,7 +354,7 @@ static void seal_generate(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cb
         refuse(res, TP_E_BAD_REQUEST, "seal.generate: a key type it cannot generate");
         return;
     }
-    entry *en = new_entry(chip, spec[0].data, spec[0].len, res);
+    entry *en = new_entry(chip, spec[0].data, spec[0].len, 1, res);
     if (en == NULL) {
         return;
     }

@@ -7,6 +7,7 @@ where they fail, so CI always runs them (.ci/run installs the packages).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -53,9 +54,14 @@ def build() -> None:
         if _in_ci():
             pytest.fail(f"{missing} (CI is set: the C chip's tests must run)")
         pytest.skip(f"the C chip cannot be built here: {missing}")
-    done = subprocess.run(
-        ["make", "-s", "-C", str(CHIP_C)], capture_output=True, text=True, check=False
-    )
+    BUILD.mkdir(exist_ok=True)
+    with (BUILD / ".make.lock").open("w") as lock:
+        # test processes run in parallel (pytest-xdist): one make at a time in chip-c/, and a
+        # process that waited finds the programs built
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run(
+            ["make", "-s", "-C", str(CHIP_C)], capture_output=True, text=True, check=False
+        )
     assert done.returncode == 0, done.stdout + done.stderr
     _built.append(True)
 

@@ -118,7 +118,7 @@ NOT_INPUTS: dict[Path_, set[str]] = {
     ("cm", "report"): {"where", "csv_path", "html_path", "records_password_file"},
     ("cm", "receipts"): {"where", "out", "records_password_file"},
     ("line", "dashboard"): {"where", "records_password_file", "token_file"},
-    ("chip", "conformance"): {"code_file"},  # the chip's code: raw bytes, any content
+    ("chip", "conformance"): {"code_file", "board_token_file"},  # raw bytes; a secret
     ("chip", "blank"): {"farm", "tray"},  # made, or added to
     ("chip", "export"): {"tray"},  # added to
     # a directory of the chip programs' own files; a secret's first line, never quoted

@@ -185,6 +185,24 @@ class NoAesCcm(_Port):
         return self.real(request)
 
 
+class RefusesProofAnyChip(_Port):
+    """Refuses a proof sent with a bundle whose "authorized" is null (15.3: ignored)."""
+
+    def broken(self, op: str, args: dict[str, Any], request: bytes) -> bytes:
+        if op == "cm.begin" and "proof" in args:
+            try:
+                body = cbor2.loads(cbor2.loads(args["manifest"]).value[2])
+            except Exception:  # noqa: BLE001 - not a manifest: the real chip says so
+                return self.real(request)
+            if body.get("authorized") is None:
+                return messages.encode_error("unauthorized", "a proof for no set")  # the defect
+        return self.real(request)
+
+
+def _any_form(_value: Any, _data: bytes) -> None:
+    """The defect: a request is taken in any well-formed encoding."""
+
+
 # -- the firmware: one function patched -------------------------------------------------------
 class _Anything(bytes):
     """Equal to every value: a comparison with it never fails."""
@@ -317,6 +335,10 @@ def _named() -> list[Mutant]:
           suite="ES256+ML-DSA-65"),
         m("boot-forgets-counter", "boot.good", "5 step 4 rom.boot's answer",
           port=BootForgetsCounter),
+        m("accepts-non-canonical", "rom.non-canonical", "1, 8.1 canonical requests",
+          patches=(("trustprov.link.messages.check_canonical", _any_form),)),
+        m("refuses-proof-any-chip", "cm.proof-any-chip", "15.3 a proof for any chip ignored",
+          port=RefusesProofAnyChip),
     ]  # fmt: skip
 
 

@@ -202,6 +202,8 @@ def seal_bundle(
     chunks: list[tuple[bytes, ...]] = []
     for name, args, pieces in assets:
         s.call(f"{prefix}.seal.asset {name}", "8.1", "seal.asset", args)
+        if args["kind"] == "device-key":  # declared: each chip makes it at install (6.8)
+            continue
         sealed_pieces = [b""] * len(pieces)
         for i in reversed(range(len(pieces))):
             out = s.call(
@@ -233,6 +235,19 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
     s.call("rom.make-identity blank: lifecycle", "8.3", "rom.make-identity", {})
     s.raw("not CBOR: malformed", "8.2", b"\xff")
     s.raw("no args: malformed", "8.2", cbor.encode({"op": "rom.status"}), "a request is {op, args}")
+    status = cbor.encode({"op": "rom.status", "args": {}})
+    s.raw(
+        "keys out of order: malformed",
+        "1, 8.1, 8.2",
+        b"\xa2" + cbor.encode("args") + b"\xa0" + cbor.encode("op") + cbor.encode("rom.status"),
+        "well-formed CBOR, not canonical: args before op",
+    )
+    s.raw(
+        "a longer head than needed: malformed",
+        "1, 8.1, 8.2",
+        b"\xb8\x02" + status[1:],
+        "well-formed CBOR, not canonical: the map's count 2 in a one-byte argument",
+    )
     s.call("rom.burn not an image: malformed", "8.2, 8.6", "rom.burn", {"image": b"\x80"})
     s.call("rom.burn", "8.1, 8.6", "rom.burn", {"image": fam.immutable().to_bytes()})
     s.call(
@@ -345,6 +360,13 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
             "enc-rnd-share": keygen["enc-oem-share"],
             "bundle": params,
         },
+    )
+    s.call(
+        "oem.regen values swapped: bad-sealed-value",
+        "4, 8.2",
+        "oem.regen",
+        {"enc-oem-rnd-input": enc_rnd, "enc-rnd-share": enc_input, "bundle": params},
+        "each sealed value opens only as its own kind (its tp-value)",
     )
     s.call(
         "oem.regen other family: wrong-family",
@@ -522,6 +544,18 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
         "cm.begin",
         {**begin_args, "manifest": unauthorized.signed.to_bytes()},
     )
+    other_uid = bytes(15) + b"\x01"  # in the set, unlike this chip
+    s.call(
+        "cm.begin another chip's proof: unauthorized",
+        "6.6, 15.3, 8.2",
+        "cm.begin",
+        {
+            **begin_args,
+            "manifest": unauthorized.signed.to_bytes(),
+            "proof": auth.proof(other_uid).to_cbor(),
+        },
+        "the proof is genuine, for another chip of the set: it does not lead from this UID",
+    )
     manifest = good.manifest
     big = dataclasses.replace(
         manifest,
@@ -561,6 +595,14 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
     bk_begin, bk_chunk = cm_requests(bad_key, enc_oem_share)
     s.raw("cm.begin bad key", "6.6", bk_begin)
     s.raw("cm.chunk bad key: bad-asset", "6.6, 8.2", bk_chunk)
+    s.call(
+        "cm.begin with a proof, for any chip",
+        "15.3, 8.1",
+        "cm.begin",
+        {**begin_args, "proof": auth.proof(other_uid).to_cbor()},
+        "the bundle's authorized is null: the proof is ignored and the session opens",
+    )
+    s.call("cm.finish early again: incomplete", "6.6, 8.2", "cm.finish", {})
     s.raw("cm.begin to install", "6.6, 8.1", begin)
     for k, request in enumerate(chunks):
         s.raw(f"cm.chunk {k} to install", "6.6, 8.1", request)
@@ -568,6 +610,47 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
     s.call("rom.status provisioned", "6.7, 8.1", "rom.status", {"digests": True})
     s.attest("rom.attest provisioned", "8.1, 8.8", ATTEST_CHALLENGE)
     s.raw("cm.begin the same bundle: stale-epoch", "6.6, 8.2", begin)
+    # an update (epoch 8): an aes-256 key in slot 5 and a device key in slot 9; it replaces the
+    # whole installed state (region config and slot 2 are gone after it)
+    s.call(
+        "oem.regen for an update",
+        "8.1",
+        "oem.regen",
+        {
+            "enc-oem-rnd-input": enc_input,
+            "enc-rnd-share": enc_rnd,
+            "bundle": {**params, "epoch": 8},
+        },
+    )
+    update = seal_bundle(
+        s,
+        "update",
+        [
+            (
+                "k",
+                {"name": "k", "kind": "key", "length": 32, "key-type": "aes-256", "slot": 5},
+                [bytes(range(32, 64))],
+            ),
+            (
+                "dk",
+                {"name": "dk", "kind": "device-key", "length": 1, "key-type": "ec-p256", "slot": 9},
+                [],
+            ),
+        ],
+    )
+    for k, request in enumerate(cm_requests(update, enc_oem_share)):
+        s.raw("cm.begin update" if k == 0 else f"cm.chunk {k - 1} update", "6.6, 8.1", request)
+    s.finish_with_receipt(
+        "cm.finish update",
+        "6.6, 6.8, 8.1",
+    )
+    s.call(
+        "rom.status updated",
+        "6.6, 6.7, 8.1",
+        "rom.status",
+        {"digests": True},
+        "only slots 5 and 9 remain: the update replaced the whole state",
+    )
     # a second OEM (its own domain) on a chip of the first
     other = s.call(
         "oem.keygen second OEM",

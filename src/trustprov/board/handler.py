@@ -14,6 +14,9 @@ connection closed. Requests::
     {"op": "auth", "token": "<token>"}                   first, on a board that has a token
 
 Responses: ``{"ok": true, ...}`` or ``{"ok": false, "error": CODE, "message": TEXT}``.
+Edge cases (13.1): the chip already in socket K inserted into K again is ``occupied``, or with
+``replace`` seated afresh (a power cycle); a dead socket refuses ``insert`` and ``power-cycle``
+(``dead``) but takes ``remove`` and ``kill``; ``power-cycle`` of an empty socket does nothing.
 
 Invariants: `parse_request` accepts exactly the seven forms above (each field once, of its type,
 no other field) and raises `HandlerError` for anything else; nothing here touches a chip. A

@@ -316,6 +316,8 @@ class Board:
         if req.socket >= len(self.slots):
             raise handler.HandlerError(f"no socket {req.socket}", code="no-socket")
         slot = self.slots[req.socket]
+        if slot.dead and req.op in ("insert", "power-cycle"):  # it seats and powers nothing
+            raise handler.HandlerError(f"socket {req.socket} is dead", code="dead")
         if req.op == "insert":
             if slot.uid is not None and not req.replace:
                 raise handler.HandlerError(f"socket {req.socket} holds a chip", code="occupied")

@@ -106,6 +106,8 @@ class Socket:
         self._cut_after = None
 
     def power_cycle(self, after: int = 0) -> None:
+        if self.uid is None:
+            return  # an empty socket: nothing to cut, and no cut waits for the next chip
         if after:
             self._cut_after = after
         elif self.uid is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -22,7 +23,36 @@ from trustprov.cli.options import (
 
 
 @click.command(short_help="Check the chip behind a port against the spec.")
-@click.option("--port", "address", required=True, help="tcp://HOST:PORT or serial:///dev/X.")
+@click.option("--port", "address", default=None, help="tcp://HOST:PORT or serial:///dev/X.")
+@click.option(
+    "--board",
+    "board",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="A chip board's handler: the suite seats a blank chip of the board's tray in --socket "
+    "and powers it through the handler (instead of --port).",
+)
+@click.option(
+    "--socket",
+    "socket_index",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="With --board: the socket the chip is seated in (default 0).",
+)
+@click.option(
+    "--chip",
+    "chip_uid",
+    default=None,
+    metavar="UID",
+    help="With --board: seat this chip (32 hex digits; default: the first blank chip of the tray).",
+)
+@click.option(
+    "--board-token-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --board: a file whose first line is the board's handler token (also from "
+    "TRUSTPROV_BOARD_TOKEN).",
+)
 @click.option(
     "--code",
     "code_file",
@@ -59,7 +89,11 @@ from trustprov.cli.options import (
 @click.option("--case", "only", multiple=True, help="Run only this case (repeatable).")
 @json_option("the results")
 def conformance(
-    address: str,
+    address: str | None,
+    board: str | None,
+    socket_index: int | None,
+    chip_uid: str | None,
+    board_token_file: Path | None,
     code_file: Path | None,
     idle_timeout: float,
     reply_timeout: float,
@@ -69,7 +103,8 @@ def conformance(
     as_json: bool,
 ) -> None:
     """Run the conformance suite (docs/porting.md) against the chip at --port: a blank chip,
-    which the suite burns with the published test family, or one already of that family.
+    which the suite burns with the published test family, or one already of that family; or
+    against a blank chip of a board's tray, seated in --socket of --board through its handler.
 
     Each case names the section of docs/protocol.md it checks and reports pass or fail with its
     evidence. The last cases provision and lock the chip: use a fresh chip for every run."""
@@ -78,11 +113,22 @@ def conformance(
     from trustprov.errors import InputError  # noqa: PLC0415 - lazy: start-up
     from trustprov.link.address import parse_address  # noqa: PLC0415 - lazy: start-up
 
-    parse_address(address)  # a malformed address is a usage error, before any case runs
+    if (address is None) == (board is None):
+        raise InputError("give the chip's --port, or a --board and its --socket: one of them")
+    if board is None and (socket_index is not None or chip_uid or board_token_file):
+        raise InputError("--socket, --chip and --board-token-file go with --board")
     unknown = sorted(set(only) - {c.name for c in CASES})
     if unknown:
         raise InputError(f"--case: no case named {', '.join(unknown)}")
-    _check_reachable(address)
+    power = _power_cycle(power_cmd) if power_cmd else None
+    seated = None
+    if board is not None:  # a blank chip of the tray; its power through the handler
+        seated = _seat(board, socket_index or 0, chip_uid, board_token_file, reply_timeout)
+        address, power = seated.address, power or seated.power_cycle
+    else:
+        assert address is not None  # noqa: S101 - one of the two, checked above
+        parse_address(address)  # a malformed address is a usage error, before any case runs
+        _check_reachable(address)
     from trustprov.conformance.family import TestFamily  # noqa: PLC0415 - lazy: start-up
 
     ctx = Context(
@@ -91,7 +137,7 @@ def conformance(
         code=code_file.read_bytes() if code_file else None,
         idle_timeout=idle_timeout,
         reply_timeout=reply_timeout,
-        power_cycle=_power_cycle(power_cmd) if power_cmd else None,
+        power_cycle=power,
     )
     results = run_cases(ctx, CASES, set(only) if only else None)
     skipped = [r.name for r in results if r.skipped]
@@ -100,6 +146,7 @@ def conformance(
         emit_json(
             {
                 "port": address,
+                **({"chip": seated.uid.hex(), "board": board} if seated else {}),
                 "passed": not failed,
                 "cases": [r.to_json() for r in results],
                 "failed": [r.name for r in failed],
@@ -107,6 +154,8 @@ def conformance(
             }
         )
     else:
+        if seated is not None:
+            say(f"chip {seated.uid.hex()} seated in socket {seated.socket} of {board}")
         for r in results:
             mark = "FAIL" if not r.passed else r.mark
             needs = f" [needs {r.needs}]" if r.needs and (r.skipped or not r.passed) else ""
@@ -116,6 +165,28 @@ def conformance(
         say(f"{ran - len(failed)} of {ran} cases passed{tail}")
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+def _seat(
+    board: str, socket_index: int, chip_uid: str | None, token_file: Path | None, timeout: float
+) -> Any:
+    """A blank chip of the board's tray in the socket (`conformance.seat`)."""
+    from trustprov.cli.options import read_board_token  # noqa: PLC0415 - lazy: start-up
+    from trustprov.conformance.seat import seat_fresh_chip  # noqa: PLC0415 - lazy: start-up
+    from trustprov.errors import InputError  # noqa: PLC0415 - lazy: start-up
+    from trustprov.link.handler import parse_tcp  # noqa: PLC0415 - lazy: start-up
+
+    parse_tcp(board)
+    chip = None
+    if chip_uid is not None:
+        try:
+            chip = bytes.fromhex(chip_uid)
+        except ValueError:
+            chip = b""
+        if len(chip) != 16:
+            raise InputError(f"--chip {chip_uid[:40]!r} is not a UID of 32 hex digits")
+    token = read_board_token(token_file, "--board-token-file")
+    return seat_fresh_chip(board, socket_index, chip=chip, token=token, reply_timeout=timeout)
 
 
 def _suite_name(suite: str) -> str:

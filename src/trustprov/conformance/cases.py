@@ -11,6 +11,7 @@ from trustprov.conformance import (
     attest_cases,
     boot_cases,
     flow_cases,
+    guess_cases,
     link_cases,
     rom_cases,
     rule_cases,
@@ -25,6 +26,7 @@ CASES: list[Case] = [
     *link_cases.CASES,
     *wire_cases.CASES,
     *rom_cases.CASES,
+    *guess_cases.EARLY_CASES,
     *boot_cases.CASES,
     *rom_cases.LATE_CASES,
     *link_cases.LATE_CASES,
@@ -32,6 +34,7 @@ CASES: list[Case] = [
     *attest_cases.CASES_BEFORE_INSTALL,
     *flow_cases.CASES_BEFORE_INSTALL,
     *rule_cases.CASES,
+    *guess_cases.CASES_BEFORE_INSTALL,
     *update_cases.CASES_BEFORE_INSTALL,
     _INSTALL["fig3.provision"],
     *attest_cases.CASES_INSTALL,  # what the chip holds is the vector bundle, just installed

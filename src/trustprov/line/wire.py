@@ -381,6 +381,8 @@ class WireRunner:
             try:  # the chip before it leaves the socket in the same request
                 board.insert(ref.index, uid, replace=True)
             except TransportError as e:
+                if e.code == "dead":  # the socket died (13.1): out of service, the chip elsewhere
+                    raise _SocketLost from e
                 if e.code != "no-chip":
                     raise
                 return Outcome(uid, "failed", "not-in-tray", e.message, 0, time.time()), link

@@ -51,19 +51,25 @@ def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
 
 
 def _decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
-    m = cbor.expect_map(
-        cbor.decode(
-            data, limit=LIMITS.link_message, what="request", shape=LIMITS.link_message_shape
-        ),
-        "request",
-        _REQUEST,
+    value = cbor.decode(
+        data, limit=LIMITS.link_message, what="request", shape=LIMITS.link_message_shape
     )
+    check_canonical(value, data)
+    m = cbor.expect_map(value, "request", _REQUEST)
     op = cbor.expect_name(m["op"], "request op", MAX_OP)
     args = cbor.expect(m["args"], dict, "request args")
     for k in args:
         if type(k) is not str:
             raise FormatError("request args: keys must be text")
     return op, args
+
+
+def check_canonical(value: Any, data: bytes) -> None:
+    """A request is canonical CBOR (protocol.md 1, 8.1): well-formed bytes in any other form
+    (a longer head than needed, map keys out of order) are refused ``malformed``, so one
+    request has one encoding. Its decoded value encodes back to exactly its bytes."""
+    if cbor.encode(value) != data:
+        raise FormatError("request: not canonical CBOR (shortest heads, keys in order)")
 
 
 _EMPTY_OK = cbor.encode({"ok": {}})
