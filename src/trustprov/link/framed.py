@@ -150,13 +150,47 @@ class FramedLink:
         self.info = info
         self._seq = info.first_seq
         self._fragment = min(self._max_frame, info.max_frame)
+        self.rescale()
+        return info
+
+    # -- between exchanges: a switch of line rate (`trustprov.link.rate_switch`) -------------
+    @property
+    def stream(self) -> ByteStream:
+        return self._stream
+
+    @property
+    def base_timeout(self) -> float:
+        """T0: the chip's reaction time, before any frame's time on the line."""
+        return self._base_timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._max_retries
+
+    def clock(self) -> float:
+        return self._clock()
+
+    def send_frame(self, frame: bytes) -> None:
+        self._send(frame)
+        self.stats.frames_sent += 1
+
+    def read_frames(self, timeout: float) -> list[Frame]:
+        """The valid frames that arrive within ``timeout`` (one read)."""
+        frames = self._decoder.feed(self._stream.read(READ_SIZE, timeout))
+        self.stats.frames_received += len(frames)
+        return frames
+
+    def rescale(self) -> None:
+        """Scale the timeouts to the stream's line rate (after it changed)."""
+        info = self.info
+        if info is None:
+            return
         bps = self._stream.bytes_per_second
         # the timer restarts at every ACK: it waits for one more fragment and one response frame
         # at worst-case stuffing, so a slow line is not taken for a loss
         frame_time = encoded_size_bound(max(self._fragment, info.max_frame)) / bps if bps else 0.0
         self._timeout = self._base_timeout + 2 * frame_time
         self._quiet = self._base_timeout / 20 + 2 * frame_time
-        return info
 
     # -- requests ---------------------------------------------------------------------------
     def exchange(self, request: bytes) -> bytes:
