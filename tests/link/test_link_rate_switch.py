@@ -27,7 +27,7 @@ from trustprov.link.address import open_stream
 from trustprov.link.client import ChipClient
 from trustprov.link.framed import FramedLink
 from trustprov.link.handler import BoardClient
-from trustprov.link.rate_switch import switch_rate
+from trustprov.link.rate_switch import rate_opener, switch_rate
 from trustprov.link.stream import ByteStream
 
 FIRST = 115_200
@@ -48,6 +48,7 @@ def board(request: pytest.FixtureRequest, cm_farm: Path, world: Any) -> Iterator
     with BoardClient(ready["handler"]) as h:
         h.insert(0, world.cm_uids(cm_farm)[0], replace=True)
     b.address = ready["sockets"][0] + f"?baud={FIRST}"  # type: ignore[attr-defined]
+    b.handler_address = ready["handler"]  # type: ignore[attr-defined]
     try:
         yield b
     finally:
@@ -225,7 +226,7 @@ def test_the_chip_goes_back_when_no_valid_frame_follows_its_switch() -> None:
     assert switched == [FIRST]  # back at the rate the answer left at
     endpoint.switched(FIRST)
     endpoint.feed(encode_frame(FrameType.HELLO, payload=b"\x01abcd"))  # a valid frame: holds
-    clock.now += 10 * RATE_HOLD
+    clock.now += RATE_HOLD + 1
     endpoint.poll()
     assert switched == [FIRST]
 
@@ -289,3 +290,24 @@ def test_the_chip_goes_back_to_its_first_rate_after_its_idle_timeout() -> None:
     clock.now += 100
     endpoint.poll()
     assert switched == [FIRST]
+
+
+@pytest.mark.parametrize("board", [RATES], indirect=True)
+def test_a_new_chip_in_the_socket_is_met_at_the_first_rate_and_switched_again(
+    board: Board, cm_farm: Path, world: Any
+) -> None:
+    """The station says hello again to each next chip of a socket: that chip powered on at the
+    first rate, so the hello goes there, and the station's opener switches it again."""
+    opener = rate_opener(3_000_000, lambda _address: _link(board))
+    link = opener(board.address)  # type: ignore[attr-defined]
+    try:
+        assert board.slots[0].baud == 3_000_000
+        with BoardClient(board.handler_address) as h:  # type: ignore[attr-defined]
+            h.insert(0, world.cm_uids(cm_farm)[1], replace=True)  # the next chip
+        assert board.slots[0].baud == FIRST  # powered on at the first rate
+        link.hello()
+        assert board.slots[0].baud == 3_000_000
+        assert link.stream.bytes_per_second == 300_000
+        assert ChipClient(link).status()["lifecycle"]
+    finally:
+        link.close()

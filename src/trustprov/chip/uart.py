@@ -41,6 +41,7 @@ from trustprov.formats.frame import (
     PROTOCOL_VERSION,
     RATE,
     RATE_HOLD,
+    RATE_IDLE,
     SEQ_MOD,
     Frame,
     FrameDecoder,
@@ -117,7 +118,7 @@ class ChipEndpoint:
     def switched(self, old_rate: int) -> None:
         """The owner's UART now runs at the rate answered (the answer left at ``old_rate``):
         unless a valid frame arrives within the hold, `poll` goes back to ``old_rate``; and to
-        the power-on rate once no valid frame has come for the idle timeout."""
+        the power-on rate once no valid frame has come for `RATE_IDLE`."""
         self._switch = (old_rate, self._clock())
         if self._first_rate is None:
             self._first_rate = old_rate
@@ -135,7 +136,7 @@ class ChipEndpoint:
             self._on_rate(old)
             if old == self._first_rate:
                 self._first_rate = None
-        if self._first_rate is not None and now - self._last_rx >= self._idle_timeout:
+        if self._first_rate is not None and now - self._last_rx >= RATE_IDLE:
             first, self._first_rate, self._switch = self._first_rate, None, None
             self._on_rate(first)  # a host that opens the line at the first rate finds it again
         if self._session_open and self._clock() - self._last_rx >= self._idle_timeout:

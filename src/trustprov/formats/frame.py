@@ -331,6 +331,7 @@ MIN_RATE = 300
 MAX_RATE = 20_000_000
 MAX_RATES = 16  # entries of a chip's list of rates
 RATE_HOLD = 2.0  # seconds a chip waits for a valid frame at a new rate before it reverts
+RATE_IDLE = 10.0  # seconds without a valid frame after which a chip is at its first rate again
 
 
 def encode_rates(rates: tuple[int, ...]) -> bytes:

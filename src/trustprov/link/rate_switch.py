@@ -134,21 +134,14 @@ def _drain(link: FramedLink, until: float) -> None:
 
 
 def _set_baud(link: FramedLink, baud: int) -> None:
-    """The host's end of the line at ``baud``: a serial port's own rate, or a socket's
-    declared one (the timeouts follow it)."""
-    stream = link.stream
-    setter = getattr(stream, "set_baud", None)
-    if callable(setter):
-        setter(baud)
-    else:
-        setattr(stream, "bytes_per_second", baud / 10)  # noqa: B010 - a Protocol's attribute
-    link.rescale()
+    link.set_line_rate(baud)
 
 
 def rate_opener(baud_max: int, opener: Callable[[str], L]) -> Callable[[str], L]:
     """``opener`` (an address to a link, hello done), then, for a framed link, the switch to the
     highest rate the chip offers at most ``baud_max``: what a station's ``--baud-max`` makes of
-    its opener."""
+    its opener. The link switches again after each later hello (the station's next chip in the
+    socket powers on at the first rate)."""
 
     def open_switched(address: str) -> L:
         link = opener(address)
@@ -158,6 +151,7 @@ def rate_opener(baud_max: int, opener: Callable[[str], L]) -> Callable[[str], L]
             except BaseException:
                 link.close()
                 raise
+            link.after_hello = lambda again: switch_rate(again, baud_max)  # a new chip, too
         return link
 
     return open_switched
