@@ -311,3 +311,14 @@ def test_a_new_chip_in_the_socket_is_met_at_the_first_rate_and_switched_again(
         assert ChipClient(link).status()["lifecycle"]
     finally:
         link.close()
+
+
+@pytest.mark.parametrize("board", [RATES, ()], indirect=True)
+def test_the_conformance_case_of_rates_passes_with_a_list_and_without(board: Board) -> None:
+    from trustprov.conformance.cases import CASES  # noqa: PLC0415 - the suite, for one case
+    from trustprov.conformance.suite import Context, run_cases  # noqa: PLC0415
+
+    ctx = Context(board.address)  # type: ignore[attr-defined]
+    (result,) = run_cases(ctx, CASES, only={"link.rates"})
+    assert result.passed, result.evidence
+    assert ("rates [115200" in result.evidence) == bool(board.slots[0]._rate.bauds)
