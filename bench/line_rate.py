@@ -12,7 +12,15 @@ turnaround before the next; (2) mboot's UART framing, 512-byte packets (its larg
 6-byte header and a 2-byte ACK each, and a turnaround per packet.
 
     python bench/line_rate.py [--rates 115200,1000000,3000000] [--chips 6] [--slow-chips 2]
-                              [--turnaround-ms 1] [--sockets 1]
+                              [--turnaround-ms 1] [--sockets 1] [--switch 115200:3000000]
+                              [--profile N]
+
+``--switch FIRST:MAX`` adds a row (or rows, comma-separated) where the board starts each socket at
+FIRST baud and every link, after its hello, negotiates the highest rate its chip offers at most
+MAX (protocol.md 12.7; the chips offer 115,200, 1,000,000 and 3,000,000): its floor and ratio
+are at the negotiated rate, and the time of the switch itself is in its seconds per chip.
+``--profile N`` runs the host side of each row under cProfile and prints its N costliest
+functions (cumulative time) to stderr.
 
 ``--slow-chips`` is the count at rates under 500,000 baud (a chip takes 40 s at 115,200).
 Progress goes to stderr; the last line is one JSON object: per rate, seconds per chip, the floor
@@ -23,12 +31,18 @@ above the floor goes (framing bytes, idle line), and the stop-and-wait figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import cProfile
+import io
 import json
+import pstats
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +52,7 @@ from trustprov.formats.lot import LotManifest
 from trustprov.line.boards import provision_lot_wire
 from trustprov.link.address import open_stream
 from trustprov.link.framed import FramedLink
+from trustprov.link.rate_switch import switch_rate
 from trustprov.link.stream import ByteStream
 from trustprov.roles import icm
 from trustprov.roles.cm import Job
@@ -82,6 +97,32 @@ class CountingStream:
         self._inner.close()
 
 
+@contextlib.contextmanager
+def _profiled(top: int, what: str) -> Iterator[None]:
+    """cProfile over this process's threads (the station's workers run in threads) while the
+    block runs; its ``top`` costliest functions by own time to stderr (0: no profile)."""
+    if not top:
+        yield
+        return
+    profilers = [cProfile.Profile()]
+
+    def profile_thread(*_event: object) -> None:  # the first event of each new thread
+        sys.setprofile(None)
+        profilers.append(cProfile.Profile())
+        profilers[-1].enable()
+
+    threading.setprofile(profile_thread)
+    profilers[0].enable()
+    try:
+        yield
+    finally:
+        profilers[0].disable()
+        threading.setprofile(None)
+        out = io.StringIO()
+        pstats.Stats(*profilers, stream=out).sort_stats("tottime").print_stats(top)
+        _say(f"host profile, {what}:\n{out.getvalue()}")
+
+
 class Board:
     """`trustprov chip serve` at a line rate, stopped on exit whatever happens."""
 
@@ -114,25 +155,40 @@ class Board:
 
 
 def run_rate(
-    root: Path, family: Any, job: Job, baud: int, *, chips: int, sockets: int, turnaround_ms: float
+    root: Path,
+    family: Any,
+    job: Job,
+    baud: int,
+    *,
+    chips: int,
+    sockets: int,
+    turnaround_ms: float,
+    baud_max: int | None = None,
+    profile: int = 0,
 ) -> dict[str, Any]:
-    made = root / f"{baud}.farm"
-    lot_json = root / f"lot-{baud}.json"
+    name = f"{baud}" if baud_max is None else f"{baud}-to-{baud_max}"
+    made = root / f"{name}.farm"
+    lot_json = root / f"lot-{name}.json"
     icm.manufacture(family.icm, made, CM_LOT, chips, lot_json)
     manifest = LotManifest.from_json(lot_json.read_bytes())
-    bps = baud / 10
+    first_bps = baud / 10
     streams: list[CountingStream] = []
     links: list[FramedLink] = []
+    negotiated: set[int | None] = set()
 
     def opener(address: str) -> FramedLink:
         inner = open_stream(address)  # the board's status gave the station its line rate
-        assert inner.bytes_per_second == bps, f"{address}: the station does not know the rate"
-        stream = CountingStream(inner, bps)
+        assert inner.bytes_per_second == first_bps, f"{address}: the station lacks the rate"
+        stream = CountingStream(inner, first_bps)
         streams.append(stream)
         link = FramedLink(stream)
         links.append(link)
         try:
             link.hello()
+            if baud_max is not None:
+                negotiated.add(switch_rate(link, baud_max))
+                # the station says hello again to each next chip in the socket: switch again
+                link.after_hello = lambda again: negotiated.add(switch_rate(again, baud_max))
         except BaseException:
             link.close()
             raise
@@ -141,20 +197,42 @@ def run_rate(
     board = Board(made, sockets, baud, turnaround_ms)
     try:
         cpu0, wall0 = _cpu(), time.perf_counter()
-        summary = provision_lot_wire(
-            manifest=manifest,
-            lot=CM_LOT,
-            job=job,
-            records_url=f"sqlite:///{root / f'{baud}.sqlite'}",
-            boards=[board.handler],
-            station=f"bench-line-{baud}",
-            open_link=opener,
-        )
+        with _profiled(profile, f"{name} baud, {chips} chips"):
+            summary = provision_lot_wire(
+                manifest=manifest,
+                lot=CM_LOT,
+                job=job,
+                records_url=f"sqlite:///{root / f'{name}.sqlite'}",
+                boards=[board.handler],
+                station=f"bench-line-{name}",
+                open_link=opener,
+            )
         wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
     finally:
         board.close()
     if summary.failed or summary.provisioned != chips:
-        raise SystemExit(f"FAILED at {baud} baud: {summary.to_json()}")
+        raise SystemExit(f"FAILED at {name} baud: {summary.to_json()}")
+    if baud_max is not None and len(negotiated) != 1:
+        raise SystemExit(f"{name}: the links ran at {sorted(map(str, negotiated))} baud")
+    line_baud = (negotiated.pop() or baud) if baud_max is not None else baud
+    return _row(job, root, streams, links, line_baud, chips, sockets, turnaround_ms, wall, cpu) | (
+        {} if baud_max is None else {"first_baud": baud, "baud_max": baud_max}
+    )
+
+
+def _row(  # noqa: PLR0917 - one row's measured figures, named at the call
+    job: Job,
+    root: Path,
+    streams: list[CountingStream],
+    links: list[FramedLink],
+    line_baud: int,
+    chips: int,
+    sockets: int,
+    turnaround_ms: float,
+    wall: float,
+    cpu: float,
+) -> dict[str, Any]:
+    bps = line_baud / 10
     sent = sum(s.sent for s in streams) / chips
     received = sum(s.received for s in streams) / chips
     frames_sent = sum(k.stats.frames_sent for k in links) / chips
@@ -173,7 +251,7 @@ def run_rate(
     mboot_wire = (payload + packets * (MBOOT_HEADER + MBOOT_ACK)) / bps + packets * turn
     sw_mboot = per_chip - sent / bps + mboot_wire
     return {
-        "baud": baud,
+        "baud": line_baud,
         "chips": chips,
         "sockets": sockets,
         "turnaround_ms": turnaround_ms,
@@ -216,11 +294,20 @@ def main() -> int:
     ap.add_argument("--turnaround-ms", type=float, default=1.0)
     ap.add_argument("--sockets", type=int, default=1, help="sockets of the board")
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
+    ap.add_argument(
+        "--switch",
+        default="115200:3000000",
+        help="FIRST:MAX rows negotiated after the hello, comma-separated ('' for none)",
+    )
+    ap.add_argument("--profile", type=int, default=0, help="cProfile's top N per row (0: off)")
     args = ap.parse_args()
     try:
-        rates = [int(r) for r in args.rates.split(",")]
+        rates: list[tuple[int, int | None]] = [(int(r), None) for r in args.rates.split(",")]
+        for pair in filter(None, args.switch.split(",")):
+            first, top = pair.split(":")
+            rates.append((int(first), int(top)))
     except ValueError:
-        ap.error("--rates: integers, comma-separated")
+        ap.error("--rates: integers, comma-separated; --switch: FIRST:MAX, comma-separated")
     if args.chips < 1 or args.slow_chips < 1 or not 1 <= args.sockets <= 256:
         ap.error("--chips, --slow-chips >= 1; --sockets 1..256")
     results = []
@@ -235,8 +322,8 @@ def main() -> int:
             f"software image {len(job.image)} bytes, bundle {job_bundle_bytes(root)} bytes "
             f"(rom.boot request {len(job.boot_request)} bytes)"
         )
-        for baud in rates:
-            chips = args.slow_chips if baud < SLOW else args.chips
+        for baud, baud_max in rates:
+            chips = args.slow_chips if max(baud, baud_max or 0) < SLOW else args.chips
             r = run_rate(
                 root,
                 family,
@@ -245,11 +332,14 @@ def main() -> int:
                 chips=chips,
                 sockets=args.sockets,
                 turnaround_ms=args.turnaround_ms,
+                baud_max=baud_max,
+                profile=args.profile,
             )
             results.append(r)
             sw = r["stop_and_wait"]
+            how = f"{baud} baud" if baud_max is None else f"{baud} -> {r['baud']} baud"
             _say(
-                f"{baud} baud, {chips} chips: {r['seconds_per_chip']} s/chip, floor "
+                f"{how}, {chips} chips: {r['seconds_per_chip']} s/chip, floor "
                 f"{r['floor_seconds']} s, ratio {r['ratio']} ({'met' if r['met'] else 'MISSED'}); "
                 f"idle {r['line_idle_seconds_per_chip']} s/chip, framing "
                 f"{r['framing_overhead']:.2%}; stop-and-wait {sw['same_frames_ratio']} "

@@ -377,3 +377,17 @@ def test_one_chip_runs_in_one_program_at_a_time(tmp_path: Path) -> None:
     finally:
         first.kill()
         first.wait()
+
+
+def test_bauds_are_refused_when_bad_or_without_baud(tmp_path: Path) -> None:
+    """--bauds (protocol.md 12.7): rates 300 to 20,000,000, at most 16, and only with --baud."""
+    nvm = tmp_path / "c.nvm"
+    base = ("chip", "run", "--nvm", nvm, "--uid", "ab" * 16, "--stdio")
+    for extra, match in (
+        (["--bauds", "115200"], "--bauds needs --baud"),
+        (["--baud", "115200", "--bauds", "100"], "--bauds"),
+        (["--baud", "115200", "--bauds", "fast"], "comma-separated"),
+        (["--baud", "115200", "--bauds", ",".join(str(300 + i) for i in range(17))], "16"),
+    ):
+        assert_error(run(*base, *extra), exit_code=2, match=match)
+    assert not nvm.exists()  # refused before the chip's file is made

@@ -566,3 +566,16 @@ def test_icm_key_without_a_manifest_is_refused_not_ignored(cw: CliWorld, tmp_pat
     key = cw.a.icm / "lot-signing.pub.pem"
     assert_error(run(*_job(cw, farm), "--icm-key", key), exit_code=2, match="--manifest")
     assert not (tmp_path / "records.sqlite").exists()
+
+
+def test_baud_max_is_for_a_line_over_the_wire(tmp_path: Path) -> None:
+    for name in ("sw", "share", "bundle"):
+        (tmp_path / name).write_bytes(b"x")
+    result = run(
+        "cm", "provision", "--farm", tmp_path / "f.farm", "--lot", "L",
+        "--software", tmp_path / "sw", "--share", tmp_path / "share",
+        "--bundle", tmp_path / "bundle", "--baud-max", "3000000",
+    )  # fmt: skip
+    assert_error(result, exit_code=2, match="--baud-max is for a line over the wire")
+    too_low = run("cm", "provision", "--farm", tmp_path / "f.farm", "--baud-max", "10")
+    assert_error(too_low, exit_code=2)

@@ -88,7 +88,7 @@ def test_garbage_is_dropped_and_valid_frames_after_it_survive(parts: list[bytes]
     [
         b"",
         b"\x03" * 11,
-        bytes([0x09, 0, 0, 0, 0, 0, 0, 0]),  # unknown type
+        bytes([0x0B, 0, 0, 0, 0, 0, 0, 0]),  # unknown type
         bytes([0x03, 0x02, 0, 0, 0, 0, 0, 0]),  # reserved flag
         bytes([0x03, 0x00, 0, 0, 0, 0, 0, 5]),  # length says 5, there is none
     ],

@@ -286,27 +286,38 @@ def test_huge_unsupported_alg_is_a_format_error(
 
 
 def test_code_archive(tmp_path: Path) -> None:
-    """The firmware and the libraries it links: CODE_PARTS under the root, *.py only."""
+    """The firmware and what its imports reach in CODE_PARTS, *.py only: a module of the
+    libraries that nothing imports is left out, the chip's own modules are walked through
+    (what they import is in), and a typing-only import brings nothing."""
     assert CODE_PARTS == ("errors.py", "crypto", "formats", "firmware")
     files = {
         "errors.py": b"E = 0\n",
-        "crypto/kdf.py": b"K = 1\n",
-        "formats/cbor.py": b"C = 2\n",
-        "firmware/commands.py": b"F = 3\n",
+        "crypto/__init__.py": b"",
+        "crypto/kdf.py": b"from trustprov.errors import E\n",
+        "formats/__init__.py": b"",
+        "formats/cbor.py": b"def f():\n    import trustprov.crypto.kdf\n",
+        "formats/unused.py": b"U = 5\n",
+        "formats/typing_only.py": b"T = 6\n",
+        "formats/of_the_rom.py": b"R = 7\n",
+        "firmware/commands.py": (
+            b"from typing import TYPE_CHECKING\n"
+            b"from trustprov.formats import cbor\n"
+            b"from trustprov.chip import device\n"
+            b"if TYPE_CHECKING:\n    from trustprov.formats import typing_only\n"
+        ),
         "firmware/sub/deep.py": b"D = 4\n",
         "firmware/notes.txt": b"not code",
         "firmware/__pycache__/commands.py": b"stale",
-        "chip/device.py": b"not part of the software",
+        "chip/device.py": b"from trustprov.formats.of_the_rom import R\n",
         "cli.py": b"not part of the software",
     }
     for name, data in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
     archive = code_archive(tmp_path)
+    left_out = ("notes", "__pycache__", "unused", "typing_only", "chip/", "cli.py")
     assert cbor2.loads(archive) == {
-        k: v
-        for k, v in files.items()
-        if k.split("/")[0] in CODE_PARTS and "notes" not in k and "__pycache__" not in k
+        k: v for k, v in files.items() if not any(x in k for x in left_out)
     }
     assert archive == cbor.encode(cbor2.loads(archive))
     (tmp_path / "crypto" / "kdf.py").write_bytes(b"K = 2\n")

@@ -53,7 +53,14 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
-from trustprov.formats.frame import FrameType, LinkInfo, encode_frame, encode_hello
+from trustprov.formats.frame import (
+    RATE,
+    FrameType,
+    LinkInfo,
+    encode_frame,
+    encode_hello,
+    encode_rates,
+)
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
@@ -423,6 +430,7 @@ BOOT_ID = h("b0075eed")
 STATUS_REQUEST = h("a2626f706a726f6d2e7374617475736461726773a0")  # {"op": "rom.status", "args": {}}
 EMPTY_OK = h("a1626f6ba0")  # {"ok": {}}
 STUFFED = bytes([0xC0, 0xDB, 0x00, 0xDB, 0xDC, 0xC0, 0xC0])  # every byte that must be escaped
+RATES = (115_200, 1_000_000, 3_000_000)  # a chip's list of line rates (12.7)
 FRAGMENTED = bytes(range(150))  # three fragments at a max frame of 64
 
 
@@ -443,6 +451,13 @@ def link_frame_vectors() -> list[dict[str, Any]]:
     for i in range(3):
         part = FRAGMENTED[i * 64 : (i + 1) * 64]
         cases.append((f"fragment {i} of 3", FrameType.REQUEST, 0x0102, i, part, i < 2))
+    cases += [  # after the others: a port's tests may index the frames above by position
+        ("rate question", FrameType.RATE, 0, 0, b"", False),
+        ("rate answer list", FrameType.RATE_ANSWER, 0, 0, encode_rates(RATES), False),
+        ("rate switch 3000000", FrameType.RATE, 0, 0, RATE.pack(3_000_000), False),
+        ("rate answer switch", FrameType.RATE_ANSWER, 0, 0, RATE.pack(3_000_000), False),
+        ("rate answer no switch", FrameType.RATE_ANSWER, 0, 0, b"", False),
+    ]
     return [
         {
             "name": name,

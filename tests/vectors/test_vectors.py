@@ -51,7 +51,14 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
-from trustprov.formats.frame import Frame, FrameDecoder, FrameType, LinkInfo, encode_frame
+from trustprov.formats.frame import (
+    Frame,
+    FrameDecoder,
+    FrameType,
+    LinkInfo,
+    decode_rates,
+    encode_frame,
+)
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.installed import expected_installed_digest
 from trustprov.formats.sealed import SealedValue
@@ -616,6 +623,17 @@ def test_link_frames_cover_every_type_and_the_escapes() -> None:
     assert any(b"\xdb\xdc" in w and b"\xdb\xdd" in w for w in wires)
     status = next(v for v in VECTORS["link_frames"] if v["name"] == "request rom.status")
     assert h(status["payload"]) == messages.encode_request("rom.status", {})
+
+
+def test_link_rate_vectors_spell_12_7_s_list_and_switch() -> None:
+    by_name = {v["name"]: h(v["payload"]) for v in VECTORS["link_frames"]}
+    rates = (115_200, 1_000_000, 3_000_000)
+    assert by_name["rate answer list"] == b"".join(r.to_bytes(4, "big") for r in rates)
+    assert decode_rates(by_name["rate answer list"]) == rates
+    assert (
+        by_name["rate switch 3000000"] == by_name["rate answer switch"] == bytes.fromhex("002dc6c0")
+    )
+    assert by_name["rate question"] == by_name["rate answer no switch"] == b""
 
 
 @pytest.mark.parametrize("v", cases("link_hello"))

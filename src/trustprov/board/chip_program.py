@@ -58,11 +58,16 @@ class ChipProgram:
         nvm.load()  # a damaged file or another chip's is refused before any byte is answered
         nvm.hold()  # one process per chip
         self._port = self._power_on()
+        self._line = line or LineRate()
         self._endpoint = ChipEndpoint(
-            self._handle, idle_timeout=idle_timeout, on_idle=self._on_idle
+            self._handle,
+            idle_timeout=idle_timeout,
+            on_idle=self._on_idle,
+            rates=self._line.bauds,
+            on_rate=self._set_rate,
         )
         self._stopping = False
-        self._line = line or LineRate()
+        self._baud = self._line.baud
         self._timers = Timers()
         bps = self._line.bytes_per_second
         self._in = Pacer(bps, self._timers, self._take)
@@ -80,6 +85,12 @@ class ChipProgram:
     def stop(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
         self._stopping = True
 
+    def _set_rate(self, baud: int) -> None:
+        """The chip's UART at ``baud`` both ways (protocol.md 12.7's switch, or its revert)."""
+        self._baud = baud
+        self._in.set_rate(baud / 10)
+        self._out.set_rate(baud / 10)
+
     def _take(self, data: bytes) -> None:
         """Bytes that crossed the wire in: the chip answers what they complete."""
         out = self._endpoint.feed(data)
@@ -88,6 +99,14 @@ class ChipProgram:
                 self._out.offer(out, time.monotonic() + self._line.turnaround)
             else:
                 _write_all(self._wfd, out)
+        new, self._endpoint.pending_rate = self._endpoint.pending_rate, None
+        if new is not None and self._baud is not None:  # switch once the answer has left
+            old = self._baud
+            self._out.after(lambda: self._switched(new, old))
+
+    def _switched(self, new: int, old: int) -> None:
+        self._set_rate(new)
+        self._endpoint.switched(old)
 
     def run(self) -> None:
         """Serve until EOF on the input or `stop` (SIGTERM)."""

@@ -15,6 +15,8 @@ Invariants:
   at the next slice. An idle line earns no credit: a burst after a pause goes at the line rate.
 - A unit offered with ``ready_at`` (the chip's turnaround) starts crossing no sooner than that,
   nor before the units offered before it have crossed (the chip thinks while its UART sends).
+- `set_rate` changes the rate of what has not crossed yet; `after` runs a callback once what was
+  offered before it has crossed (a chip's UART switches rate after its answer left, 12.7).
 - A pacer holds at most ``max_queued`` bytes not yet crossed: what a sender pushes beyond it is
   dropped, as a UART's buffer overruns (a host that ignores the line rate costs the board
   bounded memory, and its link recovers the loss as any other, section 12.4).
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from trustprov.errors import InputError
+from trustprov.formats.frame import MAX_RATES
 
 if TYPE_CHECKING:
     from trustprov.board.slot import Timers
@@ -40,18 +43,43 @@ MAX_BAUD = 20_000_000
 MAX_TURNAROUND_MS = 10_000.0
 
 
+#: the rates a virtual chip served with --baud offers (12.7), with --baud's own
+DEFAULT_BAUDS = (115_200, 1_000_000, 3_000_000)
+
+
 @dataclass(frozen=True)
 class LineRate:
-    """``baud`` None: no rate limit (only the turnaround, if any)."""
+    """``baud`` None: no rate limit (only the turnaround, if any). ``bauds``: the rates the
+    chips offer to switch to after the hello (protocol.md 12.7); empty: none (no switch)."""
 
     baud: int | None = None
     turnaround_ms: float = 0.0
+    bauds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.baud is not None and not MIN_BAUD <= self.baud <= MAX_BAUD:
             raise InputError(f"--baud must be {MIN_BAUD} to {MAX_BAUD}")
+        if self.bauds and self.baud is None:
+            raise InputError("--bauds needs --baud (the rate the chips start at)")
+        if len(self.bauds) > MAX_RATES or any(not MIN_BAUD <= b <= MAX_BAUD for b in self.bauds):
+            raise InputError(f"--bauds: at most {MAX_RATES} rates, each {MIN_BAUD} to {MAX_BAUD}")
         if not 0 <= self.turnaround_ms <= MAX_TURNAROUND_MS:
             raise InputError(f"--turnaround must be 0 to {MAX_TURNAROUND_MS:.0f} ms")
+
+    @classmethod
+    def of(cls, baud: int | None, turnaround_ms: float = 0.0, bauds: str | None = None) -> LineRate:
+        """From the command line: ``bauds`` a comma-separated list, "none", or None (with
+        ``baud``: `DEFAULT_BAUDS` and ``baud``)."""
+        if bauds is None:
+            rates = () if baud is None else tuple(sorted({baud, *DEFAULT_BAUDS}))
+        elif bauds.strip().lower() == "none":
+            rates = ()
+        else:
+            try:
+                rates = tuple(sorted({int(b) for b in bauds.split(",")}))
+            except ValueError:
+                raise InputError("--bauds: baud rates, comma-separated (or none)") from None
+        return cls(baud, turnaround_ms, rates)
 
     @property
     def bytes_per_second(self) -> float | None:
@@ -90,6 +118,8 @@ class Pacer:
         self._line = 0.0  # the line's clock: when its last byte so far finished crossing
         self._armed = False
         self._epoch = 0  # `clear` makes a pending timer's pump a no-op
+        self._delivered = 0  # bytes delivered since the last `clear`
+        self._marks: deque[tuple[int, Callable[[], None]]] = deque()  # `after`
 
     def __repr__(self) -> str:
         return f"Pacer(bps={self._bps}, queued={len(self._queue)})"
@@ -111,6 +141,17 @@ class Pacer:
         if not self._armed:
             self._pump(self._epoch)
 
+    def set_rate(self, bytes_per_second: float | None) -> None:
+        """From now on the line carries ``bytes_per_second`` (what is queued, too)."""
+        self._bps = bytes_per_second
+
+    def after(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once every byte offered so far has crossed (at once if none is left)."""
+        if not self._queue:
+            fn()
+        else:
+            self._marks.append((self._delivered + self._queued, fn))
+
     def clear(self) -> None:
         """Drop what has not crossed yet (the far end lost power, the cable was pulled)."""
         self._queue.clear()
@@ -118,6 +159,8 @@ class Pacer:
         self._offset = 0
         self._armed = False
         self._epoch += 1
+        self._delivered = 0
+        self._marks.clear()
 
     def _pump(self, epoch: int) -> None:
         if epoch != self._epoch:
@@ -152,4 +195,7 @@ class Pacer:
         if out:
             chunk = b"".join(out)
             self._queued -= len(chunk)
+            self._delivered += len(chunk)
             self._deliver(chunk)
+            while self._marks and self._marks[0][0] <= self._delivered:
+                self._marks.popleft()[1]()

@@ -8,7 +8,9 @@ through the bytes of `feed`; whatever the socket answers goes out through `send`
 
 Invariant: all of a socket's work runs on its board's one loop thread (the farm connection is
 that thread's), so a chip is never touched by two threads. A socket given a line rate (`pace`)
-carries its bytes each way at that rate, after the wire's faults (`board.line_rate`).
+carries its bytes each way at that rate, after the wire's faults (`board.line_rate`); a chip of
+a farm that answered a switch of rate (protocol.md 12.7) has both directions switched once its
+answer crossed, and back when its endpoint reverts, when it powers on again, and on a new cable.
 """
 
 from __future__ import annotations
@@ -54,12 +56,15 @@ class Socket:
         self.hang_up: Callable[[], None] = lambda: None  # cut the cable of this socket
         self._pacers: dict[str, Pacer] = {}  # the wire's line rate, if any (`pace`)
         self._turnaround = 0.0
+        self._rate = LineRate()
+        self.baud: int | None = None  # the rate the socket's wire runs at now
 
     def pace(self, rate: LineRate) -> None:
         """Put the socket's wire at ``rate``: each direction at its bytes per second, and the
         chip's answers starting ``rate.turnaround`` after what it answers (`board.line_rate`)."""
         if not rate.active:
             return
+        self._rate, self.baud = rate, rate.baud
         bps = rate.bytes_per_second
         self._pacers = {
             "in": Pacer(bps, self._timers, self._feed),
@@ -166,8 +171,19 @@ class Socket:
             self.send(data)  # looked up now: the wire in use sets ``send`` after `pace`
 
     def new_cable(self) -> None:
-        """A new host connection: the old one's bytes still on the line are gone with it."""
+        """A new host connection: the old one's bytes still on the line are gone with it, and
+        the wire is back at its first rate (the programmer's UART is reset)."""
         self._clear_wire("in", "out")
+        self._set_rate(self._rate.baud)
+
+    def _set_rate(self, baud: int | None) -> None:
+        """Both directions of the wire at ``baud`` from now on (12.7's switch and its revert)."""
+        if baud is None or not self._pacers or baud == self.baud:
+            return
+        log.info("socket %d: line at %d baud", self.index, baud)
+        self.baud = baud
+        for pacer in self._pacers.values():
+            pacer.set_rate(baud / 10)
 
     def _clear_wire(self, *ways: str) -> None:
         for way in ways:
@@ -225,8 +241,19 @@ class Slot(Socket):
             self._endpoint.poll()
 
     def _input(self, data: bytes) -> None:
-        if self._endpoint is not None:
-            self._emit(self._endpoint.feed(data))
+        endpoint = self._endpoint
+        if endpoint is None:
+            return
+        self._emit(endpoint.feed(data))
+        new, endpoint.pending_rate = endpoint.pending_rate, None
+        if new is not None and "out" in self._pacers:  # the UART switches once the answer left
+            old = self.baud
+            self._pacers["out"].after(lambda: self._switched(endpoint, new, old))
+
+    def _switched(self, endpoint: ChipEndpoint, new: int, old: int | None) -> None:
+        if endpoint is self._endpoint and old is not None:
+            self._set_rate(new)
+            endpoint.switched(old)
 
     def _power_off(self) -> None:
         self._port = None
@@ -237,10 +264,15 @@ class Slot(Socket):
         self._port = ChipPort(Chip(self._farm, self._farm.load(self.uid)))
         if self._endpoint is None:
             self._endpoint = ChipEndpoint(
-                self._handle, idle_timeout=self._idle_timeout, on_idle=self._on_idle
+                self._handle,
+                idle_timeout=self._idle_timeout,
+                on_idle=self._on_idle,
+                rates=self._rate.bauds,
+                on_rate=self._set_rate,
             )
         else:
             self._endpoint.reset()
+        self._set_rate(self._rate.baud)  # a chip powers on at its first rate
         self._held = {"in": None, "out": None}
 
     def _on_idle(self) -> None:

@@ -19,6 +19,12 @@ Invariants:
   costs the chip at most that many frames, each appended once (linear in its bytes).
 - ``on_idle`` fires once when ``idle_timeout`` seconds pass with no valid frame after a request
   ran; it is armed again by the next request that runs.
+- Line rates (protocol.md 12.7): the endpoint answers RATE only with a link open, and offers
+  only ``rates`` (none: every RATE is answered "no switch"). After answering a switch it holds
+  the new rate in `pending_rate` for its owner, who switches the UART once the answer has left
+  and calls `switched`; if no valid frame arrives within ``rate_hold`` seconds of that, `poll`
+  goes back to the rate before the switch (``on_rate``). A power cut (`reset`) forgets the
+  switch: the owner's UART starts again at its first rate.
 - One thread at a time: whoever owns the chip's wire calls `feed`, `poll` and `reset` in turn.
 """
 
@@ -33,6 +39,9 @@ from trustprov.errors import FormatError
 from trustprov.formats.frame import (
     MIN_FRAME,
     PROTOCOL_VERSION,
+    RATE,
+    RATE_HOLD,
+    RATE_IDLE,
     SEQ_MOD,
     Frame,
     FrameDecoder,
@@ -41,6 +50,7 @@ from trustprov.formats.frame import (
     LinkInfo,
     decode_hello,
     encode_frame,
+    encode_rates,
     first_seq,
     fragment_bound,
 )
@@ -60,6 +70,9 @@ class ChipEndpoint:
         on_idle: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         window: int = DEFAULT_WINDOW,
+        rates: tuple[int, ...] = (),
+        on_rate: Callable[[int], None] = lambda _baud: None,
+        rate_hold: float = RATE_HOLD,
     ) -> None:
         if not MIN_FRAME <= max_frame <= LIMITS.link_frame:
             raise ValueError(f"max_frame must be in [{MIN_FRAME}, {LIMITS.link_frame}]")
@@ -76,6 +89,10 @@ class ChipEndpoint:
         self._on_idle = on_idle
         self._clock = clock
         self.executed = 0  # requests handed to the handler since construction (for tests)
+        self._rates_answer = encode_rates(rates)  # checks the list: a host must read it
+        self.rates = rates
+        self._on_rate = on_rate
+        self._rate_hold = rate_hold
         self.reset()
 
     def __repr__(self) -> str:
@@ -94,13 +111,34 @@ class ChipEndpoint:
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._last_rx = self._clock()
         self._session_open = False
+        self.pending_rate: int | None = None  # answered, for the owner to switch to
+        self._switch: tuple[int, float] | None = None  # (rate to go back to, when switched)
+        self._first_rate: int | None = None  # the power-on rate, once the UART left it
+
+    def switched(self, old_rate: int) -> None:
+        """The owner's UART now runs at the rate answered (the answer left at ``old_rate``):
+        unless a valid frame arrives within the hold, `poll` goes back to ``old_rate``; and to
+        the power-on rate once no valid frame has come for `RATE_IDLE`."""
+        self._switch = (old_rate, self._clock())
+        if self._first_rate is None:
+            self._first_rate = old_rate
 
     @property
     def bad_frames(self) -> int:
         return self._decoder.bad_frames
 
     def poll(self) -> None:
-        """Fire ``on_idle`` once if the host went quiet with a session open."""
+        """Fire ``on_idle`` once if the host went quiet with a session open; go back to the
+        rate before a switch that no valid frame confirmed within the hold."""
+        now = self._clock()
+        if self._switch is not None and now - self._switch[1] >= self._rate_hold:
+            old, self._switch = self._switch[0], None
+            self._on_rate(old)
+            if old == self._first_rate:
+                self._first_rate = None
+        if self._first_rate is not None and now - self._last_rx >= RATE_IDLE:
+            first, self._first_rate, self._switch = self._first_rate, None, None
+            self._on_rate(first)  # a host that opens the line at the first rate finds it again
         if self._session_open and self._clock() - self._last_rx >= self._idle_timeout:
             self._session_open = False
             self._on_idle()
@@ -112,11 +150,14 @@ class ChipEndpoint:
         out = bytearray()
         if frames:
             self._last_rx = self._clock()
+            self._switch = None  # a valid frame at the new rate: the switch holds
         for frame in frames:
             if frame.kind is FrameType.HELLO:
                 out += self._hello(frame)
             elif frame.kind is FrameType.REQUEST:
                 out += self._request(frame)
+            elif frame.kind is FrameType.RATE:
+                out += self._rate(frame)
             # any other type is not the host's to send: ignored
         if self._decoder.bad_frames != bad_before and self._link_id is not None:
             out += self._nak()
@@ -147,6 +188,19 @@ class ChipEndpoint:
                 ).to_bytes(),
             )
         return self._hello_answer
+
+    def _rate(self, frame: Frame) -> bytes:
+        """Which rates (empty payload), or a switch to one of them (rate [4]); without a link, or
+        with another payload, ignored. A rate not offered is answered empty: no switch."""
+        if self._link_id is None or len(frame.payload) not in (0, RATE.size):
+            return b""
+        if not frame.payload:
+            return encode_frame(FrameType.RATE_ANSWER, payload=self._rates_answer)
+        (baud,) = RATE.unpack(frame.payload)
+        if baud not in self.rates:
+            return encode_frame(FrameType.RATE_ANSWER)
+        self.pending_rate = baud
+        return encode_frame(FrameType.RATE_ANSWER, payload=frame.payload)
 
     def _request(self, frame: Frame) -> bytes:
         if self._link_id is None:

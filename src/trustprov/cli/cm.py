@@ -76,6 +76,13 @@ def cm() -> None:
     "TRUSTPROV_BOARD_TOKEN): a board listening beyond loopback requires it.",
 )
 @click.option("--port", default=None, help="The one chip on a serial line, serial:///dev/X.")
+@click.option(
+    "--baud-max",
+    type=click.IntRange(300, 20_000_000),
+    default=None,
+    help="After each hello, switch the line to the highest rate the chip offers at most N "
+    "(protocol.md 12.7; --board/--port only) [default: stay at the first rate].",
+)
 @click.option("--lot", required=True, help="Lot to provision.")
 @path_option("--software", help="The signed provisioning software.")
 @path_option("--share", help="ENC(OEM_SHARE) from the OEM.")
@@ -117,6 +124,7 @@ def provision(
     boards: tuple[str, ...],
     board_token_file: Path | None,
     port: str | None,
+    baud_max: int | None,
     lot: str,
     software: Path,
     share: Path,
@@ -157,6 +165,8 @@ def provision(
         # it would check nothing: in-process chips come with no lot manifest to check
         raise InputError("--icm-key checks the signature of --manifest; give it with --manifest")
     wire = check_wire_options(farm, manifest, boards, port, board_token_file)
+    if baud_max is not None and wire is None:
+        raise InputError("--baud-max is for a line over the wire: give it with --board or --port")
     job = Job.load(software, share, bundle, auth)
     trust = (
         LotTrust.of_manifest(load_manifest(manifest, icm_key))
@@ -182,6 +192,7 @@ def provision(
                     stop,
                     icm_key,
                     password,
+                    baud_max,
                 )
                 if wire is not None
                 else provision_lot(

@@ -44,7 +44,15 @@ def parse_listen(text: str) -> tuple[str, int] | None:
 
 
 def line_options(f: Callable[..., None]) -> Callable[..., None]:
-    """--baud and --turnaround: the wire as a UART behind a programmer (protocol.md 13.5)."""
+    """--baud, --turnaround and --bauds: the wire as a UART behind a programmer (protocol.md
+    13.5), and the rates its chips offer after the hello (12.7)."""
+    f = click.option(
+        "--bauds",
+        default=None,
+        metavar="LIST",
+        help="The rates the chips offer to switch to after the hello (protocol.md 12.7), "
+        "comma-separated, or none; default with --baud: 115200,1000000,3000000 and --baud's.",
+    )(f)
     f = click.option(
         "--turnaround",
         "turnaround_ms",
@@ -120,6 +128,7 @@ def serve(
     idle_timeout: float = 10.0,
     baud: int | None = None,
     turnaround_ms: float = 0.0,
+    bauds: str | None = None,
     token_file: Path | None = None,
 ) -> None:
     """Run a chip board until SIGTERM; print its ports as one JSON line when ready.
@@ -149,7 +158,7 @@ def serve(
         tray=tray,
         command=command,
         token=read_board_token(token_file),
-        line=LineRate(baud, turnaround_ms),
+        line=LineRate.of(baud, turnaround_ms, bauds),
     )
     if where is None:
         assert uid is not None  # noqa: S101 - checked above
@@ -195,6 +204,7 @@ def run(
     idle_timeout: float,
     baud: int | None = None,
     turnaround_ms: float = 0.0,
+    bauds: str | None = None,
 ) -> None:
     """Run one virtual chip whose whole state is the file --nvm, speaking the link layer
     (protocol.md 12) on standard input and output, until EOF or SIGTERM. What a board runs
@@ -208,7 +218,11 @@ def run(
         raise InputError("--stdio is the one wire chip run speaks")
     check_lot(lot)
     run_stdio(
-        nvm, parse_uid(uid), lot, idle_timeout=idle_timeout, line=LineRate(baud, turnaround_ms)
+        nvm,
+        parse_uid(uid),
+        lot,
+        idle_timeout=idle_timeout,
+        line=LineRate.of(baud, turnaround_ms, bauds),
     )
 
 

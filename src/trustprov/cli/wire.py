@@ -70,6 +70,7 @@ def provision_wire(
     stop_after: int,
     icm_key: Path | None = None,
     records_password: str | None = None,
+    baud_max: int | None = None,
 ) -> LotSummary:
     manifest = load_manifest(wire.manifest, icm_key)
     return provision_lot_wire(
@@ -85,4 +86,5 @@ def provision_wire(
         stop_after=stop_after,
         records_password=records_password,
         board_token=wire.board_token,
+        baud_max=baud_max,
     )

@@ -11,9 +11,13 @@ import time
 
 from trustprov.conformance.raw import RawLink, describe
 from trustprov.conformance.suite import Case, Context, expect, refused
+from trustprov.errors import FormatError
 from trustprov.formats.frame import (
+    MIN_RATE,
+    RATE,
     FrameType,
     LinkErrorReason,
+    decode_rates,
     encode_frame,
     encode_hello,
     fragment_bound,
@@ -215,6 +219,40 @@ def idle_timeout(ctx: Context) -> str:
         return f"after {ctx.idle_timeout * 1.5 + 0.2:.1f} s of silence: {e.code}"
 
 
+def rates(ctx: Context) -> str:
+    """12.7 without switching: the question is answered with a list of 12.7's form, an empty
+    answer or a NAK (a chip that does not know the type), nothing else; a rate the chip does not
+    offer is answered empty; the link goes on at its first rate."""
+    with RawLink(ctx.address, ctx.answers) as raw:
+        info, _ = raw.hello(ctx.reply_timeout)
+        raw.send(encode_frame(FrameType.RATE))
+        seen = raw.frames(ctx.reply_timeout, until=FrameType.RATE_ANSWER)
+        answers = [f for f in seen if f.kind is FrameType.RATE_ANSWER]
+        others = [f for f in seen if f.kind not in (FrameType.RATE_ANSWER, FrameType.NAK)]
+        expect(not others, f"RATE was answered {describe(seen)}")
+        expect(len(answers) <= 1, f"RATE was answered more than once: {describe(seen)}")
+        offered: tuple[int, ...] = ()
+        if answers:
+            try:
+                offered = decode_rates(answers[0].payload)
+            except FormatError as e:
+                expect(False, f"the list of rates is not 12.7's: {e.message}")
+        if offered:
+            absent = next(r for r in range(MIN_RATE, MIN_RATE + 32) if r not in offered)
+            raw.send(encode_frame(FrameType.RATE, payload=RATE.pack(absent)))
+            no = raw.frames(ctx.reply_timeout, until=FrameType.RATE_ANSWER)
+            expect(
+                [f.payload for f in no if f.kind is FrameType.RATE_ANSWER] == [b""],
+                f"a switch to {absent} baud, not offered, was answered {describe(no)}",
+            )
+        raw.send(raw.request(info.first_seq, 0, STATUS))
+        answer = raw.response(info.first_seq, ctx.reply_timeout)
+        expect(answer is not None, "no response to rom.status after the question of rates")
+        messages.decode_response(answer or b"")
+        how = "NAK" if not answers else ("no list" if not offered else f"rates {list(offered)}")
+        return f"the question of rates answered: {how}; the link goes on"
+
+
 CASES = [
     Case("link.hello", "12.2", "HELLO answer fields; duplicate HELLO; malformed HELLO", hello),
     Case("link.crc", "12.1, 12.3", "a bad CRC is never acknowledged", crc),
@@ -222,6 +260,7 @@ CASES = [
     Case("link.bounds", "12.3", "no empty fragment but the last, at most K fragments", bounds),
     Case("link.resync", "12.1", "noise and junk segments are dropped", resync),
     Case("link.out-of-order", "12.3", "a later message is NAKed, not run", out_of_order),
+    Case("link.rates", "12.7", "rates: a list of 12.7's form, or none; no switch unoffered", rates),
 ]
 #: after boot: these need the software running
 LATE_CASES = [

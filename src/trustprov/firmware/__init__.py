@@ -7,6 +7,7 @@ whole interface; none returns a secret, and ENC(OEM_SHARE) can never start a sea
 sealing needs ENC(OEM_RND_INPUT) and ENC(RND_SHARE), sealed under K_OEM_MASTER_SHARE, or a fresh
 OEM keygen ([0034]).
 
-The boot ROM measures every ``*.py`` file of this package and of the libraries it runs with
-(`trustprov.formats.software.CODE_PARTS`); the ICM signs that measurement.
+The boot ROM measures every ``*.py`` file of this package and the modules of the libraries it runs
+with (`trustprov.formats.software.CODE_PARTS`) that its imports reach (`code_modules`); the ICM
+signs that measurement.
 """

@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ class FrameType(IntEnum):
     NAK = 0x06  # chip -> host: resend from (seq, frag), the fragment the chip expects
     RESET = 0x07  # chip -> host: this chip has no link (it was reset): say hello first
     ERROR = 0x08  # chip -> host: request refused by the link layer; payload one reason byte
+    RATE = 0x09  # host -> chip: empty: which line rates? rate [4]: switch to it
+    RATE_ANSWER = 0x0A  # chip -> host: its rates, the rate it switches to, or empty (no switch)
 
 
 class LinkErrorReason(IntEnum):
@@ -320,3 +323,32 @@ def decode_hello(data: bytes) -> tuple[int, bytes]:
         raise FormatError("hello: wrong length")
     version, link_id = HELLO.unpack(data)
     return int(version), bytes(link_id)
+
+
+# -- line rates (docs/protocol.md 12.7) -------------------------------------------------------
+RATE = struct.Struct(">I")  # one line rate in baud
+MIN_RATE = 300
+MAX_RATE = 20_000_000
+MAX_RATES = 16  # entries of a chip's list of rates
+RATE_HOLD = 2.0  # seconds a chip waits for a valid frame at a new rate before it reverts
+RATE_IDLE = 10.0  # seconds without a valid frame after which a chip is at its first rate again
+
+
+def encode_rates(rates: tuple[int, ...]) -> bytes:
+    """A RATE-ANSWER's list: each rate [4], strictly ascending (empty: no switch)."""
+    data = b"".join(RATE.pack(r) for r in rates)
+    decode_rates(data)  # a chip announces only a list any host can read
+    return data
+
+
+def decode_rates(data: bytes) -> tuple[int, ...]:
+    """The rates of a RATE-ANSWER to the question (empty: the chip offers none); `FormatError`
+    unless 1 to `MAX_RATES` rates of 4 bytes, strictly ascending, each `MIN_RATE`..`MAX_RATE`."""
+    if len(data) % RATE.size or len(data) > MAX_RATES * RATE.size:
+        raise FormatError("rate list: not 0 to 16 rates of 4 bytes")
+    rates = tuple(r for (r,) in RATE.iter_unpack(data))
+    if any(not MIN_RATE <= r <= MAX_RATE for r in rates):
+        raise FormatError(f"rate list: a rate outside {MIN_RATE} to {MAX_RATE} baud")
+    if any(a >= b for a, b in itertools.pairwise(rates)):
+        raise FormatError("rate list: not strictly ascending")
+    return rates

@@ -12,7 +12,9 @@ Protected header (of the COSE_Sign1; of the COSE_Sign's body, without alg)::
     "tp-code"          bstr .32   SHA-256 of the payload, the firmware code archive
 
 Payload: the code archive, a canonical CBOR map {relative path (tstr): file bytes (bstr)} of the
-software's sources: the firmware and the libraries it is linked with (`CODE_PARTS`). The chip's
+software's sources: every module of the firmware and every module of the libraries it is linked
+with (`CODE_PARTS`) that the firmware's import graph reaches (`code_modules`), nothing else, so
+the image carries no code the chip never runs. The chip's
 boot ROM refuses the image unless the signature verifies under its immutable K_PUK_ICM_PROV,
 "tp-code" equals the digest of the code it is about to run, and "tp-svn" is not below its
 counter. A COSE_Sign's signatures each have the protected header {1: alg} alone and an empty
@@ -22,8 +24,9 @@ unprotected header, in the suite's order (classical first); the suite they spell
 
 from __future__ import annotations
 
+import ast
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,17 +54,67 @@ H_NAME, H_VERSION, H_SVN, H_CODE = "tp-name", "tp-version", "tp-svn", "tp-code"
 MAX_SVN = 2**32 - 1
 
 
+PACKAGE = "trustprov"
+
+
 def code_archive(root: Path = CODE_ROOT) -> bytes:
-    """The canonical archive of the software's ``*.py`` files (`CODE_PARTS` under ``root``)."""
-    files: dict[str, bytes] = {}
-    for part in CODE_PARTS:
-        path = root / part
-        for p in [path] if path.is_file() else sorted(path.rglob("*.py")):
-            if "__pycache__" not in p.parts:
-                files[p.relative_to(root).as_posix()] = p.read_bytes()
+    """The canonical archive of the software's ``*.py`` files: `code_modules` of ``root``."""
+    files = {name: (root / name).read_bytes() for name in code_modules(root)}
     if not files:
         raise FormatError(f"no provisioning software code under {root}")
     return cbor.encode(files)
+
+
+def code_modules(root: Path = CODE_ROOT) -> list[str]:
+    """The files (relative to ``root``) of the modules the firmware runs with: every ``*.py`` of
+    ``firmware/``, then every module of `CODE_PARTS` its imports reach, transitively, with the
+    ``__init__.py`` of each package on the way (importing a module runs them). The graph is read
+    from the sources (imports inside functions count: they run; imports under ``if
+    TYPE_CHECKING`` do not) and walks through the chip's own modules (the hardware interface the
+    firmware is given: they are not in the archive, but what they import from `CODE_PARTS` is)."""
+    firmware = root / "firmware"
+    todo = [p for p in sorted(firmware.rglob("*.py")) if "__pycache__" not in p.parts]
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in _imports(path):
+            todo.extend(_module_files(root, module))
+    wanted = {p.relative_to(root).as_posix() for p in seen}
+    return sorted(n for n in wanted if n.split("/")[0] in CODE_PARTS and n != "__init__.py")
+
+
+def _imports(path: Path) -> Iterator[str]:
+    """The ``trustprov.*`` module names a source file imports when it runs."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)  # typing only: never imported at run time
+            continue
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.module
+            yield from (f"{node.module}.{a.name}" for a in node.names)  # a submodule, maybe
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _module_files(root: Path, module: str) -> list[Path]:
+    """The files importing ``module`` runs: its own and its packages' ``__init__.py``."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return []
+    files: list[Path] = []
+    for i in range(2, len(parts) + 1):
+        base = root.joinpath(*parts[1:i])
+        for candidate in (base / "__init__.py", base.with_suffix(".py")):
+            if candidate.is_file():
+                files.append(candidate)
+    return files
 
 
 def _signers(keys: PrivateKey | Signer | Sequence[PrivateKey | Signer]) -> list[Signer]:

@@ -21,6 +21,7 @@ from trustprov.line.worker import CHECK_CHIPS
 from trustprov.link.address import open_link as default_open_link
 from trustprov.link.client import ChipClient
 from trustprov.link.handler import BoardClient, parse_tcp
+from trustprov.link.rate_switch import rate_opener
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.trust import LotTrust
 
@@ -109,16 +110,20 @@ def provision_lot_wire(
     stop_after: int = STOP_AFTER,
     records_password: str | None = None,
     board_token: str | None = None,
+    baud_max: int | None = None,
 ) -> LotSummary:
     """`provision_lot` over the wire: the chips of ``lot`` from its manifest, on the sockets of
     ``boards`` (handler addresses, each reached with ``board_token`` if given), or the one chip
-    on ``port``."""
+    on ``port``; with ``baud_max``, each link switched after its hello to the highest rate its
+    chip offers at most that (protocol.md 12.7)."""
     if manifest.lot != lot:
         raise InputError(f"the lot manifest is for lot {manifest.lot!r}, not {lot!r}")
     if manifest.family_id != job.family_id:
         raise InputError("the lot manifest is for another chip family than the bundle")
     check_board_or_port(boards, port)
     open_link = open_link or default_open_link
+    if baud_max is not None:
+        open_link = rate_opener(baud_max, open_link)
     uids = [c.uid for c in manifest.chips]
     if port is not None:
         runner = WireRunner([SocketRef(port)], job, open_link, lot_uids=frozenset(uids))

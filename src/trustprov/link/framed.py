@@ -24,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from collections.abc import Callable, Sequence
 from trustprov.errors import FormatError, TransportError
 from trustprov.formats.frame import (
     PROTOCOL_VERSION,
+    RATE_IDLE,
     SEQ_MOD,
     Frame,
     FrameDecoder,
@@ -107,6 +109,9 @@ class FramedLink:
         self._timeout = timeout
         self._quiet = timeout / 20
         self._fragment = max_frame
+        self._first_rate: float | None = None  # the stream's rate before a switch (12.7)
+        #: run after every successful hello (a station's switch of rate, 12.7)
+        self.after_hello: Callable[[FramedLink], object] | None = None
 
     def __repr__(self) -> str:
         return f"FramedLink(linked={self.info is not None}, seq={self._seq})"
@@ -117,11 +122,23 @@ class FramedLink:
 
     # -- hello ------------------------------------------------------------------------------
     def hello(self) -> LinkInfo:
-        """Start a new link with the chip: learn its limits; the sequence restarts at 0."""
+        """Start a new link with the chip: learn its limits; the sequence restarts at 0. A new
+        link starts at the first rate (a new chip powers on there, 12.7), then `after_hello`."""
+        info = self._hello()
+        if self.after_hello is not None:
+            self.after_hello(self)
+        return info
+
+    def _hello(self) -> LinkInfo:
         self.info = None
+        tries = self._max_retries + 1
+        if self._first_rate is not None:  # after a switch: the chip may still be at the new
+            self.set_line_rate(self._first_rate * 10)  # rate until its idle timeout has passed
+            tries += math.ceil(RATE_IDLE / self._base_timeout)
+            self._first_rate = None
         link_id = os.urandom(4)
         frame = encode_frame(FrameType.HELLO, payload=encode_hello(link_id))
-        for _ in range(self._max_retries + 1):
+        for _ in range(tries):
             self._send(frame)
             self.stats.frames_sent += 1
             deadline = self._clock() + self._base_timeout
@@ -150,13 +167,59 @@ class FramedLink:
         self.info = info
         self._seq = info.first_seq
         self._fragment = min(self._max_frame, info.max_frame)
+        self.rescale()
+        return info
+
+    # -- between exchanges: a switch of line rate (`trustprov.link.rate_switch`) -------------
+    @property
+    def stream(self) -> ByteStream:
+        return self._stream
+
+    @property
+    def base_timeout(self) -> float:
+        """T0: the chip's reaction time, before any frame's time on the line."""
+        return self._base_timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._max_retries
+
+    def clock(self) -> float:
+        return self._clock()
+
+    def send_frame(self, frame: bytes) -> None:
+        self._send(frame)
+        self.stats.frames_sent += 1
+
+    def read_frames(self, timeout: float) -> list[Frame]:
+        """The valid frames that arrive within ``timeout`` (one read)."""
+        frames = self._decoder.feed(self._stream.read(READ_SIZE, timeout))
+        self.stats.frames_received += len(frames)
+        return frames
+
+    def set_line_rate(self, baud: float) -> None:
+        """The host's end of the line at ``baud`` (12.7's switch or its fallback): a serial
+        port's own rate, or a socket's declared one; the timeouts follow it."""
+        if self._first_rate is None:
+            self._first_rate = self._stream.bytes_per_second
+        setter = getattr(self._stream, "set_baud", None)
+        if callable(setter):
+            setter(round(baud))
+        else:
+            setattr(self._stream, "bytes_per_second", baud / 10)  # noqa: B010 - a Protocol's
+        self.rescale()
+
+    def rescale(self) -> None:
+        """Scale the timeouts to the stream's line rate (after it changed)."""
+        info = self.info
+        if info is None:
+            return
         bps = self._stream.bytes_per_second
         # the timer restarts at every ACK: it waits for one more fragment and one response frame
         # at worst-case stuffing, so a slow line is not taken for a loss
         frame_time = encoded_size_bound(max(self._fragment, info.max_frame)) / bps if bps else 0.0
         self._timeout = self._base_timeout + 2 * frame_time
         self._quiet = self._base_timeout / 20 + 2 * frame_time
-        return info
 
     # -- requests ---------------------------------------------------------------------------
     def exchange(self, request: bytes) -> bytes:

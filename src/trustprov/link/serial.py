@@ -29,6 +29,17 @@ class SerialStream:
     def __repr__(self) -> str:
         return f"SerialStream({self.path!r})"
 
+    def set_baud(self, baud: int) -> None:
+        """The port at ``baud`` from now on (protocol.md 12.7's switch): what is still in the
+        port's output buffer goes first, at the old rate."""
+        try:
+            self._port.flush()
+            self._port.baudrate = baud
+        except (pyserial.SerialException, OSError, ValueError) as e:
+            why = f"cannot set {self.path} to {baud} baud"
+            raise TransportError(why, code="link-closed") from e
+        self.bytes_per_second = baud / 10
+
     def write(self, data: bytes) -> None:
         try:
             self._port.write(data)
