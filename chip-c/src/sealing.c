@@ -296,6 +296,9 @@ static void oem_regen(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_o
     }
     int a = open_value(spec[2].data, spec[2].len, "oem-rnd-input", im.family,
                        im.k_oem_master_share, input, &input_len);
+    if (a == OPEN_OK && input_len != 16u && input_len != 32u) {
+        a = OPEN_BAD; /* section 4: ENC(OEM_RND_INPUT) is checked whole before ENC(RND_SHARE) */
+    }
     int b = a != OPEN_OK ? a
                          : open_value(spec[1].data, spec[1].len, "rnd-share", im.family,
                                       im.k_oem_master_share, rnd_share, &rnd_len);

@@ -27,6 +27,7 @@ from typing import Any
 import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from trustprov.chip.device import Hardware
 from trustprov.chip.uart import ChipEndpoint
@@ -35,6 +36,7 @@ from trustprov.crypto.digest import sha256
 from trustprov.crypto.schedule import asset_material
 from trustprov.errors import FormatError
 from trustprov.firmware.provisioning import ProvisioningSession
+from trustprov.formats import cose
 from trustprov.formats.receipt import ReceiptClaims, make_receipt
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
@@ -226,6 +228,14 @@ class _AnyKind(SealedValue):
         return SealedValue.from_bytes(data)
 
 
+class _AnyLength(SealedValue):
+    """The defect: a sealed value's plaintext is taken at any length its kind's key opens."""
+
+    def open(self, key: bytes) -> bytes:
+        m = self.message
+        return AESGCM(key).decrypt(m.unprotected[cose.IV], m.body, m.enc_structure())
+
+
 _verified = ProvisioningSession._verified_manifest
 
 
@@ -300,6 +310,9 @@ def _named() -> list[Mutant]:
         m("no-kind-check", "refusal.swapped-kinds", "4 sealed-value kinds",
           patches=(("trustprov.firmware.commands.SealedValue", _AnyKind),
                    (f"{PROV}.SealedValue", _AnyKind))),
+        m("no-sealed-length-check", "refusal.sealed-lengths", "4 sealed-value lengths",
+          patches=(("trustprov.firmware.commands.SealedValue", _AnyLength),
+                   (f"{PROV}.SealedValue", _AnyLength))),
         m("no-min-svn", "refusal.software-too-old", "6.6 step 6 min-svn",
           patches=((f"{PROV}.ProvisioningSession._verified_manifest", _no_min_svn),)),
         m("receipt-wrong-key", "fig3.provision", "6.8 receipt signed by the identity key",

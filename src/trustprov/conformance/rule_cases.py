@@ -93,6 +93,30 @@ def swapped_kinds(ctx: Context) -> str:
     )
 
 
+def sealed_lengths(ctx: Context) -> str:
+    """Section 4: a sealed value that opens under its kind's key but whose plaintext is not a
+    length of its kind's row (an OEM_RND_INPUT of 20 bytes, a RND_SHARE or an OEM_SHARE of 16)
+    is refused as that kind's bad value, and nothing starts."""
+    fam = ctx.family
+    enc_input = fam.seal("oem-rnd-input", fam.oem_rnd_input)
+    enc_rnd = fam.seal("rnd-share", fam.rnd_share)
+    short_input = fam.seal("oem-rnd-input", fam.oem_rnd_input[:16] + bytes(4))
+    short_rnd = fam.seal("rnd-share", fam.rnd_share[:16])
+    short_share = fam.seal("oem-share", fam.oem_share[:16])
+    codes = {"bad-sealed-value"}
+    with ctx.client() as chip:
+        ctx.boot(chip)
+        before = _digest(chip)
+        refused(lambda: chip.regen(short_input, enc_rnd, ctx.params()), codes)
+        refused(lambda: chip.regen(enc_input, short_rnd, ctx.params()), codes)
+        refused(lambda: chip.send(ctx.prepared(enc_oem_share=short_share).begin), {"bad-share"})
+        expect(_digest(chip) == before, "installed-digest changed")
+    return (
+        "an OEM_RND_INPUT of 20 bytes, a RND_SHARE of 16: bad-sealed-value; "
+        "an OEM_SHARE of 16: bad-share"
+    )
+
+
 def software_too_old(ctx: Context) -> str:
     fam = ctx.family
 
@@ -234,6 +258,7 @@ CASES = [
     Case("refusal.chain-next", "6.3 (1.), 6.6 (7.)", "a wrong next chain value", chain_next),
     Case("refusal.unauthorized", "6.6 (6a.), 15.3", "no proof, or another chip's", unauthorized),
     Case("refusal.swapped-kinds", "4, 8.2", "sealed values of another kind", swapped_kinds),
+    Case("refusal.sealed-lengths", "4, 8.2", "sealed values of a wrong length", sealed_lengths),
     Case("refusal.software-too-old", "6.6 (6.)", "min-svn above the software", software_too_old),
     Case("refusal.incomplete", "6.6, 8.2", "cm.finish before the last chunk", incomplete),
     Case("refusal.bad-asset", "6.6 (8.)", "an EC key d = 0 or d = n", bad_asset),
