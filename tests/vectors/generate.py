@@ -282,7 +282,7 @@ def bundle_vector(aead_name: str, keys: dict[str, Any], signer: dict[str, Any]) 
         key = enck if entry.is_key else encd
         chunks, offset = [], 0
         for i in range(entry.chunks):
-            n = chunk_plain_len(entry, chunk_size, i)
+            n = chunk_plain_len(entry.length, chunk_size, i)
             nonce = chunk_nonce(entry.nonce, i, i == entry.chunks - 1)
             chunks.append(
                 aead.seal(key, nonce, plaintext[offset : offset + n], chunk_aad(BUNDLE_ID, index))
