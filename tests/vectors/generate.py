@@ -43,7 +43,6 @@ from trustprov.crypto.schedule import (
 from trustprov.errors import ArtifactError
 from trustprov.formats import cbor, cose
 from trustprov.formats.authz import AuthorizedSet, leaf_hash
-from trustprov.formats.deflate import deflate as deflate_chunk
 from trustprov.formats.bundle import (
     AssetEntry,
     Bundle,
@@ -54,6 +53,7 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
+from trustprov.formats.deflate import deflate as deflate_chunk
 from trustprov.formats.frame import FrameType, LinkInfo, encode_frame, encode_hello
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.sealed import SealedValue
