@@ -20,9 +20,9 @@ from trustprov.crypto.aead import TAG_LEN
 from trustprov.errors import FormatError
 from trustprov.formats import cbor
 from trustprov.formats.bundle import Bundle, Manifest
-from trustprov.formats.bundle_file import BundleIndex, chunk_lengths
-from trustprov.formats.chunks import DEFLATE_SLACK, chunk_plain_len
-from trustprov.formats.deflate import MAX_WBITS, MIN_WBITS, deflate, inflate
+from trustprov.formats.bundle.bundle_file import BundleIndex, chunk_lengths
+from trustprov.formats.bundle.chunks import chunk_plain_len
+from trustprov.formats.deflate import DEFLATE_SLACK, MAX_WBITS, MIN_WBITS, deflate, inflate
 
 #: 512 random bytes then the same again: a distance of exactly 512 at W = 10
 _HALF = bytes(range(256)) + bytes(reversed(range(256)))

@@ -16,8 +16,10 @@ from __future__ import annotations
 import zlib
 
 from trustprov.errors import FormatError
-from trustprov.formats.chunks import DEFLATE_SLACK
 
+#: a deflated chunk's stream is at most this much longer than the chunk: stored blocks cost 5
+#: bytes each, and zlib stores incompressible input in blocks of about 16 KiB (protocol.md 6.2)
+DEFLATE_SLACK = 16
 MIN_WBITS = 9
 MAX_WBITS = 15
 DEFAULT_WBITS = 15

@@ -54,7 +54,7 @@ from trustprov.crypto.digest import DIGEST_LEN, sha256
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError
 from trustprov.formats import cbor, cose
-from trustprov.formats.chunks import chunk_count, chunk_plain_len, sealed_plain_range
+from trustprov.formats.bundle.chunks import chunk_count, chunk_plain_len, sealed_plain_range
 from trustprov.formats.deflate import MAX_WBITS, MIN_WBITS
 from trustprov.formats.limits import LIMITS
 
