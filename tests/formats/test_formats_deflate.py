@@ -240,3 +240,14 @@ def test_chunk_lengths_are_not_given_for_a_deflated_asset(deflated: Bundle) -> N
     e = next(e for e in deflated.manifest.assets if e.deflate is not None)
     with pytest.raises(ValueError, match="deflated"):
         chunk_lengths(e, deflated.manifest.chunk_size)
+
+
+def test_a_deflated_asset_needs_chunks_of_at_most_65520(b: SimpleNamespace) -> None:
+    """So that its sealed chunks (at most chunk size + 32) fit every reader's 65,552."""
+    for size in (65520, 65521):
+        fw = b.entry("fw", "firmware", 70_000, chunk_size=size, deflate=15)
+        if size == 65520:
+            b.manifest((fw,), chunk_size=size)
+        else:
+            with pytest.raises(FormatError, match="chunks above 65520"):
+                b.manifest((fw,), chunk_size=size)
