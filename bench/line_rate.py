@@ -14,6 +14,13 @@ turnaround before the next; (2) mboot's UART framing, 512-byte packets (its larg
     python bench/line_rate.py [--rates 115200,1000000,3000000] [--chips 6] [--slow-chips 2]
                               [--turnaround-ms 1] [--sockets 1] [--switch 115200:3000000]
                               [--profile N]
+                              [--firmware FILE] [--compress none,deflate]
+
+``--firmware`` seals FILE as the bundle's firmware instead of the demo's 256 KiB of random bytes
+(which no compressor shrinks): a real image, e.g. the C chip's cross-compiled one
+(`make bench-line-rate-compressed` builds it). ``--compress`` runs every rate once per variant
+of the firmware asset's `compress` (docs/assets.md), so a deflated bundle's bytes and seconds per
+chip stand beside the uncompressed one's.
 
 ``--switch FIRST:MAX`` adds a row (or rows, comma-separated) where the board starts each socket at
 FIRST baud and every link, after its hello, negotiates the highest rate its chip offers at most
@@ -46,7 +53,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trustprov.demo import CM_LOT, make_family, seal_bundle, write_sample_assets
+from trustprov.demo import CM_LOT, make_family, write_sample_assets
 from trustprov.formats.frame import FrameType, encode_frame
 from trustprov.formats.lot import LotManifest
 from trustprov.line.boards import provision_lot_wire
@@ -54,7 +61,7 @@ from trustprov.link.address import open_stream
 from trustprov.link.framed import FramedLink
 from trustprov.link.rate_switch import switch_rate
 from trustprov.link.stream import ByteStream
-from trustprov.roles import icm
+from trustprov.roles import icm, oem
 from trustprov.roles.cm import Job
 from trustprov.roles.oem import assets as asset_list
 
@@ -163,10 +170,12 @@ def run_rate(
     chips: int,
     sockets: int,
     turnaround_ms: float,
+    bundle_bytes: int,
+    tag: str = "",
     baud_max: int | None = None,
     profile: int = 0,
 ) -> dict[str, Any]:
-    name = f"{baud}" if baud_max is None else f"{baud}-to-{baud_max}"
+    name = (f"{baud}" if baud_max is None else f"{baud}-to-{baud_max}") + tag
     made = root / f"{name}.farm"
     lot_json = root / f"lot-{name}.json"
     icm.manufacture(family.icm, made, CM_LOT, chips, lot_json)
@@ -215,14 +224,14 @@ def run_rate(
     if baud_max is not None and len(negotiated) != 1:
         raise SystemExit(f"{name}: the links ran at {sorted(map(str, negotiated))} baud")
     line_baud = (negotiated.pop() or baud) if baud_max is not None else baud
-    return _row(job, root, streams, links, line_baud, chips, sockets, turnaround_ms, wall, cpu) | (
-        {} if baud_max is None else {"first_baud": baud, "baud_max": baud_max}
-    )
+    return _row(
+        job, bundle_bytes, streams, links, line_baud, chips, sockets, turnaround_ms, wall, cpu
+    ) | ({} if baud_max is None else {"first_baud": baud, "baud_max": baud_max})
 
 
 def _row(  # noqa: PLR0917 - one row's measured figures, named at the call
     job: Job,
-    root: Path,
+    bundle_bytes: int,
     streams: list[CountingStream],
     links: list[FramedLink],
     line_baud: int,
@@ -237,7 +246,7 @@ def _row(  # noqa: PLR0917 - one row's measured figures, named at the call
     received = sum(s.received for s in streams) / chips
     frames_sent = sum(k.stats.frames_sent for k in links) / chips
     frames_received = sum(k.stats.frames_received for k in links) / chips
-    payload = len(job.image) + job_bundle_bytes(root)
+    payload = len(job.image) + bundle_bytes
     floor = payload / bps
     per_chip = wall / chips * sockets  # one socket's time per chip
     turn = turnaround_ms / 1000
@@ -260,6 +269,7 @@ def _row(  # noqa: PLR0917 - one row's measured figures, named at the call
         "ratio": round(per_chip / floor, 3),
         "met": per_chip / floor <= GOAL,
         "floor_bytes": payload,
+        "bundle_bytes": bundle_bytes,
         "bytes_sent_per_chip": round(sent),
         "bytes_received_per_chip": round(received),
         "frames_sent_per_chip": round(frames_sent, 1),
@@ -280,8 +290,28 @@ def _row(  # noqa: PLR0917 - one row's measured figures, named at the call
     }
 
 
-def job_bundle_bytes(root: Path) -> int:
-    return (root / "oem" / "bundle.cbor").stat().st_size
+def seal_variant(
+    root: Path, family: Any, toml: Path, compress: str, firmware: Path | None
+) -> tuple[Job, int, int]:
+    """The demo's asset list with the firmware ``firmware`` (else the demo's) sealed with
+    ``compress``: its job, the bundle's bytes and the firmware's."""
+    d = toml.parent
+    if firmware is not None:
+        (d / "firmware.bin").write_bytes(firmware.read_bytes())
+    text = toml.read_text()
+    line = 'file = "firmware.bin"\n'
+    variant = d / f"assets-{compress}.toml"
+    variant.write_text(text.replace(line, line + f'compress = "{compress}"\n', 1))
+    out = root / f"oem-{compress}"
+    oem.keygen(
+        family.oem_farm,
+        family.oem_uid,
+        software_path=family.software,
+        assets=asset_list.load(variant),
+        out=out,
+    )
+    job = Job.load(family.software, out / "enc-oem-share.cose", out / "bundle.cbor")
+    return job, (out / "bundle.cbor").stat().st_size, (d / "firmware.bin").stat().st_size
 
 
 def main() -> int:
@@ -300,6 +330,8 @@ def main() -> int:
         help="FIRST:MAX rows negotiated after the hello, comma-separated ('' for none)",
     )
     ap.add_argument("--profile", type=int, default=0, help="cProfile's top N per row (0: off)")
+    ap.add_argument("--firmware", type=Path, default=None, help="firmware image to seal")
+    ap.add_argument("--compress", default="none", help="variants: none, deflate or both")
     args = ap.parse_args()
     try:
         rates: list[tuple[int, int | None]] = [(int(r), None) for r in args.rates.split(",")]
@@ -308,6 +340,11 @@ def main() -> int:
             rates.append((int(first), int(top)))
     except ValueError:
         ap.error("--rates: integers, comma-separated; --switch: FIRST:MAX, comma-separated")
+    variants = args.compress.split(",")
+    if not variants or not set(variants) <= {"none", "deflate"}:
+        ap.error("--compress: none, deflate or none,deflate")
+    if args.firmware is not None and not args.firmware.is_file():
+        ap.error(f"--firmware: no such file {args.firmware}")
     if args.chips < 1 or args.slow_chips < 1 or not 1 <= args.sockets <= 256:
         ap.error("--chips, --slow-chips >= 1; --sockets 1..256")
     results = []
@@ -315,38 +352,47 @@ def main() -> int:
         root = Path(tmp)
         toml = write_sample_assets(root / "assets")
         family = make_family(root)
-        seal_bundle(root, family, asset_list.load(toml))
-        oem = root / "oem"
-        job = Job.load(family.software, oem / "enc-oem-share.cose", oem / "bundle.cbor")
-        _say(
-            f"software image {len(job.image)} bytes, bundle {job_bundle_bytes(root)} bytes "
-            f"(rom.boot request {len(job.boot_request)} bytes)"
-        )
-        for baud, baud_max in rates:
-            chips = args.slow_chips if max(baud, baud_max or 0) < SLOW else args.chips
-            r = run_rate(
-                root,
-                family,
-                job,
-                baud,
-                chips=chips,
-                sockets=args.sockets,
-                turnaround_ms=args.turnaround_ms,
-                baud_max=baud_max,
-                profile=args.profile,
+        for compress in variants:
+            job, bundle_bytes, firmware_bytes = seal_variant(
+                root, family, toml, compress, args.firmware
             )
-            results.append(r)
-            sw = r["stop_and_wait"]
-            how = f"{baud} baud" if baud_max is None else f"{baud} -> {r['baud']} baud"
             _say(
-                f"{how}, {chips} chips: {r['seconds_per_chip']} s/chip, floor "
-                f"{r['floor_seconds']} s, ratio {r['ratio']} ({'met' if r['met'] else 'MISSED'}); "
-                f"idle {r['line_idle_seconds_per_chip']} s/chip, framing "
-                f"{r['framing_overhead']:.2%}; stop-and-wait {sw['same_frames_ratio']} "
-                f"(same frames), {sw['mboot_512B_packets_ratio']} (mboot 512 B)"
+                f"compress {compress}: firmware {firmware_bytes} bytes, software image "
+                f"{len(job.image)} bytes, bundle {bundle_bytes} bytes (rom.boot request "
+                f"{len(job.boot_request)} bytes)"
             )
+            for baud, baud_max in rates:
+                chips = args.slow_chips if max(baud, baud_max or 0) < SLOW else args.chips
+                r = run_rate(
+                    root,
+                    family,
+                    job,
+                    baud,
+                    chips=chips,
+                    sockets=args.sockets,
+                    turnaround_ms=args.turnaround_ms,
+                    bundle_bytes=bundle_bytes,
+                    tag=f"-{compress}",
+                    baud_max=baud_max,
+                    profile=args.profile,
+                )
+                r = {"compress": compress, "firmware_bytes": firmware_bytes, **r}
+                results.append(r)
+                _report(r, chips, baud, baud_max)
     print(json.dumps({"goal_ratio": GOAL, "rates": results, "met": all(r["met"] for r in results)}))
     return 0
+
+
+def _report(r: dict[str, Any], chips: int, baud: int, baud_max: int | None) -> None:
+    sw = r["stop_and_wait"]
+    how = f"{baud} baud" if baud_max is None else f"{baud} -> {r['baud']} baud"
+    _say(
+        f"{r['compress']}, {how}, {chips} chips: {r['seconds_per_chip']} s/chip, "
+        f"floor {r['floor_seconds']} s, ratio {r['ratio']} ({'met' if r['met'] else 'MISSED'}); "
+        f"idle {r['line_idle_seconds_per_chip']} s/chip, framing "
+        f"{r['framing_overhead']:.2%}; stop-and-wait {sw['same_frames_ratio']} "
+        f"(same frames), {sw['mboot_512B_packets_ratio']} (mboot 512 B)"
+    )
 
 
 if __name__ == "__main__":
