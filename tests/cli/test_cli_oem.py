@@ -212,6 +212,9 @@ BAD_ASSETS = {
     "unknown-table": "[extra]\nx = 1\n" + KEY_ASSET,
     "unknown-kind": KEY_ASSET.replace('kind = "key"', 'kind = "secret"'),
     "missing-asset-file": FW_ASSET.replace("fw.bin", "missing.bin"),
+    "compress-on-a-key": KEY_ASSET + 'compress = "deflate"\n',
+    "compress-unknown": FW_ASSET + 'compress = "lz4"\n',
+    "compress-not-a-string": FW_ASSET + "compress = true\n",
     "asset-file-escapes-to-directory": FW_ASSET.replace("fw.bin", "."),
     "duplicate-slot": KEY_ASSET + KEY_ASSET.replace('"k"', '"k2"'),
     "duplicate-name": KEY_ASSET + KEY_ASSET.replace("slot = 1", "slot = 2"),
@@ -295,7 +298,8 @@ def _bundle_over_the_cm_limit(_cw: CliWorld, t: Path) -> Args:
     toml = FW_ASSET.replace("fw.bin", a) + FW_ASSET.replace('"fw"', '"fw2"').replace(
         '"app"', '"app2"'
     ).replace("fw.bin", b)
-    return _assets(t, toml)
+    # not deflated: zeros would deflate to a thousandth
+    return _assets(t, toml.replace('file = "', 'compress = "none"\nfile = "'))
 
 
 def _asset_over_the_bundle_limit(_cw: CliWorld, t: Path) -> Args:

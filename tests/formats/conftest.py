@@ -23,6 +23,7 @@ from trustprov.crypto.aead import A256GCM, Aead, cmac_tag
 from trustprov.crypto.digest import chain_head
 from trustprov.crypto.keys import PrivateKey, public_key_der
 from trustprov.formats import cbor, cose
+from trustprov.formats import deflate as formats_deflate
 from trustprov.formats.bundle import (
     AssetEntry,
     Bundle,
@@ -134,8 +135,10 @@ def seal_bundle(
     *,
     aead: Aead = A256GCM,
     chunk_size: int = 256,
+    deflate: int | None = None,
 ) -> Bundle:
-    """A real sealed bundle: chunks under ENCK/ENCD, digests, manifest MACed under AUTH."""
+    """A real sealed bundle: chunks under ENCK/ENCD, digests, manifest MACed under AUTH; with
+    ``deflate``, its firmware and config assets deflated with that window (protocol.md 6.2)."""
     entries, all_chunks = [], []
     for index, (name, kind, length, key_type, slot, region) in enumerate(assets):
         e = entry(
@@ -148,16 +151,18 @@ def seal_bundle(
             region=region,
             aead=aead,
             nonce=bytes([index + 1]) * (aead.nonce_len - 5),
+            deflate=deflate if kind in ("firmware", "config") else None,
         )
         data = plaintext_of(name, length)
         chunks, offset = [], 0
         for i in range(e.chunks):
-            n = chunk_plain_len(e, chunk_size, i)
+            n = chunk_plain_len(e.length, chunk_size, i)
             nonce = chunk_nonce(e.nonce, i, i == e.chunks - 1)
             key = ENCK if e.is_key else ENCD
-            chunks.append(
-                aead.seal(key, nonce, data[offset : offset + n], chunk_aad(BUNDLE_ID, index))
-            )
+            plain = data[offset : offset + n]
+            if e.deflate is not None:
+                plain = formats_deflate.deflate(plain, e.deflate)
+            chunks.append(aead.seal(key, nonce, plain, chunk_aad(BUNDLE_ID, index)))
             offset += n
         entries.append(dataclasses.replace(e, digest=chain_head(chunks)))
         all_chunks.append(tuple(chunks))

@@ -54,7 +54,8 @@ def test_the_chip_refuses_exactly_where_the_budget_says(
     provisioning_ram names installs the bundle, one with a byte less refuses it."""
     job = world_job(world)
     bundle = Bundle.from_bytes(world.bundle.read_bytes())
-    need = budget.provisioning_ram(len(bundle.signed.to_bytes()), bundle.manifest.chunk_size)
+    m = bundle.manifest
+    need = budget.provisioning_ram(len(bundle.signed.to_bytes()), m.chunk_size, m.deflated)
     with Bench(cm_farm) as bench:
         short, enough = bench.uids()[:2]
         refused = provision_chip(bench.client(short, ram_budget=need - 1), short, job)

@@ -418,9 +418,9 @@ def test_chunk_helpers() -> None:
 
 def test_chunk_plain_len(b: SimpleNamespace) -> None:
     e = b.entry("fw", length=700)
-    assert [chunk_plain_len(e, 256, i) for i in range(e.chunks)] == [256, 256, 188]
+    assert [chunk_plain_len(e.length, 256, i) for i in range(e.chunks)] == [256, 256, 188]
     exact = b.entry("fw", length=512)
-    assert [chunk_plain_len(exact, 256, i) for i in range(exact.chunks)] == [256, 256]
+    assert [chunk_plain_len(exact.length, 256, i) for i in range(exact.chunks)] == [256, 256]
 
 
 # -- Bundle -------------------------------------------------------------------------------------

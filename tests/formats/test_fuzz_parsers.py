@@ -527,7 +527,7 @@ def test_bundle_round_trip(builders: SimpleNamespace, data: st.DataObject) -> No
     chunks = tuple(
         tuple(
             data.draw(st.binary(min_size=n + 16, max_size=n + 16))
-            for n in (chunk_plain_len(e, manifest.chunk_size, i) for i in range(e.chunks))
+            for n in (chunk_plain_len(e.length, manifest.chunk_size, i) for i in range(e.chunks))
         )
         for e in manifest.assets
     )

@@ -53,6 +53,7 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
+from trustprov.formats.deflate import deflate as deflate_chunk
 from trustprov.formats.frame import FrameType, LinkInfo, encode_frame, encode_hello
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.sealed import SealedValue
@@ -235,8 +236,17 @@ def chunk_vectors() -> dict[str, Any]:
     }
 
 
-def bundle_vector(aead_name: str, keys: dict[str, Any], signer: dict[str, Any]) -> dict[str, Any]:
-    """A whole bundle sealed as the firmware's SealingSession does, with fixed nonce prefixes."""
+def deflated_firmware_plaintext(n: int) -> bytes:
+    """A firmware-like plaintext that deflates: repeated text with a counter in it."""
+    return b"".join(b"trustprov firmware word %04d; " % i for i in range(n // 29 + 1))[:n]
+
+
+def bundle_vector(
+    aead_name: str, keys: dict[str, Any], signer: dict[str, Any], deflate: int | None = None
+) -> dict[str, Any]:
+    """A whole bundle sealed as the firmware's SealingSession does, with fixed nonce prefixes;
+    with ``deflate``, its firmware asset deflated with that window (docs/protocol.md 6.2), each
+    chunk's stream recorded as "sealed_plaintexts"."""
     aead = AEADS[aead_name]
     enck, encd, auth = h(keys["enck"]), h(keys["encd"]), h(keys["auth"])
     chunk_size = 256
@@ -253,7 +263,10 @@ def bundle_vector(aead_name: str, keys: dict[str, Any], signer: dict[str, Any]) 
             "name": "fw",
             "kind": "firmware",
             "region": "app",
-            "plaintext": firmware_plaintext(600).hex(),
+            "plaintext": (
+                firmware_plaintext(600) if deflate is None else deflated_firmware_plaintext(600)
+            ).hex(),
+            **({} if deflate is None else {"deflate": deflate}),
         },
         {"name": "cfg", "kind": "config", "region": "config", "plaintext": CONFIG_ASSET.hex()},
         {
@@ -278,16 +291,21 @@ def bundle_vector(aead_name: str, keys: dict[str, Any], signer: dict[str, Any]) 
             key_type=a.get("key_type"),
             slot=a.get("slot"),
             region=a.get("region"),
+            deflate=a.get("deflate"),
         )
         key = enck if entry.is_key else encd
-        chunks, offset = [], 0
+        chunks, offset, streams = [], 0, []
         for i in range(entry.chunks):
-            n = chunk_plain_len(entry, chunk_size, i)
+            n = chunk_plain_len(entry.length, chunk_size, i)
             nonce = chunk_nonce(entry.nonce, i, i == entry.chunks - 1)
-            chunks.append(
-                aead.seal(key, nonce, plaintext[offset : offset + n], chunk_aad(BUNDLE_ID, index))
-            )
+            piece = plaintext[offset : offset + n]
+            if entry.deflate is not None:  # raw DEFLATE, level 9, as the OEM's host makes it
+                piece = deflate_chunk(piece, entry.deflate)
+                streams.append(piece.hex())
+            chunks.append(aead.seal(key, nonce, piece, chunk_aad(BUNDLE_ID, index)))
             offset += n
+        if streams:
+            a["sealed_plaintexts"] = streams
         entries.append(dataclasses.replace(entry, digest=chain_head(chunks)))
         all_chunks.append(chunks)
     manifest = Manifest(
@@ -512,7 +530,10 @@ def compute() -> dict[str, Any]:
         "generated_keys": generated,
         "sealed_value": sealed_vectors(),
         **chunk_vectors(),
-        "bundle": [bundle_vector(name, keys, signer) for name in ("A256GCM", "AES-CCM-16-128-256")],
+        "bundle": [
+            *(bundle_vector(name, keys, signer) for name in ("A256GCM", "AES-CCM-16-128-256")),
+            bundle_vector("A256GCM", keys, signer, deflate=9),
+        ],
         "software": software_vectors(_previous("software")),
         "link_frames": link_frame_vectors(),
         "link_hello": [link_hello_vector()],

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import importlib.util
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from trustprov.formats.bundle import (
     chunk_nonce,
     chunk_plain_len,
 )
+from trustprov.formats.deflate import deflate, inflate
 from trustprov.formats.frame import Frame, FrameDecoder, FrameType, LinkInfo, encode_frame
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.installed import expected_installed_digest
@@ -243,6 +245,7 @@ def _entry(a: dict[str, Any], chunk_size: int, digest: bytes) -> AssetEntry:
         key_type=a.get("key_type"),
         slot=a.get("slot"),
         region=a.get("region"),
+        deflate=a.get("deflate"),
     )
 
 
@@ -257,10 +260,16 @@ def test_bundle_chunks_and_digests(v: dict[str, Any]) -> None:
         plaintext = h(a["plaintext"])
         chunks, offset = [], 0
         for i in range(entry.chunks):
-            n = chunk_plain_len(entry, v["chunk_size"], i)
+            n = chunk_plain_len(entry.length, v["chunk_size"], i)
             nonce = chunk_nonce(entry.nonce, i, i == entry.chunks - 1)
             aad = chunk_aad(bundle_id, index)
-            chunks.append(aead.seal(key, nonce, plaintext[offset : offset + n], aad))
+            piece = plaintext[offset : offset + n]
+            if entry.deflate is not None:  # the recorded stream inflates to the plaintext
+                stream = h(a["sealed_plaintexts"][i])
+                assert stream.hex() == deflate(piece, entry.deflate).hex()
+                assert zlib.decompress(stream, -entry.deflate) == piece  # zlib's own inflate
+                piece = stream
+            chunks.append(aead.seal(key, nonce, piece, aad))
             offset += n
         assert [c.hex() for c in chunks] == v["chunks"][index]
         assert chain_head(chunks).hex() == v["digests"][index]
@@ -311,7 +320,10 @@ def test_bundle_vector_parses_verifies_and_opens(v: dict[str, Any]) -> None:
             assert tag_link_by_hand(c, link) == expected
             expected = link
             nonce = chunk_nonce(entry.nonce, i, i == entry.chunks - 1)
-            plaintext += manifest.aead.open(key, nonce, c, chunk_aad(manifest.bundle_id, index))
+            opened = manifest.aead.open(key, nonce, c, chunk_aad(manifest.bundle_id, index))
+            if entry.deflate is not None:  # into exactly the chunk's length (6.6 step 7)
+                opened = inflate(opened, entry.deflate, entry.plain_len(manifest.chunk_size, i))
+            plaintext += opened
         assert plaintext.hex() == v["assets"][index]["plaintext"]
 
 
@@ -325,8 +337,12 @@ def test_installed_digest_of_a_chip_holding_the_bundle(v: dict[str, Any]) -> Non
     assert digest.hex() == v["installed_digest"]
 
 
-def test_bundle_vectors_cover_gcm_and_ccm() -> None:
+def test_bundle_vectors_cover_gcm_and_ccm_and_a_deflated_firmware() -> None:
     assert {v["aead"] for v in VECTORS["bundle"]} == {"A256GCM", "AES-CCM-16-128-256"}
+    deflated = [a for v in VECTORS["bundle"] for a in v["assets"] if "deflate" in a]
+    assert [(a["kind"], a["deflate"]) for a in deflated] == [("firmware", 9)]
+    streams = [h(x) for x in deflated[0]["sealed_plaintexts"]]
+    assert sum(map(len, streams)) < len(h(deflated[0]["plaintext"])) // 2
 
 
 # -- independent checks of the byte formats ---------------------------------------------------

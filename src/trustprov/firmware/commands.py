@@ -185,7 +185,7 @@ class ProvisioningSoftware:
 
     # -- sealing (FIG. 2 step 54, FIG. 4 step 94) -------------------------------------------
     def seal_asset(self, args: Args) -> Args:
-        a = _args(args, {"name", "kind", "length"}, {"key-type", "slot", "region"})
+        a = _args(args, {"name", "kind", "length"}, {"key-type", "slot", "region", "deflate"})
         session = self._session()
         kind = _field(cbor.expect, a["kind"], str, "kind")
         if kind == "device-key":  # made on each chip at install: declared, nothing sealed
@@ -204,6 +204,10 @@ class ProvisioningSoftware:
             slot=_field(cbor.expect_uint, a.get("slot"), "slot", 255) if is_key else None,
             region=_field(cbor.expect_name, a.get("region"), "region", LIMITS.name)
             if not is_key
+            else None,
+            # W of a deflated asset; its kind and range are the manifest entry's rules (6.1)
+            deflate=_field(cbor.expect_uint, a["deflate"], "deflate", 2**32)
+            if "deflate" in a
             else None,
         )
         return {}

@@ -13,7 +13,9 @@ Steps, numbered as in the figure and in docs/protocol.md:
     the manifest's size (formats.authz). Else ``unauthorized``, before any chunk is decrypted.
  7. Per chunk, in order: check its AEAD tag against the chain whose head the manifest carries,
     then open it with K_ENCK (keys) or K_ENCD (data), which verifies that tag over the ciphertext
-    before any plaintext comes out, into staging.
+    before any plaintext comes out; a deflated asset's chunk is inflated into exactly the
+    plaintext length the manifest gives it (formats.deflate: no bomb, no truncated stream, no
+    trailing byte, no distance beyond the window); into staging.
  8. Verify every asset: complete, right length, a valid key of its type.
  9. Install keys into their slots and data into flash in one atomic commit that replaces the
     whole installed state (an update leaves nothing of the bundle before it).
@@ -45,7 +47,7 @@ from trustprov.crypto.keys import (
     public_key_der,
 )
 from trustprov.crypto.schedule import OemKeys
-from trustprov.errors import ArtifactError, ChipRefused
+from trustprov.errors import ArtifactError, ChipRefused, FormatError
 from trustprov.firmware.sealing import oem_keys
 from trustprov.formats import cose
 from trustprov.formats.authz import InclusionProof, verify_inclusion
@@ -56,8 +58,8 @@ from trustprov.formats.bundle import (
     SignedManifest,
     chunk_aad,
     chunk_nonce,
-    chunk_plain_len,
 )
+from trustprov.formats.deflate import inflate
 from trustprov.formats.installed import content_id
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.receipt import DeviceKey, ReceiptClaims, make_receipt
@@ -147,8 +149,8 @@ class ProvisioningSession:
                     f"chip {hw.uid.hex()} is not in the bundle's authorized set",
                     code="unauthorized",
                 ) from e
-        hw.ram.reserve(chunk_ram(manifest.chunk_size))
-        self._ram += chunk_ram(manifest.chunk_size)
+        hw.ram.reserve(chunk_ram(manifest.chunk_size, manifest.deflated))
+        self._ram += chunk_ram(manifest.chunk_size, manifest.deflated)
         self._keys = keys
         self._ciphers = (manifest.aead.cipher(keys.enck), manifest.aead.cipher(keys.encd))
         self._manifest = manifest
@@ -212,10 +214,18 @@ class ProvisioningSession:
             raise ChipRefused(
                 f"chunk {index} of {entry.name!r} fails to decrypt", code="bad-chunk"
             ) from e
-        if len(plaintext) != chunk_plain_len(entry, m.chunk_size, index):
+        least, most = entry.sealed_plain_range(m.chunk_size, index)
+        if not least <= len(plaintext) <= most:
             raise ChipRefused(
                 f"chunk {index} of {entry.name!r} has the wrong length", code="bad-chunk"
             )
+        if entry.deflate is not None:  # into exactly the length under the CMAC, or refused
+            try:
+                plaintext = inflate(plaintext, entry.deflate, entry.plain_len(m.chunk_size, index))
+            except FormatError as e:
+                raise ChipRefused(
+                    f"chunk {index} of {entry.name!r}: {e.message}", code="bad-chunk"
+                ) from e
         s.link = next_link
         if entry.is_key:
             s.key += plaintext

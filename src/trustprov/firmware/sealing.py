@@ -40,7 +40,6 @@ from trustprov.formats.bundle import (
     chunk_aad,
     chunk_count,
     chunk_nonce,
-    chunk_plain_len,
 )
 
 
@@ -106,6 +105,7 @@ class SealingSession:
         key_type: str | None,
         slot: int | None,
         region: str | None,
+        deflate: int | None = None,
     ) -> None:
         self._index_for(name)
         p = self._params
@@ -120,6 +120,7 @@ class SealingSession:
             key_type=key_type,
             slot=slot,
             region=region,
+            deflate=deflate,
         )
         try:
             entry.validate(p.chunk_size)
@@ -144,7 +145,10 @@ class SealingSession:
         if a is None or index != a.next_index:
             raise ChipRefused("chunks must come in order, last to first", code="bad-sequence")
         e, p = a.entry, self._params
-        if len(plaintext) != chunk_plain_len(e, p.chunk_size, index):
+        # a deflated chunk comes compressed by the OEM's host: only its length bound is checked
+        # here, the chip that installs it inflates it (docs/protocol.md 6.5)
+        least, most = e.sealed_plain_range(p.chunk_size, index)
+        if not least <= len(plaintext) <= most:
             raise ChipRefused(
                 f"chunk {index} of {e.name!r} has the wrong length", code="bad-request"
             )
@@ -205,10 +209,11 @@ class SealingSession:
         signed = cose.CoseMessage(cose.TAG_MAC0, protected, header, {}, payload, tag).to_bytes()
         # a bundle that no chip of the family has the RAM to install is refused here, by the
         # numbers those chips reserve, rather than by every chip at the CM
-        if provisioning_ram(len(signed), p.chunk_size) > CHIP_RAM:
+        need = provisioning_ram(len(signed), p.chunk_size, manifest.deflated)
+        if need > CHIP_RAM:
             raise ChipRefused(
                 f"no chip of the family could install this bundle: it needs "
-                f"{provisioning_ram(len(signed), p.chunk_size)} bytes of RAM, above {CHIP_RAM}",
+                f"{need} bytes of RAM, above {CHIP_RAM}",
                 code="ram-budget",
             )
         return signed

@@ -8,7 +8,9 @@ family and `cm provision` accept, and the numbers cannot drift apart.
 Invariants:
 - ``provisioning_ram(m, c)`` is the most a provisioning session holds at once: the session's keys
   and counters, the manifest (``m`` bytes, held from cm.begin to cm.finish) and one chunk's
-  ciphertext and plaintext (chunk size ``c``).
+  ciphertext and plaintext (chunk size ``c``), and with ``deflate`` (any asset of the bundle
+  deflated) the inflater's state and the 16 bytes a deflated chunk may exceed ``c`` in each of
+  the two chunk buffers (`trustprov.formats.deflate.DEFLATE_RAM`, 8,224 bytes).
 - ``sealing_ram(n, c)`` is the most a sealing session (FIG. 2/4) holds with ``n`` assets sealed.
 - ``check_bundle`` raises `FormatError` with one line saying which limit a bundle breaks.
 """
@@ -16,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 from trustprov.errors import FormatError
+from trustprov.formats.deflate import DEFLATE_RAM
 from trustprov.formats.limits import LIMITS, KiB
 
 CHIP_RAM = 64 * KiB  # the working RAM of every chip of the family
@@ -30,13 +33,14 @@ def begin_ram(manifest_len: int) -> int:
     return SESSION_RAM + manifest_len
 
 
-def chunk_ram(chunk_size: int) -> int:
-    """What a provisioning session adds once the manifest is verified: one chunk in, one out."""
-    return 2 * chunk_size + CHUNK_OVERHEAD
+def chunk_ram(chunk_size: int, deflate: bool = False) -> int:
+    """What a provisioning session adds once the manifest is verified: one chunk in, one out,
+    and the inflater when any asset of the manifest is deflated."""
+    return 2 * chunk_size + CHUNK_OVERHEAD + (DEFLATE_RAM if deflate else 0)
 
 
-def provisioning_ram(manifest_len: int, chunk_size: int) -> int:
-    return begin_ram(manifest_len) + chunk_ram(chunk_size)
+def provisioning_ram(manifest_len: int, chunk_size: int, deflate: bool = False) -> int:
+    return begin_ram(manifest_len) + chunk_ram(chunk_size, deflate)
 
 
 def sealing_ram(assets: int, chunk_size: int) -> int:
@@ -44,7 +48,13 @@ def sealing_ram(assets: int, chunk_size: int) -> int:
 
 
 def check_bundle(
-    *, manifest_len: int, chunk_size: int, assets: int, bundle_len: int, ram: int = CHIP_RAM
+    *,
+    manifest_len: int,
+    chunk_size: int,
+    assets: int,
+    bundle_len: int,
+    ram: int = CHIP_RAM,
+    deflate: bool = False,
 ) -> None:
     """Raise `FormatError` unless a bundle of this shape seals on a chip, installs on every chip
     of the family and is read by `cm provision`."""
@@ -53,12 +63,13 @@ def check_bundle(
             f"the manifest would be {manifest_len} bytes, above the limit of {LIMITS.manifest}: "
             "use fewer assets or shorter names"
         )
-    need = provisioning_ram(manifest_len, chunk_size)
+    need = provisioning_ram(manifest_len, chunk_size, deflate)
     if need > ram:
+        inflater = ", the inflater of its deflated assets" if deflate else ""
         raise FormatError(
             f"a chip would need {need} bytes of RAM to install the bundle (manifest "
-            f"{manifest_len} bytes, chunks of {chunk_size}), above its {ram}: use smaller "
-            "chunks, fewer assets or shorter names"
+            f"{manifest_len} bytes, chunks of {chunk_size}{inflater}), above its {ram}: use "
+            "smaller chunks, fewer assets or shorter names"
         )
     need = sealing_ram(assets, chunk_size)
     if need > ram:

@@ -2,8 +2,8 @@
 
 Bundle file: canonical CBOR array ["trustprov-bundle", 1, manifest COSE_Mac0 bytes, [[+ bstr]]].
 `Bundle` holds one in memory, its chunks checked against the manifest's shape (count and length
-of each); a large one is read a chunk at a time instead (formats/bundle_file.py). The manifest's
-names are importable from here as well.
+of each, or its bounds for a deflated asset); a large one is read a chunk at a time instead
+(formats/bundle_file.py). The manifest's names are importable from here as well.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ class Bundle:
             if len(chunks) != entry.chunks:
                 raise FormatError(f"bundle: asset {entry.name!r} has the wrong number of chunks")
             for i, c in enumerate(chunks):
-                if len(c) != chunk_plain_len(entry, manifest.chunk_size, i) + TAG_LEN:
+                least, most = entry.sealed_plain_range(manifest.chunk_size, i)
+                if not least + TAG_LEN <= len(c) <= most + TAG_LEN:
                     raise FormatError(
                         f"bundle: asset {entry.name!r} chunk {i} has the wrong length"
                     )

@@ -3,12 +3,13 @@
     ["trustprov-bundle", 1, manifest COSE_Mac0 bstr, [* [* chunk bstr]]]
 
 `BundleIndex.read` walks the heads of the file and keeps, per chunk, only where it starts: a
-1 GiB bundle costs its manifest, 8 bytes a chunk and, for the chain, 32 bytes a chunk, never its
+1 GiB bundle costs its manifest, 12 bytes a chunk and, for the chain, 32 bytes a chunk, never its
 ciphertext. The walk applies the bounds of `trustprov.formats.cbor`'s pre-scan to the whole file
 (at most ``min(bundle_shape.items, size // MIN_CHUNK + 1024)`` items, definite lengths only, no
 tags, no length beyond the end of the file, no trailing byte), then the checks of
 `trustprov.formats.bundle.Bundle`: the magic and format, the manifest, the asset count, each
-asset's chunk count and each chunk's length from the manifest. Every failure is a `FormatError`.
+asset's chunk count and each chunk's length from the manifest (within its bounds if deflated).
+Every failure is a `FormatError`.
 The index is plain data; the holder of the file reads a chunk only when it is sent
 (`trustprov.roles.bundle_io`).
 
@@ -58,8 +59,11 @@ def _head(major: int, n: int) -> bytes:
 
 
 def chunk_lengths(entry: AssetEntry, chunk_size: int) -> list[int]:
-    """The ciphertext length of each chunk of ``entry``."""
-    return [chunk_plain_len(entry, chunk_size, i) + TAG_LEN for i in range(entry.chunks)]
+    """The ciphertext length of each chunk of ``entry``, which must not be deflated (a deflated
+    chunk's length is its stream's, within `AssetEntry.sealed_plain_range`)."""
+    if entry.deflate is not None:
+        raise ValueError("a deflated asset's chunk lengths are not the manifest's to give")
+    return [chunk_plain_len(entry.length, chunk_size, i) + TAG_LEN for i in range(entry.chunks)]
 
 
 class _Heads:
@@ -119,13 +123,16 @@ class BundleIndex:
     to a worker process); the chunks stay in the file, read by the holder of the file."""
 
     def __init__(
-        self, signed: SignedManifest, manifest_bytes: bytes, offsets: tuple[array[int], ...]
+        self,
+        signed: SignedManifest,
+        manifest_bytes: bytes,
+        offsets: tuple[array[int], ...],
+        lengths: tuple[array[int], ...],
     ) -> None:
         self.signed = signed
         self.manifest_bytes = manifest_bytes
         self._offsets = offsets
-        m = signed.manifest
-        self._lengths = tuple(chunk_lengths(e, m.chunk_size) for e in m.assets)
+        self._lengths = lengths  # of each chunk as read, within the manifest's bounds
 
     def __repr__(self) -> str:
         return f"BundleIndex(bundle_id={self.manifest.bundle_id.hex()})"
@@ -157,26 +164,29 @@ class BundleIndex:
             raise FormatError(f"{_WHAT}: too many assets")
         if n_assets != len(m.assets):
             raise FormatError(f"{_WHAT}: asset count does not match the manifest")
-        offsets = []
+        offsets, lengths = [], []
         for entry in m.assets:
             n = h.head(4, f"{_WHAT}: asset chunks")
             if n != entry.chunks:
                 raise FormatError(f"{_WHAT}: asset {entry.name!r} has the wrong number of chunks")
-            starts = array("Q")
-            for i, want in enumerate(chunk_lengths(entry, m.chunk_size)):
+            starts, sizes = array("Q"), array("L")
+            for i in range(n):
+                least, most = entry.sealed_plain_range(m.chunk_size, i)
                 got = h.head(2, f"{_WHAT}: chunk")
                 if got > LIMITS.chunk + TAG_LEN:
                     raise FormatError(f"{_WHAT}: chunk: longer than {LIMITS.chunk + TAG_LEN} bytes")
-                if got != want:
+                if not least + TAG_LEN <= got <= most + TAG_LEN:
                     raise FormatError(
                         f"{_WHAT}: asset {entry.name!r} chunk {i} has the wrong length"
                     )
                 starts.append(h.pos)
+                sizes.append(got)
                 h.skip(got)
             offsets.append(starts)
+            lengths.append(sizes)
         if h.pos != size:
             raise FormatError(f"{_WHAT}: trailing bytes after the CBOR item")
-        return cls(signed, manifest_bytes, tuple(offsets))
+        return cls(signed, manifest_bytes, tuple(offsets), tuple(lengths))
 
     def locate(self, asset: int, index: int) -> tuple[int, int]:
         """(offset, length) of chunk ``index`` of asset ``asset`` in the file."""

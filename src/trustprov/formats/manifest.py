@@ -23,10 +23,12 @@ Manifest payload (canonical CBOR map)::
       ? "key-type": tstr,  ; keys: "aes-256" | "ec-p256" | "ec-p384" | "ed25519" | "raw"
       ? "slot": uint,              ; keys: key slot
       ? "region": tstr,            ; everything else: flash region
-      "length": uint,              ; plaintext bytes
+      "length": uint,              ; plaintext bytes (of a deflated asset: inflated)
       "chunks": uint,
       "nonce": bstr,               ; STREAM nonce prefix, AEAD nonce length - 5 bytes
-      "digest": bstr .32           ; head of the chain over the chunks' AEAD tags (crypto.digest)
+      "digest": bstr .32,          ; head of the chain over the chunks' AEAD tags (crypto.digest)
+      ? "deflate": 9..15           ; firmware, config: each chunk's plaintext is raw DEFLATE
+                                   ; with a window of 2^W (formats.deflate); never on keys
     }
 
 COSE_Mac0 protected header: {1: -65537 (AES-CMAC-256/128, private use), 3:
@@ -52,7 +54,8 @@ from trustprov.crypto.digest import DIGEST_LEN, sha256
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError
 from trustprov.formats import cbor, cose
-from trustprov.formats.chunks import chunk_count
+from trustprov.formats.chunks import chunk_count, chunk_plain_len, sealed_plain_range
+from trustprov.formats.deflate import MAX_WBITS, MIN_WBITS
 from trustprov.formats.limits import LIMITS
 
 MANIFEST_CONTENT_TYPE = "application/vnd.trustprov.manifest+cbor"
@@ -118,10 +121,19 @@ class AssetEntry:
     key_type: str | None = None
     slot: int | None = None
     region: str | None = None
+    deflate: int | None = None  # W of a deflated firmware or config asset (6.2)
 
     @property
     def is_key(self) -> bool:
         return self.kind == "key"
+
+    def plain_len(self, chunk_size: int, index: int) -> int:
+        """Bytes chunk ``index`` installs: from the length under the CMAC, not the stream."""
+        return chunk_plain_len(self.length, chunk_size, index)
+
+    def sealed_plain_range(self, chunk_size: int, index: int) -> tuple[int, int]:
+        """(least, most) bytes of chunk ``index``'s AEAD plaintext (compressed if deflated)."""
+        return sealed_plain_range(self.plain_len(chunk_size, index), self.deflate is not None)
 
     @property
     def target(self) -> str:
@@ -141,6 +153,8 @@ class AssetEntry:
             m["slot"] = self.slot
         else:
             m["region"] = self.region
+        if self.deflate is not None:  # absent when not deflated: such an entry encodes as before
+            m["deflate"] = self.deflate
         return m
 
     @classmethod
@@ -151,7 +165,7 @@ class AssetEntry:
         if kind not in ASSET_KINDS:
             raise FormatError(f"{what}: unknown kind")
         extra = {"key-type", "slot"} if kind == "key" else {"region"}
-        m = cbor.expect_map(value, what, base | extra)
+        m = cbor.expect_map(value, what, base | extra, {"deflate"})
         entry = cls(
             name=cbor.expect_name(m["name"], f"{what}: name", LIMITS.name),
             kind=kind,
@@ -165,6 +179,9 @@ class AssetEntry:
             slot=cbor.expect_uint(m["slot"], f"{what}: slot", MAX_SLOT) if kind == "key" else None,
             region=cbor.expect_name(m["region"], f"{what}: region", LIMITS.name)
             if kind != "key"
+            else None,
+            deflate=cbor.expect_uint(m["deflate"], f"{what}: deflate", MAX_WBITS)
+            if "deflate" in m
             else None,
         )
         entry.validate(chunk_size)
@@ -183,6 +200,11 @@ class AssetEntry:
                 raise FormatError(f"{what}: unknown key type")
             if self.length not in KEY_TYPES[self.key_type]:
                 raise FormatError(f"{what}: wrong length for a {self.key_type} key")
+        if self.deflate is not None:
+            if self.kind not in ("firmware", "config"):
+                raise FormatError(f"{what}: only firmware and config assets are deflated")
+            if not MIN_WBITS <= self.deflate <= MAX_WBITS:
+                raise FormatError(f"{what}: deflate window must be {MIN_WBITS}..{MAX_WBITS}")
 
 
 @dataclass(frozen=True)
@@ -246,6 +268,11 @@ class Manifest:
             a.validate(self.chunk_size)
             if a.is_key and a.chunks != 1:
                 raise FormatError(f"manifest: key asset {a.name!r} must be one chunk")
+
+    @property
+    def deflated(self) -> bool:
+        """Whether any asset is deflated: its chips reserve the inflater (docs/protocol.md 8.4)."""
+        return any(a.deflate is not None for a in self.assets)
 
     def to_payload(self) -> bytes:
         return cbor.encode(

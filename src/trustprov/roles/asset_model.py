@@ -1,7 +1,10 @@
 """The asset list as the OEM's tools hold it: each asset's spec and where its bytes come from.
 
-Invariants: a spec's value is never in its repr; a file asset is read a piece at a time, its file
-opened once for all the pieces, and a file that changes while it is read is an `InputError`.
+Invariants: a spec's value is never in its repr; a deflated spec (``deflate`` set) carries the
+length of each of its compressed chunks, planned before sealing, and its sealing recompresses
+each chunk to exactly that length (zlib is deterministic) or refuses; a file asset is read a
+piece at a time, its file opened once for all the pieces, and a file that changes while it is
+read is an `InputError`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,18 @@ class AssetSpec:
     region: str | None = None
     value: bytes | None = field(default=None, repr=False)
     path: Path | None = None
+    #: firmware, config: "auto" (deflate when it saves >= 5 %), "deflate" or "none"
+    compress: str = "none"
+    #: W of a deflated asset, once `roles.asset_compress` decided it; None: not deflated
+    deflate: int | None = None
+    #: the compressed length of each chunk of a deflated asset, for the bundle's layout
+    deflated_lengths: tuple[int, ...] = field(default=(), repr=False)
+
+    @property
+    def may_deflate(self) -> bool:
+        """Whether the bundle may hold this asset deflated (its chips then reserve the
+        inflater's RAM): so until `roles.asset_compress` decided an "auto" asset."""
+        return self.deflate is not None or self.compress in ("auto", "deflate")
 
     @property
     def length(self) -> int:

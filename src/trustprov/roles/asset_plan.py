@@ -4,7 +4,9 @@ length, each chunk's length, the bundle's size, and the chunk size that fits the
 Invariants: the plan encodes the same structures the sealing chip will, with values of the same
 lengths (placeholders for the nonces, digests and ids), so its sizes are exact; a list whose
 bundle a chip or `cm provision` would refuse is refused here (`check_fits`) with the chip's own
-numbers (`trustprov.formats.budget`).
+numbers (`trustprov.formats.budget`). A deflated asset's chunk lengths are those its spec
+planned (`trustprov.roles.asset_compress`); the RAM of the inflater is counted while any asset
+may be deflated.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from trustprov.formats.bundle import (
     chunk_count,
 )
 from trustprov.formats.bundle_file import chunk_lengths
+from trustprov.formats.deflate import DEFAULT_WBITS
 from trustprov.formats.limits import LIMITS
 from trustprov.roles.asset_model import CHUNK_STEP, MAX_CHUNK, AssetList, AssetSpec
 
@@ -52,7 +55,22 @@ def _planned_entry(spec: AssetSpec, aead: Aead, chunk_size: int) -> AssetEntry:
         key_type=spec.key_type,
         slot=spec.slot,
         region=spec.region,
+        # an asset not yet decided ("auto") is planned deflated, at its longest
+        deflate=DEFAULT_WBITS if spec.may_deflate and spec.deflate is None else spec.deflate,
     )
+
+
+def _sealed_lengths(spec: AssetSpec, entry: AssetEntry, chunk_size: int) -> list[int]:
+    """The ciphertext length of each chunk of ``spec`` (``entry`` in the manifest)."""
+    if entry.deflate is None:
+        return chunk_lengths(entry, chunk_size)
+    if spec.deflate is None:  # not decided yet: the most each chunk may take
+        return [entry.sealed_plain_range(chunk_size, i)[1] + TAG_LEN for i in range(entry.chunks)]
+    return [n + TAG_LEN for n in spec.deflated_lengths]
+
+
+def _may_deflate(assets: AssetList) -> bool:
+    return any(a.may_deflate for a in assets.assets)
 
 
 def _head(n: int) -> int:
@@ -66,14 +84,12 @@ def planned_sizes(
     """(manifest bytes, bundle bytes) of the bundle a chip seals from ``assets`` (for the
     chips of ``authorized``): exact, as the chip encodes the same structure with values of the
     same lengths."""
-    manifest_len, entries = _planned(assets, min_security_version, authorized)
+    manifest_len, lengths = planned_layout(assets, min_security_version, authorized)
     size = _head(4) + len(cbor.encode(BUNDLE_MAGIC)) + len(cbor.encode(FORMAT))
-    size += _head(manifest_len) + manifest_len + _head(len(entries))
-    for e in entries:
-        size += _head(e.chunks)
-        full, last = e.chunks - 1, e.length - assets.chunk_size * (e.chunks - 1)
-        size += full * (_head(assets.chunk_size + TAG_LEN) + assets.chunk_size + TAG_LEN)
-        size += _head(last + TAG_LEN) + last + TAG_LEN
+    size += _head(manifest_len) + manifest_len + _head(len(lengths))
+    for chunks in lengths:
+        size += _head(len(chunks))
+        size += sum(_head(n) + n for n in chunks)
     return manifest_len, size
 
 
@@ -83,7 +99,10 @@ def planned_layout(
     """The manifest's exact length and each sealed asset's chunk lengths: where every byte of
     the bundle file goes before the chip seals any (`trustprov.formats.bundle_file`)."""
     manifest_len, entries = _planned(assets, min_security_version, authorized)
-    return manifest_len, [chunk_lengths(e, assets.chunk_size) for e in entries]
+    specs = [a for a in assets.assets if a.kind != "device-key"]
+    return manifest_len, [
+        _sealed_lengths(a, e, assets.chunk_size) for a, e in zip(specs, entries, strict=True)
+    ]
 
 
 def _planned(
@@ -132,6 +151,7 @@ def check_fits(assets: AssetList, min_security_version: int) -> None:
             chunk_size=assets.chunk_size,
             assets=len(assets.assets),
             bundle_len=bundle_len,
+            deflate=_may_deflate(assets),
         )
     except FormatError as e:
         raise InputError(f"asset list: {e.message}") from e
@@ -149,7 +169,8 @@ def fit_chunk_size(assets: AssetList) -> AssetList:
     at_step = dataclasses.replace(assets, chunk_size=CHUNK_STEP)
     manifest_len, _ = _planned(at_step, 2**32 - 1, Authorization(bytes(32), LIMITS.authorized_uids))
     room = budget.CHIP_RAM - max(
-        budget.provisioning_ram(manifest_len, 0), budget.sealing_ram(len(assets.assets), 0)
+        budget.provisioning_ram(manifest_len, 0, _may_deflate(assets)),
+        budget.sealing_ram(len(assets.assets), 0),
     )
     steps = min(room // 2, MAX_CHUNK) // CHUNK_STEP
     chunk_size = steps * CHUNK_STEP if steps * CHUNK_STEP >= MIN_CHUNK else 16 * CHUNK_STEP

@@ -101,6 +101,9 @@ name = "application"
 kind = "firmware"
 region = "app"
 file = "app.bin"              # any size: sealed in chunks of chunk-size bytes
+# firmware, config: "deflate" (each chunk compressed; the chip inflates it and installs the
+# file's exact bytes) or "none". Default: deflate when that saves at least 5 %.
+compress = "deflate"
 
 [[asset]]
 name = "settings"

@@ -24,6 +24,8 @@
     kind = "firmware"
     region = "app"                # certificate, firmware, config: flash region
     file = "app.bin"
+    compress = "deflate"          # firmware, config: "deflate" or "none"; default: deflate
+                                  # (raw DEFLATE, window 2^15) when it saves at least 5 %
 
 A generated asset (kind = "generate", key-type ec-p256 | ec-p384 | ed25519 | aes-256) is made on
 the chip from the seed H; only its public key leaves. It is the same key on every chip that
@@ -57,6 +59,7 @@ from trustprov.formats.bundle import (
     MIN_CHUNK,
 )
 from trustprov.formats.limits import LIMITS, MiB
+from trustprov.roles.asset_compress import COMPRESS_CHOICES, decide
 from trustprov.roles.asset_model import CHUNK_STEP, MAX_CHUNK, AssetList, AssetSpec
 from trustprov.roles.asset_plan import check_fits, fit_chunk_size, planned_layout, planned_sizes
 from trustprov.roles.files import read_bytes
@@ -134,9 +137,14 @@ def parse(doc: dict[str, Any], base: Path) -> AssetList:
         dupes = sorted({v for v in values if values.count(v) > 1})
         if dupes:
             raise FormatError(f"duplicate asset {what}: {', '.join(dupes)}")
-    if chunk_size is None:
-        return fit_chunk_size(AssetList(epoch, aead, CHUNK_STEP, min_svn, assets))
-    return AssetList(epoch, aead, chunk_size, min_svn, assets)
+    if chunk_size is not None:
+        return decide(AssetList(epoch, aead, chunk_size, min_svn, assets))
+    # the chunk size that fits with the inflater's RAM while any asset may be deflated; if
+    # none is, the size that fits without it (larger, and nothing deflated to redo)
+    decided = decide(fit_chunk_size(AssetList(epoch, aead, CHUNK_STEP, min_svn, assets)))
+    if any(a.may_deflate for a in assets) and not any(a.may_deflate for a in decided.assets):
+        return fit_chunk_size(decided)
+    return decided
 
 
 def _asset(item: Any, base: Path, i: int) -> AssetSpec:
@@ -147,6 +155,10 @@ def _asset(item: Any, base: Path, i: int) -> AssetSpec:
     kind = _typed(item.get("kind"), str, f"{what} kind")
     if kind not in KINDS:
         raise FormatError(f"{what}: kind must be one of {', '.join(KINDS)}")
+    if "compress" in item and kind not in ("firmware", "config"):
+        raise FormatError(
+            f"{what}: compress is for firmware and config assets; a {kind} is never compressed"
+        )
     if kind in ("key", "generate", "device-key"):
         return _key_asset(item, base, name, kind)
     text = kind == "config"
@@ -154,7 +166,8 @@ def _asset(item: Any, base: Path, i: int) -> AssetSpec:
         item,
         what,
         {"name", "kind", "region"},
-        {"hex", "file", "value"} if text else {"hex", "file"},
+        ({"hex", "file", "value"} if text else {"hex", "file"})
+        | ({"compress"} if kind != "certificate" else set()),
     )
     region = _name(item["region"], f"{what} region")
     value, path = _source(item, base, what, allow_text=text)
@@ -171,7 +184,11 @@ def _asset(item: Any, base: Path, i: int) -> AssetSpec:
         except ValueError as e:
             raise FormatError(f"{what}: not an X.509 certificate (PEM or DER)") from e
         value, path = cert.public_bytes(serialization.Encoding.DER), None
-    return AssetSpec(name, kind, region=region, value=value, path=path)
+        return AssetSpec(name, kind, region=region, value=value, path=path)
+    compress = _typed(item.get("compress", "auto"), str, f"{what} compress")
+    if "compress" in item and compress not in COMPRESS_CHOICES:
+        raise FormatError(f'{what}: compress must be "deflate" or "none"')
+    return AssetSpec(name, kind, region=region, value=value, path=path, compress=compress)
 
 
 def _key_asset(item: dict[str, Any], base: Path, name: str, kind: str) -> AssetSpec:

@@ -36,6 +36,7 @@ from trustprov.formats.limits import LIMITS
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
 from trustprov.link.client import BundleParams, ChipClient
+from trustprov.roles.asset_compress import deflated_chunk
 from trustprov.roles.assets import AssetList, AssetSpec, check_fits, planned_layout
 from trustprov.roles.bundle_io import bundle_output
 from trustprov.roles.desk_chip import desk_chip
@@ -143,8 +144,13 @@ def _seal_assets(
                 sealed += 1
             manifest = chip.seal_finish()
             signed = SignedManifest.from_bytes(manifest)
-            planned = [chunk_lengths(e, signed.manifest.chunk_size) for e in signed.manifest.assets]
-            if planned != lengths:
+            m = signed.manifest
+            planned = [
+                chunk_lengths(e, m.chunk_size) if e.deflate is None else want
+                for e, want in zip(m.assets, lengths, strict=True)
+            ]
+            deflated = [a.deflate for a in assets.assets if a.kind != "device-key"]
+            if planned != lengths or [e.deflate for e in m.assets] != deflated:
                 raise FormatError("its manifest does not describe the chunks it sealed")
             out.finish(manifest)
     except FormatError as e:
@@ -162,6 +168,8 @@ def _seal_one(
         if spec.kind == "key"
         else {"region": spec.region}
     )
+    if spec.deflate is not None:  # each chunk compressed here, sealed as it is (6.5)
+        target["deflate"] = spec.deflate
     chip.seal_asset(spec.name, spec.kind, length, target)
     n = max(1, -(-length // chunk_size))
     with spec.reader() as read:
@@ -169,7 +177,10 @@ def _seal_one(
         # a chunk at a time
         for i in reversed(range(n)):
             size = chunk_size if i < n - 1 else length - chunk_size * (n - 1)
-            out.chunk(at, i, chip.seal_chunk_view(i, read(i * chunk_size, size), size + TAG_LEN))
+            data = read(i * chunk_size, size)
+            if spec.deflate is not None:
+                data = deflated_chunk(spec, data, i)
+            out.chunk(at, i, chip.seal_chunk_view(i, data, len(data) + TAG_LEN))
 
 
 def _write_common(
@@ -193,6 +204,7 @@ def _write_common(
         "aead": m.aead.name,
         "assets": [
             {"name": a.name, "kind": a.kind, "target": a.target, "length": a.length}
+            | ({} if a.deflate is None else {"deflate": a.deflate})
             for a in m.assets
         ],
         "generated-public-keys": sorted(public_keys),
