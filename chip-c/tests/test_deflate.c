@@ -7,8 +7,10 @@
 #include "deflate_vectors.h"
 #include "tp/cbor.h"
 #include "tp/manifest.h"
+#include "tp/receipts.h"
 #include "tp_hal_crypto.h"
 #include "tp_hal_inflate.h"
+#include "vectors.h"
 
 #define CANARY 0xa5u
 #define SLACK 64u
@@ -227,6 +229,53 @@ static void the_deflate_key_is_firmware_and_config_only_9_to_15(void **state)
     assert_int_equal(tp_manifest_open(mac0, n, AUTH, FAMILY, &m), TP_MANIFEST_BAD);
 }
 
+/* the Python side's vector bundle with a deflated firmware (W = 9): its manifest opens, its
+ * chunks' streams inflate to exactly the asset's bytes, and to nothing at another length */
+static void the_vector_bundles_deflated_chunks_inflate_to_their_plaintext(void **state)
+{
+    (void)state;
+    static const struct {
+        const uint8_t *mac0, *auth, *family, *domain, *installed;
+        const size_t *mac0_len, *installed_len;
+    } bundles[] = {
+#define BUNDLE(i) {bundle_##i##_mac0, bundle_##i##_auth, bundle_##i##_family, bundle_##i##_domain, \
+                   bundle_##i##_installed, &bundle_##i##_mac0_len, &bundle_##i##_installed_len}
+        BUNDLE(0), BUNDLE(1), BUNDLE(2),
+    };
+    static uint8_t enc[4096];
+    assert_int_equal(VECTOR_BUNDLE_COUNT, 3);
+    assert_true(VECTOR_DEFLATED_COUNT >= 1u);
+    for (size_t i = 0; i < VECTOR_DEFLATED_COUNT; i++) {
+        const vector_deflated *d = &VECTOR_DEFLATED[i];
+        assert_true(d->bundle < 3u);
+        tp_manifest m;
+        tp_asset a;
+        assert_int_equal(tp_manifest_open(bundles[d->bundle].mac0, *bundles[d->bundle].mac0_len,
+                                          bundles[d->bundle].auth, bundles[d->bundle].family, &m),
+                         TP_MANIFEST_OK);
+        assert_int_equal(m.deflated, 1);
+        assert_int_equal(tp_manifest_asset(&m, d->asset, &a), 0);
+        assert_int_equal(a.deflate, d->wbits);
+        assert_int_equal(a.length, d->plain_len);
+        assert_int_equal(a.chunks, d->nstreams);
+        /* the installed encoding is the plain asset's (6.7) */
+        size_t n = tp_installed_encode(&m, bundles[d->bundle].domain, enc, sizeof(enc));
+        assert_int_equal(n, *bundles[d->bundle].installed_len);
+        assert_memory_equal(enc, bundles[d->bundle].installed, n);
+        for (size_t k = 0; k < d->nstreams; k++) {
+            size_t at = k * d->chunk_size;
+            size_t want = d->plain_len - at < d->chunk_size ? d->plain_len - at : d->chunk_size;
+            deflate_case c = {"vector", d->wbits, d->streams[k], d->stream_lens[k], want, NULL};
+            assert_int_equal(run_case(&c), 0);
+            assert_memory_equal(ram.out, d->plain + at, want);
+            c.length = want + 1u; /* ends short */
+            assert_int_equal(run_case(&c), -1);
+            c.length = want - 1u; /* would go past */
+            assert_int_equal(run_case(&c), -1);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +284,7 @@ int main(void)
         cmocka_unit_test(a_distance_is_judged_against_the_declared_window),
         cmocka_unit_test(arguments_out_of_range_are_refused),
         cmocka_unit_test(the_deflate_key_is_firmware_and_config_only_9_to_15),
+        cmocka_unit_test(the_vector_bundles_deflated_chunks_inflate_to_their_plaintext),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
