@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ from trustprov.crypto.digest import sha256
 from trustprov.crypto.schedule import asset_material
 from trustprov.errors import FormatError
 from trustprov.firmware.provisioning import ProvisioningSession
+from trustprov.formats import budget
+from trustprov.formats.chunks import DEFLATE_SLACK
 from trustprov.formats.receipt import ReceiptClaims, make_receipt
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
@@ -91,6 +94,7 @@ PREREQUISITES = {
     "refusal.stale-epoch": ("fig3.provision",),
     "refusal.domain-mismatch": ("fig3.provision",),
     "fig3.update": ("fig3.provision",),
+    "fig3.deflate": ("fig3.provision",),
     "lock.locked": ("fig3.provision",),
 }
 
@@ -269,6 +273,49 @@ def _no_proof_check(*_a: Any, **_kw: Any) -> None:
     """The defect: a proof is required but never checked."""
 
 
+def _inflate_without(check: str) -> Callable[[bytes, int, int], bytes]:
+    """The chip's inflater (formats.deflate.inflate, 6.6 step 7) with one bound left out."""
+
+    def inflate(stream: bytes, wbits: int, length: int) -> bytes:
+        if check == "inflate":  # the defect: the sealed stream installed as it is
+            return stream
+        if check != "stream-length" and not 1 <= len(stream) <= length + DEFLATE_SLACK:
+            raise FormatError("stream length out of bounds")
+        d = zlib.decompressobj(-(15 if check == "window" else wbits))
+        try:
+            if check in ("window", "length"):  # one call: zlib checks no window past its output
+                out = d.decompress(stream, 0 if check == "length" else length + 1)
+            else:
+                out = bytearray(d.decompress(stream, min(length + 1, 1 << wbits)))
+                while len(out) <= length and not d.eof:
+                    piece = d.decompress(d.unconsumed_tail, 1)
+                    if not piece:
+                        break
+                    out += piece
+        except zlib.error as e:
+            raise FormatError("not DEFLATE") from e
+        if check != "length" and len(out) > length:
+            raise FormatError("past its length")
+        if check != "final-block" and not d.eof:
+            raise FormatError("truncated")
+        if check != "trailing" and (d.unused_data or d.unconsumed_tail):
+            raise FormatError("trailing bytes")
+        if len(out) < length:
+            raise FormatError("short")
+        return bytes(out)
+
+    return inflate
+
+
+def _any_stream_length(plain_len: int, deflated: bool) -> tuple[int, int]:
+    """The defect: a deflated chunk's stream of any length (formats.chunks.sealed_plain_range)."""
+    return (1, 1 << 32) if deflated else (plain_len, plain_len)
+
+
+def _no_inflater_ram(chunk_size: int, _deflate: bool = False) -> int:
+    return budget.chunk_ram(chunk_size)  # the defect: the inflater's 8,224 bytes not counted
+
+
 # -- the registry -----------------------------------------------------------------------------
 def _named() -> list[Mutant]:
     m = Mutant
@@ -317,6 +364,21 @@ def _named() -> list[Mutant]:
           suite="ES256+ML-DSA-65"),
         m("boot-forgets-counter", "boot.good", "5 step 4 rom.boot's answer",
           port=BootForgetsCounter),
+        m("inflates-unbounded", "deflate.bomb", "6.6 step 7 no more than the chunk's length",
+          patches=((f"{PROV}.inflate", _inflate_without("length")),)),
+        m("accepts-unfinished-stream", "deflate.truncated", "6.6 step 7 final block",
+          patches=((f"{PROV}.inflate", _inflate_without("final-block")),)),
+        m("accepts-trailing-bytes", "deflate.trailing", "6.6 step 7 nothing after the final block",
+          patches=((f"{PROV}.inflate", _inflate_without("trailing")),)),
+        m("no-stream-length-bound", "deflate.too-long", "6.2 a stream of 1 .. len + 16",
+          patches=((f"{PROV}.inflate", _inflate_without("stream-length")),
+                   ("trustprov.formats.manifest.sealed_plain_range", _any_stream_length))),
+        m("ignores-window", "deflate.far-distance", "6.2 no distance beyond 2^W",
+          patches=((f"{PROV}.inflate", _inflate_without("window")),)),
+        m("installs-compressed", "fig3.deflate", "6.6 step 7 the inflated plaintext installs",
+          patches=((f"{PROV}.inflate", _inflate_without("inflate")),)),
+        m("no-inflater-ram", "deflate.ram-budget", "8.4 the inflater's 8,224 bytes",
+          patches=((f"{PROV}.chunk_ram", _no_inflater_ram),)),
     ]  # fmt: skip
 
 

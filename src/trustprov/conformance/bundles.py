@@ -4,7 +4,8 @@ The test family's secrets are public, so the suite holds the vector OEM's K_ENCK
 K_AUTH (and the second published OEM's) and can make any bundle a chip of the family accepts as
 genuine: a bundle whose only fault is the one a case wants the chip to find (a key that is not a
 key, a set of authorized chips without this one, a minimum software version above the chip's),
-an AES-CCM bundle, an update that drops what the first bundle installed.
+an AES-CCM bundle, an update that drops what the first bundle installed, a deflated firmware
+whose chunk streams are given by the case (a bomb, a truncated stream, trailing bytes).
 
 Invariants: every byte is made by `trustprov.formats` and `trustprov.crypto` exactly as a
 sealing chip makes it (the same nonces, AAD, tag chain and canonical manifest), so a chip that
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trustprov.conformance.family import TestFamily
 from trustprov.crypto.aead import A256GCM, Aead
@@ -33,6 +34,7 @@ from trustprov.formats.bundle import (
     chunk_count,
     chunk_nonce,
 )
+from trustprov.formats.deflate import deflate
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,18 @@ class Plain:
     key_type: str | None = None
     slot: int | None = None
     region: str | None = None
+    #: W of a deflated firmware or config asset (6.1); its chunks are deflated (6.2)
+    deflate: int | None = None
+    #: the AEAD plaintext of each chunk of a deflated asset, instead of its deflated chunk:
+    #: how a case puts in a stream that breaks one bound of 6.6 step 7
+    streams: tuple[bytes, ...] | None = field(default=None, repr=False)
+
+    def sealed_plaintext(self, index: int, chunk_size: int) -> bytes:
+        """What chunk ``index`` seals: the chunk itself, or its stream if deflated."""
+        chunk = self.value[index * chunk_size : (index + 1) * chunk_size]
+        if self.streams is not None:
+            return self.streams[index]
+        return chunk if self.deflate is None else deflate(chunk, self.deflate)
 
 
 def seal_bundle(
@@ -58,9 +72,12 @@ def seal_bundle(
     authorized: Authorization | None = None,
     device_keys: tuple[DeviceKeySpec, ...] = (),
     oem_share: bytes | None = None,
+    checked: bool = True,
 ) -> Bundle:
     """A bundle of ``assets`` sealed under the keys of ``oem_share``'s domain (default: the
-    vector OEM's), its manifest MACed under that domain's K_AUTH."""
+    vector OEM's), its manifest MACed under that domain's K_AUTH. With ``checked`` false, its
+    chunks are not checked against the manifest's shape, as the host's tools check them: how
+    the suite sends a chunk of a length only the chip must refuse."""
     keys = family.oem_keys(oem_share or family.oem_share)
     bundle_id = os.urandom(BUNDLE_ID_LEN)
     entries, chunks = [], []
@@ -72,7 +89,7 @@ def seal_bundle(
             aead.seal(
                 key,
                 chunk_nonce(prefix, i, i == count - 1),
-                plain.value[i * chunk_size : (i + 1) * chunk_size],
+                plain.sealed_plaintext(i, chunk_size),
                 chunk_aad(bundle_id, index),
             )
             for i in range(count)
@@ -88,6 +105,7 @@ def seal_bundle(
                 key_type=plain.key_type,
                 slot=plain.slot,
                 region=plain.region,
+                deflate=plain.deflate,
             )
         )
         chunks.append(sealed)
@@ -103,6 +121,11 @@ def seal_bundle(
         device_keys=device_keys,
     )
     signed = SignedManifest.from_bytes(family.manifest_mac0(manifest.to_payload(), oem_share))
+    if not checked:
+        bundle = object.__new__(Bundle)
+        object.__setattr__(bundle, "signed", signed)
+        object.__setattr__(bundle, "chunks", tuple(chunks))
+        return bundle
     return Bundle(signed, tuple(chunks))
 
 

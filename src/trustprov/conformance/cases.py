@@ -10,6 +10,7 @@ from __future__ import annotations
 from trustprov.conformance import (
     attest_cases,
     boot_cases,
+    deflate_cases,
     flow_cases,
     link_cases,
     rom_cases,
@@ -32,11 +33,13 @@ CASES: list[Case] = [
     *attest_cases.CASES_BEFORE_INSTALL,
     *flow_cases.CASES_BEFORE_INSTALL,
     *rule_cases.CASES,
+    *deflate_cases.CASES,
     *update_cases.CASES_BEFORE_INSTALL,
     _INSTALL["fig3.provision"],
     *attest_cases.CASES_INSTALL,  # what the chip holds is the vector bundle, just installed
     _INSTALL["refusal.stale-epoch"],
     *update_cases.CASES_AFTER_INSTALL,
+    *deflate_cases.CASES_AFTER_INSTALL,
     *(
         c
         for c in flow_cases.CASES_INSTALL
