@@ -106,10 +106,10 @@ def trustprov(*args: str | Path | int, capture: bool = False) -> str:
 def write_assets(d: Path) -> Path:
     d.mkdir()
     write_file(d / "app-aes-key.bin", os.urandom(32), mode=PRIVATE)
-    # an image padded to its slot with erased flash (0xff), as images are: it deflates, and every
-    # C chip inflates it (protocol.md 6.6)
-    half = FIRMWARE_SIZE // 2
-    write_file(d / "firmware.bin", os.urandom(half) + b"\xff" * (FIRMWARE_SIZE - half))
+    # a real image, not random bytes: the C chip's own provisioning software (machine code and
+    # its data), padded with erased flash (0xff) to its slot; deflated, every C chip inflates it
+    image = CODE.read_bytes()[:FIRMWARE_SIZE]
+    write_file(d / "firmware.bin", image + b"\xff" * (FIRMWARE_SIZE - len(image)))
     write_file(d / "config.bin", b'{"product": "example-sensor", "region": "eu"}')
     write_file(d / "assets.toml", ASSETS_TOML.encode())
     return d / "assets.toml"
