@@ -17,7 +17,7 @@ ICM_KEYS ?= files
 DEMO_HSM = $(abspath $(DEMO_DIR)).softhsm
 SOFTHSM_MODULE ?= /usr/lib/softhsm/libsofthsm2.so
 
-.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean bench-wire wire-faults bench-dashboard conformance-mutants bench-line-rate
+.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean bench-wire wire-faults bench-dashboard conformance-mutants bench-line-rate bench-line-rate-compressed
 
 all: test
 
@@ -99,6 +99,24 @@ bench-wire: venv
 # a lot over a board whose sockets are UARTs: seconds per chip against the line-rate floor
 bench-line-rate: venv
 	$(BIN)/python bench/line_rate.py --rates 115200,1000000,3000000 --chips 6 --slow-chips 2 --turnaround-ms 1
+
+# the same with a real firmware image, sealed as it is and deflated (docs/performance.md): the C
+# chip's core cross-compiled for a Cortex-M33, linked with the whole of Debian's newlib libc and
+# libm for it (arm-none-eabi), its loadable sections as a flat image of 335 KB
+ARM_CC ?= arm-none-eabi-gcc
+NEWLIB ?= /usr/lib/arm-none-eabi/newlib/thumb/v8-m.main/nofp
+BENCH_FIRMWARE := chip-c/build/arm/firmware.bin
+$(BENCH_FIRMWARE):
+	$(MAKE) -s -C chip-c size > /dev/null
+	$(ARM_CC) -mcpu=cortex-m33 -mthumb -nostartfiles -nostdlib -Wl,--allow-multiple-definition \
+		-Wl,--unresolved-symbols=ignore-all -Wl,-e,tp_link_feed -Wl,-Ttext=0x08000000 \
+		chip-c/build/arm/*.o -Wl,--whole-archive $(NEWLIB)/libc.a $(NEWLIB)/libm.a \
+		-Wl,--no-whole-archive -o chip-c/build/arm/firmware.elf
+	arm-none-eabi-objcopy -O binary -j .text -j .rodata -j .data chip-c/build/arm/firmware.elf $@
+
+bench-line-rate-compressed: venv $(BENCH_FIRMWARE)
+	$(BIN)/python bench/line_rate.py --rates 115200,1000000,3000000 --chips 6 --slow-chips 2 \
+		--turnaround-ms 1 --firmware $(BENCH_FIRMWARE) --compress none,deflate
 
 # the dashboard's refresh against a synthetic records store of a million chips, 12 stations
 bench-dashboard: venv

@@ -13,6 +13,13 @@ turnaround before the next; (2) mboot's UART framing, 512-byte packets (its larg
 
     python bench/line_rate.py [--rates 115200,1000000,3000000] [--chips 6] [--slow-chips 2]
                               [--turnaround-ms 1] [--sockets 1]
+                              [--firmware FILE] [--compress none,deflate]
+
+``--firmware`` seals FILE as the bundle's firmware instead of the demo's 256 KiB of random bytes
+(which no compressor shrinks): a real image, e.g. the C chip's cross-compiled one
+(`make bench-line-rate-compressed` builds it). ``--compress`` runs every rate once per variant
+of the firmware asset's `compress` (docs/assets.md), so a deflated bundle's bytes and seconds per
+chip stand beside the uncompressed one's.
 
 ``--slow-chips`` is the count at rates under 500,000 baud (a chip takes 40 s at 115,200).
 Progress goes to stderr; the last line is one JSON object: per rate, seconds per chip, the floor
@@ -32,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trustprov.demo import CM_LOT, make_family, seal_bundle, write_sample_assets
+from trustprov.demo import CM_LOT, make_family, write_sample_assets
 from trustprov.formats.frame import FrameType, encode_frame
 from trustprov.formats.lot import LotManifest
 from trustprov.line.boards import provision_lot_wire
@@ -40,7 +47,7 @@ from trustprov.link.address import open_stream
 from trustprov.link.framed import FramedLink
 from trustprov.link.stream import ByteStream
 from trustprov.roles import assets as asset_list
-from trustprov.roles import icm
+from trustprov.roles import icm, oem
 from trustprov.roles.cm import Job
 
 GOAL = 1.10
@@ -114,10 +121,19 @@ class Board:
 
 
 def run_rate(
-    root: Path, family: Any, job: Job, baud: int, *, chips: int, sockets: int, turnaround_ms: float
+    root: Path,
+    family: Any,
+    job: Job,
+    baud: int,
+    *,
+    chips: int,
+    sockets: int,
+    turnaround_ms: float,
+    bundle_bytes: int,
+    tag: str = "",
 ) -> dict[str, Any]:
-    made = root / f"{baud}.farm"
-    lot_json = root / f"lot-{baud}.json"
+    made = root / f"{baud}{tag}.farm"
+    lot_json = root / f"lot-{baud}{tag}.json"
     icm.manufacture(family.icm, made, CM_LOT, chips, lot_json)
     manifest = LotManifest.from_json(lot_json.read_bytes())
     bps = baud / 10
@@ -145,7 +161,7 @@ def run_rate(
             manifest=manifest,
             lot=CM_LOT,
             job=job,
-            records_url=f"sqlite:///{root / f'{baud}.sqlite'}",
+            records_url=f"sqlite:///{root / f'{baud}{tag}.sqlite'}",
             boards=[board.handler],
             station=f"bench-line-{baud}",
             open_link=opener,
@@ -159,7 +175,7 @@ def run_rate(
     received = sum(s.received for s in streams) / chips
     frames_sent = sum(k.stats.frames_sent for k in links) / chips
     frames_received = sum(k.stats.frames_received for k in links) / chips
-    payload = len(job.image) + job_bundle_bytes(root)
+    payload = len(job.image) + bundle_bytes
     floor = payload / bps
     per_chip = wall / chips * sockets  # one socket's time per chip
     turn = turnaround_ms / 1000
@@ -182,6 +198,7 @@ def run_rate(
         "ratio": round(per_chip / floor, 3),
         "met": per_chip / floor <= GOAL,
         "floor_bytes": payload,
+        "bundle_bytes": bundle_bytes,
         "bytes_sent_per_chip": round(sent),
         "bytes_received_per_chip": round(received),
         "frames_sent_per_chip": round(frames_sent, 1),
@@ -202,8 +219,28 @@ def run_rate(
     }
 
 
-def job_bundle_bytes(root: Path) -> int:
-    return (root / "oem" / "bundle.cbor").stat().st_size
+def seal_variant(
+    root: Path, family: Any, toml: Path, compress: str, firmware: Path | None
+) -> tuple[Job, int, int]:
+    """The demo's asset list with the firmware ``firmware`` (else the demo's) sealed with
+    ``compress``: its job, the bundle's bytes and the firmware's."""
+    d = toml.parent
+    if firmware is not None:
+        (d / "firmware.bin").write_bytes(firmware.read_bytes())
+    text = toml.read_text()
+    line = 'file = "firmware.bin"\n'
+    variant = d / f"assets-{compress}.toml"
+    variant.write_text(text.replace(line, line + f'compress = "{compress}"\n', 1))
+    out = root / f"oem-{compress}"
+    oem.keygen(
+        family.oem_farm,
+        family.oem_uid,
+        software_path=family.software,
+        assets=asset_list.load(variant),
+        out=out,
+    )
+    job = Job.load(family.software, out / "enc-oem-share.cose", out / "bundle.cbor")
+    return job, (out / "bundle.cbor").stat().st_size, (d / "firmware.bin").stat().st_size
 
 
 def main() -> int:
@@ -216,11 +253,18 @@ def main() -> int:
     ap.add_argument("--turnaround-ms", type=float, default=1.0)
     ap.add_argument("--sockets", type=int, default=1, help="sockets of the board")
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
+    ap.add_argument("--firmware", type=Path, default=None, help="firmware image to seal")
+    ap.add_argument("--compress", default="none", help="variants: none, deflate or both")
     args = ap.parse_args()
     try:
         rates = [int(r) for r in args.rates.split(",")]
     except ValueError:
         ap.error("--rates: integers, comma-separated")
+    variants = args.compress.split(",")
+    if not variants or not set(variants) <= {"none", "deflate"}:
+        ap.error("--compress: none, deflate or none,deflate")
+    if args.firmware is not None and not args.firmware.is_file():
+        ap.error(f"--firmware: no such file {args.firmware}")
     if args.chips < 1 or args.slow_chips < 1 or not 1 <= args.sockets <= 256:
         ap.error("--chips, --slow-chips >= 1; --sockets 1..256")
     results = []
@@ -228,35 +272,44 @@ def main() -> int:
         root = Path(tmp)
         toml = write_sample_assets(root / "assets")
         family = make_family(root)
-        seal_bundle(root, family, asset_list.load(toml))
-        oem = root / "oem"
-        job = Job.load(family.software, oem / "enc-oem-share.cose", oem / "bundle.cbor")
-        _say(
-            f"software image {len(job.image)} bytes, bundle {job_bundle_bytes(root)} bytes "
-            f"(rom.boot request {len(job.boot_request)} bytes)"
-        )
-        for baud in rates:
-            chips = args.slow_chips if baud < SLOW else args.chips
-            r = run_rate(
-                root,
-                family,
-                job,
-                baud,
-                chips=chips,
-                sockets=args.sockets,
-                turnaround_ms=args.turnaround_ms,
+        for compress in variants:
+            job, bundle_bytes, firmware_bytes = seal_variant(
+                root, family, toml, compress, args.firmware
             )
-            results.append(r)
-            sw = r["stop_and_wait"]
             _say(
-                f"{baud} baud, {chips} chips: {r['seconds_per_chip']} s/chip, floor "
-                f"{r['floor_seconds']} s, ratio {r['ratio']} ({'met' if r['met'] else 'MISSED'}); "
-                f"idle {r['line_idle_seconds_per_chip']} s/chip, framing "
-                f"{r['framing_overhead']:.2%}; stop-and-wait {sw['same_frames_ratio']} "
-                f"(same frames), {sw['mboot_512B_packets_ratio']} (mboot 512 B)"
+                f"compress {compress}: firmware {firmware_bytes} bytes, software image "
+                f"{len(job.image)} bytes, bundle {bundle_bytes} bytes (rom.boot request "
+                f"{len(job.boot_request)} bytes)"
             )
+            for baud in rates:
+                chips = args.slow_chips if baud < SLOW else args.chips
+                r = run_rate(
+                    root,
+                    family,
+                    job,
+                    baud,
+                    chips=chips,
+                    sockets=args.sockets,
+                    turnaround_ms=args.turnaround_ms,
+                    bundle_bytes=bundle_bytes,
+                    tag=f"-{compress}",
+                )
+                r = {"compress": compress, "firmware_bytes": firmware_bytes, **r}
+                results.append(r)
+                _report(r, chips)
     print(json.dumps({"goal_ratio": GOAL, "rates": results, "met": all(r["met"] for r in results)}))
     return 0
+
+
+def _report(r: dict[str, Any], chips: int) -> None:
+    sw = r["stop_and_wait"]
+    _say(
+        f"{r['compress']}, {r['baud']} baud, {chips} chips: {r['seconds_per_chip']} s/chip, "
+        f"floor {r['floor_seconds']} s, ratio {r['ratio']} ({'met' if r['met'] else 'MISSED'}); "
+        f"idle {r['line_idle_seconds_per_chip']} s/chip, framing "
+        f"{r['framing_overhead']:.2%}; stop-and-wait {sw['same_frames_ratio']} "
+        f"(same frames), {sw['mboot_512B_packets_ratio']} (mboot 512 B)"
+    )
 
 
 if __name__ == "__main__":

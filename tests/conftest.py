@@ -79,6 +79,7 @@ name = "fw"
 kind = "firmware"
 region = "app"
 file = "fw.bin"
+compress = "none"  # as it is: tests count and flip its 16 KiB chunks (deflated, tests/roles)
 
 [[asset]]
 name = "cfg"

@@ -17,7 +17,7 @@ import cbor2
 import pytest
 
 from trustprov.firmware import commands
-from trustprov.formats import authz, budget, bundle, frame, lotsig, receipt, software
+from trustprov.formats import authz, budget, bundle, deflate, frame, lotsig, receipt, software
 from trustprov.formats.limits import LIMITS, Shape
 from trustprov.link import messages, port
 from trustprov.link.budget import FLOOD_SLACK
@@ -183,6 +183,11 @@ SIZES: dict[str, int] = {
     "RAM of one sealed manifest entry": budget.ENTRY_RAM,
     "RAM beside a chunk's two copies while installing": budget.CHUNK_OVERHEAD,
     "RAM beside a chunk's two copies while sealing": budget.SEAL_OVERHEAD,
+    "RAM of the inflater, when any asset is deflated (6.1, 8.4)": deflate.DEFLATE_RAM,
+    "bytes a deflated chunk's stream may exceed its chunk (6.2)": deflate.DEFLATE_SLACK,
+    "chunk size of a manifest with a deflated asset, at most": deflate.MAX_DEFLATE_CHUNK,
+    "deflate window exponent W, at least": deflate.MIN_WBITS,
+    "deflate window exponent W, at most": deflate.MAX_WBITS,
 }
 
 
@@ -200,6 +205,10 @@ def test_the_ram_budget_section_states_the_same_numbers() -> None:
     assert f"| 2p + {budget.SEAL_OVERHEAD} |" in PROTOCOL
     assert f"| {budget.ENTRY_RAM} |" in PROTOCOL
     assert budget.provisioning_ram(1000, 300) == budget.SESSION_RAM + 1000 + 600 + 32
+    assert f"| {deflate.DEFLATE_RAM:,} more |" in PROTOCOL  # a manifest with a deflated asset
+    assert budget.provisioning_ram(1000, 300, deflate=True) == (
+        budget.provisioning_ram(1000, 300) + deflate.INFLATE_STATE + 2 * deflate.DEFLATE_SLACK
+    )
 
 
 # -- ops and error codes -----------------------------------------------------------------------

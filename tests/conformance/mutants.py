@@ -37,7 +37,7 @@ from trustprov.crypto.schedule import asset_material
 from trustprov.errors import FormatError
 from trustprov.firmware.provisioning import ProvisioningSession
 from trustprov.formats import budget
-from trustprov.formats.chunks import DEFLATE_SLACK
+from trustprov.formats.deflate import DEFLATE_SLACK
 from trustprov.formats.receipt import ReceiptClaims, make_receipt
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware
@@ -308,7 +308,7 @@ def _inflate_without(check: str) -> Callable[[bytes, int, int], bytes]:
 
 
 def _any_stream_length(plain_len: int, deflated: bool) -> tuple[int, int]:
-    """The defect: a deflated chunk's stream of any length (formats.chunks.sealed_plain_range)."""
+    """The defect: a deflated chunk's stream of any length (`sealed_plain_range`)."""
     return (1, 1 << 32) if deflated else (plain_len, plain_len)
 
 
@@ -372,7 +372,7 @@ def _named() -> list[Mutant]:
           patches=((f"{PROV}.inflate", _inflate_without("trailing")),)),
         m("no-stream-length-bound", "deflate.too-long", "6.2 a stream of 1 .. len + 16",
           patches=((f"{PROV}.inflate", _inflate_without("stream-length")),
-                   ("trustprov.formats.manifest.sealed_plain_range", _any_stream_length))),
+                   ("trustprov.formats.bundle.manifest.sealed_plain_range", _any_stream_length))),
         m("ignores-window", "deflate.far-distance", "6.2 no distance beyond 2^W",
           patches=((f"{PROV}.inflate", _inflate_without("window")),)),
         m("installs-compressed", "fig3.deflate", "6.6 step 7 the inflated plaintext installs",

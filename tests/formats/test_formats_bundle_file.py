@@ -1,4 +1,5 @@
-"""trustprov.formats.bundle_file: the bundle file indexed from its heads, and written in pieces.
+"""trustprov.formats.bundle.bundle_file: the bundle file indexed from its heads, and written in
+pieces.
 
 The index must accept exactly the files `Bundle.from_bytes` accepts (the one in-memory parser,
 fuzzed), give the same chunks and chain links, and refuse with a `FormatError` whatever the
@@ -18,9 +19,8 @@ import pytest
 from trustprov.crypto.aead import TAG_LEN
 from trustprov.crypto.digest import DIGEST_LEN
 from trustprov.errors import FormatError
-from trustprov.formats import bundle_file
-from trustprov.formats.bundle import Bundle
-from trustprov.formats.bundle_file import BundleIndex, BundleWriter, chunk_lengths
+from trustprov.formats.bundle import Bundle, bundle_file
+from trustprov.formats.bundle.bundle_file import BundleIndex, BundleWriter, chunk_lengths
 
 
 @pytest.fixture(scope="module")

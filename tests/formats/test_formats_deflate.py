@@ -20,9 +20,9 @@ from trustprov.crypto.aead import TAG_LEN
 from trustprov.errors import FormatError
 from trustprov.formats import cbor
 from trustprov.formats.bundle import Bundle, Manifest
-from trustprov.formats.bundle_file import BundleIndex, chunk_lengths
-from trustprov.formats.chunks import DEFLATE_SLACK, chunk_plain_len
-from trustprov.formats.deflate import MAX_WBITS, MIN_WBITS, deflate, inflate
+from trustprov.formats.bundle.bundle_file import BundleIndex, chunk_lengths
+from trustprov.formats.bundle.chunks import chunk_plain_len
+from trustprov.formats.deflate import DEFLATE_SLACK, MAX_WBITS, MIN_WBITS, deflate, inflate
 
 #: 512 random bytes then the same again: a distance of exactly 512 at W = 10
 _HALF = bytes(range(256)) + bytes(reversed(range(256)))
@@ -240,3 +240,14 @@ def test_chunk_lengths_are_not_given_for_a_deflated_asset(deflated: Bundle) -> N
     e = next(e for e in deflated.manifest.assets if e.deflate is not None)
     with pytest.raises(ValueError, match="deflated"):
         chunk_lengths(e, deflated.manifest.chunk_size)
+
+
+def test_a_deflated_asset_needs_chunks_of_at_most_65520(b: SimpleNamespace) -> None:
+    """So that its sealed chunks (at most chunk size + 32) fit every reader's 65,552."""
+    for size in (65520, 65521):
+        fw = b.entry("fw", "firmware", 70_000, chunk_size=size, deflate=15)
+        if size == 65520:
+            b.manifest((fw,), chunk_size=size)
+        else:
+            with pytest.raises(FormatError, match="chunks above 65520"):
+                b.manifest((fw,), chunk_size=size)

@@ -33,7 +33,6 @@ from trustprov.formats.bundle import (
     Manifest,
     SignedManifest,
     chunk_count,
-    chunk_plain_len,
 )
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.limits import LIMITS
@@ -496,6 +495,10 @@ def manifests(draw: st.DrawFn, max_data_len: int = 2**40) -> Manifest:
                 key_type=key_type,
                 slot=slots[i] if kind == "key" else None,
                 region=regions[i] if kind != "key" else None,
+                # firmware and config may be deflated (W 9..15) beside chunks of <= 65,520
+                deflate=draw(st.none() | st.integers(9, 15))
+                if kind in ("firmware", "config") and chunk_size <= 65520
+                else None,
             )
         )
     return Manifest(
@@ -524,10 +527,11 @@ def test_manifest_round_trip(manifest: Manifest, builders: SimpleNamespace) -> N
 @given(data=st.data())
 def test_bundle_round_trip(builders: SimpleNamespace, data: st.DataObject) -> None:
     manifest = data.draw(manifests(max_data_len=1500))
+    # a deflated asset's chunk is any length its bounds allow (1 .. len + 16, and the tag)
     chunks = tuple(
         tuple(
-            data.draw(st.binary(min_size=n + 16, max_size=n + 16))
-            for n in (chunk_plain_len(e.length, manifest.chunk_size, i) for i in range(e.chunks))
+            data.draw(st.binary(min_size=lo + 16, max_size=hi + 16))
+            for lo, hi in (e.sealed_plain_range(manifest.chunk_size, i) for i in range(e.chunks))
         )
         for e in manifest.assets
     )

@@ -25,7 +25,7 @@ from trustprov.formats import cbor, cose
 from trustprov.formats.attestation import Attestation
 from trustprov.formats.authz import AuthorizedSet, InclusionProof
 from trustprov.formats.bundle import Bundle, Manifest, SignedManifest
-from trustprov.formats.bundle_file import BundleIndex
+from trustprov.formats.bundle.bundle_file import BundleIndex
 from trustprov.formats.immutable import ImmutableMemory
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.lot import LotManifest

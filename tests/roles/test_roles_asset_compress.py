@@ -23,14 +23,14 @@ from trustprov.roles import assets as asset_list
 from trustprov.roles import oem
 from trustprov.roles.cm import Job
 
-_FW = 'region = "app"\nfile = "fw.bin"\n'
-
 
 def _list(tmp: Path, compress: str | None, firmware: bytes | None = None) -> Path:
+    """The conftest's list (its firmware sealed as it is) with the firmware's ``compress``
+    set, or left to its default (None)."""
     toml = write_assets(tmp, epoch=2, firmware=firmware)
-    if compress is not None:
-        text = toml.read_text()
-        toml.write_text(text.replace(_FW, _FW + f'compress = "{compress}"\n', 1))
+    text = toml.read_text()
+    line = next(x for x in text.splitlines(keepends=True) if x.startswith("compress ="))
+    toml.write_text(text.replace(line, "" if compress is None else f'compress = "{compress}"\n'))
     return toml
 
 

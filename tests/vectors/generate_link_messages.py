@@ -40,6 +40,7 @@ from trustprov.crypto.keys import load_public_key
 from trustprov.formats import cbor
 from trustprov.formats.authz import AuthorizedSet
 from trustprov.formats.bundle import Bundle, SignedManifest
+from trustprov.formats.deflate import deflate
 from trustprov.formats.sealed import SealedKind, SealedValue
 from trustprov.link import messages
 from trustprov.link.port import ChipPort
@@ -602,6 +603,28 @@ def run(port: ChipPort, previous: dict[str, dict[str, Any]]) -> list[dict[str, A
         {**begin_args, "enc-oem-share": _flip(enc_oem_share, -1)},
     )
     s.call("rom.status locked", "8.1", "rom.status", {})
+    # -- a deflated firmware sealed (6.5: the host sends each chunk deflated; a LOCKED chip seals)
+    regen = {"enc-oem-rnd-input": enc_input, "enc-rnd-share": enc_rnd, "bundle": params}
+    firmware = b"".join(b"link vector firmware %04d; " % i for i in range(25))[:600]
+    pieces = [deflate(firmware[i : i + 256], 15) for i in range(0, 600, 256)]
+    fw = {"name": "fw", "kind": "firmware", "length": 600, "region": "app", "deflate": 15}
+    s.call("oem.regen deflated: locked chips seal", "6.5, 8.3", "oem.regen", regen)
+    seal_bundle(s, "deflated", [("fw", fw, pieces)])
+    s.call("oem.regen deflated, bounds", "6.5", "oem.regen", regen)
+    s.call("seal.asset deflated again", "6.5, 8.1", "seal.asset", fw)
+    s.call(
+        "seal.chunk deflated 17 bytes over: bad-request",
+        "6.2, 6.5, 8.2",
+        "seal.chunk",
+        {"index": 2, "data": bytes(88 + 17)},
+    )
+    s.call("oem.regen deflated key", "6.5", "oem.regen", regen)
+    s.call(
+        "seal.asset key with deflate: bad-request",
+        "6.1, 8.2",
+        "seal.asset",
+        {"name": "k", "kind": "key", "length": 32, "key-type": "aes-256", "slot": 1, "deflate": 15},
+    )
     return s.steps
 
 

@@ -16,8 +16,13 @@ from __future__ import annotations
 import zlib
 
 from trustprov.errors import FormatError
-from trustprov.formats.chunks import DEFLATE_SLACK
 
+#: a deflated chunk's stream is at most this much longer than the chunk: stored blocks cost 5
+#: bytes each, and zlib stores incompressible input in blocks of about 16 KiB (protocol.md 6.2)
+DEFLATE_SLACK = 16
+#: the largest chunk size of a manifest with a deflated asset: its sealed chunks stay within
+#: the 65,552 bytes of a sealed chunk that every reader bounds (protocol.md 6.1, 8.1)
+MAX_DEFLATE_CHUNK = 65536 - DEFLATE_SLACK
 MIN_WBITS = 9
 MAX_WBITS = 15
 DEFAULT_WBITS = 15
@@ -34,6 +39,7 @@ __all__ = [
     "DEFLATE_RAM",
     "DEFLATE_SLACK",
     "INFLATE_STATE",
+    "MAX_DEFLATE_CHUNK",
     "MAX_WBITS",
     "MIN_SAVING",
     "MIN_WBITS",

@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 
 from trustprov.errors import FormatError, InputError
-from trustprov.formats.chunks import DEFLATE_SLACK, chunk_count, chunk_plain_len
-from trustprov.formats.deflate import DEFAULT_WBITS, MIN_SAVING, deflate
+from trustprov.formats.bundle.chunks import chunk_count, chunk_plain_len
+from trustprov.formats.deflate import DEFAULT_WBITS, DEFLATE_SLACK, MIN_SAVING, deflate
 from trustprov.roles.asset_model import AssetList, AssetSpec
 
 COMPRESS_CHOICES = ("deflate", "none")

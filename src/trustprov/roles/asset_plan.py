@@ -31,7 +31,7 @@ from trustprov.formats.bundle import (
     SignedManifest,
     chunk_count,
 )
-from trustprov.formats.bundle_file import chunk_lengths
+from trustprov.formats.bundle.bundle_file import chunk_lengths
 from trustprov.formats.deflate import DEFAULT_WBITS
 from trustprov.formats.limits import LIMITS
 from trustprov.roles.asset_model import CHUNK_STEP, MAX_CHUNK, AssetList, AssetSpec
@@ -97,7 +97,7 @@ def planned_layout(
     assets: AssetList, min_security_version: int, authorized: Authorization | None = None
 ) -> tuple[int, list[list[int]]]:
     """The manifest's exact length and each sealed asset's chunk lengths: where every byte of
-    the bundle file goes before the chip seals any (`trustprov.formats.bundle_file`)."""
+    the bundle file goes before the chip seals any (`trustprov.formats.bundle.bundle_file`)."""
     manifest_len, entries = _planned(assets, min_security_version, authorized)
     specs = [a for a in assets.assets if a.kind != "device-key"]
     return manifest_len, [

@@ -1,7 +1,7 @@
 """A bundle file as the host tools hold it: its index in memory, its chunks on disk.
 
 `BundleFile` opens a bundle (at most ``LIMITS.bundle`` bytes, refused before a byte is read),
-checks it whole with `trustprov.formats.bundle_file.BundleIndex` and then reads a chunk only
+checks it whole with `trustprov.formats.bundle.bundle_file.BundleIndex` and then reads a chunk only
 when it is asked for: the host's memory is the manifest and a few bytes a chunk, whatever the
 firmware's size. It pickles as its path and index: a worker process reopens the file, and
 refuses it if its size changed meanwhile. A file changed in place is not detected here (the CM
@@ -23,7 +23,7 @@ from typing import Any
 from trustprov.crypto.aead import TAG_LEN
 from trustprov.errors import FormatError, InputError
 from trustprov.formats.bundle import Manifest, SignedManifest
-from trustprov.formats.bundle_file import BundleIndex, BundleWriter
+from trustprov.formats.bundle.bundle_file import BundleIndex, BundleWriter
 from trustprov.formats.limits import LIMITS
 from trustprov.roles.files import PUBLIC, atomic_file, open_input
 

@@ -73,7 +73,8 @@ _BLOCK = 64 * 1024
 @contextmanager
 def open_input(path: Path, *, limit: int, what: str) -> Iterator[tuple[BinaryIO, int]]:
     """``path`` open for reading and its size, refused beyond ``limit`` bytes before a byte is
-    read: for readers that take a large file piece by piece (`trustprov.formats.bundle_file`).
+    read: for readers that take a large file piece by piece
+    (`trustprov.formats.bundle.bundle_file`).
     OSErrors of opening are an `InputError` naming the file; those of the block pass through."""
     path = Path(path)
     try:

@@ -176,6 +176,7 @@ def _manifest_fields(m: Any) -> dict[str, Any]:
                 **({"key_type": a.key_type, "slot": a.slot} if a.is_key else {"region": a.region}),
                 "length": a.length,
                 "chunks": a.chunks,
+                **({} if a.deflate is None else {"deflate": a.deflate}),
             }
             for a in m.assets
         ],

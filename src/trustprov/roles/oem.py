@@ -31,7 +31,7 @@ from trustprov.crypto.aead import TAG_LEN
 from trustprov.crypto.keys import load_public_key
 from trustprov.errors import ArtifactError, FormatError, InputError
 from trustprov.formats.bundle import Authorization, Bundle, Manifest, SignedManifest
-from trustprov.formats.bundle_file import BundleWriter, chunk_lengths
+from trustprov.formats.bundle.bundle_file import BundleWriter, chunk_lengths
 from trustprov.formats.limits import LIMITS
 from trustprov.formats.sealed import SealedValue
 from trustprov.formats.software import SignedSoftware

@@ -6,7 +6,7 @@ truncation, the AAD binds a chunk to its bundle and asset (STREAM).
 
 Invariants: every length here is a function of an asset's plaintext length and the chunk size,
 both under the manifest's CMAC, never of the bytes of a chunk. This module imports no other
-format (the manifest imports it, not the other way round).
+part of the bundle's format (the manifest imports it, not the other way round).
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ from __future__ import annotations
 import functools
 
 from trustprov.formats import cbor
-
-#: a deflated chunk's sealed plaintext is at most this much longer than its plaintext: raw
-#: DEFLATE stores an incompressible chunk in stored blocks of 5 bytes of header per 65,535
-DEFLATE_SLACK = 16
+from trustprov.formats.deflate import DEFLATE_SLACK
 
 
 def chunk_count(length: int, chunk_size: int) -> int:

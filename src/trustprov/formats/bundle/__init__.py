@@ -1,9 +1,10 @@
-"""The asset bundle file: the manifest (formats/manifest.py) and, per asset, its sealed chunks.
+"""The asset bundle: the manifest (`manifest`), its chunks (`chunks`) and, in memory, the bundle
+file holding both; `bundle_file` reads and writes a large one a chunk at a time.
 
 Bundle file: canonical CBOR array ["trustprov-bundle", 1, manifest COSE_Mac0 bytes, [[+ bstr]]].
 `Bundle` holds one in memory, its chunks checked against the manifest's shape (count and length
 of each, or its bounds for a deflated asset); a large one is read a chunk at a time instead
-(formats/bundle_file.py). The manifest's names are importable from here as well.
+(`bundle_file`). The manifest's and the chunks' names are importable from here as well.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from trustprov.crypto.aead import TAG_LEN
 from trustprov.crypto.digest import chain_links
 from trustprov.errors import FormatError
 from trustprov.formats import cbor
-from trustprov.formats.chunks import chunk_aad, chunk_count, chunk_nonce, chunk_plain_len
-from trustprov.formats.limits import LIMITS, Shape
-from trustprov.formats.manifest import (
+from trustprov.formats.bundle.chunks import chunk_aad, chunk_count, chunk_nonce, chunk_plain_len
+from trustprov.formats.bundle.manifest import (
     ASSET_KINDS,
     BUNDLE_ID_LEN,
     DEVICE_KEY_TYPES,
@@ -33,6 +33,7 @@ from trustprov.formats.manifest import (
     Manifest,
     SignedManifest,
 )
+from trustprov.formats.limits import LIMITS, Shape
 
 __all__ = [
     "ASSET_KINDS",

@@ -54,8 +54,8 @@ from trustprov.crypto.digest import DIGEST_LEN, sha256
 from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError
 from trustprov.formats import cbor, cose
-from trustprov.formats.chunks import chunk_count, chunk_plain_len, sealed_plain_range
-from trustprov.formats.deflate import MAX_WBITS, MIN_WBITS
+from trustprov.formats.bundle.chunks import chunk_count, chunk_plain_len, sealed_plain_range
+from trustprov.formats.deflate import MAX_DEFLATE_CHUNK, MAX_WBITS, MIN_WBITS
 from trustprov.formats.limits import LIMITS
 
 MANIFEST_CONTENT_TYPE = "application/vnd.trustprov.manifest+cbor"
@@ -205,6 +205,8 @@ class AssetEntry:
                 raise FormatError(f"{what}: only firmware and config assets are deflated")
             if not MIN_WBITS <= self.deflate <= MAX_WBITS:
                 raise FormatError(f"{what}: deflate window must be {MIN_WBITS}..{MAX_WBITS}")
+            if chunk_size > MAX_DEFLATE_CHUNK:
+                raise FormatError(f"{what}: deflated in chunks above {MAX_DEFLATE_CHUNK} bytes")
 
 
 @dataclass(frozen=True)
