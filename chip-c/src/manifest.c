@@ -65,10 +65,12 @@ static int parse_asset(tp_cbor_in *in, const tp_manifest *m, tp_asset *a)
     a->digest = spec[5].data;
     a->length = length;
     a->chunks = (uint32_t)chunks;
-    /* 6.1: "deflate": W (9..15) on a firmware or config asset only; keys are never compressed */
+    /* 6.1: "deflate": W (9..15) on a firmware or config asset only, chunks of at most 65,520
+     * bytes; keys are never compressed */
     if (spec[9].present) {
         if ((kind != TP_KIND_FIRMWARE && kind != TP_KIND_CONFIG) ||
-            spec[9].uint < TP_DEFLATE_MIN_W || spec[9].uint > TP_DEFLATE_MAX_W) {
+            spec[9].uint < TP_DEFLATE_MIN_W || spec[9].uint > TP_DEFLATE_MAX_W ||
+            m->chunk_size > TP_DEFLATE_MAX_CHUNK) {
             return -1;
         }
         a->deflate = (uint8_t)spec[9].uint;

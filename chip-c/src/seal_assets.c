@@ -220,9 +220,10 @@ static void seal_asset(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_
         bad = !spec[4].present || !tp_name_ok(spec[4].data, spec[4].len) ||
               region_taken(s, spec[4].data, spec[4].len);
     }
-    /* 6.1: "deflate": W (9..15) on a firmware or config asset only */
+    /* 6.1: "deflate": W (9..15) on a firmware or config asset only, chunks of at most 65,520 */
     if (spec[6].present && ((kind != TP_KIND_FIRMWARE && kind != TP_KIND_CONFIG) ||
-                            spec[6].uint < TP_DEFLATE_MIN_W || spec[6].uint > TP_DEFLATE_MAX_W)) {
+                            spec[6].uint < TP_DEFLATE_MIN_W || spec[6].uint > TP_DEFLATE_MAX_W ||
+                            s->params.chunk_size > TP_DEFLATE_MAX_CHUNK)) {
         bad = 1;
     }
     if (bad) {

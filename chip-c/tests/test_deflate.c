@@ -106,7 +106,8 @@ static const uint8_t FAMILY[8] = {'t', 'p', '-', 't', 'e', 's', 't', '1'};
 static const uint8_t AUTH[32] = {7};
 
 /* a manifest of one asset, MACed under AUTH: kind, and "deflate" when deflate_w >= 0 */
-static size_t manifest(uint8_t *buf, size_t cap, const char *kind, int64_t deflate_w)
+static size_t manifest_of(uint8_t *buf, size_t cap, const char *kind, int64_t deflate_w,
+                          uint32_t chunk_size)
 {
     static uint8_t payload[512], prot[128];
     static const uint8_t zero[32] = {0};
@@ -134,7 +135,7 @@ static size_t manifest(uint8_t *buf, size_t cap, const char *kind, int64_t defla
     tp_cbor_put_tstr(&p, "nonce");
     tp_cbor_put_bstr(&p, zero, 7);
     tp_cbor_put_tstr(&p, "chunks");
-    tp_cbor_put_uint(&p, key ? 1u : 3u);
+    tp_cbor_put_uint(&p, key ? 1u : (600u + chunk_size - 1u) / chunk_size);
     tp_cbor_put_tstr(&p, "digest");
     tp_cbor_put_bstr(&p, zero, 32);
     tp_cbor_put_tstr(&p, "length");
@@ -160,7 +161,7 @@ static size_t manifest(uint8_t *buf, size_t cap, const char *kind, int64_t defla
     tp_cbor_put_tstr(&p, "authorized");
     tp_cbor_put_null(&p);
     tp_cbor_put_tstr(&p, "chunk-size");
-    tp_cbor_put_uint(&p, 256);
+    tp_cbor_put_uint(&p, chunk_size);
     tp_cbor_out_init(&h, prot, sizeof(prot));
     tp_cbor_put_map(&h, 3);
     tp_cbor_put_uint(&h, 1);
@@ -194,7 +195,12 @@ static size_t manifest(uint8_t *buf, size_t cap, const char *kind, int64_t defla
     return o.len;
 }
 
-static void the_deflate_key_is_firmware_and_config_only_9_to_15(void **state)
+static size_t manifest(uint8_t *buf, size_t cap, const char *kind, int64_t deflate_w)
+{
+    return manifest_of(buf, cap, kind, deflate_w, 256);
+}
+
+static void the_deflate_key_is_firmware_and_config_only_9_to_15_chunks_to_65520(void **state)
 {
     (void)state;
     static uint8_t mac0[1024];
@@ -227,6 +233,13 @@ static void the_deflate_key_is_firmware_and_config_only_9_to_15(void **state)
     assert_int_equal(tp_manifest_open(mac0, n, AUTH, FAMILY, &m), TP_MANIFEST_BAD);
     n = manifest(mac0, sizeof(mac0), "certificate", 15);
     assert_int_equal(tp_manifest_open(mac0, n, AUTH, FAMILY, &m), TP_MANIFEST_BAD);
+    /* chunks of at most 65,520 bytes beside a deflated asset (a sealed one fits 65,552) */
+    n = manifest_of(mac0, sizeof(mac0), "firmware", 15, 65520);
+    assert_int_equal(tp_manifest_open(mac0, n, AUTH, FAMILY, &m), TP_MANIFEST_OK);
+    n = manifest_of(mac0, sizeof(mac0), "firmware", 15, 65521);
+    assert_int_equal(tp_manifest_open(mac0, n, AUTH, FAMILY, &m), TP_MANIFEST_BAD);
+    n = manifest_of(mac0, sizeof(mac0), "firmware", -1, 65521);
+    assert_int_equal(tp_manifest_open(mac0, n, AUTH, FAMILY, &m), TP_MANIFEST_OK);
 }
 
 /* the Python side's vector bundle with a deflated firmware (W = 9): its manifest opens, its
@@ -283,7 +296,7 @@ int main(void)
         cmocka_unit_test(every_bad_stream_is_refused_within_its_buffer),
         cmocka_unit_test(a_distance_is_judged_against_the_declared_window),
         cmocka_unit_test(arguments_out_of_range_are_refused),
-        cmocka_unit_test(the_deflate_key_is_firmware_and_config_only_9_to_15),
+        cmocka_unit_test(the_deflate_key_is_firmware_and_config_only_9_to_15_chunks_to_65520),
         cmocka_unit_test(the_vector_bundles_deflated_chunks_inflate_to_their_plaintext),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,8 +117,9 @@ def test_a_bad_deflated_chunk_is_bad_chunk_and_nothing_is_installed(tmp_path: Pa
 
 
 def test_the_sealing_c_chip_checks_deflate_and_the_stream_length_bound(tmp_path: Path) -> None:
-    """seal.asset: "deflate" on firmware and config only, 9..15; seal.chunk of a deflated
-    asset: 1 .. len + 16 bytes (6.5). Each refusal ends the session (8.3): a new one each."""
+    """seal.asset: "deflate" on firmware and config only, 9..15, chunks of at most 65,520;
+    seal.chunk of a deflated asset: 1 .. len + 16 bytes (6.5). Each refusal ends the session
+    (8.3): a new one each."""
     with booted_chip(tmp_path) as (ctx, client):
         for kind, extra in [
             ("firmware", {"region": "a", "deflate": 8}),
@@ -137,6 +138,14 @@ def test_the_sealing_c_chip_checks_deflate_and_the_stream_length_bound(tmp_path:
             with pytest.raises(ChipRefused) as e:
                 client.seal_chunk(0, b"\x01" * size)
             assert e.value.code == "bad-request", size
+        # beside chunks of more than 65,520 bytes (a sealed deflated chunk must fit 65,552)
+        p = params(ctx)
+        client.keygen(
+            bytes(range(16)), BundleParams(p.epoch, p.min_security_version, p.aead_id, 65521)
+        )
+        with pytest.raises(ChipRefused) as e:
+            client.seal_asset("fw", "firmware", 100, {"region": "app", "deflate": 15})
+        assert e.value.code == "bad-request"
         client.keygen(bytes(range(16)), params(ctx))
         client.seal_asset("fw", "firmware", 100, {"region": "app", "deflate": 15})
         assert len(client.seal_chunk(0, b"\x01" * 116)) == 116 + 16

@@ -21,6 +21,9 @@
 /* protocol.md 6.1: the window of a deflated asset is 2^W bytes, W = 9..15 */
 #define TP_DEFLATE_MIN_W 9u
 #define TP_DEFLATE_MAX_W 15u
+/* 6.1: a manifest with a deflated asset has chunks of at most this many bytes, so that a sealed
+ * deflated chunk (chunk-size + 32 at most) stays within cm.chunk's 65,552 bytes (8.1) */
+#define TP_DEFLATE_MAX_CHUNK 65520u
 
 enum { TP_KIND_KEY = 0, TP_KIND_CERTIFICATE, TP_KIND_FIRMWARE, TP_KIND_CONFIG };
 enum { TP_KEY_AES256 = 0, TP_KEY_EC_P256, TP_KEY_EC_P384, TP_KEY_ED25519, TP_KEY_RAW };
