@@ -140,7 +140,8 @@ clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(DEMO_HSM) $(BENCH_OUT) .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 # the chip side in C (chip-c/, docs/porting.md "The C port"): Debian's libmbedtls-dev,
-# libsodium-dev, libcmocka-dev, clang, cppcheck and gcc-arm-none-eabi (.ci/run installs them)
+# libsodium-dev, zlib1g-dev, libcmocka-dev, clang, cppcheck and gcc-arm-none-eabi (.ci/run
+# installs them)
 .PHONY: chip-c chip-c-unit chip-c-test chip-c-size fuzz-c demo-c
 FUZZ_C_RUNS ?= 100000
 chip-c:
@@ -150,7 +151,8 @@ chip-c:
 # skipped with the reason, except under CI (CI set), where they must run
 chip-c-unit:
 	@if [ -n "$$CI" ] || { command -v cc >/dev/null && [ -e /usr/include/mbedtls/gcm.h ] && \
-	    [ -e /usr/include/sodium.h ] && [ -e /usr/include/cmocka.h ]; }; then \
+	    [ -e /usr/include/sodium.h ] && [ -e /usr/include/zlib.h ] && \
+	    [ -e /usr/include/cmocka.h ]; }; then \
 	    $(MAKE) -s -C chip-c test; \
 	else echo "chip-c: skipped, no C toolchain (.ci/run's setup_chipc installs it)"; fi
 

@@ -3,7 +3,8 @@
 Usage: seeds.py FUZZER DIR. fuzz_frames: every frame of vectors.json's link_frames and a hello;
 fuzz_request: every request of link_messages.json; fuzz_cose: the signed software images of
 vectors.json and link_messages.json; fuzz_image: the immutable images of vectors.json;
-fuzz_manifest: the vector bundles' manifests and the authorized sets' proofs.
+fuzz_manifest: the vector bundles' manifests and the authorized sets' proofs; fuzz_inflate:
+the raw DEFLATE cases of tools/deflate_h.py, each as W - 9, the length - 1 (2 bytes), the stream.
 """
 
 import json
@@ -13,6 +14,9 @@ from pathlib import Path
 import cbor2
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "chip-c/tools"))
+
+import deflate_h  # noqa: E402 - a sibling tool, found through the path set above
 
 
 def seeds(fuzzer: str) -> list[bytes]:
@@ -38,6 +42,11 @@ def seeds(fuzzer: str) -> list[bytes]:
         manifests = [b"M" + bytes.fromhex(b["manifest_mac0"]) for b in vectors["bundle"]]
         proofs = [b"P" + bytes.fromhex(s["proof_cbor"]) for s in vectors["authorized_set"]]
         return manifests + proofs
+    if fuzzer == "fuzz_inflate":
+        return [
+            bytes([wbits - 9]) + min(length - 1, 65535).to_bytes(2, "big") + stream
+            for _, wbits, stream, length, _ in deflate_h.good() + deflate_h.refused()
+        ]
     if fuzzer == "fuzz_image":
         return [bytes.fromhex(s["immutable"]) for s in vectors["software"]]
     raise SystemExit(f"seeds.py: no fuzzer {fuzzer}")

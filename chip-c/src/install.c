@@ -21,7 +21,10 @@
 #include "tp/ram.h"
 #include "tp/receipts.h"
 #include "tp_hal_crypto.h"
+#include "tp_hal_inflate.h"
 #include "tp_hal_trng.h"
+
+_Static_assert(TP_HAL_INFLATE_WORK == 8192u, "TP_DEFLATE_ARENA counts an 8 KiB inflater");
 
 static void refuse(tp_result *res, tp_code code, const char *message)
 {
@@ -167,9 +170,14 @@ static void cm_begin(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_ou
         refuse(res, TP_E_UNAUTHORIZED, "the bundle's authorized set does not prove this chip");
         return;
     }
-    if (tp_ram_reserve(chip, 2u * m->chunk_size + 32u) != 0 ||
+    /* 8.4: 2c + 32, and the inflater's 8,224 when an asset is deflated */
+    if (tp_ram_reserve(chip, 2u * m->chunk_size + 32u + (m->deflated ? TP_DEFLATE_RAM : 0u)) != 0 ||
         spec[1].len + (size_t)m->chunk_size > sizeof(tp_ram_arena)) {
         refuse(res, TP_E_RAM_BUDGET, "working set above the chip's RAM");
+        return;
+    }
+    if (m->deflated && TP_DEFLATE_ARENA(spec[1].len, (size_t)m->chunk_size) > sizeof(tp_ram_arena)) {
+        refuse(res, TP_E_RAM_BUDGET, "deflated chunks of this size above this chip's RAM arena");
         return;
     }
     tp_asset a;
@@ -327,6 +335,22 @@ static void cm_finish(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_o
     tp_software_stop(chip, 0); /* the session ends; the software runs on */
 }
 
+/* 6.6: the opened raw DEFLATE stream (packed, directly below plain) into exactly want bytes
+ * of plain; the stream and the inflater's state are zeroized, plain too when it fails */
+static int inflate_chunk(unsigned wbits, uint8_t *packed, size_t packed_len, uint8_t *plain,
+                         size_t want)
+{
+    size_t at = ((size_t)(packed - tp_ram_arena) - TP_HAL_INFLATE_WORK) & ~(size_t)7u;
+    uint8_t *work = tp_ram_arena + at;
+    int rc = tp_hal_inflate(wbits, packed, packed_len, plain, want, work, TP_HAL_INFLATE_WORK);
+    tp_hal_zeroize(work, TP_HAL_INFLATE_WORK);
+    tp_hal_zeroize(packed, packed_len);
+    if (rc != 0) {
+        tp_hal_zeroize(plain, want);
+    }
+    return rc;
+}
+
 static void cm_chunk(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_out *ok,
                      tp_result *res)
 {
@@ -367,7 +391,9 @@ static void cm_chunk(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_ou
                        : m->chunk_size;
     const uint8_t *data = spec[0].data;
     size_t len = spec[0].len;
-    if (len != want + 16u) {
+    /* 6.6: a deflated chunk's sealed plaintext is 1 .. want + 16 bytes, checked before it is
+     * opened into its buffer of that size */
+    if (a.deflate != 0u ? (len < 17u || len > want + 32u) : len != want + 16u) {
         refuse(res, TP_E_BAD_CHUNK, "chunk of the wrong length");
         return;
     }
@@ -393,11 +419,18 @@ static void cm_chunk(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_ou
     tp_cbor_put_tstr(&o, "tp-chunk");
     tp_cbor_put_bstr(&o, m->bundle_id, 16);
     tp_cbor_put_uint(&o, s->asset);
+    /* the arena's end: the chunk's plaintext (c); for a deflated asset below it the sealed
+     * plaintext (c + 16) and below that the inflater's work area (TP_DEFLATE_ARENA) */
     uint8_t *plain = tp_ram_arena + (sizeof(tp_ram_arena) - m->chunk_size);
+    uint8_t *opened = a.deflate != 0u ? plain - (m->chunk_size + 16u) : plain;
     const uint8_t *key = a.kind == TP_KIND_KEY ? s->keys.enck : s->keys.encd;
     if (o.overflow || tp_hal_aead_open((tp_aead)m->aead, key, nonce, prefix + 5u, aad, o.len,
-                                       data, len, plain) != 0) {
+                                       data, len, opened) != 0) {
         refuse(res, TP_E_BAD_CHUNK, "chunk does not open");
+        return;
+    }
+    if (a.deflate != 0u && inflate_chunk(a.deflate, opened, len - 16u, plain, want) != 0) {
+        refuse(res, TP_E_BAD_CHUNK, "deflated chunk does not inflate to its length");
         return;
     }
     int bad_key = a.kind == TP_KIND_KEY &&

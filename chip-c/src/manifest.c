@@ -32,7 +32,7 @@ static const char *const KEY_TYPES[] = {"aes-256", "ec-p256", "ec-p384", "ed2551
 static int parse_asset(tp_cbor_in *in, const tp_manifest *m, tp_asset *a)
 {
     uint64_t n;
-    tp_arg spec[9] = {
+    tp_arg spec[10] = {
         {"name", TP_ARG_TSTR, 0, 0, NULL, 0, 0, {NULL, 0, 0}},
         {"kind", TP_ARG_TSTR, 0, 0, NULL, 0, 0, {NULL, 0, 0}},
         {"slot", TP_ARG_UINT, 1, 0, NULL, 0, 0, {NULL, 0, 0}},
@@ -42,10 +42,11 @@ static int parse_asset(tp_cbor_in *in, const tp_manifest *m, tp_asset *a)
         {"length", TP_ARG_UINT, 0, 0, NULL, 0, 0, {NULL, 0, 0}},
         {"region", TP_ARG_TSTR, 1, 0, NULL, 0, 0, {NULL, 0, 0}},
         {"key-type", TP_ARG_TSTR, 1, 0, NULL, 0, 0, {NULL, 0, 0}},
+        {"deflate", TP_ARG_UINT, 1, 0, NULL, 0, 0, {NULL, 0, 0}},
     };
     tp_cbor_in start = *in;
     memset(a, 0, sizeof(*a));
-    if (tp_cbor_map(&start, &n) != 0 || tp_args_parse(&start, n, spec, 9) != 0 ||
+    if (tp_cbor_map(&start, &n) != 0 || tp_args_parse(&start, n, spec, 10) != 0 ||
         tp_cbor_skip(in) != 0) {
         return -1;
     }
@@ -64,6 +65,16 @@ static int parse_asset(tp_cbor_in *in, const tp_manifest *m, tp_asset *a)
     a->digest = spec[5].data;
     a->length = length;
     a->chunks = (uint32_t)chunks;
+    /* 6.1: "deflate": W (9..15) on a firmware or config asset only, chunks of at most 65,520
+     * bytes; keys are never compressed */
+    if (spec[9].present) {
+        if ((kind != TP_KIND_FIRMWARE && kind != TP_KIND_CONFIG) ||
+            spec[9].uint < TP_DEFLATE_MIN_W || spec[9].uint > TP_DEFLATE_MAX_W ||
+            m->chunk_size > TP_DEFLATE_MAX_CHUNK) {
+            return -1;
+        }
+        a->deflate = (uint8_t)spec[9].uint;
+    }
     if (kind == TP_KIND_KEY) {
         int type = spec[8].present ? text_in(spec[8].data, spec[8].len, KEY_TYPES, 5) : -1;
         static const uint64_t LENGTH[4] = {32, 32, 48, 32};
@@ -120,13 +131,16 @@ int tp_manifest_device_key(const tp_manifest *m, uint32_t index, tp_device_key *
     return 0;
 }
 
-/* names, slots and regions unique across assets and device keys */
-static int unique(const tp_manifest *m)
+/* names, slots and regions unique across assets and device keys; notes any deflated asset */
+static int unique(tp_manifest *m)
 {
     tp_asset a, b;
     for (uint32_t i = 0; i < m->nassets; i++) {
         if (tp_manifest_asset(m, i, &a) != 0) {
             return -1;
+        }
+        if (a.deflate != 0u) {
+            m->deflated = 1;
         }
         for (uint32_t j = i + 1u; j < m->nassets; j++) {
             if (tp_manifest_asset(m, j, &b) != 0 || same(a.name, a.name_len, b.name, b.name_len) ||

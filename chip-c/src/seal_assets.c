@@ -172,21 +172,22 @@ int tp_seal_session_ok(tp_chip *chip, tp_result *res)
 static void seal_asset(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_out *ok,
                        tp_result *res)
 {
-    tp_arg spec[6] = {{"name", TP_ARG_TSTR, 0, 0, NULL, 0, 0, {NULL, 0, 0}},
+    tp_arg spec[7] = {{"name", TP_ARG_TSTR, 0, 0, NULL, 0, 0, {NULL, 0, 0}},
                       {"kind", TP_ARG_TSTR, 0, 0, NULL, 0, 0, {NULL, 0, 0}},
                       {"slot", TP_ARG_UINT, 1, 0, NULL, 0, 0, {NULL, 0, 0}},
                       {"length", TP_ARG_UINT, 0, 0, NULL, 0, 0, {NULL, 0, 0}},
                       {"region", TP_ARG_TSTR, 1, 0, NULL, 0, 0, {NULL, 0, 0}},
-                      {"key-type", TP_ARG_TSTR, 1, 0, NULL, 0, 0, {NULL, 0, 0}}};
+                      {"key-type", TP_ARG_TSTR, 1, 0, NULL, 0, 0, {NULL, 0, 0}},
+                      {"deflate", TP_ARG_UINT, 1, 0, NULL, 0, 0, {NULL, 0, 0}}};
     tp_session *s = &chip->s;
-    if (tp_args_names(args, nargs, spec, 6) != 0) {
+    if (tp_args_names(args, nargs, spec, 7) != 0) {
         refuse(res, TP_E_BAD_REQUEST, "arguments: not those of seal.asset");
         return;
     }
     if (!tp_seal_session_ok(chip, res)) {
         return;
     }
-    if (tp_args_parse(args, nargs, spec, 6) != 0) {
+    if (tp_args_parse(args, nargs, spec, 7) != 0) {
         refuse(res, TP_E_BAD_REQUEST, "arguments: a value of the wrong type");
         return;
     }
@@ -221,6 +222,12 @@ static void seal_asset(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_
         bad = !spec[4].present || !tp_name_ok(spec[4].data, spec[4].len) ||
               region_taken(s, spec[4].data, spec[4].len);
     }
+    /* 6.1: "deflate": W (9..15) on a firmware or config asset only, chunks of at most 65,520 */
+    if (spec[6].present && ((kind != TP_KIND_FIRMWARE && kind != TP_KIND_CONFIG) ||
+                            spec[6].uint < TP_DEFLATE_MIN_W || spec[6].uint > TP_DEFLATE_MAX_W ||
+                            s->params.chunk_size > TP_DEFLATE_MAX_CHUNK)) {
+        bad = 1;
+    }
     if (bad) {
         refuse(res, TP_E_BAD_REQUEST, "seal.asset: an entry the manifest cannot hold");
         return;
@@ -232,6 +239,7 @@ static void seal_asset(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_
     } else {
         memcpy(en->region, spec[4].data, spec[4].len);
         en->region_len = (uint8_t)spec[4].len;
+        en->deflate = spec[6].present ? (uint8_t)spec[6].uint : 0u;
     }
     en->length = kind == (int)KIND_DEVICE_KEY ? 32u : length;
     en->chunks = (uint32_t)((length + s->params.chunk_size - 1u) / s->params.chunk_size);
@@ -272,19 +280,22 @@ static void seal_chunk(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_
     size_t want = index + 1u == en->chunks
                       ? (size_t)(en->length - (uint64_t)index * s->params.chunk_size)
                       : s->params.chunk_size;
-    if (spec[0].len != want) {
+    /* 6.5: a deflated asset's chunk is its raw DEFLATE stream, of 1 .. want + 16 bytes; the
+     * sealing chip checks only that bound and seals it (it does not inflate) */
+    size_t p = spec[0].len;
+    if (en->deflate != 0u ? (p < 1u || p > want + 16u) : p != want) {
         refuse(res, TP_E_BAD_REQUEST, "seal.chunk of the wrong length");
         return;
     }
     uint32_t entry_ram = index == 0u ? TP_SEALED_ENTRY_RAM : 0u;
-    if (tp_ram_reserve(chip, entry_ram + 2u * (uint32_t)want + 16u) != 0) {
+    if (tp_ram_reserve(chip, entry_ram + 2u * (uint32_t)p + 16u) != 0) {
         refuse(res, TP_E_RAM_BUDGET, "no RAM to seal this chunk");
         return;
     }
-    chip->ram_reserved -= 2u * (uint32_t)want + 16u; /* released at the answer */
+    chip->ram_reserved -= 2u * (uint32_t)p + 16u; /* released at the answer */
     tp_cbor_put_map(ok, 1);
     tp_cbor_put_tstr(ok, "chunk");
-    if (seal_chunk_into(chip, e, index, spec[0].data, want, ok) != 0) {
+    if (seal_chunk_into(chip, e, index, spec[0].data, p, ok) != 0) {
         refuse(res, TP_E_RAM_BUDGET, "a sealed chunk above this chip's answer buffer");
         return;
     }

@@ -25,6 +25,7 @@ typedef struct {
     uint8_t kind;
     uint8_t key_type;
     uint8_t slot;
+    uint8_t deflate; /* W of "deflate" (6.1): the host sends raw DEFLATE chunks; 0: none */
 } entry;
 
 #define ENTRIES ((entry *)(void *)tp_ram_arena)

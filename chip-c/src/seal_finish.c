@@ -17,9 +17,10 @@
 
 static void put_asset(tp_cbor_out *o, const entry *en, size_t prefix)
 {
-    /* canonical key order: kind, name, slot, nonce, chunks, digest, length, region, key-type */
+    /* canonical key order: kind, name, slot, nonce, chunks, digest, length, region, deflate,
+     * key-type */
     int key = en->kind == TP_KIND_KEY;
-    tp_cbor_put_map(o, key ? 8u : 7u);
+    tp_cbor_put_map(o, key ? 8u : en->deflate != 0u ? 8u : 7u);
     tp_cbor_put_tstr(o, "kind");
     tp_cbor_put_tstr(o, KINDS[en->kind]);
     tp_cbor_put_tstr(o, "name");
@@ -42,6 +43,10 @@ static void put_asset(tp_cbor_out *o, const entry *en, size_t prefix)
     } else {
         tp_cbor_put_tstr(o, "region");
         tp_cbor_put_text(o, en->region, en->region_len);
+        if (en->deflate != 0u) {
+            tp_cbor_put_tstr(o, "deflate");
+            tp_cbor_put_uint(o, en->deflate);
+        }
     }
 }
 
@@ -158,7 +163,15 @@ void tp_seal_finish(tp_chip *chip, tp_cbor_in *args, uint64_t nargs, tp_cbor_out
     }
     /* 17([protected, {}, payload, tag]) */
     size_t m = 1u + 1u + hd.len + h.len + 1u + p.len + 1u + 16u;
-    if (TP_SESSION_RAM + m + 2u * (size_t)s->params.chunk_size + 32u > TP_RAM_BUDGET) {
+    /* 8.4: what a chip reserves to install it, with the inflater's when an asset is deflated */
+    size_t inflater = 0;
+    for (uint32_t i = 0; i < s->sealed; i++) {
+        if (ENTRIES[i].deflate != 0u) {
+            inflater = TP_DEFLATE_RAM;
+        }
+    }
+    if (TP_SESSION_RAM + m + 2u * (size_t)s->params.chunk_size + 32u + inflater >
+        TP_RAM_BUDGET) {
         refuse(res, TP_E_RAM_BUDGET,
                "no chip of the family could install this bundle: its working set is above 64 KiB");
         return;

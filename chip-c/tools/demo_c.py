@@ -14,7 +14,8 @@ over the wire (protocol.md 13):
    signed challenge, and the lot manifest signed. Each lot has its own ICM records store beside
    its manifest; the line skips the other lot's chips (`fab-lot`) without touching them.
 3. OEM: `oem verify-software`, `oem authorize` (the CM's lot, its ICM signature checked),
-   `oem keygen --port SOCKET --ca device-ca.pem` on the desk chip (a C chip).
+   `oem keygen --port SOCKET --ca device-ca.pem` on the desk chip (a C chip); the firmware
+   asset is deflated (`compress = "deflate"`), so every C chip inflates it on install.
 4. CM: `cm provision --manifest LOT_JSON --board HANDLER`, `cm receipts`.
 5. OEM: `oem reconcile --auth --lot`, then the line `make demo` ends with.
 
@@ -67,6 +68,7 @@ name = "application"
 kind = "firmware"
 region = "app"
 file = "firmware.bin"
+compress = "deflate"
 
 [[asset]]
 name = "settings"
@@ -104,7 +106,10 @@ def trustprov(*args: str | Path | int, capture: bool = False) -> str:
 def write_assets(d: Path) -> Path:
     d.mkdir()
     write_file(d / "app-aes-key.bin", os.urandom(32), mode=PRIVATE)
-    write_file(d / "firmware.bin", os.urandom(FIRMWARE_SIZE))
+    # a real image, not random bytes: the C chip's own provisioning software (machine code and
+    # its data), padded with erased flash (0xff) to its slot; deflated, every C chip inflates it
+    image = CODE.read_bytes()[:FIRMWARE_SIZE]
+    write_file(d / "firmware.bin", image + b"\xff" * (FIRMWARE_SIZE - len(image)))
     write_file(d / "config.bin", b'{"product": "example-sensor", "region": "eu"}')
     write_file(d / "assets.toml", ASSETS_TOML.encode())
     return d / "assets.toml"

@@ -63,6 +63,34 @@ def main() -> None:
         out.append(c_bytes(f"bundle_{i}_domain", b["domain_id"]))
         out.append(c_bytes(f"bundle_{i}_installed", b["installed_encoding"]))
     out.append(f"#define VECTOR_BUNDLE_COUNT {len(vectors['bundle'])}u")
+    # each deflated asset's chunk streams (6.2) and its plaintext, for the inflate HAL
+    out.append(
+        "typedef struct { unsigned bundle, asset, wbits, chunk_size; const uint8_t *plain;"
+        " size_t plain_len; const uint8_t *const *streams; const size_t *stream_lens;"
+        " size_t nstreams; } vector_deflated;"
+    )
+    deflated = []
+    for i, b in enumerate(vectors["bundle"]):
+        for j, a in enumerate(b["assets"]):
+            if "deflate" not in a:
+                continue
+            name = f"bundle_{i}_asset_{j}"
+            streams = a["sealed_plaintexts"]
+            out.append(c_bytes(f"{name}_plain", a["plaintext"]))
+            for k, stream in enumerate(streams):
+                out.append(c_bytes(f"{name}_stream_{k}", stream))
+            refs = ", ".join(f"{name}_stream_{k}" for k in range(len(streams)))
+            lens = ", ".join(str(len(stream) // 2) for stream in streams)
+            out.append(f"static const uint8_t *const {name}_streams[] = {{{refs}}};")
+            out.append(f"static const size_t {name}_stream_lens[] = {{{lens}}};")
+            deflated.append(
+                f"    {{{i}, {j}, {a['deflate']}, {b['chunk_size']}, {name}_plain, "
+                f"{len(a['plaintext']) // 2}, {name}_streams, {name}_stream_lens, {len(streams)}}},"
+            )
+    out.append("static const vector_deflated VECTOR_DEFLATED[] = {")
+    out.extend(deflated or ["    {0, 0, 0, 0, NULL, 0, NULL, NULL, 0},"])
+    out.append("};")
+    out.append(f"#define VECTOR_DEFLATED_COUNT {len(deflated)}u")
     for i, a in enumerate(vectors["authorized_set"]):
         out.append(c_bytes(f"auth_{i}_proof", a["proof_cbor"]))
         out.append(c_bytes(f"auth_{i}_uid", a["proof_uid"]))

@@ -3,6 +3,7 @@ C programs, at a small size; it must end with the OEM's reconciliation line of `
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,10 @@ def test_demo_c_manufactures_seals_provisions_and_reconciles_every_c_chip(tmp_pa
     # every chip of the lot is a C chip's NVM file in the tray, none a farm's
     assert len(list((tmp_path / "demo" / "tray" / "LOT-C001").glob("*.nvm"))) == 3
     assert not list((tmp_path / "demo").rglob("*.farm"))
+    # the firmware went to the C chips deflated (protocol.md 6.2) and each installed it
+    oem = json.loads((tmp_path / "demo" / "oem" / "oem.json").read_text())
+    (firmware,) = [a for a in oem["assets"] if a["kind"] == "firmware"]
+    assert firmware["deflate"] == 15
     # --replace takes a previous demo-c's output, and only that
     again = _demo(tmp_path / "demo", "--chips", "1", "--replace")
     assert again.returncode == 0, again.stdout + again.stderr

@@ -16,6 +16,14 @@
  * one chunk's plaintext (c); the sealed copy stays in the staging area. The largest m + c that
  * 8.4's accounting (512 + m + 2c + 32 <= 65,536, m <= 32,768) admits is 48,880. */
 #define TP_ARENA 48896u
+/* 8.4: what cm.begin reserves beside 2c + 32 when an asset is deflated (the inflater's state,
+ * 8,192, and 2 x 16 bytes of compressed overhead in the chunk buffers) */
+#define TP_DEFLATE_RAM 8224u
+/* A deflated chunk takes, at the arena's end, its output (c), its sealed plaintext (c + 16) and
+ * the inflater's work area (TP_HAL_INFLATE_WORK, aligned to 8) below them; the manifest must fit
+ * below that: m + 2c + 16 + 8,192 + 8 <= TP_ARENA. This port's limit (docs/porting.md): the
+ * accounting of 8.4 admits m + 2c <= 56,768, this arena m + 2c <= 40,680. */
+#define TP_DEFLATE_ARENA(m, c) ((m) + 2u * (c) + 16u + 8192u + 8u)
 
 /* protocol.md 12.2: what this chip announces in its HELLO-ANSWER */
 #define TP_LINK_VERSION 1u

@@ -18,6 +18,12 @@
 #include "tp/cbor.h"
 
 #define TP_MAX_ASSETS 64u
+/* protocol.md 6.1: the window of a deflated asset is 2^W bytes, W = 9..15 */
+#define TP_DEFLATE_MIN_W 9u
+#define TP_DEFLATE_MAX_W 15u
+/* 6.1: a manifest with a deflated asset has chunks of at most this many bytes, so that a sealed
+ * deflated chunk (chunk-size + 32 at most) stays within cm.chunk's 65,552 bytes (8.1) */
+#define TP_DEFLATE_MAX_CHUNK 65520u
 
 enum { TP_KIND_KEY = 0, TP_KIND_CERTIFICATE, TP_KIND_FIRMWARE, TP_KIND_CONFIG };
 enum { TP_KEY_AES256 = 0, TP_KEY_EC_P256, TP_KEY_EC_P384, TP_KEY_ED25519, TP_KEY_RAW };
@@ -34,6 +40,7 @@ typedef struct {
     uint32_t chunks;
     const uint8_t *nonce; /* 7 bytes (GCM) or 8 (CCM) */
     const uint8_t *digest;
+    uint8_t deflate; /* W of "deflate" (6.1): chunks are raw DEFLATE of window 2^W; 0: none */
 } tp_asset;
 
 typedef struct {
@@ -50,6 +57,7 @@ typedef struct {
     uint32_t count;
     uint32_t nassets;
     uint32_t ndevice_keys;
+    uint8_t deflated;       /* 1: an asset has "deflate" (8.4 reserves the inflater's RAM) */
     tp_cbor_in assets;      /* positioned on the first asset */
     tp_cbor_in device_keys; /* positioned on the first device key */
 } tp_manifest;
