@@ -19,7 +19,7 @@ import pytest
 
 from trustprov.board.line_rate import LineRate, Pacer
 from trustprov.board.server import Board
-from trustprov.board.slot import Timers
+from trustprov.board.timers import Timers
 from trustprov.errors import ChipRefused, InputError
 from trustprov.formats.frame import FrameType, encode_frame
 from trustprov.line.boards import discover

@@ -29,7 +29,8 @@ from pathlib import Path
 from types import FrameType
 
 from trustprov.board.line_rate import LineRate, Pacer
-from trustprov.board.slot import IDLE_TIMEOUT, Timers
+from trustprov.board.slot import IDLE_TIMEOUT
+from trustprov.board.timers import Timers
 from trustprov.chip.device import Chip
 from trustprov.chip.nvm_file import NvmFile
 from trustprov.chip.uart import ChipEndpoint

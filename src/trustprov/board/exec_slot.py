@@ -31,7 +31,8 @@ from collections.abc import Callable
 from typing import IO
 
 from trustprov.board.faults import FaultDice
-from trustprov.board.slot import Socket, Timers
+from trustprov.board.slot import Socket
+from trustprov.board.timers import Timers
 from trustprov.board.tray import Tray
 from trustprov.errors import InputError
 

@@ -34,7 +34,7 @@ from trustprov.errors import InputError
 from trustprov.formats.frame import MAX_RATES
 
 if TYPE_CHECKING:
-    from trustprov.board.slot import Timers
+    from trustprov.board.timers import Timers
 
 SLICE = 0.005  # seconds of line time delivered at once (a timer per slice)
 MAX_QUEUED = 2 << 20  # bytes a direction holds before it overruns: twice a host's full window

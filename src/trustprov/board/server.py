@@ -29,7 +29,8 @@ from trustprov.board import handler
 from trustprov.board.exec_slot import ExecSlot, parse_command
 from trustprov.board.faults import FaultDice, Faults
 from trustprov.board.line_rate import LineRate
-from trustprov.board.slot import IDLE_TIMEOUT, Slot, Socket, Timers
+from trustprov.board.slot import IDLE_TIMEOUT, Slot, Socket
+from trustprov.board.timers import Timers
 from trustprov.board.tray import Tray
 from trustprov.chip.farm import Farm
 from trustprov.errors import InputError

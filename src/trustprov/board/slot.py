@@ -16,14 +16,13 @@ answer crossed, and back when its endpoint reverts, when it powers on again, and
 from __future__ import annotations
 
 import functools
-import heapq
-import itertools
 import logging
 import time
 from collections.abc import Callable
 
 from trustprov.board.faults import FaultDice, apply_corruption
 from trustprov.board.line_rate import LineRate, Pacer
+from trustprov.board.timers import Timers
 from trustprov.chip.device import Chip
 from trustprov.chip.farm import Farm
 from trustprov.chip.uart import ChipEndpoint
@@ -306,22 +305,3 @@ def _lie(request: bytes, answer: bytes, uid: bytes) -> bytes:
 
 def _nowhere(_data: bytes) -> None:
     """No wire attached yet: what the socket says is lost."""
-
-
-class Timers:
-    """Callbacks due at a monotonic time, run by the board's loop."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
-
-    def at(self, when: float, fn: Callable[[], None]) -> None:
-        heapq.heappush(self._heap, (when, next(self._seq), fn))
-
-    def next_due(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
-
-    def run_due(self) -> None:
-        now = time.monotonic()
-        while self._heap and self._heap[0][0] <= now:
-            heapq.heappop(self._heap)[2]()
