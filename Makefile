@@ -17,7 +17,7 @@ ICM_KEYS ?= files
 DEMO_HSM = $(abspath $(DEMO_DIR)).softhsm
 SOFTHSM_MODULE ?= /usr/lib/softhsm/libsofthsm2.so
 
-.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean bench-wire wire-faults bench-dashboard conformance-mutants bench-line-rate bench-line-rate-compressed
+.PHONY: all venv demo test lint typecheck unit bench attacks fuzz vectors clean bench-wire wire-faults bench-dashboard conformance-mutants conformance-matrix bench-line-rate bench-line-rate-compressed
 
 all: test
 
@@ -91,6 +91,11 @@ attacks: venv
 # minutes); the last line is "N of M broken chips detected", exit 1 unless all are
 conformance-mutants: venv
 	$(BIN)/python tests/conformance/run_mutants.py
+
+# `chip conformance` on the virtual chip in every signature suite over a pty, TCP and a board's
+# socket, a fresh chip each; the last line is "N of M runs passed" (make test runs them too)
+conformance-matrix: venv
+	$(BIN)/python tests/conformance/run_matrix.py
 
 # >= 100,000 inputs per parser of untrusted bytes, outside make test's time budget
 fuzz: venv
