@@ -319,7 +319,7 @@ def test_a_failed_init_leaves_no_key_in_the_token(
         made.extend(x for x in labels() if x.startswith(prefix))
         raise OSError("disk full")
 
-    monkeypatch.setattr(icm, "store_secrets", broken)  # after the keys were made in the token
+    monkeypatch.setattr(family, "store_secrets", broken)  # after the keys were made in the token
     with pytest.raises(OSError, match="disk full"):
         icm.init(tmp_path / "icm", keys=softhsm.uri(), rng=rng)
     assert not (tmp_path / "icm").exists()

@@ -277,7 +277,7 @@ def _manufacture_farm(
     from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles.lots import signature_path  # noqa: PLC0415 - lazy: start-up
 
-    # the role bounds COUNT (roles.icm.MAX_LOT) and says why
+    # the role bounds COUNT (MAX_LOT, in roles.icm.manufacturing) and says why
     with LineProgress(enabled=progress_enabled(as_json), label="manufacturing") as progress:
         made = role.manufacture(
             icm, farm, lot, count, manifest, force=force, on_chip=lambda u: progress.made(u, count)

@@ -19,8 +19,8 @@ what it reports first (`rom.status`, `rom.identity`) and by its row in the recor
   later run.
 
 The manifest lists the ``made`` chips in the order they were made, and is written (with its
-signature, `roles.icm.signed_manifest`) only when the lot is complete: ``count`` chips made, or,
-without a count, every chip the boards hold made or skipped.
+signature, `roles.icm.manufacturing.signed_manifest`) only when the lot is complete: ``count``
+chips made, or, without a count, every chip the boards hold made or skipped.
 """
 
 from __future__ import annotations
@@ -55,13 +55,10 @@ from trustprov.link.address import open_link as default_open_link
 from trustprov.link.client import ChipClient
 from trustprov.link.handler import BoardClient, parse_tcp
 from trustprov.roles.files import check_output
-from trustprov.roles.icm import (
-    Icm,
-    certify,
-    lot_template,
-    signed_manifest,
-    utc_now,
-)
+from trustprov.roles.icm import Icm
+from trustprov.roles.icm.certs import certify, lot_template
+from trustprov.roles.icm.family import utc_now
+from trustprov.roles.icm.manufacturing import signed_manifest
 from trustprov.roles.lots import signature_path
 
 ATTEMPTS = 8
