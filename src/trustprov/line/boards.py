@@ -16,7 +16,8 @@ from trustprov.errors import InputError, TransportError
 from trustprov.formats.lot import LotManifest
 from trustprov.line.station import LotSummary, provision_lot
 from trustprov.line.stopping import STOP_AFTER
-from trustprov.line.wire import LinkOpener, SocketRef, WireError, WireRunner
+from trustprov.line.wire import WireRunner
+from trustprov.line.wire_socket import LinkOpener, SocketRef, WireError
 from trustprov.line.worker import CHECK_CHIPS
 from trustprov.link.address import open_link as default_open_link
 from trustprov.link.client import ChipClient

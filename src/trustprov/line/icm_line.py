@@ -49,7 +49,7 @@ from trustprov.formats.limits import MAX_LOT
 from trustprov.formats.lot import LotChip
 from trustprov.line.records.icm_chips import IcmRecords
 from trustprov.line.records.store import RecordStore
-from trustprov.line.wire import LinkOpener
+from trustprov.line.wire_socket import LinkOpener
 from trustprov.link import messages
 from trustprov.link.address import open_link as default_open_link
 from trustprov.link.client import ChipClient
