@@ -47,13 +47,14 @@ from trustprov.errors import (
 from trustprov.formats.attestation import CHALLENGE_LEN, Attestation
 from trustprov.formats.limits import MAX_LOT
 from trustprov.formats.lot import LotChip
+from trustprov.line.board_contact import read_board
 from trustprov.line.records.icm_chips import IcmRecords
 from trustprov.line.records.store import RecordStore
 from trustprov.line.wire_socket import LinkOpener
 from trustprov.link import messages
 from trustprov.link.address import open_link as default_open_link
 from trustprov.link.client import ChipClient
-from trustprov.link.handler import BoardClient, parse_tcp
+from trustprov.link.handler import BoardClient
 from trustprov.roles.files import check_output
 from trustprov.roles.icm import Icm
 from trustprov.roles.icm.certs import certify, lot_template
@@ -118,28 +119,13 @@ def chips_on_boards(boards: Sequence[str], token: str | None = None) -> list[Chi
     """Every chip each board holds, each to be seated in its board's first socket in service."""
     found: list[ChipAt] = []
     for address in boards:
-        host, _ = parse_tcp(address)
-        try:
-            with BoardClient(address, token=token) as board:
-                sockets = board.status()
-                uids = board.chips()
-        except TransportError as e:
-            if e.code == "unauthorized":
-                raise InputError(
-                    f"board {address} refused this line's token (or it gave none): "
-                    "--board-token-file FILE or TRUSTPROV_BOARD_TOKEN, as the board's"
-                ) from e
-            raise InputError(f"board {address} does not answer: start it first") from e
-        live = [
-            s["socket"]
-            for s in sockets
-            if isinstance(s.get("socket"), int) and s.get("state") != "dead"
-        ]
+        board = read_board(address, token, who="line", error=InputError, chips=True)
+        live = board.in_service()
         if not live:
             continue
-        index = live[0]
-        port = int(address.rpartition(":")[2]) + 1 + index
-        found += [ChipAt(f"tcp://{host}:{port}", uid, address, index) for uid in uids]
+        index = live[0][0]
+        at = board.socket_address(index)
+        found += [ChipAt(at, uid, address, index) for uid in board.uids]
     return found
 
 
