@@ -85,6 +85,25 @@ def _check_lot_key(icm: Icm) -> ec.EllipticCurvePrivateKey:
     return icm.lot_key
 
 
+def check_new_lot(
+    icm: Icm, lot: str, count: int | None, manifest_path: Path, *, force: bool
+) -> None:
+    """What a lot needs before any chip is made, on the farm or over the wire: the ICM's
+    lot-signing key, 1..``MAX_LOT`` chips (``None``: as many as there are), a valid lot name, and
+    a manifest and signature that can be written where they go."""
+    _check_lot_key(icm)
+    if count is not None and not 1 <= count <= MAX_LOT:
+        raise InputError(f"count must be 1..{MAX_LOT:,} (a lot's manifest stays under 2 GiB)")
+    try:
+        LotChip.check_lot_name(lot)
+    except FormatError as e:
+        raise InputError(e.message) from e
+    if not manifest_path.resolve().parent.is_dir():
+        raise InputError(f"cannot write {manifest_path}: its directory does not exist")
+    check_output(manifest_path, force=force, kind="lot-manifest")
+    check_output(signature_path(manifest_path), force=force, kind="lot-signature")
+
+
 def _new_private_farm(path: Path) -> None:
     """Create a missing farm file 0600 before SQLite does (0644): it holds every chip's
     immutable memory and key slots. An existing file is left as it is."""
@@ -164,18 +183,8 @@ def manufacture(
     The manifest is hashed as it is written and signed with the ICM's lot-signing key into
     ``manifest_path``.cose (formats/lotsig.py), which appears just before the manifest.
     """
-    _check_lot_key(icm)
+    check_new_lot(icm, lot, count, Path(manifest_path), force=force)
     sig_path = signature_path(Path(manifest_path))
-    if not 1 <= count <= MAX_LOT:
-        raise InputError(f"count must be 1..{MAX_LOT:,} (a lot's manifest stays under 2 GiB)")
-    try:
-        LotChip.check_lot_name(lot)
-    except FormatError as e:
-        raise InputError(e.message) from e
-    if not Path(manifest_path).resolve().parent.is_dir():
-        raise InputError(f"cannot write {manifest_path}: its directory does not exist")
-    check_output(manifest_path, force=force, kind="lot-manifest")
-    check_output(sig_path, force=force, kind="lot-signature")
     check_output(farm_path, force=False, existing_ok=True)  # a farm is added to, never replaced
     image = icm.immutable.to_bytes()  # unwraps the family secrets: refused before any file
     # the same two requests for every chip: encoded once
