@@ -22,17 +22,15 @@ from trustprov.cli.options import (
     EXIT_FAILED,
     RECORDS_HELP,
     auth_option,
-    emit_json,
     icm_key_option,
     json_option,
     path_option,
     plural,
-    progress_enabled,
     records_option,
     records_password,
     records_password_option,
-    say,
 )
+from trustprov.cli.output import emit_json, progress_enabled, say
 from trustprov.errors import InputError
 
 

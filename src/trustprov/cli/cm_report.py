@@ -21,7 +21,6 @@ from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs, precheck
 from trustprov.cli.options import (
     auth_option,
-    emit_json,
     force_option,
     json_option,
     lot_name,
@@ -29,9 +28,8 @@ from trustprov.cli.options import (
     records_options,
     records_password,
     records_url,
-    say,
-    status,
 )
+from trustprov.cli.output import emit_json, say, status
 from trustprov.errors import InputError
 
 if TYPE_CHECKING:  # for annotations only: the line is imported when a command runs

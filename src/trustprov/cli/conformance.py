@@ -13,13 +13,8 @@ from typing import Any
 
 import click
 
-from trustprov.cli.options import (
-    EXIT_FAILED,
-    emit_json,
-    idle_timeout_option,
-    json_option,
-    say,
-)
+from trustprov.cli.options import EXIT_FAILED, idle_timeout_option, json_option
+from trustprov.cli.output import emit_json, say
 
 
 @click.command(short_help="Check the chip behind a port against the spec.")

@@ -16,13 +16,8 @@ import click
 
 from trustprov import __version__
 from trustprov.cli.icm_lot import manufacture, report
-from trustprov.cli.options import (
-    emit_json,
-    force_option,
-    json_option,
-    path_option,
-    say,
-)
+from trustprov.cli.options import force_option, json_option, path_option
+from trustprov.cli.output import emit_json, say
 from trustprov.errors import InputError
 
 

@@ -22,15 +22,14 @@ import click
 from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
 from trustprov.cli.options import (
-    emit_json,
     force_option,
     json_option,
     path_option,
     plural,
     records_option,
     records_password_option,
-    say,
 )
+from trustprov.cli.output import emit_json, say
 from trustprov.errors import InputError
 
 
@@ -138,7 +137,7 @@ def manufacture(
 def _manufacture_farm(
     icm: Any, farm: Path, lot: str, count: int, manifest: Path, force: bool, as_json: bool
 ) -> None:
-    from trustprov.cli.options import progress_enabled  # noqa: PLC0415 - lazy: start-up
+    from trustprov.cli.output import progress_enabled  # noqa: PLC0415 - lazy: start-up
     from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles import icm as role  # noqa: PLC0415 - lazy: start-up
     from trustprov.roles.lots import signature_path  # noqa: PLC0415 - lazy: start-up
@@ -179,12 +178,8 @@ def _manufacture_wire(
     force: bool,
     as_json: bool,
 ) -> None:
-    from trustprov.cli.options import (  # noqa: PLC0415 - lazy: start-up
-        EXIT_FAILED,
-        progress_enabled,
-        read_board_token,
-        records_password,
-    )
+    from trustprov.cli.options import EXIT_FAILED, read_board_token, records_password  # noqa: PLC0415 - lazy: start-up
+    from trustprov.cli.output import progress_enabled  # noqa: PLC0415 - lazy: start-up
     from trustprov.cli.progress import LineProgress  # noqa: PLC0415 - lazy: start-up
     from trustprov.line.icm_line import manufacture_wire  # noqa: PLC0415 - lazy: start-up
 
