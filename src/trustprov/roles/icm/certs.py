@@ -2,7 +2,7 @@
 
 Invariants:
 - Every chip certificate is made by `certify` from the family's template (`lot_template`): the
-  farm's line (roles/icm/manufacturing.py) and the wire's (line/icm_line.py) issue the same
+  farm's line (roles/icm/manufacturing.py) and the wire's (line/icm_chip.py) issue the same
   certificate for the same chip.
 - A chip's identity key is EC P-256 or the certificate is refused (`FormatError`); the subject
   names the UID in hex, the serial number is the UID (never 0), and nothing expires.
@@ -36,7 +36,7 @@ def issue_certificate(
 
 def lot_template(icm: Icm, now: datetime.datetime) -> x509.CertificateBuilder:
     """The family's template with the validity start every certificate of one lot shares: the
-    one path to a chip certificate, for the farm (`manufacture`) and the wire (line.icm_line)."""
+    one path to a chip certificate, for the farm (`manufacture`) and the wire (line.icm_chip)."""
     return icm.chip_certificate_template.not_valid_before(now - datetime.timedelta(minutes=5))
 
 
