@@ -22,6 +22,7 @@ from trustprov.cli.options import (
     EXIT_FAILED,
     RECORDS_HELP,
     auth_option,
+    board_token_file_option,
     icm_key_option,
     json_option,
     path_option,
@@ -63,13 +64,7 @@ def cm() -> None:
     multiple=True,
     help="A chip board's handler, tcp://HOST:PORT (repeatable): every socket is driven at once.",
 )
-@click.option(
-    "--board-token-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A file whose first line is the boards' handler token (also from "
-    "TRUSTPROV_BOARD_TOKEN): a board listening beyond loopback requires it.",
-)
+@board_token_file_option()
 @click.option("--port", default=None, help="The one chip on a serial line, serial:///dev/X.")
 @click.option(
     "--baud-max",

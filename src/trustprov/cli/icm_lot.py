@@ -22,6 +22,7 @@ import click
 from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
 from trustprov.cli.options import (
+    board_token_file_option,
     force_option,
     json_option,
     path_option,
@@ -48,13 +49,7 @@ from trustprov.errors import InputError
     multiple=True,
     help="A chip board's handler, tcp://HOST:PORT (repeatable): the blank chips it holds are made.",
 )
-@click.option(
-    "--board-token-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A file whose first line is the boards' handler token (also from "
-    "TRUSTPROV_BOARD_TOKEN): a board listening beyond loopback requires it.",
-)
+@board_token_file_option()
 @click.option(
     "--port", default=None, help="The one blank chip behind a port (serial:///dev/X, tcp://...)."
 )

@@ -229,6 +229,17 @@ def auth_option(help: str) -> Callable[[F], F]:
     return option
 
 
+def board_token_file_option(
+    help: str = "A file whose first line is the boards' handler token (also from "
+    "TRUSTPROV_BOARD_TOKEN): a board listening beyond loopback requires it.",
+) -> Callable[[F], F]:
+    """--board-token-file FILE: the boards' handler token, read with `read_board_token`."""
+    option: Callable[[F], F] = click.option(
+        "--board-token-file", type=click.Path(path_type=Path), default=None, help=help
+    )
+    return option
+
+
 def icm_key_option(help: str) -> Callable[[F], F]:
     """--icm-key PEM: the ICM's lot-signing public key, that every lot manifest given must be
     signed by; ``help`` names the lots of the command."""
