@@ -169,7 +169,7 @@ def test_the_dashboard_is_a_front_end_beside_the_cli() -> None:
         for f in _files("cli")
         if any(_under(n, "trustprov.dashboard") for n in imports_of(f))
     )
-    assert users == ["cli/cm.py", "cli/line.py"], users
+    assert users == ["cli/cm_report.py", "cli/line.py"], users
 
 
 @pytest.mark.parametrize("package", ["roles", "line", "conformance", "dashboard"])

@@ -81,7 +81,7 @@ def test_the_icms_line_over_a_board_certifies_with_the_token(
     softhsm: SoftHsm, pin_from_env: None, tmp_path: Path, start_board: BoardStarter
 ) -> None:
     """`icm manufacture --board`: the device CA's key in the token signs each chip's
-    certificate, as `--farm` does (one code path: roles.icm.certify)."""
+    certificate, as `--farm` does (one code path: roles.icm.certs.certify)."""
     d = tmp_path / "icm"
     ok("icm", "init", d, "--keys", softhsm.uri(pin_source=False))
     farm = tmp_path / "f.farm"

@@ -406,7 +406,7 @@ def _named() -> list[Mutant]:
           patches=((f"{PROV}.inflate", _inflate_without("trailing")),)),
         m("no-stream-length-bound", "deflate.too-long", "6.2 a stream of 1 .. len + 16",
           patches=((f"{PROV}.inflate", _inflate_without("stream-length")),
-                   ("trustprov.formats.bundle.manifest.sealed_plain_range", _any_stream_length))),
+                   ("trustprov.formats.bundle.entries.sealed_plain_range", _any_stream_length))),
         m("ignores-window", "deflate.far-distance", "6.2 no distance beyond 2^W",
           patches=((f"{PROV}.inflate", _inflate_without("window")),)),
         m("installs-compressed", "fig3.deflate", "6.6 step 7 the inflated plaintext installs",

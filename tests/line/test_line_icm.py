@@ -1,5 +1,6 @@
-"""The ICM's line over the wire (line/icm_line.py): blank chips on a board burned, certified and
-listed once each, through faults, crashes and resumes (docs/protocol.md 13.6)."""
+"""The ICM's line over the wire (line/icm_line.py, line/icm_chip.py): blank chips on a board
+burned, certified and listed once each, through faults, crashes and resumes (docs/protocol.md
+13.6)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from boards import BoardStarter
 from cryptography import x509
 
 from trustprov.errors import TransportError
-from trustprov.line import icm_line
+from trustprov.line import icm_chip
 from trustprov.line.icm_line import manufacture_wire
 from trustprov.line.records import RecordStore
 from trustprov.line.records.icm_chips import IcmRecords
@@ -52,13 +53,13 @@ def _blank_farm(path: Path, n: int, lot: str, first: int = 0x10) -> list[bytes]:
 def _certify_counter(monkeypatch: pytest.MonkeyPatch) -> Counter[bytes]:
     """How many certificates the line issued per UID."""
     issued: Counter[bytes] = Counter()
-    real = icm_line.certify
+    real = icm_chip.certify
 
     def counting(icm: role.Icm, template: Any, uid: bytes, public: bytes) -> x509.Certificate:
         issued[uid] += 1
         return real(icm, template, uid, public)
 
-    monkeypatch.setattr(icm_line, "certify", counting)
+    monkeypatch.setattr(icm_chip, "certify", counting)
     return issued
 
 
@@ -165,7 +166,7 @@ def test_a_line_killed_at_any_step_resumes_with_every_chip_made_once(
     board = start_board(tmp_path / "f.farm")
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     issued = _certify_counter(monkeypatch)
-    counted_certify = icm_line.certify
+    counted_certify = icm_chip.certify
     calls = Counter[str]()
     real_send, real_store = ChipClient.send, ChipClient.store_certificate
 
@@ -199,14 +200,14 @@ def test_a_line_killed_at_any_step_resumes_with_every_chip_made_once(
 
     monkeypatch.setattr(ChipClient, "send", send)
     monkeypatch.setattr(ChipClient, "store_certificate", store)
-    monkeypatch.setattr(icm_line, "certify", certify)
+    monkeypatch.setattr(icm_chip, "certify", certify)
     with pytest.raises(_Crash):
         manufacture_wire(icm, "L", tmp_path / "l.json", records_url=url, boards=[board.handler])
     assert not (tmp_path / "l.json").exists()
     # the next run (the same command) finishes the lot
     monkeypatch.setattr(ChipClient, "send", real_send)
     monkeypatch.setattr(ChipClient, "store_certificate", real_store)
-    monkeypatch.setattr(icm_line, "certify", counted_certify)
+    monkeypatch.setattr(icm_chip, "certify", counted_certify)
     s = manufacture_wire(icm, "L", tmp_path / "l.json", records_url=url, boards=[board.handler])
     assert (s.made, s.skipped, s.failed, s.stopped) == (3, {}, {}, None)
     _check_lot(icm, tmp_path / "l.json", board.handler, set(uids))

@@ -27,7 +27,7 @@ from trustprov.formats.lot import LotManifest
 from trustprov.line.boards import provision_lot_wire
 from trustprov.line.records import RecordStore
 from trustprov.line.station import LotSummary
-from trustprov.line.wire import WireError
+from trustprov.line.wire_socket import WireError
 from trustprov.link.address import open_link
 from trustprov.link.handler import BoardClient
 from trustprov.roles.cm import Job, Outcome

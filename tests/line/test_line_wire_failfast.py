@@ -25,7 +25,7 @@ from trustprov.line.station import LotSummary
 from trustprov.link.address import open_link
 from trustprov.link.handler import BoardClient
 from trustprov.roles.cm import Job
-from trustprov.roles.icm import SOFTWARE_NAME
+from trustprov.roles.icm.software import SOFTWARE_NAME
 
 World = Any
 FAST_LINK = functools.partial(open_link, timeout=0.25, max_retries=6)

@@ -29,6 +29,7 @@ from trustprov.link.farm_link import FarmLink
 from trustprov.roles import icm
 from trustprov.roles.cm import provision_chip
 from trustprov.roles.icm import custody
+from trustprov.roles.icm import family as icm_family
 from trustprov.roles.icm.custody import WRAPPED_FILE
 from trustprov.roles.icm.keyref import PIN_ENV, Pkcs11Uri, parse_pkcs11_uri, read_pin
 from trustprov.roles.icm.signer import TokenEcKey, close_sessions, session
@@ -319,7 +320,8 @@ def test_a_failed_init_leaves_no_key_in_the_token(
         made.extend(x for x in labels() if x.startswith(prefix))
         raise OSError("disk full")
 
-    monkeypatch.setattr(icm, "store_secrets", broken)  # after the keys were made in the token
+    # after the keys were made in the token
+    monkeypatch.setattr(icm_family, "store_secrets", broken)
     with pytest.raises(OSError, match="disk full"):
         icm.init(tmp_path / "icm", keys=softhsm.uri(), rng=rng)
     assert not (tmp_path / "icm").exists()

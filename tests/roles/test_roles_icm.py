@@ -26,9 +26,11 @@ from trustprov.chip.farm import Farm
 from trustprov.chip.model import Lifecycle
 from trustprov.crypto.keys import public_key_der
 from trustprov.errors import InputError
+from trustprov.formats.limits import MAX_LOT
 from trustprov.formats.lot import LotManifest
 from trustprov.link.farm_link import FarmLink
 from trustprov.roles import files, icm
+from trustprov.roles.icm import manufacturing
 
 PRIVATE_ICM_FILES = (
     "family-secrets.cbor",
@@ -125,7 +127,7 @@ def test_manufacture_makes_a_lot_of_manufactured_chips(world: Any, tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("lot", "count"),
-    [("L-1", 1), ("bad lot name", 1), ("-x", 1), ("L-2", 0), ("L-3", icm.MAX_LOT + 1)],
+    [("L-1", 1), ("bad lot name", 1), ("-x", 1), ("L-2", 0), ("L-3", MAX_LOT + 1)],
 )
 def test_manufacture_refuses_bad_requests(world: Any, tmp_path: Path, lot: str, count: int) -> None:
     farm = tmp_path / "lot.farm"
@@ -200,7 +202,7 @@ def test_a_manifest_that_cannot_be_put_in_place_makes_no_chip(
     manifest = tmp_path / "lot.json"
     manifest.mkdir()  # the whole manifest is written, then cannot replace a directory
     # past the check before the work (which refuses a directory up front): the placing refuses
-    monkeypatch.setattr(icm, "check_output", lambda *_a, **_k: None)
+    monkeypatch.setattr(manufacturing, "check_output", lambda *_a, **_k: None)
     monkeypatch.setattr(files, "check_output", lambda *_a, **_k: None)
     with pytest.raises(InputError, match=f"{manifest} exists; refusing to replace it"):
         icm.manufacture(world.icm, tmp_path / "lot.farm", "L-1", 3, manifest)

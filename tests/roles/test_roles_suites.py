@@ -21,6 +21,7 @@ from trustprov.formats.immutable import ImmutableMemory
 from trustprov.link.farm_link import FarmLink
 from trustprov.roles import icm, oem
 from trustprov.roles.cm import provision_chip
+from trustprov.roles.icm.custody import signing_key_files
 
 
 def test_whole_flow_provisions_every_chip(suite_world: Any, tmp_path: Path) -> None:
@@ -58,7 +59,7 @@ def test_the_cm_checks_the_software_with_every_key_the_chips_report(suite_world:
 def test_icm_files_and_immutable_memory_name_the_suite(suite_world: Any) -> None:
     made = suite_world.icm
     algs = SUITES[made.alg]
-    files = icm.signing_key_files(made.alg)
+    files = signing_key_files(made.alg)
     assert len(files) == len(algs) == len(made.signing_keys)
     for (private, public), alg, key in zip(files, algs, made.signing_keys, strict=True):
         assert stat.S_IMODE((made.path / private).stat().st_mode) == 0o600
@@ -71,7 +72,7 @@ def test_icm_files_and_immutable_memory_name_the_suite(suite_world: Any) -> None
 
 def test_oem_verifies_with_every_public_key_of_the_suite(suite_world: Any) -> None:
     made = suite_world.icm
-    pubs = [made.path / public for _, public in icm.signing_key_files(made.alg)]
+    pubs = [made.path / public for _, public in signing_key_files(made.alg)]
     sw = oem.verify_software(suite_world.software, pubs)
     assert sw.alg == made.alg
     kind = cose.TAG_SIGN if len(pubs) > 1 else cose.TAG_SIGN1

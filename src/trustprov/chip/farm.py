@@ -7,7 +7,8 @@ which every chip provisioned with the same bundle shares, so a chip's own row is
 than its identity. Every chip write is one transaction: a chip's persistent state moves from one
 consistent state to the next or not at all, as flash with an atomic commit would. A chip's
 lifecycle, security counter and provisioning counter are OTP: no write lowers them (`save`
-refuses it; the rule is written once, `_OTP_GUARD`).
+refuses it; the rule is written once, in chip/otp.py). The file itself, its schema, how it is
+opened and its write lock, is chip/farm_file.py; this module keeps the chips in it and its caches.
 
 Reading this file is reading silicon: it holds every chip's immutable memory and key slots, and
 stands in for the physical chips at the CM. See docs/threat-model.md.
@@ -16,98 +17,26 @@ stands in for the physical chips at the CM. See docs/threat-model.md.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sqlite3
 import threading
-import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 
+from trustprov.chip.farm_file import begin_immediate, open_farm_file
 from trustprov.chip.model import ChipState, Installed, Lifecycle
+from trustprov.chip.otp import OTP_GUARD, check_advances, otp_refused, otp_values
 from trustprov.chip.staging import PIECE, StagedContent
 from trustprov.crypto.digest import sha256
-from trustprov.errors import ChipRefused, InputError
+from trustprov.errors import InputError
 from trustprov.formats.immutable import ImmutableMemory
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS farm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS families (family_id BLOB PRIMARY KEY, immutable BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS blobs (blob_id BLOB PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS installed_states (state_id BLOB PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS chips (
-    uid BLOB PRIMARY KEY,
-    lot TEXT NOT NULL,
-    family_id BLOB REFERENCES families(family_id),
-    lifecycle INTEGER NOT NULL,
-    security_counter INTEGER NOT NULL,
-    identity_key BLOB,
-    certificate BLOB,
-    installed_id BLOB REFERENCES installed_states(state_id),
-    prov_counter INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS chips_by_lot ON chips (lot, uid);
-"""
-# 3: each key slot keeps its asset's manifest digest; 4: each chip's provisioning counter (OTP)
-FARM_FORMAT = "trustprov-farm-4"
 STATE_CACHE = 64  # decoded installed states kept per process (a lot shares a handful)
-LOCK_WAIT = 60.0  # seconds a write waits for another process's
-LOCK_PAUSE, LOCK_PAUSE_MAX = 20e-6, 5e-3  # its first pause, doubling up to the longest
 #: chip rows a batch (manufacturing) keeps in memory before it writes them, each once, in one
 #: statement: memory stays flat whatever the lot's size
 WRITE_BEHIND = 512
-
-
-_ACCESS_ERRORS = (
-    "SQLITE_CANTOPEN",
-    "SQLITE_READONLY",
-    "SQLITE_PERM",
-    "SQLITE_IOERR",
-    "SQLITE_BUSY",
-)
-
-
-def _cannot_access(e: sqlite3.Error) -> bool:
-    """An error of access (permissions, read-only media, locks), not of the file's contents."""
-    name = getattr(e, "sqlite_errorname", "") or ""
-    return name.startswith(_ACCESS_ERRORS)
-
-
-def _writable(path: Path) -> bool:
-    return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
-
-
-def _read_only_uri(path: Path) -> str:
-    """``mode=ro``, for a farm that cannot be written (read-only media); ``immutable`` too (SQLite
-    could not make the WAL's shared-memory file there) unless a WAL holds writes not yet in the
-    file, which immutable would not read."""
-    wal = path.with_name(path.name + "-wal")
-    pending = wal.exists() and wal.stat().st_size > 0
-    return f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro" + (
-        "" if pending else "&immutable=1"
-    )
-
-
-#: The OTP rule, written once: a chip's lifecycle, security counter and provisioning counter only
-#: advance. `_OTP_GUARD` is the rule in SQL (each stored value at most the new one, the new ones
-#: given in `_otp_values` order); `_check_advances` is it for a state held in memory.
-_OTP_GUARD = "lifecycle <= ? AND security_counter <= ? AND prov_counter <= ?"
-
-
-def _otp_values(state: ChipState) -> tuple[int, int, int]:
-    return int(state.lifecycle), state.security_counter, state.prov_counter
-
-
-def _otp_refused() -> ChipRefused:
-    return ChipRefused("the lifecycle and the counters only advance", code="lifecycle")
-
-
-def _check_advances(old: ChipState, new: ChipState) -> None:
-    if any(n < o for n, o in zip(_otp_values(new), _otp_values(old), strict=True)):
-        raise _otp_refused()
 
 
 class Farm:
@@ -120,51 +49,7 @@ class Farm:
 
     def __init__(self, path: Path, *, create: bool = False, read_only: bool = False) -> None:
         self.path = Path(path)
-        if self.path.is_dir():
-            raise InputError(f"{self.path} is a directory, not a chip farm")
-        if not create and not self.path.is_file():
-            raise InputError(f"no chip farm at {self.path}")
-        new_file = not self.path.exists() or self.path.stat().st_size == 0
-        try:
-            writable = not self.path.exists() or _writable(self.path)
-            if not writable and not read_only:
-                # a writer would meet it at its first write, deep in a command: say it here
-                raise InputError(
-                    f"cannot use chip farm {self.path}: it or its directory cannot be written "
-                    "(read-only media?)"
-                )
-            if not writable:
-                self._db = sqlite3.connect(
-                    _read_only_uri(self.path), uri=True, timeout=60, isolation_level=None
-                )
-            else:
-                self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        except sqlite3.Error as e:  # e.g. a directory that cannot be written
-            raise InputError(f"cannot open chip farm {self.path}: {e}") from e
-        try:
-            if create and new_file:  # never turn another database into a farm
-                self._db.executescript(SCHEMA)
-                self._db.execute("INSERT INTO farm_meta VALUES ('format', ?)", (FARM_FORMAT,))
-            row = self._db.execute("SELECT value FROM farm_meta WHERE key='format'").fetchone()
-        except sqlite3.DatabaseError as e:
-            self._db.close()
-            if _cannot_access(e):  # could not read or write it: no verdict on what it is
-                raise InputError(f"cannot use chip farm {self.path}: {e}") from e
-            raise InputError(f"{self.path} is not a chip farm") from e
-        if row is None or row[0] != FARM_FORMAT:
-            self._db.close()
-            raise InputError(f"{self.path} is not a chip farm of format {FARM_FORMAT}")
-        try:  # only now, on a file known to be a farm, change its journal mode
-            if not read_only:
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # from now on a write waits for another process's write in `_begin`, in steps of
-            # tens of microseconds, not in SQLite's busy handler, which sleeps 1 ms at least
-            # (a chip's write holds the lock some 50 us): readers never wait under WAL
-            self._db.execute("PRAGMA busy_timeout=0")
-        except sqlite3.OperationalError as e:  # read-only media: a farm, but not usable here
-            self._db.close()
-            raise InputError(f"cannot use chip farm {self.path}: {e}") from e
+        self._db = open_farm_file(self.path, create=create, read_only=read_only)
         self._lock = threading.RLock()
         self._in_batch = False
         self._families: dict[bytes, ImmutableMemory] = {}
@@ -210,7 +95,7 @@ class Farm:
         self._pending_families.clear()
         self._pending_blobs.clear()
         self._pending_states.clear()
-        self._begin()
+        begin_immediate(self._db)
         try:
             yield
             if self.before_commit is not None:
@@ -223,25 +108,6 @@ class Farm:
         self._known_blobs.update(self._pending_blobs)
         for state_id, data in self._pending_states.items():
             self._remember_state(state_id, data)
-
-    def _begin(self) -> None:
-        """BEGIN IMMEDIATE: take the write lock, waiting up to `LOCK_WAIT` seconds for other
-        processes of the farm (a station's workers) to let go of it."""
-        deadline, pause = 0.0, LOCK_PAUSE
-        while True:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as e:
-                if not getattr(e, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
-                    raise
-                now = time.monotonic()
-                if not deadline:
-                    deadline = now + LOCK_WAIT
-                elif now > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(2 * pause, LOCK_PAUSE_MAX)
 
     # -- chips ------------------------------------------------------------------------------
     def add_blank(self, uid: bytes, lot: str) -> ChipState:
@@ -358,7 +224,7 @@ class Farm:
             updated = db.execute(
                 "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "  # noqa: S608 - the module's own SQL
                 "identity_key = ?, certificate = ?, installed_id = ?, prov_counter = ? "
-                f"WHERE uid = ? AND {_OTP_GUARD} AND prov_counter = coalesce(?, prov_counter)",
+                f"WHERE uid = ? AND {OTP_GUARD} AND prov_counter = coalesce(?, prov_counter)",
                 (
                     state.immutable.family_id if state.immutable else None,
                     int(state.lifecycle),
@@ -368,13 +234,13 @@ class Farm:
                     state_id,
                     state.prov_counter,
                     state.uid,
-                    *_otp_values(state),
+                    *otp_values(state),
                     seen_prov_counter,
                 ),
             ).rowcount
             if updated != 1:
                 if db.execute("SELECT 1 FROM chips WHERE uid = ?", (state.uid,)).fetchone():
-                    raise _otp_refused()
+                    raise otp_refused()
                 raise InputError(f"no chip {state.uid.hex()} in {self.path}")
 
     def _insert_blobs(
@@ -441,9 +307,9 @@ class Farm:
         ):
             return False
         old = self._behind[state.uid]
-        _check_advances(old, state)
+        check_advances(old, state)
         if seen_prov_counter is not None and seen_prov_counter != old.prov_counter:
-            raise _otp_refused()
+            raise otp_refused()
         self._behind[state.uid] = state
         return True
 
@@ -459,7 +325,7 @@ class Farm:
                 s.certificate,
                 s.prov_counter,
                 s.uid,
-                *_otp_values(s),
+                *otp_values(s),
             )
             for s in self._behind.values()
         ]
@@ -469,11 +335,11 @@ class Farm:
         updated = self._db.executemany(
             "UPDATE chips SET family_id = ?, lifecycle = ?, security_counter = ?, "  # noqa: S608 - the module's own SQL
             "identity_key = ?, certificate = ?, prov_counter = ? "
-            f"WHERE uid = ? AND {_OTP_GUARD}",
+            f"WHERE uid = ? AND {OTP_GUARD}",
             rows,
         ).rowcount
         if updated != len(rows):
-            raise _otp_refused()
+            raise otp_refused()
 
     def blob(self, blob_id: bytes) -> bytes:
         row = self._db.execute("SELECT data FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone()

@@ -10,7 +10,8 @@ import click
 from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
 from trustprov.cli.conformance import conformance
-from trustprov.cli.options import emit_json, parse_uid, path_option, plural, say
+from trustprov.cli.options import parse_uid, path_option, plural
+from trustprov.cli.output import emit_json, say
 from trustprov.cli.serve import blank, export, run, serve
 
 

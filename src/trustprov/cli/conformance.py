@@ -15,11 +15,11 @@ import click
 
 from trustprov.cli.options import (
     EXIT_FAILED,
-    emit_json,
+    board_token_file_option,
     idle_timeout_option,
     json_option,
-    say,
 )
+from trustprov.cli.output import emit_json, say
 
 
 @click.command(short_help="Check the chip behind a port against the spec.")
@@ -46,12 +46,9 @@ from trustprov.cli.options import (
     metavar="UID",
     help="With --board: seat this chip (32 hex digits; default: the first blank chip of the tray).",
 )
-@click.option(
-    "--board-token-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="With --board: a file whose first line is the board's handler token (also from "
-    "TRUSTPROV_BOARD_TOKEN).",
+@board_token_file_option(
+    "With --board: a file whose first line is the board's handler token (also from "
+    "TRUSTPROV_BOARD_TOKEN)."
 )
 @click.option(
     "--code",

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import click
 
-from trustprov.cli.options import (
-    EXIT_FAILED,
-    emit_json,
-    json_option,
-    plural,
-    progress_enabled,
-    say,
-)
+from trustprov.cli.options import EXIT_FAILED, json_option, plural
+from trustprov.cli.output import emit_json, progress_enabled, say
 from trustprov.formats.limits import MAX_LOT
 
 # the whole flow (SQLAlchemy, rich, the roles, the chips) is imported when the command runs: its

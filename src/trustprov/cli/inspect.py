@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from trustprov.cli.options import emit_json, say
+from trustprov.cli.output import emit_json, say
 
 if TYPE_CHECKING:
     from trustprov.roles.inspect.description import Description

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import click
 
-from trustprov.cli.options import (
-    read_secret_file,
-    records_options,
-    records_password,
-    records_url,
-    say,
-)
+from trustprov.cli.options import read_secret_file, records_options, records_password, records_url
+from trustprov.cli.output import say
 from trustprov.errors import InputError
 
 #: the dashboard's access token, when not in --token-file (the environment: not shown by 'ps')

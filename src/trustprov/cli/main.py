@@ -5,7 +5,7 @@ internal error: a bug, one line asking for a report; --debug prints its tracebac
 input or usage; 130 interrupted (SIGINT); 143 terminated (SIGTERM); 141 standard output closed
 early (a broken pipe, as in `trustprov cm report | head -1`: quietly, as a program killed by
 SIGPIPE would). Every error is one line on stderr, every character in it that a terminal would act
-on escaped (`options.say`: a message may quote a file, a store or a chip); data goes to stdout.
+on escaped (`output.say`: a message may quote a file, a store or a chip); data goes to stdout.
 """
 
 from __future__ import annotations
@@ -20,15 +20,8 @@ from typing import Any, NoReturn
 import click
 
 from trustprov import __version__
-from trustprov.cli.options import (
-    EXIT_BROKEN_PIPE,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    common_options,
-    debug,
-    say,
-)
+from trustprov.cli.options import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from trustprov.cli.output import common_options, debug, say
 from trustprov.errors import InputError, TrustprovError
 
 #: every subcommand: (module, attribute, one-line summary). A command's module is imported only

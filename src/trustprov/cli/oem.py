@@ -15,15 +15,14 @@ from trustprov.cli.options import (
     SOFTWARE_OPTION,
     auth_option,
     desk_chip_options,
-    emit_json,
     force_option,
     icm_key_option,
     json_option,
     parse_uid,
     path_option,
     plural,
-    say,
 )
+from trustprov.cli.output import emit_json, say
 from trustprov.cli.template import template
 
 if TYPE_CHECKING:
@@ -297,7 +296,8 @@ def reconcile(
     the authorized chips missing. Exits 1 on anything but valid receipts and missing chips."""
     import sys  # noqa: PLC0415 - lazy: start-up
 
-    from trustprov.cli.options import EXIT_FAILED, emit_json, status  # noqa: PLC0415 - lazy
+    from trustprov.cli.options import EXIT_FAILED  # noqa: PLC0415 - lazy
+    from trustprov.cli.output import emit_json, status  # noqa: PLC0415 - lazy
     from trustprov.roles.oem import reconcile as role  # noqa: PLC0415 - lazy: start-up
 
     shown = [-1]  # the last tenth of the file reported

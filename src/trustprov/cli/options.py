@@ -1,22 +1,22 @@
-"""Shared option types (UIDs, output paths) and the conventions every command shares.
+"""Shared option types (UIDs, lot names, output paths, secrets read from files, the records
+store) and the options several commands take.
 
 An option that several commands take (--auth, --icm-key, --records and its password file,
 --idle-timeout, the desk chip's and the other options oem keygen and regen share) is defined here
 once: its name, type, bounds and default; each command says in its help what it does with it
-(tests/cli/test_cli_options.py walks the tree).
+(tests/cli/test_cli_options.py walks the tree). How a command writes its output and takes
+-v/-q/--debug is `cli/output.py`.
 
-Conventions (docs/cli.md, "Output conventions"): data on stdout, and with ``--json`` one JSON object
-there and nothing else; progress, status and logs on stderr; ``-v``/``-vv``/``-q``/``--debug``
-on every command, the root's and a subcommand's adding up.
+Invariants:
+- A secret (a password, a token) is read from a file only its owner can reach, or a pipe: one
+  line, at most `SECRET_FILE_MAX` bytes, and no error shows a byte of it.
+- A missing SQLite records store is refused before SQLAlchemy is imported.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import stat
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import click
 
 from trustprov.errors import InputError
-from trustprov.formats.text import printable
 
 UID_HEX_LEN = 32
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,18 +96,6 @@ def force_option(what: str) -> Callable[[F], F]:
 def plural(n: int, noun: str) -> str:
     """``n`` of ``noun``, as a person writes it: "1 chip", "4 chips"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def say(line: str = "", *, err: bool = False) -> None:
-    """One line of human-readable output, every character in it that a terminal would act on
-    escaped (`formats.text.printable`): a station name, lot, error code or message that came
-    from a file, a records store, a chip or a board shows as text, never drives the terminal.
-    Data (--json, --csv, receipts) is written exactly, never through here."""
-    click.echo(printable(line), err=err)
-
-
-def emit_json(doc: object) -> None:
-    click.echo(json.dumps(doc, indent=2, sort_keys=True))
 
 
 # -- secrets from files, never from the command line ------------------------------------------
@@ -242,6 +229,17 @@ def auth_option(help: str) -> Callable[[F], F]:
     return option
 
 
+def board_token_file_option(
+    help: str = "A file whose first line is the boards' handler token (also from "
+    "TRUSTPROV_BOARD_TOKEN): a board listening beyond loopback requires it.",
+) -> Callable[[F], F]:
+    """--board-token-file FILE: the boards' handler token, read with `read_board_token`."""
+    option: Callable[[F], F] = click.option(
+        "--board-token-file", type=click.Path(path_type=Path), default=None, help=help
+    )
+    return option
+
+
 def icm_key_option(help: str) -> Callable[[F], F]:
     """--icm-key PEM: the ICM's lot-signing public key, that every lot manifest given must be
     signed by; ``help`` names the lots of the command."""
@@ -306,115 +304,6 @@ SEAL_AUTH_OPTION = auth_option(
     "An authorized set (oem authorize): only its chips install the bundle "
     "[default: any chip of the family]."
 )
-
-
-# -- the conventions every command shares: -v/-vv/-q/--debug, status lines ---------------------
-#: the root context's ``meta`` keys; every command of the tree adds to the same counts, so
-#: `trustprov -v cm provision -v` is -vv
-_VERBOSE, _QUIET, _DEBUG = "trustprov.verbose", "trustprov.quiet", "trustprov.debug"
-
-
-def _meta() -> dict[str, Any]:
-    ctx = click.get_current_context(silent=True)
-    return ctx.find_root().meta if ctx is not None else {}
-
-
-def verbosity() -> int:
-    """-1 with -q, 0 by default, 1 with -v, 2 with -vv (or more)."""
-    meta = _meta()
-    return -1 if meta.get(_QUIET) else min(int(meta.get(_VERBOSE, 0)), 2)
-
-
-def debug() -> bool:
-    return bool(_meta().get(_DEBUG))
-
-
-def status(message: str) -> None:
-    """A status line for the operator: on stderr, never with the data; not with -q."""
-    if verbosity() >= 0:
-        say(message, err=True)
-
-
-def progress_enabled(as_json: bool = False) -> bool:
-    """A progress bar: only on a terminal's stderr, and not with --json or -q."""
-    return not as_json and verbosity() >= 0 and sys.stderr.isatty()
-
-
-def _count(ctx: click.Context, _param: click.Parameter, value: int) -> None:
-    meta = ctx.find_root().meta
-    meta[_VERBOSE] = meta.get(_VERBOSE, 0) + value
-    _configure(meta)
-
-
-def _flag(key: str) -> Callable[[click.Context, click.Parameter, bool], None]:
-    def set_flag(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-        meta = ctx.find_root().meta
-        meta[key] = meta.get(key, False) or value
-        _configure(meta)
-
-    return set_flag
-
-
-def _configure(meta: dict[str, Any]) -> None:
-    if meta.get(_QUIET) and meta.get(_VERBOSE):
-        raise click.UsageError("-q and -v exclude each other")
-    logger = logging.getLogger("trustprov")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    verbose = min(int(meta.get(_VERBOSE, 0)), 2)
-    logger.setLevel(
-        logging.ERROR
-        if meta.get(_QUIET)
-        else (logging.WARNING, logging.INFO, logging.DEBUG)[verbose]
-    )
-
-
-class _StderrHandler(logging.Handler):
-    """Log records to the stderr of the moment (click's, so a test runner's capture sees them)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            # one record, one line: whatever a logged value holds is shown as text
-            say(self.format(record), err=True)
-        except Exception:  # noqa: BLE001 - logging must never raise into the command
-            self.handleError(record)
-
-
-COMMON_HELP = {
-    "verbose": "Log to stderr: -v events (info), -vv also each chip and input file (debug).",
-    "quiet": "No progress bar or status lines on stderr; warnings and errors only.",
-    "debug": "On an error, also print its traceback (for a bug report).",
-}
-
-
-def common_options() -> list[click.Option]:
-    """-v/--verbose (count), -q/--quiet, --debug: on every command of the tree (cli.main adds
-    them as each command loads), each adding to the root's counts."""
-    return [
-        click.Option(
-            ["-v", "--verbose"],
-            count=True,
-            expose_value=False,
-            callback=_count,
-            help=COMMON_HELP["verbose"],
-        ),
-        click.Option(
-            ["-q", "--quiet"],
-            is_flag=True,
-            expose_value=False,
-            callback=_flag(_QUIET),
-            help=COMMON_HELP["quiet"],
-        ),
-        click.Option(
-            ["--debug"],
-            is_flag=True,
-            expose_value=False,
-            callback=_flag(_DEBUG),
-            help=COMMON_HELP["debug"],
-        ),
-    ]
 
 
 def json_option(what: str = "the result") -> Callable[[F], F]:

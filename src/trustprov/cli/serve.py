@@ -20,7 +20,6 @@ import click
 from trustprov.cli import artifacts as expect
 from trustprov.cli.artifacts import inputs
 from trustprov.cli.options import (
-    emit_json,
     idle_timeout_option,
     json_option,
     parse_uid,
@@ -28,6 +27,7 @@ from trustprov.cli.options import (
     plural,
     read_board_token,
 )
+from trustprov.cli.output import emit_json
 from trustprov.errors import InputError
 
 

@@ -30,6 +30,6 @@ def template(out: Path | None) -> None:
     if out.exists():
         raise InputError(f"{out} exists; refusing to overwrite it")
     write_file(out, TEMPLATE.encode(), kind="asset-list")
-    from trustprov.cli.options import status  # noqa: PLC0415 - lazy: start-up
+    from trustprov.cli.output import status  # noqa: PLC0415 - lazy: start-up
 
     status(f"asset list template: {out}")

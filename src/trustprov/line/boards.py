@@ -14,13 +14,15 @@ from collections.abc import Callable, Sequence
 
 from trustprov.errors import InputError, TransportError
 from trustprov.formats.lot import LotManifest
+from trustprov.line.board_contact import read_board
 from trustprov.line.station import LotSummary, provision_lot
 from trustprov.line.stopping import STOP_AFTER
-from trustprov.line.wire import LinkOpener, SocketRef, WireError, WireRunner
+from trustprov.line.wire import WireRunner
+from trustprov.line.wire_socket import LinkOpener, SocketRef, WireError
 from trustprov.line.worker import CHECK_CHIPS
 from trustprov.link.address import open_link as default_open_link
 from trustprov.link.client import ChipClient
-from trustprov.link.handler import BoardClient, parse_tcp
+from trustprov.link.handler import BoardClient
 from trustprov.link.rate_switch import rate_opener
 from trustprov.roles.cm import Job, Outcome
 from trustprov.roles.trust import LotTrust
@@ -30,25 +32,11 @@ def discover(handlers: Sequence[str], token: str | None = None) -> list[SocketRe
     """Every socket of every board, read from the boards' handlers."""
     refs: list[SocketRef] = []
     for address in handlers:
-        host, _ = parse_tcp(address)
-        try:
-            with BoardClient(address, token=token) as board:
-                sockets = board.status()
-        except TransportError as e:
-            if e.code == "unauthorized":
-                raise WireError(
-                    f"board {address} refused this station's token (or it gave none): "
-                    "--board-token-file FILE or TRUSTPROV_BOARD_TOKEN, as the board's"
-                ) from e
-            raise WireError(f"board {address} does not answer: start it first") from e
-        for s in sockets:
-            index = s.get("socket")
-            if not isinstance(index, int) or s.get("state") == "dead":
-                continue
-            port = int(address.rpartition(":")[2]) + 1 + index
+        board = read_board(address, token, who="station", error=WireError)
+        for index, s in board.in_service():
             baud = s.get("baud")  # a socket that is a UART: the link's timeouts follow its rate
             rate = f"?baud={baud}" if type(baud) is int and 50 <= baud <= 20_000_000 else ""
-            refs.append(SocketRef(f"tcp://{host}:{port}{rate}", address, index))
+            refs.append(SocketRef(board.socket_address(index) + rate, address, index))
     if not refs:
         raise InputError("no socket in service on the boards given")
     return refs

@@ -7,18 +7,18 @@ runner's thread alone talks to the records store: it claims batches, hands their
 sockets' tasks (a byte on a socket pair wakes the loop), and settles a batch once each of its
 chips has an outcome, so a commit never holds up the sockets.
 
-Per chip, a socket's task: asks the board to place the chip in its socket (the chip before it
-leaves in the same request); reads the chip's UID from the chip itself (``rom.status``) and records
-a misplaced chip as an error without sending it anything else; runs FIG. 3 with the chunks streamed
-through a window of frames. ``rom.status`` is not signed, so a board that lies passes that check:
-what the chip signs decides the record, verified by the runner's thread when it settles the batch
-(`roles.trust.LotTrust`, under the lot manifest's certificates). A transport failure (a cut cable,
-a power cut, a lost frame past the link's retries) is retried on the same socket from the chip's
-own status; a socket that will not say hello, or that its board reports dead, is taken out of
-service and its chip goes back to the queue for another socket; a chip whose sessions keep breaking
-is recorded failed, for a rerun. A board whose handler no longer answers has lost power: the run
-ends with `WireError`, the chips in flight stay claimed, and the rerun settles them from the chips
-(`line.records`), so every chip is provisioned exactly once.
+Each socket's task takes chips from the queue and hands each to its `SocketSession`
+(line/wire_socket.py: placing, the UID check, FIG. 3, the retries on the same socket).
+
+Invariants:
+- One chip alone runs first (the canary; a bare port's one chip is its own), then every socket,
+  at most `AHEAD` chips queued per socket in service (section 9, rule 6).
+- A stop, by a signal or by the outcomes as they arrive (`RepeatGuard`), takes back every chip
+  no socket has started; the chips that finished are recorded, the ones in flight stay claimed.
+- A socket out of service gives its chip back to the queue for another; when no socket is left,
+  the run ends with `WireError`, as it does when a board's handler no longer answers (its power
+  is gone). The chips in flight stay claimed and the rerun settles them from the chips
+  (`line.records`), so every chip is provisioned exactly once.
 """
 
 from __future__ import annotations
@@ -29,57 +29,32 @@ import logging
 import queue
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
-from trustprov.errors import InputError, TransportError, TrustprovError
+from trustprov.errors import InputError, TransportError
 from trustprov.line.batches import LotRun
 from trustprov.line.records import Claim
 from trustprov.line.stopping import RepeatGuard
-from trustprov.link import messages
-from trustprov.link.client import ChipClient, PreparedBundle
-from trustprov.link.handler import BoardClient
+from trustprov.line.wire_socket import (
+    LinkOpener,
+    SocketLost,
+    SocketRef,
+    SocketSession,
+    WireError,
+    board_down,
+    close_quietly,
+)
+from trustprov.link.client import ChipClient
 from trustprov.link.hub import Hub
-from trustprov.roles.cm import Job, Outcome, provision_chip
+from trustprov.roles.cm import Job, Outcome
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 8  # broken sessions of one chip on one socket before it is recorded failed
-SILENT_TRIES = 2  # attempts in a row without a hello answer before a socket is out of service
 AHEAD = 2  # chips queued per socket in service, so no socket waits for the store
 STOP_WAIT = 10.0  # seconds the sockets' tasks get to finish their chip when the run ends
-
-
-class WireError(TrustprovError):
-    """The line over the wire cannot go on (a board is down, or no socket is left)."""
-
-    code = "wire"
-
-
-class ChipLink(Protocol):
-    def exchange(self, request: bytes) -> bytes: ...
-
-    def exchange_many(self, requests: Sequence[bytes]) -> list[bytes]: ...
-
-    def hello(self) -> Any: ...
-
-    def close(self) -> None: ...
-
-
-LinkOpener = Callable[[str], ChipLink]
-
-
-@dataclass(frozen=True)
-class SocketRef:
-    """One socket: its wire address, and its board's handler with its index there (or none:
-    a bare port with one chip on it)."""
-
-    address: str
-    handler: str | None = None
-    index: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,49 +62,6 @@ class _Item:
     batch: int
     claim: Claim
     touched: bool = False  # an earlier attempt of this run sent it requests
-
-
-class _SocketLost(Exception):
-    pass
-
-
-class _StreamingClient(ChipClient):
-    """FIG. 3 streamed: begin, the chunks and finish go out as one run through the link's window
-    of outstanding frames (``exchange_many``), so round trips do not set the pace. The chip takes
-    them one at a time, in order, and after a refusal has no session and refuses the rest, so the
-    first refusal raised is the chip's answer; nothing is installed without an accepted finish."""
-
-    def __init__(self, link: _WatchedLink) -> None:
-        super().__init__(link)
-        self._stream = link
-
-    def provision(self, prepared: PreparedBundle, uid: bytes | None = None) -> dict[str, Any]:
-        answers = [
-            messages.decode_response(r) for r in self._stream.exchange_many(prepared.requests(uid))
-        ]
-        return answers[-1]
-
-
-class _WatchedLink:
-    """A link that remembers the transport failures `provision_chip` turns into outcomes."""
-
-    def __init__(self, link: ChipLink) -> None:
-        self.link = link
-        self.failure: TransportError | None = None
-
-    def exchange(self, request: bytes) -> bytes:
-        try:
-            return self.link.exchange(request)
-        except TransportError as e:
-            self.failure = e
-            raise
-
-    def exchange_many(self, requests: Sequence[bytes]) -> list[bytes]:
-        try:
-            return self.link.exchange_many(requests)
-        except TransportError as e:
-            self.failure = e
-            raise
 
 
 class WireRunner:
@@ -309,7 +241,7 @@ class WireRunner:
         try:
             held = ChipClient(link).status().get("uid")
         finally:
-            _close_quietly(link)
+            close_quietly(link)
         if not isinstance(held, bytes) or held not in self._lot_uids:
             shown = held.hex() if isinstance(held, bytes) else "?"
             raise InputError(f"the chip on {address} ({shown}) is not a chip of lot {line.ref.lot}")
@@ -346,132 +278,23 @@ class WireRunner:
 
     # -- one socket -----------------------------------------------------------------------------
     def _socket_loop(self, ref: SocketRef) -> None:
-        board = BoardClient(ref.handler, token=self._board_token) if ref.handler else None
-        link: ChipLink | None = None
+        session = SocketSession(ref, self.job, self.open_link, self._board_token)
         try:
             while not self._stop.is_set():
                 item = self._take()
                 if item is None:
                     return
                 try:
-                    outcome, link = self._one_chip(ref, board, link, item)
-                except _SocketLost:
+                    outcome = session.chip(item.claim, item.touched)
+                except SocketLost:
                     self._give(replace(item, touched=True))
                     self._results.put(("lost", ref.address))
                     return
                 self._guard.see(outcome)  # before this socket takes another chip
                 self._results.put(("done", (item, outcome)))
         except TransportError as e:  # the board's handler refused, or is gone with its power
-            self._results.put(("fatal", _board_down(ref, e)))
+            self._results.put(("fatal", board_down(ref, e)))
         except Exception as e:  # noqa: BLE001 - handed to the runner, which raises it
             self._results.put(("fatal", e))
         finally:
-            if link is not None:
-                _close_quietly(link)
-            if board is not None:
-                with contextlib.suppress(TransportError):  # a dead board holds no chip
-                    board.remove(ref.index)
-                board.close()
-
-    def _one_chip(
-        self, ref: SocketRef, board: BoardClient | None, link: ChipLink | None, item: _Item
-    ) -> tuple[Outcome, ChipLink | None]:
-        uid = bytes.fromhex(item.claim.uid)
-        if board is not None:
-            try:  # the chip before it leaves the socket in the same request
-                board.insert(ref.index, uid, replace=True)
-            except TransportError as e:
-                if e.code == "dead":  # the socket died (13.1): out of service, the chip elsewhere
-                    raise _SocketLost from e
-                if e.code != "no-chip":
-                    raise
-                return Outcome(uid, "failed", "not-in-tray", e.message, 0, time.time()), link
-        try:
-            return self._attempts(ref, board, link, item, uid)
-        except _SocketLost:
-            if board is not None:  # out of the dead socket, before it is tried in another
-                with contextlib.suppress(TransportError):
-                    board.remove(ref.index)
-            raise
-
-    def _attempts(
-        self,
-        ref: SocketRef,
-        board: BoardClient | None,
-        link: ChipLink | None,
-        item: _Item,
-        uid: bytes,
-    ) -> tuple[Outcome, ChipLink | None]:
-        """FIG. 3 on the chip in the socket, taken up again from its status after a failure of
-        the wire. A socket that will not even say hello, or that its board reports dead, is out
-        of service; a chip whose sessions keep breaking is recorded failed (a rerun retries it)."""
-        silent = 0
-        error: TransportError | OSError | None = None
-        for attempt in range(ATTEMPTS):
-            touched = item.touched or attempt > 0
-            linked = False
-            try:
-                if link is None:
-                    link = self.open_link(ref.address)  # says hello
-                else:
-                    link.hello()  # a new chip in the socket: a new link, sequence from 0
-                linked = True
-                watched = _WatchedLink(link)
-                outcome = self._provision(watched, uid, item.claim, touched)
-                if watched.failure is None:
-                    return outcome, link
-                raise watched.failure
-            except (TransportError, OSError) as e:
-                log.info("socket %s, chip %s: %s; retrying", ref.address, uid.hex(), e)
-                error = e
-                if link is not None:
-                    _close_quietly(link)
-                link = None
-                silent = 0 if linked else silent + 1
-                dead = board is not None and _state(board, ref) == "dead"
-                if dead or silent >= SILENT_TRIES:
-                    raise _SocketLost from e
-        code = error.code if isinstance(error, TransportError) else "transport"
-        message = f"the wire kept failing ({error}); the chip is left to a rerun"
-        return Outcome(uid, "failed", code, message[:300], 0, time.time()), None
-
-    def _provision(self, link: _WatchedLink, uid: bytes, claim: Claim, touched: bool) -> Outcome:
-        client = _StreamingClient(link)
-        start = time.perf_counter()
-        held = client.status().get("uid")
-        if held != uid:
-            other = held.hex() if isinstance(held, bytes) else "an unreadable UID"
-            return Outcome(
-                uid,
-                "failed",
-                "misplaced-chip",
-                f"the socket holds chip {other}, not {uid.hex()}; it was not touched",
-                int((time.perf_counter() - start) * 1e6),
-                time.time(),
-            )
-        outcome = provision_chip(client, uid, self.job, status_first=claim.recovered or touched)
-        if touched and not claim.recovered and outcome.result == "already-provisioned":
-            # this run's earlier attempt installed it; its answer was lost on the wire
-            outcome = replace(outcome, result="provisioned")
-        return outcome
-
-
-def _state(board: BoardClient, ref: SocketRef) -> str:
-    for s in board.status():
-        if s.get("socket") == ref.index:
-            return str(s.get("state"))
-    return "dead"
-
-
-def _board_down(ref: SocketRef, e: TransportError) -> WireError:
-    if e.code != "board-down":
-        return WireError(f"{e.message} (socket {ref.index})")
-    return WireError(
-        f"board {ref.handler} stopped answering ({e.code}): its chips lost power; "
-        "restart it and rerun the same command to resume the lot"
-    )
-
-
-def _close_quietly(link: ChipLink) -> None:
-    with contextlib.suppress(OSError, TrustprovError):  # the wire is already gone
-        link.close()
+            session.close()

@@ -1,5 +1,6 @@
-"""The asset bundle: the manifest (`manifest`), its chunks (`chunks`) and, in memory, the bundle
-file holding both; `bundle_file` reads and writes a large one a chunk at a time.
+"""The asset bundle: the manifest (`manifest`, its entries in `entries`), its chunks (`chunks`)
+and, in memory, the bundle file holding both; `bundle_file` reads and writes a large one a chunk
+at a time.
 
 Bundle file: canonical CBOR array ["trustprov-bundle", 1, manifest COSE_Mac0 bytes, [[+ bstr]]].
 `Bundle` holds one in memory, its chunks checked against the manifest's shape (count and length
@@ -16,20 +17,22 @@ from trustprov.crypto.digest import chain_links
 from trustprov.errors import FormatError
 from trustprov.formats import cbor
 from trustprov.formats.bundle.chunks import chunk_aad, chunk_count, chunk_nonce, chunk_plain_len
-from trustprov.formats.bundle.manifest import (
+from trustprov.formats.bundle.entries import (
     ASSET_KINDS,
-    BUNDLE_ID_LEN,
     DEVICE_KEY_TYPES,
     KEY_TYPES,
-    MANIFEST_CONTENT_TYPE,
-    MANIFEST_VERSION,
     MAX_ASSET_LEN,
     MAX_KEY_LEN,
     MAX_SLOT,
-    MIN_CHUNK,
     AssetEntry,
     Authorization,
     DeviceKeySpec,
+)
+from trustprov.formats.bundle.manifest import (
+    BUNDLE_ID_LEN,
+    MANIFEST_CONTENT_TYPE,
+    MANIFEST_VERSION,
+    MIN_CHUNK,
     Manifest,
     SignedManifest,
 )
