@@ -349,3 +349,6 @@ def test_running_out_of_memory_is_told_apart_from_a_bug() -> None:
     assert _out_of_memory(OSError(errno.ENOMEM, "Cannot allocate memory", "site-packages/rich"))
     assert not _out_of_memory(OSError(errno.ENOENT, "No such file or directory", "x"))
     assert not _out_of_memory(ValueError("a bug"))
+    # a worker thread's stack under the limit: CPython says so in a RuntimeError of its own
+    assert _out_of_memory(RuntimeError("can't start new thread"))
+    assert not _out_of_memory(RuntimeError("dictionary changed size during iteration"))

@@ -165,6 +165,9 @@ def _out_of_memory(e: BaseException) -> bool:
         # a C extension loaded lazily under the limit: the loader's mmap fails (ENOMEM)
         if isinstance(cause, ImportError) and "failed to map segment" in str(cause):
             return True
+        # a worker thread's stack under the limit: CPython's pthread_create fails (ENOMEM)
+        if isinstance(cause, RuntimeError) and str(cause) == "can't start new thread":
+            return True
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return False
