@@ -124,6 +124,20 @@ def test_a_missing_records_store_is_reported_before_the_engine_loads(tmp_path: P
     assert [m for m in modules if m.split(".")[0] == "sqlalchemy"] == []
 
 
+def test_a_lot_name_is_checked_without_cryptography(tmp_path: Path) -> None:
+    """Every `--lot` is checked while the options are parsed (formats.lot_name): a report of a
+    store imports no X.509 code for it (it cost `cm report` some 30 ms of its start)."""
+    url = f"sqlite:///{tmp_path / 'none.sqlite'}"
+    modules = _imported_after(
+        "from trustprov.cli.main import cli\n"
+        f"try:\n    cli({['cm', 'report', '--records', url, '--lot', 'LOT-1']!r}, "
+        "prog_name='trustprov')\n"
+        "except SystemExit as e:\n    assert e.code == 2, e.code"
+    )
+    assert "trustprov.formats.lot_name" in modules
+    assert [m for m in modules if m.split(".")[0] == "cryptography"] == []
+
+
 def test_a_worker_imports_no_records_store() -> None:
     """A station's worker process starts from line.worker: the chips, never SQLAlchemy."""
     modules = _imported_after("import trustprov.line.worker")

@@ -51,10 +51,10 @@ def lot_name(_ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if value is None:
         return None
     from trustprov.errors import FormatError  # noqa: PLC0415 - lazy: start-up
-    from trustprov.formats.lot import LotChip  # noqa: PLC0415 - lazy: start-up
+    from trustprov.formats.lot_name import check_lot_name  # noqa: PLC0415 - lazy: start-up
 
     try:
-        LotChip.check_lot_name(value)
+        check_lot_name(value)
     except FormatError as e:
         shown = ascii(value) if len(value) <= 80 else ascii(value[:80]) + "..."
         raise click.BadParameter(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,8 +24,8 @@ from trustprov.crypto.schedule import FAMILY_ID_LEN
 from trustprov.errors import FormatError
 from trustprov.formats import text
 from trustprov.formats.limits import LIMITS
+from trustprov.formats.lot_name import check_lot_name
 
-_LOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 UID_LEN = 16
 
 
@@ -35,12 +34,7 @@ class LotChip:
     uid: bytes
     certificate: bytes  # DER
 
-    @staticmethod
-    def check_lot_name(name: str) -> None:
-        if not _LOT_NAME.fullmatch(name):
-            raise FormatError(
-                f"lot name {name!r}: 1-64 of letters, digits, '.', '_', '-', starting alnum"
-            )
+    check_lot_name = staticmethod(check_lot_name)
 
     def certificate_pem(self) -> str:
         cert = x509.load_der_x509_certificate(self.certificate)
