@@ -94,6 +94,25 @@ def test_farm_and_records_counts(demo: Path) -> None:
     assert (job["lot"], job["chips"], job["done"], job["pending"]) == ("LOT-0001", 5, 5, 0)
 
 
+def test_a_records_store_is_read_without_the_chips_code(demo: Path) -> None:
+    """`inspect records.sqlite` tells a records store from a farm by its tables and never loads
+    the chips' code for it (it cost the command a third of its start)."""
+    path = str(demo / "cm/records.sqlite")
+    probe = (
+        "import sys\nfrom trustprov.cli.main import cli\n"
+        f"try:\n    cli(['inspect', {path!r}, '--json'], prog_name='trustprov')\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "print('\\n'.join(sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(done.stdout)["jobs"]
+    modules = set(done.stderr.split())
+    assert "trustprov.line.records" in modules
+    assert not {"trustprov.link.farm_link", "trustprov.chip.device"} & modules
+
+
 def test_secrets_are_never_printed(demo: Path) -> None:
     secrets_file = demo / "icm/family-secrets.cbor"
     shares = cbor.decode(secrets_file.read_bytes(), limit=4096, what="test").values()

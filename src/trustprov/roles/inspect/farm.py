@@ -7,25 +7,29 @@ above the roles). Lifecycles are counted chip by chip, one status request each.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import urllib.parse
 from collections import Counter
 from pathlib import Path
 
 from trustprov.errors import InputError
-from trustprov.link.farm_link import FarmLink
 from trustprov.roles.inspect.description import FIRST_UIDS, DatabaseReader, Description
+
+#: the table every chip farm has, and no records store
+FARM_TABLE = "farm_meta"
 
 
 def describe_database(path: Path, records: DatabaseReader | None) -> Description:
     """A chip farm, read through its chips' links; else what ``records`` makes of the file."""
+    if not _may_be_a_farm(path):
+        return _records(path, records)
+    from trustprov.link.farm_link import FarmLink  # noqa: PLC0415 - lazy: the chips' code
+
     try:
         farm = FarmLink(path, read_only=True)  # a reader: read-only media will do
     except InputError:
-        found = records(path) if records is not None else None
-        if found is None:
-            raise InputError(
-                f"{path}: an SQLite database that is neither a chip farm nor a records store"
-            ) from None
-        return found
+        return _records(path, records)
     with farm:
         lots = []
         totals: Counter[str] = Counter()
@@ -50,3 +54,27 @@ def describe_database(path: Path, records: DatabaseReader | None) -> Description
         {"chips": sum(totals.values()), "lifecycles": dict(sorted(totals.items())), "lots": lots},
         note="read through each chip's link (rom.status), as any host sees the chips",
     )
+
+
+def _records(path: Path, records: DatabaseReader | None) -> Description:
+    found = records(path) if records is not None else None
+    if found is None:
+        raise InputError(
+            f"{path}: an SQLite database that is neither a chip farm nor a records store"
+        ) from None
+    return found
+
+
+def _may_be_a_farm(path: Path) -> bool:
+    """False only when the file opens as SQLite and has no farm table: the choice of a reader
+    (a records store skips loading the chips' code), never a reading of what a farm holds. A
+    file that does not open so (read-only media, a lock) goes to the farm's own checks."""
+    uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1)) as db:
+            row = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FARM_TABLE,)
+            ).fetchone()
+    except sqlite3.Error:
+        return True
+    return row is not None
