@@ -8,6 +8,10 @@ Ports: the handler listens on PORT and socket k on PORT+1+k. With PORT 0 the sys
 PORT, and the board binds PORT+1.. next to it (retrying if taken); `addresses` tells the real
 ones. A socket port serves one connection at a time: a new connection replaces the old one (a
 host reconnecting after a cut cable). `stop` (SIGTERM) ends the loop; every chip loses power.
+
+Invariants: this module is the I/O (ports, connections, the pty, the loop); what a handler
+request does is `trustprov.board.dispatch`, which it hands each request line and whose reply it
+sends (closing the connection when told to).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trustprov.board import handler
+from trustprov.board.dispatch import HandlerDispatch
 from trustprov.board.exec_slot import ExecSlot, parse_command
 from trustprov.board.faults import FaultDice, Faults
 from trustprov.board.line_rate import LineRate
@@ -34,7 +39,7 @@ from trustprov.board.timers import Timers
 from trustprov.board.tray import Tray
 from trustprov.chip.farm import Farm
 from trustprov.errors import InputError
-from trustprov.formats.token import BOARD_TOKEN_ENV, check_token, needs_token, token_matches
+from trustprov.formats.token import BOARD_TOKEN_ENV, check_token, needs_token
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +133,14 @@ class Board:
         """Open the farm on the calling thread (the loop's) and place the sockets."""
         self._farm = Farm(self._farm_path) if self._farm_path is not None else None
         self._dice = FaultDice(self._faults)
+        self._dispatch = HandlerDispatch(
+            self.slots,
+            self._dice,
+            token=self._token,
+            line=self._line,
+            check_chip=self._check_chip,
+            uids=self._uids,
+        )
         for step in self._after_open:
             step(self._farm)
 
@@ -274,87 +287,12 @@ class Board:
         self._sel.register(conn, selectors.EVENT_READ, read)
 
     def _answer(self, conn: socket.socket, line: bytes, authed: list[bool]) -> bool:
-        try:
-            request = handler.parse_request(line)
-            if request.op == "auth":
-                if self._token is not None and not token_matches(request.token, self._token):
-                    raise handler.HandlerError("wrong token", code="unauthorized")
-                authed[0] = True
-                reply = handler.ok()
-            elif not authed[0]:
-                raise handler.HandlerError(
-                    'this board needs its token first: {"op":"auth","token":...}',
-                    code="unauthorized",
-                )
-            else:
-                reply = self._execute(request)
-        except handler.HandlerError as e:
-            reply = handler.error(e.code, e.message)
-            if e.code in ("too-long", "unauthorized"):
-                _send_quietly(conn, reply)
-                self._drop(conn)
-                return False
+        reply, close = self._dispatch.answer(line, authed)
+        if close:
+            _send_quietly(conn, reply)
+            self._drop(conn)
+            return False
         return _send_quietly(conn, reply) or self._drop(conn)
-
-    def _execute(self, req: handler.Request) -> bytes:
-        if req.op == "status":
-            line = {} if self._line.baud is None else {"baud": self._line.baud}
-            return handler.ok(
-                sockets=[
-                    {
-                        "socket": s.index,
-                        "chip": s.uid.hex() if s.uid else None,
-                        "state": s.state,
-                        **line,
-                    }
-                    for s in self.slots
-                ]
-            )
-        if req.op == "chips":  # what the tray or farm holds, seated or not (protocol.md 13.1)
-            uids = self._uids()
-            listed = uids[: handler.MAX_CHIPS_LISTED]
-            return handler.ok(chips=[u.hex() for u in listed], more=len(uids) > len(listed))
-        if req.socket >= len(self.slots):
-            raise handler.HandlerError(f"no socket {req.socket}", code="no-socket")
-        slot = self.slots[req.socket]
-        if slot.dead and req.op in ("insert", "power-cycle"):  # it seats and powers nothing
-            raise handler.HandlerError(f"socket {req.socket} is dead", code="dead")
-        if req.op == "insert":
-            if slot.uid is not None and not req.replace:
-                raise handler.HandlerError(f"socket {req.socket} holds a chip", code="occupied")
-            uid = self._misplaced(req.chip) if self._dice.misplace() else req.chip
-            held = [s.index for s in self.slots if s.uid == uid and s is not slot]
-            if held:  # one physical chip sits in one socket: two would share its state
-                raise handler.HandlerError(
-                    f"chip {uid.hex()} is in socket {held[0]}", code="in-socket"
-                )
-            try:
-                self._check_chip(uid)
-            except InputError as e:
-                raise handler.HandlerError(e.message, code="no-chip") from e
-            slot.remove()
-            slot.insert(uid, claimed=req.chip if self._dice.lie() else None)
-        elif req.op == "remove":
-            slot.remove()
-        elif req.op == "power-cycle":
-            slot.power_cycle(req.after)
-        else:
-            slot.kill()
-        return handler.ok()
-
-    def _misplaced(self, uid: bytes) -> bytes:
-        """Another chip of the farm than ``uid``, in no socket: the next one (a slip of the
-        tray); ``uid`` itself if there is none."""
-        uids = self._uids()
-        if uid not in uids:
-            return uid
-        seated = {s.uid for s in self.slots}
-        start = uids.index(uid)
-        for step in range(1, len(uids)):
-            other = uids[(start + step) % len(uids)]
-            if other not in seated:
-                return other
-        return uid
 
     def _drop(self, conn: socket.socket) -> bool:
         with contextlib.suppress(KeyError, ValueError):  # never registered, or already dropped

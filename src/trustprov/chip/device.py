@@ -1,21 +1,20 @@
 """One chip: its state, its boot ROM, and the `Hardware` handle the ROM gives verified software.
 
-The boot ROM (`Chip.boot`) is the only way to obtain a `Hardware`: it runs software only if
-1. the image parses as signed provisioning software,
-2. it is signed with exactly the suite its immutable K_PUK_ICM_PROV names (one algorithm, or every
-   signature of a hybrid: a stripped, swapped or downgraded set is refused), and every signature
-   verifies under its immutable key,
-3. the code it signs is the code the chip is about to run, and
-4. its security version is not below the OTP counter (which then advances to it).
+The boot ROM (`Chip.boot`) is the only way to obtain a `Hardware`: it runs software only once
+`trustprov.chip.secure_boot.verify_image` accepted it (signed under the chip's immutable
+K_PUK_ICM_PROV suite, for the code the chip runs, not below the OTP security counter, which
+then advances to its security version).
 
 ROM services that need no software: manufacturing (burn immutable memory once, make the identity
 key, store the certificate), status, identity and attestation (a token the chip signs over a
 host's challenge: the one answer about what it holds that nothing on the wire can rewrite).
+
+Invariants: every write goes through `Chip._commit`, where the lifecycle and the counters only
+advance; key slots are write-only (no method returns a slot's secret or the identity key).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,52 +24,22 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from trustprov.chip.model import ChipState, Installed, KeySlot, Lifecycle
 from trustprov.chip.ram import DEFAULT_RAM, Ram
+from trustprov.chip.secure_boot import verify_image
 from trustprov.chip.staging import StagedContent
 from trustprov.chip.store import ChipStore
 from trustprov.chip.trng import SystemTrng, Trng
-from trustprov.crypto.digest import sha256
 from trustprov.crypto.keys import (
     CURVES,
     MATERIAL_LEN,
     SIGNATURE_ALGORITHMS,
-    PublicKey,
-    load_public_key,
     private_key_bytes,
     private_key_from_material,
     public_key_der,
 )
-from trustprov.errors import ArtifactError, ChipRefused, FormatError
+from trustprov.errors import ChipRefused, FormatError
 from trustprov.formats.attestation import AttestationClaims, make_token
 from trustprov.formats.immutable import ImmutableMemory
-from trustprov.formats.software import CODE_ROOT, SignedSoftware, code_archive
-
-
-@functools.cache
-def measured_code_digest(root: Path = CODE_ROOT) -> bytes:
-    """SHA-256 of the code archive of the software this chip model executes."""
-    return sha256(code_archive(root))
-
-
-@functools.lru_cache(maxsize=16)
-def _rom_public_key(spki_der: bytes) -> PublicKey:
-    return load_public_key(spki_der)
-
-
-_booted: tuple[bytes, SignedSoftware] | None = None  # see `_parse_image`
-
-
-def _parse_image(image: bytes) -> SignedSoftware:
-    """`SignedSoftware.from_bytes` of the boot ROM (step 1). A lot boots one image chip after
-    chip: the last image parsed in this process is kept with its parse and recognized by
-    comparing the bytes, a memcmp far below a parse. The parse is immutable; its signature
-    (step 2) is verified at every boot."""
-    global _booted  # noqa: PLW0603 - one image at a time, per process
-    last = _booted
-    if last is not None and last[0] == image:
-        return last[1]
-    software = SignedSoftware.from_bytes(image, check_code=False)
-    _booted = (image, software)
-    return software
+from trustprov.formats.software import CODE_ROOT, SignedSoftware
 
 
 @dataclass(frozen=True)
@@ -228,27 +197,7 @@ class Chip:
         mem = self._state.immutable
         if mem is None or self._state.lifecycle < Lifecycle.MANUFACTURED:
             raise ChipRefused("chip is not manufactured", code="lifecycle")
-        try:  # 1.
-            # the payload is not hashed on its own: the signature (2.) covers it, and "tp-code"
-            # is compared with the code this chip runs (3.)
-            software = _parse_image(image)
-        except ArtifactError as e:
-            raise ChipRefused(f"boot refused: {e.message}", code="bad-software") from e
-        try:  # 2.
-            keys = [_rom_public_key(k) for k in mem.software_keys]
-            software.verify(keys, suite=mem.software_suite)
-        except ArtifactError as e:
-            raise ChipRefused("boot refused: software signature", code="bad-signature") from e
-        if software.code_digest != measured_code_digest(self._code_root):  # 3.
-            raise ChipRefused(
-                "boot refused: code does not match the signed image", code="code-mismatch"
-            )
-        if software.security_version < self._state.security_counter:  # 4.
-            raise ChipRefused(
-                f"boot refused: security version {software.security_version} is below the "
-                f"chip's counter {self._state.security_counter}",
-                code="rollback",
-            )
+        software = verify_image(image, mem, self._state.security_counter, self._code_root)
         if software.security_version > self._state.security_counter:
             state = self._copy()
             state.security_counter = software.security_version

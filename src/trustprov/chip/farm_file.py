@@ -13,13 +13,12 @@ Invariants:
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-import urllib.parse
 from pathlib import Path
 
 from trustprov.errors import InputError
+from trustprov.formats.sqlite_file import read_only_uri, writable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS farm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,21 +59,6 @@ def cannot_access(e: sqlite3.Error) -> bool:
     return name.startswith(_ACCESS_ERRORS)
 
 
-def writable(path: Path) -> bool:
-    return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
-
-
-def read_only_uri(path: Path) -> str:
-    """``mode=ro``, for a farm that cannot be written (read-only media); ``immutable`` too (SQLite
-    could not make the WAL's shared-memory file there) unless a WAL holds writes not yet in the
-    file, which immutable would not read."""
-    wal = path.with_name(path.name + "-wal")
-    pending = wal.exists() and wal.stat().st_size > 0
-    return f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro" + (
-        "" if pending else "&immutable=1"
-    )
-
-
 def open_farm_file(path: Path, *, create: bool, read_only: bool) -> sqlite3.Connection:
     """The farm at ``path`` (made there if ``create`` and the file is empty or missing), in
     autocommit mode: every write is an explicit transaction (`begin_immediate`)."""
@@ -92,6 +76,7 @@ def open_farm_file(path: Path, *, create: bool, read_only: bool) -> sqlite3.Conn
                 "(read-only media?)"
             )
         if not can_write:
+            # only unwritable media reach here: the URI is immutable unless a WAL holds writes
             db = sqlite3.connect(read_only_uri(path), uri=True, timeout=60, isolation_level=None)
         else:
             db = sqlite3.connect(path, timeout=60, isolation_level=None)

@@ -7,11 +7,8 @@ claim's read and its update see one state; every commit is durable (synchronous=
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-import urllib.parse
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,18 +38,6 @@ def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
     with dbapi_connection.cursor() as cur:
         cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
     dbapi_connection.commit()
-
-
-def _read_only_uri(path: Path) -> str:
-    """``mode=ro``; and ``immutable`` where nothing can write (SQLite could not create the WAL's
-    shared-memory file there) unless a WAL holds records not yet in the file: immutable would
-    not read them, so SQLite is left to read the WAL (it can if its -shm file is there too)."""
-    writable = os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
-    wal = path.with_name(path.name + "-wal")
-    pending = wal.exists() and wal.stat().st_size > 0
-    return f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro" + (
-        "" if writable or pending else "&immutable=1"
-    )
 
 
 def _sqlite_engine(url: URL, read_only_uri: str | None = None) -> Engine:

@@ -18,10 +18,10 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from trustprov.errors import InputError
+from trustprov.formats.sqlite_file import read_only_uri
 from trustprov.line.records.claims import RecordClaims
 from trustprov.line.records.engine import (
     _read_only_session,
-    _read_only_uri,
     _sqlite_engine,
     _use_wal,
 )
@@ -85,7 +85,7 @@ class RecordStore(RecordClaims, RecordQueries):
             if not create and not path.is_file():
                 raise InputError(f"no records store at {path}")
             self._path: Path | None = path
-            self._engine = _sqlite_engine(parsed, _read_only_uri(path) if read_only else None)
+            self._engine = _sqlite_engine(parsed, read_only_uri(path) if read_only else None)
         else:
             self._path = None
             query = dict(parsed.query)
