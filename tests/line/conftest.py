@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pg_support import libpq_dsn
 from sqlalchemy.engine import make_url
 
 PG_ENV = "TRUSTPROV_TEST_PG"
@@ -24,11 +25,6 @@ PG_ENV = "TRUSTPROV_TEST_PG"
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _libpq(url: str) -> str:
-    """The libpq form of a (SQLAlchemy-style) PostgreSQL URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +42,7 @@ def pg_server() -> str:
         )
     else:
         try:
-            psycopg.connect(_libpq(url), connect_timeout=5).close()
+            psycopg.connect(libpq_dsn(url), connect_timeout=5).close()
         except (psycopg.Error, ValueError) as e:
             shown = make_url(url).render_as_string(hide_password=True)
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -62,13 +58,13 @@ def pg_server() -> str:
 def pg_url(pg_server: str) -> Iterator[str]:
     """A records URL on a fresh schema of its own, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(_libpq(pg_server), autocommit=True) as c:
+    with psycopg.connect(libpq_dsn(pg_server), autocommit=True) as c:
         c.execute(f'CREATE SCHEMA "{schema}"')
     url = make_url(pg_server).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         yield url.render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(_libpq(pg_server), autocommit=True) as c:
+        with psycopg.connect(libpq_dsn(pg_server), autocommit=True) as c:
             c.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 

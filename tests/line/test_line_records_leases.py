@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import _libpq
 from helpers import world_job
+from pg_support import libpq_dsn
 from sqlalchemy import exc
 
 from trustprov.line.records import RecordsError, RecordStore
@@ -79,7 +79,7 @@ _SESSIONS = {
 
 def _kill_backends(pg_url: str, which: str) -> int:
     """Terminate the station's sessions: the one holding its lease, or all of them."""
-    with psycopg.connect(_libpq(pg_url), autocommit=True) as c:
+    with psycopg.connect(libpq_dsn(pg_url), autocommit=True) as c:
         return len(c.execute(_SESSIONS[which]).fetchall())
 
 

@@ -168,12 +168,16 @@ def test_cm_provision_streams_a_bundle_larger_than_its_memory(
 
 
 def test_the_limit_is_real(world: Any, large: dict[str, Any], tmp_path: Path) -> None:
-    """With no headroom at all the same command dies of MemoryError (here before it starts, in
-    an import it still needs): the test above does not pass for want of a limit."""
+    """With no headroom at all the same command fails (here before it starts, in an import it
+    still needs), with one line: the test above does not pass for want of a limit. Which line
+    depends on where CPython's allocation fails: mostly a MemoryError ("out of memory"), but
+    inside a C extension's import it can be a SystemError that names no cause, which the CLI
+    cannot tell from a bug (tests/cli/test_cli_errors.py checks the classification itself)."""
     farm = world.fresh_cm_farm(tmp_path)
-    r = _limited(0, "--debug", *_provision(world, large, farm, tmp_path))
-    assert r.returncode != 0
-    assert "out of memory" in r.stderr.splitlines()[-1], r.stderr[-3000:]
+    r = _limited(0, *_provision(world, large, farm, tmp_path))
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert r.stderr.count("\n") == 1, r.stderr[-3000:]
+    assert r.stderr.startswith(("error: out of memory", "error: internal error")), r.stderr
 
 
 def test_read_bytes_allocates_what_the_file_holds_not_its_limit(tmp_path: Path) -> None:
