@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import urllib.parse
 from collections import Counter
 from pathlib import Path
 
 from trustprov.errors import InputError
+from trustprov.formats.sqlite_file import read_only_uri
 from trustprov.roles.inspect.description import FIRST_UIDS, DatabaseReader, Description
 
 #: the table every chip farm has, and no records store
@@ -67,10 +67,11 @@ def _records(path: Path, records: DatabaseReader | None) -> Description:
 
 def _may_be_a_farm(path: Path) -> bool:
     """False only when the file opens as SQLite and has no farm table: the choice of a reader
-    (a records store skips loading the chips' code), never a reading of what a farm holds. A
-    file that does not open so (read-only media, a lock) goes to the farm's own checks."""
-    uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+    (a records store skips loading the chips' code), never a reading of what a farm holds. It
+    opens as every reader does (read-only, immutable on read-only media); a file that does not
+    open so goes to the farm's own checks."""
     try:
+        uri = read_only_uri(path)
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1)) as db:
             row = db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FARM_TABLE,)
