@@ -133,25 +133,11 @@ class Chip:
         )
         self._state = state
 
-    def _copy(self) -> ChipState:
-        s = self._state
-        return ChipState(
-            uid=s.uid,
-            lot=s.lot,
-            lifecycle=s.lifecycle,
-            security_counter=s.security_counter,
-            immutable=s.immutable,
-            identity_key=s.identity_key,
-            certificate=s.certificate,
-            installed=s.installed,
-            prov_counter=s.prov_counter,
-        )
-
     # -- ROM: manufacturing -----------------------------------------------------------------
     def burn_immutable(self, image: ImmutableMemory) -> None:
         if self._state.immutable is not None:
             raise ChipRefused("immutable memory is already written", code="immutable-written")
-        state = self._copy()
+        state = self._state.copy()
         state.immutable = image
         self._commit(state)
 
@@ -162,7 +148,7 @@ class Chip:
         if self._state.identity_key is not None:
             raise ChipRefused("identity key already made", code="identity-exists")
         key = private_key_from_material("ec-p256", self.trng.random(MATERIAL_LEN["ec-p256"]))
-        state = self._copy()
+        state = self._state.copy()
         state.identity_key = private_key_bytes(key)
         self._commit(state)
         self._identity_public = public_key_der(key)  # in RAM until power-off
@@ -187,7 +173,7 @@ class Chip:
         mine = self._identity_public or _identity_public_der(self._state.identity_key)
         if certified != mine:
             raise ChipRefused("certificate is not for this chip's key", code="bad-certificate")
-        state = self._copy()
+        state = self._state.copy()
         state.certificate = der
         state.lifecycle = Lifecycle.MANUFACTURED
         self._commit(state)
@@ -199,7 +185,7 @@ class Chip:
             raise ChipRefused("chip is not manufactured", code="lifecycle")
         software = verify_image(image, mem, self._state.security_counter, self._code_root)
         if software.security_version > self._state.security_counter:
-            state = self._copy()
+            state = self._state.copy()
             state.security_counter = software.security_version
             self._commit(state)
         return Hardware(self, software, mem)
@@ -354,7 +340,7 @@ class Hardware:
             installed.validate(len(encoded))
         except FormatError as e:
             raise ChipRefused(f"install refused: {e.message}", code="capacity") from e
-        state = chip._copy()
+        state = chip._state.copy()
         state.installed = installed
         state.lifecycle = Lifecycle.PROVISIONED
         state.prov_counter += 1  # OTP, in the same commit: a receipt's counter is its install's
@@ -367,6 +353,6 @@ class Hardware:
                 f"only a provisioned chip locks (this one is {self._chip.lifecycle.name})",
                 code="lifecycle",
             )
-        state = self._chip._copy()
+        state = self._chip._state.copy()
         state.lifecycle = Lifecycle.LOCKED
         self._chip._commit(state)

@@ -5,7 +5,7 @@ them)."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trustprov.crypto.digest import DIGEST_LEN
@@ -139,3 +139,8 @@ class ChipState:
     # OTP: how many bundles this chip has installed; it rises with each install, in the same
     # commit, and never falls (the receipt carries it, docs/protocol.md 6.8)
     prov_counter: int = 0
+
+    def copy(self) -> ChipState:
+        """A new state with the same values (shallow), to change and commit or throw away: a
+        commit replaces a state's values, it never changes one in place."""
+        return replace(self)

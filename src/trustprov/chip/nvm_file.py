@@ -128,7 +128,7 @@ class NvmFile:
             raise InputError(f"{self.path} holds chip {state.uid.hex()}, not {self._uid.hex()}")
         self._offsets = offsets
         self._state = state
-        return _copy(state)
+        return state.copy()
 
     def holds_blob(self, blob_id: bytes) -> bool:
         return blob_id in self._offsets
@@ -224,7 +224,7 @@ class NvmFile:
             raise
         _fsync_dir(self.path.parent)
         self._offsets = offsets
-        self._state = _copy(state)
+        self._state = state.copy()
 
     def _content(self, content_id: bytes, given: bytes | StagedContent | None) -> Iterator[bytes]:
         if isinstance(given, bytes):
@@ -247,20 +247,6 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _copy(s: ChipState) -> ChipState:
-    return ChipState(
-        uid=s.uid,
-        lot=s.lot,
-        lifecycle=s.lifecycle,
-        security_counter=s.security_counter,
-        immutable=s.immutable,
-        identity_key=s.identity_key,
-        certificate=s.certificate,
-        installed=s.installed,
-        prov_counter=s.prov_counter,
-    )
 
 
 def _parse(f: IO[bytes], size: int) -> tuple[ChipState, dict[bytes, tuple[int, int]]]:
