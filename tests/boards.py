@@ -22,15 +22,14 @@ import pytest
 READY_TIMEOUT = 30.0
 
 
-class BoardProcess:
-    def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from trustprov.cli.main import main; main()", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+class ReadyProcess:
+    """A process that prints one JSON line when it is ready (a board, a chip program): started,
+    waited for (`READY_TIMEOUT`), and stopped with SIGTERM, then SIGKILL."""
+
+    def __init__(self, argv: list[str], what: str, timeout: float = READY_TIMEOUT) -> None:
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], READY_TIMEOUT)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else b""
         if not line:
             if self.proc.poll() is None:
@@ -38,19 +37,11 @@ class BoardProcess:
             _, err_bytes = self.proc.communicate(timeout=10)
             err = err_bytes.decode(errors="replace")
             self.stop()
-            raise AssertionError(f"the board did not start: {err}")
+            raise AssertionError(f"{what} did not start: {err}")
         self.ready: dict[str, Any] = json.loads(line)
 
-    @property
-    def handler(self) -> str:
-        return str(self.ready["handler"])
-
-    @property
-    def sockets(self) -> list[str]:
-        return list(self.ready["sockets"])
-
     def kill(self) -> None:
-        """Pull the board's plug: every chip on it loses power at once."""
+        """Pull the plug: SIGKILL, as a power cut."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
@@ -66,6 +57,23 @@ class BoardProcess:
             if stream is not None:
                 stream.close()
         return self.proc.returncode
+
+
+class BoardProcess(ReadyProcess):
+    """`trustprov chip serve ARGS`; `kill` pulls the board's plug: every chip on it loses
+    power at once."""
+
+    def __init__(self, args: list[str]) -> None:
+        python = [sys.executable, "-c", "from trustprov.cli.main import main; main()"]
+        super().__init__([*python, *args], "the board")
+
+    @property
+    def handler(self) -> str:
+        return str(self.ready["handler"])
+
+    @property
+    def sockets(self) -> list[str]:
+        return list(self.ready["sockets"])
 
 
 BoardStarter = Callable[..., BoardProcess]

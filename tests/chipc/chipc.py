@@ -8,16 +8,13 @@ where they fail, so CI always runs them (.ci/run installs the packages).
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import select
 import shutil
-import signal
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
+from boards import ReadyProcess  # tests/boards.py
 
 ROOT = Path(__file__).resolve().parents[2]
 CHIP_C = ROOT / "chip-c"
@@ -66,34 +63,12 @@ def build() -> None:
     _built.append(True)
 
 
-class ChipProcess:
+class ChipProcess(ReadyProcess):
     """One C chip as its own process; `port` is the address it printed when ready."""
 
     def __init__(self, program: Path, args: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            [str(program), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], READY_TIMEOUT)
-        line = self.proc.stdout.readline() if ready else b""
-        if not line:
-            self.stop()
-            raise AssertionError("the C chip did not start")
-        self.ready: dict[str, Any] = json.loads(line)
+        super().__init__([str(program), *args], "the C chip", READY_TIMEOUT)
 
     @property
     def port(self) -> str:
         return str(self.ready["port"])
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-        return self.proc.returncode
